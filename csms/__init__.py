@@ -1,0 +1,1 @@
+"""The OCPP server: connections, security, one module per functional block, sessions, storage."""

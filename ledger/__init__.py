@@ -1,0 +1,1 @@
+"""The ledger: canonical encoding, keys, transactions, Merkle trees, blocks, state, store."""

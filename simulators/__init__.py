@@ -1,0 +1,1 @@
+"""Fleets and scenarios: many stations and EVs driving the CSMS."""

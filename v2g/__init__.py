@@ -1,0 +1,1 @@
+"""The `v2g` command line: one composition root for every runnable."""

@@ -75,3 +75,59 @@ class ValidatorSet:
     def is_one_third_plus(self, power: int) -> bool:
         """More than one third of the total power (enough to skip to a higher round)."""
         return 3 * power > self.total_power
+
+
+ZERO_HASH = bytes(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """A committed transaction: the canonical bytes of its signed record (a Merkle leaf)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A block header; ``block_id`` is SHA-256 of its canonical encoding.
+
+    ``time`` is Unix time in milliseconds (an integer, like everything hashed).
+    ``prev_hash`` is the previous block id (the genesis hash at height 1);
+    ``last_commit_hash`` binds the previous block's certificate (zeros at height 1);
+    ``state_hash`` is the state after applying this block's transactions.
+    """
+
+    chain_id: str
+    height: int
+    time: int
+    prev_hash: bytes
+    tx_root: bytes
+    validators_hash: bytes
+    last_commit_hash: bytes
+    state_hash: bytes
+    proposer: str
+    nonce: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: Header
+    txs: tuple[Tx, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSig:
+    """One validator's precommit signature inside a commit certificate."""
+
+    validator: str
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A commit certificate: precommits for ``block_id`` by more than 2/3 of the power."""
+
+    height: int
+    round: int
+    block_id: bytes
+    signatures: tuple[CommitSig, ...]

@@ -1,0 +1,198 @@
+"""Conversion at the OCPP boundary: domain dataclasses to ``ocpp.v201`` payloads and back.
+
+Outbound: the station's events and readings become ``ocpp.v201.call`` objects with
+snake_case dicts (the library camel-cases them). Inbound: the snake_case dicts the library
+hands to handlers become the station's own frozen dataclasses; nothing past this module
+indexes a raw OCPP dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ocpp.v201 import call, call_result
+
+from chargepoint.clock import format_timestamp
+from chargepoint.device_model import (
+    ComponentKey,
+    GetRequest,
+    GetResult,
+    SetRequest,
+    SetResult,
+    VariableKey,
+)
+from chargepoint.transaction import ConnectorStatus, IdToken, MeterSample, TxEvent
+
+Json = dict[str, Any]
+
+
+def id_token_payload(token: IdToken) -> Json:
+    """IdTokenType."""
+    return {"id_token": token.id_token, "type": token.type}
+
+
+def meter_value_payload(sample: MeterSample) -> Json:
+    """MeterValueType: integers only, units spelled out, signed records carried verbatim."""
+    values: list[Json] = []
+    for item in sample.values:
+        value: Json = {
+            "value": item.value,
+            "context": str(item.context),
+            "measurand": item.measurand,
+            "unit_of_measure": {"unit": item.unit},
+        }
+        if item.signed is not None:
+            value["signed_meter_value"] = {
+                "signed_meter_data": item.signed.signed_meter_data,
+                "signing_method": item.signed.signing_method,
+                "encoding_method": item.signed.encoding_method,
+                "public_key": item.signed.public_key,
+            }
+        values.append(value)
+    return {"timestamp": format_timestamp(sample.timestamp), "sampled_value": values}
+
+
+def transaction_event_call(event: TxEvent) -> call.TransactionEvent:
+    """A TransactionEvent request for one produced (or replayed) event."""
+    info: Json = {"transaction_id": event.transaction_id}
+    if event.charging_state is not None:
+        info["charging_state"] = str(event.charging_state)
+    if event.stopped_reason is not None:
+        info["stopped_reason"] = str(event.stopped_reason)
+    if event.remote_start_id is not None:
+        info["remote_start_id"] = event.remote_start_id
+    return call.TransactionEvent(
+        event_type=str(event.event_type),
+        timestamp=format_timestamp(event.timestamp),
+        trigger_reason=str(event.trigger_reason),
+        seq_no=event.seq_no,
+        transaction_info=info,
+        meter_value=[meter_value_payload(s) for s in event.meter if s.values] or None,
+        offline=True if event.offline else None,
+        evse={"id": event.evse_id, "connector_id": event.connector_id},
+        id_token=None if event.id_token is None else id_token_payload(event.id_token),
+    )
+
+
+def boot_notification_call(*, vendor: str, model: str, serial: str, reason: str) -> Any:
+    """BootNotification with the station's identity."""
+    return call.BootNotification(
+        charging_station={
+            "vendor_name": vendor,
+            "model": model,
+            "serial_number": serial,
+            "firmware_version": "0.1.0",
+        },
+        reason=reason,
+    )
+
+
+def status_notification_call(
+    *, now: datetime, evse_id: int, connector_id: int, status: ConnectorStatus
+) -> call.StatusNotification:
+    """StatusNotification for one connector."""
+    return call.StatusNotification(
+        timestamp=format_timestamp(now),
+        connector_status=str(status),
+        evse_id=evse_id,
+        connector_id=connector_id,
+    )
+
+
+def meter_values_call(evse_id: int, sample: MeterSample) -> call.MeterValues:
+    """MeterValues outside TransactionEvent (answers a TriggerMessage)."""
+    return call.MeterValues(evse_id=evse_id, meter_value=[meter_value_payload(sample)])
+
+
+def _component(raw: Mapping[str, Any]) -> ComponentKey:
+    evse = raw.get("evse") or {}
+    return ComponentKey(raw["name"], raw.get("instance"), evse.get("id"))
+
+
+def _variable(raw: Mapping[str, Any]) -> VariableKey:
+    return VariableKey(raw["name"], raw.get("instance"))
+
+
+def get_requests(raw: Sequence[Mapping[str, Any]]) -> list[GetRequest]:
+    """GetVariablesRequest.getVariableData to the device model's requests."""
+    return [
+        GetRequest(
+            _component(item["component"]),
+            _variable(item["variable"]),
+            item.get("attribute_type", "Actual"),
+        )
+        for item in raw
+    ]
+
+
+def set_requests(raw: Sequence[Mapping[str, Any]]) -> list[SetRequest]:
+    """SetVariablesRequest.setVariableData to the device model's requests."""
+    return [
+        SetRequest(
+            _component(item["component"]),
+            _variable(item["variable"]),
+            item["attribute_value"],
+            item.get("attribute_type", "Actual"),
+        )
+        for item in raw
+    ]
+
+
+def _component_payload(key: ComponentKey) -> Json:
+    out: Json = {"name": key.name}
+    if key.instance is not None:
+        out["instance"] = key.instance
+    if key.evse_id is not None:
+        out["evse"] = {"id": key.evse_id}
+    return out
+
+
+def _variable_payload(key: VariableKey) -> Json:
+    out: Json = {"name": key.name}
+    if key.instance is not None:
+        out["instance"] = key.instance
+    return out
+
+
+def get_variables_result(results: Sequence[GetResult]) -> call_result.GetVariables:
+    """GetVariablesResponse, one result per request, in order."""
+    items: list[Json] = []
+    for res in results:
+        item: Json = {
+            "attribute_status": str(res.status),
+            "attribute_type": res.request.attribute,
+            "component": _component_payload(res.request.component),
+            "variable": _variable_payload(res.request.variable),
+        }
+        if res.value is not None:
+            item["attribute_value"] = res.value
+        items.append(item)
+    return call_result.GetVariables(get_variable_result=items)
+
+
+def set_variables_result(results: Sequence[SetResult]) -> call_result.SetVariables:
+    """SetVariablesResponse, one result per request, in order."""
+    items: list[Json] = []
+    for res in results:
+        item: Json = {
+            "attribute_status": str(res.status),
+            "attribute_type": res.request.attribute,
+            "component": _component_payload(res.request.component),
+            "variable": _variable_payload(res.request.variable),
+        }
+        if res.reason is not None:
+            item["attribute_status_info"] = {"reason_code": res.reason}
+        items.append(item)
+    return call_result.SetVariables(set_variable_result=items)
+
+
+def id_token_from(raw: Mapping[str, Any]) -> IdToken:
+    """IdTokenType dict to the station's IdToken."""
+    return IdToken(raw["id_token"], raw["type"])
+
+
+def status_info(reason: str) -> Json:
+    """StatusInfoType with a reason code (at most 20 characters)."""
+    return {"reason_code": reason[:20]}

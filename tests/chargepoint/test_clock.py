@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from chargepoint.clock import AcceleratedClock, format_timestamp
+
+RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def test_timestamps_are_utc_with_at_most_three_fraction_digits() -> None:
+    moment = datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    text = format_timestamp(moment)
+    assert text == "2026-03-01T08:00:00.123Z"
+    assert RFC3339_MS.match(text)
+    assert format_timestamp(datetime(2026, 3, 1, tzinfo=UTC)) == "2026-03-01T00:00:00.000Z"
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError):
+        format_timestamp(datetime(2026, 3, 1))
+
+
+def test_accelerated_clock_scales_elapsed_time() -> None:
+    ticks = iter([100.0, 101.5])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = AcceleratedClock(speed=3600, start=start, monotonic=lambda: next(ticks))
+    assert clock.now() == start + timedelta(hours=1.5)
+
+
+async def test_accelerated_sleep_and_wait_take_station_seconds() -> None:
+    clock = AcceleratedClock(speed=36_000)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await clock.sleep(3600)  # one station hour is 0.1 s of wall time
+    assert 0.09 <= loop.time() - t0 < 1.0
+    event = asyncio.Event()
+    assert await clock.wait(event, 360) is False
+    loop.call_soon(event.set)
+    assert await clock.wait(event, 36_000_000) is True

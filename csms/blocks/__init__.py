@@ -1,0 +1,23 @@
+"""OCPP 2.0.1 functional blocks, one module each; ``HANDLERS`` maps actions to handlers."""
+
+from __future__ import annotations
+
+from csms.blocks import (
+    authorization,
+    availability,
+    meter_values,
+    provisioning,
+    security,
+    transactions,
+)
+from csms.context import StationContext
+from csms.ocpp.rpc import Handler
+
+HANDLERS_201: dict[str, Handler[StationContext]] = {
+    **provisioning.HANDLERS,
+    **availability.HANDLERS,
+    **authorization.HANDLERS,
+    **transactions.HANDLERS,
+    **meter_values.HANDLERS,
+    **security.HANDLERS,
+}

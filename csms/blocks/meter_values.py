@@ -1,0 +1,18 @@
+"""Block J, Meter values: MeterValues (J01) outside transactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.context import StationContext
+from csms.metering import parse_meter_values
+from csms.ocpp.rpc import Handler
+
+
+async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
+    samples = parse_meter_values(payload["meterValue"])
+    await ctx.services.store.record_meter_values(ctx.station_id, payload["evseId"], samples)
+    return {}
+
+
+HANDLERS: dict[str, Handler[StationContext]] = {"MeterValues": on_meter_values}

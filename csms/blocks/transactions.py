@@ -1,0 +1,76 @@
+"""Block E, Transactions: TransactionEvent (E01-E15).
+
+Idempotent on (station, transactionId, seqNo): a duplicate is acknowledged and changes nothing;
+offline-queued and out-of-order events are stored once and folded into the session by rules
+that do not depend on arrival order. An Ended for a transaction never seen is acknowledged and
+recorded as a session of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from csms.blocks.authorization import authorize_token
+from csms.context import StationContext
+from csms.errors import PropertyConstraintViolation
+from csms.metering import parse_meter_values
+from csms.model import TransactionEventRecord
+from csms.ocpp.rpc import Handler
+from csms.timeutil import parse_timestamp
+
+log = logging.getLogger(__name__)
+
+
+def to_record(station_id: str, payload: dict[str, Any]) -> TransactionEventRecord:
+    """Convert a TransactionEventRequest into the CSMS's own record (at the boundary)."""
+    info = payload["transactionInfo"]
+    evse = payload.get("evse") or {}
+    token = payload.get("idToken") or {}
+    try:
+        timestamp = parse_timestamp(payload["timestamp"])
+    except ValueError as exc:
+        raise PropertyConstraintViolation(f"timestamp: {exc}") from None
+    return TransactionEventRecord(
+        station_id=station_id,
+        transaction_id=info["transactionId"],
+        seq_no=payload["seqNo"],
+        event_type=payload["eventType"],
+        trigger_reason=payload["triggerReason"],
+        offline=bool(payload.get("offline", False)),
+        timestamp=timestamp,
+        evse_id=evse.get("id"),
+        connector_id=evse.get("connectorId"),
+        id_token=token.get("idToken"),
+        id_token_type=token.get("type"),
+        stopped_reason=info.get("stoppedReason"),
+        charging_state=info.get("chargingState"),
+        raw=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        samples=parse_meter_values(payload.get("meterValue", [])),
+    )
+
+
+async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
+    services = ctx.services
+    record = to_record(ctx.station_id, payload)
+    is_new = await services.store.record_transaction_event(record, services.now_text())
+    if not is_new:
+        log.info(
+            "%s: duplicate TransactionEvent %s seqNo %d ignored",
+            ctx.station_id,
+            record.transaction_id,
+            record.seq_no,
+        )
+    else:
+        for listener in services.transaction_listeners:
+            await listener(record)
+    response: dict[str, Any] = {}
+    if record.id_token is not None and record.id_token_type is not None:
+        response["idTokenInfo"] = await authorize_token(
+            services, record.id_token, record.id_token_type
+        )
+    return response
+
+
+HANDLERS: dict[str, Handler[StationContext]] = {"TransactionEvent": on_transaction_event}

@@ -1,0 +1,248 @@
+"""``v2g csms``, ``v2g stations`` and ``v2g tokens``: the CSMS and its registries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from csms.config import load_config
+from csms.errors import ConfigError, CsmsError
+from csms.model import TokenRecord
+from csms.passwords import hash_password
+from csms.store.sqlite import CsmsStore
+from csms.timeutil import format_timestamp, utc_now
+
+T = TypeVar("T")
+
+DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory holding the CSMS database and keys.",
+)
+
+TOKEN_TYPES = [
+    "Central",
+    "eMAID",
+    "ISO14443",
+    "ISO15693",
+    "KeyCode",
+    "Local",
+    "MacAddress",
+    "NoAuthorization",
+]
+
+
+def run_async(func: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning the CSMS's own errors into one clean line."""
+    try:
+        return asyncio.run(func())  # type: ignore[arg-type]
+    except CsmsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def with_store(data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]]) -> T:
+    store = await CsmsStore.open_data_dir(data_dir)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+@click.command("csms")
+@DATA_DIR
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 9000).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML configuration file (default: DATA_DIR/csms.yaml if present).",
+)
+def csms_command(
+    data_dir: Path, host: str | None, port: int | None, config_path: Path | None
+) -> None:
+    """Run the CSMS: an OCPP 2.0.1 websocket server at ws://HOST:PORT/ocpp/<stationId>."""
+    from csms.app import start_csms
+
+    if config_path is None and (data_dir / "csms.yaml").is_file():
+        config_path = data_dir / "csms.yaml"
+    try:
+        config = load_config(config_path).with_overrides(host=host, port=port)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def serve() -> None:
+        app = await start_csms(data_dir, config)
+        click.echo(f"CSMS listening on ws://{config.host}:{app.port}/ocpp/<stationId>", err=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await app.stop()
+
+    try:
+        run_async(serve)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+
+
+@click.group("stations")
+def stations_group() -> None:
+    """Manage the station registry (ids, passwords, meter keys)."""
+
+
+@stations_group.command("add")
+@click.argument("station_id")
+@click.option("--password", required=True, help="The station's Basic-auth password.")
+@click.option(
+    "--meter-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM public key of the station's signing meter.",
+)
+@DATA_DIR
+def stations_add(station_id: str, password: str, meter_key: Path | None, data_dir: Path) -> None:
+    """Register STATION_ID with a password (stored as a salted scrypt hash)."""
+    from csms.server import MAX_STATION_ID
+
+    if len(station_id) > MAX_STATION_ID or not station_id.isprintable() or "/" in station_id:
+        raise click.BadParameter(
+            f"at most {MAX_STATION_ID} printable characters, no '/'", param_hint="STATION_ID"
+        )
+    if len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    key_text = meter_key.read_text(encoding="utf-8") if meter_key else None
+    hashed = hash_password(password)
+
+    async def add(store: CsmsStore) -> None:
+        await store.add_station(station_id, hashed, format_timestamp(utc_now()), key_text)
+
+    run_async(lambda: with_store(data_dir, add))
+    click.echo(f"station {station_id} registered")
+
+
+@stations_group.command("list")
+@DATA_DIR
+def stations_list(data_dir: Path) -> None:
+    """List registered stations."""
+
+    async def fetch(store: CsmsStore) -> list[Any]:
+        return await store.list_stations()
+
+    stations = run_async(lambda: with_store(data_dir, fetch))
+    if not stations:
+        click.echo("no stations registered")
+        return
+    click.echo(f"{'STATION':<24} {'MODEL':<20} {'METER KEY':<9} {'LAST SEEN'}")
+    for s in stations:
+        model = f"{s.vendor or ''} {s.model or ''}".strip() or "-"
+        click.echo(
+            f"{s.station_id:<24} {model:<20} {'yes' if s.meter_key else 'no':<9} "
+            f"{s.last_seen_at or 'never'}"
+        )
+
+
+@stations_group.command("remove")
+@click.argument("station_id")
+@DATA_DIR
+def stations_remove(station_id: str, data_dir: Path) -> None:
+    """Remove STATION_ID from the registry."""
+
+    async def remove(store: CsmsStore) -> bool:
+        return await store.remove_station(station_id)
+
+    if not run_async(lambda: with_store(data_dir, remove)):
+        raise click.ClickException(f"station {station_id!r} is not registered")
+    click.echo(f"station {station_id} removed")
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """Manage the identity registry of idTokens."""
+
+
+@tokens_group.command("add")
+@click.argument("token")
+@click.option("--type", "token_type", type=click.Choice(TOKEN_TYPES), default="ISO14443")
+@click.option(
+    "--payment", type=click.Choice(["invoice", "ledger"]), default="invoice", show_default=True
+)
+@click.option(
+    "--status",
+    type=click.Choice(["Accepted", "Blocked", "Invalid", "NoCredit"]),
+    default="Accepted",
+    show_default=True,
+)
+@click.option("--expires", default=None, help="RFC 3339 expiry time (with timezone).")
+@DATA_DIR
+def tokens_add(
+    token: str,
+    token_type: str,
+    payment: str,
+    status: str,
+    expires: str | None,
+    data_dir: Path,
+) -> None:
+    """Register an idToken with its payment method."""
+    from csms.timeutil import parse_timestamp
+
+    if not 0 < len(token) <= 36:
+        raise click.BadParameter("1 to 36 characters", param_hint="TOKEN")
+    if expires is not None:
+        try:
+            expires = format_timestamp(parse_timestamp(expires))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from None
+    record = TokenRecord(token, token_type, status, payment, expires, format_timestamp(utc_now()))
+
+    async def add(store: CsmsStore) -> None:
+        await store.add_token(record)
+
+    run_async(lambda: with_store(data_dir, add))
+    click.echo(f"token {token} ({token_type}) registered")
+
+
+@tokens_group.command("list")
+@DATA_DIR
+def tokens_list(data_dir: Path) -> None:
+    """List registered idTokens."""
+
+    async def fetch(store: CsmsStore) -> list[TokenRecord]:
+        return await store.list_tokens()
+
+    tokens = run_async(lambda: with_store(data_dir, fetch))
+    if not tokens:
+        click.echo("no tokens registered")
+        return
+    click.echo(f"{'TOKEN':<38} {'TYPE':<16} {'STATUS':<10} {'PAYMENT':<8} EXPIRES")
+    for t in tokens:
+        click.echo(
+            f"{t.id_token:<38} {t.type:<16} {t.status:<10} {t.payment:<8} {t.expires_at or '-'}"
+        )
+
+
+@tokens_group.command("remove")
+@click.argument("token")
+@click.option("--type", "token_type", type=click.Choice(TOKEN_TYPES), default=None)
+@DATA_DIR
+def tokens_remove(token: str, token_type: str | None, data_dir: Path) -> None:
+    """Remove an idToken (of every type unless --type is given)."""
+
+    async def remove(store: CsmsStore) -> int:
+        return await store.remove_token(token, token_type)
+
+    if not run_async(lambda: with_store(data_dir, remove)):
+        raise click.ClickException(f"token {token!r} is not registered")
+    click.echo(f"token {token} removed")

@@ -1,0 +1,1 @@
+"""Version-independent OCPP-J machinery: frames, schema validation, versions."""

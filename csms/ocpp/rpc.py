@@ -1,0 +1,100 @@
+"""Routing one received frame to a handler and turning the outcome into the answer frame.
+
+This is the single place where exceptions become CALLERRORs (STYLE.md rule 6): an
+``OcppCallError`` keeps its code, anything else becomes InternalError with its cause in the
+details, and never a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from csms.errors import InternalError, NotImplementedCall, OcppCallError
+from csms.ocpp.frames import (
+    Call,
+    CallError,
+    CallResult,
+    FrameError,
+    encode_error,
+    encode_result,
+    parse_frame,
+)
+from csms.ocpp.schemas import SchemaSet
+from csms.ocpp.versions import OcppVersion
+
+log = logging.getLogger(__name__)
+
+Ctx = TypeVar("Ctx")
+Handler = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What became of one received frame: an answer to send and/or a response to route."""
+
+    reply: str | None = None
+    response: CallResult | CallError | None = None
+    action: str | None = None
+    error_code: str | None = None
+
+
+@dataclass(slots=True)
+class Dispatcher(Generic[Ctx]):
+    """Parses, validates and routes frames for one OCPP version."""
+
+    version: OcppVersion
+    handlers: Mapping[str, Handler[Ctx]]
+    schemas: SchemaSet
+    validate_responses: bool = True
+    stats: dict[str, int] = field(default_factory=dict)
+
+    async def handle(self, ctx: Ctx, text: str | bytes, *, station_id: str = "?") -> Inbound:
+        try:
+            frame = parse_frame(text)
+        except FrameError as exc:
+            # A broken answer to one of our calls gets no reply (a CALLERROR answers CALLs);
+            # a frame of an unknown type does.
+            if exc.message_type in (3, 4):
+                log.warning("%s: unusable response frame: %s", station_id, exc.description)
+                return Inbound(error_code=exc.code)
+            return self._error(exc.message_id, exc, None)
+        if isinstance(frame, (CallResult, CallError)):
+            return Inbound(response=frame)
+        return await self._handle_call(ctx, frame, station_id)
+
+    async def _handle_call(self, ctx: Ctx, call: Call, station_id: str) -> Inbound:
+        handler = self.handlers.get(call.action)
+        try:
+            if handler is None:
+                if self.schemas.knows(call.action):
+                    raise NotImplementedCall(f"{call.action} is not supported by this CSMS")
+                raise NotImplementedCall(f"unknown action {call.action!r}")
+            self.schemas.validate_request(call.action, call.payload)
+            result = await handler(ctx, call.payload)
+            if self.validate_responses:
+                self.schemas.validate_response(call.action, result)
+        except OcppCallError as exc:
+            return self._error(call.message_id, exc, call.action)
+        except Exception as exc:
+            log.exception("%s: handler for %s failed", station_id, call.action)
+            internal = InternalError(
+                f"{call.action} could not be processed", {"cause": type(exc).__name__}
+            )
+            return self._error(call.message_id, internal, call.action)
+        self._count(call.action)
+        return Inbound(reply=encode_result(call.message_id, result), action=call.action)
+
+    def _error(self, message_id: str, exc: OcppCallError, action: str | None) -> Inbound:
+        code = self.version.error_code(exc.code)
+        self._count(f"error:{exc.code}")
+        return Inbound(
+            reply=encode_error(message_id, code, exc.description, exc.details),
+            action=action,
+            error_code=exc.code,
+        )
+
+    def _count(self, key: str) -> None:
+        self.stats[key] = self.stats.get(key, 0) + 1

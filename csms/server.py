@@ -1,0 +1,175 @@
+"""The CSMS websocket server: handshake checks, the live-connection registry, start and stop.
+
+Handshake (refused before anything is stored): the path must be ``/ocpp/<stationId>`` or
+``/<stationId>``; the client must offer one of our subprotocols; the station must be registered
+and present the right HTTP Basic credentials (security profile 1). One live connection per
+station id: a new one replaces the old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from csms.blocks import HANDLERS_201
+from csms.connection import StationConnection
+from csms.context import CsmsServices, StationContext
+from csms.ocpp.rpc import Dispatcher, Handler
+from csms.ocpp.schemas import SchemaSet
+from csms.ocpp.versions import SUPPORTED, OcppVersion, select_version
+from csms.passwords import verify_password
+
+log = logging.getLogger(__name__)
+
+MAX_STATION_ID = 48
+
+
+def station_id_from_path(path: str) -> str | None:
+    """``/ocpp/CS001`` or ``/CS001`` -> ``CS001``; anything else -> None."""
+    parts = [unquote(p) for p in urlsplit(path).path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "ocpp":
+        station_id = parts[1]
+    elif len(parts) == 1:
+        station_id = parts[0]
+    else:
+        return None
+    if not station_id or len(station_id) > MAX_STATION_ID or not station_id.isprintable():
+        return None
+    return station_id
+
+
+def basic_credentials(headers: Headers) -> tuple[str, str] | None:
+    header = headers.get("Authorization")
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None
+
+
+def offered_subprotocols(headers: Headers) -> list[str]:
+    return [
+        p.strip() for value in headers.get_all("Sec-WebSocket-Protocol") for p in value.split(",")
+    ]
+
+
+class CsmsServer:
+    """Owns the listening socket and the registry of live station connections."""
+
+    def __init__(self, services: CsmsServices) -> None:
+        self.services = services
+        self.connections: dict[str, StationConnection] = {}
+        self._handlers: dict[str, dict[str, Handler[StationContext]]] = {"ocpp2.0.1": HANDLERS_201}
+        self._schemas = {name: SchemaSet(version) for name, version in SUPPORTED.items()}
+        self._server: Server | None = None
+        self._versions: dict[int, OcppVersion] = {}
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        sockets = list(self._server.sockets)
+        return int(sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        config = self.services.config
+        self._server = await serve(
+            self._run_connection,
+            config.host,
+            config.port,
+            process_request=self._check_handshake,
+            select_subprotocol=self._select_subprotocol,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            close_timeout=config.close_timeout,
+            max_size=config.max_frame_bytes,
+            compression=None,
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _select_subprotocol(
+        self, connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        version = select_version(list(offered))
+        return None if version is None else Subprotocol(version.subprotocol)
+
+    async def _check_handshake(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        station_id = station_id_from_path(request.path)
+        if station_id is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, "expected /ocpp/<stationId>\n")
+        if select_version(offered_subprotocols(request.headers)) is None:
+            log.info("%s: refused: no supported subprotocol offered", station_id)
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST,
+                f"offer one of these subprotocols: {', '.join(SUPPORTED)}\n",
+            )
+        credentials = basic_credentials(request.headers)
+        if credentials is None or credentials[0] != station_id:
+            return self._unauthorized(connection, station_id, "missing or malformed credentials")
+        station = await self.services.store.get_station(station_id)
+        if station is None:
+            return self._unauthorized(connection, station_id, "unknown station")
+        if not await asyncio.to_thread(verify_password, credentials[1], station.password_hash):
+            return self._unauthorized(connection, station_id, "wrong password")
+        return None
+
+    def _unauthorized(self, connection: ServerConnection, station_id: str, why: str) -> Response:
+        log.warning("%s: refused at handshake: %s", station_id, why)
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="v2g-bridge", charset="UTF-8"'
+        return response
+
+    async def _run_connection(self, websocket: ServerConnection) -> None:
+        station_id = station_id_from_path(websocket.request.path if websocket.request else "")
+        subprotocol = websocket.subprotocol
+        if station_id is None or subprotocol not in SUPPORTED:
+            await websocket.close(code=1002, reason="protocol not negotiated")
+            return
+        store = self.services.store
+        dispatcher: Dispatcher[StationContext] = Dispatcher(
+            version=SUPPORTED[subprotocol],
+            handlers=self._handlers[subprotocol],
+            schemas=self._schemas[subprotocol],
+            validate_responses=self.services.config.validate_responses,
+        )
+        connection = StationConnection(
+            websocket,
+            StationContext(station_id, self.services),
+            dispatcher,
+            call_timeout=self.services.config.call_timeout,
+        )
+        previous = self.connections.get(station_id)
+        self.connections[station_id] = connection
+        if previous is not None:
+            log.info("%s: new connection replaces the old one", station_id)
+            await store.log_connection(station_id, "replaced", self.services.now_text())
+            await previous.close("replaced by a new connection")
+        await store.log_connection(
+            station_id, "connected", self.services.now_text(), str(subprotocol)
+        )
+        try:
+            await connection.run()
+        finally:
+            if self.connections.get(station_id) is connection:
+                del self.connections[station_id]
+            detail = f"code={websocket.close_code} reason={websocket.close_reason or ''}"
+            await store.log_connection(station_id, "disconnected", self.services.now_text(), detail)

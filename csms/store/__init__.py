@@ -1,0 +1,1 @@
+"""CSMS storage: an aiosqlite database in the data directory, with versioned migrations."""

@@ -1,0 +1,108 @@
+"""Versioned schema migrations: each entry is applied once, in order, in one transaction."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the foundation
+    """
+    CREATE TABLE stations (
+        station_id     TEXT PRIMARY KEY,
+        password_hash  TEXT NOT NULL,
+        meter_key      TEXT,
+        created_at     TEXT NOT NULL,
+        vendor         TEXT,
+        model          TEXT,
+        serial_number  TEXT,
+        firmware       TEXT,
+        last_boot_at   TEXT,
+        last_seen_at   TEXT
+    );
+    CREATE TABLE connections_log (
+        id          INTEGER PRIMARY KEY,
+        station_id  TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        detail      TEXT
+    );
+    CREATE INDEX connections_log_station ON connections_log (station_id, at);
+    CREATE TABLE connector_status (
+        station_id    TEXT NOT NULL,
+        evse_id       INTEGER NOT NULL,
+        connector_id  INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        at            TEXT NOT NULL,
+        PRIMARY KEY (station_id, evse_id, connector_id)
+    );
+    CREATE TABLE id_tokens (
+        id_token    TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        payment     TEXT NOT NULL DEFAULT 'invoice',
+        expires_at  TEXT,
+        created_at  TEXT NOT NULL,
+        PRIMARY KEY (id_token, type)
+    );
+    CREATE TABLE sessions (
+        station_id       TEXT NOT NULL,
+        transaction_id   TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        started_seen     INTEGER NOT NULL DEFAULT 0,
+        started_at       TEXT,
+        ended_at         TEXT,
+        evse_id          INTEGER,
+        connector_id     INTEGER,
+        id_token         TEXT,
+        id_token_type    TEXT,
+        stopped_reason   TEXT,
+        last_seq_no      INTEGER NOT NULL,
+        event_count      INTEGER NOT NULL DEFAULT 0,
+        offline_events   INTEGER NOT NULL DEFAULT 0,
+        updated_at       TEXT NOT NULL,
+        PRIMARY KEY (station_id, transaction_id)
+    );
+    CREATE TABLE transaction_events (
+        station_id      TEXT NOT NULL,
+        transaction_id  TEXT NOT NULL,
+        seq_no          INTEGER NOT NULL,
+        event_type      TEXT NOT NULL,
+        trigger_reason  TEXT NOT NULL,
+        offline         INTEGER NOT NULL,
+        timestamp       TEXT NOT NULL,
+        received_at     TEXT NOT NULL,
+        raw             TEXT NOT NULL,
+        PRIMARY KEY (station_id, transaction_id, seq_no)
+    );
+    CREATE TABLE meter_samples (
+        id              INTEGER PRIMARY KEY,
+        station_id      TEXT NOT NULL,
+        transaction_id  TEXT,
+        evse_id         INTEGER NOT NULL,
+        seq_no          INTEGER,
+        timestamp       TEXT NOT NULL,
+        measurand       TEXT NOT NULL,
+        phase           TEXT,
+        context         TEXT,
+        location        TEXT,
+        value           INTEGER NOT NULL,
+        unit            TEXT NOT NULL,
+        signed          TEXT
+    );
+    CREATE INDEX meter_samples_tx ON meter_samples (station_id, transaction_id, measurand);
+    CREATE TABLE reports (
+        id          INTEGER PRIMARY KEY,
+        station_id  TEXT NOT NULL,
+        request_id  INTEGER NOT NULL,
+        seq_no      INTEGER NOT NULL,
+        generated_at TEXT NOT NULL,
+        raw         TEXT NOT NULL,
+        UNIQUE (station_id, request_id, seq_no)
+    );
+    CREATE TABLE security_events (
+        id          INTEGER PRIMARY KEY,
+        station_id  TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        timestamp   TEXT NOT NULL,
+        tech_info   TEXT
+    );
+    """,
+]

@@ -1,0 +1,451 @@
+"""The CSMS database: aiosqlite, WAL, one writer connection, one transaction per unit of work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from csms.errors import RegistryError
+from csms.model import (
+    MeterSample,
+    SessionRecord,
+    StationRecord,
+    TokenRecord,
+    TransactionEventRecord,
+)
+from csms.store.migrations import MIGRATIONS
+from csms.timeutil import format_timestamp
+
+DB_NAME = "csms.sqlite"
+
+
+class CsmsStore:
+    """Everything the CSMS keeps. Open with ``await CsmsStore.open(path)``; close when done."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path | str) -> CsmsStore:
+        """Open (creating and migrating) the database; ``path`` may be ":memory:"."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    @classmethod
+    async def open_data_dir(cls, data_dir: Path | str) -> CsmsStore:
+        return await cls.open(Path(data_dir) / DB_NAME)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        await self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        async with self._db.execute("SELECT MAX(version) FROM schema_version") as cursor:
+            row = await cursor.fetchone()
+        current = (row[0] if row else None) or 0
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            statements = [s.strip() for s in script.split(";") if s.strip()]
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    await self._db.execute(statement)
+                await self._db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("SELECT MAX(version) FROM schema_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- stations -------------------------------------------------------------------------
+
+    async def add_station(
+        self, station_id: str, password_hash: str, created_at: str, meter_key: str | None = None
+    ) -> None:
+        try:
+            await self._db.execute(
+                "INSERT INTO stations (station_id, password_hash, meter_key, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (station_id, password_hash, meter_key, created_at),
+            )
+        except aiosqlite.IntegrityError:
+            raise RegistryError(f"station {station_id!r} is already registered") from None
+
+    async def update_station_secret(
+        self, station_id: str, password_hash: str, meter_key: str | None
+    ) -> None:
+        await self._db.execute(
+            "UPDATE stations SET password_hash = ?, meter_key = COALESCE(?, meter_key)"
+            " WHERE station_id = ?",
+            (password_hash, meter_key, station_id),
+        )
+
+    async def remove_station(self, station_id: str) -> bool:
+        cursor = await self._db.execute("DELETE FROM stations WHERE station_id = ?", (station_id,))
+        return cursor.rowcount > 0
+
+    async def get_station(self, station_id: str) -> StationRecord | None:
+        row = await self._fetchone("SELECT * FROM stations WHERE station_id = ?", (station_id,))
+        return StationRecord(**dict(row)) if row else None
+
+    async def list_stations(self) -> list[StationRecord]:
+        rows = await self._fetchall("SELECT * FROM stations ORDER BY station_id")
+        return [StationRecord(**dict(row)) for row in rows]
+
+    async def record_boot(
+        self,
+        station_id: str,
+        *,
+        vendor: str,
+        model: str,
+        serial_number: str | None,
+        firmware: str | None,
+        at: str,
+    ) -> None:
+        await self._db.execute(
+            "UPDATE stations SET vendor = ?, model = ?, serial_number = ?, firmware = ?,"
+            " last_boot_at = ?, last_seen_at = ? WHERE station_id = ?",
+            (vendor, model, serial_number, firmware, at, at, station_id),
+        )
+
+    async def touch_station(self, station_id: str, at: str) -> None:
+        await self._db.execute(
+            "UPDATE stations SET last_seen_at = ? WHERE station_id = ?", (at, station_id)
+        )
+
+    async def log_connection(
+        self, station_id: str, event: str, at: str, detail: str | None = None
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO connections_log (station_id, event, at, detail) VALUES (?, ?, ?, ?)",
+            (station_id, event, at, detail),
+        )
+
+    async def connection_log(self, station_id: str) -> list[tuple[str, str | None]]:
+        rows = await self._fetchall(
+            "SELECT event, detail FROM connections_log WHERE station_id = ? ORDER BY id",
+            (station_id,),
+        )
+        return [(row["event"], row["detail"]) for row in rows]
+
+    async def set_connector_status(
+        self, station_id: str, evse_id: int, connector_id: int, status: str, at: str
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO connector_status (station_id, evse_id, connector_id, status, at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id, evse_id, connector_id)"
+            " DO UPDATE SET status = excluded.status, at = excluded.at",
+            (station_id, evse_id, connector_id, status, at),
+        )
+
+    async def connector_statuses(self, station_id: str) -> dict[tuple[int, int], str]:
+        rows = await self._fetchall(
+            "SELECT evse_id, connector_id, status FROM connector_status WHERE station_id = ?",
+            (station_id,),
+        )
+        return {(row["evse_id"], row["connector_id"]): row["status"] for row in rows}
+
+    # -- identity tokens ------------------------------------------------------------------
+
+    async def add_token(self, token: TokenRecord) -> None:
+        try:
+            await self._db.execute(
+                "INSERT INTO id_tokens (id_token, type, status, payment, expires_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    token.id_token,
+                    token.type,
+                    token.status,
+                    token.payment,
+                    token.expires_at,
+                    token.created_at,
+                ),
+            )
+        except aiosqlite.IntegrityError:
+            raise RegistryError(
+                f"token {token.id_token!r} of type {token.type} is already registered"
+            ) from None
+
+    async def get_token(self, id_token: str, token_type: str) -> TokenRecord | None:
+        row = await self._fetchone(
+            "SELECT * FROM id_tokens WHERE id_token = ? AND type = ?", (id_token, token_type)
+        )
+        return TokenRecord(**dict(row)) if row else None
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        rows = await self._fetchall("SELECT * FROM id_tokens ORDER BY id_token, type")
+        return [TokenRecord(**dict(row)) for row in rows]
+
+    async def remove_token(self, id_token: str, token_type: str | None = None) -> int:
+        if token_type is None:
+            cursor = await self._db.execute("DELETE FROM id_tokens WHERE id_token = ?", (id_token,))
+        else:
+            cursor = await self._db.execute(
+                "DELETE FROM id_tokens WHERE id_token = ? AND type = ?", (id_token, token_type)
+            )
+        return cursor.rowcount
+
+    # -- transactions ---------------------------------------------------------------------
+
+    async def record_transaction_event(
+        self, event: TransactionEventRecord, received_at: str
+    ) -> bool:
+        """Store an event and fold it into its session, once: False for a duplicate seqNo."""
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO transaction_events (station_id, transaction_id, seq_no,"
+                " event_type, trigger_reason, offline, timestamp, received_at, raw)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.station_id,
+                    event.transaction_id,
+                    event.seq_no,
+                    event.event_type,
+                    event.trigger_reason,
+                    int(event.offline),
+                    format_timestamp(event.timestamp),
+                    received_at,
+                    event.raw,
+                ),
+            )
+            if cursor.rowcount == 0:
+                await db.execute("ROLLBACK")
+                return False
+            await self._fold_into_session(event, received_at)
+            await self._insert_samples(
+                event.station_id,
+                event.transaction_id,
+                event.evse_id or 0,
+                event.seq_no,
+                event.samples,
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        return True
+
+    async def _fold_into_session(self, event: TransactionEventRecord, received_at: str) -> None:
+        timestamp = format_timestamp(event.timestamp)
+        started = event.event_type == "Started"
+        ended = event.event_type == "Ended"
+        await self._db.execute(
+            """
+            INSERT INTO sessions (station_id, transaction_id, state, started_seen, started_at,
+                ended_at, evse_id, connector_id, id_token, id_token_type, stopped_reason,
+                last_seq_no, event_count, offline_events, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+            ON CONFLICT (station_id, transaction_id) DO UPDATE SET
+                state = CASE WHEN excluded.state = 'ended' THEN 'ended' ELSE sessions.state END,
+                started_seen = MAX(sessions.started_seen, excluded.started_seen),
+                started_at = CASE
+                    WHEN excluded.started_seen = 1 THEN excluded.started_at
+                    WHEN sessions.started_seen = 1 THEN sessions.started_at
+                    ELSE MIN(sessions.started_at, excluded.started_at) END,
+                ended_at = COALESCE(excluded.ended_at, sessions.ended_at),
+                evse_id = COALESCE(sessions.evse_id, excluded.evse_id),
+                connector_id = COALESCE(sessions.connector_id, excluded.connector_id),
+                id_token = COALESCE(sessions.id_token, excluded.id_token),
+                id_token_type = COALESCE(sessions.id_token_type, excluded.id_token_type),
+                stopped_reason = COALESCE(excluded.stopped_reason, sessions.stopped_reason),
+                last_seq_no = MAX(sessions.last_seq_no, excluded.last_seq_no),
+                event_count = sessions.event_count + 1,
+                offline_events = sessions.offline_events + excluded.offline_events,
+                updated_at = excluded.updated_at
+            """,
+            (
+                event.station_id,
+                event.transaction_id,
+                "ended" if ended else "active",
+                int(started),
+                timestamp,
+                timestamp if ended else None,
+                event.evse_id,
+                event.connector_id,
+                event.id_token,
+                event.id_token_type,
+                event.stopped_reason,
+                event.seq_no,
+                int(event.offline),
+                received_at,
+            ),
+        )
+
+    async def _insert_samples(
+        self,
+        station_id: str,
+        transaction_id: str | None,
+        evse_id: int,
+        seq_no: int | None,
+        samples: tuple[MeterSample, ...],
+    ) -> None:
+        if not samples:
+            return
+        await self._db.executemany(
+            "INSERT INTO meter_samples (station_id, transaction_id, evse_id, seq_no, timestamp,"
+            " measurand, phase, context, location, value, unit, signed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    station_id,
+                    transaction_id,
+                    evse_id,
+                    seq_no,
+                    format_timestamp(s.timestamp),
+                    s.measurand,
+                    s.phase,
+                    s.context,
+                    s.location,
+                    s.value,
+                    s.unit,
+                    s.signed,
+                )
+                for s in samples
+            ],
+        )
+
+    async def record_meter_values(
+        self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...]
+    ) -> None:
+        """MeterValues outside a transaction (or not tied to one): kept for the station."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._insert_samples(station_id, None, evse_id, None, samples)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def get_session(self, station_id: str, transaction_id: str) -> SessionRecord | None:
+        row = await self._fetchone(
+            "SELECT * FROM sessions WHERE station_id = ? AND transaction_id = ?",
+            (station_id, transaction_id),
+        )
+        if row is None:
+            return None
+        return await self._session_from_row(row)
+
+    async def list_sessions(self, station_id: str | None = None) -> list[SessionRecord]:
+        if station_id is None:
+            rows = await self._fetchall("SELECT * FROM sessions ORDER BY updated_at")
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM sessions WHERE station_id = ? ORDER BY updated_at", (station_id,)
+            )
+        return [await self._session_from_row(row) for row in rows]
+
+    async def _session_from_row(self, row: aiosqlite.Row) -> SessionRecord:
+        data = dict(row)
+        data.pop("updated_at")
+        data["started_seen"] = bool(data["started_seen"])
+        energy = await self.session_energy(data["station_id"], data["transaction_id"])
+        return SessionRecord(**data, import_wh=energy[0], export_wh=energy[1])
+
+    async def session_energy(self, station_id: str, transaction_id: str) -> tuple[int, int]:
+        """Import and export Wh from register deltas (registers only grow; order-independent)."""
+        rows = await self._fetchall(
+            "SELECT measurand, MAX(value) - MIN(value) AS delta FROM meter_samples"
+            " WHERE station_id = ? AND transaction_id = ? AND phase IS NULL AND measurand IN"
+            " ('Energy.Active.Import.Register', 'Energy.Active.Export.Register')"
+            " GROUP BY measurand",
+            (station_id, transaction_id),
+        )
+        deltas = {row["measurand"]: row["delta"] for row in rows}
+        return (
+            int(deltas.get("Energy.Active.Import.Register", 0)),
+            int(deltas.get("Energy.Active.Export.Register", 0)),
+        )
+
+    async def transaction_events(
+        self, station_id: str, transaction_id: str
+    ) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT seq_no, event_type, offline, raw FROM transaction_events"
+            " WHERE station_id = ? AND transaction_id = ? ORDER BY seq_no",
+            (station_id, transaction_id),
+        )
+        return [
+            {
+                "seq_no": r["seq_no"],
+                "event_type": r["event_type"],
+                "offline": bool(r["offline"]),
+                "raw": json.loads(r["raw"]),
+            }
+            for r in rows
+        ]
+
+    async def meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
+        from csms.timeutil import parse_timestamp
+
+        rows = await self._fetchall(
+            "SELECT * FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
+            " ORDER BY timestamp, id",
+            (station_id, transaction_id),
+        )
+        return [
+            MeterSample(
+                timestamp=parse_timestamp(r["timestamp"]),
+                measurand=r["measurand"],
+                value=r["value"],
+                unit=r["unit"],
+                phase=r["phase"],
+                context=r["context"],
+                location=r["location"],
+                signed=r["signed"],
+            )
+            for r in rows
+        ]
+
+    # -- reports and security events ------------------------------------------------------
+
+    async def record_report(
+        self, station_id: str, request_id: int, seq_no: int, generated_at: str, raw: str
+    ) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO reports (station_id, request_id, seq_no, generated_at, raw)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (station_id, request_id, seq_no, generated_at, raw),
+        )
+
+    async def record_security_event(
+        self, station_id: str, event_type: str, timestamp: str, tech_info: str | None
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO security_events (station_id, type, timestamp, tech_info)"
+            " VALUES (?, ?, ?, ?)",
+            (station_id, event_type, timestamp, tech_info),
+        )
+
+    async def count(self, table: str) -> int:
+        allowed = {"reports", "security_events", "transaction_events", "sessions", "meter_samples"}
+        if table not in allowed:
+            raise ValueError(table)
+        row = await self._fetchone(f"SELECT COUNT(*) FROM {table}")
+        return int(row[0]) if row else 0

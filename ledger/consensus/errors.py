@@ -1,0 +1,28 @@
+"""Errors raised by the consensus package.
+
+One tree, rooted at :class:`ConsensusError`::
+
+    ConsensusError
+    ├── InvalidValidatorSet   a set where one validator holds a third or more of the power
+    ├── DoubleSignRefused     the private validator would sign a vote or proposal that conflicts
+    │                         with one it already signed (or regresses height/round/step)
+    └── SignerStateError      the private validator's durable state is unreadable or inconsistent
+"""
+
+from __future__ import annotations
+
+
+class ConsensusError(Exception):
+    """Root of every error raised by ``ledger.consensus``."""
+
+
+class InvalidValidatorSet(ConsensusError):
+    """The validator set cannot run consensus safely (e.g. one validator holds >= 1/3 power)."""
+
+
+class DoubleSignRefused(ConsensusError):
+    """Signing would conflict with a vote or proposal already signed: refused."""
+
+
+class SignerStateError(ConsensusError):
+    """The persisted signer state is missing fields, corrupt or for another key or chain."""

@@ -80,13 +80,13 @@ def csms_command(
         raise click.ClickException(str(exc)) from None
 
     async def serve() -> None:
-        app = await start_csms(data_dir, config)
-        click.echo(f"CSMS listening on ws://{config.host}:{app.port}/ocpp/<stationId>", err=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
+        app = await start_csms(data_dir, config)
+        click.echo(f"CSMS listening on ws://{config.host}:{app.port}/ocpp/<stationId>", err=True)
         try:
             await stop.wait()
         finally:

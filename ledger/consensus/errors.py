@@ -6,7 +6,8 @@ One tree, rooted at :class:`ConsensusError`::
     ├── InvalidValidatorSet   a set where one validator holds a third or more of the power
     ├── DoubleSignRefused     the private validator would sign a vote or proposal that conflicts
     │                         with one it already signed (or regresses height/round/step)
-    └── SignerStateError      the private validator's durable state is unreadable or inconsistent
+    ├── SignerStateError      the private validator's durable state is unreadable or inconsistent
+    └── EvidenceStoreError    the evidence file is corrupt before its last line
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ class DoubleSignRefused(ConsensusError):
 
 class SignerStateError(ConsensusError):
     """The persisted signer state is missing fields, corrupt or for another key or chain."""
+
+
+class EvidenceStoreError(ConsensusError):
+    """The evidence file has a corrupt record that is not a torn last write."""

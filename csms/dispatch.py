@@ -1,0 +1,80 @@
+"""V2G dispatch policy (smart charging, OCPP 2.0.1 block K): charge or discharge on a price signal.
+
+When the export price is above a threshold and the EV is above its reserve SoC, the EV
+should feed the grid; otherwise it charges. The decision is pure; the request it yields is
+a plain camelCase ``SetChargingProfile`` payload (TxProfile, W) using the pre-2.1 convention
+on 2.0.1: a negative limit means discharge. Sending it is the caller's job, from a
+supervised task, never from inside a handler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from csms.timeutil import format_timestamp
+
+Mode = Literal["charge", "discharge"]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    """When to discharge and at what power (W, magnitudes)."""
+
+    export_threshold: int  # micro-units per kWh; discharge only strictly above it
+    charge_w: int
+    discharge_w: int
+
+    def __post_init__(self) -> None:
+        if self.charge_w < 0 or self.discharge_w < 0:
+            raise ValueError("charge_w and discharge_w are magnitudes and must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the EV should do and the signed limit that says it (< 0 discharges)."""
+
+    mode: Mode
+    limit_w: int
+
+
+def decide(
+    policy: DispatchPolicy, *, export_price: int, soc_pct: float, reserve_soc_pct: float
+) -> Decision:
+    """Discharge when the export price beats the threshold and the EV is above its reserve."""
+    if export_price > policy.export_threshold and soc_pct > reserve_soc_pct:
+        return Decision("discharge", -policy.discharge_w)
+    return Decision("charge", policy.charge_w)
+
+
+def set_charging_profile_request(
+    decision: Decision,
+    *,
+    evse_id: int,
+    transaction_id: str,
+    profile_id: int,
+    start: datetime,
+    stack_level: int = 0,
+) -> dict[str, Any]:
+    """The 2.0.1 ``SetChargingProfileRequest`` payload (camelCase) carrying ``decision``."""
+    if evse_id <= 0:
+        raise ValueError("a TxProfile targets one EVSE: evse_id must be positive")
+    return {
+        "evseId": evse_id,
+        "chargingProfile": {
+            "id": profile_id,
+            "stackLevel": stack_level,
+            "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Absolute",
+            "transactionId": transaction_id,
+            "chargingSchedule": [
+                {
+                    "id": profile_id,
+                    "startSchedule": format_timestamp(start),
+                    "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": decision.limit_w}],
+                }
+            ],
+        },
+    }

@@ -20,6 +20,7 @@
     │   ├── UnknownSettlementError   a credit that references no settlement
     │   ├── InsufficientBalanceError a ledger payment larger than the payer's balance
     │   ├── ReplayError              a transaction (or its id) committed before
+    │   ├── GovernanceError          a validator or key change that breaks a set rule
     │   └── InvalidEvidenceError     double-sign evidence that proves nothing
     ├── BlockError               a block, header or certificate that is wrong at a height
     │   ├── CommitError              a commit certificate that does not verify
@@ -111,6 +112,10 @@ class InsufficientBalanceError(TxError):
 
 class ReplayError(TxError):
     """A transaction, or a transaction id, that was committed before."""
+
+
+class GovernanceError(TxError):
+    """A validator-set or key change that would break a rule (e.g. one validator >= 1/3)."""
 
 
 class InvalidEvidenceError(TxError):

@@ -1,0 +1,202 @@
+"""Schema checks for transaction records: exact fields, exact types, integers only.
+
+Each ``check_*`` raises ``SchemaError`` naming the field, what was expected and what was
+received. Booleans are not integers here, and no field may be missing or extra.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ledger.errors import SchemaError
+from ledger.tx import (
+    CREDIT,
+    EVIDENCE,
+    KEY_AUTHORISATION,
+    SCHEMA_VERSION,
+    SETTLEMENT,
+    TOPUP,
+    VALIDATOR_UPDATE,
+)
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX128 = re.compile(r"[0-9a-f]{128}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+NATURES = ("Begin", "Intermediate", "End")
+PAYMENTS = ("invoice", "ledger")
+
+SIGNED = ("signer", "sig")
+SETTLEMENT_FIELDS = (
+    "type",
+    "schema",
+    "settlement_id",
+    "transaction_id",
+    "operator",
+    "evse_id",
+    "ev",
+    "start",
+    "end",
+    "energy",
+    "tariff",
+    "intervals",
+    "amount",
+    "payment",
+    "evidence",
+    *SIGNED,
+)
+CREDIT_FIELDS = (*SETTLEMENT_FIELDS, "corrects")
+TOPUP_FIELDS = ("type", "schema", "topup_id", "account", "amount", *SIGNED)
+VALIDATOR_UPDATE_FIELDS = ("type", "schema", "update_id", "validators", *SIGNED)
+KEY_AUTHORISATION_FIELDS = ("type", "schema", "update_id", "public_key", "authorised", *SIGNED)
+EVIDENCE_FIELDS = ("type", "schema", "vote_a", "vote_b")
+
+
+def _fields(data: Any, fields: tuple[str, ...], where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise SchemaError(
+            f"{where}: not an object", expected="object", received=type(data).__name__
+        )
+    keys = set(data)
+    if keys != set(fields):
+        raise SchemaError(
+            f"{where}: wrong fields",
+            expected=sorted(fields),
+            received=sorted(keys),
+        )
+    return data
+
+
+def _int(value: Any, where: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SchemaError(f"{where}: not an integer", expected="integer", received=value)
+    if minimum is not None and value < minimum:
+        raise SchemaError(f"{where}: too small", expected=f">= {minimum}", received=value)
+    return value
+
+
+def _str(value: Any, where: str, *, pattern: re.Pattern[str] | None = None) -> str:
+    if not isinstance(value, str) or not value:
+        raise SchemaError(f"{where}: not a non-empty string", expected="string", received=value)
+    if pattern is not None and not pattern.fullmatch(value):
+        raise SchemaError(f"{where}: bad format", expected=pattern.pattern, received=value)
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise SchemaError(f"{where}: not an allowed value", expected=choices, received=value)
+    return str(value)
+
+
+def _list(value: Any, where: str, *, min_size: int = 0) -> list[Any]:
+    if not isinstance(value, list) or len(value) < min_size:
+        raise SchemaError(f"{where}: not a list of at least {min_size}", received=value)
+    return value
+
+
+def _header(record: Mapping[str, Any], kind: str, fields: tuple[str, ...]) -> None:
+    _fields(record, fields, kind)
+    if record["schema"] != SCHEMA_VERSION or isinstance(record["schema"], bool):
+        raise SchemaError(f"{kind}.schema", expected=SCHEMA_VERSION, received=record["schema"])
+    if "signer" in fields:
+        _str(record["signer"], f"{kind}.signer")
+        _str(record["sig"], f"{kind}.sig", pattern=_HEX128)
+
+
+def _check_settlement_like(record: Mapping[str, Any], kind: str, fields: tuple[str, ...]) -> None:
+    _header(record, kind, fields)
+    for name in ("settlement_id", "transaction_id", "operator", "evse_id", "ev", "start", "end"):
+        _str(record[name], f"{kind}.{name}")
+    energy = _fields(record["energy"], ("import_wh", "export_wh"), f"{kind}.energy")
+    _int(energy["import_wh"], f"{kind}.energy.import_wh", minimum=0)
+    _int(energy["export_wh"], f"{kind}.energy.export_wh", minimum=0)
+    tariff = _fields(record["tariff"], ("id", "sha256", "currency"), f"{kind}.tariff")
+    _str(tariff["id"], f"{kind}.tariff.id")
+    _str(tariff["sha256"], f"{kind}.tariff.sha256", pattern=_HEX64)
+    _str(tariff["currency"], f"{kind}.tariff.currency", pattern=_CURRENCY)
+    intervals = _list(record["intervals"], f"{kind}.intervals", min_size=1)
+    for i, item in enumerate(intervals):
+        where = f"{kind}.intervals[{i}]"
+        _fields(item, ("start", "import_wh", "export_wh", "import_price", "export_price"), where)
+        _str(item["start"], f"{where}.start")
+        _int(item["import_wh"], f"{where}.import_wh", minimum=0)
+        _int(item["export_wh"], f"{where}.export_wh", minimum=0)
+        _int(item["import_price"], f"{where}.import_price")
+        _int(item["export_price"], f"{where}.export_price")
+    _int(record["amount"], f"{kind}.amount")
+    _choice(record["payment"], PAYMENTS, f"{kind}.payment")
+    evidence = _fields(record["evidence"], ("meter_key_sha256", "records"), f"{kind}.evidence")
+    _str(evidence["meter_key_sha256"], f"{kind}.evidence.meter_key_sha256", pattern=_HEX64)
+    for i, item in enumerate(_list(evidence["records"], f"{kind}.evidence.records")):
+        where = f"{kind}.evidence.records[{i}]"
+        _fields(item, ("nature", "sha256"), where)
+        _choice(item["nature"], NATURES, f"{where}.nature")
+        _str(item["sha256"], f"{where}.sha256", pattern=_HEX64)
+
+
+def check_settlement(record: Mapping[str, Any]) -> None:
+    _check_settlement_like(record, SETTLEMENT, SETTLEMENT_FIELDS)
+
+
+def check_credit(record: Mapping[str, Any]) -> None:
+    _check_settlement_like(record, CREDIT, CREDIT_FIELDS)
+    _str(record["corrects"], "credit.corrects")
+
+
+def check_topup(record: Mapping[str, Any]) -> None:
+    _header(record, TOPUP, TOPUP_FIELDS)
+    _str(record["topup_id"], "topup.topup_id")
+    _str(record["account"], "topup.account")
+    _int(record["amount"], "topup.amount", minimum=1)
+
+
+def check_validator_update(record: Mapping[str, Any]) -> None:
+    _header(record, VALIDATOR_UPDATE, VALIDATOR_UPDATE_FIELDS)
+    _str(record["update_id"], "validator_update.update_id")
+    entries = _list(record["validators"], "validator_update.validators", min_size=1)
+    for i, item in enumerate(entries):
+        where = f"validator_update.validators[{i}]"
+        _fields(item, ("public_key", "power"), where)
+        _str(item["public_key"], f"{where}.public_key", pattern=_HEX64)
+        _int(item["power"], f"{where}.power", minimum=0)
+
+
+def check_key_authorisation(record: Mapping[str, Any]) -> None:
+    _header(record, KEY_AUTHORISATION, KEY_AUTHORISATION_FIELDS)
+    _str(record["update_id"], "key_authorisation.update_id")
+    _str(record["public_key"], "key_authorisation.public_key", pattern=_HEX64)
+    if not isinstance(record["authorised"], bool):
+        raise SchemaError(
+            "key_authorisation.authorised", expected="boolean", received=record["authorised"]
+        )
+
+
+def check_evidence(record: Mapping[str, Any]) -> None:
+    _header(record, EVIDENCE, EVIDENCE_FIELDS)
+    for name in ("vote_a", "vote_b"):
+        if not isinstance(record[name], Mapping):
+            raise SchemaError(f"evidence.{name}", expected="object", received=record[name])
+
+
+CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    SETTLEMENT: check_settlement,
+    CREDIT: check_credit,
+    TOPUP: check_topup,
+    VALIDATOR_UPDATE: check_validator_update,
+    KEY_AUTHORISATION: check_key_authorisation,
+    EVIDENCE: check_evidence,
+}
+
+
+def check_record(record: Any) -> str:
+    """Check a record against the schema of its ``type``; return that type."""
+    if not isinstance(record, Mapping):
+        raise SchemaError("transaction: not an object", received=type(record).__name__)
+    kind = record.get("type")
+    check = CHECKS.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        raise SchemaError("transaction.type: unknown", expected=sorted(CHECKS), received=kind)
+    check(record)
+    return str(kind)

@@ -1,0 +1,296 @@
+"""Transaction validation: pure checks of one record against the ledger as it stands.
+
+``validate_record`` raises the ``TxError`` subclass that names the broken rule, with
+what was expected and what was received; it never mutates anything. The order of the
+checks is fixed: schema, signer, signature, then the rules of the kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ledger.amounts import PricedInterval, settlement_amount
+from ledger.codec import tx_record, vote_from_dict
+from ledger.errors import (
+    AmountMismatchError,
+    DuplicateSettlementError,
+    DuplicateTransactionError,
+    EncodingError,
+    GenesisError,
+    GovernanceError,
+    InsufficientBalanceError,
+    IntervalSumError,
+    InvalidEvidenceError,
+    NotAggregatorError,
+    ReplayError,
+    SchemaError,
+    SignatureError,
+    UnauthorisedSignerError,
+    UnknownSettlementError,
+)
+from ledger.genesis import check_power_distribution
+from ledger.keys import key_id, verify
+from ledger.schema import check_record
+from ledger.signing import verify_vote
+from ledger.state import SettledRef, State
+from ledger.tx import (
+    CREDIT,
+    EVIDENCE,
+    KEY_AUTHORISATION,
+    SETTLEMENT,
+    TOPUP,
+    VALIDATOR_UPDATE,
+    ev_account,
+    operator_account,
+    tx_signing_bytes,
+)
+from ledger.types import Tx, Validator, ValidatorSet
+
+
+class LedgerView(Protocol):
+    """The parts of the state validation reads (``State`` and the block builder's copy)."""
+
+    @property
+    def chain_id(self) -> str: ...
+    @property
+    def next_validators(self) -> ValidatorSet: ...
+    @property
+    def csms_keys(self) -> Mapping[str, bytes]: ...
+    @property
+    def next_csms_keys(self) -> Mapping[str, bytes]: ...
+    @property
+    def aggregator_id(self) -> str: ...
+    @property
+    def aggregator_key(self) -> bytes: ...
+    @property
+    def balances(self) -> Mapping[str, int]: ...
+    @property
+    def settlements(self) -> Mapping[str, SettledRef]: ...
+    @property
+    def settled_transactions(self) -> frozenset[tuple[str, str]] | set[tuple[str, str]]: ...
+    @property
+    def used_ids(self) -> frozenset[str] | set[str]: ...
+    @property
+    def known_validators(self) -> Mapping[str, bytes]: ...
+
+
+def check_signature(record: Mapping[str, Any], public_key: bytes, chain_id: str) -> None:
+    if not verify(public_key, tx_signing_bytes(record, chain_id), bytes.fromhex(record["sig"])):
+        raise SignatureError(
+            f"{record['type']}: signature does not verify under key {record['signer']}"
+        )
+
+
+def check_aggregator_signed(record: Mapping[str, Any], view: LedgerView) -> None:
+    if record["signer"] != view.aggregator_id:
+        raise NotAggregatorError(
+            f"{record['type']} must be signed by the aggregator",
+            expected=view.aggregator_id,
+            received=record["signer"],
+        )
+    check_signature(record, view.aggregator_key, view.chain_id)
+
+
+def _check_settlement_like(record: Mapping[str, Any], view: LedgerView) -> None:
+    kind = record["type"]
+    key = view.csms_keys.get(record["signer"])
+    if key is None:
+        raise UnauthorisedSignerError(
+            f"{kind}: signer is not an authorised CSMS key at this height",
+            expected=sorted(view.csms_keys),
+            received=record["signer"],
+        )
+    check_signature(record, key, view.chain_id)
+    intervals = record["intervals"]
+    for name in ("import_wh", "export_wh"):
+        total = sum(i[name] for i in intervals)
+        if total != record["energy"][name]:
+            raise IntervalSumError(
+                f"{kind} {record['settlement_id']}: intervals' {name} do not sum to energy.{name}",
+                expected=record["energy"][name],
+                received=total,
+            )
+    rule = settlement_amount(
+        PricedInterval(i["import_wh"], i["export_wh"], i["import_price"], i["export_price"])
+        for i in intervals
+    )
+    if record["amount"] != rule:
+        raise AmountMismatchError(
+            f"{kind} {record['settlement_id']}: amount differs from the rounding rule",
+            expected=rule,
+            received=record["amount"],
+        )
+    if record["settlement_id"] in view.settlements:
+        raise DuplicateSettlementError(
+            f"{kind}: settlement_id {record['settlement_id']} already settled at height "
+            f"{view.settlements[record['settlement_id']].height}"
+        )
+
+
+def _check_ledger_payment(record: Mapping[str, Any], view: LedgerView) -> None:
+    if record["payment"] != "ledger" or record["amount"] == 0:
+        return
+    amount = record["amount"]
+    payer = ev_account(record["ev"]) if amount > 0 else operator_account(record["operator"])
+    balance = view.balances.get(payer, 0)
+    if balance < abs(amount):
+        raise InsufficientBalanceError(
+            f"{record['type']} {record['settlement_id']}: account {payer} cannot pay",
+            expected=f">= {abs(amount)}",
+            received=balance,
+        )
+
+
+def validate_settlement(record: Mapping[str, Any], view: LedgerView) -> None:
+    _check_settlement_like(record, view)
+    pair = (record["operator"], record["transaction_id"])
+    if pair in view.settled_transactions:
+        raise DuplicateTransactionError(
+            f"settlement {record['settlement_id']}: transaction {pair[1]} of operator "
+            f"{pair[0]} already settled"
+        )
+    _check_ledger_payment(record, view)
+
+
+def validate_credit(record: Mapping[str, Any], view: LedgerView) -> None:
+    _check_settlement_like(record, view)
+    original = view.settlements.get(record["corrects"])
+    if original is None or original.kind != SETTLEMENT:
+        raise UnknownSettlementError(
+            f"credit {record['settlement_id']}: corrects no committed settlement",
+            expected="a committed settlement id",
+            received=record["corrects"],
+        )
+    if (original.operator, original.transaction_id) != (
+        record["operator"],
+        record["transaction_id"],
+    ):
+        raise UnknownSettlementError(
+            f"credit {record['settlement_id']}: operator/transaction differ from the original",
+            expected=[original.operator, original.transaction_id],
+            received=[record["operator"], record["transaction_id"]],
+        )
+    _check_ledger_payment(record, view)
+
+
+def _check_fresh_id(view: LedgerView, used_id: str) -> None:
+    if used_id in view.used_ids:
+        raise ReplayError(f"{used_id} was committed before")
+
+
+def validate_topup(record: Mapping[str, Any], view: LedgerView) -> None:
+    check_aggregator_signed(record, view)
+    _check_fresh_id(view, f"topup:{record['topup_id']}")
+
+
+def updated_validators(record: Mapping[str, Any], current: ValidatorSet) -> ValidatorSet:
+    """The set after a ``validator_update`` (power 0 removes a validator)."""
+    members = {v.address: v for v in current.validators}
+    for entry in record["validators"]:
+        pub = bytes.fromhex(entry["public_key"])
+        address = key_id(pub)
+        if entry["power"] == 0:
+            if address not in members:
+                raise GovernanceError(
+                    "validator_update removes a validator that is not in the set",
+                    expected=sorted(members),
+                    received=address,
+                )
+            del members[address]
+        else:
+            members[address] = Validator(address, pub, entry["power"])
+    result = ValidatorSet(tuple(members.values()))
+    try:
+        check_power_distribution(result)
+    except GenesisError as exc:
+        raise GovernanceError(f"validator_update: {exc}") from exc
+    return result
+
+
+def validate_validator_update(record: Mapping[str, Any], view: LedgerView) -> None:
+    check_aggregator_signed(record, view)
+    _check_fresh_id(view, f"update:{record['update_id']}")
+    updated_validators(record, view.next_validators)
+
+
+def validate_key_authorisation(record: Mapping[str, Any], view: LedgerView) -> None:
+    check_aggregator_signed(record, view)
+    _check_fresh_id(view, f"update:{record['update_id']}")
+    kid = key_id(bytes.fromhex(record["public_key"]))
+    if not record["authorised"] and kid not in view.next_csms_keys:
+        raise GovernanceError(
+            "key_authorisation revokes a key that is not authorised",
+            expected=sorted(view.next_csms_keys),
+            received=kid,
+        )
+
+
+def evidence_id(record: Mapping[str, Any]) -> str:
+    a = record["vote_a"]
+    return f"evidence:{a['validator']}:{a['height']}:{a['round']}:{a['kind']}"
+
+
+def validate_evidence(record: Mapping[str, Any], view: LedgerView, height: int) -> None:
+    try:
+        a = vote_from_dict(record["vote_a"])
+        b = vote_from_dict(record["vote_b"])
+    except EncodingError as exc:
+        raise InvalidEvidenceError(f"evidence: malformed vote: {exc}") from exc
+    if (a.chain_id, a.validator, a.height, a.round, a.kind) != (
+        b.chain_id,
+        b.validator,
+        b.height,
+        b.round,
+        b.kind,
+    ):
+        raise InvalidEvidenceError("evidence: the votes are not by one validator at one step")
+    if a.chain_id != view.chain_id:
+        raise InvalidEvidenceError(
+            "evidence: votes of another chain", expected=view.chain_id, received=a.chain_id
+        )
+    if a.block_id == b.block_id:
+        raise InvalidEvidenceError("evidence: both votes are for the same block")
+    if a.height >= height:
+        raise InvalidEvidenceError(
+            "evidence: votes from the future", expected=f"< {height}", received=a.height
+        )
+    key = view.known_validators.get(a.validator)
+    if key is None:
+        raise InvalidEvidenceError("evidence: unknown validator", received=a.validator)
+    if not (verify_vote(a, key) and verify_vote(b, key)):
+        raise InvalidEvidenceError(
+            f"evidence: a vote's signature does not verify under {a.validator}"
+        )
+    _check_fresh_id(view, evidence_id(record))
+
+
+def validate_record(record: Mapping[str, Any], view: LedgerView, *, height: int) -> str:
+    """Check one decoded record for inclusion at ``height``; return its type."""
+    kind = check_record(record)
+    if kind == SETTLEMENT:
+        validate_settlement(record, view)
+    elif kind == CREDIT:
+        validate_credit(record, view)
+    elif kind == TOPUP:
+        validate_topup(record, view)
+    elif kind == VALIDATOR_UPDATE:
+        validate_validator_update(record, view)
+    elif kind == KEY_AUTHORISATION:
+        validate_key_authorisation(record, view)
+    elif kind == EVIDENCE:
+        validate_evidence(record, view, height)
+    return kind
+
+
+def validate_tx(tx: Tx, state: State) -> dict[str, Any]:
+    """Check a transaction for inclusion in the next block after ``state``; return its record.
+
+    Encoding problems are reported as ``SchemaError`` like any other malformed record.
+    """
+    try:
+        record = tx_record(tx)
+    except EncodingError as exc:
+        raise SchemaError(f"transaction: {exc}") from exc
+    validate_record(record, state, height=state.height + 1)
+    return record

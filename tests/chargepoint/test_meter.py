@@ -11,10 +11,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chargepoint.ev import UJ_PER_WH, EnergyFlow
+from chargepoint.ev import UJ_PER_WH, EnergyFlow, Ev, EvSpec
 from chargepoint.meter import (
     REGISTER_EXPORT,
     REGISTER_IMPORT,
+    EvMeter,
     Identification,
     Meter,
     MeterInfo,
@@ -26,6 +27,7 @@ from chargepoint.meter import (
     public_key_ocmf,
     signed_meter_value,
 )
+from chargepoint.metering import MeterReading, MeterRequest, ReadingContext
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 WHO = Identification(id_token="04A2B3C4D5E6F7", token_type="ISO14443", evse_id="DE*V2G*E1*1")
@@ -144,3 +146,50 @@ def test_signed_meter_value_object() -> None:
     der = bytes.fromhex(public[len("oca:base16:asn1:") :])
     assert serialization.load_der_public_key(der) == key.public_key()
     assert len(value["signedMeterData"]) <= 2500
+
+
+def test_ev_meter_signs_begin_boundaries_and_end_as_a_meter_source() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    spec = EvSpec(60_000, 20, 11_000, 7_000, T0 + timedelta(hours=9), 50)
+    source = EvMeter(
+        Ev(spec, soc_pct=50, at=T0),
+        Meter(key, MeterInfo(serial="M1"), import_wh=10_000),
+        public_key=public_key_ocmf(key),
+        evse_id="DE*V2G*E1*1",
+        token_type="Central",
+        boundaries=[T0 + timedelta(minutes=90), T0 + timedelta(minutes=100)],
+    )
+    source.set_limit(11_000, T0)
+
+    def read(minutes: int, context: ReadingContext) -> MeterReading:
+        return source.read(
+            MeterRequest(T0 + timedelta(minutes=minutes), context, "tx-1", "TMPTOKEN")
+        )
+
+    carried = [read(0, ReadingContext.TRANSACTION_BEGIN).signed]
+    source.set_limit(-7_000, T0 + timedelta(minutes=60))
+    # one read after both boundaries passed: two Intermediate records are due
+    periodic = read(120, ReadingContext.SAMPLE_PERIODIC)
+    carried.append(periodic.signed)
+    carried.extend(source.unsent())
+    end = read(180, ReadingContext.TRANSACTION_END)
+    carried.append(end.signed)
+    assert len(carried) == 4
+    bodies = []
+    for value in carried:
+        assert value is not None
+        text = base64.b64decode(value.signed_meter_data).decode()
+        payload, signature = split(text)
+        key.public_key().verify(
+            bytes.fromhex(signature["SD"]), payload.encode(), ec.ECDSA(hashes.SHA256())
+        )
+        bodies.append(json.loads(payload))
+    assert [b["RD"][0]["TX"] for b in bodies] == ["B", "C", "C", "E"]
+    assert [b["RD"][0]["TM"][11:16] for b in bodies] == ["10:00", "11:30", "11:40", "13:00"]
+    imports = [b["RD"][0]["RV"] for b in bodies]
+    exports = [b["RD"][1]["RV"] for b in bodies]
+    # 1 h at 11 kW, then discharge at 7 kW from 11:00: 30 min -> 3.5 kWh, 10 min more -> 1.167
+    assert imports == [10.0, 21.0, 21.0, 21.0]
+    assert exports == [0.0, 3.5, 4.666, 14.0]
+    assert {b["IT"] for b in bodies} == {"CENTRAL"}
+    assert end.power_w == -7_000 and end.import_wh == 21_000

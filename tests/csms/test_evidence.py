@@ -192,7 +192,7 @@ def test_public_key_forms_and_signed_meter_data() -> None:
     pem = PUBLIC.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    forms = [ocmf, base64.b64encode(ocmf.encode()).decode(), pem]
+    forms: list[str | bytes] = [ocmf, base64.b64encode(ocmf.encode()).decode(), pem]
     assert {key_fingerprint(parse_public_key(f)) for f in forms} == {key_fingerprint(PUBLIC)}
     record = session()[0]
     data = signed_meter_value(record, ocmf)["signedMeterData"]

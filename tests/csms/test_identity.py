@@ -125,7 +125,7 @@ def test_key_files_are_checked(tmp_path: Path) -> None:
 )
 def test_bad_personal_data_is_refused(kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(IdentityError, match=message):
-        personal_data(**kwargs)  # type: ignore[arg-type]
+        personal_data(**kwargs)
 
 
 def test_bad_payment_and_token_are_refused() -> None:

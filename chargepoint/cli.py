@@ -1,0 +1,127 @@
+"""``v2g chargepoint``: run a simulated OCPP 2.0.1 charging station against a CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from chargepoint.backoff import Backoff
+from chargepoint.config import ID_TOKEN_TYPES, StationConfig
+from chargepoint.errors import ChargePointError
+from chargepoint.runner import StationRunner
+from chargepoint.transaction import IdToken
+
+
+@click.command("chargepoint")
+@click.argument("url")
+@click.argument("station_id")
+@click.option("--password", default=None, help="HTTP Basic auth password (security profile 1).")
+@click.option("--evses", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--sessions",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Charging sessions to run (spread over the EVSEs).",
+)
+@click.option(
+    "--exit",
+    "exit_when_done",
+    is_flag=True,
+    help="Exit after --sessions: 0 if all went well, 1 on any error or rejection.",
+)
+@click.option(
+    "--id-token",
+    default="04E1A2B3C4D5E6",
+    show_default=True,
+    help="idToken presented for local sessions.",
+)
+@click.option(
+    "--id-token-type", default="ISO14443", show_default=True, type=click.Choice(ID_TOKEN_TYPES)
+)
+@click.option(
+    "--session-seconds",
+    default=3600.0,
+    show_default=True,
+    type=float,
+    help="Simulated length of each session, in station seconds.",
+)
+@click.option(
+    "--meter-interval",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Initial SampledDataCtrlr.TxUpdatedInterval, in station seconds.",
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Station seconds per wall second (3600: an hour per second).",
+)
+@click.option(
+    "--connect-timeout",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="With --exit: give up if no connection succeeds within this many seconds.",
+)
+@click.option(
+    "--response-timeout",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds to wait for the CSMS to answer a call.",
+)
+@click.option(
+    "--max-backoff",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Cap of the reconnect delay in seconds.",
+)
+def chargepoint_command(
+    url: str,
+    station_id: str,
+    password: str | None,
+    evses: int,
+    sessions: int,
+    exit_when_done: bool,
+    id_token: str,
+    id_token_type: str,
+    session_seconds: float,
+    meter_interval: int,
+    speed: float,
+    connect_timeout: float,
+    response_timeout: float,
+    max_backoff: float,
+) -> None:
+    """Connect station STATION_ID to the CSMS at URL (ws://host:port/ocpp or .../STATION_ID)."""
+    try:
+        config = StationConfig(
+            url=url,
+            station_id=station_id,
+            password=password,
+            evses=evses,
+            sessions=sessions,
+            exit_when_done=exit_when_done,
+            id_token=IdToken(id_token, id_token_type),
+            session_seconds=session_seconds,
+            speed=speed,
+            tx_updated_interval=meter_interval,
+            connect_timeout=connect_timeout,
+            response_timeout=response_timeout,
+            backoff=Backoff(initial=min(1.0, max_backoff), cap=max_backoff),
+        )
+        runner = StationRunner(config)
+    except (ChargePointError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    code = asyncio.run(runner.run())
+    if code != 0:
+        click.echo(f"v2g chargepoint: error: {runner.errors[0]}", err=True)
+        sys.exit(code)
+    if exit_when_done:
+        click.echo(f"{station_id}: {sessions} session(s) completed")

@@ -1,0 +1,217 @@
+"""The OCPP 2.0.1 client: ``ocpp.v201.ChargePoint`` with thin handlers and one outbound helper.
+
+Handlers convert their arguments, call one function of a functional-block module and return
+its result; a follow-up (the triggered message, the remote session) is parked under the call's
+unique id and started by the matching ``@after`` hook, so it runs after the answer went out and
+never inside the handler. Station errors become CALLERRORs here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.exceptions import GenericError, InternalError, OCPPError
+from ocpp.messages import Call, validate_payload
+from ocpp.routing import after, on
+from ocpp.v201 import ChargePoint
+from ocpp.v201.enums import Action
+from websockets.exceptions import ConnectionClosed
+
+from chargepoint import availability, provisioning, remote_control
+from chargepoint.errors import (
+    CallErrorReceived,
+    CallFailed,
+    CallTimeout,
+    ChargePointError,
+    NotConnected,
+    StateError,
+)
+from chargepoint.payloads import get_requests, id_token_from, set_requests
+from chargepoint.station import FollowUp, Station
+
+LOG = logging.getLogger(__name__)
+
+
+def to_call_error(error: Exception) -> OCPPError:
+    """The one mapping from station errors to OCPP CALLERRORs (no tracebacks on the wire)."""
+    if isinstance(error, OCPPError):
+        return error
+    if isinstance(error, StateError):
+        return GenericError(description=str(error)[:255])
+    if isinstance(error, ChargePointError):
+        return InternalError(description=str(error)[:255])
+    return InternalError(description=f"unexpected {type(error).__name__}")
+
+
+class StationClient(ChargePoint):
+    """One live connection of a ``Station`` to the CSMS."""
+
+    def __init__(
+        self, station: Station, connection: Any, *, response_timeout: float = 30.0
+    ) -> None:
+        super().__init__(station.station_id, connection, response_timeout=response_timeout)
+        self.station = station
+        self.closed = asyncio.Event()
+        self._follow_ups: dict[str, FollowUp] = {}
+
+    # outbound ---------------------------------------------------------------------------
+
+    async def send(self, payload: Any) -> Any:
+        """Send one call and return its result.
+
+        Raises CallErrorReceived for a CALLERROR (or a schema-invalid answer), CallTimeout
+        when no answer comes in time or the link drops meanwhile, NotConnected if closed.
+        """
+        action = type(payload).__name__
+        if self.closed.is_set():
+            raise NotConnected(f"{self.id}: connection closed, {action} not sent")
+        await self._check_outbound(action, payload)
+        call = asyncio.ensure_future(self.call(payload, suppress=False))
+        closed = asyncio.ensure_future(self.closed.wait())
+        try:
+            done, _ = await asyncio.wait({call, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if call not in done:
+            call.cancel()
+            raise CallTimeout(f"{self.id}: connection lost while waiting for {action}")
+        try:
+            return call.result()
+        except OCPPError as exc:
+            LOG.warning("%s: %s answered with %s", self.id, action, exc.code)
+            raise CallErrorReceived(action, exc.code, exc.description) from exc
+        except TimeoutError as exc:
+            raise CallTimeout(f"{self.id}: no answer to {action} in time") from exc
+        except ConnectionClosed as exc:
+            raise CallTimeout(f"{self.id}: connection lost sending {action}") from exc
+
+    async def _check_outbound(self, action: str, payload: Any) -> None:
+        """Validate our own payload first, so a CALLERROR can only mean the CSMS refused."""
+        body = remove_nones(snake_to_camel_case(serialize_as_dict(payload)))
+        try:
+            await validate_payload(Call("local-check", action, body), self._ocpp_version)
+        except OCPPError as exc:
+            raise CallFailed(f"{self.id}: own {action} is not schema-valid: {exc}") from exc
+
+    # inbound ----------------------------------------------------------------------------
+
+    def _park(self, unique_id: str, follow_up: FollowUp | None) -> None:
+        if follow_up is not None:
+            self._follow_ups[unique_id] = follow_up
+
+    async def _run_parked(self, unique_id: str, action: str) -> None:
+        follow_up = self._follow_ups.pop(unique_id, None)
+        if follow_up is not None:
+            self.station.spawn(follow_up(), name=f"after-{action}")
+
+    @on(Action.get_variables)
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        try:
+            return provisioning.get_variables(self.station, get_requests(get_variable_data))
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+
+    @on(Action.set_variables)
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        try:
+            return provisioning.set_variables(self.station, set_requests(set_variable_data))
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+
+    @on(Action.reset)
+    def on_reset(self, type: str, call_unique_id: str, evse_id: int | None = None, **_: Any) -> Any:
+        try:
+            result, follow_up = provisioning.reset(self.station, type, evse_id)
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+        self._park(call_unique_id, follow_up)
+        return result
+
+    @after(Action.reset)
+    async def after_reset(self, call_unique_id: str, **_: Any) -> None:
+        await self._run_parked(call_unique_id, "Reset")
+
+    @on(Action.request_start_transaction)
+    def on_request_start_transaction(
+        self,
+        id_token: dict[str, Any],
+        remote_start_id: int,
+        call_unique_id: str,
+        evse_id: int | None = None,
+        **_: Any,
+    ) -> Any:
+        try:
+            result, follow_up = remote_control.request_start(
+                self.station, id_token_from(id_token), remote_start_id, evse_id
+            )
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+        self._park(call_unique_id, follow_up)
+        return result
+
+    @after(Action.request_start_transaction)
+    async def after_request_start_transaction(self, call_unique_id: str, **_: Any) -> None:
+        await self._run_parked(call_unique_id, "RequestStartTransaction")
+
+    @on(Action.request_stop_transaction)
+    def on_request_stop_transaction(
+        self, transaction_id: str, call_unique_id: str, **_: Any
+    ) -> Any:
+        try:
+            result, follow_up = remote_control.request_stop(self.station, transaction_id)
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+        self._park(call_unique_id, follow_up)
+        return result
+
+    @after(Action.request_stop_transaction)
+    async def after_request_stop_transaction(self, call_unique_id: str, **_: Any) -> None:
+        await self._run_parked(call_unique_id, "RequestStopTransaction")
+
+    @on(Action.trigger_message)
+    def on_trigger_message(
+        self,
+        requested_message: str,
+        call_unique_id: str,
+        evse: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> Any:
+        try:
+            evse_id = None if evse is None else int(evse["id"])
+            result, follow_up = remote_control.trigger_message(
+                self.station, requested_message, evse_id
+            )
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+        self._park(call_unique_id, follow_up)
+        return result
+
+    @after(Action.trigger_message)
+    async def after_trigger_message(self, call_unique_id: str, **_: Any) -> None:
+        await self._run_parked(call_unique_id, "TriggerMessage")
+
+    @on(Action.change_availability)
+    def on_change_availability(
+        self,
+        operational_status: str,
+        call_unique_id: str,
+        evse: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> Any:
+        try:
+            evse_id = None if evse is None else int(evse["id"])
+            connector_id = None if evse is None else evse.get("connector_id")
+            result, follow_up = availability.change_availability(
+                self.station, operational_status == "Operative", evse_id, connector_id
+            )
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+        self._park(call_unique_id, follow_up)
+        return result
+
+    @after(Action.change_availability)
+    async def after_change_availability(self, call_unique_id: str, **_: Any) -> None:
+        await self._run_parked(call_unique_id, "ChangeAvailability")

@@ -1,0 +1,62 @@
+"""The station's settings, checked once at start into a frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chargepoint.backoff import Backoff
+from chargepoint.errors import ConfigError
+from chargepoint.transaction import IdToken
+
+ID_TOKEN_TYPES = (
+    "Central",
+    "eMAID",
+    "ISO14443",
+    "ISO15693",
+    "KeyCode",
+    "Local",
+    "MacAddress",
+    "NoAuthorization",
+)
+
+DEFAULT_ID_TOKEN = IdToken("04E1A2B3C4D5E6", "ISO14443")
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """Everything a station run needs; times are wall seconds unless named ``station``."""
+
+    url: str
+    station_id: str
+    password: str | None = None
+    evses: int = 1
+    sessions: int = 0
+    exit_when_done: bool = False
+    id_token: IdToken = DEFAULT_ID_TOKEN
+    session_seconds: float = 3600.0  # station seconds per session
+    speed: float = 1.0  # station seconds per wall second
+    tx_updated_interval: int = 60  # station seconds (SampledDataCtrlr.TxUpdatedInterval)
+    connect_timeout: float = 30.0  # give up after this long without a first connection (--exit)
+    response_timeout: float = 30.0
+    open_timeout: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+    vendor: str = "v2g-bridge"
+    model: str = "SimStation"
+
+    def __post_init__(self) -> None:
+        if not self.station_id or len(self.station_id) > 48 or "/" in self.station_id:
+            raise ConfigError("station id must be 1-48 characters without '/'")
+        if self.evses < 1:
+            raise ConfigError("--evses must be at least 1")
+        if self.sessions < 0:
+            raise ConfigError("--sessions must not be negative")
+        if self.exit_when_done and self.sessions < 1:
+            raise ConfigError("--exit needs --sessions K with K >= 1")
+        if self.session_seconds <= 0 or self.speed <= 0:
+            raise ConfigError("--session-seconds and --speed must be positive")
+        if self.tx_updated_interval < 1:
+            raise ConfigError("the meter interval must be at least 1 s")
+        if self.id_token.type not in ID_TOKEN_TYPES:
+            raise ConfigError(f"idToken type must be one of {', '.join(ID_TOKEN_TYPES)}")
+        if not self.id_token.id_token or len(self.id_token.id_token) > 36:
+            raise ConfigError("idToken must be 1-36 characters")

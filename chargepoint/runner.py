@@ -1,0 +1,248 @@
+"""The station's composition root: builds everything, owns the connection loop and shutdown.
+
+Connection loop: connect (backoff with jitter between failures) -> BootNotification until
+Accepted -> StatusNotifications and queued-event replay -> heartbeats at the CSMS's
+interval, until the link drops or a Reset asks for a reboot; then again. A session driver
+runs ``--sessions K`` sessions spread over the EVSEs. In ``--exit`` mode the first error
+(a refused handshake, a Rejected boot, a CALLERROR, an idToken not Accepted) ends the run.
+
+Protocol timers (heartbeat, backoff, timeouts) are wall seconds; session timers (meter
+interval, session length) are station seconds on the accelerated clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping
+
+from ocpp.v201 import call
+from websockets.asyncio.client import ClientConnection
+
+from chargepoint.client import StationClient
+from chargepoint.clock import AcceleratedClock, Clock
+from chargepoint.config import StationConfig
+from chargepoint.connection import open_connection, station_url
+from chargepoint.device_model import DeviceModel, default_variables
+from chargepoint.errors import (
+    CallFailed,
+    CallTimeout,
+    ChargePointError,
+    ConnectError,
+    HandshakeRefused,
+    NotConnected,
+    Rejected,
+)
+from chargepoint.metering import MeterSource, SimulatedMeter
+from chargepoint.payloads import boot_notification_call
+from chargepoint.sessions import run_session
+from chargepoint.station import Station
+from chargepoint.transaction import Evse
+
+LOG = logging.getLogger(__name__)
+
+FATAL_HTTP = (401, 403, 404)
+
+
+class StationRunner:
+    """Runs one station until its sessions are done (``--exit``) or it is cancelled."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        clock: Clock | None = None,
+        meters: Mapping[int, MeterSource] | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.url = station_url(config.url, config.station_id)
+        self.clock = clock or AcceleratedClock(speed=config.speed)
+        self._rand = rand
+        self.errors: list[ChargePointError] = []
+        self._fatal: asyncio.Event = asyncio.Event()
+        device_model = DeviceModel(
+            default_variables(
+                station_id=config.station_id,
+                evse_count=config.evses,
+                tx_updated_interval=config.tx_updated_interval,
+            )
+        )
+        if config.password is not None:
+            device_model.write("SecurityCtrlr", "BasicAuthPassword", config.password)
+        self.station = Station(
+            config,
+            clock=self.clock,
+            device_model=device_model,
+            meters=meters or {n: SimulatedMeter() for n in range(1, config.evses + 1)},
+            new_transaction_id=lambda: uuid.uuid4().hex,
+            on_error=self._on_error,
+        )
+        self.connections = 0
+
+    def _on_error(self, error: ChargePointError) -> None:
+        self.errors.append(error)
+        if self.config.exit_when_done:
+            self._fatal.set()
+
+    async def run(self) -> int:
+        """Run; 0 when every session completed cleanly (``--exit``), 1 after an error."""
+        link_task = asyncio.create_task(self.connection_loop(), name="connection-loop")
+        driver = asyncio.create_task(self.drive_sessions(), name="sessions")
+        fatal = asyncio.create_task(self._fatal.wait(), name="fatal")
+        waiting = {link_task, fatal} | ({driver} if self.config.exit_when_done else set())
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in done & {link_task, driver}:
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    if not isinstance(exc, ChargePointError):
+                        raise exc
+                    self.errors.append(exc)
+        finally:
+            for task in (link_task, driver, fatal):
+                task.cancel()
+            await asyncio.gather(link_task, driver, fatal, return_exceptions=True)
+            await self.station.shutdown()
+        return 1 if self.errors else 0
+
+    # sessions ---------------------------------------------------------------------------
+
+    async def drive_sessions(self) -> None:
+        """Run ``config.sessions`` sessions over the EVSEs; then wait until all events are acked."""
+        numbers = itertools.count()
+
+        async def worker(evse: Evse) -> None:
+            while next(numbers) < self.config.sessions:
+                while True:
+                    await self.station.online.wait()
+                    if not evse.idle:
+                        await asyncio.sleep(0.05)
+                        continue
+                    done = await run_session(
+                        self.station,
+                        evse,
+                        self.config.id_token,
+                        seconds=self.config.session_seconds,
+                    )
+                    if done:
+                        break
+                    await asyncio.sleep(0.05)
+
+        await asyncio.gather(*(worker(e) for e in self.station.evses.values()))
+        await self.station.drained()
+
+    # connection -------------------------------------------------------------------------
+
+    async def connection_loop(self) -> None:
+        """Connect, serve, reconnect: forever, or until a fatal error in ``--exit`` mode."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.config.connect_timeout
+        attempt = 0
+        reason = "PowerUp"
+        while True:
+            password = self.station.device_model.read("SecurityCtrlr", "BasicAuthPassword")
+            try:
+                ws = await open_connection(
+                    self.url,
+                    station_id=self.config.station_id,
+                    password=password or None,
+                    open_timeout=self.config.open_timeout,
+                )
+            except ConnectError as exc:
+                refused = isinstance(exc, HandshakeRefused) and exc.status in FATAL_HTTP
+                never = self.connections == 0 and loop.time() >= give_up_at
+                if self.config.exit_when_done and (refused or never):
+                    raise
+                delay = self.config.backoff.delay(attempt, self._rand())
+                LOG.warning("%s: %s; retrying in %.1f s", self.config.station_id, exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self.connections += 1
+            rebooted = await self._serve(ws, reason)
+            reason = "RemoteReset" if rebooted else "Unknown"
+
+    async def _serve(self, ws: ClientConnection, reason: str) -> bool:
+        """One connection's life; True if it ended because of a Reset (a reboot)."""
+        client = StationClient(self.station, ws, response_timeout=self.config.response_timeout)
+        serving = asyncio.create_task(client.start(), name="ocpp-receive")
+        heartbeat: asyncio.Task[None] | None = None
+        self.station.reboot.clear()
+        reboot = asyncio.create_task(self.station.reboot.wait(), name="reboot")
+        try:
+            booted = asyncio.create_task(self._boot(client, reason), name="boot")
+            done, _ = await asyncio.wait({booted, serving}, return_when=asyncio.FIRST_COMPLETED)
+            if booted not in done:
+                booted.cancel()
+                return False
+            if not booted.result():
+                return False
+            await self.station.go_online(client)
+            heartbeat = asyncio.create_task(self._heartbeats(client), name="heartbeat")
+            await asyncio.wait({serving, reboot}, return_when=asyncio.FIRST_COMPLETED)
+            return reboot.done()
+        finally:
+            self.station.go_offline()
+            client.closed.set()
+            for task in (serving, reboot, heartbeat):
+                if task is not None:
+                    task.cancel()
+            with contextlib.suppress(Exception):
+                await ws.close()
+            if self.station.reboot.is_set():
+                self.station.boot_accepted = False
+                self._reboot_evses()
+
+    def _reboot_evses(self) -> None:
+        """A reboot leaves no EV plugged in; availability settings persist (OCPP G03.FR.05)."""
+        for evse in self.station.evses.values():
+            if evse.transaction is None:
+                evse.plugged = False
+
+    async def _boot(self, client: StationClient, reason: str) -> bool:
+        """BootNotification until Accepted; False if the link failed meanwhile."""
+        payload = boot_notification_call(
+            vendor=self.config.vendor,
+            model=self.config.model,
+            serial=self.config.station_id[:25],
+            reason=reason,
+        )
+        while True:
+            self.station.boot_requested.clear()
+            try:
+                result = await client.send(payload)
+            except (CallTimeout, NotConnected):
+                return False
+            except CallFailed as exc:
+                self.station.report(exc)
+                return False
+            interval = max(1, int(result.interval)) if result.interval else 60
+            if result.status == "Accepted":
+                self.station.device_model.write("OCPPCommCtrlr", "HeartbeatInterval", str(interval))
+                return True
+            if result.status == "Rejected":
+                self.station.report(Rejected("BootNotification", "Rejected"))
+            LOG.info(
+                "%s: boot %s, retrying in %s s", self.config.station_id, result.status, interval
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.station.boot_requested.wait(), timeout=interval)
+
+    async def _heartbeats(self, client: StationClient) -> None:
+        """Heartbeat every HeartbeatInterval wall seconds (re-read each time: SetVariables)."""
+        while True:
+            interval = self.station.device_model.read_int("OCPPCommCtrlr", "HeartbeatInterval")
+            await asyncio.sleep(interval)
+            try:
+                await client.send(call.Heartbeat())
+            except CallTimeout:
+                LOG.info("%s: heartbeat unanswered", self.config.station_id)
+            except NotConnected:
+                return
+            except CallFailed as exc:
+                self.station.report(exc)

@@ -1,0 +1,99 @@
+"""One charging session from plug-in to unplug (OCPP 2.0.1 E01-E07, E06 stop, C01 Authorize).
+
+Authorize (local start) -> Started with Transaction.Begin readings -> Updated every
+TxUpdatedInterval station seconds (Sample.Periodic) -> Ended with Transaction.End readings,
+early if a remote stop or reset asks. Events go through ``Station.submit``, so a session keeps
+running while the link is down and its events are replayed later.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chargepoint.errors import CallTimeout, NotConnected
+from chargepoint.metering import ReadingContext
+from chargepoint.station import Station
+from chargepoint.transaction import Evse, IdToken, TriggerReason
+
+LOG = logging.getLogger(__name__)
+
+
+async def run_session(
+    station: Station,
+    evse: Evse,
+    token: IdToken,
+    *,
+    seconds: float,
+    remote_start_id: int | None = None,
+) -> bool:
+    """Run one session on ``evse``; True once it ended, False if it could not start.
+
+    A local session plugs in, authorizes (Rejected propagates) and starts with trigger
+    Authorized; a remote one (``remote_start_id`` given) has been plugged in by the caller.
+    """
+    remote = remote_start_id is not None
+    if not remote:
+        evse.plug_in()
+        await station.send_status(evse)
+    try:
+        if not remote or station.device_model.read("AuthCtrlr", "AuthorizeRemoteStart") == "true":
+            await station.authorize(token)
+    except (CallTimeout, NotConnected) as exc:
+        LOG.info("%s: EVSE %s: cannot authorize now: %s", station.station_id, evse.evse_id, exc)
+        await _unplug(station, evse)
+        return False
+    except BaseException:
+        await _unplug(station, evse)
+        raise
+
+    transaction_id = station.new_transaction_id()
+    stop = station.register_stop(transaction_id)
+    try:
+        started = evse.begin(
+            now=station.clock.now(),
+            transaction_id=transaction_id,
+            id_token=token,
+            trigger=TriggerReason.REMOTE_START if remote else TriggerReason.AUTHORIZED,
+            meter=station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
+            remote_start_id=remote_start_id,
+        )
+        await station.submit(started)
+        begin = started.timestamp.timestamp()
+        due = begin
+        while True:
+            # samples are due on a fixed grid from the start, so a slow link delays them but
+            # never changes how many a session has
+            due += station.device_model.read_int("SampledDataCtrlr", "TxUpdatedInterval")
+            if due >= begin + seconds:
+                await station.clock.wait(stop.event, begin + seconds - _now(station))
+                break
+            if await station.clock.wait(stop.event, due - _now(station)):
+                break
+            updated = evse.update(
+                now=station.clock.now(),
+                trigger=TriggerReason.METER_VALUE_PERIODIC,
+                meter=station.sample(evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands"),
+            )
+            await station.submit(updated)
+        ended = evse.end(
+            now=station.clock.now(),
+            trigger=stop.trigger,
+            reason=stop.reason,
+            meter=station.sample(evse, ReadingContext.TRANSACTION_END, "TxEndedMeasurands"),
+        )
+        await station.submit(ended)
+    finally:
+        station.forget_stop(transaction_id)
+    await _unplug(station, evse)
+    station.sessions_completed += 1
+    return True
+
+
+async def _unplug(station: Station, evse: Evse) -> None:
+    if evse.plugged and evse.transaction is None:
+        evse.unplug()
+        await station.send_status(evse)
+
+
+def _now(station: Station) -> float:
+    return station.clock.now().timestamp()

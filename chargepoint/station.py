@@ -1,0 +1,265 @@
+"""The station service: EVSEs, device model, meters and the offline queue behind one object.
+
+Handlers and session runners talk to the CSMS only through ``Station.send`` (which goes to
+the current ``Link`` or fails with NotConnected) and ``Station.submit`` (TransactionEvents,
+which are queued while offline and replayed in order). Background work runs in supervised
+tasks whose failures are reported, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ocpp.v201 import call
+
+from chargepoint.clock import Clock
+from chargepoint.config import StationConfig
+from chargepoint.device_model import DeviceModel
+from chargepoint.errors import (
+    CallErrorReceived,
+    CallFailed,
+    ChargePointError,
+    NotConnected,
+    Rejected,
+)
+from chargepoint.metering import MeterRequest, MeterSource, ReadingContext
+from chargepoint.offline_queue import OfflineQueue
+from chargepoint.payloads import id_token_payload, status_notification_call, transaction_event_call
+from chargepoint.transaction import (
+    Evse,
+    IdToken,
+    MeterSample,
+    StoppedReason,
+    TriggerReason,
+    TxEvent,
+    sample_reading,
+)
+
+LOG = logging.getLogger(__name__)
+
+FollowUp = Callable[[], Coroutine[Any, Any, None]]
+
+
+class Link(Protocol):
+    """A live OCPP connection: send one call, get its result or a ChargePointError."""
+
+    async def send(self, payload: Any) -> Any: ...
+
+
+@dataclass
+class StopRequest:
+    """How a running session is asked to end, and why."""
+
+    trigger: TriggerReason = TriggerReason.STOP_AUTHORIZED
+    reason: StoppedReason = StoppedReason.LOCAL
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def fire(self, trigger: TriggerReason, reason: StoppedReason) -> None:
+        """Ask once; the first reason given wins."""
+        if not self.event.is_set():
+            self.trigger, self.reason = trigger, reason
+            self.event.set()
+
+
+class Station:
+    """One simulated charging station, independent of any particular connection."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        clock: Clock,
+        device_model: DeviceModel,
+        meters: Mapping[int, MeterSource],
+        new_transaction_id: Callable[[], str],
+        on_error: Callable[[ChargePointError], None],
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.device_model = device_model
+        self.meters = dict(meters)
+        self.evses = {n: Evse(n) for n in range(1, config.evses + 1)}
+        self.queue = OfflineQueue()
+        self.new_transaction_id = new_transaction_id
+        self.online = asyncio.Event()
+        self.reboot = asyncio.Event()
+        self.boot_requested = asyncio.Event()
+        self.boot_accepted = False
+        self.reset_pending = False
+        self.sessions_completed = 0
+        self._on_error = on_error
+        self._link: Link | None = None
+        self._flush_lock = asyncio.Lock()
+        self._stops: dict[str, StopRequest] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def station_id(self) -> str:
+        return self.config.station_id
+
+    # connection lifecycle -------------------------------------------------------------
+
+    async def go_online(self, link: Link) -> None:
+        """After an accepted boot: report every connector, then replay queued events."""
+        self._link = link
+        self.boot_accepted = True
+        await self.send_all_status()  # before sessions see the station online
+        self.online.set()
+        await self.flush()
+
+    def go_offline(self) -> None:
+        """The connection is gone: from now on events are queued with offline=true."""
+        self._link = None
+        self.online.clear()
+
+    async def send(self, payload: Any) -> Any:
+        """Send one call on the current link (see ``client.StationClient.send``)."""
+        link = self._link
+        if link is None:
+            raise NotConnected(f"{self.station_id}: offline, cannot send {type(payload).__name__}")
+        return await link.send(payload)
+
+    # supervision ------------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run ``coro`` in a task the station keeps, reporting its failure if it fails."""
+        task = asyncio.create_task(coro, name=f"{self.station_id}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, ChargePointError):
+            self.report(exc)
+        else:
+            LOG.error("%s: task %s crashed", self.station_id, task.get_name(), exc_info=exc)
+            self.report(ChargePointError(f"internal error in {task.get_name()}: {exc!r}"))
+
+    def report(self, error: ChargePointError) -> None:
+        """A call was refused or failed for good: log it and let the runner decide."""
+        LOG.warning("%s: %s", self.station_id, error)
+        self._on_error(error)
+
+    async def shutdown(self) -> None:
+        """Cancel every background task (sessions included) and wait for them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # metering ---------------------------------------------------------------------------
+
+    def sample(self, evse: Evse, context: ReadingContext, measurands_variable: str) -> MeterSample:
+        """Read ``evse``'s meter now and keep the measurands the device model asks for."""
+        now = self.clock.now()
+        tx = evse.transaction
+        reading = self.meters[evse.evse_id].read(
+            MeterRequest(
+                now=now,
+                context=context,
+                transaction_id=None if tx is None else tx.transaction_id,
+                id_token=None if tx is None else tx.id_token.id_token,
+            )
+        )
+        measurands = self.device_model.read_list("SampledDataCtrlr", measurands_variable)
+        return sample_reading(reading, now=now, context=context, measurands=measurands)
+
+    # transaction events ---------------------------------------------------------------
+
+    async def submit(self, event: TxEvent) -> None:
+        """Queue ``event`` behind any unsent ones and try to send them all in order."""
+        self.queue.push(event, offline=not self.online.is_set())
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send queued events oldest first until the queue is empty or the link fails."""
+        async with self._flush_lock:
+            while (head := self.queue.peek()) is not None and self.online.is_set():
+                try:
+                    result = await self.send(transaction_event_call(head))
+                except CallErrorReceived as exc:
+                    self.queue.pop()  # resending a refused event cannot help
+                    self.report(exc)
+                    continue
+                except (CallFailed, NotConnected) as exc:
+                    LOG.info("%s: event seqNo %s not sent: %s", self.station_id, head.seq_no, exc)
+                    self.queue.push_front(self.queue.pop())
+                    return
+                self.queue.pop()
+                info = result.id_token_info
+                if info is not None and info.get("status") != "Accepted":
+                    self.report(Rejected("TransactionEvent", str(info.get("status"))))
+
+    async def drained(self, poll: float = 0.02) -> None:
+        """Wait until the CSMS acknowledged every queued event."""
+        while len(self.queue) or not self.online.is_set():
+            await asyncio.sleep(poll)
+            if self.online.is_set() and len(self.queue) and not self._flush_lock.locked():
+                await self.flush()
+
+    # other station-initiated messages -------------------------------------------------
+
+    async def send_status(self, evse: Evse) -> None:
+        """StatusNotification for ``evse``'s connector; skipped while offline."""
+        self.device_model.write("EVSE", "AvailabilityState", str(evse.status), evse_id=evse.evse_id)
+        if self._link is None:
+            return
+        payload = status_notification_call(
+            now=self.clock.now(),
+            evse_id=evse.evse_id,
+            connector_id=evse.connector_id,
+            status=evse.status,
+        )
+        try:
+            await self.send(payload)
+        except CallErrorReceived as exc:
+            self.report(exc)
+        except (CallFailed, NotConnected) as exc:
+            LOG.info("%s: status of EVSE %s not sent: %s", self.station_id, evse.evse_id, exc)
+
+    async def send_all_status(self) -> None:
+        """StatusNotification for every connector (after boot, or when triggered)."""
+        for evse in self.evses.values():
+            await self.send_status(evse)
+
+    async def authorize(self, token: IdToken) -> None:
+        """Authorize ``token``; raises Rejected unless the CSMS says Accepted."""
+        result = await self.send(call.Authorize(id_token=id_token_payload(token)))
+        status = result.id_token_info.get("status")
+        if status != "Accepted":
+            raise Rejected(f"Authorize {token.id_token}", str(status))
+
+    # session control --------------------------------------------------------------------
+
+    def register_stop(self, transaction_id: str) -> StopRequest:
+        """Make a running transaction stoppable by id (remote stop, reset)."""
+        request = StopRequest()
+        self._stops[transaction_id] = request
+        return request
+
+    def forget_stop(self, transaction_id: str) -> None:
+        self._stops.pop(transaction_id, None)
+
+    def request_stop(
+        self, transaction_id: str, trigger: TriggerReason, reason: StoppedReason
+    ) -> bool:
+        """Ask the session running ``transaction_id`` to end; False if there is none."""
+        request = self._stops.get(transaction_id)
+        if request is None:
+            return False
+        request.fire(trigger, reason)
+        return True
+
+    def running_transactions(self) -> list[str]:
+        """Ids of transactions under way, by EVSE."""
+        return [e.transaction.transaction_id for e in self.evses.values() if e.transaction]

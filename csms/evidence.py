@@ -140,13 +140,15 @@ def check_evidence(
     *,
     expected_id: str | None = None,
     carried_keys: Sequence[str] = (),
+    window: tuple[datetime, datetime] | None = None,
 ) -> EvidenceCheck:
     """Verify a session's OCMF records against the station's registered meter key.
 
     ``records`` are the record texts in any order (exact duplicates, e.g. a resent event,
     count once). ``expected_id`` is the session's idToken, compared with each record's ``ID``.
     ``carried_keys`` are the ``publicKey`` values that came with the records; each must be the
-    registered key.
+    registered key. ``window`` (earliest, latest) bounds the reading times, so records of an
+    earlier session of the same token cannot be passed off as this one's.
     """
     fingerprint = key_fingerprint(meter_key)
     unique = list(dict.fromkeys(records))
@@ -167,6 +169,7 @@ def check_evidence(
             for record in parsed:
                 _verify_signature(record, meter_key)
             snapshots = _snapshots(parsed, expected_id)
+            _check_window(snapshots, window)
         except _Bad as bad:
             failure = bad
     ordered = sorted(parsed, key=_page_key)
@@ -275,6 +278,19 @@ def _snapshots(parsed: list[_Parsed], expected_id: str | None) -> list[MeterSnap
     if any(n != "Intermediate" for n in natures[1:-1]):
         raise _Bad("misplaced_reading", "a Begin or End record sits inside the session")
     return snapshots
+
+
+def _check_window(snapshots: list[MeterSnapshot], window: tuple[datetime, datetime] | None) -> None:
+    if window is None:
+        return
+    earliest, latest = window
+    for snapshot in snapshots:
+        if not earliest <= snapshot.at <= latest:
+            raise _Bad(
+                "outside_session",
+                f"record {snapshot.page} was read at {snapshot.at.isoformat()}, "
+                "outside the transaction",
+            )
 
 
 def _snapshot(record: _Parsed, expected_id: str | None) -> MeterSnapshot:

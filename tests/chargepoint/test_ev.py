@@ -5,7 +5,16 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chargepoint.ev import UJ_PER_WH, Ev, EvSpec, EvState, advance, clamp_setpoint, flowing_w
+from chargepoint.ev import (
+    UJ_PER_WH,
+    Ev,
+    EvSpec,
+    EvState,
+    advance,
+    clamp_setpoint,
+    discharge_floor_uj,
+    flowing_w,
+)
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -71,6 +80,8 @@ def test_target_at_departure_limits_discharge() -> None:
     # and the floor rises as departure nears, so discharge stops above it.
     departure = T0 + timedelta(hours=2)
     ev = Ev(spec(departure=departure, reserve_soc_pct=10), soc_pct=60, at=T0)
+    assert discharge_floor_uj(ev.spec, T0) == 26_000 * UJ_PER_WH
+    assert discharge_floor_uj(ev.spec, departure) == 48_000 * UJ_PER_WH
     ev.set_limit(-7_000, T0)
     ev.advance(T0 + timedelta(hours=1))
     # it meets the rising floor when 36 kWh - 7 kW*t = 26 kWh + 11 kW*t, t = 10/18 h

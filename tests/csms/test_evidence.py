@@ -206,3 +206,12 @@ def test_public_key_forms_and_signed_meter_data() -> None:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+
+
+def test_records_outside_the_transaction_window_are_caught() -> None:
+    records = texts(session())
+    inside = (T0 - timedelta(seconds=5), T0 + timedelta(hours=2, seconds=5))
+    assert check_evidence(records, PUBLIC, window=inside).ok
+    later = (T0 + timedelta(days=1), T0 + timedelta(days=1, hours=3))
+    check = check_evidence(records, PUBLIC, window=later)
+    assert (check.ok, check.code) == (False, "outside_session")

@@ -56,8 +56,14 @@ def set_charging_profile_request(
     profile_id: int,
     start: datetime,
     stack_level: int = 0,
+    version: Literal["2.0.1", "2.1"] = "2.0.1",
 ) -> dict[str, Any]:
-    """The 2.0.1 ``SetChargingProfileRequest`` payload (camelCase) carrying ``decision``."""
+    """The ``SetChargingProfileRequest`` payload (camelCase) carrying ``decision``.
+
+    On 2.0.1 the period's ``limit`` carries the sign (< 0 discharges). On 2.1 a discharge is
+    said natively: ``operationMode`` CentralSetpoint with a negative ``setpoint`` and
+    ``dischargeLimit``; charging is ``ChargingOnly`` with a positive ``limit``.
+    """
     if evse_id <= 0:
         raise ValueError("a TxProfile targets one EVSE: evse_id must be positive")
     return {
@@ -73,8 +79,23 @@ def set_charging_profile_request(
                     "id": profile_id,
                     "startSchedule": format_timestamp(start),
                     "chargingRateUnit": "W",
-                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": decision.limit_w}],
+                    "chargingSchedulePeriod": [_period(decision, version)],
                 }
             ],
         },
     }
+
+
+def _period(decision: Decision, version: str) -> dict[str, Any]:
+    if version == "2.0.1":
+        return {"startPeriod": 0, "limit": decision.limit_w}
+    if version != "2.1":
+        raise ValueError(f"no charging profile shape for OCPP {version}")
+    if decision.mode == "discharge":
+        return {
+            "startPeriod": 0,
+            "operationMode": "CentralSetpoint",
+            "setpoint": decision.limit_w,
+            "dischargeLimit": decision.limit_w,
+        }
+    return {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": decision.limit_w}

@@ -61,3 +61,19 @@ def test_evse_zero_is_refused() -> None:
 def test_negative_power_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="magnitudes"):
         DispatchPolicy(export_threshold=0, charge_w=-1, discharge_w=1)
+
+
+@pytest.mark.parametrize("soc", [60, 10])
+async def test_ocpp21_request_says_discharge_natively_and_validates(soc: float) -> None:
+    decision = decide(POLICY, export_price=450_000, soc_pct=soc, reserve_soc_pct=30)
+    payload = set_charging_profile_request(
+        decision, evse_id=2, transaction_id="tx-9", profile_id=3, start=NOW, version="2.1"
+    )
+    await validate_payload(Call("1", "SetChargingProfile", payload), "2.1")
+    period = payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+    if soc > 30:
+        assert period["operationMode"] == "CentralSetpoint"
+        assert period["setpoint"] == period["dischargeLimit"] == -7_000
+        assert "limit" not in period
+    else:
+        assert period == {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 11_000}

@@ -126,6 +126,13 @@ def public_key_der(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def public_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The public key as PEM, the file an operator registers with the CSMS (``--meter-key``)."""
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 def public_key_ocmf(key: ec.EllipticCurvePrivateKey) -> str:
     """The public key in the OCA notation ``oca:base16:asn1:<DER hex>``."""
     return PUBLIC_KEY_PREFIX + public_key_der(key).hex().upper()

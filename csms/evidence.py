@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -116,6 +117,18 @@ def parse_public_key(value: str | bytes) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise MeterKeyError("expected an ECDSA secp256r1 (P-256) public key")
     return key
+
+
+def load_meter_public_key(path: Path) -> ec.EllipticCurvePublicKey:
+    """Read a meter public key file (PEM, DER or the ``oca:base16:asn1:`` text) to register."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MeterKeyError(f"{path}: cannot read meter key: {exc.strerror}") from exc
+    try:
+        return parse_public_key(data)
+    except MeterKeyError as exc:
+        raise MeterKeyError(f"{path}: {exc}") from exc
 
 
 def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:

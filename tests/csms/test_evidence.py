@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,6 +17,7 @@ from chargepoint.meter import (
     MeterInfo,
     OcmfRecord,
     public_key_ocmf,
+    public_key_pem,
     signed_meter_value,
 )
 from csms.evidence import (
@@ -23,6 +25,7 @@ from csms.evidence import (
     check_evidence,
     decode_signed_meter_data,
     key_fingerprint,
+    load_meter_public_key,
     parse_public_key,
 )
 
@@ -215,3 +218,16 @@ def test_records_outside_the_transaction_window_are_caught() -> None:
     later = (T0 + timedelta(days=1), T0 + timedelta(days=1, hours=3))
     check = check_evidence(records, PUBLIC, window=later)
     assert (check.ok, check.code) == (False, "outside_session")
+
+
+def test_meter_key_file_registration(tmp_path: Path) -> None:
+    path = tmp_path / "meter.pub"
+    path.write_bytes(public_key_pem(KEY))
+    assert key_fingerprint(load_meter_public_key(path)) == key_fingerprint(PUBLIC)
+    path.write_text(public_key_ocmf(KEY) + "\n")
+    assert key_fingerprint(load_meter_public_key(path)) == key_fingerprint(PUBLIC)
+    path.write_text("not a key")
+    with pytest.raises(MeterKeyError, match=r"meter\.pub"):
+        load_meter_public_key(path)
+    with pytest.raises(MeterKeyError, match="cannot read"):
+        load_meter_public_key(tmp_path / "absent.pub")

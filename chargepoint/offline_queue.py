@@ -25,9 +25,9 @@ class OfflineQueue:
         """Queue ``event`` at the back; ``offline`` marks it as produced or failed while offline."""
         self._events.append(replace(event, offline=True) if offline else event)
 
-    def push_front(self, event: TxEvent) -> None:
-        """Put back the head after a failed resend, marked offline, keeping the order."""
-        self._events.appendleft(replace(event, offline=True))
+    def mark_offline(self) -> None:
+        """A send failed: everything waiting is now delayed, so all of it replays as offline."""
+        self._events = deque(replace(e, offline=True) for e in self._events)
 
     def peek(self) -> TxEvent | None:
         """The oldest waiting event, or None."""

@@ -193,7 +193,7 @@ class Station:
                     continue
                 except (CallFailed, NotConnected) as exc:
                     LOG.info("%s: event seqNo %s not sent: %s", self.station_id, head.seq_no, exc)
-                    self.queue.push_front(self.queue.pop())
+                    self.queue.mark_offline()
                     return
                 self.queue.pop()
                 info = result.id_token_info

@@ -19,6 +19,7 @@ def test_keeps_order_and_marks_offline_without_touching_seq_no() -> None:
     assert [(e.seq_no, e.offline) for e in queue.pending()] == [(3, True), (4, False)]
     head = queue.pop()
     assert head.seq_no == 3
-    queue.push_front(head)
-    assert [(e.seq_no, e.offline) for e in queue.pending()] == [(3, True), (4, False)]
-    assert queue.peek() == head and len(queue) == 2
+    queue.push(event(5), offline=False)
+    queue.mark_offline()
+    assert [(e.seq_no, e.offline) for e in queue.pending()] == [(4, True), (5, True)]
+    assert queue.peek() == queue.pending()[0] and len(queue) == 2

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from ocpp.exceptions import FormatViolationError, GenericError, InternalError
+from ocpp.v201 import call
+
+from chargepoint.client import StationClient, to_call_error
+from chargepoint.errors import (
+    CallErrorReceived,
+    CallFailed,
+    CallTimeout,
+    ChargePointError,
+    NotConnected,
+    StateError,
+)
+from tests.chargepoint.fakes import make_station
+
+
+class FakeConnection:
+    """The duck-typed connection ``ocpp`` needs: frames in through a queue, frames out to a list."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[str] = asyncio.Queue()
+        self.outbox: list[list[Any]] = []
+        self.sent = asyncio.Event()
+
+    async def recv(self) -> str:
+        return await self.inbox.get()
+
+    async def send(self, text: str) -> None:
+        self.outbox.append(json.loads(text))
+        self.sent.set()
+
+
+async def start_client(
+    timeout: float = 2.0,
+) -> tuple[StationClient, FakeConnection, asyncio.Task[Any]]:
+    conn = FakeConnection()
+    client = StationClient(make_station(), conn, response_timeout=timeout)
+    return client, conn, asyncio.create_task(client.start())
+
+
+async def next_out(conn: FakeConnection) -> list[Any]:
+    while not conn.outbox:
+        conn.sent.clear()
+        await asyncio.wait_for(conn.sent.wait(), 2)
+    return conn.outbox.pop(0)
+
+
+def test_error_mapping_is_total_and_keeps_ocpp_errors() -> None:
+    assert isinstance(to_call_error(StateError("busy")), GenericError)
+    assert isinstance(to_call_error(ChargePointError("x")), InternalError)
+    leaked = to_call_error(KeyError("secret internals"))
+    assert isinstance(leaked, InternalError) and "secret" not in leaked.description
+    original = FormatViolationError(description="bad")
+    assert to_call_error(original) is original
+
+
+async def test_callerror_becomes_call_error_received() -> None:
+    client, conn, serving = await start_client()
+    pending = asyncio.create_task(client.send(call.Heartbeat()))
+    frame = await next_out(conn)
+    assert frame[0] == 2 and frame[2] == "Heartbeat"
+    await conn.inbox.put(json.dumps([4, frame[1], "SecurityError", "go away", {}]))
+    with pytest.raises(CallErrorReceived) as info:
+        await pending
+    assert (info.value.action, info.value.code) == ("Heartbeat", "SecurityError")
+    serving.cancel()
+
+
+async def test_no_answer_is_a_call_timeout() -> None:
+    client, _conn, serving = await start_client(timeout=0.05)
+    with pytest.raises(CallTimeout):
+        await client.send(call.Heartbeat())
+    serving.cancel()
+
+
+async def test_dropped_link_ends_the_wait_at_once() -> None:
+    client, conn, serving = await start_client(timeout=30)
+    pending = asyncio.create_task(client.send(call.Heartbeat()))
+    await next_out(conn)
+    client.closed.set()
+    with pytest.raises(CallTimeout):
+        await asyncio.wait_for(pending, 1)
+    with pytest.raises(NotConnected):
+        await client.send(call.Heartbeat())
+    serving.cancel()
+
+
+async def test_own_invalid_payload_is_not_blamed_on_the_csms() -> None:
+    client, conn, serving = await start_client()
+    bad = call.StatusNotification(
+        timestamp="2026-01-01T00:00:00Z", connector_status="Broken", evse_id=1, connector_id=1
+    )
+    with pytest.raises(CallFailed) as info:
+        await client.send(bad)
+    assert not isinstance(info.value, CallErrorReceived)
+    assert conn.outbox == []  # nothing left the station
+    serving.cancel()
+
+
+async def test_inbound_get_variables_is_answered_and_bad_payload_gets_callerror() -> None:
+    _client, conn, serving = await start_client()
+    request = {
+        "getVariableData": [
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+        ]
+    }
+    await conn.inbox.put(json.dumps([2, "m1", "GetVariables", request]))
+    answer = await next_out(conn)
+    assert answer[:2] == [3, "m1"]
+    result = answer[2]["getVariableResult"][0]
+    assert result["attributeStatus"] == "Accepted" and result["attributeValue"] == "300"
+    await conn.inbox.put(json.dumps([2, "m2", "GetVariables", {"getVariableData": "nope"}]))
+    error = await next_out(conn)
+    assert error[0] == 4 and error[1] == "m2"
+    await conn.inbox.put(json.dumps([2, "m3", "UpdateFirmware", {}]))
+    error = await next_out(conn)
+    assert error[:3] == [4, "m3", "NotImplemented"]
+    serving.cancel()
+
+
+async def test_follow_up_runs_only_after_the_answer_is_sent() -> None:
+    client, conn, serving = await start_client()
+    client.station._link = client  # online on this fake connection
+    client.station.online.set()
+    trigger = {"requestedMessage": "Heartbeat"}
+    await conn.inbox.put(json.dumps([2, "t1", "TriggerMessage", trigger]))
+    answer = await next_out(conn)
+    assert answer == [3, "t1", {"status": "Accepted"}]
+    heartbeat = await next_out(conn)
+    assert heartbeat[0] == 2 and heartbeat[2] == "Heartbeat"
+    serving.cancel()

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from chargepoint.errors import CallErrorReceived, CallTimeout, ChargePointError, Rejected
+from chargepoint.sessions import run_session
+from chargepoint.transaction import IdToken
+from tests.chargepoint.fakes import FakeLink, default_answer, make_station
+
+TOKEN = IdToken("04AA", "ISO14443")
+
+
+def events(link: FakeLink) -> list[Any]:
+    return [p for p in link.sent if type(p).__name__ == "TransactionEvent"]
+
+
+async def test_session_sends_authorize_started_updates_ended_in_order() -> None:
+    station = make_station(tx_updated_interval=60)
+    link = FakeLink()
+    await station.go_online(link)
+    assert await run_session(station, station.evses[1], TOKEN, seconds=300) is True
+    sent = events(link)
+    assert [e.event_type for e in sent] == ["Started"] + ["Updated"] * 4 + ["Ended"]
+    assert [e.seq_no for e in sent] == list(range(6))
+    assert link.actions()[:3] == ["StatusNotification", "StatusNotification", "Authorize"]
+    assert link.actions()[-1] == "StatusNotification"
+    assert link.sent[-1].connector_status == "Available"
+    assert station.sessions_completed == 1
+    assert not station.running_transactions()
+
+
+async def test_events_while_offline_are_queued_then_replayed_first_with_same_seq_no() -> None:
+    station = make_station()
+    link = FakeLink()
+    await station.go_online(link)
+    evse = station.evses[1]
+    await station.authorize(TOKEN)
+    from chargepoint.metering import ReadingContext
+    from chargepoint.transaction import TriggerReason
+
+    def update() -> Any:
+        return evse.update(
+            now=station.clock.now(),
+            trigger=TriggerReason.METER_VALUE_PERIODIC,
+            meter=station.sample(evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands"),
+        )
+
+    await station.submit(
+        evse.begin(
+            now=station.clock.now(),
+            transaction_id="tx-9",
+            id_token=TOKEN,
+            trigger=TriggerReason.AUTHORIZED,
+            meter=station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
+        )
+    )
+    station.go_offline()
+    await station.submit(update())
+    await station.submit(update())
+    assert [e.seq_no for e in station.queue.pending()] == [1, 2]
+    fresh = FakeLink()
+    await station.go_online(fresh)
+    await station.submit(update())
+    replay = events(fresh)
+    assert [(e.seq_no, e.offline) for e in replay] == [(1, True), (2, True), (3, None)]
+    assert len(station.queue) == 0
+
+
+async def test_a_failed_send_keeps_the_event_at_the_head_marked_offline() -> None:
+    station = make_station()
+
+    def flaky(payload: Any) -> Any:
+        if type(payload).__name__ == "TransactionEvent":
+            raise CallTimeout("no answer")
+        return default_answer(payload)
+
+    await station.go_online(FakeLink(flaky))
+    await run_session(station, station.evses[1], TOKEN, seconds=120)
+    pending = station.queue.pending()
+    assert [e.seq_no for e in pending] == list(range(len(pending)))
+    assert all(e.offline for e in pending)
+    ok = FakeLink()
+    await station.go_online(ok)
+    assert [e.seq_no for e in events(ok)] == list(range(len(pending)))
+    assert all(e.offline for e in events(ok))
+
+
+async def test_callerror_on_an_event_is_reported_and_not_retried() -> None:
+    errors: list[ChargePointError] = []
+    station = make_station(errors=errors)
+
+    def refuse(payload: Any) -> Any:
+        if type(payload).__name__ == "TransactionEvent":
+            raise CallErrorReceived("TransactionEvent", "FormatViolation", "bad")
+        return default_answer(payload)
+
+    link = FakeLink(refuse)
+    await station.go_online(link)
+    await run_session(station, station.evses[1], TOKEN, seconds=60)
+    assert len(station.queue) == 0
+    assert errors and all(isinstance(e, CallErrorReceived) for e in errors)
+
+
+async def test_invalid_token_raises_rejected_and_frees_the_evse() -> None:
+    station = make_station()
+
+    def invalid(payload: Any) -> Any:
+        if type(payload).__name__ == "Authorize":
+            return SimpleNamespace(id_token_info={"status": "Invalid"})
+        return default_answer(payload)
+
+    link = FakeLink(invalid)
+    await station.go_online(link)
+    try:
+        await run_session(station, station.evses[1], TOKEN, seconds=60)
+    except Rejected as exc:
+        assert exc.status == "Invalid"
+    else:
+        raise AssertionError("an Invalid idToken must raise Rejected")
+    assert station.evses[1].idle
+    assert events(link) == []
+    assert link.sent[-1].connector_status == "Available"
+
+
+async def test_transaction_event_answer_with_invalid_token_is_reported() -> None:
+    errors: list[ChargePointError] = []
+    station = make_station(errors=errors)
+
+    def deauthorize(payload: Any) -> Any:
+        if type(payload).__name__ == "TransactionEvent":
+            return SimpleNamespace(id_token_info={"status": "Blocked"})
+        return default_answer(payload)
+
+    await station.go_online(FakeLink(deauthorize))
+    await run_session(station, station.evses[1], TOKEN, seconds=60)
+    assert any(isinstance(e, Rejected) and e.status == "Blocked" for e in errors)
+
+
+async def test_offline_session_cannot_start_without_authorize() -> None:
+    station = make_station()
+    assert await run_session(station, station.evses[1], TOKEN, seconds=60) is False
+    assert station.evses[1].idle and len(station.queue) == 0

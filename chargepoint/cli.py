@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 import click
@@ -67,7 +68,7 @@ from chargepoint.transaction import IdToken
     default=30.0,
     show_default=True,
     type=float,
-    help="With --exit: give up if no connection succeeds within this many seconds.",
+    help="With --exit: give up after this many seconds without a connection.",
 )
 @click.option(
     "--response-timeout",
@@ -119,6 +120,9 @@ def chargepoint_command(
         runner = StationRunner(config)
     except (ChargePointError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
+    if exit_when_done and logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+        # the library warns about each CALLERROR; with --exit the one error line says it
+        logging.getLogger("ocpp").setLevel(logging.ERROR)
     code = asyncio.run(runner.run())
     if code != 0:
         click.echo(f"v2g chargepoint: error: {runner.errors[0]}", err=True)

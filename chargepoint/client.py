@@ -81,7 +81,7 @@ class StationClient(ChargePoint):
         try:
             return call.result()
         except OCPPError as exc:
-            LOG.warning("%s: %s answered with %s", self.id, action, exc.code)
+            LOG.info("%s: %s answered with %s", self.id, action, exc.code)
             raise CallErrorReceived(action, exc.code, exc.description) from exc
         except TimeoutError as exc:
             raise CallTimeout(f"{self.id}: no answer to {action} in time") from exc

@@ -138,7 +138,11 @@ class StationRunner:
     # connection -------------------------------------------------------------------------
 
     async def connection_loop(self) -> None:
-        """Connect, serve, reconnect: forever, or until a fatal error in ``--exit`` mode."""
+        """Connect, serve, reconnect: forever, or until a fatal error in ``--exit`` mode.
+
+        With ``--exit``, a refused handshake (401/403/404) is fatal at once, and so is being
+        without a connection for ``connect_timeout`` seconds (at start or after a drop).
+        """
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self.config.connect_timeout
         attempt = 0
@@ -154,17 +158,18 @@ class StationRunner:
                 )
             except ConnectError as exc:
                 refused = isinstance(exc, HandshakeRefused) and exc.status in FATAL_HTTP
-                never = self.connections == 0 and loop.time() >= give_up_at
-                if self.config.exit_when_done and (refused or never):
+                too_long = loop.time() >= give_up_at
+                if self.config.exit_when_done and (refused or too_long):
                     raise
                 delay = self.config.backoff.delay(attempt, self._rand())
-                LOG.warning("%s: %s; retrying in %.1f s", self.config.station_id, exc, delay)
+                LOG.info("%s: %s; retrying in %.1f s", self.config.station_id, exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
             self.connections += 1
             rebooted = await self._serve(ws, reason)
+            give_up_at = loop.time() + self.config.connect_timeout
             reason = "RemoteReset" if rebooted else "Unknown"
 
     async def _serve(self, ws: ClientConnection, reason: str) -> bool:

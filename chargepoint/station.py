@@ -147,7 +147,9 @@ class Station:
 
     def report(self, error: ChargePointError) -> None:
         """A call was refused or failed for good: log it and let the runner decide."""
-        LOG.warning("%s: %s", self.station_id, error)
+        # with --exit the runner prints the error as its one last line; else it is logged here
+        level = logging.INFO if self.config.exit_when_done else logging.WARNING
+        LOG.log(level, "%s: %s", self.station_id, error)
         self._on_error(error)
 
     async def shutdown(self) -> None:

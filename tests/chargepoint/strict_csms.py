@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+from ocpp.exceptions import GenericError
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
@@ -53,6 +54,7 @@ class CsmsState:
     boot_status: str = "Accepted"
     heartbeat_interval: int = 300
     invalid_tokens: set[str] = field(default_factory=set)
+    refuse_actions: set[str] = field(default_factory=set)  # answered with a CALLERROR
     frames: list[Frame] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     connections: int = 0
@@ -93,6 +95,8 @@ class StrictCsmsPoint(ChargePoint):
         self.state, self.number = state, conn.number
 
     def _record(self, action: str) -> None:
+        if action in self.state.refuse_actions:
+            raise GenericError(description=f"{action} refused by test")
         frame = next(
             f
             for f in reversed(self.state.frames)

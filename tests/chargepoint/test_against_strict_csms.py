@@ -13,6 +13,7 @@ from ocpp.v201 import call
 
 from chargepoint.backoff import Backoff
 from chargepoint.config import StationConfig
+from chargepoint.errors import CallErrorReceived
 from chargepoint.runner import StationRunner
 from tests.chargepoint.strict_csms import CsmsState, StrictCsms
 
@@ -374,6 +375,7 @@ async def test_cli_invalid_id_token_exits_nonzero(csms: StrictCsms) -> None:
     )
     assert code == 1
     assert "Invalid" in output and "Authorize" in output
+    assert len(output.strip().splitlines()) == 1
     assert "TransactionEvent" not in csms.state.actions()
 
 
@@ -383,3 +385,12 @@ async def test_rejected_boot_fails_an_exit_run(csms: StrictCsms) -> None:
     assert await asyncio.wait_for(runner.run(), timeout=10) == 1
     assert "BootNotification" in str(runner.errors[0])
     assert csms.state.actions() == ["BootNotification"]
+
+
+async def test_a_callerror_fails_an_exit_run(csms: StrictCsms) -> None:
+    csms.state.refuse_actions.add("TransactionEvent")
+    runner = StationRunner(config(csms))
+    assert await asyncio.wait_for(runner.run(), timeout=10) == 1
+    error = runner.errors[0]
+    assert isinstance(error, CallErrorReceived)
+    assert (error.action, error.code) == ("TransactionEvent", "GenericError")

@@ -1,0 +1,137 @@
+"""Reconnects, timeouts, heartbeats, several EVSEs and a signing meter, against the strict CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chargepoint.clock import AcceleratedClock
+from chargepoint.ev import Ev, EvSpec
+from chargepoint.meter import EvMeter, Meter, MeterInfo, public_key_ocmf
+from chargepoint.runner import StationRunner
+from tests.chargepoint.strict_csms import CsmsState, StrictCsms
+from tests.chargepoint.test_against_strict_csms import (
+    PASSWORD,
+    assert_clean_wire,
+    config,
+    run_cli,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_station_keeps_retrying_until_the_csms_comes_up() -> None:
+    csms = StrictCsms(CsmsState(passwords={"CP-STRICT-1": PASSWORD}))
+    port = free_port()
+    csms.port = port
+    runner = StationRunner(config(csms))
+    run = asyncio.create_task(runner.run())
+    await asyncio.sleep(0.4)  # several refused attempts, backoff 0.05 s doubling to 0.2 s
+    assert not run.done()
+    await csms.start(port)
+    try:
+        assert await asyncio.wait_for(run, 10) == 0, runner.errors
+        assert csms.state.connections == 1
+        assert "Ended" in [e["eventType"] for e in csms.state.of("TransactionEvent")]
+    finally:
+        await csms.stop()
+
+
+async def test_cli_gives_up_on_an_unreachable_csms_with_one_line() -> None:
+    port = free_port()
+    code, output = await run_cli(
+        f"ws://127.0.0.1:{port}/ocpp",
+        "CP1",
+        "--sessions",
+        "1",
+        "--exit",
+        "--connect-timeout",
+        "0.5",
+        "--max-backoff",
+        "0.1",
+    )
+    assert code == 1
+    assert "cannot connect" in output
+    assert len(output.strip().splitlines()) == 1
+
+
+async def test_heartbeats_follow_the_interval_the_csms_gives() -> None:
+    csms = StrictCsms(CsmsState(passwords={"CP-STRICT-1": PASSWORD}, heartbeat_interval=1))
+    await csms.start()
+    runner = StationRunner(config(csms, sessions=0, exit_when_done=False))
+    run = asyncio.create_task(runner.run())
+    try:
+        await csms.wait_for(lambda: "Heartbeat" in csms.state.actions(), timeout=3, what="beat")
+        assert runner.station.device_model.read_int("OCPPCommCtrlr", "HeartbeatInterval") == 1
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await csms.stop()
+
+
+async def test_sessions_spread_over_evses_each_with_its_own_seq_numbers() -> None:
+    csms = StrictCsms(CsmsState(passwords={"CP-STRICT-1": PASSWORD}))
+    await csms.start()
+    try:
+        runner = StationRunner(config(csms, evses=2, sessions=3))
+        assert await runner.run() == 0, runner.errors
+        assert_clean_wire(csms.state)
+        by_tx: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event in csms.state.of("TransactionEvent"):
+            by_tx[event["transactionInfo"]["transactionId"]].append(event)
+        assert len(by_tx) == 3
+        for events in by_tx.values():
+            assert [e["seqNo"] for e in events] == list(range(len(events)))
+            assert events[0]["eventType"] == "Started" and events[-1]["eventType"] == "Ended"
+        evses = {events[0]["evse"]["id"] for events in by_tx.values()}
+        assert evses == {1, 2}
+    finally:
+        await csms.stop()
+
+
+async def test_signed_meter_values_from_the_ev_meter_pass_the_schema() -> None:
+    csms = StrictCsms(CsmsState(passwords={"CP-STRICT-1": PASSWORD}))
+    await csms.start()
+    start = datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    spec = EvSpec(60_000, 20, 11_000, 7_000, start + timedelta(hours=9), 80)
+    source = EvMeter(
+        Ev(spec, soc_pct=40, at=start),
+        Meter(key, MeterInfo(serial="MTR-1"), import_wh=5_000),
+        public_key=public_key_ocmf(key),
+        evse_id="DE*V2G*E1*1",
+        token_type="ISO14443",
+    )
+    source.set_limit(11_000, start)
+    try:
+        cfg = config(csms)
+        runner = StationRunner(
+            cfg, clock=AcceleratedClock(speed=cfg.speed, start=start), meters={1: source}
+        )
+        assert await runner.run() == 0, runner.errors
+        assert_clean_wire(csms.state)  # the library validated every signedMeterValue
+        events = csms.state.of("TransactionEvent")
+        signed = {}
+        for event in (events[0], events[-1]):
+            for value in event["meterValue"][0]["sampledValue"]:
+                if "signedMeterValue" in value:
+                    signed[event["eventType"]] = value["signedMeterValue"]
+        assert set(signed) == {"Started", "Ended"}
+        for smv in signed.values():
+            assert smv["encodingMethod"] == "OCMF"
+            assert base64.b64decode(smv["signedMeterData"]).startswith(b"OCMF|")
+        begin = events[0]["meterValue"][0]["sampledValue"][0]
+        end = events[-1]["meterValue"][0]["sampledValue"][0]
+        assert end["value"] > begin["value"] >= 5_000
+    finally:
+        await csms.stop()

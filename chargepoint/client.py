@@ -73,6 +73,9 @@ class StationClient(ChargePoint):
         closed = asyncio.ensure_future(self.closed.wait())
         try:
             done, _ = await asyncio.wait({call, closed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
         finally:
             closed.cancel()
         if call not in done:

@@ -261,9 +261,6 @@ def default_variables(
             data_type=integer,
             min_limit=1,
         ),
-        var("OCPPCommCtrlr", "OfflineThreshold", "60", data_type=integer, min_limit=0),
-        var("OCPPCommCtrlr", "RetryBackOffRepeatTimes", "10", data_type=integer, min_limit=0),
-        var("OCPPCommCtrlr", "RetryBackOffWaitMinimum", "1", data_type=integer, min_limit=0),
         var(
             "SampledDataCtrlr",
             "TxUpdatedInterval",
@@ -292,7 +289,6 @@ def default_variables(
             data_type=members,
             values_list=MEASURANDS,
         ),
-        var("SampledDataCtrlr", "Enabled", "true", data_type=boolean),
         var("AuthCtrlr", "Enabled", "true", data_type=boolean),
         var("AuthCtrlr", "AuthorizeRemoteStart", "false", data_type=boolean),
         var(
@@ -311,7 +307,6 @@ def default_variables(
             mutability=ro,
             values_list=("Authorized", "PowerPathClosed", "EVConnected"),
         ),
-        var("TxCtrlr", "EVConnectionTimeOut", "60", data_type=integer, min_limit=0),
         var("SecurityCtrlr", "Identity", station_id, mutability=ro, max_length=48),
         var("SecurityCtrlr", "SecurityProfile", "1", data_type=integer, mutability=ro),
         var(

@@ -76,7 +76,9 @@ def transaction_event_call(event: TxEvent) -> call.TransactionEvent:
     )
 
 
-def boot_notification_call(*, vendor: str, model: str, serial: str, reason: str) -> Any:
+def boot_notification_call(
+    *, vendor: str, model: str, serial: str, reason: str
+) -> call.BootNotification:
     """BootNotification with the station's identity."""
     return call.BootNotification(
         charging_station={

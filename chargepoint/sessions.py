@@ -12,6 +12,7 @@ import logging
 
 from chargepoint.errors import CallTimeout, NotConnected
 from chargepoint.metering import ReadingContext
+from chargepoint.provisioning import perform_reset
 from chargepoint.station import Station
 from chargepoint.transaction import Evse, IdToken, TriggerReason
 
@@ -28,15 +29,18 @@ async def run_session(
 ) -> bool:
     """Run one session on ``evse``; True once it ended, False if it could not start.
 
-    A local session plugs in, authorizes (Rejected propagates) and starts with trigger
-    Authorized; a remote one (``remote_start_id`` given) has been plugged in by the caller.
+    A local session plugs in, authorizes if AuthCtrlr.Enabled (Rejected propagates) and starts
+    with trigger Authorized; a remote one (``remote_start_id`` given) has been plugged in by
+    the caller and authorizes only if AuthCtrlr.AuthorizeRemoteStart. A Reset OnIdle that was
+    Scheduled is carried out when the last transaction ends.
     """
     remote = remote_start_id is not None
     if not remote:
         evse.plug_in()
         await station.send_status(evse)
     try:
-        if not remote or station.device_model.read("AuthCtrlr", "AuthorizeRemoteStart") == "true":
+        setting = "AuthorizeRemoteStart" if remote else "Enabled"
+        if station.device_model.read("AuthCtrlr", setting) == "true":
             await station.authorize(token)
     except (CallTimeout, NotConnected) as exc:
         LOG.info("%s: EVSE %s: cannot authorize now: %s", station.station_id, evse.evse_id, exc)
@@ -86,6 +90,8 @@ async def run_session(
         station.forget_stop(transaction_id)
     await _unplug(station, evse)
     station.sessions_completed += 1
+    if station.reset_pending and not station.running_transactions():
+        station.spawn(perform_reset(station), name="reset-on-idle")
     return True
 
 

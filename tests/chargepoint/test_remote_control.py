@@ -105,3 +105,34 @@ async def test_reset_on_idle_waits_and_evse_reset_is_refused() -> None:
     assert station.reboot.is_set()
     refused, _ = provisioning.reset(station, "Immediate", 1)
     assert refused.status == "Rejected"
+
+
+async def test_scheduled_reset_happens_when_the_last_transaction_ends() -> None:
+    station = make_station(session_seconds=10_000)
+    await station.go_online(FakeLink())
+    _, start = remote_control.request_start(station, TOKEN, 1, 1)
+    assert start is not None
+    session = asyncio.create_task(start())
+    while not station.running_transactions():
+        await asyncio.sleep(0)
+    result, follow = provisioning.reset(station, "OnIdle", None)
+    assert result.status == "Scheduled" and follow is None
+    assert not station.reboot.is_set()
+    _, stop = remote_control.request_stop(station, station.running_transactions()[0])
+    assert stop is not None
+    await stop()
+    await asyncio.wait_for(session, 5)
+    await asyncio.wait_for(station.reboot.wait(), 5)
+    assert station.reset_pending is False
+
+
+async def test_local_session_skips_authorize_when_auth_is_disabled() -> None:
+    from chargepoint.sessions import run_session
+
+    station = make_station()
+    station.device_model.write("AuthCtrlr", "Enabled", "false")
+    link = FakeLink()
+    await station.go_online(link)
+    assert await run_session(station, station.evses[1], TOKEN, seconds=60)
+    assert "Authorize" not in link.actions()
+    assert "TransactionEvent" in link.actions()

@@ -122,12 +122,16 @@ class StationRunner:
                     if not evse.idle:
                         await asyncio.sleep(0.05)
                         continue
-                    done = await run_session(
-                        self.station,
-                        evse,
-                        self.config.id_token,
-                        seconds=self.config.session_seconds,
-                    )
+                    try:
+                        done = await run_session(
+                            self.station,
+                            evse,
+                            self.config.id_token,
+                            seconds=self.config.session_seconds,
+                        )
+                    except ChargePointError as exc:  # e.g. an idToken not Accepted
+                        self.station.report(exc)  # fatal with --exit; else the session is lost
+                        break
                     if done:
                         break
                     await asyncio.sleep(0.05)

@@ -135,3 +135,25 @@ async def test_signed_meter_values_from_the_ev_meter_pass_the_schema() -> None:
         assert end["value"] > begin["value"] >= 5_000
     finally:
         await csms.stop()
+
+
+async def test_without_exit_a_refused_token_is_logged_and_the_station_stays_up() -> None:
+    csms = StrictCsms(CsmsState(passwords={"CP-STRICT-1": PASSWORD}, invalid_tokens={"BAD1"}))
+    await csms.start()
+    from chargepoint.transaction import IdToken
+
+    runner = StationRunner(
+        config(csms, sessions=2, exit_when_done=False, id_token=IdToken("BAD1", "ISO14443"))
+    )
+    run = asyncio.create_task(runner.run())
+    try:
+        await csms.wait_for(lambda: len(csms.state.of("Authorize")) == 2, what="two authorizes")
+        await asyncio.sleep(0.05)
+        assert not run.done()
+        assert [str(e) for e in runner.errors] == ["Authorize BAD1 was not accepted: Invalid"] * 2
+        assert "TransactionEvent" not in csms.state.actions()
+        assert csms.state.of("StatusNotification")[-1]["connectorStatus"] == "Available"
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await csms.stop()

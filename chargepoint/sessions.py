@@ -58,7 +58,12 @@ async def run_session(
             transaction_id=transaction_id,
             id_token=token,
             trigger=TriggerReason.REMOTE_START if remote else TriggerReason.AUTHORIZED,
-            meter=station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
+            meter=station.sample(
+                evse,
+                ReadingContext.TRANSACTION_BEGIN,
+                "TxStartedMeasurands",
+                starting=(transaction_id, token),
+            ),
             remote_start_id=remote_start_id,
         )
         await station.submit(started)

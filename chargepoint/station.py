@@ -161,17 +161,31 @@ class Station:
 
     # metering ---------------------------------------------------------------------------
 
-    def sample(self, evse: Evse, context: ReadingContext, measurands_variable: str) -> MeterSample:
-        """Read ``evse``'s meter now and keep the measurands the device model asks for."""
+    def sample(
+        self,
+        evse: Evse,
+        context: ReadingContext,
+        measurands_variable: str,
+        *,
+        starting: tuple[str, IdToken] | None = None,
+    ) -> MeterSample:
+        """Read ``evse``'s meter now and keep the measurands the device model asks for.
+
+        ``starting`` names the transaction (id, idToken) a Transaction.Begin reading is for,
+        since the EVSE has no transaction yet when its first reading is taken.
+        """
         now = self.clock.now()
         tx = evse.transaction
+        transaction_id: str | None
+        token: str | None
+        if tx is not None:
+            transaction_id, token = tx.transaction_id, tx.id_token.id_token
+        elif starting is not None:
+            transaction_id, token = starting[0], starting[1].id_token
+        else:
+            transaction_id = token = None
         reading = self.meters[evse.evse_id].read(
-            MeterRequest(
-                now=now,
-                context=context,
-                transaction_id=None if tx is None else tx.transaction_id,
-                id_token=None if tx is None else tx.id_token.id_token,
-            )
+            MeterRequest(now=now, context=context, transaction_id=transaction_id, id_token=token)
         )
         measurands = self.device_model.read_list("SampledDataCtrlr", measurands_variable)
         return sample_reading(reading, now=now, context=context, measurands=measurands)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from chargepoint.clock import AcceleratedClock
 from chargepoint.ev import Ev, EvSpec
 from chargepoint.meter import EvMeter, Meter, MeterInfo, public_key_ocmf
 from chargepoint.runner import StationRunner
+from chargepoint.transaction import IdToken
 from tests.chargepoint.strict_csms import CsmsState, StrictCsms
 from tests.chargepoint.test_against_strict_csms import (
     PASSWORD,
@@ -129,7 +131,10 @@ async def test_signed_meter_values_from_the_ev_meter_pass_the_schema() -> None:
         assert set(signed) == {"Started", "Ended"}
         for smv in signed.values():
             assert smv["encodingMethod"] == "OCMF"
-            assert base64.b64decode(smv["signedMeterData"]).startswith(b"OCMF|")
+            record = base64.b64decode(smv["signedMeterData"]).decode()
+            assert record.startswith("OCMF|")
+            payload = json.loads(record.split("|")[1])
+            assert payload["ID"] == cfg.id_token.id_token  # the meter knew whom it signed for
         begin = events[0]["meterValue"][0]["sampledValue"][0]
         end = events[-1]["meterValue"][0]["sampledValue"][0]
         assert end["value"] > begin["value"] >= 5_000
@@ -140,8 +145,6 @@ async def test_signed_meter_values_from_the_ev_meter_pass_the_schema() -> None:
 async def test_without_exit_a_refused_token_is_logged_and_the_station_stays_up() -> None:
     csms = StrictCsms(CsmsState(passwords={"CP-STRICT-1": PASSWORD}, invalid_tokens={"BAD1"}))
     await csms.start()
-    from chargepoint.transaction import IdToken
-
     runner = StationRunner(
         config(csms, sessions=2, exit_when_done=False, id_token=IdToken("BAD1", "ISO14443"))
     )

@@ -3,8 +3,10 @@ from __future__ import annotations
 import asyncio
 
 from chargepoint import availability, provisioning, remote_control
-from chargepoint.transaction import IdToken
+from chargepoint.sessions import run_session
+from chargepoint.transaction import IdToken, TriggerReason
 from tests.chargepoint.fakes import FakeLink, make_station
+from tests.chargepoint.test_transaction import sample
 
 TOKEN = IdToken("REMOTE", "Central")
 
@@ -75,8 +77,6 @@ async def test_change_availability_whole_station_and_scheduled() -> None:
     link = FakeLink()
     await station.go_online(link)
     station.evses[2].plug_in()
-    from chargepoint.transaction import TriggerReason
-    from tests.chargepoint.test_transaction import sample
 
     station.evses[2].begin(
         now=station.clock.now(),
@@ -127,7 +127,6 @@ async def test_scheduled_reset_happens_when_the_last_transaction_ends() -> None:
 
 
 async def test_local_session_skips_authorize_when_auth_is_disabled() -> None:
-    from chargepoint.sessions import run_session
 
     station = make_station()
     station.device_model.write("AuthCtrlr", "Enabled", "false")

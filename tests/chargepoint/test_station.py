@@ -4,8 +4,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from chargepoint.errors import CallErrorReceived, CallTimeout, ChargePointError, Rejected
+from chargepoint.metering import ReadingContext
 from chargepoint.sessions import run_session
-from chargepoint.transaction import IdToken
+from chargepoint.transaction import IdToken, TriggerReason
 from tests.chargepoint.fakes import FakeLink, default_answer, make_station
 
 TOKEN = IdToken("04AA", "ISO14443")
@@ -36,8 +37,6 @@ async def test_events_while_offline_are_queued_then_replayed_first_with_same_seq
     await station.go_online(link)
     evse = station.evses[1]
     await station.authorize(TOKEN)
-    from chargepoint.metering import ReadingContext
-    from chargepoint.transaction import TriggerReason
 
     def update() -> Any:
         return evse.update(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from ocpp.v201 import call
 
 from chargepoint.clock import AcceleratedClock
 from chargepoint.ev import Ev, EvSpec
@@ -156,6 +157,42 @@ async def test_without_exit_a_refused_token_is_logged_and_the_station_stays_up()
         assert [str(e) for e in runner.errors] == ["Authorize BAD1 was not accepted: Invalid"] * 2
         assert "TransactionEvent" not in csms.state.actions()
         assert csms.state.of("StatusNotification")[-1]["connectorStatus"] == "Available"
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await csms.stop()
+
+
+async def test_pending_boot_waits_silently_until_a_triggered_boot_is_accepted() -> None:
+
+    csms = StrictCsms(
+        CsmsState(
+            passwords={"CP-STRICT-1": PASSWORD}, boot_status="Pending", heartbeat_interval=300
+        )
+    )
+    await csms.start()
+    runner = StationRunner(config(csms, sessions=0, exit_when_done=False))
+    run = asyncio.create_task(runner.run())
+    try:
+        await csms.wait_for(lambda: "BootNotification" in csms.state.actions(), what="boot")
+        await asyncio.sleep(0.1)
+        assert csms.state.actions() == ["BootNotification"]  # nothing else while Pending
+        got = await csms.call(
+            "CP-STRICT-1",
+            call.GetVariables(
+                get_variable_data=[
+                    {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "Identity"}}
+                ]
+            ),
+        )
+        assert got.get_variable_result[0]["attribute_value"] == "CP-STRICT-1"
+        csms.state.boot_status = "Accepted"
+        got = await csms.call(
+            "CP-STRICT-1", call.TriggerMessage(requested_message="BootNotification")
+        )
+        assert got.status == "Accepted"
+        await csms.wait_for(lambda: "StatusNotification" in csms.state.actions(), what="online")
+        assert csms.state.actions()[:2] == ["BootNotification", "BootNotification"]
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)

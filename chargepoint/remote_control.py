@@ -6,6 +6,8 @@ answer and the follow-up that the client runs in a supervised task after answeri
 
 from __future__ import annotations
 
+from functools import partial
+
 from ocpp.v201 import call, call_result
 
 from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected, StateError
@@ -78,16 +80,16 @@ def trigger_message(
             return _trigger_rejected("AlreadyAccepted"), None
         follow_up = _request_boot(station)
     elif requested == "Heartbeat":
-        follow_up = lambda: _send_checked(station, call.Heartbeat())  # noqa: E731
+        follow_up = partial(_send_checked, station, call.Heartbeat())
     elif requested == "StatusNotification":
-        follow_up = lambda: _send_status(station, evses)  # noqa: E731
+        follow_up = partial(_send_status, station, evses)
     elif requested == "MeterValues":
-        follow_up = lambda: _send_meter_values(station, evses)  # noqa: E731
+        follow_up = partial(_send_meter_values, station, evses)
     elif requested == "TransactionEvent":
         busy = [e for e in evses if e.transaction is not None]
         if not busy:
             return _trigger_rejected("NoTransaction"), None
-        follow_up = lambda: _send_transaction_updates(station, busy)  # noqa: E731
+        follow_up = partial(_send_transaction_updates, station, busy)
     else:
         return call_result.TriggerMessage(status="NotImplemented"), None
     return call_result.TriggerMessage(status="Accepted"), follow_up

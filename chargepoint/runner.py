@@ -170,14 +170,19 @@ class StationRunner:
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
-            attempt = 0
             self.connections += 1
-            rebooted = await self._serve(ws, reason)
+            outcome = await self._serve(ws, reason)
             give_up_at = loop.time() + self.config.connect_timeout
-            reason = "RemoteReset" if rebooted else "Unknown"
+            reason = "RemoteReset" if outcome == "reboot" else "Unknown"
+            if outcome == "reboot":
+                attempt = 0
+                continue
+            # a link that never got past boot counts as a failed attempt; a lost one starts over
+            attempt = attempt + 1 if outcome == "not-booted" else 0
+            await asyncio.sleep(self.config.backoff.delay(attempt, self._rand()))
 
-    async def _serve(self, ws: ClientConnection, reason: str) -> bool:
-        """One connection's life; True if it ended because of a Reset (a reboot)."""
+    async def _serve(self, ws: ClientConnection, reason: str) -> str:
+        """One connection's life: ended by a "reboot" (Reset), "lost", or "not-booted"."""
         client = StationClient(self.station, ws, response_timeout=self.config.response_timeout)
         serving = asyncio.create_task(client.start(), name="ocpp-receive")
         heartbeat: asyncio.Task[None] | None = None
@@ -188,13 +193,13 @@ class StationRunner:
             done, _ = await asyncio.wait({booted, serving}, return_when=asyncio.FIRST_COMPLETED)
             if booted not in done:
                 booted.cancel()
-                return False
+                return "not-booted"
             if not booted.result():
-                return False
+                return "not-booted"
             await self.station.go_online(client)
             heartbeat = asyncio.create_task(self._heartbeats(client), name="heartbeat")
             await asyncio.wait({serving, reboot}, return_when=asyncio.FIRST_COMPLETED)
-            return reboot.done()
+            return "reboot" if reboot.done() else "lost"
         finally:
             self.station.go_offline()
             client.closed.set()

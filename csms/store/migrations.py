@@ -105,4 +105,40 @@ MIGRATIONS: list[str] = [
         tech_info   TEXT
     );
     """,
+    # 2: settlements, their outbox, identities with pseudonyms and encrypted personal data
+    """
+    ALTER TABLE id_tokens ADD COLUMN pseudonym TEXT;
+    ALTER TABLE id_tokens ADD COLUMN personal BLOB;
+    CREATE TABLE settlements (
+        settlement_id   TEXT PRIMARY KEY,
+        station_id      TEXT NOT NULL,
+        transaction_id  TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        reason          TEXT,
+        corrects        TEXT,
+        ev              TEXT,
+        import_wh       INTEGER,
+        export_wh       INTEGER,
+        amount          INTEGER,
+        currency        TEXT,
+        body            TEXT,
+        tx              BLOB,
+        created_at      TEXT NOT NULL,
+        committed_at    TEXT,
+        block_height    INTEGER,
+        block_hash      TEXT,
+        tx_index        INTEGER,
+        receipt         TEXT
+    );
+    CREATE UNIQUE INDEX settlements_one_per_session
+        ON settlements (station_id, transaction_id) WHERE kind = 'settlement';
+    CREATE INDEX settlements_status ON settlements (status, created_at);
+    CREATE TABLE outbox (
+        settlement_id    TEXT PRIMARY KEY REFERENCES settlements (settlement_id),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  TEXT NOT NULL,
+        last_error       TEXT
+    );
+    """,
 ]

@@ -32,6 +32,8 @@ class TokenRecord:
     payment: str  # "invoice" | "ledger"
     expires_at: str | None
     created_at: str
+    pseudonym: str | None = None  # the EV's keyed pseudonym, the only name a settlement carries
+    personal: bytes | None = None  # encrypted personal data (temporary IDs), never in clear
 
 
 @dataclass(frozen=True, slots=True)

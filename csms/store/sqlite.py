@@ -175,8 +175,8 @@ class CsmsStore:
     async def add_token(self, token: TokenRecord) -> None:
         try:
             await self._db.execute(
-                "INSERT INTO id_tokens (id_token, type, status, payment, expires_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO id_tokens (id_token, type, status, payment, expires_at, created_at,"
+                " pseudonym, personal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     token.id_token,
                     token.type,
@@ -184,6 +184,8 @@ class CsmsStore:
                     token.payment,
                     token.expires_at,
                     token.created_at,
+                    token.pseudonym,
+                    token.personal,
                 ),
             )
         except aiosqlite.IntegrityError:

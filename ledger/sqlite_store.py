@@ -1,0 +1,151 @@
+"""The aiosqlite block store: WAL, one writer connection, one transaction per block.
+
+Headers, transactions and certificates are stored as their canonical bytes, so the file
+holds exactly what was hashed and signed; reading checks the bytes are still canonical.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+
+from ledger.canonical import decode
+from ledger.codec import commit_bytes, commit_from_dict, header_bytes, header_from_dict
+from ledger.errors import BlockError, EncodingError, StoreError
+from ledger.store import BlockStore, StoredBlock, settlement_ids
+from ledger.types import Block, Commit, Tx
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY,
+    header BLOB NOT NULL,
+    commit_cert BLOB
+);
+CREATE TABLE IF NOT EXISTS txs (
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (height, idx)
+);
+CREATE TABLE IF NOT EXISTS settlements (
+    settlement_id TEXT PRIMARY KEY,
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL
+);
+"""
+
+
+class SqliteBlockStore(BlockStore):
+    """Blocks in one SQLite file. Open with ``await SqliteBlockStore.open(path)``."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+
+    @classmethod
+    async def open(cls, path: Path, *, readonly: bool = False) -> SqliteBlockStore:
+        """Open (creating unless ``readonly``) the store at ``path``."""
+        if readonly and not path.is_file():
+            raise StoreError(f"{path}: no such block store")
+        try:
+            if readonly:
+                conn = await aiosqlite.connect(
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None
+                )
+            else:
+                conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open: {exc}") from exc
+        try:
+            if not readonly:
+                await conn.execute("PRAGMA journal_mode=WAL")
+                await conn.execute("PRAGMA synchronous=FULL")
+                await conn.executescript(SCHEMA)
+            await conn.execute("SELECT count(*) FROM blocks")
+        except sqlite3.Error as exc:
+            await conn.close()  # the connection's thread would otherwise keep the process alive
+            raise StoreError(f"{path}: not a usable block store: {exc}") from exc
+        return cls(conn, path)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def height(self) -> int:
+        try:
+            async with self._conn.execute("SELECT max(height) FROM blocks") as cur:
+                row = await cur.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: {exc}") from exc
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def append(self, block: Block, commit: Commit | None) -> None:
+        h = block.header.height
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                async with self._conn.execute("SELECT max(height) FROM blocks") as cur:
+                    row = await cur.fetchone()
+                top = int(row[0]) if row and row[0] is not None else 0
+                if h != top + 1:
+                    raise StoreError(f"{self._path}: append: expected height {top + 1}, got {h}")
+                cert = None if commit is None else commit_bytes(commit)
+                await self._conn.execute(
+                    "INSERT INTO blocks (height, header, commit_cert) VALUES (?, ?, ?)",
+                    (h, header_bytes(block.header), cert),
+                )
+                await self._conn.executemany(
+                    "INSERT INTO txs (height, idx, data) VALUES (?, ?, ?)",
+                    [(h, i, tx.data) for i, tx in enumerate(block.txs)],
+                )
+                await self._conn.executemany(
+                    "INSERT OR IGNORE INTO settlements (settlement_id, height, idx) "
+                    "VALUES (?, ?, ?)",
+                    [(sid, h, i) for sid, i in settlement_ids(block)],
+                )
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: append height {h}: {exc}") from exc
+
+    async def get(self, height: int) -> StoredBlock | None:
+        try:
+            async with self._conn.execute(
+                "SELECT header, commit_cert FROM blocks WHERE height = ?", (height,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            async with self._conn.execute(
+                "SELECT idx, data FROM txs WHERE height = ? ORDER BY idx", (height,)
+            ) as cur:
+                tx_rows = list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: read height {height}: {exc}") from exc
+        if [r[0] for r in tx_rows] != list(range(len(tx_rows))):
+            raise BlockError(height, "stored transactions have gaps in their indexes")
+        try:
+            header = header_from_dict(decode(bytes(row[0])))
+        except EncodingError as exc:
+            raise BlockError(height, f"stored header unreadable: {exc}") from exc
+        try:
+            commit = None if row[1] is None else commit_from_dict(decode(bytes(row[1])))
+        except EncodingError as exc:
+            raise BlockError(height, f"stored commit certificate unreadable: {exc}") from exc
+        if header.height != height:
+            raise BlockError(height, f"stored header says height {header.height}")
+        txs = tuple(Tx(bytes(r[1])) for r in tx_rows)
+        return StoredBlock(Block(header, txs), commit)
+
+    async def find_settlement(self, settlement_id: str) -> tuple[int, int] | None:
+        try:
+            async with self._conn.execute(
+                "SELECT height, idx FROM settlements WHERE settlement_id = ?", (settlement_id,)
+            ) as cur:
+                row = await cur.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: {exc}") from exc
+        return None if row is None else (int(row[0]), int(row[1]))

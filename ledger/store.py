@@ -1,0 +1,108 @@
+"""The block store: a small interface, and its in-memory twin for tests.
+
+A store holds committed blocks in height order, each with the commit certificate that
+made it final, and an index from settlement id to (height, transaction index) for
+receipts. The state is not stored: it is rebuilt by replaying (and so re-verifying) the
+blocks from genesis (``ledger.chain.replay``).
+
+``get`` raises ``BlockError`` naming the height when stored bytes cannot be read back
+(corruption), so tools report it like any other bad block.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ledger.codec import tx_record
+from ledger.errors import EncodingError, StoreError
+from ledger.tx import CREDIT, SETTLEMENT
+from ledger.types import Block, Commit
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    block: Block
+    commit: Commit | None
+
+
+def settlement_ids(block: Block) -> list[tuple[str, int]]:
+    """(settlement_id, tx index) of the settlements and credits in a block."""
+    found = []
+    for index, tx in enumerate(block.txs):
+        try:
+            record = tx_record(tx)
+        except EncodingError:
+            continue
+        if record.get("type") in (SETTLEMENT, CREDIT) and isinstance(
+            record.get("settlement_id"), str
+        ):
+            found.append((record["settlement_id"], index))
+    return found
+
+
+class BlockStore(ABC):
+    """Committed blocks with their certificates. Heights start at 1 and have no gaps."""
+
+    @abstractmethod
+    async def height(self) -> int:
+        """The height of the last stored block (0 when empty)."""
+
+    @abstractmethod
+    async def append(self, block: Block, commit: Commit | None) -> None:
+        """Store the next block and its certificate atomically (one unit of work).
+
+        Raises ``StoreError`` unless ``block.header.height == height() + 1``.
+        """
+
+    @abstractmethod
+    async def get(self, height: int) -> StoredBlock | None:
+        """The block at ``height`` with its certificate, or None past the end."""
+
+    @abstractmethod
+    async def find_settlement(self, settlement_id: str) -> tuple[int, int] | None:
+        """(height, tx index) of a committed settlement or credit, or None."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release resources."""
+
+    async def blocks(self, start: int = 1) -> AsyncIterator[StoredBlock]:
+        """Every block from ``start`` to the top, in order."""
+        top = await self.height()
+        for h in range(start, top + 1):
+            stored = await self.get(h)
+            if stored is None:
+                raise StoreError(f"block {h} missing below the top {top}")
+            yield stored
+
+
+class MemoryBlockStore(BlockStore):
+    """The in-memory twin: same contract, no persistence."""
+
+    def __init__(self) -> None:
+        self._blocks: list[StoredBlock] = []
+        self._settlements: dict[str, tuple[int, int]] = {}
+
+    async def height(self) -> int:
+        return len(self._blocks)
+
+    async def append(self, block: Block, commit: Commit | None) -> None:
+        expected = len(self._blocks) + 1
+        if block.header.height != expected:
+            raise StoreError(f"append: expected height {expected}, got {block.header.height}")
+        for sid, index in settlement_ids(block):
+            self._settlements.setdefault(sid, (expected, index))
+        self._blocks.append(StoredBlock(block, commit))
+
+    async def get(self, height: int) -> StoredBlock | None:
+        if 1 <= height <= len(self._blocks):
+            return self._blocks[height - 1]
+        return None
+
+    async def find_settlement(self, settlement_id: str) -> tuple[int, int] | None:
+        return self._settlements.get(settlement_id)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ledger.chain import replay, verify_store
+from ledger.errors import StoreError
+from ledger.sqlite_store import SqliteBlockStore
+from ledger.store import BlockStore, MemoryBlockStore
+from ledger.types import Block
+from tests.ledger.builders import make_net, settlement_body
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlockStore]:
+    s: BlockStore
+    if request.param == "memory":
+        s = MemoryBlockStore()
+    else:
+        s = await SqliteBlockStore.open(tmp_path / "blocks.sqlite")
+    yield s
+    await s.close()
+
+
+async def test_append_get_and_find(store: BlockStore) -> None:
+    net = make_net()
+    net.seal([net.csms_tx(settlement_body("s-1")), net.csms_tx(settlement_body("s-2"))])
+    net.seal([net.csms_tx(settlement_body("s-3"))])
+    assert await store.height() == 0
+    for sealed in net.chain:
+        await store.append(sealed.block, sealed.commit)
+    assert await store.height() == 2
+    got = await store.get(1)
+    assert got is not None
+    assert got.block == net.chain[0].block
+    assert got.commit == net.chain[0].commit
+    assert await store.get(3) is None
+    assert await store.find_settlement("s-2") == (1, 1)
+    assert await store.find_settlement("s-3") == (2, 0)
+    assert await store.find_settlement("nope") is None
+    report = await verify_store(store, net.genesis)
+    assert (report.height, report.tx_count) == (2, 3)
+    assert (await replay(store, net.genesis)).settlements.keys() == {"s-1", "s-2", "s-3"}
+
+
+async def test_append_refuses_gaps_and_repeats(store: BlockStore) -> None:
+    net = make_net()
+    net.seal([])
+    net.seal([])
+    with pytest.raises(StoreError, match="expected height 1"):
+        await store.append(net.chain[1].block, net.chain[1].commit)
+    await store.append(net.chain[0].block, net.chain[0].commit)
+    with pytest.raises(StoreError, match="expected height 2"):
+        await store.append(net.chain[0].block, net.chain[0].commit)
+    assert await store.height() == 1
+
+
+async def test_sqlite_persists_in_wal_mode_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "blocks.sqlite"
+    net = make_net()
+    net.seal([net.csms_tx(settlement_body("s-1"))])
+    store = await SqliteBlockStore.open(path)
+    await store.append(net.chain[0].block, net.chain[0].commit)
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reopened = await SqliteBlockStore.open(path, readonly=True)
+    try:
+        assert await reopened.height() == 1
+        got = await reopened.get(1)
+        assert got is not None and got.block == net.chain[0].block
+    finally:
+        await reopened.close()
+
+
+async def test_failed_append_leaves_nothing_behind(tmp_path: Path) -> None:
+    net = make_net()
+    net.seal([net.csms_tx(settlement_body("s-1"))])
+    store = await SqliteBlockStore.open(tmp_path / "b.sqlite")
+    try:
+        block = net.chain[0].block
+        wrong = Block(dataclasses.replace(block.header, height=5), block.txs)
+        with pytest.raises(StoreError):
+            await store.append(wrong, None)
+        assert await store.height() == 0
+        assert await store.find_settlement("s-1") is None
+    finally:
+        await store.close()
+
+
+async def test_readonly_open_of_missing_or_bad_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no such block store"):
+        await SqliteBlockStore.open(tmp_path / "missing.sqlite", readonly=True)
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"bad\.sqlite"):
+        await SqliteBlockStore.open(bad, readonly=True)

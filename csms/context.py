@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from csms.config import CsmsConfig
 from csms.model import TransactionEventRecord
 from csms.store.sqlite import CsmsStore
+from csms.tariffs import Tariff
 from csms.timeutil import Clock, format_timestamp
 
 # Called after a TransactionEvent was stored for the first time (settlement hooks in here).
@@ -22,6 +23,8 @@ class CsmsServices:
     config: CsmsConfig
     clock: Clock
     transaction_listeners: list[TransactionListener] = field(default_factory=list)
+    tariff: Tariff | None = None  # prices running costs; settlement uses the same tariff
+    settlement_written: Callable[[], None] | None = None  # wakes the outbox
 
     def now_text(self) -> str:
         return format_timestamp(self.clock())

@@ -51,6 +51,15 @@ class MeterSample:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterReading:
+    """Both energy registers at one moment (integer Wh)."""
+
+    at: datetime
+    import_wh: int
+    export_wh: int
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionEventRecord:
     """A TransactionEvent as received: the parts the CSMS acts on, plus the raw payload."""
 
@@ -91,3 +100,29 @@ class SessionRecord:
     offline_events: int
     import_wh: int = 0
     export_wh: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    """A settlement (or credit) as the CSMS keeps it, with its ledger receipt once committed."""
+
+    settlement_id: str
+    station_id: str
+    transaction_id: str
+    kind: str  # "settlement" | "credit"
+    status: str  # "pending" | "committed" | "flagged" | "rejected"
+    reason: str | None
+    corrects: str | None
+    ev: str | None
+    import_wh: int | None
+    export_wh: int | None
+    amount: int | None
+    currency: str | None
+    body: str | None  # the signed record, canonical JSON
+    tx: bytes | None  # the ledger transaction bytes
+    created_at: str
+    committed_at: str | None
+    block_height: int | None
+    block_hash: str | None
+    tx_index: int | None
+    receipt: str | None  # JSON of the ledger receipt

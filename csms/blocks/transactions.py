@@ -18,6 +18,7 @@ from csms.errors import PropertyConstraintViolation
 from csms.metering import parse_meter_values
 from csms.model import TransactionEventRecord
 from csms.ocpp.rpc import Handler
+from csms.settlement import running_cost, total_cost
 from csms.timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,30 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
         for listener in services.transaction_listeners:
             await listener(record)
     response: dict[str, Any] = {}
+    cost = await _cost(ctx, record)
+    if cost is not None:
+        response["totalCost"] = cost
     if record.id_token is not None and record.id_token_type is not None:
         response["idTokenInfo"] = await authorize_token(
             services, record.id_token, record.id_token_type
         )
     return response
+
+
+async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:
+    """``totalCost``: the settled amount on Ended, the running cost on Updated."""
+    services, store = ctx.services, ctx.services.store
+    if record.event_type == "Ended":
+        settlement = await store.settlement_for_session(ctx.station_id, record.transaction_id)
+        if settlement is None or settlement.amount is None:
+            return None
+        if services.settlement_written is not None:
+            services.settlement_written()
+        return total_cost(settlement.amount)
+    if record.event_type == "Updated" and services.tariff is not None:
+        samples = await store.register_samples(ctx.station_id, record.transaction_id)
+        return total_cost(running_cost(samples, services.tariff))
+    return None
 
 
 HANDLERS: dict[str, Handler[StationContext]] = {"TransactionEvent": on_transaction_event}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +12,38 @@ import aiosqlite
 from csms.errors import RegistryError
 from csms.model import (
     MeterSample,
+    RegisterReading,
     SessionRecord,
+    SettlementRecord,
     StationRecord,
     TokenRecord,
     TransactionEventRecord,
 )
+from csms.settling import SettlementOutcome
 from csms.store.migrations import MIGRATIONS
 from csms.timeutil import format_timestamp
 
 DB_NAME = "csms.sqlite"
 
 
+# Turns an ended session into a settlement (or a flag), inside the closing DB transaction.
+SessionCloser = Callable[
+    [SessionRecord, list[MeterSample], StationRecord | None, TokenRecord | None],
+    SettlementOutcome,
+]
+
+
 class CsmsStore:
-    """Everything the CSMS keeps. Open with ``await CsmsStore.open(path)``; close when done."""
+    """Everything the CSMS keeps. Open with ``await CsmsStore.open(path)``; close when done.
+
+    When ``session_closer`` is set, the first Ended event of a session is settled in the same
+    database transaction that stores it: the settlement row and its outbox entry are durable
+    together with the session's close, or not at all.
+    """
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self.session_closer: SessionCloser | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> CsmsStore:
@@ -248,6 +265,8 @@ class CsmsStore:
                 event.seq_no,
                 event.samples,
             )
+            if event.event_type == "Ended" and self.session_closer is not None:
+                await self._close_session(event.station_id, event.transaction_id, received_at)
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -333,6 +352,154 @@ class CsmsStore:
             ],
         )
 
+    async def _close_session(self, station_id: str, transaction_id: str, at: str) -> None:
+        assert self.session_closer is not None
+        if await self.settlement_for_session(station_id, transaction_id) is not None:
+            return
+        session = await self.get_session(station_id, transaction_id)
+        assert session is not None
+        samples = await self.meter_samples(station_id, transaction_id)
+        station = await self.get_station(station_id)
+        token = None
+        if session.id_token is not None and session.id_token_type is not None:
+            token = await self.get_token(session.id_token, session.id_token_type)
+        outcome = self.session_closer(session, samples, station, token)
+        await self._insert_settlement(station_id, transaction_id, outcome, at)
+
+    async def _insert_settlement(
+        self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str
+    ) -> None:
+        body = outcome.body
+        await self._db.execute(
+            "INSERT INTO settlements (settlement_id, station_id, transaction_id, kind, status,"
+            " reason, corrects, ev, import_wh, export_wh, amount, currency, body, tx, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                outcome.settlement_id,
+                station_id,
+                transaction_id,
+                body["type"] if body else "settlement",
+                outcome.status,
+                outcome.reason,
+                body.get("corrects") if body else None,
+                outcome.ev,
+                body["energy"]["import_wh"] if body else None,
+                body["energy"]["export_wh"] if body else None,
+                body["amount"] if body else None,
+                body["tariff"]["currency"] if body else None,
+                json.dumps(body, sort_keys=True, separators=(",", ":")) if body else None,
+                outcome.tx,
+                at,
+            ),
+        )
+        if outcome.status == "pending":
+            await self._db.execute(
+                "INSERT INTO outbox (settlement_id, next_attempt_at) VALUES (?, ?)",
+                (outcome.settlement_id, at),
+            )
+
+    # -- settlements and their outbox -------------------------------------------------------
+
+    async def settlement_for_session(
+        self, station_id: str, transaction_id: str
+    ) -> SettlementRecord | None:
+        row = await self._fetchone(
+            "SELECT * FROM settlements WHERE station_id = ? AND transaction_id = ?"
+            " AND kind = 'settlement'",
+            (station_id, transaction_id),
+        )
+        return SettlementRecord(**dict(row)) if row else None
+
+    async def get_settlement(self, settlement_id: str) -> SettlementRecord | None:
+        row = await self._fetchone(
+            "SELECT * FROM settlements WHERE settlement_id = ?", (settlement_id,)
+        )
+        return SettlementRecord(**dict(row)) if row else None
+
+    async def list_settlements(self, status: str | None = None) -> list[SettlementRecord]:
+        if status is None:
+            rows = await self._fetchall("SELECT * FROM settlements ORDER BY created_at, rowid")
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM settlements WHERE status = ? ORDER BY created_at, rowid", (status,)
+            )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
+    async def add_credit(
+        self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str
+    ) -> None:
+        """A correction (credit record) referencing a settlement, queued like any settlement."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._insert_settlement(station_id, transaction_id, outcome, at)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def outbox_due(self, now: str, limit: int = 100) -> list[SettlementRecord]:
+        rows = await self._fetchall(
+            "SELECT s.* FROM outbox o JOIN settlements s USING (settlement_id)"
+            " WHERE o.next_attempt_at <= ? ORDER BY o.next_attempt_at, s.created_at LIMIT ?",
+            (now, limit),
+        )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
+    async def outbox_size(self) -> int:
+        row = await self._fetchone("SELECT COUNT(*) FROM outbox")
+        return int(row[0]) if row else 0
+
+    async def mark_committed(
+        self,
+        settlement_id: str,
+        *,
+        at: str,
+        block_height: int,
+        block_hash: str,
+        tx_index: int,
+        receipt: str,
+    ) -> None:
+        """Record the ledger's receipt and take the settlement off the outbox, atomically."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.execute(
+                "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
+                " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
+                (at, block_height, block_hash, tx_index, receipt, settlement_id),
+            )
+            await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def mark_rejected(self, settlement_id: str, reason: str) -> None:
+        """The ledger refused the transaction for good: off the outbox, reason kept for review."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.execute(
+                "UPDATE settlements SET status = 'rejected', reason = ? WHERE settlement_id = ?",
+                (reason, settlement_id),
+            )
+            await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def outbox_attempts(self, settlement_id: str) -> int:
+        row = await self._fetchone(
+            "SELECT attempts FROM outbox WHERE settlement_id = ?", (settlement_id,)
+        )
+        return int(row[0]) if row else 0
+
+    async def retry_later(self, settlement_id: str, error: str, next_attempt_at: str) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+            " WHERE settlement_id = ?",
+            (error, next_attempt_at, settlement_id),
+        )
+
     async def record_meter_values(
         self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...]
     ) -> None:
@@ -384,6 +551,24 @@ class CsmsStore:
             int(deltas.get("Energy.Active.Import.Register", 0)),
             int(deltas.get("Energy.Active.Export.Register", 0)),
         )
+
+    async def register_samples(self, station_id: str, transaction_id: str) -> list[RegisterReading]:
+        """Import/export register pairs by time, for the running cost while a session runs."""
+        from csms.timeutil import parse_timestamp
+
+        rows = await self._fetchall(
+            "SELECT timestamp,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) AS exp"
+            " FROM meter_samples WHERE station_id = ? AND transaction_id = ? AND phase IS NULL"
+            " GROUP BY timestamp ORDER BY timestamp",
+            (station_id, transaction_id),
+        )
+        return [
+            RegisterReading(parse_timestamp(r["timestamp"]), r["imp"] or 0, r["exp"] or 0)
+            for r in rows
+            if r["imp"] is not None or r["exp"] is not None
+        ]
 
     async def transaction_events(
         self, station_id: str, transaction_id: str

@@ -1,0 +1,136 @@
+"""The settlement outbox: submits pending settlements to the ledger until each is committed.
+
+The outbox rows are written in the same database transaction that closes a session, so a
+settlement survives any crash; this worker submits them (again, after a restart) until the
+ledger returns a receipt. Submission is idempotent: the ledger answers a settlement it has
+already committed with the existing receipt, so a retry after a crash never settles twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from csms.model import SettlementRecord
+from csms.store.sqlite import CsmsStore
+from csms.timeutil import Clock, format_timestamp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerReceipt:
+    """Where a transaction was committed, and the self-contained receipt document."""
+
+    height: int
+    block_hash: str
+    tx_index: int
+    document: dict[str, Any]
+
+
+class LedgerRejected(Exception):
+    """The ledger refused the transaction for good (invalid): retrying will not help."""
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be reached or did not commit in time: retry later."""
+
+
+class LedgerClient(Protocol):
+    """The narrow port between the CSMS and the ledger (DESIGN.md: ``submit(tx) -> receipt``)."""
+
+    async def submit(self, tx: bytes) -> LedgerReceipt: ...
+
+
+class OutboxWorker:
+    """Drains the outbox with bounded concurrency and exponential backoff per entry."""
+
+    def __init__(
+        self,
+        store: CsmsStore,
+        client: LedgerClient,
+        clock: Clock,
+        *,
+        concurrency: int = 64,
+        poll_interval: float = 0.5,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._wake = asyncio.Event()
+        self.committed = 0
+
+    def wake(self) -> None:
+        """Ask for an immediate pass (a new settlement was written)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until cancelled; failures of one pass are logged and the loop goes on."""
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox pass failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        """Submit every due entry once; return how many were committed."""
+        due = await self.store.outbox_due(format_timestamp(self.clock()), limit=1000)
+        if not due:
+            return 0
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(record: SettlementRecord) -> bool:
+            async with limit:
+                return await self._submit(record)
+
+        results = await asyncio.gather(*(one(record) for record in due))
+        return sum(results)
+
+    async def _submit(self, record: SettlementRecord) -> bool:
+        assert record.tx is not None, "only signed settlements enter the outbox"
+        try:
+            receipt = await self.client.submit(record.tx)
+        except LedgerRejected as exc:
+            log.error("settlement %s rejected by the ledger: %s", record.settlement_id, exc)
+            await self.store.mark_rejected(record.settlement_id, f"ledger rejected: {exc}")
+            return False
+        except Exception as exc:
+            attempts = await self._attempts(record.settlement_id)
+            delay = min(self.retry_max, self.retry_base * (2**attempts))
+            next_at = format_timestamp(self.clock() + timedelta(seconds=delay))
+            log.warning("settlement %s not committed yet: %s", record.settlement_id, exc)
+            await self.store.retry_later(
+                record.settlement_id, str(exc) or type(exc).__name__, next_at
+            )
+            return False
+        now = self.clock()
+        await self.store.mark_committed(
+            record.settlement_id,
+            at=format_timestamp(now),
+            block_height=receipt.height,
+            block_hash=receipt.block_hash,
+            tx_index=receipt.tx_index,
+            receipt=json.dumps(receipt.document, sort_keys=True),
+        )
+        self.committed += 1
+        return True
+
+    async def _attempts(self, settlement_id: str) -> int:
+        return await self.store.outbox_attempts(settlement_id)

@@ -40,6 +40,9 @@ from ledger.types import Vote, VoteKind
 
 _replace = dataclasses.replace
 
+# Distinct proposals logged per round before only quorum-backed ones are taken (equivocation).
+MAX_PROPOSALS_PER_ROUND = 2
+
 
 def step(
     ctx: ConsensusContext, state: ConsensusState, event: Event
@@ -87,11 +90,19 @@ def _on_new_height(
 
 
 def _on_proposal(ctx: ConsensusContext, state: ConsensusState, p: Proposal) -> ConsensusState:
-    """Log a proposal if it is well formed and signed by the proposer of its round."""
+    """Log a proposal if it is well formed and signed by the proposer of its round.
+
+    A byzantine proposer may sign several values for one round; the log keeps them (the
+    upon-rules match any logged proposal), bounded per round unless a quorum of votes in
+    that round already names the value, so the value a quorum decided is never shut out.
+    """
     if p.chain_id != ctx.chain_id or p.height != state.height or p.round < 0:
         return state
-    if p.round in state.proposals or not -1 <= p.pol_round < p.round:
-        return state  # the first proposal of a round is the one; a second is ignored
+    logged = state.proposals.get(p.round, ())
+    if any(q.block_id == p.block_id for q in logged) or not -1 <= p.pol_round < p.round:
+        return state
+    if len(logged) >= MAX_PROPOSALS_PER_ROUND and not _has_quorum_votes(state, p):
+        return state
     proposer = state.validators.get(p.proposer)
     if proposer is None or p.proposer != proposer_for(state.validators, p.height, p.round):
         return state
@@ -100,7 +111,7 @@ def _on_proposal(ctx: ConsensusContext, state: ConsensusState, p: Proposal) -> C
     if ctx.app.value_id(p.value) != p.block_id:
         return state
     proposals = dict(state.proposals)
-    proposals[p.round] = p
+    proposals[p.round] = (*logged, p)
     validity = state.validity
     if p.block_id not in validity:
         validity = {**validity, p.block_id: ctx.app.valid_value(p.height, p.value)}
@@ -108,27 +119,35 @@ def _on_proposal(ctx: ConsensusContext, state: ConsensusState, p: Proposal) -> C
     return _replace(state, proposals=proposals, validity=validity, votes=votes)
 
 
+def _has_quorum_votes(state: ConsensusState, p: Proposal) -> bool:
+    return any(
+        state.validators.is_quorum(state.votes.tally(p.round, kind).power_for(p.block_id))
+        for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT)
+    )
+
+
 def _on_vote(
     ctx: ConsensusContext, state: ConsensusState, vote: Vote, out: list[Output]
 ) -> ConsensusState:
-    """Log a validly signed vote; a conflicting second vote becomes evidence, not a count."""
+    """Log a validly signed vote; a conflicting second vote is also reported as evidence."""
     if vote.chain_id != ctx.chain_id or vote.height != state.height or vote.round < 0:
         return state
     validator = state.validators.get(vote.validator)
     if validator is None:
         return state
-    existing = state.votes.existing(vote)
-    if existing is not None and existing.block_id == vote.block_id:
-        return state  # a duplicate delivery
+    tally = state.votes.tally(vote.round, vote.kind)
+    if tally.has(vote) or tally.full(vote.validator):
+        return state  # a duplicate delivery, or an equivocator already heard twice
     if not ctx.verifier.verify_vote(vote, validator):
         return state
+    existing = state.votes.existing(vote)
+    state = _replace(state, votes=state.votes.with_vote(vote, validator.power))
     if existing is not None:
         key = (vote.validator, vote.round, str(vote.kind))
-        if key in state.evidence_seen:
-            return state
-        out.append(EvidenceFound(make_evidence(existing, vote)))
-        return _replace(state, evidence_seen=state.evidence_seen | {key})
-    return _replace(state, votes=state.votes.with_vote(vote, validator.power))
+        if key not in state.evidence_seen:
+            out.append(EvidenceFound(make_evidence(existing, vote)))
+            state = _replace(state, evidence_seen=state.evidence_seen | {key})
+    return state
 
 
 def make_evidence(first: Vote, second: Vote) -> DuplicateVoteEvidence:
@@ -179,12 +198,13 @@ def _rule_decide(
 ) -> ConsensusState | None:
     """Line 49: a proposal of any round r and a quorum of precommits for it decide."""
     total = state.validators
-    for r, p in sorted(state.proposals.items()):
+    for r, logged in sorted(state.proposals.items()):
         tally = state.votes.tally(r, VoteKind.PRECOMMIT)
-        if total.is_quorum(tally.power_for(p.block_id)) and state.validity[p.block_id]:
-            commit = tally.votes_for(p.block_id)
-            out.append(Decide(state.height, r, p.value, p.block_id, p, commit))
-            return _replace(state, decided=True)
+        for p in logged:
+            if total.is_quorum(tally.power_for(p.block_id)) and state.validity[p.block_id]:
+                commit = tally.votes_for(p.block_id)
+                out.append(Decide(state.height, r, p.value, p.block_id, p, commit))
+                return _replace(state, decided=True)
     return None
 
 
@@ -206,8 +226,10 @@ def _rule_prevote_fresh(
     ctx: ConsensusContext, state: ConsensusState, out: list[Output]
 ) -> ConsensusState | None:
     """Line 22: a fresh proposal (validRound -1) in the propose step."""
-    p = state.proposals.get(state.round)
-    if state.step is not Step.PROPOSE or p is None or p.pol_round != -1:
+    if state.step is not Step.PROPOSE:
+        return None
+    p = next((q for q in state.proposals.get(state.round, ()) if q.pol_round == -1), None)
+    if p is None:
         return None
     accept = state.validity[p.block_id] and (
         state.locked_round == -1 or state.locked_value == p.value
@@ -220,17 +242,24 @@ def _rule_prevote_pol(
     ctx: ConsensusContext, state: ConsensusState, out: list[Output]
 ) -> ConsensusState | None:
     """Line 28: a re-proposal with a proof of lock (quorum prevotes at its pol_round)."""
-    p = state.proposals.get(state.round)
-    if state.step is not Step.PROPOSE or p is None or not 0 <= p.pol_round < state.round:
+    if state.step is not Step.PROPOSE:
         return None
-    pol = state.votes.tally(p.pol_round, VoteKind.PREVOTE)
-    if not state.validators.is_quorum(pol.power_for(p.block_id)):
+    p = next((q for q in state.proposals.get(state.round, ()) if _has_pol(state, q)), None)
+    if p is None:
         return None
     accept = state.validity[p.block_id] and (
         state.locked_round <= p.pol_round or state.locked_value == p.value
     )
     _vote(ctx, state, VoteKind.PREVOTE, p.block_id if accept else None, out)
     return _replace(state, step=Step.PREVOTE)
+
+
+def _has_pol(state: ConsensusState, p: Proposal) -> bool:
+    """``p`` re-proposes a value with a quorum of prevotes at its ``pol_round`` < round."""
+    if not 0 <= p.pol_round < p.round:
+        return False
+    pol = state.votes.tally(p.pol_round, VoteKind.PREVOTE)
+    return state.validators.is_quorum(pol.power_for(p.block_id))
 
 
 def _rule_prevote_timeout(
@@ -251,13 +280,19 @@ def _rule_lock(
 ) -> ConsensusState | None:
     """Line 36: the proposal and a quorum of prevotes for it: lock (if prevoting) and mark valid."""
     key = ("lock", state.round)
-    p = state.proposals.get(state.round)
-    if p is None or key in state.fired or state.step is Step.PROPOSE:
-        return None
-    if not state.validity[p.block_id]:
+    if key in state.fired or state.step is Step.PROPOSE:
         return None
     prevotes = state.votes.tally(state.round, VoteKind.PREVOTE)
-    if not state.validators.is_quorum(prevotes.power_for(p.block_id)):
+    p = next(
+        (
+            q
+            for q in state.proposals.get(state.round, ())
+            if state.validity[q.block_id]
+            and state.validators.is_quorum(prevotes.power_for(q.block_id))
+        ),
+        None,
+    )
+    if p is None:
         return None
     state = _replace(state, fired=state.fired | {key})
     if state.step is Step.PREVOTE:

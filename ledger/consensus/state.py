@@ -76,7 +76,7 @@ class ConsensusState:
     valid_round: int = -1
     valid_value: bytes | None = None
     decided: bool = False
-    proposals: Mapping[int, Proposal] = field(default_factory=dict)
+    proposals: Mapping[int, tuple[Proposal, ...]] = field(default_factory=dict)
     validity: Mapping[bytes, bool] = field(default_factory=dict)
     votes: VoteBook = field(default_factory=VoteBook)
     fired: frozenset[tuple[str, int]] = frozenset()

@@ -8,7 +8,8 @@ Until ``heal_at`` the network delays, reorders, drops and duplicates messages an
 validators into partitions; after that it is calm (bounded delay, no loss). Validators crash at
 random moments, including between the core deciding a vote and the vote being persisted and
 signed, and restart from their durable state. Gossip is a periodic tick on which a validator
-resends its own messages of the current height and its height; a peer that is ahead answers
+resends its own messages of the current height, relays others' messages of its current round
+and of its proof-of-lock rounds, and tells its height; a peer that is ahead answers
 with the decided blocks and certificates, which the laggard's core verifies and decides on
 (line 49).
 
@@ -43,7 +44,7 @@ from ledger.consensus.messages import (
 )
 from ledger.consensus.privval import MemoryStateStore, PrivValidator
 from ledger.consensus.state import ConsensusContext, ConsensusState, initial_state
-from ledger.types import ValidatorSet, Vote
+from ledger.types import ValidatorSet, Vote, VoteKind
 from tests.ledger.consensus.checker import Checker
 from tests.ledger.consensus.fakes import CHAIN, HmacSigner, HmacVerifier, make_ctx
 
@@ -59,8 +60,8 @@ class Faults:
     drop: float = 0.0
     duplicate: float = 0.0
     crash_at_output: float = 0.0  # chance to crash while acting on one core output
-    partitions: tuple[tuple[int, int, frozenset[int]], ...] = ()  # (start, end, one side)
-    crashes: tuple[tuple[int, int, int], ...] = ()  # (node, crash at, restart at)
+    partitions: tuple[tuple[int, int, frozenset[str]], ...] = ()  # (start, end, one side)
+    crashes: tuple[tuple[str, int, int], ...] = ()  # (honest validator, crash at, restart at)
 
 
 @dataclass(eq=False)
@@ -127,9 +128,10 @@ class Simulation:
             if node.id not in self.down:
                 self.push(0, ("restart", node.id))
             self.push(self.rng.randint(0, TICK_MS), ("tick", node.id))
-        for node_id, crash_at, restart_at in faults.crashes:
-            self.push(crash_at, ("crash", node_id))
-            self.push(restart_at, ("restart", node_id))
+        by_address = {n.address: n.id for n in self.nodes if n.honest}
+        for address, crash_at, restart_at in faults.crashes:
+            self.push(crash_at, ("crash", by_address[address]))
+            self.push(restart_at, ("restart", by_address[address]))
 
     def _balance_sides(self) -> None:
         """Split honest validators into two halves of near-equal power (heaviest first)."""
@@ -195,7 +197,7 @@ class Simulation:
         if src.honest_side != dst.honest_side:
             return False
         for start, end, side in self.faults.partitions:
-            if start <= self.now < end and ((src.id in side) != (dst.id in side)):
+            if start <= self.now < end and ((src.address in side) != (dst.address in side)):
                 return False
         return True
 
@@ -219,11 +221,35 @@ class Simulation:
         self.push(self.now + TICK_MS, ("tick", node.id))
         if node.crashed:
             return
+        messages = [*node.wal, *self.relayed(node)]
         for dst in self.nodes:
             if dst is not node:
                 self.send(node, dst, ("status", node.id, node.height))
-                for msg in node.wal:
+                for msg in messages:
                     self.send(node, dst, msg)
+
+    def relayed(self, node: SimNode) -> list[tuple[Any, ...]]:
+        """Others' messages this node passes on: the paper's gossip assumption, as in CometBFT.
+
+        Votes and proposals of the current round and of the rounds behind its lock and valid
+        value (their proofs of lock), so what one correct validator received, all eventually do.
+        """
+        state = node.state
+        if state is None or state.decided:
+            return []
+        rounds = {state.round, state.valid_round, state.locked_round} - {-1}
+        relayed: list[tuple[Any, ...]] = []
+        for r in sorted(rounds):
+            relayed.extend(("proposal", node.id, p) for p in state.proposals.get(r, ()))
+            for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT):
+                tally = state.votes.tally(r, kind)
+                relayed.extend(
+                    ("vote", node.id, v)
+                    for bucket in tally.by_id.values()
+                    for v in bucket.values()
+                    if v.validator != node.address
+                )
+        return relayed
 
     def deliver(self, node: SimNode, msg: tuple[Any, ...]) -> None:
         if node.crashed or node.state is None:
@@ -260,11 +286,12 @@ class Simulation:
             self.evidence.extend(evidence_from_commits(own.commit, d.commit))
         if node.crashed or node.state is None or d.height != node.height:
             return
-        self.feed(node, ReceiveProposal(d.proposal))
-        for vote in d.commit:
+        for vote in d.commit:  # votes first: a quorum lets the core log this proposal
             if node.crashed or node.state is None or node.height != d.height:
                 return
             self.feed(node, ReceiveVote(vote))
+        if not node.crashed and node.state is not None and node.height == d.height:
+            self.feed(node, ReceiveProposal(d.proposal))
 
     def observed_evidence(self) -> list[DuplicateVoteEvidence]:
         """Double signs among all votes honest validators received (their pooled vote logs)."""

@@ -282,7 +282,7 @@ def test_decides_on_a_quorum_of_precommits_from_an_earlier_round() -> None:
     assert decide.round == 0 and decide.value == VALUE
 
 
-def test_conflicting_vote_is_evidence_and_not_counted() -> None:
+def test_conflicting_vote_is_evidence_and_counted_once_for_any() -> None:
     me = non_proposer(VSET)
     node = Node(VSET, me)
     bad = others(VSET, me)[0]
@@ -292,8 +292,27 @@ def test_conflicting_vote_is_evidence_and_not_counted() -> None:
     assert ev.validator == bad
     assert {ev.vote_a.block_id, ev.vote_b.block_id} == {APP.value_id(VALUE), APP.value_id(OTHER)}
     tally = node.state.votes.tally(0, VoteKind.PREVOTE)
-    assert tally.power_for(APP.value_id(OTHER)) == 0 and tally.power == 1
-    assert node.votes(VoteKind.PREVOTE, 0, None, [bad]) == ()  # reported once per round
+    # Counted for each id it signed (the paper counts messages), once for "anything".
+    assert tally.power_for(APP.value_id(OTHER)) == 1 and tally.power_for(APP.value_id(VALUE)) == 1
+    assert tally.power == 1
+    assert node.votes(VoteKind.PREVOTE, 0, None, [bad]) == ()  # a third id: ignored, reported once
+    assert tally.power_for(None) == node.state.votes.tally(0, VoteKind.PREVOTE).power_for(None) == 0
+
+
+def test_equivocating_proposer_and_voters_cannot_hide_the_decided_value() -> None:
+    """A laggard that logged the byzantine proposer's other value still decides the real one."""
+    vset = make_set([1, 1, 1, 1])
+    proposer = proposer_for(vset, 1, 0)
+    me = non_proposer(vset)
+    node = Node(vset, me)
+    node.proposal(0, OTHER)  # the equivocating proposer's value for our side
+    node.votes(VoteKind.PRECOMMIT, 0, OTHER, [proposer])
+    honest = [a for a in others(vset, me) if a != proposer]
+    out = node.votes(VoteKind.PRECOMMIT, 0, VALUE, [proposer, *honest])
+    out += node.proposal(0, VALUE)
+    (decide,) = [o for o in out if isinstance(o, Decide)]
+    assert decide.value == VALUE
+    assert {v.validator for v in decide.commit} == {proposer, *honest}
 
 
 def test_forged_messages_are_ignored() -> None:

@@ -4,7 +4,8 @@ Each schedule draws a validator set (4 or 7 validators, equal or weighted power)
 (delay, reorder, loss, duplication, partitions) until a heal time, transient crashes at random
 times and while acting on a core output (between deciding a vote and persisting it, between
 persisting and sending, between deciding a block and storing it), and up to f validators (less
-than a third of the power) that stay down for good. The checker runs on every decision and
+than a third of the power) that stay down for good or, in other schedules, double-sign
+(split-brain byzantine validators). The checker runs on every decision and
 every signed vote; after healing, every live validator must reach the target height.
 """
 
@@ -45,12 +46,16 @@ def random_schedule(seed: int) -> tuple[str, Simulation]:
     vset = make_set(SETS[name])
     n = len(vset.validators)
     heal_at = rng.randint(0, 4000)
-    down = crashable(vset, rng) if rng.random() < 0.7 else frozenset()
-    live = [i for i, v in enumerate(vset.validators) if v.address not in down]
+    mode = rng.random()
+    faulty = crashable(vset, rng)
+    down = faulty if mode < 0.5 else frozenset()
+    byzantine = faulty if 0.5 <= mode < 0.8 else frozenset()
+    addresses = [v.address for v in vset.validators]
+    live = [a for a in addresses if a not in faulty]
     partitions = []
     for _ in range(rng.randint(0, 3)):
         start = rng.randint(0, heal_at)
-        side = frozenset(rng.sample(range(n), rng.randint(1, n - 1)))
+        side = frozenset(rng.sample(addresses, rng.randint(1, n - 1)))
         partitions.append((start, rng.randint(start, heal_at), side))
     crashes = []
     for _ in range(rng.randint(0, 3)):
@@ -65,9 +70,15 @@ def random_schedule(seed: int) -> tuple[str, Simulation]:
         crashes=tuple(crashes),
     )
     sim = Simulation(
-        seed, vset, target_height=rng.randint(2, 4), faults=faults, heal_at=heal_at, down=down
+        seed,
+        vset,
+        target_height=rng.randint(2, 4),
+        faults=faults,
+        heal_at=heal_at,
+        down=down,
+        byzantine=byzantine,
     )
-    return f"seed {seed}, {name}, down {sorted(down)}", sim
+    return f"seed {seed}, {name}, down {sorted(down)}, byzantine {sorted(byzantine)}", sim
 
 
 CRASH_POINTS: Counter[str] = Counter()
@@ -110,7 +121,7 @@ def test_more_than_a_third_crashed_stops_commits_until_restart(name: str, seed: 
     assert not vset.is_quorum(vset.total_power - vset.power_of(down))
     crash_at, restart_at = rng.randint(0, 120), 20_000
     ids = [i for i, v in enumerate(vset.validators) if v.address in down]
-    faults = Faults(crashes=tuple((i, crash_at, restart_at) for i in ids))
+    faults = Faults(crashes=tuple((a, crash_at, restart_at) for a in sorted(down)))
     sim = Simulation(seed, vset, target_height=10, faults=faults)
     sim.run(restart_at - 1)
     assert sim.checker.violations == []

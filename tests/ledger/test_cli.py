@@ -1,0 +1,208 @@
+"""The ledger commands, run as a user runs them: ``python -m v2g ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.canonical import encode
+from ledger.codec import commit_bytes, header_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def v2g(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "v2g", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-validator data dir with 3 sealed blocks of 3 settlements each."""
+    data = tmp_path_factory.mktemp("ledger") / "data"
+    init = v2g("ledger", "init", "--data-dir", data, "--validators", "4", "--chain-id", "cli-test")
+    assert init.returncode == 0, init.stderr
+    seal = v2g("ledger", "seal-demo", "--data-dir", data, "--blocks", "3", "--per-block", "3")
+    assert seal.returncode == 0, seal.stderr
+    return data
+
+
+@pytest.fixture
+def data_dir(pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "data"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def test_init_layout(pristine: Path) -> None:
+    genesis = json.loads((pristine / "genesis.json").read_text())
+    assert genesis["chain_id"] == "cli-test"
+    assert len(genesis["validators"]) == 4
+    assert len(genesis["csms_keys"]) == 1
+    for i in range(4):
+        home = pristine / "validators" / f"v{i}"
+        assert stat.S_IMODE((home / "validator.key").stat().st_mode) == 0o600
+        assert (home / "blocks.sqlite").is_file()
+        assert "127.0.0.1" in (home / "config.yaml").read_text()
+    for name in ("aggregator.key", "csms.key"):
+        assert stat.S_IMODE((pristine / "keys" / name).stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_init_refuses_fewer_than_four_equal_validators(tmp_path: Path, n: int) -> None:
+    result = v2g("ledger", "init", "--data-dir", tmp_path / "d", "--validators", str(n))
+    assert result.returncode != 0
+    assert "a third or more" in result.stderr
+    assert "at least 4 validators" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "d" / "genesis.json").exists()
+
+
+def test_verify_status_show_on_a_good_chain(pristine: Path) -> None:
+    result = v2g("ledger", "verify", "--data-dir", pristine)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok, height 3, 9 transactions") == 4
+    status = v2g("ledger", "status", "--home", pristine / "validators" / "v2", "--format", "json")
+    assert json.loads(status.stdout)["height"] == 3
+    show = v2g("ledger", "show", "2", "--data-dir", pristine)
+    block = json.loads(show.stdout)
+    assert block["header"]["height"] == 2
+    assert len(block["txs"]) == 3
+    assert block["commit"]["block_id"] == block["block_id"]
+
+
+def _flip(path: Path, needle: bytes, offset: int) -> None:
+    """XOR one byte of the only occurrence of ``needle`` in the file."""
+    wal = Path(f"{path}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, "data must be in the main file"
+    raw = bytearray(path.read_bytes())
+    at = raw.find(needle)
+    assert at >= 0 and raw.find(needle, at + 1) == -1
+    raw[at + offset] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+def _stored(path: Path, height: int) -> tuple[bytes, bytes, bytes]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        header, cert = conn.execute(
+            "SELECT header, commit_cert FROM blocks WHERE height = ?", (height,)
+        ).fetchone()
+        tx = conn.execute("SELECT data FROM txs WHERE height = ? AND idx = 1", (height,)).fetchone()
+    return bytes(header), bytes(tx[0]), bytes(cert)
+
+
+@pytest.mark.parametrize("kind", ["transaction", "header", "certificate"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_flipped_byte_fails_verify_at_its_height(data_dir: Path, kind: str, where: str) -> None:
+    store = data_dir / "validators" / "v1" / "blocks.sqlite"
+    header, tx, cert = _stored(store, 2)
+    # what is stored is exactly the canonical bytes that were hashed and signed
+    assert encode(json.loads(header)) == header and encode(json.loads(cert)) == cert
+    needle = {"transaction": tx, "header": header, "certificate": cert}[kind]
+    offset = {"first": 0, "middle": len(needle) // 2, "last": len(needle) - 1}[where]
+    _flip(store, needle, offset)
+    result = v2g("ledger", "verify", "--data-dir", data_dir)
+    assert result.returncode != 0
+    assert "v1: FAILED at height 2" in result.stderr
+    assert result.stdout.count("ok, height 3") == 3  # the other stores are intact
+    assert "Traceback" not in result.stderr
+    home = v2g("ledger", "verify", "--home", data_dir / "validators" / "v1")
+    assert home.returncode != 0 and "at height 2" in home.stderr
+
+
+def test_receipt_verifies_offline_and_amount_plus_one_fails(data_dir: Path, tmp_path: Path) -> None:
+    proof = v2g("ledger", "proof", "demo-4", "--data-dir", data_dir)
+    assert proof.returncode == 0, proof.stderr
+    receipt = json.loads(proof.stdout)
+    assert receipt["settlement"]["settlement_id"] == "demo-4"
+    assert receipt["header"]["height"] == 2
+    good = tmp_path / "good.json"
+    good.write_text(proof.stdout)
+    genesis = data_dir / "genesis.json"
+    ok = v2g("ledger", "verify-receipt", good, "--genesis", genesis)
+    assert ok.returncode == 0, ok.stderr
+    assert "receipt OK" in ok.stdout
+    receipt["settlement"]["amount"] += 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(receipt))
+    result = v2g("ledger", "verify-receipt", bad, "--genesis", genesis)
+    assert result.returncode != 0
+    assert "receipt INVALID" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_receipt_against_another_genesis_fails(data_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert (
+        v2g(
+            "ledger", "init", "--data-dir", other, "--validators", "4", "--chain-id", "cli-test"
+        ).returncode
+        == 0
+    )
+    receipt = tmp_path / "r.json"
+    receipt.write_text(v2g("ledger", "proof", "demo-0", "--data-dir", data_dir).stdout)
+    result = v2g("ledger", "verify-receipt", receipt, "--genesis", other / "genesis.json")
+    assert result.returncode != 0 and "receipt INVALID" in result.stderr
+
+
+def test_pow_demo_paper_vector() -> None:
+    result = v2g(
+        "ledger", "pow-demo", "--data", "blockchain", "--zeros", "6", "--start", "10730000"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert lines["nonce"] == "10730895"
+    assert lines["hash"].startswith("000000")
+
+
+def test_bad_files_give_one_line(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    for args in (
+        ("ledger", "verify-receipt", garbage, "--genesis", garbage),
+        ("ledger", "verify", "--home", tmp_path / "nohome"),
+        ("ledger", "status", "--home", tmp_path / "nohome"),
+        ("keys", "generate", tmp_path / "no" / "such" / "dir" / "k.key"),
+    ):
+        result = v2g(*args)
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert str(tmp_path) in result.stderr
+
+
+def test_usage_errors() -> None:
+    both = v2g("ledger", "verify")
+    assert both.returncode == 2 and "exactly one of --data-dir" in both.stderr
+    missing = v2g("ledger", "pow-demo", "--zeros", "2")
+    assert missing.returncode == 2 and "Usage:" in missing.stderr
+
+
+def test_keys_generate_prints_key_id(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    result = v2g("keys", "generate", path)
+    assert result.returncode == 0
+    key_id = result.stdout.strip()
+    assert len(key_id) == 40
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"key_id={key_id}" in v2g("keys", "show", path).stdout
+
+
+def test_stored_bytes_match_codec(pristine: Path) -> None:
+    from ledger.codec import commit_from_dict, header_from_dict
+
+    header, _, cert = _stored(pristine / "validators" / "v0" / "blocks.sqlite", 1)
+    assert header_bytes(header_from_dict(json.loads(header))) == header
+    assert commit_bytes(commit_from_dict(json.loads(cert))) == cert

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
@@ -49,6 +50,9 @@ from tests.ledger.consensus.checker import Checker
 from tests.ledger.consensus.fakes import CHAIN, HmacSigner, HmacVerifier, make_ctx
 
 TICK_MS = 250
+
+# A scripted network adversary: True drops the message from src to dst.
+Adversary = Callable[["SimNode", "SimNode", tuple[Any, ...]], bool]
 CALM_DELAY_MS = (1, 20)
 
 
@@ -102,12 +106,14 @@ class Simulation:
         heal_at: int = 0,
         down: frozenset[str] = frozenset(),
         byzantine: frozenset[str] = frozenset(),
+        adversary: Adversary | None = None,
     ) -> None:
         self.rng = Random(seed)
         self.validators = validators
         self.target = target_height
         self.faults = faults
         self.heal_at = heal_at
+        self.adversary = adversary
         self.now = 0
         self.queue: list[tuple[int, int, tuple[Any, ...]]] = []
         self.seq = 0
@@ -203,6 +209,8 @@ class Simulation:
 
     def send(self, src: SimNode, dst: SimNode, msg: tuple[Any, ...]) -> None:
         if not self.can_reach(src, dst):
+            return
+        if self.adversary is not None and self.adversary(src, dst, msg):
             return
         faults = self.faults if self.chaotic else Faults()
         if self.rng.random() < faults.drop:

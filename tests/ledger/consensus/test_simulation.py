@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections import Counter
 from random import Random
+from typing import Any
 
 import pytest
 
 from ledger.consensus.evidence import accused_power, evidence_from_commits, is_valid_evidence
-from ledger.types import ValidatorSet
+from ledger.consensus.proposer import proposer_for
+from ledger.types import ValidatorSet, VoteKind
 from tests.ledger.consensus.fakes import HmacVerifier, make_set
-from tests.ledger.consensus.sim import Faults, Simulation
+from tests.ledger.consensus.sim import Faults, SimNode, Simulation
 
 SETS: dict[str, list[int]] = {
     "4 equal": [1, 1, 1, 1],
@@ -173,3 +175,39 @@ def test_byzantine_minority_cannot_fork(seed: int) -> None:
     assert sim.checker.violations == []
     assert sim.checker.forks() == {}
     assert sim.checker.max_height() == 3
+
+
+def test_locks_keep_a_decision_seen_by_one_validator() -> None:
+    """A scripted schedule where only the lock stops a fork.
+
+    Round 0: D misses the proposal; A, B, C prevote it and precommit it, but A's precommit
+    reaches nobody else, so A alone decides (B and C lock), then falls silent for good.
+    Round 1: D proposes a fresh value. B and C are locked on the round-0 value: they must
+    prevote nil; were locks ignored, B, C and D would commit D's value and fork from A.
+    A is still heard in round 0 by design of the schedule, so all four must end up agreeing.
+    """
+    vset = make_set([1, 1, 1, 1])
+    p0, d = proposer_for(vset, 1, 0), proposer_for(vset, 1, 1)
+    a = min(v.address for v in vset.validators if v.address not in (p0, d))
+    b, c = sorted(v.address for v in vset.validators if v.address not in (a, d))
+
+    def adversary(src: SimNode, dst: SimNode, msg: tuple[Any, ...]) -> bool:
+        tag, payload = msg[0], msg[2]
+        # A is heard in round 0 only, and never passes on its decision.
+        if src.address == a and (tag in ("status", "commits") or payload.round > 0):
+            return True
+        if tag == "proposal" and payload.round == 0:
+            return dst.address == d
+        precommit = tag == "vote" and payload.kind is VoteKind.PRECOMMIT
+        if precommit and payload.round == 0 and payload.block_id is not None:
+            return src.address == a and dst.address != a
+        return False
+
+    for seed in range(10):
+        sim = Simulation(seed, vset, target_height=1, adversary=adversary)
+        sim.run(60_000, stop_on_violation=False)
+        assert sim.checker.violations == []
+        decided = {n.address: n.blocks[1] for n in sim.nodes if 1 in n.blocks}
+        assert decided.keys() == {a, b, c, d}, "everyone commits"
+        assert decided[a].round == 0 and decided[b].round > 1  # A alone decided in round 0
+        assert len({dec.block_id for dec in decided.values()}) == 1

@@ -22,11 +22,13 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from csms.blocks import HANDLERS_201
+from csms.blocks16 import HANDLERS_16
+from csms.blocks21 import HANDLERS_21
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
 from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
-from csms.ocpp.versions import SUPPORTED, OcppVersion, select_version
+from csms.ocpp.versions import SUPPORTED, OcppVersion, parse_offer, select_version
 from csms.passwords import verify_password
 
 log = logging.getLogger(__name__)
@@ -61,9 +63,21 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
 
 
 def offered_subprotocols(headers: Headers) -> list[str]:
-    return [
-        p.strip() for value in headers.get_all("Sec-WebSocket-Protocol") for p in value.split(",")
-    ]
+    return parse_offer(headers.get_all("Sec-WebSocket-Protocol"))
+
+
+def normalise_offer(headers: Headers, offered: list[str], station_id: str) -> None:
+    """Rewrite a malformed subprotocol offer (``",ocpp1.6"``, blanks) into a clean list.
+
+    ``websockets`` parses the header itself after this check and refuses what it cannot
+    parse; the rewrite is logged so a tolerated deviation is never silent.
+    """
+    clean = ", ".join(offered)
+    raw = ", ".join(headers.get_all("Sec-WebSocket-Protocol"))
+    if raw != clean:
+        log.info("%s: malformed subprotocol offer %r read as %r", station_id, raw, clean)
+        del headers["Sec-WebSocket-Protocol"]
+        headers["Sec-WebSocket-Protocol"] = clean
 
 
 class CsmsServer:
@@ -72,7 +86,11 @@ class CsmsServer:
     def __init__(self, services: CsmsServices) -> None:
         self.services = services
         self.connections: dict[str, StationConnection] = {}
-        self._handlers: dict[str, dict[str, Handler[StationContext]]] = {"ocpp2.0.1": HANDLERS_201}
+        self._handlers: dict[str, dict[str, Handler[StationContext]]] = {
+            "ocpp2.1": HANDLERS_21,
+            "ocpp2.0.1": HANDLERS_201,
+            "ocpp1.6": HANDLERS_16,
+        }
         self._schemas = {name: SchemaSet(version) for name, version in SUPPORTED.items()}
         self._server: Server | None = None
         self._versions: dict[int, OcppVersion] = {}
@@ -116,12 +134,14 @@ class CsmsServer:
         station_id = station_id_from_path(request.path)
         if station_id is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "expected /ocpp/<stationId>\n")
-        if select_version(offered_subprotocols(request.headers)) is None:
+        offered = offered_subprotocols(request.headers)
+        if select_version(offered) is None:
             log.info("%s: refused: no supported subprotocol offered", station_id)
             return connection.respond(
                 HTTPStatus.BAD_REQUEST,
                 f"offer one of these subprotocols: {', '.join(SUPPORTED)}\n",
             )
+        normalise_offer(request.headers, offered, station_id)
         credentials = basic_credentials(request.headers)
         if credentials is None or credentials[0] != station_id:
             return self._unauthorized(connection, station_id, "missing or malformed credentials")

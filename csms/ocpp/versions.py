@@ -7,6 +7,8 @@ version means adding one entry here and its handlers.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,13 @@ class OcppVersion:
         return self.error_spelling.get(code, code)
 
 
+OCPP21 = OcppVersion(
+    subprotocol="ocpp2.1",
+    schema_dir=_SCHEMA_ROOT / "v21" / "schemas",
+    request_suffix="Request",
+    # OCPP 2.1 Part 4 finally spells it right; canonical codes go out unchanged.
+)
+
 OCPP201 = OcppVersion(
     subprotocol="ocpp2.0.1",
     schema_dir=_SCHEMA_ROOT / "v201" / "schemas",
@@ -41,13 +50,48 @@ OCPP201 = OcppVersion(
     error_spelling={"OccurrenceConstraintViolation": "OccurenceConstraintViolation"},
 )
 
-# Versions offered, in order of preference. 2.1 and 1.6 slot in here with their handlers.
-SUPPORTED: dict[str, OcppVersion] = {OCPP201.subprotocol: OCPP201}
+OCPP16 = OcppVersion(
+    subprotocol="ocpp1.6",
+    schema_dir=_SCHEMA_ROOT / "v16" / "schemas",
+    # 1.6 names request schemas after the action alone: ``StartTransaction.json``.
+    request_suffix="",
+    # OCPP-J 1.6 section 4.2.3 spells these two codes its own way, and has no codes for a
+    # broken RPC frame or an unknown message type: such a frame does not conform to the PDU.
+    error_spelling={
+        "FormatViolation": "FormationViolation",
+        "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+        "RpcFrameworkError": "FormationViolation",
+        "MessageTypeNotSupported": "FormationViolation",
+    },
+)
+
+# Versions offered, in order of preference: the newest the station also speaks wins.
+SUPPORTED: dict[str, OcppVersion] = {
+    version.subprotocol: version for version in (OCPP21, OCPP201, OCPP16)
+}
+
+# Separators seen in real offers: commas (also leading, trailing or doubled) and blanks.
+_OFFER_SEPARATORS = re.compile(r"[\s,]+")
 
 
-def select_version(offered: list[str]) -> OcppVersion | None:
+def parse_offer(header_values: Iterable[str]) -> list[str]:
+    """The subprotocols named in ``Sec-WebSocket-Protocol`` header values, in offer order.
+
+    Tolerates what real stations send: a leading or trailing comma, empty items, blanks
+    instead of commas, and quoted names. Duplicates are dropped.
+    """
+    offered: list[str] = []
+    for value in header_values:
+        for item in _OFFER_SEPARATORS.split(value):
+            name = item.strip("\"'")
+            if name and name not in offered:
+                offered.append(name)
+    return offered
+
+
+def select_version(offered: Iterable[str]) -> OcppVersion | None:
     """Pick our most preferred version among the client's offers (tolerating stray blanks)."""
-    cleaned = {item.strip() for item in offered if item.strip()}
+    cleaned = {item.strip().lower() for item in offered if item.strip()}
     for name, version in SUPPORTED.items():
         if name in cleaned:
             return version

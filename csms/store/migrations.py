@@ -141,4 +141,48 @@ MIGRATIONS: list[str] = [
         last_error       TEXT
     );
     """,
+    # 3: OCPP 1.6 transaction ids and event sequence numbers; OCPP 2.1 EV charging needs
+    """
+    CREATE TABLE ocpp16_transactions (
+        transaction_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+        station_id      TEXT NOT NULL,
+        connector_id    INTEGER NOT NULL,
+        id_tag          TEXT NOT NULL,
+        meter_start     INTEGER NOT NULL,
+        started_at      TEXT NOT NULL,
+        reservation_id  INTEGER,
+        created_at      TEXT NOT NULL,
+        UNIQUE (station_id, connector_id, id_tag, started_at, meter_start)
+    );
+    CREATE TABLE ocpp16_event_keys (
+        station_id      TEXT NOT NULL,
+        transaction_id  INTEGER NOT NULL,
+        event_key       TEXT NOT NULL,
+        seq_no          INTEGER NOT NULL,
+        PRIMARY KEY (station_id, transaction_id, event_key),
+        UNIQUE (station_id, transaction_id, seq_no)
+    );
+    CREATE TABLE ev_charging_needs (
+        id                  INTEGER PRIMARY KEY,
+        station_id          TEXT NOT NULL,
+        evse_id             INTEGER NOT NULL,
+        received_at         TEXT NOT NULL,
+        timestamp           TEXT,
+        requested_transfer  TEXT NOT NULL,
+        available_transfer  TEXT,
+        control_mode        TEXT,
+        departure_time      TEXT,
+        target_energy_wh    INTEGER,
+        min_energy_wh       INTEGER,
+        max_energy_wh       INTEGER,
+        min_v2x_energy_wh   INTEGER,
+        max_v2x_energy_wh   INTEGER,
+        target_soc          INTEGER,
+        max_charge_w        INTEGER,
+        max_discharge_w     INTEGER,
+        min_discharge_w     INTEGER,
+        raw                 TEXT NOT NULL
+    );
+    CREATE INDEX ev_charging_needs_evse ON ev_charging_needs (station_id, evse_id, id);
+    """,
 ]

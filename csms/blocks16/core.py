@@ -1,0 +1,80 @@
+"""OCPP 1.6 Core profile: BootNotification, Heartbeat, StatusNotification, DataTransfer.
+
+Connector 0 in StatusNotification is the station itself; connector ``n`` is recorded as EVSE
+``n``, connector 1, like every 1.6 connector in the session model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from csms.blocks.availability import on_heartbeat
+from csms.context import StationContext
+from csms.ocpp.rpc import Handler
+
+log = logging.getLogger(__name__)
+
+# (context, messageId, data) -> DataTransfer.conf payload, for one configured vendor
+VendorHandler = Callable[[StationContext, str | None, str | None], Awaitable[dict[str, Any]]]
+
+
+async def on_boot_notification(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
+    services = ctx.services
+    now = services.now_text()
+    await services.store.record_boot(
+        ctx.station_id,
+        vendor=payload["chargePointVendor"],
+        model=payload["chargePointModel"],
+        serial_number=payload.get("chargePointSerialNumber")
+        or payload.get("chargeBoxSerialNumber"),
+        firmware=payload.get("firmwareVersion"),
+        at=now,
+    )
+    return {
+        "currentTime": now,
+        "interval": services.config.heartbeat_interval,
+        "status": "Accepted",
+    }
+
+
+async def on_status_notification(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
+    connector = payload["connectorId"]
+    if payload["errorCode"] != "NoError":
+        log.warning(
+            "%s: connector %d reports %s (%s)",
+            ctx.station_id,
+            connector,
+            payload["errorCode"],
+            payload.get("vendorErrorCode") or payload.get("info") or "",
+        )
+    await ctx.services.store.set_connector_status(
+        ctx.station_id,
+        connector,
+        0 if connector == 0 else 1,
+        payload["status"],
+        payload.get("timestamp") or ctx.services.now_text(),
+    )
+    return {}
+
+
+def data_transfer_handler(vendors: Mapping[str, VendorHandler]) -> Handler[StationContext]:
+    """DataTransfer answering for the configured vendors only (UnknownVendorId otherwise)."""
+
+    async def on_data_transfer(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
+        vendor = vendors.get(payload["vendorId"])
+        if vendor is None:
+            log.info("%s: DataTransfer from unknown vendor %r", ctx.station_id, payload["vendorId"])
+            return {"status": "UnknownVendorId"}
+        return await vendor(ctx, payload.get("messageId"), payload.get("data"))
+
+    return on_data_transfer
+
+
+HANDLERS: dict[str, Handler[StationContext]] = {
+    "BootNotification": on_boot_notification,
+    "Heartbeat": on_heartbeat,
+    "StatusNotification": on_status_notification,
+    "DataTransfer": data_transfer_handler({}),
+}

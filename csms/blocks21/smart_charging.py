@@ -1,0 +1,88 @@
+"""OCPP 2.1 block K, Smart charging, V2X: NotifyEVChargingNeeds (K15-K17) with V2X parameters.
+
+The EV's needs (departure time, energy and SoC targets, charge and discharge power limits) are
+converted at the boundary and stored; the dispatch policy reads them before sending a 2.1
+SetChargingProfile with ``operationMode``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from csms.context import StationContext
+from csms.errors import PropertyConstraintViolation
+from csms.ocpp.rpc import Handler
+from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
+from csms.timeutil import parse_timestamp
+
+log = logging.getLogger(__name__)
+
+
+def _whole(value: Any) -> int | None:
+    """A schema ``number`` (Wh or W) as an integer, rounded half to even; None stays None."""
+    if value is None:
+        return None
+    return int(Decimal(str(value)).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def _checked_time(value: str | None, what: str) -> str | None:
+    if value is not None:
+        try:
+            parse_timestamp(value)
+        except ValueError as exc:
+            raise PropertyConstraintViolation(f"{what}: {exc}") from None
+    return value
+
+
+def to_needs(station_id: str, payload: dict[str, Any], received_at: str) -> EvChargingNeeds:
+    """Convert a NotifyEVChargingNeedsRequest into the CSMS's own record (at the boundary)."""
+    needs = payload["chargingNeeds"]
+    v2x = needs.get("v2xChargingParameters") or {}
+    ac = needs.get("acChargingParameters") or {}
+    dc = needs.get("dcChargingParameters") or {}
+    target = v2x.get("evTargetEnergyRequest", dc.get("energyAmount", ac.get("energyAmount")))
+    return EvChargingNeeds(
+        station_id=station_id,
+        evse_id=payload["evseId"],
+        received_at=received_at,
+        timestamp=_checked_time(payload.get("timestamp"), "timestamp"),
+        requested_transfer=needs["requestedEnergyTransfer"],
+        available_transfer=tuple(needs.get("availableEnergyTransfer", ())),
+        control_mode=needs.get("controlMode"),
+        departure_time=_checked_time(needs.get("departureTime"), "departureTime"),
+        target_energy_wh=_whole(target),
+        min_energy_wh=_whole(v2x.get("evMinEnergyRequest")),
+        max_energy_wh=_whole(v2x.get("evMaxEnergyRequest")),
+        min_v2x_energy_wh=_whole(v2x.get("evMinV2XEnergyRequest")),
+        max_v2x_energy_wh=_whole(v2x.get("evMaxV2XEnergyRequest")),
+        target_soc=v2x.get("targetSoC"),
+        max_charge_w=_whole(v2x.get("maxChargePower", dc.get("evMaxPower"))),
+        max_discharge_w=_whole(v2x.get("maxDischargePower")),
+        min_discharge_w=_whole(v2x.get("minDischargePower")),
+        raw=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+    )
+
+
+async def on_notify_ev_charging_needs(
+    ctx: StationContext, payload: dict[str, Any]
+) -> dict[str, Any]:
+    needs = to_needs(ctx.station_id, payload, ctx.services.now_text())
+    await ChargingNeedsStore(ctx.services.store).record(needs)
+    log.info(
+        "%s: EVSE %d needs %s (departure %s, target %s Wh, discharge up to %s W)",
+        ctx.station_id,
+        needs.evse_id,
+        needs.requested_transfer,
+        needs.departure_time,
+        needs.target_energy_wh,
+        needs.max_discharge_w,
+    )
+    return {"status": "Accepted"}
+
+
+HANDLERS: dict[str, Handler[StationContext]] = {
+    "NotifyEVChargingNeeds": on_notify_ev_charging_needs,
+}

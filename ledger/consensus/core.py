@@ -345,7 +345,13 @@ _RULES: tuple[Rule, ...] = (
 def _start_round(
     ctx: ConsensusContext, state: ConsensusState, round_: int, out: list[Output]
 ) -> ConsensusState:
-    """Lines 11-21: StartRound(round)."""
+    """Lines 11-21: StartRound(round).
+
+    One deliberate difference, as in CometBFT: the proposer schedules timeoutPropose too. It
+    only acts in the propose step, so it changes nothing when the proposer sees its own
+    proposal; it keeps the round moving when it cannot (its signer refused after a restart, or
+    its proof of lock was lost in a crash).
+    """
     state = _replace(state, round=round_, step=Step.PROPOSE)
     proposer = proposer_for(state.validators, state.height, round_)
     if ctx.address is not None and proposer == ctx.address:
@@ -359,12 +365,12 @@ def _start_round(
             round=round_,
             value=value,
             block_id=ctx.app.value_id(value),
-            pol_round=state.valid_round,
+            # A restart can resume in the round of the lock: its value then goes out fresh.
+            pol_round=state.valid_round if state.valid_round < round_ else -1,
             proposer=ctx.address,
         )
         out.append(BroadcastProposal(proposal))
-    else:
-        _schedule(ctx, state, TimeoutKind.PROPOSE, out)
+    _schedule(ctx, state, TimeoutKind.PROPOSE, out)
     return state
 
 

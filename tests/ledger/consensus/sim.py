@@ -239,13 +239,16 @@ class Simulation:
     def relayed(self, node: SimNode) -> list[tuple[Any, ...]]:
         """Others' messages this node passes on: the paper's gossip assumption, as in CometBFT.
 
-        Votes and proposals of the current round and of the rounds behind its lock and valid
-        value (their proofs of lock), so what one correct validator received, all eventually do.
+        Votes and proposals of the current round, of the rounds behind its lock and valid value
+        and of the proof-of-lock round of the current proposal (CometBFT sends a peer the POL
+        prevotes it lacks), so what one correct validator received, all eventually do.
         """
         state = node.state
         if state is None or state.decided:
             return []
-        rounds = {state.round, state.valid_round, state.locked_round} - {-1}
+        rounds = {state.round, state.valid_round, state.locked_round}
+        rounds |= {p.pol_round for p in state.proposals.get(state.round, ())}
+        rounds.discard(-1)
         relayed: list[tuple[Any, ...]] = []
         for r in sorted(rounds):
             relayed.extend(("proposal", node.id, p) for p in state.proposals.get(r, ()))

@@ -119,8 +119,9 @@ def test_happy_path_prevote_precommit_decide() -> None:
 def test_proposer_proposes_get_value_and_waits_for_its_own_proposal() -> None:
     me = proposer_for(VSET, 1, 0)
     node = Node(VSET, me)
-    (bp,) = node.out
+    bp, timeout = node.out
     assert isinstance(bp, BroadcastProposal)
+    assert timeout == ScheduleTimeout(TimeoutKind.PROPOSE, 1, 0, 100)
     assert bp.proposal.value == node.ctx.app.get_value(1, 0) and bp.proposal.pol_round == -1
     assert bp.proposal.block_id == APP.value_id(bp.proposal.value)
     assert node.state.step is Step.PROPOSE

@@ -177,7 +177,8 @@ def test_byzantine_minority_cannot_fork(seed: int) -> None:
     assert sim.checker.max_height() == 3
 
 
-def test_locks_keep_a_decision_seen_by_one_validator() -> None:
+@pytest.mark.parametrize("restart_locked", [False, True])
+def test_locks_keep_a_decision_seen_by_one_validator(restart_locked: bool) -> None:
     """A scripted schedule where only the lock stops a fork.
 
     Round 0: D misses the proposal; A, B, C prevote it and precommit it, but A's precommit
@@ -185,6 +186,7 @@ def test_locks_keep_a_decision_seen_by_one_validator() -> None:
     Round 1: D proposes a fresh value. B and C are locked on the round-0 value: they must
     prevote nil; were locks ignored, B, C and D would commit D's value and fork from A.
     A is still heard in round 0 by design of the schedule, so all four must end up agreeing.
+    With ``restart_locked`` B and C crash after locking and restart: the lock must survive.
     """
     vset = make_set([1, 1, 1, 1])
     p0, d = proposer_for(vset, 1, 0), proposer_for(vset, 1, 1)
@@ -204,7 +206,9 @@ def test_locks_keep_a_decision_seen_by_one_validator() -> None:
         return False
 
     for seed in range(10):
-        sim = Simulation(seed, vset, target_height=1, adversary=adversary)
+        crashes = ((b, 120, 125), (c, 121, 126)) if restart_locked else ()
+        faults = Faults(crashes=crashes)
+        sim = Simulation(seed, vset, target_height=1, adversary=adversary, faults=faults)
         sim.run(60_000, stop_on_violation=False)
         assert sim.checker.violations == []
         decided = {n.address: n.blocks[1] for n in sim.nodes if 1 in n.blocks}

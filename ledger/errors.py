@@ -6,6 +6,7 @@
     ├── EncodingError            bytes that are not canonical, floats, bad hex
     ├── KeyFileError             a key file that is missing, unreadable or malformed
     ├── GenesisError             a genesis file or a genesis request that is wrong
+    ├── HomeError                a validator home or data dir that is missing or malformed
     ├── StoreError               a block store that cannot be read or written
     ├── ProofError               a Merkle inclusion proof that does not verify
     ├── TxError                  a transaction the state machine rejects
@@ -49,6 +50,10 @@ class KeyFileError(LedgerError):
 
 class GenesisError(LedgerError):
     """A genesis file or a genesis request that is wrong."""
+
+
+class HomeError(LedgerError):
+    """A validator home or data dir that is missing or malformed."""
 
 
 class StoreError(LedgerError):

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ledger.errors import GenesisError, LedgerError
+from ledger.errors import GenesisError, HomeError
 from ledger.genesis import Genesis, genesis_json, load_genesis
 from ledger.keys import (
     SigningKey,
@@ -39,10 +39,6 @@ KEY_FILE = "validator.key"
 STORE_FILE = "blocks.sqlite"
 DEFAULT_POWER = 10
 DEFAULT_BASE_PORT = 26650
-
-
-class HomeError(LedgerError):
-    """A validator home or data dir that is missing or malformed."""
 
 
 @dataclass(frozen=True, slots=True)

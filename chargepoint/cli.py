@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from chargepoint.backoff import Backoff
 from chargepoint.config import ID_TOKEN_TYPES, StationConfig
+from chargepoint.connection import TlsFiles
 from chargepoint.errors import ChargePointError
 from chargepoint.runner import StationRunner
 from chargepoint.transaction import IdToken
@@ -18,7 +20,27 @@ from chargepoint.transaction import IdToken
 @click.command("chargepoint")
 @click.argument("url")
 @click.argument("station_id")
-@click.option("--password", default=None, help="HTTP Basic auth password (security profile 1).")
+@click.option(
+    "--password", default=None, help="HTTP Basic auth password (security profiles 1 and 2)."
+)
+@click.option(
+    "--ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CA certificate to verify a wss:// CSMS (default: the system's CAs).",
+)
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM client certificate, CN = station id (security profile 3).",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --cert (if not in the --cert file).",
+)
 @click.option("--evses", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--sessions",
@@ -88,6 +110,9 @@ def chargepoint_command(
     url: str,
     station_id: str,
     password: str | None,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
     evses: int,
     sessions: int,
     exit_when_done: bool,
@@ -100,12 +125,14 @@ def chargepoint_command(
     response_timeout: float,
     max_backoff: float,
 ) -> None:
-    """Connect station STATION_ID to the CSMS at URL (ws://host:port/ocpp or .../STATION_ID)."""
+    """Connect station STATION_ID to the CSMS at URL (ws[s]://host:port/ocpp or .../STATION_ID)."""
     try:
+        tls = TlsFiles(ca=ca, cert=cert, key=key) if ca or cert or key else None
         config = StationConfig(
             url=url,
             station_id=station_id,
             password=password,
+            tls=tls,
             evses=evses,
             sessions=sessions,
             exit_when_done=exit_when_done,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chargepoint.backoff import Backoff
+from chargepoint.connection import TlsFiles
 from chargepoint.errors import ConfigError
 from chargepoint.transaction import IdToken
 
@@ -29,6 +30,7 @@ class StationConfig:
     url: str
     station_id: str
     password: str | None = None
+    tls: TlsFiles | None = None  # wss:// CA and client certificate (security profiles 2, 3)
     evses: int = 1
     sessions: int = 0
     exit_when_done: bool = False

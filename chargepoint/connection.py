@@ -1,8 +1,16 @@
-"""Opening the websocket to the CSMS: URL, subprotocol, HTTP Basic auth (security profile 1)."""
+"""Opening the websocket to the CSMS: URL, subprotocol, HTTP Basic auth, TLS.
+
+Security profile 1: Basic auth over ws://; 2: Basic auth over wss://, the CSMS verified against
+``--ca``; 3: wss:// with the station's client certificate (``--cert``/``--key``).
+"""
 
 from __future__ import annotations
 
 import base64
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,6 +35,38 @@ def station_url(url: str, station_id: str) -> str:
     return f"{trimmed}/{quoted}"
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for wss://: the CA that issued the CSMS certificate, the station's own pair."""
+
+    ca: Path | None = None  # None: the system's trusted CAs
+    cert: Path | None = None
+    key: Path | None = None  # None: the key is in ``cert``
+
+    def __post_init__(self) -> None:
+        if self.key is not None and self.cert is None:
+            raise ConfigError("--key needs --cert")
+
+
+def client_ssl_context(url: str, tls: TlsFiles | None) -> ssl.SSLContext | None:
+    """The context for a wss:// URL (None for ws://); TLS files with ws:// are an error."""
+    if urlsplit(url).scheme != "wss":
+        if tls is not None and (tls.ca or tls.cert):
+            raise ConfigError("TLS files (--ca, --cert) need a wss:// URL")
+        return None
+    tls = tls or TlsFiles()
+    try:
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=None if tls.ca is None else str(tls.ca)
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if tls.cert is not None:
+            context.load_cert_chain(str(tls.cert), None if tls.key is None else str(tls.key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load TLS files: {exc}") from exc
+    return context
+
+
 def basic_auth_header(station_id: str, password: str) -> str:
     """``Basic base64(id:password)`` as security profile 1 requires."""
     token = base64.b64encode(f"{station_id}:{password}".encode()).decode("ascii")
@@ -34,9 +74,16 @@ def basic_auth_header(station_id: str, password: str) -> str:
 
 
 async def open_connection(
-    url: str, *, station_id: str, password: str | None, open_timeout: float
+    url: str,
+    *,
+    station_id: str,
+    password: str | None,
+    open_timeout: float,
+    tls: TlsFiles | None = None,
 ) -> ClientConnection:
     """Connect and check the CSMS agreed to OCPP 2.0.1; map failures to ConnectError."""
+    context = client_ssl_context(url, tls)
+    tls_kwargs: dict[str, Any] = {} if context is None else {"ssl": context}
     headers = {} if password is None else {"Authorization": basic_auth_header(station_id, password)}
     try:
         ws = await connect(
@@ -48,6 +95,7 @@ async def open_connection(
             ping_interval=20,
             ping_timeout=20,
             user_agent_header="v2g-bridge-station",
+            **tls_kwargs,
         )
     except InvalidStatus as exc:
         raise HandshakeRefused(exc.response.status_code, exc.response.reason_phrase) from exc

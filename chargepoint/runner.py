@@ -159,6 +159,7 @@ class StationRunner:
                     station_id=self.config.station_id,
                     password=password or None,
                     open_timeout=self.config.open_timeout,
+                    tls=self.config.tls,
                 )
             except ConnectError as exc:
                 refused = isinstance(exc, HandshakeRefused) and exc.status in FATAL_HTTP

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from csms.config import load_config
+from csms.config import check_security, load_config
 from csms.errors import ConfigError, CsmsError
 from csms.model import TokenRecord
 from csms.passwords import hash_password
@@ -25,6 +25,15 @@ DATA_DIR = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Directory holding the CSMS database and keys.",
+)
+
+TLS_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+TOLERANCE = click.option(
+    "--tolerance",
+    type=click.Choice(["strict", "tolerant"]),
+    default=None,
+    help="strict: schema errors are CALLERRORs; tolerant: known real-hardware habits are"
+    " repaired, logged and counted.",
 )
 
 TOKEN_TYPES = [
@@ -66,16 +75,45 @@ async def with_store(data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]]
     default=None,
     help="YAML configuration file (default: DATA_DIR/csms.yaml if present).",
 )
+@click.option(
+    "--security-profile",
+    type=click.IntRange(1, 3),
+    default=None,
+    help="1: Basic auth over ws://; 2: TLS + Basic auth; 3: mutual TLS"
+    " (default: 3 with --tls-ca, 2 with --tls-cert, else the config file's).",
+)
+@click.option("--tls-cert", type=TLS_FILE, default=None, help="PEM server certificate.")
+@click.option("--tls-key", type=TLS_FILE, default=None, help="PEM private key of --tls-cert.")
+@click.option(
+    "--tls-ca", type=TLS_FILE, default=None, help="PEM CA of station certificates (profile 3)."
+)
 def csms_command(
-    data_dir: Path, host: str | None, port: int | None, config_path: Path | None
+    data_dir: Path,
+    host: str | None,
+    port: int | None,
+    config_path: Path | None,
+    security_profile: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_ca: Path | None,
 ) -> None:
-    """Run the CSMS: an OCPP 2.0.1 websocket server at ws://HOST:PORT/ocpp/<stationId>."""
+    """Run the CSMS: an OCPP websocket server at ws[s]://HOST:PORT/ocpp/<stationId>."""
     from csms.app import start_csms
 
     if config_path is None and (data_dir / "csms.yaml").is_file():
         config_path = data_dir / "csms.yaml"
+    if security_profile is None and tls_cert is not None:
+        security_profile = 3 if tls_ca is not None else 2
     try:
-        config = load_config(config_path).with_overrides(host=host, port=port)
+        config = load_config(config_path).with_overrides(
+            host=host,
+            port=port,
+            security_profile=security_profile,
+            tls_cert=None if tls_cert is None else str(tls_cert.resolve()),
+            tls_key=None if tls_key is None else str(tls_key.resolve()),
+            tls_ca=None if tls_ca is None else str(tls_ca.resolve()),
+        )
+        check_security(config, "command line")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -86,7 +124,12 @@ def csms_command(
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         app = await start_csms(data_dir, config)
-        click.echo(f"CSMS listening on ws://{config.host}:{app.port}/ocpp/<stationId>", err=True)
+        scheme = "ws" if config.security_profile == 1 else "wss"
+        click.echo(
+            f"CSMS listening on {scheme}://{config.host}:{app.port}/ocpp/<stationId>"
+            f" (security profile {config.security_profile})",
+            err=True,
+        )
         try:
             await stop.wait()
         finally:
@@ -112,8 +155,15 @@ def stations_group() -> None:
     default=None,
     help="PEM public key of the station's signing meter.",
 )
+@TOLERANCE
 @DATA_DIR
-def stations_add(station_id: str, password: str, meter_key: Path | None, data_dir: Path) -> None:
+def stations_add(
+    station_id: str,
+    password: str,
+    meter_key: Path | None,
+    tolerance: str | None,
+    data_dir: Path,
+) -> None:
     """Register STATION_ID with a password (stored as a salted scrypt hash)."""
     from csms.server import MAX_STATION_ID
 
@@ -128,9 +178,27 @@ def stations_add(station_id: str, password: str, meter_key: Path | None, data_di
 
     async def add(store: CsmsStore) -> None:
         await store.add_station(station_id, hashed, format_timestamp(utc_now()), key_text)
+        if tolerance is not None:
+            await store.set_tolerance(station_id, tolerance)
 
     run_async(lambda: with_store(data_dir, add))
     click.echo(f"station {station_id} registered")
+
+
+@stations_group.command("set")
+@click.argument("station_id")
+@TOLERANCE
+@DATA_DIR
+def stations_set(station_id: str, tolerance: str | None, data_dir: Path) -> None:
+    """Change settings of a registered STATION_ID (takes effect on its next connection)."""
+    if tolerance is None:
+        raise click.UsageError("nothing to set: give --tolerance strict|tolerant")
+
+    async def update(store: CsmsStore) -> None:
+        await store.set_tolerance(station_id, tolerance)
+
+    run_async(lambda: with_store(data_dir, update))
+    click.echo(f"station {station_id}: tolerance {tolerance}")
 
 
 @stations_group.command("list")

@@ -25,6 +25,15 @@ class CsmsConfig:
     call_timeout: float = 30.0
     max_frame_bytes: int = 262_144
     validate_responses: bool = True
+    # security profile 1: Basic auth over ws://; 2: TLS + Basic auth; 3: mutual TLS
+    security_profile: int = 1
+    tls_cert: str = ""  # PEM server certificate (profiles 2 and 3)
+    tls_key: str = ""  # PEM private key of tls_cert
+    tls_ca: str = ""  # PEM CA that issues station certificates (profile 3)
+    max_connections: int = 10_000  # live stations; the next handshake is answered 503
+    rate_limit_per_s: float = 20.0  # frames a station may send per second, sustained
+    rate_limit_burst: int = 100  # frames a station may send at once
+    rate_limit_disconnect_after: int = 200  # rate-limited frames in a row before closing
 
     def with_overrides(self, **overrides: Any) -> CsmsConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -32,6 +41,10 @@ class CsmsConfig:
 
 _POSITIVE = {
     "heartbeat_interval",
+    "max_connections",
+    "rate_limit_per_s",
+    "rate_limit_burst",
+    "rate_limit_disconnect_after",
     "ping_interval",
     "ping_timeout",
     "close_timeout",
@@ -79,5 +92,28 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(f"{path}: key 'port': expected 0..65535, got {value!r}")
         if key == "max_frame_bytes" and value < 1024:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")
+        if key == "security_profile" and value not in (1, 2, 3):
+            raise ConfigError(f"{path}: key 'security_profile': expected 1, 2 or 3, got {value!r}")
+        if key.startswith("tls_") and value:
+            value = str((path.parent / value).resolve())
         values[key] = value
-    return CsmsConfig(**values)
+    config = CsmsConfig(**values)
+    check_security(config, str(path))
+    return config
+
+
+def check_security(config: CsmsConfig, source: str = "configuration") -> None:
+    """Profiles 2 and 3 need a certificate and key, profile 3 also the station CA."""
+    needed = {1: (), 2: ("tls_cert", "tls_key"), 3: ("tls_cert", "tls_key", "tls_ca")}
+    if config.security_profile not in needed:
+        raise ConfigError(f"{source}: key 'security_profile': expected 1, 2 or 3")
+    for key in needed[config.security_profile]:
+        if not getattr(config, key):
+            raise ConfigError(
+                f"{source}: key {key!r}: security profile {config.security_profile}"
+                " expected a PEM file"
+            )
+    if config.security_profile == 1 and (config.tls_cert or config.tls_ca):
+        raise ConfigError(
+            f"{source}: key 'security_profile': expected 2 or 3 when TLS files are given"
+        )

@@ -2,7 +2,9 @@
 
 Frames are handled one at a time, in order, so a station's events are applied in the order
 sent. CSMS-initiated calls are sent from other tasks and matched to answers by message id;
-OCPP allows one outstanding call per direction, so they are serialised by a lock.
+OCPP allows one outstanding call per direction, so they are serialised by a lock. Frames
+beyond the station's rate limit are answered with a GenericError CALLERROR unprocessed, and a
+station that keeps flooding is disconnected (close code 1008) while the others carry on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from csms.context import StationContext
-from csms.errors import CallErrorResponse, CallTimeout, StationNotConnected
+from csms.errors import CallErrorResponse, CallTimeout, GenericError, StationNotConnected
+from csms.limits import TokenBucket, Verdict
 from csms.ocpp.frames import CallError, CallResult, encode_call
 from csms.ocpp.rpc import Dispatcher
 
@@ -33,11 +36,14 @@ class StationConnection:
         dispatcher: Dispatcher[StationContext],
         *,
         call_timeout: float,
+        rate_limit: TokenBucket | None = None,
     ) -> None:
         self.websocket = websocket
         self.context = context
         self.dispatcher = dispatcher
         self.call_timeout = call_timeout
+        self.rate_limit = rate_limit
+        self.rate_limited = 0  # frames answered "rate limited" on this connection
         self._call_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[CallResult | CallError]]] = {}
 
@@ -53,9 +59,22 @@ class StationConnection:
         """Read and answer frames until the socket closes."""
         try:
             async for message in self.websocket:
-                inbound = await self.dispatcher.handle(
-                    self.context, message, station_id=self.station_id
-                )
+                verdict = self._admit()
+                if verdict is Verdict.DISCONNECT:
+                    log.warning("%s: keeps flooding; disconnecting", self.station_id)
+                    await self.websocket.close(code=1008, reason="message rate limit exceeded")
+                    break
+                if verdict is Verdict.LIMIT:
+                    self.rate_limited += 1
+                    inbound = self.dispatcher.refuse(
+                        message,
+                        GenericError("rate limited: slow down", {"reason": "rate limited"}),
+                        station_id=self.station_id,
+                    )
+                else:
+                    inbound = await self.dispatcher.handle(
+                        self.context, message, station_id=self.station_id
+                    )
                 if inbound.response is not None:
                     self._resolve(inbound.response)
                 if inbound.reply is not None:
@@ -66,6 +85,11 @@ class StationConnection:
             for _, future in self._pending.values():
                 if not future.done():
                     future.set_exception(StationNotConnected(f"{self.station_id} disconnected"))
+
+    def _admit(self) -> Verdict:
+        if self.rate_limit is None:
+            return Verdict.ACCEPT
+        return self.rate_limit.take(asyncio.get_running_loop().time())
 
     def _resolve(self, response: CallResult | CallError) -> None:
         entry = self._pending.get(response.message_id)

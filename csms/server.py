@@ -2,8 +2,9 @@
 
 Handshake (refused before anything is stored): the path must be ``/ocpp/<stationId>`` or
 ``/<stationId>``; the client must offer one of our subprotocols; the station must be registered
-and present the right HTTP Basic credentials (security profile 1). One live connection per
-station id: a new one replaces the old.
+and present the right HTTP Basic credentials (security profiles 1 and 2), or, with profile 3,
+a client certificate whose CN is the station id (``csms.tls``). Past ``max_connections`` live
+stations a new one gets 503. One live connection per station id: a new one replaces the old.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
@@ -26,10 +28,13 @@ from csms.blocks16 import HANDLERS_16
 from csms.blocks21 import HANDLERS_21
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
+from csms.limits import TokenBucket
 from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
+from csms.ocpp.tolerance import RequestSchemas
 from csms.ocpp.versions import SUPPORTED, OcppVersion, parse_offer, select_version
 from csms.passwords import verify_password
+from csms.tls import check_client_certificate, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,9 @@ class CsmsServer:
             "ocpp1.6": HANDLERS_16,
         }
         self._schemas = {name: SchemaSet(version) for name, version in SUPPORTED.items()}
+        self._raw_schemas = {name: RequestSchemas(version) for name, version in SUPPORTED.items()}
+        # station id -> deviation kind -> count of tolerated deviations (for metrics)
+        self.tolerated: dict[str, Counter[str]] = {}
         self._server: Server | None = None
         self._versions: dict[int, OcppVersion] = {}
 
@@ -114,6 +122,7 @@ class CsmsServer:
             close_timeout=config.close_timeout,
             max_size=config.max_frame_bytes,
             compression=None,
+            ssl=server_ssl_context(config),
         )
 
     async def stop(self) -> None:
@@ -142,6 +151,12 @@ class CsmsServer:
                 f"offer one of these subprotocols: {', '.join(SUPPORTED)}\n",
             )
         normalise_offer(request.headers, offered, station_id)
+        config = self.services.config
+        if station_id not in self.connections and len(self.connections) >= config.max_connections:
+            log.warning("%s: refused: %d stations connected", station_id, len(self.connections))
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
+        if config.security_profile == 3:
+            return await self._check_certificate(connection, station_id)
         credentials = basic_credentials(request.headers)
         if credentials is None or credentials[0] != station_id:
             return self._unauthorized(connection, station_id, "missing or malformed credentials")
@@ -150,6 +165,20 @@ class CsmsServer:
             return self._unauthorized(connection, station_id, "unknown station")
         if not await asyncio.to_thread(verify_password, credentials[1], station.password_hash):
             return self._unauthorized(connection, station_id, "wrong password")
+        return None
+
+    async def _check_certificate(
+        self, connection: ServerConnection, station_id: str
+    ) -> Response | None:
+        """Security profile 3: the verified client certificate names a registered station."""
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        peercert = ssl_object.getpeercert() if ssl_object is not None else None
+        refusal = check_client_certificate(station_id, peercert)
+        if refusal is not None:
+            log.warning("%s: refused at handshake: %s", station_id, refusal.reason)
+            return connection.respond(refusal.status, f"{refusal.status.phrase.lower()}\n")
+        if await self.services.store.get_station(station_id) is None:
+            return self._unauthorized(connection, station_id, "unknown station")
         return None
 
     def _unauthorized(self, connection: ServerConnection, station_id: str, why: str) -> Response:
@@ -165,17 +194,26 @@ class CsmsServer:
             await websocket.close(code=1002, reason="protocol not negotiated")
             return
         store = self.services.store
+        config = self.services.config
         dispatcher: Dispatcher[StationContext] = Dispatcher(
             version=SUPPORTED[subprotocol],
             handlers=self._handlers[subprotocol],
             schemas=self._schemas[subprotocol],
-            validate_responses=self.services.config.validate_responses,
+            validate_responses=config.validate_responses,
+            tolerance=self._raw_schemas[subprotocol],
+            tolerant=await store.get_tolerance(station_id) == "tolerant",
+            deviations=self.tolerated.setdefault(station_id, Counter()),
         )
         connection = StationConnection(
             websocket,
             StationContext(station_id, self.services),
             dispatcher,
-            call_timeout=self.services.config.call_timeout,
+            call_timeout=config.call_timeout,
+            rate_limit=TokenBucket(
+                config.rate_limit_per_s,
+                config.rate_limit_burst,
+                config.rate_limit_disconnect_after,
+            ),
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection

@@ -8,6 +8,7 @@ details, and never a traceback on the wire.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -23,6 +24,7 @@ from csms.ocpp.frames import (
     parse_frame,
 )
 from csms.ocpp.schemas import SchemaSet
+from csms.ocpp.tolerance import RequestSchemas, canonical_error_code, refuse_in_strict, tolerate
 from csms.ocpp.versions import OcppVersion
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ class Dispatcher(Generic[Ctx]):
     schemas: SchemaSet
     validate_responses: bool = True
     stats: dict[str, int] = field(default_factory=dict)
+    # Tolerance (csms.ocpp.tolerance): None skips it; ``tolerant`` repairs, else strict.
+    tolerance: RequestSchemas | None = None
+    tolerant: bool = False
+    deviations: Counter[str] = field(default_factory=Counter)
 
     async def handle(self, ctx: Ctx, text: str | bytes, *, station_id: str = "?") -> Inbound:
         try:
@@ -61,9 +67,63 @@ class Dispatcher(Generic[Ctx]):
                 log.warning("%s: unusable response frame: %s", station_id, exc.description)
                 return Inbound(error_code=exc.code)
             return self._error(exc.message_id, exc, None)
-        if isinstance(frame, (CallResult, CallError)):
+        if isinstance(frame, CallError):
+            return Inbound(response=self._canonical_error(frame, station_id))
+        if isinstance(frame, CallResult):
             return Inbound(response=frame)
         return await self._handle_call(ctx, frame, station_id)
+
+    def refuse(self, text: str | bytes, error: OcppCallError, *, station_id: str = "?") -> Inbound:
+        """Answer a CALL with ``error`` unprocessed (rate limiting); answers are still routed."""
+        try:
+            frame = parse_frame(text)
+        except FrameError as exc:
+            if exc.message_type in (3, 4):
+                return Inbound(error_code=exc.code)
+            return self._error(exc.message_id, error, None)
+        if isinstance(frame, CallError):
+            return Inbound(response=self._canonical_error(frame, station_id))
+        if isinstance(frame, CallResult):
+            return Inbound(response=frame)
+        return self._error(frame.message_id, error, frame.action)
+
+    def _canonical_error(self, frame: CallError, station_id: str) -> CallError:
+        """A station's CALLERROR with its code in the canonical spelling; another version's
+        spelling (``OccurenceConstraintViolation`` on 2.1) is a counted deviation."""
+        code = canonical_error_code(frame.code)
+        if code == frame.code:
+            return frame
+        if self.version.error_code(code) != frame.code:
+            self._deviation("error_code", station_id, frame.code, code, "CALLERROR")
+        return CallError(frame.message_id, code, frame.description, frame.details)
+
+    def _tolerate(self, call: Call, station_id: str) -> dict[str, Any]:
+        """Repair a tolerant station's payload (each repair logged and counted), or refuse
+        in strict mode what the schema cannot catch."""
+        schema = None if self.tolerance is None else self.tolerance.get(call.action)
+        if schema is None:
+            return call.payload
+        payload, deviations = tolerate(call.payload, schema)
+        if not deviations:
+            return call.payload
+        if not self.tolerant:
+            refuse_in_strict(deviations)
+            return call.payload
+        for deviation in deviations:
+            self._deviation(
+                deviation.kind,
+                station_id,
+                deviation.before,
+                deviation.after,
+                f"{call.action} {deviation.path}",
+            )
+        return payload
+
+    def _deviation(self, kind: str, station_id: str, before: Any, after: Any, where: str) -> None:
+        self.deviations[kind] += 1
+        log.warning(
+            "%s: tolerated %s in %s: %.80r -> %.80r", station_id, kind, where, before, after
+        )
 
     async def _handle_call(self, ctx: Ctx, call: Call, station_id: str) -> Inbound:
         handler = self.handlers.get(call.action)
@@ -72,8 +132,9 @@ class Dispatcher(Generic[Ctx]):
                 if self.schemas.knows(call.action):
                     raise NotImplementedCall(f"{call.action} is not supported by this CSMS")
                 raise NotImplementedCall(f"unknown action {call.action!r}")
-            self.schemas.validate_request(call.action, call.payload)
-            result = await handler(ctx, call.payload)
+            payload = self._tolerate(call, station_id)
+            self.schemas.validate_request(call.action, payload)
+            result = await handler(ctx, payload)
             if self.validate_responses:
                 self.schemas.validate_response(call.action, result)
         except OcppCallError as exc:

@@ -185,4 +185,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ev_charging_needs_evse ON ev_charging_needs (station_id, evse_id, id);
     """,
+    # per-station settings: how tolerant the CSMS is of the station's deviations
+    """
+    CREATE TABLE station_settings (
+        station_id  TEXT PRIMARY KEY REFERENCES stations (station_id) ON DELETE CASCADE,
+        tolerance   TEXT NOT NULL DEFAULT 'strict' CHECK (tolerance IN ('strict', 'tolerant'))
+    );
+    """,
 ]

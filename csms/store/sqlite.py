@@ -187,6 +187,25 @@ class CsmsStore:
         )
         return {(row["evse_id"], row["connector_id"]): row["status"] for row in rows}
 
+    async def get_tolerance(self, station_id: str) -> str:
+        """The station's tolerance mode: ``strict`` unless set to ``tolerant``."""
+        row = await self._fetchone(
+            "SELECT tolerance FROM station_settings WHERE station_id = ?", (station_id,)
+        )
+        return str(row["tolerance"]) if row else "strict"
+
+    async def set_tolerance(self, station_id: str, tolerance: str) -> None:
+        """Set ``strict`` or ``tolerant`` for a registered station (RegistryError otherwise)."""
+        if tolerance not in ("strict", "tolerant"):
+            raise RegistryError(f"tolerance must be strict or tolerant, not {tolerance!r}")
+        if await self.get_station(station_id) is None:
+            raise RegistryError(f"station {station_id!r} is not registered")
+        await self._db.execute(
+            "INSERT INTO station_settings (station_id, tolerance) VALUES (?, ?)"
+            " ON CONFLICT (station_id) DO UPDATE SET tolerance = excluded.tolerance",
+            (station_id, tolerance),
+        )
+
     # -- identity tokens ------------------------------------------------------------------
 
     async def add_token(self, token: TokenRecord) -> None:

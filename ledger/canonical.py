@@ -26,30 +26,61 @@ DOMAIN_VALIDATORS = "v2g/validators/v1"
 DOMAIN_GENESIS = "v2g/genesis/v1"
 
 
-def _check(value: Any, path: str) -> None:
-    """Reject anything that has no single canonical JSON form."""
-    if value is None or isinstance(value, bool | str):
-        return
-    if isinstance(value, int):
-        return
+def _find_problem(value: Any, path: str) -> str | None:
+    """Where and why ``value`` has no canonical JSON form (None if it has one)."""
+    if value is None or isinstance(value, bool | str | int):
+        return None
     if isinstance(value, float):
-        raise EncodingError(f"{path}: floats are not allowed in canonical data, got {value!r}")
+        return f"{path}: floats are not allowed in canonical data, got {value!r}"
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise EncodingError(f"{path}: object keys must be strings, got {key!r}")
-            _check(item, f"{path}.{key}")
-        return
+                return f"{path}: object keys must be strings, got {key!r}"
+            problem = _find_problem(item, f"{path}.{key}")
+            if problem:
+                return problem
+        return None
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]")
+            problem = _find_problem(item, f"{path}[{index}]")
+            if problem:
+                return problem
+        return None
+    return f"{path}: cannot encode {type(value).__name__}"
+
+
+def _is_plain(value: Any) -> bool:
+    """Fast check for the common case: only dict, list, str, int, bool and None."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if t is list or t is tuple:
+        return all(_is_plain(v) for v in value)
+    return False
+
+
+def _check(value: Any, path: str) -> None:
+    """Reject anything that has no single canonical JSON form."""
+    if _is_plain(value):
         return
-    raise EncodingError(f"{path}: cannot encode {type(value).__name__}")
+    problem = _find_problem(value, path)
+    if problem:
+        raise EncodingError(problem)
 
 
 def encode(value: Any) -> bytes:
     """Canonical bytes of a JSON-like value (dicts, lists, str, int, bool, None)."""
     _check(value, "$")
+    return encode_decoded(value)
+
+
+def encode_decoded(value: Any) -> bytes:
+    """``encode`` without the type walk, for values that ``decode`` produced (or parts of them).
+
+    Such values can hold no float or foreign type, so the walk would only cost time.
+    """
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8")
 
@@ -70,14 +101,18 @@ def decode(data: bytes) -> Any:
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise EncodingError(f"not canonical JSON: {exc}") from exc
-    if encode(value) != data:
+    if encode_decoded(value) != data:
         raise EncodingError("bytes are valid JSON but not in canonical form")
     return value
 
 
-def signing_bytes(domain: str, chain_id: str, payload: Any) -> bytes:
-    """The bytes a signature covers: domain tag, chain id and payload, canonically encoded."""
-    return encode({"chain_id": chain_id, "domain": domain, "payload": payload})
+def signing_bytes(domain: str, chain_id: str, payload: Any, *, decoded: bool = False) -> bytes:
+    """The bytes a signature covers: domain tag, chain id and payload, canonically encoded.
+
+    ``decoded=True`` says ``payload`` came from ``decode`` and skips the type walk.
+    """
+    wrapped = {"chain_id": chain_id, "domain": domain, "payload": payload}
+    return encode_decoded(wrapped) if decoded else encode(wrapped)
 
 
 def digest(domain: str, payload: Any) -> bytes:

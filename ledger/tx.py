@@ -38,10 +38,13 @@ def operator_account(operator: str) -> str:
     return f"operator:{operator}"
 
 
-def tx_signing_bytes(record: Mapping[str, Any], chain_id: str) -> bytes:
-    """The bytes a transaction's signature covers: the record without ``sig``."""
+def tx_signing_bytes(record: Mapping[str, Any], chain_id: str, *, decoded: bool = False) -> bytes:
+    """The bytes a transaction's signature covers: the record without ``sig``.
+
+    ``decoded=True``: the record came from ``canonical.decode`` (skips the type walk).
+    """
     body = {k: v for k, v in record.items() if k != "sig"}
-    return signing_bytes(DOMAIN_TX, chain_id, body)
+    return signing_bytes(DOMAIN_TX, chain_id, body, decoded=decoded)
 
 
 def sign_tx(body: Mapping[str, Any], key: SigningKey, chain_id: str) -> Tx:

@@ -76,7 +76,9 @@ class LedgerView(Protocol):
 
 
 def check_signature(record: Mapping[str, Any], public_key: bytes, chain_id: str) -> None:
-    if not verify(public_key, tx_signing_bytes(record, chain_id), bytes.fromhex(record["sig"])):
+    # decoded=True: the schema check already proved every field a str, int, bool, list or dict
+    message = tx_signing_bytes(record, chain_id, decoded=True)
+    if not verify(public_key, message, bytes.fromhex(record["sig"])):
         raise SignatureError(
             f"{record['type']}: signature does not verify under key {record['signer']}"
         )

@@ -3,6 +3,11 @@
 Every call goes through ``StationConnection.call`` (the one outbound helper): payloads are
 schema-validated both ways, a CALLERROR raises ``CallErrorResponse``, a timeout ``CallTimeout``,
 an absent station ``StationNotConnected``.
+
+The methods are version-aware: on an ``ocpp1.6`` connection the same operation is sent as its
+1.6 message (RequestStartTransaction becomes RemoteStartTransaction, an EVSE id a connectorId).
+Operations one version lacks (GetVariables on 1.6, GetConfiguration on 2.x, NotifyAllowedEnergy-
+Transfer before 2.1) raise ``ValueError`` before anything is sent.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from csms.blocks16 import remote as remote16
 from csms.connection import StationConnection
 from csms.errors import StationNotConnected
 from csms.server import CsmsServer
@@ -54,6 +60,18 @@ class StationService:
     async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.connection(station_id).call(action, payload)
 
+    def ocpp_version(self, station_id: str) -> str:
+        """The subprotocol a connected station negotiated (``ocpp1.6``, ``ocpp2.0.1``, ...)."""
+        return self.connection(station_id).subprotocol
+
+    def _is_16(self, station_id: str) -> bool:
+        return self.ocpp_version(station_id) == "ocpp1.6"
+
+    def _require(self, station_id: str, versions: set[str], operation: str) -> None:
+        version = self.ocpp_version(station_id)
+        if version not in versions:
+            raise ValueError(f"{operation} is not available on {version} ({station_id})")
+
     async def request_start_transaction(
         self,
         station_id: str,
@@ -63,6 +81,10 @@ class StationService:
         evse_id: int | None = None,
         remote_start_id: int | None = None,
     ) -> dict[str, Any]:
+        """RequestStartTransaction (2.x) or RemoteStartTransaction (1.6: idTag, connectorId)."""
+        if self._is_16(station_id):
+            request = remote16.remote_start_request(id_token, connector_id=evse_id)
+            return await self.call(station_id, "RemoteStartTransaction", request)
         payload: dict[str, Any] = {
             "idToken": {"idToken": id_token, "type": token_type},
             "remoteStartId": remote_start_id
@@ -76,6 +98,10 @@ class StationService:
     async def request_stop_transaction(
         self, station_id: str, transaction_id: str
     ) -> dict[str, Any]:
+        """RequestStopTransaction (2.x) or RemoteStopTransaction (1.6, integer id)."""
+        if self._is_16(station_id):
+            request = remote16.remote_stop_request(transaction_id)
+            return await self.call(station_id, "RemoteStopTransaction", request)
         return await self.call(
             station_id, "RequestStopTransaction", {"transactionId": transaction_id}
         )
@@ -83,6 +109,7 @@ class StationService:
     async def get_variables(
         self, station_id: str, refs: Iterable[VariableRef]
     ) -> list[dict[str, Any]]:
+        self._require(station_id, {"ocpp2.0.1", "ocpp2.1"}, "GetVariables")
         result = await self.call(
             station_id, "GetVariables", {"getVariableData": [r.to_ocpp() for r in refs]}
         )
@@ -91,6 +118,7 @@ class StationService:
     async def set_variables(
         self, station_id: str, values: Iterable[tuple[VariableRef, str]]
     ) -> list[dict[str, Any]]:
+        self._require(station_id, {"ocpp2.0.1", "ocpp2.1"}, "SetVariables")
         data = [{**ref.to_ocpp(), "attributeValue": value} for ref, value in values]
         result = await self.call(station_id, "SetVariables", {"setVariableData": data})
         return list(result["setVariableResult"])
@@ -98,6 +126,11 @@ class StationService:
     async def reset(
         self, station_id: str, reset_type: str = "Immediate", evse_id: int | None = None
     ) -> dict[str, Any]:
+        """Reset; on 1.6 the whole station, ``Immediate`` as ``Hard`` and ``OnIdle`` as ``Soft``."""
+        if self._is_16(station_id):
+            if evse_id is not None:
+                raise ValueError("OCPP 1.6 resets the whole station, not one EVSE")
+            return await self.call(station_id, "Reset", remote16.reset_request(reset_type))
         payload: dict[str, Any] = {"type": reset_type}
         if evse_id is not None:
             payload["evseId"] = evse_id
@@ -111,6 +144,10 @@ class StationService:
         evse_id: int | None = None,
         connector_id: int | None = None,
     ) -> dict[str, Any]:
+        """TriggerMessage; on 1.6 an EVSE id is the connectorId."""
+        if self._is_16(station_id):
+            request = remote16.trigger_message_request(requested_message, connector_id=evse_id)
+            return await self.call(station_id, "TriggerMessage", request)
         payload: dict[str, Any] = {"requestedMessage": requested_message}
         if evse_id is not None:
             evse: dict[str, Any] = {"id": evse_id}
@@ -127,6 +164,10 @@ class StationService:
         evse_id: int | None = None,
         connector_id: int | None = None,
     ) -> dict[str, Any]:
+        """ChangeAvailability; on 1.6 an EVSE id is the connectorId (0 or none: the station)."""
+        if self._is_16(station_id):
+            request = {"connectorId": evse_id or 0, "type": operational_status}
+            return await self.call(station_id, "ChangeAvailability", request)
         payload: dict[str, Any] = {"operationalStatus": operational_status}
         if evse_id is not None:
             evse: dict[str, Any] = {"id": evse_id}
@@ -134,3 +175,35 @@ class StationService:
                 evse["connectorId"] = connector_id
             payload["evse"] = evse
         return await self.call(station_id, "ChangeAvailability", payload)
+
+    async def change_configuration(self, station_id: str, key: str, value: str) -> dict[str, Any]:
+        """ChangeConfiguration (1.6 only; 2.x uses set_variables)."""
+        self._require(station_id, {"ocpp1.6"}, "ChangeConfiguration")
+        request = remote16.change_configuration_request(key, value)
+        return await self.call(station_id, "ChangeConfiguration", request)
+
+    async def get_configuration(self, station_id: str, keys: Iterable[str] = ()) -> dict[str, Any]:
+        """GetConfiguration (1.6 only): ``configurationKey`` and ``unknownKey`` lists."""
+        self._require(station_id, {"ocpp1.6"}, "GetConfiguration")
+        request = remote16.get_configuration_request(keys)
+        return await self.call(station_id, "GetConfiguration", request)
+
+    async def set_charging_profile(
+        self, station_id: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """SetChargingProfile with a request already shaped for the station's version.
+
+        Build it with ``csms.dispatch.set_charging_profile_request`` (2.0.1, or ``version="2.1"``
+        for ``operationMode``/``setpoint``/``dischargeLimit``) or
+        ``csms.blocks16.remote.set_charging_profile_request_16``; it is validated against the
+        negotiated version's schema before it is sent.
+        """
+        return await self.call(station_id, "SetChargingProfile", request)
+
+    async def notify_allowed_energy_transfer(
+        self, station_id: str, transaction_id: str, allowed: Iterable[str]
+    ) -> dict[str, Any]:
+        """NotifyAllowedEnergyTransfer (2.1 only): the transfer modes the CSMS accepts."""
+        self._require(station_id, {"ocpp2.1"}, "NotifyAllowedEnergyTransfer")
+        request = {"transactionId": transaction_id, "allowedEnergyTransfer": list(allowed)}
+        return await self.call(station_id, "NotifyAllowedEnergyTransfer", request)

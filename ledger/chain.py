@@ -7,7 +7,7 @@ link, Merkle root, transaction signature and commit certificate is re-checked.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ledger.blocks import verify_block
 from ledger.errors import BlockError, StoreError
@@ -24,6 +24,15 @@ class ChainReport:
     height: int
     tx_count: int
     state: State
+    block_ids: tuple[bytes, ...] = ()  # index h-1 holds the id of block h
+
+
+def first_divergence(a: ChainReport, b: ChainReport) -> int | None:
+    """The first height at which two verified chains hold different blocks, if any."""
+    for height, (x, y) in enumerate(zip(a.block_ids, b.block_ids, strict=False), start=1):
+        if x != y:
+            return height
+    return None
 
 
 @dataclass(slots=True)
@@ -33,6 +42,7 @@ class ChainVerifier:
     state: State
     last_commit: Commit | None = None
     tx_count: int = 0
+    block_ids: list[bytes] = field(default_factory=list)
 
     @classmethod
     def from_genesis(cls, genesis: Genesis) -> ChainVerifier:
@@ -45,10 +55,11 @@ class ChainVerifier:
         )
         self.last_commit = stored.commit
         self.tx_count += len(stored.block.txs)
+        self.block_ids.append(self.state.last_block_id)
         return self.state
 
     def report(self) -> ChainReport:
-        return ChainReport(self.state.height, self.tx_count, self.state)
+        return ChainReport(self.state.height, self.tx_count, self.state, tuple(self.block_ids))
 
 
 def verify_blocks(genesis: Genesis, blocks: Iterable[StoredBlock]) -> ChainReport:

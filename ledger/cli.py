@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ledger.chain import verify_store
+from ledger.chain import ChainReport, first_divergence, verify_store
 from ledger.codec import block_id, block_to_dict, commit_to_dict
 from ledger.devchain import demo_settlements, read_csms_key, seal_into_data_dir
 from ledger.errors import BlockError, LedgerError, ReceiptError, StoreError
@@ -144,32 +144,43 @@ def ledger_init(
     click.echo(f"csms key: {data_dir / 'keys' / 'csms.key'} ({next(iter(genesis.csms_keys))})")
 
 
-async def _verify_one(config: HomeConfig) -> tuple[bool, str]:
+async def _verify_one(config: HomeConfig) -> tuple[ChainReport | None, str]:
     genesis = load_home_genesis(config)
     store = await SqliteBlockStore.open(config.store_path, readonly=True)
     try:
         report = await verify_store(store, genesis)
     except BlockError as exc:
-        return False, f"{config.name}: FAILED at height {exc.height}: {exc}"
+        return None, f"{config.name}: FAILED at height {exc.height}: {exc}"
     finally:
         await store.close()
-    return True, f"{config.name}: ok, height {report.height}, {report.tx_count} transactions"
+    return report, f"{config.name}: ok, height {report.height}, {report.tx_count} transactions"
 
 
 @ledger_group.command("verify")
 @data_dir_option
 @home_option
 def ledger_verify(data_dir: Path | None, home: Path | None) -> None:
-    """Re-check every hash, link, root, signature and certificate from genesis."""
+    """Re-check every hash, link, root, signature and certificate from genesis.
+
+    With --data-dir every validator store is checked, and the stores must agree.
+    """
     configs = homes_of(data_dir, home)
 
-    async def verify_all() -> list[tuple[bool, str]]:
+    async def verify_all() -> list[tuple[ChainReport | None, str]]:
         return [await _verify_one(c) for c in configs]
 
     results = run(verify_all)
-    for ok, line in results:
-        click.echo(line, err=not ok)
-    if not all(ok for ok, _ in results):
+    failed = False
+    for report, line in results:
+        click.echo(line, err=report is None)
+        failed = failed or report is None
+    good = [(c.name, r) for c, (r, _) in zip(configs, results, strict=True) if r is not None]
+    for name, report in good[1:]:
+        height = first_divergence(good[0][1], report)
+        if height is not None:
+            click.echo(f"{name}: DIVERGES from {good[0][0]} at height {height}", err=True)
+            failed = True
+    if failed:
         raise SystemExit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sqlite3
@@ -14,6 +15,10 @@ import pytest
 
 from ledger.canonical import encode
 from ledger.codec import commit_bytes, header_bytes
+from ledger.home import load_home, load_home_genesis, load_validator_key, validator_homes
+from ledger.sealing import seal_block
+from ledger.sqlite_store import SqliteBlockStore
+from ledger.state import genesis_state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,3 +211,45 @@ def test_stored_bytes_match_codec(pristine: Path) -> None:
     header, _, cert = _stored(pristine / "validators" / "v0" / "blocks.sqlite", 1)
     assert header_bytes(header_from_dict(json.loads(header))) == header
     assert commit_bytes(commit_from_dict(json.loads(cert))) == cert
+
+
+async def _fork_v3(data_dir: Path) -> None:
+    """Replace v3's store with a valid chain of other blocks from the same genesis."""
+    homes = [load_home(h) for h in validator_homes(data_dir)]
+    genesis = load_home_genesis(homes[0])
+    keys = [load_validator_key(c) for c in homes]
+    path = homes[3].store_path
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    store = await SqliteBlockStore.open(path)
+    state, last = genesis_state(genesis), None
+    for _ in range(2):
+        sealed = seal_block(state, [], keys, time=state.time + 7, last_commit=last)
+        await store.append(sealed.block, sealed.commit)
+        state, last = sealed.state, sealed.commit
+    await store.close()
+
+
+def test_verify_reports_diverging_stores(data_dir: Path) -> None:
+    asyncio.run(_fork_v3(data_dir))
+    result = v2g("ledger", "verify", "--data-dir", data_dir)
+    assert result.returncode != 0
+    assert "v3: ok, height 2, 0 transactions" in result.stdout
+    assert "v3: DIVERGES from v0 at height 1" in result.stderr
+
+
+def test_pow_chain_end_to_end(tmp_path: Path) -> None:
+    data = tmp_path / "pow"
+    init = v2g("ledger", "init", "--data-dir", data, "--validators", "1", "--pow-bits", "8")
+    assert init.returncode == 0, init.stderr
+    assert json.loads((data / "genesis.json").read_text())["sealing"] == "pow"
+    assert v2g("ledger", "seal-demo", "--data-dir", data, "--blocks", "2").returncode == 0
+    verify = v2g("ledger", "verify", "--data-dir", data)
+    assert verify.returncode == 0 and "ok, height 2" in verify.stdout
+    block = json.loads(v2g("ledger", "show", "1", "--data-dir", data).stdout)
+    assert block["commit"] is None
+    assert int(block["block_id"][:2], 16) == 0  # 8 leading zero bits
+    receipt = tmp_path / "r.json"
+    receipt.write_text(v2g("ledger", "proof", "demo-1", "--data-dir", data).stdout)
+    ok = v2g("ledger", "verify-receipt", receipt, "--genesis", data / "genesis.json")
+    assert ok.returncode == 0, ok.stderr

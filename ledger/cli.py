@@ -150,7 +150,7 @@ async def _verify_one(config: HomeConfig) -> tuple[ChainReport | None, str]:
     try:
         report = await verify_store(store, genesis)
     except BlockError as exc:
-        return None, f"{config.name}: FAILED at height {exc.height}: {exc}"
+        return None, f"{config.name}: FAILED at height {exc.height}: {exc.detail}"
     finally:
         await store.close()
     return report, f"{config.name}: ok, height {report.height}, {report.tx_count} transactions"

@@ -132,6 +132,7 @@ class BlockError(LedgerError):
 
     def __init__(self, height: int, message: str) -> None:
         self.height = height
+        self.detail = message
         super().__init__(f"height {height}: {message}")
 
 

@@ -88,14 +88,30 @@ def test_verify_status_show_on_a_good_chain(pristine: Path) -> None:
     assert block["commit"]["block_id"] == block["block_id"]
 
 
-def _flip(path: Path, needle: bytes, offset: int) -> None:
-    """XOR one byte of the only occurrence of ``needle`` in the file."""
+# Where to change a value but keep the record well-formed: a digit inside a field.
+VALUE_FIELD = {
+    "transaction": b'"amount":',
+    "header": b'"prev_hash":"',
+    "certificate": b'"signature":"',
+}
+
+
+def _flip(path: Path, needle: bytes, offset: int, *, keep_form: bool = False) -> None:
+    """Change one byte of the only occurrence of ``needle`` in the file.
+
+    By default XOR it with 1; with ``keep_form`` swap a digit for another digit, so the
+    stored record still parses and only its value is wrong.
+    """
     wal = Path(f"{path}-wal")
     assert not wal.exists() or wal.stat().st_size == 0, "data must be in the main file"
     raw = bytearray(path.read_bytes())
     at = raw.find(needle)
     assert at >= 0 and raw.find(needle, at + 1) == -1
-    raw[at + offset] ^= 0x01
+    if keep_form:
+        assert chr(raw[at + offset]) in "0123456789abcdef"
+        raw[at + offset] = ord("1") if raw[at + offset] == ord("0") else ord("0")
+    else:
+        raw[at + offset] ^= 0x01
     path.write_bytes(bytes(raw))
 
 
@@ -109,15 +125,18 @@ def _stored(path: Path, height: int) -> tuple[bytes, bytes, bytes]:
 
 
 @pytest.mark.parametrize("kind", ["transaction", "header", "certificate"])
-@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("where", ["first", "middle", "last", "value"])
 def test_flipped_byte_fails_verify_at_its_height(data_dir: Path, kind: str, where: str) -> None:
     store = data_dir / "validators" / "v1" / "blocks.sqlite"
     header, tx, cert = _stored(store, 2)
     # what is stored is exactly the canonical bytes that were hashed and signed
     assert encode(json.loads(header)) == header and encode(json.loads(cert)) == cert
     needle = {"transaction": tx, "header": header, "certificate": cert}[kind]
-    offset = {"first": 0, "middle": len(needle) // 2, "last": len(needle) - 1}[where]
-    _flip(store, needle, offset)
+    if where == "value":
+        offset = needle.index(VALUE_FIELD[kind]) + len(VALUE_FIELD[kind]) + 1
+    else:
+        offset = {"first": 0, "middle": len(needle) // 2, "last": len(needle) - 1}[where]
+    _flip(store, needle, offset, keep_form=where == "value")
     result = v2g("ledger", "verify", "--data-dir", data_dir)
     assert result.returncode != 0
     assert "v1: FAILED at height 2" in result.stderr

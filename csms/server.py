@@ -152,8 +152,9 @@ class CsmsServer:
             )
         normalise_offer(request.headers, offered, station_id)
         config = self.services.config
-        if station_id not in self.connections and len(self.connections) >= config.max_connections:
-            log.warning("%s: refused: %d stations connected", station_id, len(self.connections))
+        live = len(self._server.connections) if self._server else len(self.connections)
+        if station_id not in self.connections and live >= config.max_connections:
+            log.warning("%s: refused: %d stations connected", station_id, live)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
         if config.security_profile == 3:
             return await self._check_certificate(connection, station_id)
@@ -230,4 +231,7 @@ class CsmsServer:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
             detail = f"code={websocket.close_code} reason={websocket.close_reason or ''}"
+            sent = websocket.protocol.close_sent
+            if sent is not None and websocket.protocol.close_rcvd is None:
+                detail += f" sent={sent.code} {sent.reason}"  # closed by us, unanswered
             await store.log_connection(station_id, "disconnected", self.services.now_text(), detail)

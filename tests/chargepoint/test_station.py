@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargepoint.errors import CallErrorReceived, CallTimeout, ChargePointError, Rejected
 from chargepoint.metering import ReadingContext
@@ -140,3 +144,65 @@ async def test_offline_session_cannot_start_without_authorize() -> None:
     station = make_station()
     assert await run_session(station, station.evses[1], TOKEN, seconds=60) is False
     assert station.evses[1].idle and len(station.queue) == 0
+
+
+class ScriptedLink(FakeLink):
+    """Acknowledges TransactionEvents unless told to fail the next ``failures`` sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+        self.acked: list[Any] = []
+
+    async def send(self, payload: Any) -> Any:
+        result = await super().send(payload)
+        if type(payload).__name__ == "TransactionEvent":
+            if self.failures:
+                self.failures -= 1
+                raise CallTimeout("scripted failure")
+            self.acked.append(payload)
+        return result
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["event", "event", "drop", "up", "fail"]), max_size=40))
+def test_any_mix_of_outages_delivers_each_event_once_in_order(ops: list[str]) -> None:
+    async def scenario() -> None:
+        station = make_station()
+        evse = station.evses[1]
+        links: list[ScriptedLink] = [ScriptedLink()]
+        await station.go_online(links[-1])
+        evse.begin(
+            now=station.clock.now(),
+            transaction_id="tx",
+            id_token=TOKEN,
+            trigger=TriggerReason.AUTHORIZED,
+            meter=station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
+        )
+        produced_offline: set[int] = set()
+        for op in ops:
+            if op == "event":
+                event = evse.update(
+                    now=station.clock.now(), trigger=TriggerReason.METER_VALUE_PERIODIC, meter=None
+                )
+                if not station.online.is_set():
+                    produced_offline.add(event.seq_no)
+                await station.submit(event)
+            elif op == "drop":
+                station.go_offline()
+            elif op == "up" and not station.online.is_set():
+                links.append(ScriptedLink())
+                await station.go_online(links[-1])
+            elif op == "fail":
+                links[-1].failures += 1
+        station.go_offline()
+        links.append(ScriptedLink())
+        await station.go_online(links[-1])
+        delivered = [p for link in links for p in link.acked]
+        assert [p.seq_no for p in delivered] == list(range(1, evse.transaction.next_seq_no))
+        for payload in delivered:
+            if payload.seq_no in produced_offline:
+                assert payload.offline is True
+        assert len(station.queue) == 0
+
+    asyncio.run(scenario())

@@ -7,7 +7,8 @@ One tree, rooted at :class:`ConsensusError`::
     ├── DoubleSignRefused     the private validator would sign a vote or proposal that conflicts
     │                         with one it already signed (or regresses height/round/step)
     ├── SignerStateError      the private validator's durable state is unreadable or inconsistent
-    └── EvidenceStoreError    the evidence file is corrupt before its last line
+    ├── EvidenceStoreError    the evidence file is corrupt before its last line
+    └── SubmitRejected        a submitted transaction fails validation against the state
 """
 
 from __future__ import annotations
@@ -31,3 +32,7 @@ class SignerStateError(ConsensusError):
 
 class EvidenceStoreError(ConsensusError):
     """The evidence file has a corrupt record that is not a torn last write."""
+
+
+class SubmitRejected(ConsensusError):
+    """A submitted transaction failed validation against the committed state."""

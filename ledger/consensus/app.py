@@ -1,0 +1,153 @@
+"""The ledger as consensus sees it: Algorithm 1's ``valid``, ``id`` and ``getValue``.
+
+A consensus value is a block plus the certificate of the previous block that its header binds
+(``last_commit_hash``), encoded canonically, as CometBFT blocks carry their ``LastCommit``:
+validators gather different sets of precommits, so the proposer's certificate becomes the
+canonical one, and every validator stores the previous block with it. ``valid_value`` checks
+that certificate, every header field, every transaction and the resulting state hash, and
+caches the state the block leads to. No I/O: the node replaces the state after each decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ledger.apply import apply_txs
+from ledger.blocks import build_block, verify_header
+from ledger.canonical import decode, encode, sha256
+from ledger.codec import (
+    block_from_dict,
+    block_id,
+    block_to_dict,
+    commit_from_dict,
+    commit_to_dict,
+)
+from ledger.commit import verify_commit
+from ledger.errors import EncodingError, LedgerError, TxError
+from ledger.state import State, state_hash
+from ledger.types import Block, Commit, Tx, ValidatorSet
+
+
+def encode_value(block: Block, last_commit: Commit | None) -> bytes:
+    return encode(
+        {
+            "block": block_to_dict(block),
+            "last_commit": None if last_commit is None else commit_to_dict(last_commit),
+        }
+    )
+
+
+def decode_value(value: bytes) -> tuple[Block, Commit | None]:
+    """Raise ``LedgerError`` (an ``EncodingError``) unless ``value`` is a canonical value."""
+    data = decode(value)
+    if not isinstance(data, dict) or set(data) != {"block", "last_commit"}:
+        raise EncodingError("value: expected an object with block and last_commit")
+    raw = data["last_commit"]
+    return block_from_dict(data["block"]), None if raw is None else commit_from_dict(raw)
+
+
+class LedgerApp:
+    """Valid, id and getValue over the committed ``state`` (consensus ``Application``)."""
+
+    def __init__(
+        self,
+        state: State,
+        last_commit: Commit | None,
+        *,
+        proposer: str,
+        clock_ms: Callable[[], int],
+        pending: Callable[[int], Sequence[Tx]],
+        max_block_txs: int = 500,
+    ) -> None:
+        self.state = state
+        self.last_commit = last_commit
+        self.tip_validators: ValidatorSet | None = None
+        self.proposer = proposer
+        self._clock_ms = clock_ms
+        self._pending = pending
+        self._max = max_block_txs
+        self._checked: dict[bytes, State] = {}
+
+    def advance(
+        self, state: State, last_commit: Commit | None, *, tip_validators: ValidatorSet | None
+    ) -> None:
+        """The tip moved: later values build on ``state``.
+
+        ``tip_validators`` is the set that certified the tip when the tip is decided but not
+        yet stored (any valid certificate for it may be bound); None means the tip is stored
+        and the next block must bind exactly its stored certificate ``last_commit``.
+        """
+        self.state = state
+        self.last_commit = last_commit
+        self.tip_validators = tip_validators
+        self._checked.clear()
+
+    def value_id(self, value: bytes) -> bytes:
+        try:
+            return block_id(decode_value(value)[0].header)
+        except LedgerError:
+            return sha256(value)  # no block: an id no valid header can have
+
+    def valid_value(self, height: int, value: bytes) -> bool:
+        return self.state_after(height, value) is not None
+
+    def accepts_last_commit(self, commit: Commit | None) -> bool:
+        if self.tip_validators is None:
+            return commit == self.last_commit
+        if commit is None or commit.height != self.state.height:
+            return False
+        if commit.block_id != self.state.last_block_id:
+            return False
+        try:
+            verify_commit(commit, self.tip_validators, self.state.chain_id)
+        except LedgerError:
+            return False
+        return True
+
+    def state_after(self, height: int, value: bytes) -> State | None:
+        """The state ``value`` leads to if it is a valid next block, else None."""
+        if height != self.state.height + 1:
+            return None
+        try:
+            block, last_commit = decode_value(value)
+        except LedgerError:
+            return None
+        bid = block_id(block.header)
+        if bid in self._checked:
+            return self._checked[bid]
+        if not self.accepts_last_commit(last_commit):
+            return None
+        try:
+            verify_header(self.state, block, last_commit)
+            after = apply_txs(self.state, block.txs, time=block.header.time, block_hash=bid)
+        except LedgerError:
+            return None
+        if state_hash(after) != block.header.state_hash:
+            return None
+        self._checked[bid] = after
+        return after
+
+    def get_value(self, height: int, round_: int) -> bytes:
+        """A new block of pending transactions (those still valid on top of the state)."""
+        time = max(self._clock_ms(), self.state.time)
+        txs = self._valid_prefix(list(self._pending(self._max)), time)
+        block, _ = build_block(
+            self.state, txs, time=time, proposer=self.proposer, last_commit=self.last_commit
+        )
+        return encode_value(block, self.last_commit)
+
+    def _valid_prefix(self, txs: list[Tx], time: int) -> list[Tx]:
+        """Drop transactions that no longer apply (settled meanwhile, duplicated, ...)."""
+        try:
+            apply_txs(self.state, tuple(txs), time=time, block_hash=bytes(32))
+            return txs
+        except TxError:
+            pass
+        kept: list[Tx] = []
+        for tx in txs:
+            try:
+                apply_txs(self.state, (*kept, tx), time=time, block_hash=bytes(32))
+            except TxError:
+                continue
+            kept.append(tx)
+        return kept

@@ -1,0 +1,43 @@
+"""Pending transactions waiting for a block, oldest first, deduplicated by hash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ledger.codec import tx_hash
+from ledger.types import Tx
+
+
+class Mempool:
+    """A bounded FIFO of transactions; the node validates them before adding."""
+
+    def __init__(self, max_size: int = 100_000) -> None:
+        self._txs: dict[bytes, Tx] = {}
+        self._max = max_size
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx: Tx) -> bool:
+        return tx_hash(tx) in self._txs
+
+    def add(self, tx: Tx) -> bool:
+        """Keep ``tx``; False if it is already pending or the pool is full."""
+        key = tx_hash(tx)
+        if key in self._txs or len(self._txs) >= self._max:
+            return False
+        self._txs[key] = tx
+        return True
+
+    def take(self, limit: int) -> list[Tx]:
+        """Up to ``limit`` oldest transactions (they stay pending until committed)."""
+        out: list[Tx] = []
+        for tx in self._txs.values():
+            if len(out) >= limit:
+                break
+            out.append(tx)
+        return out
+
+    def remove(self, txs: Iterable[Tx]) -> None:
+        for tx in txs:
+            self._txs.pop(tx_hash(tx), None)

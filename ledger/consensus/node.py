@@ -1,0 +1,484 @@
+"""A validator process: one consensus core driven by asyncio, peers over websockets.
+
+The node is the thin adapter around ``core.step``: a single task owns the core state and
+feeds it events from one queue (peer messages, timers, caught-up blocks), signs what the core
+asks for through the crash-safe ``PrivValidator`` (durable before anything is sent), commits
+decided blocks to the ``BlockStore`` and answers clients' submissions with receipts.
+
+Peers: the node listens on a websocket and keeps one outbound link per peer URL (reconnecting
+on loss). It sends its messages on its outbound links and answers a peer on the connection the
+request came on. Every gossip interval it tells its height, resends its own signed messages
+of the current height and relays the votes of its current and proof-of-lock rounds, so what
+one correct validator received, all eventually do. A peer that is ahead is asked for blocks,
+each verified (header, transactions, certificate) before it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import WebSocketException
+
+from ledger.blocks import verify_block
+from ledger.canonical import decode, encode
+from ledger.chain import replay
+from ledger.codec import (
+    block_from_dict,
+    block_id,
+    block_to_dict,
+    commit_from_dict,
+    commit_to_dict,
+    tx_hash,
+)
+from ledger.commit import commit_from_votes
+from ledger.consensus.app import LedgerApp, decode_value
+from ledger.consensus.core import step
+from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
+from ledger.consensus.evidence import EvidencePool
+from ledger.consensus.mempool import Mempool
+from ledger.consensus.messages import (
+    BroadcastProposal,
+    BroadcastVote,
+    Decide,
+    Event,
+    EvidenceFound,
+    NewHeight,
+    Output,
+    Proposal,
+    ReceiveProposal,
+    ReceiveVote,
+    ScheduleTimeout,
+    TimeoutFired,
+)
+from ledger.consensus.privval import FileStateStore, PrivValidator, write_durably
+from ledger.consensus.signing import Ed25519Signer, Ed25519Verifier
+from ledger.consensus.state import ConsensusContext, ConsensusState, TimeoutConfig, initial_state
+from ledger.consensus.wire import (
+    BlockMsg,
+    GetBlocks,
+    Message,
+    Receipt,
+    Rejected,
+    Status,
+    TxMsg,
+    dump,
+    load,
+)
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from ledger.state import State
+from ledger.store import BlockStore
+from ledger.types import Block, Commit, Tx, Vote, VoteKind
+from ledger.validation import validate_tx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """The last decided block, its own certificate, and the state after it."""
+
+    block: Block
+    commit: Commit
+    state: State
+
+
+MAX_FRAME = 16 * 1024 * 1024
+BLOCKS_PER_REQUEST = 50
+Reply = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    genesis: Genesis
+    key: SigningKey
+    home: Path  # holds the signer state and the evidence file
+    host: str = "127.0.0.1"
+    port: int = 0
+    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
+    block_interval_ms: int = 200  # pause after a commit to gather transactions
+    max_block_txs: int = 500
+    gossip_interval_ms: int = 300
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ValidatorNode:
+    """One validator: start, connect to peers, submit transactions, stop."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        store: BlockStore,
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.mempool = Mempool()
+        self._clock_ms = clock_ms
+        self._signer = Ed25519Signer(config.key)
+        self.address = self._signer.address
+        self._queue: asyncio.Queue[Event | BlockMsg] = asyncio.Queue()
+        self._links: dict[str, asyncio.Queue[str]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._answering: set[asyncio.Task[None]] = set()
+        self._waiting: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._own: list[Proposal | Vote] = []
+        self._server: Server | None = None
+        self._app: LedgerApp | None = None
+        self._state: ConsensusState | None = None
+        self._ctx: ConsensusContext | None = None
+        self._privval: PrivValidator | None = None
+        self._base_state: State | None = None  # after the last stored block
+        self._base_commit: Commit | None = None  # the last stored block's certificate
+        self._pending: Tip | None = None  # decided, stored once the next block binds a commit
+        self.evidence = EvidencePool(config.home / "evidence.jsonl")
+
+    # ---- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild the state from the store (verifying it), listen, and start consensus."""
+        genesis = self.config.genesis
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        self._base_state = await replay(self.store, genesis)
+        top = await self.store.height()
+        stored = await self.store.get(top) if top else None
+        self._base_commit = stored.commit if stored is not None else None
+        self._app = LedgerApp(
+            self._base_state,
+            self._base_commit,
+            proposer=self.address,
+            clock_ms=self._clock_ms,
+            pending=self.mempool.take,
+            max_block_txs=self.config.max_block_txs,
+        )
+        self._pending = self._load_tip()
+        self._sync_app()
+        state = self._app.state
+        self._ctx = ConsensusContext(
+            genesis.chain_id, self.address, Ed25519Verifier(), self._app, self.config.timeouts
+        )
+        self._state = initial_state(state.validators)
+        signer_file = FileStateStore(
+            self.config.home / "privval_state.json",
+            chain_id=genesis.chain_id,
+            address=self.address,
+        )
+        self._privval = PrivValidator(self._signer, signer_file)
+        self._server = await serve(
+            self._serve, self.config.host, self.config.port, max_size=MAX_FRAME
+        )
+        self._tasks.append(asyncio.create_task(self._run()))
+        self._tasks.append(asyncio.create_task(self._gossip()))
+        height = state.height + 1
+        round_, lock = self._privval.resume_point(height)
+        self._queue.put_nowait(NewHeight(height, state.validators, round_, lock))
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        host, port = next(iter(self._server.sockets)).getsockname()[:2]
+        return f"ws://{host}:{port}"
+
+    @property
+    def height(self) -> int:
+        """Height of the last decided block (the store holds all but this last one)."""
+        return self._app.state.height if self._app is not None else 0
+
+    def connect(self, peers: Iterable[str]) -> None:
+        """Keep an outbound link to each peer URL (reconnecting when it drops)."""
+        for url in peers:
+            if url != self.url and url not in self._links:
+                self._links[url] = asyncio.Queue(maxsize=10_000)
+                self._tasks.append(asyncio.create_task(self._link(url, self._links[url])))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for futures in self._waiting.values():
+            for fut in futures:
+                fut.cancel()
+
+    # ---- clients --------------------------------------------------------------------------
+
+    async def submit(self, tx: Tx) -> Receipt:
+        """Validate ``tx``, gossip it, and wait until a block commits it."""
+        assert self._app is not None
+        try:
+            validate_tx(tx, self._app.state)
+        except LedgerError as exc:
+            raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(tx_hash(tx), []).append(fut)
+        if self.mempool.add(tx):
+            self._broadcast(TxMsg(tx))
+        return await fut
+
+    # ---- the consensus routine --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, BlockMsg):
+                    await self._catch_up(item)
+                else:
+                    await self._step(item)
+            except Exception:  # one bad event must not stop the validator
+                log.exception("validator %s: event %s failed", self.address, type(item).__name__)
+
+    async def _step(self, event: Event) -> None:
+        assert self._ctx is not None and self._state is not None and self._app is not None
+        if isinstance(event, NewHeight) and event.height != self._app.state.height + 1:
+            return  # a stale start: a caught-up block moved the height meanwhile
+        self._state, outputs = step(self._ctx, self._state, event)
+        for out in outputs:
+            await self._act(out)
+
+    async def _act(self, out: Output) -> None:
+        assert self._privval is not None
+        if isinstance(out, BroadcastProposal | BroadcastVote):
+            try:
+                signed: Proposal | Vote
+                if isinstance(out, BroadcastProposal):
+                    signed = self._privval.sign_proposal(out.proposal)
+                else:
+                    signed = self._privval.sign_vote(out.vote, out.lock)
+            except DoubleSignRefused as exc:
+                log.warning("validator %s: %s", self.address, exc)
+                return
+            self._own.append(signed)
+            self._broadcast(signed)
+            own: Event = (
+                ReceiveProposal(signed) if isinstance(signed, Proposal) else ReceiveVote(signed)
+            )
+            self._queue.put_nowait(own)
+        elif isinstance(out, ScheduleTimeout):
+            fired = TimeoutFired(out.kind, out.height, out.round)
+            asyncio.get_running_loop().call_later(
+                out.duration_ms / 1000, self._queue.put_nowait, fired
+            )
+        elif isinstance(out, Decide):
+            await self._decided(out.value, commit_from_votes(out.commit))
+        elif isinstance(out, EvidenceFound):
+            self.evidence.add(out.evidence)
+
+    async def _decided(self, value: bytes, commit: Commit) -> None:
+        """Store the previous tip with the certificate this block binds; this is the new tip."""
+        assert self._app is not None
+        block, bound = decode_value(value)
+        after = self._app.state_after(block.header.height, value)
+        if after is None:  # the core decided it valid moments ago: this cannot happen
+            raise RuntimeError(f"decided block {block.header.height} no longer validates")
+        if self._pending is not None:
+            assert bound is not None  # valid_value accepted a certificate for the tip
+            await self._store(self._pending.block, bound, self._pending.state)
+        self._set_tip(Tip(block, commit, after))
+        self._finish(block)
+
+    async def _catch_up(self, msg: BlockMsg) -> None:
+        """Apply a fetched block after verifying it (header, transactions, certificate)."""
+        assert self._base_state is not None
+        block = msg.block
+        if block.header.height != self._base_state.height + 1:
+            return
+        try:
+            after = verify_block(self._base_state, block, msg.commit, last_commit=self._base_commit)
+        except LedgerError as exc:
+            log.warning("validator %s: fetched block refused: %s", self.address, exc)
+            return
+        tip = self._pending
+        if msg.final:
+            await self._store(block, msg.commit, after)
+            if tip is not None and tip.block.header.height <= block.header.height:
+                self._set_tip(None)
+        elif tip is None or tip.block.header.height != block.header.height:
+            self._set_tip(Tip(block, msg.commit, after))
+        self._sync_app()
+        self._finish(block, start_now=True)
+
+    async def _store(self, block: Block, commit: Commit, after: State) -> None:
+        await self.store.append(block, commit)
+        self._base_state, self._base_commit = after, commit
+
+    def _finish(self, block: Block, *, start_now: bool = False) -> None:
+        """A block is final: answer its submitters and start the next height."""
+        assert self._app is not None
+        self.mempool.remove(block.txs)
+        self._own = []
+        bid = block_id(block.header)
+        for index, tx in enumerate(block.txs):
+            for fut in self._waiting.pop(tx_hash(tx), []):
+                if not fut.done():
+                    fut.set_result(Receipt(block.header.height, index, bid))
+        state = self._app.state
+        nxt = NewHeight(state.height + 1, state.validators)
+        if start_now or len(self.mempool) >= self.config.max_block_txs:
+            self._queue.put_nowait(nxt)
+        else:
+            delay = self.config.block_interval_ms / 1000
+            asyncio.get_running_loop().call_later(delay, self._queue.put_nowait, nxt)
+
+    # ---- the decided tip ------------------------------------------------------------------
+
+    def _set_tip(self, tip: Tip | None) -> None:
+        """Keep the decided tip durably (a restart resumes from it) and point the app at it."""
+        self._pending = tip
+        path = self.config.home / "decided_tip.json"
+        if tip is None:
+            path.unlink(missing_ok=True)
+        else:
+            data = {"block": block_to_dict(tip.block), "commit": commit_to_dict(tip.commit)}
+            write_durably(path, encode(data))
+        self._sync_app()
+
+    def _load_tip(self) -> Tip | None:
+        assert self._base_state is not None
+        path = self.config.home / "decided_tip.json"
+        if not path.exists():
+            return None
+        try:
+            data = decode(path.read_bytes())
+            block, commit = block_from_dict(data["block"]), commit_from_dict(data["commit"])
+            after = verify_block(self._base_state, block, commit, last_commit=self._base_commit)
+        except (LedgerError, KeyError, TypeError) as exc:
+            log.warning("validator %s: decided tip dropped: %s", self.address, exc)
+            return None
+        return Tip(block, commit, after)
+
+    def _sync_app(self) -> None:
+        assert self._app is not None and self._base_state is not None
+        tip = self._pending
+        if tip is None:
+            self._app.advance(self._base_state, self._base_commit, tip_validators=None)
+        else:
+            self._app.advance(tip.state, tip.commit, tip_validators=self._base_state.validators)
+
+    # ---- peers ------------------------------------------------------------------------------
+
+    def _broadcast(self, msg: Message) -> None:
+        text = dump(msg)
+        for outbox in self._links.values():
+            with contextlib.suppress(asyncio.QueueFull):  # gossip resends what is dropped
+                outbox.put_nowait(text)
+
+    async def _link(self, url: str, outbox: asyncio.Queue[str]) -> None:
+        """One outbound peer link: send our messages, handle the peer's answers."""
+        while True:
+            try:
+                async with connect(url, max_size=MAX_FRAME, open_timeout=2) as ws:
+
+                    async def reply(msg: Message, ws: object = ws) -> None:
+                        await ws.send(dump(msg))  # type: ignore[attr-defined]
+
+                    async def writer() -> None:
+                        while True:
+                            await ws.send(await outbox.get())
+
+                    writing = asyncio.create_task(writer())
+                    try:
+                        async for frame in ws:
+                            await self._on_message(frame, reply)
+                    finally:
+                        writing.cancel()
+            except (TimeoutError, OSError, WebSocketException):
+                pass
+            await asyncio.sleep(0.2)
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        async def reply(msg: Message) -> None:
+            await ws.send(dump(msg))
+
+        with contextlib.suppress(WebSocketException):
+            async for frame in ws:
+                await self._on_message(frame, reply)
+
+    async def _on_message(self, frame: str | bytes, reply: Reply) -> None:
+        try:
+            msg = load(frame)
+        except LedgerError:
+            return
+        if isinstance(msg, Proposal):
+            self._queue.put_nowait(ReceiveProposal(msg))
+        elif isinstance(msg, Vote):
+            self._queue.put_nowait(ReceiveVote(msg))
+        elif isinstance(msg, Status):
+            if msg.height > self.height and self._base_state is not None:
+                await reply(GetBlocks(self._base_state.height + 1))
+        elif isinstance(msg, GetBlocks):
+            stored_top = await self.store.height()
+            top = min(stored_top, msg.from_height + BLOCKS_PER_REQUEST - 1)
+            for h in range(msg.from_height, top + 1):
+                stored = await self.store.get(h)
+                if stored is not None and stored.commit is not None:
+                    await reply(BlockMsg(stored.block, stored.commit))
+            tip = self._pending
+            if tip is not None and top == stored_top:
+                await reply(BlockMsg(tip.block, tip.commit, final=False))
+        elif isinstance(msg, BlockMsg):
+            self._queue.put_nowait(msg)
+        elif isinstance(msg, TxMsg) and msg.submit:
+            task = asyncio.create_task(self._answer_submit(msg.tx, reply))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+        elif isinstance(msg, TxMsg):
+            self._admit(msg.tx)
+
+    def _admit(self, tx: Tx) -> None:
+        assert self._app is not None
+        try:
+            validate_tx(tx, self._app.state)
+        except LedgerError:
+            return
+        self.mempool.add(tx)
+
+    async def _answer_submit(self, tx: Tx, reply: Reply) -> None:
+        try:
+            receipt = await self.submit(tx)
+        except SubmitRejected as exc:
+            await reply(Rejected(str(exc)))
+            return
+        with contextlib.suppress(WebSocketException):
+            await reply(receipt)
+
+    async def _gossip(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.gossip_interval_ms / 1000)
+            self._broadcast(Status(self.address, self.height))
+            for msg in [*self._own, *self._relayed()]:
+                self._broadcast(msg)
+
+    def _relayed(self) -> list[Proposal | Vote]:
+        """Others' votes and proposals of the current round and the proof-of-lock rounds."""
+        state = self._state
+        if state is None or state.decided:
+            return []
+        rounds = {state.round, state.valid_round, state.locked_round}
+        rounds |= {p.pol_round for p in state.proposals.get(state.round, ())}
+        rounds.discard(-1)
+        out: list[Proposal | Vote] = []
+        for r in sorted(rounds):
+            out.extend(state.proposals.get(r, ()))
+            for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT):
+                for bucket in state.votes.tally(r, kind).by_id.values():
+                    out.extend(v for v in bucket.values() if v.validator != self.address)
+        return out

@@ -1,0 +1,152 @@
+"""Messages between validators (and from clients) on a websocket: one JSON object a frame.
+
+``{"type": ..., ...}`` with canonical data for every field; parsing checks the shape and
+raises :class:`~ledger.errors.EncodingError`, so a bad frame is dropped, never half-read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.canonical import encode
+from ledger.codec import block_from_dict, block_to_dict, commit_from_dict, commit_to_dict, tx_record
+from ledger.consensus.codec import (
+    proposal_from_dict,
+    proposal_to_dict,
+    vote_from_dict,
+    vote_to_dict,
+)
+from ledger.consensus.messages import Proposal
+from ledger.errors import EncodingError
+from ledger.types import Block, Commit, Tx, Vote
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A validator's committed height, sent periodically (peers ahead answer with blocks)."""
+
+    address: str
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetBlocks:
+    from_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMsg:
+    """A block and a certificate: ``final`` when stored (its canonical certificate, the one
+    the next block binds), else the sender's decided tip with the certificate it gathered."""
+
+    block: Block
+    commit: Commit
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TxMsg:
+    """A transaction gossiped to peers (``submit`` False) or submitted by a client."""
+
+    tx: Tx
+    submit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A submitted transaction is committed at (height, index) of block ``block_id``."""
+
+    height: int
+    index: int
+    block_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+Message = Proposal | Vote | Status | GetBlocks | BlockMsg | TxMsg | Receipt | Rejected
+
+
+def dump(msg: Message) -> str:
+    return encode(_to_dict(msg)).decode()
+
+
+def _to_dict(msg: Message) -> dict[str, Any]:
+    if isinstance(msg, Proposal):
+        return {"type": "proposal", "proposal": proposal_to_dict(msg)}
+    if isinstance(msg, Vote):
+        return {"type": "vote", "vote": vote_to_dict(msg)}
+    if isinstance(msg, Status):
+        return {"type": "status", "address": msg.address, "height": msg.height}
+    if isinstance(msg, GetBlocks):
+        return {"type": "get_blocks", "from_height": msg.from_height}
+    if isinstance(msg, BlockMsg):
+        return {
+            "type": "block",
+            "block": block_to_dict(msg.block),
+            "commit": commit_to_dict(msg.commit),
+            "final": msg.final,
+        }
+    if isinstance(msg, TxMsg):
+        return {"type": "submit" if msg.submit else "tx", "tx": tx_record(msg.tx)}
+    if isinstance(msg, Receipt):
+        return {
+            "type": "receipt",
+            "height": msg.height,
+            "index": msg.index,
+            "block_id": msg.block_id.hex(),
+        }
+    return {"type": "rejected", "reason": msg.reason}
+
+
+def load(text: str | bytes) -> Message:
+    """Parse one frame; raise ``EncodingError`` on anything malformed."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise EncodingError(f"frame is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EncodingError("frame: expected an object")
+    kind = data.get("type")
+    try:
+        if kind == "proposal":
+            return proposal_from_dict(data["proposal"])
+        if kind == "vote":
+            return vote_from_dict(data["vote"])
+        if kind == "status":
+            return Status(_str(data["address"]), _int(data["height"]))
+        if kind == "get_blocks":
+            return GetBlocks(_int(data["from_height"]))
+        if kind == "block":
+            return BlockMsg(
+                block_from_dict(data["block"]),
+                commit_from_dict(data["commit"]),
+                final=data["final"] is True,
+            )
+        if kind in ("tx", "submit"):
+            return TxMsg(Tx(encode(data["tx"])), submit=kind == "submit")
+        if kind == "receipt":
+            return Receipt(
+                _int(data["height"]), _int(data["index"]), bytes.fromhex(_str(data["block_id"]))
+            )
+        if kind == "rejected":
+            return Rejected(_str(data["reason"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EncodingError(f"{kind} frame: {exc}") from exc
+    raise EncodingError(f"unknown frame type {kind!r:.40}")
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise EncodingError(f"expected an integer, got {value!r:.40}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise EncodingError(f"expected a string, got {value!r:.40}")
+    return value

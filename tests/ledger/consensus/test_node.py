@@ -1,0 +1,110 @@
+"""Four validators in one process over real websockets on 127.0.0.1 (port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ledger.chain import verify_store
+from ledger.codec import tx_hash
+from ledger.consensus.client import submit_tx
+from ledger.consensus.errors import SubmitRejected
+from ledger.consensus.node import NodeConfig, ValidatorNode
+from ledger.consensus.state import TimeoutConfig
+from ledger.store import MemoryBlockStore
+from tests.ledger.builders import Net, make_net, settlement_body
+
+FAST = TimeoutConfig(300, 100, 200, 100, 200, 100)
+
+
+async def start_nodes(
+    net: Net, tmp_path: Path, stores: list[MemoryBlockStore]
+) -> list[ValidatorNode]:
+    nodes = [
+        ValidatorNode(
+            NodeConfig(
+                net.genesis,
+                key,
+                tmp_path / f"v{i}",
+                timeouts=FAST,
+                block_interval_ms=50,
+                gossip_interval_ms=100,
+            ),
+            stores[i],
+        )
+        for i, key in enumerate(net.validator_keys)
+    ]
+    for node in nodes:
+        await node.start()
+    for node in nodes:
+        node.connect([n.url for n in nodes])
+    return nodes
+
+
+async def stop_all(nodes: list[ValidatorNode]) -> None:
+    for node in nodes:
+        await node.stop()
+
+
+async def wait_for(condition: object, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+
+async def test_four_validators_commit_submitted_settlements(tmp_path: Path) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        txs = [net.csms_tx(settlement_body(f"s-{i}")) for i in range(12)]
+        receipts = await asyncio.wait_for(
+            asyncio.gather(*(nodes[i % 4].submit(tx) for i, tx in enumerate(txs))), 30
+        )
+        top = max(r.height for r in receipts)
+        # The store holds a block once the next one binds its certificate: wait for that.
+        await wait_for(lambda: all(n.height > top for n in nodes))
+        for store in stores:
+            report = await verify_store(store, net.genesis)
+            assert report.state.height >= top
+            assert set(report.state.settlements) >= {f"s-{i}" for i in range(12)}
+        for receipt, tx in zip(receipts, txs, strict=True):
+            stored = await stores[0].get(receipt.height)
+            assert stored is not None
+            assert tx_hash(stored.block.txs[receipt.index]) == tx_hash(tx)
+        # Over the wire, as the CSMS outbox does; a double settlement is refused.
+        receipt = await submit_tx([nodes[2].url], net.csms_tx(settlement_body("wire-1")))
+        assert receipt.height >= 1
+        with pytest.raises(SubmitRejected):
+            await submit_tx([nodes[1].url], net.csms_tx(settlement_body("s-0")))
+    finally:
+        await stop_all(nodes)
+
+
+async def test_one_validator_down_then_catches_up(tmp_path: Path) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        await nodes[3].stop()
+        live = nodes[:3]
+        txs = [net.csms_tx(settlement_body(f"d-{i}")) for i in range(6)]
+        receipts = await asyncio.wait_for(
+            asyncio.gather(*(live[i % 3].submit(tx) for i, tx in enumerate(txs))), 30
+        )
+        top = max(r.height for r in receipts)
+        assert nodes[3].height < top
+        # Restart the stopped validator on its own store and home: it fetches and verifies.
+        config = nodes[3].config
+        nodes[3] = ValidatorNode(config, stores[3])
+        await nodes[3].start()
+        nodes[3].connect([n.url for n in nodes])
+        for n in live:
+            n.connect([nodes[3].url])
+        await wait_for(lambda: nodes[3].height > top)
+        report = await verify_store(stores[3], net.genesis)
+        assert set(report.state.settlements) >= {f"d-{i}" for i in range(6)}
+    finally:
+        await stop_all(nodes)

@@ -14,7 +14,7 @@ import aiosqlite
 from ledger.canonical import decode
 from ledger.codec import commit_bytes, commit_from_dict, header_bytes, header_from_dict
 from ledger.errors import BlockError, EncodingError, StoreError
-from ledger.store import BlockStore, StoredBlock, settlement_ids
+from ledger.store import BlockStore, StoredBlock, check_commit_for, settlement_ids
 from ledger.types import Block, Commit, Tx
 
 SCHEMA = """
@@ -110,6 +110,22 @@ class SqliteBlockStore(BlockStore):
             await self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: append height {h}: {exc}") from exc
+
+    async def replace_commit(self, height: int, commit: Commit) -> None:
+        top = await self.height()
+        if height != top or top == 0:
+            raise StoreError(f"{self._path}: replace_commit: height {height} is not the top {top}")
+        stored = await self.get(height)
+        assert stored is not None
+        check_commit_for(stored.block, commit)
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._conn.execute(
+                "UPDATE blocks SET commit_cert = ? WHERE height = ?", (commit_bytes(commit), height)
+            )
+            await self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: replace_commit {height}: {exc}") from exc
 
     async def get(self, height: int) -> StoredBlock | None:
         try:

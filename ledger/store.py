@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ledger.codec import tx_record
+from ledger.codec import block_id, tx_record
 from ledger.errors import EncodingError, StoreError
 from ledger.tx import CREDIT, SETTLEMENT
 from ledger.types import Block, Commit
@@ -42,6 +42,15 @@ def settlement_ids(block: Block) -> list[tuple[str, int]]:
     return found
 
 
+def check_commit_for(block: Block, commit: Commit) -> None:
+    """Refuse to store a certificate that names another block."""
+    if commit.height != block.header.height or commit.block_id != block_id(block.header):
+        raise StoreError(
+            f"certificate for height {commit.height} block {commit.block_id.hex()[:16]} "
+            f"does not match block {block.header.height}"
+        )
+
+
 class BlockStore(ABC):
     """Committed blocks with their certificates. Heights start at 1 and have no gaps."""
 
@@ -54,6 +63,16 @@ class BlockStore(ABC):
         """Store the next block and its certificate atomically (one unit of work).
 
         Raises ``StoreError`` unless ``block.header.height == height() + 1``.
+        """
+
+    @abstractmethod
+    async def replace_commit(self, height: int, commit: Commit) -> None:
+        """Replace the certificate of the top block (``height`` must be the top).
+
+        Validators gather different sets of precommits; the one the next header binds
+        (``last_commit_hash``) is the canonical one, and this stores it in place of the
+        validator's own before the next block is appended. Raises ``StoreError`` for any
+        height but the top, or a certificate of another block.
         """
 
     @abstractmethod
@@ -95,6 +114,13 @@ class MemoryBlockStore(BlockStore):
         for sid, index in settlement_ids(block):
             self._settlements.setdefault(sid, (expected, index))
         self._blocks.append(StoredBlock(block, commit))
+
+    async def replace_commit(self, height: int, commit: Commit) -> None:
+        top = len(self._blocks)
+        if height != top or top == 0:
+            raise StoreError(f"replace_commit: height {height} is not the top {top}")
+        check_commit_for(self._blocks[-1].block, commit)
+        self._blocks[-1] = StoredBlock(self._blocks[-1].block, commit)
 
     async def get(self, height: int) -> StoredBlock | None:
         if 1 <= height <= len(self._blocks):

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from ledger.chain import replay, verify_store
+from ledger.codec import block_id
+from ledger.commit import make_commit
 from ledger.errors import StoreError
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.store import BlockStore, MemoryBlockStore
 from ledger.types import Block
-from tests.ledger.builders import make_net, settlement_body
+from tests.ledger.builders import CHAIN_ID, make_net, settlement_body
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -99,3 +101,29 @@ async def test_readonly_open_of_missing_or_bad_file(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"bad\.sqlite"):
         await SqliteBlockStore.open(bad, readonly=True)
+
+
+async def test_replace_commit_of_the_top_block(store: BlockStore) -> None:
+    net = make_net()
+    net.seal([])
+    first = net.chain[0]
+    await store.append(first.block, first.commit)
+    # another valid certificate of the same block, by a different quorum
+    other = make_commit(
+        chain_id=CHAIN_ID,
+        height=1,
+        block_id=block_id(first.block.header),
+        keys=net.validator_keys[1:],
+    )
+    assert other != first.commit
+    await store.replace_commit(1, other)
+    got = await store.get(1)
+    assert got is not None and got.commit == other
+    with pytest.raises(StoreError, match="does not match"):
+        await store.replace_commit(1, dataclasses.replace(other, block_id=bytes(32)))
+    net.chain[0] = dataclasses.replace(first, commit=other)
+    second = net.seal([])  # binds ``other`` in its last_commit_hash
+    await store.append(second.block, second.commit)
+    with pytest.raises(StoreError, match="not the top"):
+        await store.replace_commit(1, first.commit)  # type: ignore[arg-type]
+    assert (await verify_store(store, net.genesis)).height == 2

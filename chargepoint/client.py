@@ -1,15 +1,18 @@
 """The OCPP 2.0.1 client: ``ocpp.v201.ChargePoint`` with thin handlers and one outbound helper.
 
-Handlers convert their arguments, call one function of a functional-block module and return
-its result; a follow-up (the triggered message, the remote session) is parked under the call's
-unique id and started by the matching ``@after`` hook, so it runs after the answer went out and
-never inside the handler. Station errors become CALLERRORs here and nowhere else.
+Handlers convert their arguments and call one function of a functional-block module, which
+returns the answer and maybe a follow-up (the triggered message, the remote session). The
+``answering`` wrapper parks the follow-up under the call's unique id; the matching ``@after``
+hook starts it, so it runs after the answer went out and never inside the handler. Station
+errors become CALLERRORs in ``answering`` (through ``to_call_error``) and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
@@ -44,6 +47,27 @@ def to_call_error(error: Exception) -> OCPPError:
     if isinstance(error, ChargePointError):
         return InternalError(description=str(error)[:255])
     return InternalError(description=f"unexpected {type(error).__name__}")
+
+
+Answer = tuple[Any, FollowUp | None]
+Handler = Callable[..., Answer]
+
+
+def answering(handler: Handler) -> Callable[..., Any]:
+    """Wrap an ``@on`` handler: map its errors to CALLERRORs, park its follow-up, return the
+    result dataclass. ``functools.wraps`` keeps the signature the library inspects."""
+
+    @functools.wraps(handler)
+    def inner(self: StationClient, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result, follow_up = handler(self, *args, **kwargs)
+        except Exception as exc:
+            raise to_call_error(exc) from exc
+        if follow_up is not None:
+            self._follow_ups[kwargs["call_unique_id"]] = follow_up
+        return result
+
+    return inner
 
 
 class StationClient(ChargePoint):
@@ -101,43 +125,41 @@ class StationClient(ChargePoint):
 
     # inbound ----------------------------------------------------------------------------
 
-    def _park(self, unique_id: str, follow_up: FollowUp | None) -> None:
-        if follow_up is not None:
-            self._follow_ups[unique_id] = follow_up
-
-    async def _run_parked(self, unique_id: str, action: str) -> None:
+    def _run_parked(self, unique_id: str, action: str) -> None:
+        """Start the follow-up parked by the handler, now that its answer is on the wire."""
         follow_up = self._follow_ups.pop(unique_id, None)
         if follow_up is not None:
             self.station.spawn(follow_up(), name=f"after-{action}")
 
     @on(Action.get_variables)
-    def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
-        try:
-            return provisioning.get_variables(self.station, get_requests(get_variable_data))
-        except Exception as exc:
-            raise to_call_error(exc) from exc
+    @answering
+    def on_get_variables(
+        self, get_variable_data: list[dict[str, Any]], call_unique_id: str, **_: Any
+    ) -> Answer:
+        requests = get_requests(get_variable_data)
+        return provisioning.get_variables(self.station, requests), None
 
     @on(Action.set_variables)
-    def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
-        try:
-            return provisioning.set_variables(self.station, set_requests(set_variable_data))
-        except Exception as exc:
-            raise to_call_error(exc) from exc
+    @answering
+    def on_set_variables(
+        self, set_variable_data: list[dict[str, Any]], call_unique_id: str, **_: Any
+    ) -> Answer:
+        requests = set_requests(set_variable_data)
+        return provisioning.set_variables(self.station, requests), None
 
     @on(Action.reset)
-    def on_reset(self, type: str, call_unique_id: str, evse_id: int | None = None, **_: Any) -> Any:
-        try:
-            result, follow_up = provisioning.reset(self.station, type, evse_id)
-        except Exception as exc:
-            raise to_call_error(exc) from exc
-        self._park(call_unique_id, follow_up)
-        return result
+    @answering
+    def on_reset(
+        self, type: str, call_unique_id: str, evse_id: int | None = None, **_: Any
+    ) -> Answer:
+        return provisioning.reset(self.station, type, evse_id)
 
     @after(Action.reset)
-    async def after_reset(self, call_unique_id: str, **_: Any) -> None:
-        await self._run_parked(call_unique_id, "Reset")
+    def after_reset(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "Reset")
 
     @on(Action.request_start_transaction)
+    @answering
     def on_request_start_transaction(
         self,
         id_token: dict[str, Any],
@@ -145,76 +167,55 @@ class StationClient(ChargePoint):
         call_unique_id: str,
         evse_id: int | None = None,
         **_: Any,
-    ) -> Any:
-        try:
-            result, follow_up = remote_control.request_start(
-                self.station, id_token_from(id_token), remote_start_id, evse_id
-            )
-        except Exception as exc:
-            raise to_call_error(exc) from exc
-        self._park(call_unique_id, follow_up)
-        return result
+    ) -> Answer:
+        token = id_token_from(id_token)
+        return remote_control.request_start(self.station, token, remote_start_id, evse_id)
 
     @after(Action.request_start_transaction)
-    async def after_request_start_transaction(self, call_unique_id: str, **_: Any) -> None:
-        await self._run_parked(call_unique_id, "RequestStartTransaction")
+    def after_request_start_transaction(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "RequestStartTransaction")
 
     @on(Action.request_stop_transaction)
+    @answering
     def on_request_stop_transaction(
         self, transaction_id: str, call_unique_id: str, **_: Any
-    ) -> Any:
-        try:
-            result, follow_up = remote_control.request_stop(self.station, transaction_id)
-        except Exception as exc:
-            raise to_call_error(exc) from exc
-        self._park(call_unique_id, follow_up)
-        return result
+    ) -> Answer:
+        return remote_control.request_stop(self.station, transaction_id)
 
     @after(Action.request_stop_transaction)
-    async def after_request_stop_transaction(self, call_unique_id: str, **_: Any) -> None:
-        await self._run_parked(call_unique_id, "RequestStopTransaction")
+    def after_request_stop_transaction(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "RequestStopTransaction")
 
     @on(Action.trigger_message)
+    @answering
     def on_trigger_message(
         self,
         requested_message: str,
         call_unique_id: str,
         evse: dict[str, Any] | None = None,
         **_: Any,
-    ) -> Any:
-        try:
-            evse_id = None if evse is None else int(evse["id"])
-            result, follow_up = remote_control.trigger_message(
-                self.station, requested_message, evse_id
-            )
-        except Exception as exc:
-            raise to_call_error(exc) from exc
-        self._park(call_unique_id, follow_up)
-        return result
+    ) -> Answer:
+        evse_id = None if evse is None else int(evse["id"])
+        return remote_control.trigger_message(self.station, requested_message, evse_id)
 
     @after(Action.trigger_message)
-    async def after_trigger_message(self, call_unique_id: str, **_: Any) -> None:
-        await self._run_parked(call_unique_id, "TriggerMessage")
+    def after_trigger_message(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "TriggerMessage")
 
     @on(Action.change_availability)
+    @answering
     def on_change_availability(
         self,
         operational_status: str,
         call_unique_id: str,
         evse: dict[str, Any] | None = None,
         **_: Any,
-    ) -> Any:
-        try:
-            evse_id = None if evse is None else int(evse["id"])
-            connector_id = None if evse is None else evse.get("connector_id")
-            result, follow_up = availability.change_availability(
-                self.station, operational_status == "Operative", evse_id, connector_id
-            )
-        except Exception as exc:
-            raise to_call_error(exc) from exc
-        self._park(call_unique_id, follow_up)
-        return result
+    ) -> Answer:
+        evse_id = None if evse is None else int(evse["id"])
+        connector_id = None if evse is None else evse.get("connector_id")
+        operative = operational_status == "Operative"
+        return availability.change_availability(self.station, operative, evse_id, connector_id)
 
     @after(Action.change_availability)
-    async def after_change_availability(self, call_unique_id: str, **_: Any) -> None:
-        await self._run_parked(call_unique_id, "ChangeAvailability")
+    def after_change_availability(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "ChangeAvailability")

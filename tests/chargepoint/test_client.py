@@ -8,6 +8,7 @@ import pytest
 from ocpp.exceptions import FormatViolationError, GenericError, InternalError
 from ocpp.v201 import call
 
+from chargepoint import provisioning
 from chargepoint.client import StationClient, to_call_error
 from chargepoint.errors import (
     CallErrorReceived,
@@ -134,4 +135,24 @@ async def test_follow_up_runs_only_after_the_answer_is_sent() -> None:
     assert answer == [3, "t1", {"status": "Accepted"}]
     heartbeat = await next_out(conn)
     assert heartbeat[0] == 2 and heartbeat[2] == "Heartbeat"
+    serving.cancel()
+
+
+async def test_a_failing_handler_becomes_one_callerror_and_the_link_stays_usable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise StateError("EVSE 1: busy")
+
+    _client, conn, serving = await start_client()
+    monkeypatch.setattr(provisioning, "get_variables", broken)
+    request = {"getVariableData": [{"component": {"name": "X"}, "variable": {"name": "Y"}}]}
+    await conn.inbox.put(json.dumps([2, "e1", "GetVariables", request]))
+    error = await next_out(conn)
+    assert error[:4] == [4, "e1", "GenericError", "EVSE 1: busy"]
+    monkeypatch.undo()
+    await conn.inbox.put(json.dumps([2, "e2", "GetVariables", request]))
+    answer = await next_out(conn)
+    assert answer[:2] == [3, "e2"]
+    assert answer[2]["getVariableResult"][0]["attributeStatus"] == "UnknownComponent"
     serving.cancel()

@@ -214,11 +214,15 @@ class Station:
                 self.queue.pop()
                 info = result.id_token_info
                 if info is not None and info.get("status") != "Accepted":
+                    # E05 (StopTxOnInvalidId): a token the CSMS no longer accepts stops charging
+                    self.request_stop(
+                        head.transaction_id, TriggerReason.DEAUTHORIZED, StoppedReason.DE_AUTHORIZED
+                    )
                     self.report(Rejected("TransactionEvent", str(info.get("status"))))
 
     async def drained(self, poll: float = 0.02) -> None:
         """Wait until the CSMS acknowledged every queued event."""
-        while len(self.queue) or not self.online.is_set():
+        while len(self.queue):
             await asyncio.sleep(poll)
             if self.online.is_set() and len(self.queue) and not self._flush_lock.locked():
                 await self.flush()

@@ -54,6 +54,7 @@ class TriggerReason(StrEnum):
     TRIGGER = "Trigger"
     RESET_COMMAND = "ResetCommand"
     ABNORMAL_CONDITION = "AbnormalCondition"
+    DEAUTHORIZED = "Deauthorized"
 
 
 class StoppedReason(StrEnum):
@@ -65,6 +66,7 @@ class StoppedReason(StrEnum):
     IMMEDIATE_RESET = "ImmediateReset"
     REBOOT = "Reboot"
     OTHER = "Other"
+    DE_AUTHORIZED = "DeAuthorized"
 
 
 @dataclass(frozen=True)

@@ -135,9 +135,14 @@ async def test_transaction_event_answer_with_invalid_token_is_reported() -> None
             return SimpleNamespace(id_token_info={"status": "Blocked"})
         return default_answer(payload)
 
-    await station.go_online(FakeLink(deauthorize))
-    await run_session(station, station.evses[1], TOKEN, seconds=60)
+    link = FakeLink(deauthorize)
+    await station.go_online(link)
+    await run_session(station, station.evses[1], TOKEN, seconds=3600)
     assert any(isinstance(e, Rejected) and e.status == "Blocked" for e in errors)
+    sent = events(link)
+    assert [e.event_type for e in sent] == ["Started", "Ended"]  # stopped at once, no updates
+    assert sent[-1].trigger_reason == "Deauthorized"
+    assert sent[-1].transaction_info["stopped_reason"] == "DeAuthorized"
 
 
 async def test_offline_session_cannot_start_without_authorize() -> None:

@@ -5,12 +5,12 @@ feeds it events from one queue (peer messages, timers, caught-up blocks), signs 
 asks for through the crash-safe ``PrivValidator`` (durable before anything is sent), commits
 decided blocks to the ``BlockStore`` and answers clients' submissions with receipts.
 
-Peers: the node listens on a websocket and keeps one outbound link per peer URL (reconnecting
-on loss). It sends its messages on its outbound links and answers a peer on the connection the
-request came on. Every gossip interval it tells its height, resends its own signed messages
-of the current height and relays the votes of its current and proof-of-lock rounds, so what
-one correct validator received, all eventually do. A peer that is ahead is asked for blocks,
-each verified (header, transactions, certificate) before it is stored.
+Peers (``peers.py``): it listens on a websocket and keeps one outbound link per peer. Every
+gossip interval it tells its height, resends its own signed messages of the current height
+and relays the votes of its current and proof-of-lock rounds, so what one correct validator
+received, all eventually do. A peer that is ahead is asked for blocks, each verified (header,
+transactions, certificate) before it is stored. A decided block is stored once the next one
+binds its certificate (``tip.py``).
 """
 
 from __future__ import annotations
@@ -19,23 +19,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import WebSocketException
 
 from ledger.blocks import verify_block
-from ledger.canonical import decode, encode
 from ledger.chain import replay
 from ledger.codec import (
-    block_from_dict,
     block_id,
-    block_to_dict,
-    commit_from_dict,
-    commit_to_dict,
     tx_hash,
 )
 from ledger.commit import commit_from_votes
@@ -58,9 +51,11 @@ from ledger.consensus.messages import (
     ScheduleTimeout,
     TimeoutFired,
 )
-from ledger.consensus.privval import FileStateStore, PrivValidator, write_durably
+from ledger.consensus.peers import PeerNetwork, Reply
+from ledger.consensus.privval import FileStateStore, PrivValidator
 from ledger.consensus.signing import Ed25519Signer, Ed25519Verifier
 from ledger.consensus.state import ConsensusContext, ConsensusState, TimeoutConfig, initial_state
+from ledger.consensus.tip import Tip, load_tip, save_tip
 from ledger.consensus.wire import (
     BlockMsg,
     GetBlocks,
@@ -69,8 +64,6 @@ from ledger.consensus.wire import (
     Rejected,
     Status,
     TxMsg,
-    dump,
-    load,
 )
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
@@ -82,19 +75,7 @@ from ledger.validation import validate_tx
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class Tip:
-    """The last decided block, its own certificate, and the state after it."""
-
-    block: Block
-    commit: Commit
-    state: State
-
-
-MAX_FRAME = 16 * 1024 * 1024
 BLOCKS_PER_REQUEST = 50
-Reply = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +112,11 @@ class ValidatorNode:
         self._signer = Ed25519Signer(config.key)
         self.address = self._signer.address
         self._queue: asyncio.Queue[Event | BlockMsg] = asyncio.Queue()
-        self._links: dict[str, asyncio.Queue[str]] = {}
+        self._peers = PeerNetwork(self._on_message, host=config.host, port=config.port)
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
         self._waiting: dict[bytes, list[asyncio.Future[Receipt]]] = {}
         self._own: list[Proposal | Vote] = []
-        self._server: Server | None = None
         self._app: LedgerApp | None = None
         self._state: ConsensusState | None = None
         self._ctx: ConsensusContext | None = None
@@ -145,6 +125,7 @@ class ValidatorNode:
         self._base_commit: Commit | None = None  # the last stored block's certificate
         self._pending: Tip | None = None  # decided, stored once the next block binds a commit
         self.evidence = EvidencePool(config.home / "evidence.jsonl")
+        self._tip_path = config.home / "decided_tip.json"
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -164,7 +145,7 @@ class ValidatorNode:
             pending=self.mempool.take,
             max_block_txs=self.config.max_block_txs,
         )
-        self._pending = self._load_tip()
+        self._pending = load_tip(self._tip_path, self._base_state, self._base_commit)
         self._sync_app()
         state = self._app.state
         self._ctx = ConsensusContext(
@@ -177,9 +158,7 @@ class ValidatorNode:
             address=self.address,
         )
         self._privval = PrivValidator(self._signer, signer_file)
-        self._server = await serve(
-            self._serve, self.config.host, self.config.port, max_size=MAX_FRAME
-        )
+        await self._peers.listen()
         self._tasks.append(asyncio.create_task(self._run()))
         self._tasks.append(asyncio.create_task(self._gossip()))
         height = state.height + 1
@@ -188,9 +167,7 @@ class ValidatorNode:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() first"
-        host, port = next(iter(self._server.sockets)).getsockname()[:2]
-        return f"ws://{host}:{port}"
+        return self._peers.url
 
     @property
     def height(self) -> int:
@@ -199,21 +176,16 @@ class ValidatorNode:
 
     def connect(self, peers: Iterable[str]) -> None:
         """Keep an outbound link to each peer URL (reconnecting when it drops)."""
-        for url in peers:
-            if url != self.url and url not in self._links:
-                self._links[url] = asyncio.Queue(maxsize=10_000)
-                self._tasks.append(asyncio.create_task(self._link(url, self._links[url])))
+        self._peers.connect(peers)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._answering]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._answering]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await self._peers.close()
         for futures in self._waiting.values():
             for fut in futures:
                 fut.cancel()
@@ -343,27 +315,8 @@ class ValidatorNode:
     def _set_tip(self, tip: Tip | None) -> None:
         """Keep the decided tip durably (a restart resumes from it) and point the app at it."""
         self._pending = tip
-        path = self.config.home / "decided_tip.json"
-        if tip is None:
-            path.unlink(missing_ok=True)
-        else:
-            data = {"block": block_to_dict(tip.block), "commit": commit_to_dict(tip.commit)}
-            write_durably(path, encode(data))
+        save_tip(self._tip_path, tip)
         self._sync_app()
-
-    def _load_tip(self) -> Tip | None:
-        assert self._base_state is not None
-        path = self.config.home / "decided_tip.json"
-        if not path.exists():
-            return None
-        try:
-            data = decode(path.read_bytes())
-            block, commit = block_from_dict(data["block"]), commit_from_dict(data["commit"])
-            after = verify_block(self._base_state, block, commit, last_commit=self._base_commit)
-        except (LedgerError, KeyError, TypeError) as exc:
-            log.warning("validator %s: decided tip dropped: %s", self.address, exc)
-            return None
-        return Tip(block, commit, after)
 
     def _sync_app(self) -> None:
         assert self._app is not None and self._base_state is not None
@@ -376,47 +329,9 @@ class ValidatorNode:
     # ---- peers ------------------------------------------------------------------------------
 
     def _broadcast(self, msg: Message) -> None:
-        text = dump(msg)
-        for outbox in self._links.values():
-            with contextlib.suppress(asyncio.QueueFull):  # gossip resends what is dropped
-                outbox.put_nowait(text)
+        self._peers.broadcast(msg)
 
-    async def _link(self, url: str, outbox: asyncio.Queue[str]) -> None:
-        """One outbound peer link: send our messages, handle the peer's answers."""
-        while True:
-            try:
-                async with connect(url, max_size=MAX_FRAME, open_timeout=2) as ws:
-
-                    async def reply(msg: Message, ws: object = ws) -> None:
-                        await ws.send(dump(msg))  # type: ignore[attr-defined]
-
-                    async def writer() -> None:
-                        while True:
-                            await ws.send(await outbox.get())
-
-                    writing = asyncio.create_task(writer())
-                    try:
-                        async for frame in ws:
-                            await self._on_message(frame, reply)
-                    finally:
-                        writing.cancel()
-            except (TimeoutError, OSError, WebSocketException):
-                pass
-            await asyncio.sleep(0.2)
-
-    async def _serve(self, ws: ServerConnection) -> None:
-        async def reply(msg: Message) -> None:
-            await ws.send(dump(msg))
-
-        with contextlib.suppress(WebSocketException):
-            async for frame in ws:
-                await self._on_message(frame, reply)
-
-    async def _on_message(self, frame: str | bytes, reply: Reply) -> None:
-        try:
-            msg = load(frame)
-        except LedgerError:
-            return
+    async def _on_message(self, msg: Message, reply: Reply) -> None:
         if isinstance(msg, Proposal):
             self._queue.put_nowait(ReceiveProposal(msg))
         elif isinstance(msg, Vote):

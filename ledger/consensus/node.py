@@ -27,13 +27,10 @@ from websockets.exceptions import WebSocketException
 
 from ledger.blocks import verify_block
 from ledger.chain import replay
-from ledger.codec import (
-    block_id,
-    tx_hash,
-)
+from ledger.codec import block_id, tx_hash, tx_record, vote_from_dict
 from ledger.commit import commit_from_votes
 from ledger.consensus.app import LedgerApp, decode_value
-from ledger.consensus.core import step
+from ledger.consensus.core import make_evidence, step
 from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
 from ledger.consensus.evidence import EvidencePool
 from ledger.consensus.mempool import Mempool
@@ -41,6 +38,7 @@ from ledger.consensus.messages import (
     BroadcastProposal,
     BroadcastVote,
     Decide,
+    DuplicateVoteEvidence,
     Event,
     EvidenceFound,
     NewHeight,
@@ -70,6 +68,7 @@ from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.state import State
 from ledger.store import BlockStore
+from ledger.tx import EVIDENCE, evidence_tx
 from ledger.types import Block, Commit, Tx, Vote, VoteKind
 from ledger.validation import validate_tx
 
@@ -147,6 +146,7 @@ class ValidatorNode:
         )
         self._pending = load_tip(self._tip_path, self._base_state, self._base_commit)
         self._sync_app()
+        self._propose_evidence()
         state = self._app.state
         self._ctx = ConsensusContext(
             genesis.chain_id, self.address, Ed25519Verifier(), self._app, self.config.timeouts
@@ -252,7 +252,8 @@ class ValidatorNode:
         elif isinstance(out, Decide):
             await self._decided(out.value, commit_from_votes(out.commit))
         elif isinstance(out, EvidenceFound):
-            self.evidence.add(out.evidence)
+            self.evidence.add(out.evidence)  # durable first: committed in a later block
+            self._propose_evidence()
 
     async def _decided(self, value: bytes, commit: Commit) -> None:
         """Store the previous tip with the certificate this block binds; this is the new tip."""
@@ -296,6 +297,7 @@ class ValidatorNode:
         """A block is final: answer its submitters and start the next height."""
         assert self._app is not None
         self.mempool.remove(block.txs)
+        self.evidence.mark_committed(_evidence_in(block))
         self._own = []
         bid = block_id(block.header)
         for index, tx in enumerate(block.txs):
@@ -309,6 +311,11 @@ class ValidatorNode:
         else:
             delay = self.config.block_interval_ms / 1000
             asyncio.get_running_loop().call_later(delay, self._queue.put_nowait, nxt)
+
+    def _propose_evidence(self) -> None:
+        """Queue pending evidence as transactions (those the state still accepts)."""
+        for ev in self.evidence.pending():
+            self._admit(evidence_tx(ev.vote_a, ev.vote_b))
 
     # ---- the decided tip ------------------------------------------------------------------
 
@@ -397,3 +404,17 @@ class ValidatorNode:
                 for bucket in state.votes.tally(r, kind).by_id.values():
                     out.extend(v for v in bucket.values() if v.validator != self.address)
         return out
+
+
+def _evidence_in(block: Block) -> list[DuplicateVoteEvidence]:
+    """The double-sign evidence a block commits."""
+    found = []
+    for tx in block.txs:
+        try:
+            record = tx_record(tx)
+            if record.get("type") == EVIDENCE:
+                a, b = vote_from_dict(record["vote_a"]), vote_from_dict(record["vote_b"])
+                found.append(make_evidence(a, b))
+        except (LedgerError, KeyError, TypeError):
+            continue
+    return found

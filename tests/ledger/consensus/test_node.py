@@ -6,15 +6,20 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 
 from ledger.chain import verify_store
-from ledger.codec import tx_hash
+from ledger.codec import tx_hash, tx_record
 from ledger.consensus.client import submit_tx
 from ledger.consensus.errors import SubmitRejected
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.state import TimeoutConfig
+from ledger.consensus.wire import dump
+from ledger.keys import key_id_of
+from ledger.signing import sign_vote
 from ledger.store import MemoryBlockStore
-from tests.ledger.builders import Net, make_net, settlement_body
+from ledger.types import Vote, VoteKind
+from tests.ledger.builders import CHAIN_ID, Net, make_net, settlement_body
 
 FAST = TimeoutConfig(300, 100, 200, 100, 200, 100)
 
@@ -106,5 +111,42 @@ async def test_one_validator_down_then_catches_up(tmp_path: Path) -> None:
         await wait_for(lambda: nodes[3].height > top)
         report = await verify_store(stores[3], net.genesis)
         assert set(report.state.settlements) >= {f"d-{i}" for i in range(6)}
+    finally:
+        await stop_all(nodes)
+
+
+async def committed_evidence(store: MemoryBlockStore) -> list[dict[str, object]]:
+    found = []
+    async for stored in store.blocks():
+        found += [r for r in map(tx_record, stored.block.txs) if r["type"] == "evidence"]
+    return found
+
+
+async def test_double_sign_becomes_evidence_committed_in_a_later_block(tmp_path: Path) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    cheater = net.validator_keys[1]
+    try:
+        async with connect(nodes[0].url) as ws:
+
+            async def cheat_until_committed() -> None:
+                while not await committed_evidence(stores[0]):
+                    height = nodes[0].height + 1  # the height being decided right now
+                    for block_id in (b"\x01" * 32, b"\x02" * 32):
+                        vote = Vote(CHAIN_ID, height, 1000, VoteKind.PREVOTE, block_id, "")
+                        await ws.send(dump(sign_vote(vote, cheater)))
+                    await asyncio.sleep(0.2)
+
+            await asyncio.wait_for(cheat_until_committed(), 30)
+        records = await committed_evidence(stores[0])
+        slots = [
+            tuple(r["vote_a"][k] for k in ("validator", "height", "round", "kind"))  # type: ignore[index]
+            for r in records
+        ]
+        assert {s[0] for s in slots} == {key_id_of(cheater)}
+        assert len(set(slots)) == len(slots)  # each double sign committed once
+        report = await verify_store(stores[0], net.genesis)
+        assert report.state.height >= 2
     finally:
         await stop_all(nodes)

@@ -16,7 +16,8 @@ from ledger.canonical import encode
 from ledger.codec import block_id, tx_record
 from ledger.errors import EncodingError, SchemaError, TxError
 from ledger.keys import key_id
-from ledger.state import SettledRef, State, frozen_map
+from ledger.layered import Overlay, OverlaySet
+from ledger.state import SettledRef, State, derive_map, derive_set, frozen_map
 from ledger.tx import (
     CREDIT,
     EVIDENCE,
@@ -41,12 +42,12 @@ class WorkingState:
     next_csms_keys: dict[str, bytes]
     aggregator_id: str
     aggregator_key: bytes
-    balances: dict[str, int]
-    settlements: dict[str, SettledRef]
-    settled_transactions: set[tuple[str, str]]
-    used_ids: set[str]
+    balances: Overlay[str, int]
+    settlements: Overlay[str, SettledRef]
+    settled_transactions: OverlaySet[tuple[str, str]]
+    used_ids: OverlaySet[str]
     known_validators: dict[str, bytes]
-    added: list[list[str]]
+    added: list[list[str | int]]
 
     @classmethod
     def from_state(cls, state: State) -> WorkingState:
@@ -57,10 +58,10 @@ class WorkingState:
             next_csms_keys=dict(state.next_csms_keys),
             aggregator_id=state.aggregator_id,
             aggregator_key=state.aggregator_key,
-            balances=dict(state.balances),
-            settlements=dict(state.settlements),
-            settled_transactions=set(state.settled_transactions),
-            used_ids=set(state.used_ids),
+            balances=Overlay(state.balances),
+            settlements=Overlay(state.settlements),
+            settled_transactions=OverlaySet(state.settled_transactions),
+            used_ids=OverlaySet(state.used_ids),
             known_validators=dict(state.known_validators),
             added=[],
         )
@@ -136,6 +137,8 @@ def apply_txs(state: State, txs: tuple[Tx, ...], *, time: int, block_hash: bytes
             exc.add_note(f"transaction {index}")
             raise
         apply_record(work, record, height)
+    for account, balance in sorted(work.balances.changes.items()):
+        work.added.append(["balance", account, balance])
     history = state.history
     if work.added:
         history = hashlib.sha256(history + encode(work.added)).digest()
@@ -150,10 +153,12 @@ def apply_txs(state: State, txs: tuple[Tx, ...], *, time: int, block_hash: bytes
         next_csms_keys=frozen_map(work.next_csms_keys),
         aggregator_id=state.aggregator_id,
         aggregator_key=state.aggregator_key,
-        balances=frozen_map(work.balances),
-        settlements=frozen_map(work.settlements),
-        settled_transactions=frozenset(work.settled_transactions),
-        used_ids=frozenset(work.used_ids),
+        balances=derive_map(state.balances, work.balances.changes),
+        settlements=derive_map(state.settlements, work.settlements.changes),
+        settled_transactions=derive_set(
+            state.settled_transactions, work.settled_transactions.added
+        ),
+        used_ids=derive_set(state.used_ids, work.used_ids.added),
         history=history,
         sealing=state.sealing,
         pow_bits=state.pow_bits,

@@ -2,14 +2,16 @@
 
 The state after height ``h`` holds the validator set and CSMS keys in force at ``h+1``
 and those for ``h+2`` (governance changes take effect two heights after commit), ledger
-account balances, settled ids, and a history digest. Settled ids and other used ids
-grow without bound, so the state hash commits to them through ``history``, a hash chain
-over what each block added, rather than re-hashing the whole set at every block.
+account balances, settled ids, and a history digest. Settled ids, used ids and accounts
+grow without bound, so they live in structure-sharing ``LayeredMap``/``LayeredSet``s, and
+the state hash commits to them through ``history``: a hash chain over what each block
+added and every balance it changed, rather than re-hashing them all at every block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +20,7 @@ from ledger.canonical import DOMAIN_STATE, digest
 from ledger.codec import validators_hash
 from ledger.genesis import Genesis, genesis_hash
 from ledger.keys import key_id
+from ledger.layered import LayeredMap, LayeredSet
 from ledger.types import ValidatorSet
 
 
@@ -47,8 +50,8 @@ class State:
     aggregator_key: bytes
     balances: Mapping[str, int]
     settlements: Mapping[str, SettledRef]
-    settled_transactions: frozenset[tuple[str, str]]
-    used_ids: frozenset[str]
+    settled_transactions: AbstractSet[tuple[str, str]]
+    used_ids: AbstractSet[str]
     history: bytes
     sealing: str = "bft"
     pow_bits: int = 0
@@ -73,10 +76,10 @@ def genesis_state(g: Genesis) -> State:
         next_csms_keys=keys,
         aggregator_id=key_id(g.aggregator_key),
         aggregator_key=g.aggregator_key,
-        balances=frozen_map(g.balances),
-        settlements=frozen_map({}),
-        settled_transactions=frozenset(),
-        used_ids=frozenset(),
+        balances=LayeredMap(g.balances),
+        settlements=LayeredMap(),
+        settled_transactions=LayeredSet(),
+        used_ids=LayeredSet(),
         history=bytes(32),
         sealing=g.sealing,
         pow_bits=g.pow_bits,
@@ -85,7 +88,11 @@ def genesis_state(g: Genesis) -> State:
 
 
 def state_hash(state: State) -> bytes:
-    """The hash a header's ``state_hash`` carries for the state after that block."""
+    """The hash a header's ``state_hash`` carries for the state after that block.
+
+    Balances and settled ids enter through ``history``; the genesis balances through the
+    genesis hash that block 1 links to.
+    """
     return digest(
         DOMAIN_STATE,
         {
@@ -95,7 +102,17 @@ def state_hash(state: State) -> bytes:
             "next_validators_hash": validators_hash(state.next_validators).hex(),
             "csms_keys": {k: v.hex() for k, v in state.csms_keys.items()},
             "next_csms_keys": {k: v.hex() for k, v in state.next_csms_keys.items()},
-            "balances": dict(state.balances),
             "history": state.history.hex(),
         },
     )
+
+
+def derive_map(base: Mapping[Any, Any], changes: Mapping[Any, Any]) -> LayeredMap[Any, Any]:
+    """``base`` with ``changes`` applied, sharing ``base``'s layers when it has them."""
+    layered = base if isinstance(base, LayeredMap) else LayeredMap(base)
+    return layered.derive(changes)
+
+
+def derive_set(base: AbstractSet[Any], added: Iterable[Any]) -> LayeredSet[Any]:
+    layered = base if isinstance(base, LayeredSet) else LayeredSet(base)
+    return layered.derive(added)

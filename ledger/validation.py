@@ -8,6 +8,7 @@ checks is fixed: schema, signer, signature, then the rules of the kind.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from ledger.amounts import PricedInterval, settlement_amount
@@ -68,9 +69,9 @@ class LedgerView(Protocol):
     @property
     def settlements(self) -> Mapping[str, SettledRef]: ...
     @property
-    def settled_transactions(self) -> frozenset[tuple[str, str]] | set[tuple[str, str]]: ...
+    def settled_transactions(self) -> AbstractSet[tuple[str, str]]: ...
     @property
-    def used_ids(self) -> frozenset[str] | set[str]: ...
+    def used_ids(self) -> AbstractSet[str]: ...
     @property
     def known_validators(self) -> Mapping[str, bytes]: ...
 

@@ -1,0 +1,218 @@
+"""Closing a session into a settlement inside the store, and the outbox's exactly-once drain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chargepoint.ev import UJ_PER_WH, EnergyFlow
+from chargepoint.meter import (
+    Identification,
+    Meter,
+    MeterInfo,
+    public_key_ocmf,
+    public_key_pem,
+    signed_meter_value,
+)
+from csms.identity import PseudonymKey
+from csms.model import MeterSample, TokenRecord, TransactionEventRecord
+from csms.outbox import LedgerReceipt, OutboxWorker
+from csms.settling import SettlementSetup, settle_session
+from csms.store.sqlite import CsmsStore
+from csms.tariffs import parse_tariff
+from csms.timeutil import format_timestamp
+from ledger.keys import generate_key
+
+STATION = "CS-SETTLE"
+TOKEN = "04AABBCCDDEEFF"
+T0 = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
+BOUNDARY = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+TARIFF = b"""\
+id: test-tou
+currency: EUR
+series:
+  - {start: "2026-11-25T00:00:00Z", import_price: 300000, export_price: 100000}
+  - {start: "2026-11-25T17:00:00Z", import_price: 400000, export_price: 500000}
+"""
+
+
+class Session:
+    """A meter driven through charge-then-discharge, producing the events a station sends."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.meter = Meter(self.key, MeterInfo(serial="MTR-1"), import_wh=50_000, export_wh=7_000)
+        self.who = Identification(TOKEN, "ISO14443", "1")
+        self.seq = 0
+
+    def flow(self, imported_wh: int, exported_wh: int, at: datetime) -> None:
+        self.meter.feed(EnergyFlow(at, at, imported_wh * UJ_PER_WH, exported_wh * UJ_PER_WH))
+
+    def event(self, event_type: str, at: datetime, nature: str) -> TransactionEventRecord:
+        record = self.meter.sign(nature, at, self.who)  # type: ignore[arg-type]
+        signed = signed_meter_value(record, public_key_ocmf(self.key))
+        samples = (
+            MeterSample(at, "Energy.Active.Import.Register", self.meter.import_wh, "Wh",
+                        signed=json.dumps(signed)),
+            MeterSample(at, "Energy.Active.Export.Register", self.meter.export_wh, "Wh"),
+        )  # fmt: skip
+        self.seq += 1
+        return TransactionEventRecord(
+            station_id=STATION,
+            transaction_id="tx-42",
+            seq_no=self.seq - 1,
+            event_type=event_type,
+            trigger_reason="MeterValuePeriodic",
+            offline=False,
+            timestamp=at,
+            evse_id=1,
+            connector_id=1,
+            id_token=TOKEN,
+            id_token_type="ISO14443",
+            stopped_reason="Local" if event_type == "Ended" else None,
+            charging_state=None,
+            raw="{}",
+            samples=samples,
+        )
+
+    def events(self) -> list[TransactionEventRecord]:
+        started = self.event("Started", T0, "Begin")
+        self.flow(4_000, 0, T0)  # 16:30-17:00 charge 4 kWh at 0.30
+        middle = self.event("Updated", BOUNDARY, "Intermediate")
+        self.flow(500, 3_000, BOUNDARY)  # 17:00-17:45 import 0.5 kWh at 0.40, export 3 kWh at 0.50
+        ended = self.event("Ended", BOUNDARY + timedelta(minutes=45), "End")
+        return [started, middle, ended]
+
+
+def expected_amount() -> int:
+    milli = Decimal(4_000 * 300_000 + 500 * 400_000 - 3_000 * 500_000) / 1000
+    return int(milli.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[CsmsStore]:
+    store = await CsmsStore.open(tmp_path / "csms.sqlite")
+    yield store
+    await store.close()
+
+
+async def prepare(store: CsmsStore, session: Session) -> SettlementSetup:
+    setup = SettlementSetup(
+        operator="OP-TEST",
+        chain_id="chain-test",
+        signer=generate_key(),
+        tariff=parse_tariff(TARIFF, source="tariff.yaml"),
+        pseudonym_key=PseudonymKey(1, b"k" * 32),
+    )
+    pem = public_key_pem(session.key).decode()
+    await store.add_station(STATION, "scrypt$x", "2026-11-25T00:00:00Z", pem)
+    await store.add_token(
+        TokenRecord(TOKEN, "ISO14443", "Accepted", "ledger", None, "2026-01-01", "v1:abc")
+    )
+
+    def closer(*args: object) -> object:
+        return settle_session(setup, *args[:2], meter_key=args[2].meter_key, token=args[3])  # type: ignore[arg-type, attr-defined]
+
+    store.session_closer = closer  # type: ignore[assignment]
+    return setup
+
+
+async def test_ended_session_is_settled_once_with_its_outbox_entry(store: CsmsStore) -> None:
+    session = Session()
+    await prepare(store, session)
+    events = session.events()
+    for event in [*events, events[-1]]:  # the Ended twice
+        await store.record_transaction_event(event, format_timestamp(T0))
+    settlements = await store.list_settlements()
+    assert len(settlements) == 1
+    settled = settlements[0]
+    assert settled.status == "pending" and settled.reason is None
+    assert settled.amount == expected_amount() == -100_000  # the driver is paid
+    assert (settled.import_wh, settled.export_wh) == (4_500, 3_000)
+    assert settled.ev == "v1:abc"
+    body = json.loads(settled.body or "{}")
+    assert [i["import_wh"] for i in body["intervals"]] == [4_000, 500]
+    assert body["payment"] == "ledger" and body["transaction_id"] == "tx-42"
+    assert await store.outbox_size() == 1
+
+
+async def test_tampered_record_flags_the_session_for_review(store: CsmsStore) -> None:
+    session = Session()
+    await prepare(store, session)
+    events = session.events()
+    signed = json.loads(events[2].samples[0].signed or "{}")
+    import base64
+
+    text = base64.b64decode(signed["signedMeterData"]).decode()
+    signed["signedMeterData"] = base64.b64encode(text.replace('"RV":', '"RV": ').encode()).decode()
+    tampered = replace(
+        events[2],
+        samples=(replace(events[2].samples[0], signed=json.dumps(signed)), events[2].samples[1]),
+    )
+    for event in [events[0], events[1], tampered]:
+        await store.record_transaction_event(event, format_timestamp(T0))
+    settled = await store.settlement_for_session(STATION, "tx-42")
+    assert settled is not None and settled.status == "flagged"
+    assert settled.reason is not None and settled.reason.startswith("bad_signature")
+    assert settled.tx is None and await store.outbox_size() == 0
+
+
+async def test_missing_meter_key_is_flagged_not_settled(store: CsmsStore) -> None:
+    session = Session()
+    await prepare(store, session)
+    await store.update_station_secret(STATION, "scrypt$x", None)
+    await store._db.execute("UPDATE stations SET meter_key = NULL")
+    for event in session.events():
+        await store.record_transaction_event(event, format_timestamp(T0))
+    settled = await store.settlement_for_session(STATION, "tx-42")
+    assert settled is not None and settled.status == "flagged"
+    assert (settled.reason or "").startswith("no_meter_key")
+
+
+class Ledger:
+    """A ledger double: commits each settlement id once and answers repeats with the receipt."""
+
+    def __init__(self, fail_after_commit: int = 0) -> None:
+        self.committed: dict[bytes, LedgerReceipt] = {}
+        self.calls = 0
+        self.fail_after_commit = fail_after_commit
+
+    async def submit(self, tx: bytes) -> LedgerReceipt:
+        self.calls += 1
+        if tx not in self.committed:
+            self.committed[tx] = LedgerReceipt(len(self.committed) + 1, "ab" * 32, 0, {"h": 1})
+            if self.fail_after_commit:
+                self.fail_after_commit -= 1
+                raise ConnectionError("lost the answer")  # committed, but the CSMS never hears
+        return self.committed[tx]
+
+
+async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "csms.sqlite"
+    store = await CsmsStore.open(path)
+    session = Session()
+    await prepare(store, session)
+    for event in session.events():
+        await store.record_transaction_event(event, format_timestamp(T0))
+    await store.close()  # the CSMS stops before submitting anything
+
+    store = await CsmsStore.open(path)
+    ledger = Ledger(fail_after_commit=1)
+    clock = lambda: T0 + timedelta(hours=2)  # noqa: E731
+    worker = OutboxWorker(store, ledger, clock, retry_base=0.0)
+    assert await worker.run_once() == 0  # committed on the ledger, answer lost
+    assert await store.outbox_size() == 1
+    assert await worker.run_once() == 1  # the retry gets the existing receipt
+    assert await worker.run_once() == 0
+    assert len(ledger.committed) == 1 and ledger.calls == 2
+    settled = (await store.list_settlements())[0]
+    assert settled.status == "committed" and settled.block_height == 1
+    assert await store.outbox_size() == 0
+    await store.close()

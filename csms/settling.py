@@ -9,14 +9,14 @@ it becomes a *flagged* settlement row carrying the reason, for an operator to re
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
 from csms.evidence import check_evidence, decode_signed_meter_data, parse_public_key
 from csms.identity import PseudonymKey, RegisteredToken, ev_pseudonym
-from csms.model import MeterSample, SessionRecord, TokenRecord
+from csms.model import MeterSample, SessionRecord, StationRecord, TokenRecord
 from csms.settlement import SessionFacts, SettlementError, build_settlement, settlement_id_for
 from csms.tariffs import Tariff
 from csms.timeutil import parse_timestamp
@@ -141,3 +141,22 @@ def settle_session(
         return flag(exc.code, exc.reason, ev)
     tx = sign_tx(body, setup.signer, setup.chain_id)
     return SettlementOutcome(settlement_id, "pending", None, ev, body, tx.data)
+
+
+def session_closer(
+    setup: SettlementSetup,
+) -> Callable[
+    [SessionRecord, list[MeterSample], StationRecord | None, TokenRecord | None], SettlementOutcome
+]:
+    """The store's hook: settle an ended session with this setup."""
+
+    def close(
+        session: SessionRecord,
+        samples: list[MeterSample],
+        station: StationRecord | None,
+        token: TokenRecord | None,
+    ) -> SettlementOutcome:
+        meter_key = station.meter_key if station is not None else None
+        return settle_session(setup, session, samples, meter_key=meter_key, token=token)
+
+    return close

@@ -24,7 +24,7 @@ from chargepoint.meter import (
 from csms.identity import PseudonymKey
 from csms.model import MeterSample, TokenRecord, TransactionEventRecord
 from csms.outbox import LedgerReceipt, OutboxWorker
-from csms.settling import SettlementSetup, settle_session
+from csms.settling import SettlementSetup, session_closer
 from csms.store.sqlite import CsmsStore
 from csms.tariffs import parse_tariff
 from csms.timeutil import format_timestamp
@@ -117,10 +117,7 @@ async def prepare(store: CsmsStore, session: Session) -> SettlementSetup:
         TokenRecord(TOKEN, "ISO14443", "Accepted", "ledger", None, "2026-01-01", "v1:abc")
     )
 
-    def closer(*args: object) -> object:
-        return settle_session(setup, *args[:2], meter_key=args[2].meter_key, token=args[3])  # type: ignore[arg-type, attr-defined]
-
-    store.session_closer = closer  # type: ignore[assignment]
+    store.session_closer = session_closer(setup)
     return setup
 
 

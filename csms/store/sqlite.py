@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -588,6 +589,31 @@ class CsmsStore:
             for r in rows
             if r["imp"] is not None or r["exp"] is not None
         ]
+
+    async def active_sessions(self) -> list[SessionRecord]:
+        rows = await self._fetchall(
+            "SELECT * FROM sessions WHERE state = 'active' ORDER BY updated_at"
+        )
+        return [await self._session_from_row(row) for row in rows]
+
+    async def latest_state(
+        self, station_id: str, transaction_id: str
+    ) -> tuple[datetime, int | None] | None:
+        """The newest sample time of a session and the SoC reported then (if any)."""
+        from csms.timeutil import parse_timestamp
+
+        row = await self._fetchone(
+            "SELECT MAX(timestamp) FROM meter_samples WHERE station_id = ? AND transaction_id = ?",
+            (station_id, transaction_id),
+        )
+        if row is None or row[0] is None:
+            return None
+        soc = await self._fetchone(
+            "SELECT value FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
+            " AND measurand = 'SoC' ORDER BY timestamp DESC, id DESC LIMIT 1",
+            (station_id, transaction_id),
+        )
+        return parse_timestamp(row[0]), (int(soc[0]) if soc else None)
 
     async def transaction_events(
         self, station_id: str, transaction_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from ledger.consensus.state import TimeoutConfig
 from ledger.consensus.wire import dump
 from ledger.keys import key_id_of
 from ledger.signing import sign_vote
-from ledger.store import MemoryBlockStore
+from ledger.sqlite_store import SqliteBlockStore
+from ledger.store import BlockStore, MemoryBlockStore
 from ledger.types import Vote, VoteKind
 from tests.ledger.builders import CHAIN_ID, Net, make_net, settlement_body
 
@@ -25,7 +27,7 @@ FAST = TimeoutConfig(300, 100, 200, 100, 200, 100)
 
 
 async def start_nodes(
-    net: Net, tmp_path: Path, stores: list[MemoryBlockStore]
+    net: Net, tmp_path: Path, stores: Sequence[BlockStore]
 ) -> list[ValidatorNode]:
     nodes = [
         ValidatorNode(
@@ -150,3 +152,38 @@ async def test_double_sign_becomes_evidence_committed_in_a_later_block(tmp_path:
         assert report.state.height >= 2
     finally:
         await stop_all(nodes)
+
+
+async def test_whole_set_restarts_from_sqlite_stores_and_signer_files(tmp_path: Path) -> None:
+    net = make_net(4)
+    paths = [tmp_path / f"store{i}.sqlite" for i in range(4)]
+    stores = [await SqliteBlockStore.open(p) for p in paths]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        first = [net.csms_tx(settlement_body(f"a-{i}")) for i in range(4)]
+        await asyncio.wait_for(
+            asyncio.gather(*(n.submit(t) for n, t in zip(nodes, first, strict=True))), 30
+        )
+    finally:
+        await stop_all(nodes)
+        for store in stores:
+            await store.close()
+    heights = [n.height for n in nodes]
+    stores = [await SqliteBlockStore.open(p) for p in paths]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        assert [n.height for n in nodes] == heights  # resumed from store plus decided tip
+        second = [net.csms_tx(settlement_body(f"b-{i}")) for i in range(4)]
+        receipts = await asyncio.wait_for(
+            asyncio.gather(*(n.submit(t) for n, t in zip(nodes, second, strict=True))), 30
+        )
+        top = max(r.height for r in receipts)
+        await wait_for(lambda: all(n.height > top for n in nodes))
+        for store in stores:
+            report = await verify_store(store, net.genesis)
+            expected = {f"a-{i}" for i in range(4)} | {f"b-{i}" for i in range(4)}
+            assert set(report.state.settlements) >= expected
+    finally:
+        await stop_all(nodes)
+        for store in stores:
+            await store.close()

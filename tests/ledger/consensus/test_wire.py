@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.blocks import build_block
+from ledger.codec import block_id
+from ledger.commit import make_commit
+from ledger.consensus.mempool import Mempool
+from ledger.consensus.messages import Proposal
+from ledger.consensus.tip import Tip, load_tip, save_tip
+from ledger.consensus.wire import (
+    BlockMsg,
+    GetBlocks,
+    Message,
+    Receipt,
+    Rejected,
+    Status,
+    TxMsg,
+    dump,
+    load,
+)
+from ledger.errors import EncodingError
+from ledger.state import genesis_state
+from ledger.types import Vote, VoteKind
+from tests.ledger.builders import T0, make_net, settlement_body
+
+
+def test_every_message_round_trips() -> None:
+    net = make_net(4)
+    state0 = genesis_state(net.genesis)
+    tx = net.csms_tx(settlement_body("s-1"))
+    proposer = state0.validators.validators[0].address
+    block, _ = build_block(state0, [tx], time=T0 + 1, proposer=proposer, last_commit=None)
+    commit = make_commit(
+        chain_id=state0.chain_id, height=1, block_id=block_id(block.header), keys=net.validator_keys
+    )
+    messages: list[Message] = [
+        Proposal("c", 1, 2, b"value", b"\x01" * 32, 0, "v1", b"sig"),
+        Vote("c", 1, 2, VoteKind.PRECOMMIT, None, "v1", b"sig"),
+        Status("v1", 7),
+        GetBlocks(3),
+        BlockMsg(block, commit, final=False),
+        TxMsg(tx),
+        TxMsg(tx, submit=True),
+        Receipt(4, 1, b"\x02" * 32),
+        Rejected("DuplicateSettlementError: s-1"),
+    ]
+    for msg in messages:
+        assert load(dump(msg)) == msg
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[]",
+        "{",
+        '{"type":"nope"}',
+        '{"type":"status","address":"a","height":"1"}',
+        '{"type":"get_blocks"}',
+    ],
+)
+def test_malformed_frames_are_refused(frame: str) -> None:
+    with pytest.raises(EncodingError):
+        load(frame)
+
+
+def test_mempool_keeps_order_dedupes_and_is_bounded() -> None:
+    net = make_net(4)
+    txs = [net.csms_tx(settlement_body(f"s-{i}")) for i in range(4)]
+    pool = Mempool(max_size=3)
+    assert [pool.add(t) for t in txs] == [True, True, True, False]
+    assert not pool.add(txs[0])
+    assert pool.take(2) == txs[:2] and len(pool) == 3
+    pool.remove(txs[:1])
+    assert pool.take(5) == txs[1:3] and txs[0] not in pool
+
+
+def test_tip_file_round_trips_and_a_bad_one_is_dropped(tmp_path: Path) -> None:
+    net = make_net(4)
+    state0 = genesis_state(net.genesis)
+    proposer = state0.validators.validators[0].address
+    block, after = build_block(state0, [], time=T0 + 1, proposer=proposer, last_commit=None)
+    commit = make_commit(
+        chain_id=state0.chain_id, height=1, block_id=block_id(block.header), keys=net.validator_keys
+    )
+    path = tmp_path / "tip.json"
+    save_tip(path, Tip(block, commit, after))
+    loaded = load_tip(path, state0, None)
+    assert loaded is not None and loaded.block == block and loaded.state == after
+    weak = make_commit(
+        chain_id=state0.chain_id,
+        height=1,
+        block_id=block_id(block.header),
+        keys=net.validator_keys[:2],
+    )
+    save_tip(path, Tip(block, weak, after))
+    assert load_tip(path, state0, None) is None  # its certificate is no quorum: refetch
+    save_tip(path, None)
+    assert not path.exists() and load_tip(path, state0, None) is None

@@ -72,6 +72,14 @@ def data_transfer_handler(vendors: Mapping[str, VendorHandler]) -> Handler[Stati
     return on_data_transfer
 
 
+async def accept_data(
+    ctx: StationContext, message_id: str | None, data: str | None
+) -> dict[str, Any]:
+    """A vendor handler that logs what the station sent and accepts it."""
+    log.info("%s: DataTransfer %s accepted (%d chars)", ctx.station_id, message_id, len(data or ""))
+    return {"status": "Accepted"}
+
+
 HANDLERS: dict[str, Handler[StationContext]] = {
     "BootNotification": on_boot_notification,
     "Heartbeat": on_heartbeat,

@@ -42,6 +42,8 @@ async def store_event(services: CsmsServices, record: TransactionEventRecord) ->
 async def on_start_transaction(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
     info, token_type = await authorize_id_tag(services, payload["idTag"])
+    # Convert before an id is assigned, so a refused message leaves nothing behind.
+    started_record(ctx.station_id, 0, payload, id_token_type=token_type)
     store16 = Ocpp16Store(services.store)
     transaction_id, _ = await store16.start_transaction(
         ctx.station_id,
@@ -72,13 +74,18 @@ async def on_stop_transaction(ctx: StationContext, payload: dict[str, Any]) -> d
     token_type: str | None = None
     if id_tag is not None:
         info, token_type = await authorize_id_tag(services, id_tag)
+    connector_id = None if started is None else started.connector_id
+    # Convert before the stop is numbered, so a refused message does not mark it stopped.
+    ended_record(
+        ctx.station_id, transaction_id, 0, payload, connector_id=connector_id, id_token_type=None
+    )
     seq_no, _ = await store16.sequence_number(ctx.station_id, transaction_id, STOP_KEY)
     record = ended_record(
         ctx.station_id,
         transaction_id,
         seq_no,
         payload,
-        connector_id=None if started is None else started.connector_id,
+        connector_id=connector_id,
         id_token_type=token_type,
     )
     await store_event(services, record)

@@ -350,3 +350,22 @@ async def test_needs_with_a_zoneless_departure_time_are_refused(
             call.NotifyEVChargingNeeds(evse_id=1, charging_needs=bad), suppress=False
         )
     assert await ChargingNeedsStore(csms.store).latest(STATION, 1) is None
+
+
+async def test_201_handlers_answer_21_messages_valid_for_21(
+    csms: CsmsApp, station: Station21
+) -> None:
+    heartbeat = await station.call(call.Heartbeat())
+    assert heartbeat.current_time.endswith("Z")
+    await station.call(
+        call.MeterValues(evse_id=1, meter_value=[energy(T0, 500, 0.5, "Sample.Clock")])
+    )
+    assert await csms.store.count("meter_samples") == 2
+    await station.call(
+        call.SecurityEventNotification(type="FirmwareUpdated", timestamp=T0, tech_info="v2")
+    )
+    assert await csms.store.count("security_events") == 1
+    await station.call(
+        call.NotifyReport(request_id=1, generated_at=T0, seq_no=0, tbc=False, report_data=None)
+    )
+    assert await csms.store.count("reports") == 1

@@ -6,7 +6,6 @@ it wants, and how much it allows to be discharged.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import aiosqlite
@@ -96,7 +95,3 @@ class ChargingNeedsStore:
         return EvChargingNeeds(
             **data, available_transfer=tuple(available.split(",")) if available else ()
         )
-
-    async def raw_payload(self, station_id: str, evse_id: int) -> dict[str, object] | None:
-        latest = await self.latest(station_id, evse_id)
-        return None if latest is None else dict(json.loads(latest.raw))

@@ -101,7 +101,9 @@ async def raw_handshake(port: int, offer: str) -> tuple[int, dict[str, str]]:
         (",ocpp1.6", "ocpp1.6"),
         ("ocpp1.6, ,ocpp2.0.1", "ocpp2.0.1"),
         ("ocpp1.6 ocpp2.1", "ocpp2.1"),
+        ("OCPP1.6", "ocpp1.6"),
         ("ocpp2.0.1;", None),
+        ("ocpp1.5, ocpp2.0", None),
     ],
 )
 async def test_malformed_offers_are_accepted_over_a_real_socket(

@@ -1,0 +1,105 @@
+"""Composition roots for validators: one from its home directory, or a whole set in-process.
+
+``run_validator(home)`` is what ``v2g validator --home DIR`` runs: it reads the home's
+``config.yaml`` (``ledger.home``), opens its SQLite block store, starts the node and keeps
+links to the peers listed there until ``stop`` is set. ``start_embedded(data_dir)`` starts every
+validator of a data dir inside the current event loop (each with its own SQLite file), on
+loopback ports chosen by the system, for the one-command demo and for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger.consensus.node import NodeConfig, ValidatorNode
+from ledger.consensus.state import TimeoutConfig
+from ledger.home import load_home, load_home_genesis, load_validator_key, validator_homes
+from ledger.sqlite_store import SqliteBlockStore
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Timing knobs (the defaults suit a LAN; tests shorten them)."""
+
+    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
+    block_interval_ms: int = 1000
+    gossip_interval_ms: int = 300
+    max_block_txs: int = 500
+
+
+async def open_validator(
+    home: Path, *, tuning: Tuning | None = None, port: int | None = None
+) -> tuple[ValidatorNode, SqliteBlockStore]:
+    """Build (not start) the validator of ``home`` on its SQLite store."""
+    tuning = tuning or Tuning()
+    config = load_home(home)
+    genesis = load_home_genesis(config)
+    key = load_validator_key(config)
+    store = await SqliteBlockStore.open(config.store_path)
+    node = ValidatorNode(
+        NodeConfig(
+            genesis,
+            key,
+            home,
+            host=config.listen_host,
+            port=config.listen_port if port is None else port,
+            timeouts=tuning.timeouts,
+            block_interval_ms=tuning.block_interval_ms,
+            max_block_txs=tuning.max_block_txs,
+            gossip_interval_ms=tuning.gossip_interval_ms,
+        ),
+        store,
+    )
+    return node, store
+
+
+async def run_validator(
+    home: Path, *, tuning: Tuning | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Run the validator of ``home`` until ``stop`` is set (forever without one)."""
+    node, store = await open_validator(home, tuning=tuning)
+    try:
+        await node.start()
+        node.connect(peer.url for peer in load_home(home).peers)
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await node.stop()
+        await store.close()
+
+
+@dataclass
+class EmbeddedSet:
+    """Validators running inside this process; ``urls`` is what clients submit to."""
+
+    nodes: list[ValidatorNode]
+    stores: list[SqliteBlockStore]
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    async def stop(self) -> None:
+        for node in self.nodes:
+            await node.stop()
+        for store in self.stores:
+            await store.close()
+
+
+async def start_embedded(data_dir: Path, *, tuning: Tuning | None = None) -> EmbeddedSet:
+    """Start every validator of ``data_dir`` in this process on system-chosen loopback ports."""
+    nodes: list[ValidatorNode] = []
+    stores: list[SqliteBlockStore] = []
+    try:
+        for home in validator_homes(data_dir):
+            node, store = await open_validator(home, tuning=tuning, port=0)
+            stores.append(store)
+            await node.start()
+            nodes.append(node)
+    except BaseException:
+        await EmbeddedSet(nodes, stores).stop()
+        raise
+    for node in nodes:
+        node.connect(n.url for n in nodes)
+    return EmbeddedSet(nodes, stores)

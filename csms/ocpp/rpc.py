@@ -13,7 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from csms.errors import InternalError, NotImplementedCall, OcppCallError
+from csms.errors import (
+    InternalError,
+    NotImplementedCall,
+    OcppCallError,
+    PropertyConstraintViolation,
+)
 from csms.ocpp.frames import (
     Call,
     CallError,
@@ -30,7 +35,28 @@ from csms.ocpp.versions import OcppVersion
 log = logging.getLogger(__name__)
 
 Ctx = TypeVar("Ctx")
+# No OCPP field carries numbers beyond these; larger ones cannot be stored or priced.
+MAX_INTEGER = 2**63 - 1
+MAX_NUMBER = 1e15
 Handler = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def check_magnitudes(value: Any, path: str = "") -> None:
+    """Refuse integers outside signed 64 bits and numbers beyond 1e15 anywhere in a payload."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
+            raise PropertyConstraintViolation(f"{path or 'payload'}: integer out of range")
+    elif isinstance(value, float):
+        if not -MAX_NUMBER <= value <= MAX_NUMBER:
+            raise PropertyConstraintViolation(f"{path or 'payload'}: number out of range")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_magnitudes(item, f"{path}/{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_magnitudes(item, f"{path}/{index}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +159,7 @@ class Dispatcher(Generic[Ctx]):
                     raise NotImplementedCall(f"{call.action} is not supported by this CSMS")
                 raise NotImplementedCall(f"unknown action {call.action!r}")
             payload = self._tolerate(call, station_id)
+            check_magnitudes(payload)
             self.schemas.validate_request(call.action, payload)
             result = await handler(ctx, payload)
             if self.validate_responses:

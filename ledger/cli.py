@@ -62,7 +62,10 @@ def homes_of(data_dir: Path | None, home: Path | None) -> list[HomeConfig]:
     homes = guard(lambda: validator_homes(data_dir))
     if not homes:
         raise click.ClickException(f"{data_dir}/validators: no validator homes")
-    return [guard(lambda h=h: load_home(h)) for h in homes]  # type: ignore[misc]
+    try:
+        return [load_home(h) for h in homes]
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def echo_json(data: Any) -> None:

@@ -11,8 +11,20 @@ from csms.store.charging_needs import EvChargingNeeds
 POLICY = DispatchPolicy(export_threshold=100_000, charge_w=11_000, discharge_w=9_000)
 
 
-def needs(transfer: str = "AC_BPT", **limits: int | None) -> EvChargingNeeds:
-    return EvChargingNeeds("CS", 1, "2026-11-25T10:00:00.000Z", transfer, **limits)  # type: ignore[arg-type]
+def needs(
+    transfer: str = "AC_BPT",
+    *,
+    max_charge_w: int | None = None,
+    max_discharge_w: int | None = None,
+) -> EvChargingNeeds:
+    return EvChargingNeeds(
+        "CS",
+        1,
+        "2026-11-25T10:00:00.000Z",
+        transfer,
+        max_charge_w=max_charge_w,
+        max_discharge_w=max_discharge_w,
+    )
 
 
 @pytest.mark.parametrize(

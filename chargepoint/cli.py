@@ -150,7 +150,11 @@ def chargepoint_command(
     if exit_when_done and logging.getLogger().getEffectiveLevel() >= logging.WARNING:
         # the library warns about each CALLERROR; with --exit the one error line says it
         logging.getLogger("ocpp").setLevel(logging.ERROR)
-    code = asyncio.run(runner.run())
+    try:
+        code = asyncio.run(runner.run())
+    except KeyboardInterrupt:  # Ctrl-C: the normal way to stop a station run without --exit
+        click.echo(f"{station_id}: interrupted", err=True)
+        sys.exit(130)
     if code != 0:
         click.echo(f"v2g chargepoint: error: {runner.errors[0]}", err=True)
         sys.exit(code)

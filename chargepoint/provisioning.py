@@ -44,6 +44,7 @@ def reset(
 
 async def perform_reset(station: Station, poll: float = 0.01) -> None:
     """End every transaction (ImmediateReset), flush what can be sent, then ask for a reboot."""
+    station.reset_pending = False  # this reset supersedes a scheduled one: reboot only once
     for transaction_id in station.running_transactions():
         station.request_stop(
             transaction_id, TriggerReason.RESET_COMMAND, StoppedReason.IMMEDIATE_RESET
@@ -52,5 +53,4 @@ async def perform_reset(station: Station, poll: float = 0.01) -> None:
         await asyncio.sleep(poll)
     if station.online.is_set():
         await station.flush()
-    station.reset_pending = False
     station.reboot.set()

@@ -298,6 +298,9 @@ async def test_reset_ends_a_running_transaction_first(csms: StrictCsms) -> None:
         assert ended["eventType"] == "Ended"
         assert ended["transactionInfo"]["stoppedReason"] == "ImmediateReset"
         assert ended["triggerReason"] == "ResetCommand"
+        await asyncio.sleep(0.2)
+        assert csms.state.connections == 2  # the scheduled OnIdle reset did not reboot again
+        assert len(csms.state.of("BootNotification")) == 2
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import signal
 import socket
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,4 +198,34 @@ async def test_pending_boot_waits_silently_until_a_triggered_boot_is_accepted() 
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
+        await csms.stop()
+
+
+async def test_cli_without_exit_runs_until_interrupted() -> None:
+    csms = StrictCsms(CsmsState(passwords={"CP-STRICT-1": PASSWORD}))
+    await csms.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "v2g",
+        "chargepoint",
+        csms.url,
+        "CP-STRICT-1",
+        "--password",
+        PASSWORD,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await csms.wait_for(lambda: "StatusNotification" in csms.state.actions(), timeout=10)
+        await asyncio.sleep(0.2)
+        assert proc.returncode is None  # still running: no --exit
+        proc.send_signal(signal.SIGINT)
+        _out, err = await asyncio.wait_for(proc.communicate(), timeout=10)
+        assert proc.returncode == 130, err.decode()
+        assert b"Traceback" not in err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
         await csms.stop()

@@ -21,11 +21,8 @@ from ledger.codec import (
     header_from_dict,
     header_to_dict,
     tx_record,
-    validators_hash,
 )
-from ledger.commit import verify_commit
 from ledger.errors import (
-    BlockError,
     EncodingError,
     LedgerError,
     ProofError,
@@ -40,6 +37,14 @@ from ledger.schema import check_record
 from ledger.store import BlockStore
 from ledger.tx import CREDIT, SETTLEMENT, tx_signing_bytes
 from ledger.types import Commit, Header, Tx
+from ledger.validator_history import (
+    ValidatorChange,
+    change_from_dict,
+    change_to_dict,
+    check_certified,
+    collect_changes,
+    verify_set_at,
+)
 
 RECEIPT_TYPE = "v2g-receipt"
 RECEIPT_VERSION = 1
@@ -53,6 +58,7 @@ class Receipt:
     merkle_path: tuple[bytes, ...]
     header: Header
     commit: Commit | None
+    validator_changes: tuple[ValidatorChange, ...] = ()
 
 
 def receipt_to_dict(r: Receipt) -> dict[str, Any]:
@@ -66,6 +72,7 @@ def receipt_to_dict(r: Receipt) -> dict[str, Any]:
         "header": header_to_dict(r.header),
         "block_id": block_id(r.header).hex(),
         "commit": None if r.commit is None else commit_to_dict(r.commit),
+        "validator_changes": [change_to_dict(c) for c in r.validator_changes],
     }
 
 
@@ -81,12 +88,13 @@ def receipt_from_dict(data: Any) -> Receipt:
         "header",
         "block_id",
         "commit",
+        "validator_changes",
     )
     try:
         d = expect_fields(data, fields, "receipt")
         if d["type"] != RECEIPT_TYPE or d["version"] != RECEIPT_VERSION:
             raise ReceiptError(f"not a {RECEIPT_TYPE} version {RECEIPT_VERSION}")
-        if not isinstance(d["merkle_path"], list):
+        if not isinstance(d["merkle_path"], list) or not isinstance(d["validator_changes"], list):
             raise ReceiptError("merkle_path: expected a list")
         header = header_from_dict(d["header"])
         if from_hex(d["block_id"], field="block_id", length=32) != block_id(header):
@@ -100,6 +108,7 @@ def receipt_from_dict(data: Any) -> Receipt:
             ),
             header=header,
             commit=None if d["commit"] is None else commit_from_dict(d["commit"]),
+            validator_changes=tuple(change_from_dict(c) for c in d["validator_changes"]),
         )
     except EncodingError as exc:
         raise ReceiptError(f"malformed receipt: {exc}") from exc
@@ -122,6 +131,7 @@ async def build_receipt(store: BlockStore, settlement_id: str) -> Receipt:
         merkle_path=tuple(inclusion_proof(leaves, index)),
         header=stored.block.header,
         commit=stored.commit,
+        validator_changes=await collect_changes(store, height - 2),
     )
 
 
@@ -151,7 +161,8 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> None:
 
     Checks the settlement's schema, amount rule and (when the signer is a genesis key)
     its signature; its Merkle path to the header's tx root; and the block's commit
-    certificate against the genesis validator set (or the PoW target).
+    certificate against the genesis validator set, changed by the validator changes the
+    receipt carries (or the PoW target).
     """
     header = receipt.header
     if header.chain_id != genesis.chain_id:
@@ -177,16 +188,10 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> None:
         if leading_zero_bits(bid) < genesis.pow_bits:
             raise ReceiptError(f"block id does not meet the {genesis.pow_bits}-bit PoW target")
         return
-    if header.validators_hash != validators_hash(genesis.validators):
-        raise ReceiptError(
-            "the block was signed by a validator set other than genesis's: verify it with the chain"
-        )
-    commit = receipt.commit
-    if commit is None:
-        raise ReceiptError("no commit certificate")
-    if commit.height != header.height or commit.block_id != bid:
-        raise ReceiptError("the commit certificate is for another block")
-    try:
-        verify_commit(commit, genesis.validators, genesis.chain_id)
-    except BlockError as exc:
-        raise ReceiptError(f"commit certificate: {exc}") from exc
+    vset = verify_set_at(
+        genesis.validators,
+        receipt.validator_changes,
+        chain_id=genesis.chain_id,
+        header=header,
+    )
+    check_certified(vset, header, receipt.commit, genesis.chain_id)

@@ -98,7 +98,7 @@ def _list(value: Any, where: str, *, min_size: int = 0) -> list[Any]:
 
 def _header(record: Mapping[str, Any], kind: str, fields: tuple[str, ...]) -> None:
     _fields(record, fields, kind)
-    if record["schema"] != SCHEMA_VERSION or isinstance(record["schema"], bool):
+    if _int(record["schema"], f"{kind}.schema") != SCHEMA_VERSION:
         raise SchemaError(f"{kind}.schema", expected=SCHEMA_VERSION, received=record["schema"])
     if "signer" in fields:
         _str(record["signer"], f"{kind}.signer")

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.errors import SchemaError
+from ledger.schema import SETTLEMENT_FIELDS, check_record
+from ledger.tx import key_authorisation_body, topup_body, validator_update_body
+from tests.ledger.builders import settlement_body
+
+SIGNED = {"signer": "k", "sig": "00" * 64}
+
+
+def signed(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, **SIGNED}
+
+
+def test_valid_records_pass() -> None:
+    assert check_record(signed(settlement_body())) == "settlement"
+    assert check_record(signed(settlement_body(kind="credit", corrects="s-0"))) == "credit"
+    assert check_record(signed(topup_body(topup_id="t", account="a", amount=1))) == "topup"
+    body = validator_update_body(update_id="u", changes=[(b"\x01" * 32, 0)])
+    assert check_record(signed(body)) == "validator_update"
+    body = key_authorisation_body(update_id="u", public_key=b"\x01" * 32, authorised=False)
+    assert check_record(signed(body)) == "key_authorisation"
+
+
+@given(st.sampled_from(SETTLEMENT_FIELDS))
+def test_any_missing_field_is_a_schema_error(name: str) -> None:
+    record = signed(settlement_body())
+    del record[name]
+    with pytest.raises(SchemaError):
+        check_record(record)
+
+
+def _int_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _int_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _int_paths(v, (*path, i))]
+    return []
+
+
+INT_PATHS = _int_paths(signed(settlement_body()))
+
+
+@given(st.sampled_from(INT_PATHS), st.sampled_from(["1", 1.0, True, None, [1]]))
+def test_every_integer_must_be_an_integer(path: tuple[Any, ...], bad: Any) -> None:
+    record = copy.deepcopy(signed(settlement_body()))
+    target = record
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = bad
+    with pytest.raises(SchemaError):
+        check_record(record)
+
+
+def test_unknown_type_and_credit_without_corrects() -> None:
+    with pytest.raises(SchemaError, match="unknown"):
+        check_record({"type": "mint"})
+    credit = signed(settlement_body(kind="credit"))
+    with pytest.raises(SchemaError):
+        check_record(credit)

@@ -220,8 +220,11 @@ class ValidatorNode:
 
     async def _step(self, event: Event) -> None:
         assert self._ctx is not None and self._state is not None and self._app is not None
-        if isinstance(event, NewHeight) and event.height != self._app.state.height + 1:
-            return  # a stale start: a caught-up block moved the height meanwhile
+        if isinstance(event, NewHeight):
+            if event.height != self._app.state.height + 1:
+                return  # a stale start: a caught-up block moved the height meanwhile
+            if event.height == self._state.height and not self._state.decided:
+                return  # already running this height: never reset its rounds and locks
         self._state, outputs = step(self._ctx, self._state, event)
         for out in outputs:
             await self._act(out)
@@ -284,8 +287,10 @@ class ValidatorNode:
             await self._store(block, msg.commit, after)
             if tip is not None and tip.block.header.height <= block.header.height:
                 self._set_tip(None)
-        elif tip is None or tip.block.header.height != block.header.height:
+        elif tip is None:
             self._set_tip(Tip(block, msg.commit, after))
+        else:
+            return  # the same decided tip we hold (agreement): nothing new
         self._sync_app()
         self._finish(block, start_now=True)
 

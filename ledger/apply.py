@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import encode
-from ledger.codec import block_id, tx_record
-from ledger.errors import EncodingError, SchemaError, TxError
+from ledger.codec import block_id
+from ledger.errors import SchemaError, TxError
 from ledger.keys import key_id
 from ledger.layered import Overlay, OverlaySet
 from ledger.state import SettledRef, State, derive_map, derive_set, frozen_map
@@ -29,7 +29,7 @@ from ledger.tx import (
     operator_account,
 )
 from ledger.types import Block, Tx, ValidatorSet
-from ledger.validation import evidence_id, updated_validators, validate_record
+from ledger.validation import decode_tx, evidence_id, updated_validators, validate_record
 
 
 @dataclass(slots=True)
@@ -115,14 +115,6 @@ def apply_record(work: WorkingState, record: Mapping[str, Any], height: int) -> 
         raise SchemaError(f"unknown transaction type {kind!r}")
     work.used_ids.add(used)
     work.added.append([kind, used])
-
-
-def decode_tx(tx: Tx) -> dict[str, Any]:
-    """A transaction's record; bytes that are not canonical JSON are a schema error."""
-    try:
-        return tx_record(tx)
-    except EncodingError as exc:
-        raise SchemaError(f"transaction: {exc}") from exc
 
 
 def apply_txs(state: State, txs: tuple[Tx, ...], *, time: int, block_hash: bytes) -> State:

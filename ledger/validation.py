@@ -48,6 +48,8 @@ from ledger.tx import (
 )
 from ledger.types import Tx, Validator, ValidatorSet
 
+MAX_TX_BYTES = 64 * 1024  # a settlement is ~1 KiB; this bounds what one tx can cost
+
 
 class LedgerView(Protocol):
     """The parts of the state validation reads (``State`` and the block builder's copy)."""
@@ -286,14 +288,20 @@ def validate_record(record: Mapping[str, Any], view: LedgerView, *, height: int)
     return kind
 
 
-def validate_tx(tx: Tx, state: State) -> dict[str, Any]:
-    """Check a transaction for inclusion in the next block after ``state``; return its record.
-
-    Encoding problems are reported as ``SchemaError`` like any other malformed record.
-    """
+def decode_tx(tx: Tx) -> dict[str, Any]:
+    """A transaction's record; oversized or non-canonical bytes are a ``SchemaError``."""
+    if len(tx.data) > MAX_TX_BYTES:
+        raise SchemaError(
+            "transaction too large", expected=f"<= {MAX_TX_BYTES} bytes", received=len(tx.data)
+        )
     try:
-        record = tx_record(tx)
+        return tx_record(tx)
     except EncodingError as exc:
         raise SchemaError(f"transaction: {exc}") from exc
+
+
+def validate_tx(tx: Tx, state: State) -> dict[str, Any]:
+    """Check a transaction for inclusion in the next block after ``state``; return its record."""
+    record = decode_tx(tx)
     validate_record(record, state, height=state.height + 1)
     return record

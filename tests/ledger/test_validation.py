@@ -304,3 +304,11 @@ def test_non_canonical_bytes_are_a_schema_error() -> None:
     tx = net.csms_tx(settlement_body())
     with pytest.raises(SchemaError):
         validate_tx(Tx(tx.data.replace(b",", b", ", 1)), net.state)
+
+
+def test_oversized_transactions_are_a_schema_error() -> None:
+    net = make_net()
+    body = settlement_body()
+    body["evidence"]["records"] = [{"nature": "End", "sha256": "ab" * 32}] * 2000
+    with pytest.raises(SchemaError, match="too large"):
+        validate_tx(net.csms_tx(body), net.state)

@@ -187,7 +187,8 @@ class _Walker:
     def _string(
         self, value: Any, schema: dict[str, Any], path: str, name: str, required: bool
     ) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        plain = "enum" not in schema and "format" not in schema
+        if plain and isinstance(value, (int, float)) and not isinstance(value, bool):
             text = str(value)
             self.note("string_from_number", path, value, text)
             value = text

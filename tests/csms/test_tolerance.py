@@ -381,3 +381,19 @@ async def test_required_enum_outside_the_spec_stays_an_error_when_tolerant(
     assert answer[0] == 4 and answer[2] == "PropertyConstraintViolation"
     assert await csms.store.connector_statuses(STATION) == {}
     await client.ws.close()
+
+
+def test_numbers_become_strings_only_in_plain_text_fields() -> None:
+    payload = {
+        "timestamp": 187876,
+        "connectorStatus": 3,
+        "evseId": 1,
+        "connectorId": 1,
+    }
+    fixed, deviations = tolerate(payload, schema("StatusNotification"))
+    assert fixed["timestamp"] == 187876 and fixed["connectorStatus"] == 3
+    assert deviations == []
+    boot = {"chargingStation": {"model": 42, "vendorName": "V"}, "reason": "PowerUp"}
+    fixed, deviations = tolerate(boot, schema("BootNotification"))
+    assert fixed["chargingStation"]["model"] == "42"
+    assert kinds(deviations) == ["string_from_number"]

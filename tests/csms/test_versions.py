@@ -8,7 +8,15 @@ import json
 import pytest
 
 from csms.app import CsmsApp
-from csms.ocpp.versions import OCPP16, OCPP21, OCPP201, SUPPORTED, parse_offer, select_version
+from csms.ocpp.versions import (
+    OCPP16,
+    OCPP21,
+    OCPP201,
+    SUPPORTED,
+    OcppVersion,
+    parse_offer,
+    select_version,
+)
 from tests.csms.conftest import PASSWORD, STATION, auth_header, open_client
 
 
@@ -176,3 +184,58 @@ async def test_callerror_codes_use_the_negotiated_spelling(
     answer = await client.recv_json()
     assert answer[:3] == [4, "a", code]
     await client.ws.close()
+
+
+# The RPC error codes each version's OCPP-J specification defines.
+CODES_16 = {
+    "NotImplemented",
+    "NotSupported",
+    "InternalError",
+    "ProtocolError",
+    "SecurityError",
+    "FormationViolation",
+    "PropertyConstraintViolation",
+    "OccurenceConstraintViolation",
+    "TypeConstraintViolation",
+    "GenericError",
+}
+CODES_2X = {
+    "FormatViolation",
+    "GenericError",
+    "InternalError",
+    "MessageTypeNotSupported",
+    "NotImplemented",
+    "NotSupported",
+    "PropertyConstraintViolation",
+    "ProtocolError",
+    "RpcFrameworkError",
+    "SecurityError",
+    "TypeConstraintViolation",
+}
+
+
+def _call_error_classes(base: type) -> list[type]:
+    found = []
+    for sub in base.__subclasses__():
+        found.append(sub)
+        found.extend(_call_error_classes(sub))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("version", "allowed"),
+    [
+        (OCPP16, CODES_16),
+        (OCPP201, CODES_2X | {"OccurenceConstraintViolation"}),
+        (OCPP21, CODES_2X | {"OccurrenceConstraintViolation"}),
+    ],
+)
+def test_every_error_the_csms_raises_has_a_code_of_the_version(
+    version: OcppVersion, allowed: set[str]
+) -> None:
+    from csms.errors import OcppCallError
+
+    codes = {cls.code for cls in [OcppCallError, *_call_error_classes(OcppCallError)]}
+    assert len(codes) >= 12
+    for code in codes:
+        assert version.error_code(code) in allowed, (version.subprotocol, code)

@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -155,7 +156,7 @@ def parse_meter_values_16(meter_values: list[dict[str, Any]]) -> tuple[MeterSamp
 
 
 def _sample(
-    timestamp: Any,
+    timestamp: datetime,
     sampled: dict[str, Any],
     measurand: str,
     value: int,

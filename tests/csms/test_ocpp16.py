@@ -313,6 +313,8 @@ async def test_operations_a_16_station_lacks_are_refused_before_sending(
         await service.get_variables(STATION, [VariableRef("OCPPCommCtrlr", "HeartbeatInterval")])
     with pytest.raises(ValueError, match="NotifyAllowedEnergyTransfer"):
         await service.notify_allowed_energy_transfer(STATION, "41", ["AC_BPT"])
+    with pytest.raises(ValueError, match="transactionId"):
+        await service.request_stop_transaction(STATION, "tx-from-elsewhere")
     with pytest.raises(ValueError, match="one EVSE"):
         await service.reset(STATION, evse_id=1)
     with pytest.raises(ValueError, match="discharge"):

@@ -130,8 +130,12 @@ def test_scalars_of_the_wrong_json_type_are_converted_when_unambiguous() -> None
 
 def test_signed_meter_data_is_never_truncated() -> None:
     payload = transaction_event("Started", 0, import_wh=1)
-    signed = {"signedMeterData": "A" * 3000, "signingMethod": "", "encodingMethod": "OCMF",
-              "publicKey": ""}  # fmt: skip
+    signed = {
+        "signedMeterData": "A" * 3000,
+        "signingMethod": "",
+        "encodingMethod": "OCMF",
+        "publicKey": "",
+    }
     payload["meterValue"][0]["sampledValue"][0]["signedMeterValue"] = signed
     fixed, deviations = tolerate(payload, schema("TransactionEvent"))
     assert fixed["meterValue"][0]["sampledValue"][0]["signedMeterValue"] == signed

@@ -2,7 +2,9 @@
 
 This is the single place where exceptions become CALLERRORs (STYLE.md rule 6): an
 ``OcppCallError`` keeps its code, anything else becomes InternalError with its cause in the
-details, and never a traceback on the wire.
+details, and never a traceback on the wire. It is also the one place where a station's
+tolerance applies (``csms.ocpp.tolerance``): a request is repaired (tolerant) or checked
+(strict) before schema validation, and every repair is logged and counted in ``deviations``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Tendermint BFT consensus (arXiv:1807.04938) for the validator set.
 
-``core.step`` is the pure state machine; ``proposer`` picks proposers by weighted round-robin;
-``privval`` is the crash-safe signer; ``evidence`` keeps double-sign evidence.
+Pure parts: ``core.step`` (the state machine), ``proposer`` (weighted round-robin),
+``votes`` (stake-weighted tallies), ``messages``/``state`` (its vocabulary), ``evidence``.
+Crash safety: ``privval`` (the signer that persists before it signs), ``tip`` (the decided
+block not yet stored). Around them: ``app`` (the ledger as consensus values), ``node`` (the
+asyncio validator), ``peers``/``wire`` (websocket links and frames), ``mempool``, ``client``
+(submit a transaction, get a receipt) and ``runner`` (composition roots).
 """

@@ -401,3 +401,55 @@ def test_numbers_become_strings_only_in_plain_text_fields() -> None:
     fixed, deviations = tolerate(boot, schema("BootNotification"))
     assert fixed["chargingStation"]["model"] == "42"
     assert kinds(deviations) == ["string_from_number"]
+
+
+# -- the same habits from an OCPP 1.6J station --------------------------------------------
+
+BOOT_16 = {
+    "chargePointVendor": "Vendor",
+    "chargePointModel": "Model",
+    "chargePointSerialNumber": "S" * 40,
+}
+STATUS_16 = {"connectorId": 1, "errorCode": "noError", "status": "available"}
+METER_16 = {
+    "connectorId": 1,
+    "meterValue": [
+        {
+            "timestamp": "2026-11-25T10:00:00",
+            "sampledValue": [
+                {"value": "1.5", "unit": "kwh", "measurand": "Energy.Active.Import.Register"}
+            ],
+        }
+    ],
+}
+CODES_16 = {
+    "PropertyConstraintViolation",
+    "TypeConstraintViolation",
+    "OccurenceConstraintViolation",
+    "FormationViolation",
+}
+
+
+@pytest.mark.parametrize("tolerance", ["strict", "tolerant"])
+async def test_habits_of_a_16_station(csms: CsmsApp, tolerance: str) -> None:
+    await csms.store.set_tolerance(STATION, tolerance)
+    client = await open_client(csms, subprotocols=["ocpp1.6"])
+    answers = [
+        await client.call("BootNotification", BOOT_16),
+        await client.call("StatusNotification", STATUS_16),
+        await client.call("MeterValues", METER_16),
+    ]
+    await client.ws.close()
+    station = await csms.store.get_station(STATION)
+    assert station is not None
+    if tolerance == "strict":
+        assert [a[0] for a in answers] == [4, 4, 4]
+        assert {a[2] for a in answers} <= CODES_16  # spelled the 1.6 way
+        assert station.serial_number is None
+        assert await csms.store.connector_statuses(STATION) == {}
+        return
+    assert [a[0] for a in answers] == [3, 3, 3], answers
+    assert answers[0][2]["status"] == "Accepted"
+    assert station.serial_number == "S" * 25
+    assert await csms.store.connector_statuses(STATION) == {(1, 1): "Available"}
+    assert csms.server.tolerated[STATION] == {"truncated": 1, "enum": 3, "timezone": 1}

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
+from ledger.blocks import build_block
 from ledger.chain import verify_store
-from ledger.codec import tx_hash, tx_record
+from ledger.codec import block_id, tx_hash, tx_record
+from ledger.commit import make_commit
 from ledger.consensus.client import submit_tx
 from ledger.consensus.errors import SubmitRejected
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.state import TimeoutConfig
-from ledger.consensus.wire import dump
-from ledger.keys import key_id_of
+from ledger.consensus.wire import BlockMsg, dump
+from ledger.keys import generate_key, key_id_of
 from ledger.signing import sign_vote
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.store import BlockStore, MemoryBlockStore
@@ -187,3 +190,68 @@ async def test_whole_set_restarts_from_sqlite_stores_and_signer_files(tmp_path: 
         await stop_all(nodes)
         for store in stores:
             await store.close()
+
+
+async def test_client_fails_over_and_forged_blocks_are_refused(tmp_path: Path) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        dead = free_url()
+        receipt = await submit_tx(
+            [dead, nodes[0].url], net.csms_tx(settlement_body("f-1")), timeout_s=5
+        )
+        assert receipt.height >= 1
+        # A block for the next height whose certificate only 2 of 4 validators signed.
+        state = (await verify_store(stores[1], net.genesis)).state
+        top = await stores[1].height()
+        last = await stores[1].get(top)
+        block, _ = build_block(
+            state,
+            [net.csms_tx(settlement_body("forged"))],
+            time=state.time + 1,
+            proposer=state.validators.validators[0].address,
+            last_commit=last.commit if last is not None else None,
+        )
+        weak = make_commit(
+            chain_id=CHAIN_ID,
+            height=block.header.height,
+            block_id=block_id(block.header),
+            keys=net.validator_keys[:2],
+        )
+        lagging = ValidatorNode(
+            NodeConfig(net.genesis, generate_key(), tmp_path / "observer", timeouts=FAST),
+            MemoryBlockStore(),
+        )
+        await lagging.start()
+        try:
+            async with connect(lagging.url) as ws:
+                for h in range(1, top + 1):
+                    stored = await stores[1].get(h)
+                    assert stored is not None and stored.commit is not None
+                    await ws.send(dump(BlockMsg(stored.block, stored.commit)))
+                await ws.send(dump(BlockMsg(block, weak)))
+            await wait_for(lambda: lagging.height >= top)
+            await asyncio.sleep(0.3)
+            assert await lagging.store.height() == top  # the forged block was not stored
+            assert lagging.height == top
+            # Control: the very same block with a quorum certificate is taken.
+            full = make_commit(
+                chain_id=CHAIN_ID,
+                height=block.header.height,
+                block_id=block_id(block.header),
+                keys=net.validator_keys[:3],
+            )
+            async with connect(lagging.url) as ws:
+                await ws.send(dump(BlockMsg(block, full)))
+            await wait_for(lambda: lagging.height == top + 1)
+        finally:
+            await lagging.stop()
+    finally:
+        await stop_all(nodes)
+
+
+def free_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"ws://127.0.0.1:{s.getsockname()[1]}"

@@ -69,13 +69,14 @@ class ChargingNeedsStore:
     """The ``ev_charging_needs`` table on the CSMS's one writer connection."""
 
     def __init__(self, store: CsmsStore) -> None:
-        self._db: aiosqlite.Connection = store._db
+        self._store = store
+        self._db: aiosqlite.Connection = store._db  # reads only; writes go through the store
 
     async def record(self, needs: EvChargingNeeds) -> None:
         values = [getattr(needs, name) for name in _COLUMNS]
         values[_COLUMNS.index("available_transfer")] = ",".join(needs.available_transfer) or None
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        await self._db.execute(
+        await self._store.execute_write(
             f"INSERT INTO ev_charging_needs ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
             tuple(values),
         )

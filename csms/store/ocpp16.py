@@ -44,7 +44,8 @@ class Ocpp16Store:
     """1.6 tables on the CSMS's one writer connection (STYLE.md rule 9)."""
 
     def __init__(self, store: CsmsStore) -> None:
-        self._db: aiosqlite.Connection = store._db
+        self._store = store
+        self._db: aiosqlite.Connection = store._db  # reads only; writes go through the store
 
     async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> aiosqlite.Row | None:
         async with self._db.execute(sql, params) as cursor:
@@ -66,13 +67,13 @@ class Ocpp16Store:
         A resent StartTransaction (same station, connector, idTag, timestamp and meterStart)
         gets the id it was given the first time.
         """
-        cursor = await self._db.execute(
+        rowcount = await self._store.execute_write(
             "INSERT INTO ocpp16_transactions (station_id, connector_id, id_tag, meter_start,"
             " started_at, reservation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (station_id, connector_id, id_tag, started_at, meter_start) DO NOTHING",
             (station_id, connector_id, id_tag, meter_start, started_at, reservation_id, created_at),
         )
-        is_new = cursor.rowcount > 0
+        is_new = rowcount > 0
         row = await self._fetchone(
             "SELECT transaction_id FROM ocpp16_transactions WHERE station_id = ?"
             " AND connector_id = ? AND id_tag = ? AND started_at = ? AND meter_start = ?",
@@ -112,19 +113,19 @@ class Ocpp16Store:
         time it is seen and the same number on every resend.
         """
         if event_key == START_KEY:
-            cursor = await self._db.execute(
+            rowcount = await self._store.execute_write(
                 "INSERT OR IGNORE INTO ocpp16_event_keys (station_id, transaction_id, event_key,"
                 " seq_no) VALUES (?, ?, ?, 0)",
                 (station_id, transaction_id, event_key),
             )
         else:
-            cursor = await self._db.execute(
+            rowcount = await self._store.execute_write(
                 "INSERT OR IGNORE INTO ocpp16_event_keys (station_id, transaction_id, event_key,"
                 " seq_no) VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq_no), 0) + 1"
                 " FROM ocpp16_event_keys WHERE station_id = ? AND transaction_id = ?))",
                 (station_id, transaction_id, event_key, station_id, transaction_id),
             )
-        is_new = cursor.rowcount > 0
+        is_new = rowcount > 0
         row = await self._fetchone(
             "SELECT seq_no FROM ocpp16_event_keys WHERE station_id = ? AND transaction_id = ?"
             " AND event_key = ?",

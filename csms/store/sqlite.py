@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,26 @@ class CsmsStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self.session_closer: SessionCloser | None = None
+        # One writer connection shared by every coroutine: units of work must not interleave.
+        self.write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One unit of work: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), serialised."""
+        async with self.write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def execute_write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """A single-statement write, serialised with units of work; returns the row count."""
+        async with self.write_lock:
+            cursor = await self._db.execute(sql, params)
+            return int(cursor.rowcount)
 
     @classmethod
     async def open(cls, path: Path | str) -> CsmsStore:
@@ -77,15 +99,10 @@ class CsmsStore:
             if version <= current:
                 continue
             statements = [s.strip() for s in script.split(";") if s.strip()]
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with self.transaction():
                 for statement in statements:
                     await self._db.execute(statement)
                 await self._db.execute("INSERT INTO schema_version VALUES (?)", (version,))
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
 
     async def schema_version(self) -> int:
         async with self._db.execute("SELECT MAX(version) FROM schema_version") as cursor:
@@ -106,7 +123,7 @@ class CsmsStore:
         self, station_id: str, password_hash: str, created_at: str, meter_key: str | None = None
     ) -> None:
         try:
-            await self._db.execute(
+            await self.execute_write(
                 "INSERT INTO stations (station_id, password_hash, meter_key, created_at)"
                 " VALUES (?, ?, ?, ?)",
                 (station_id, password_hash, meter_key, created_at),
@@ -117,15 +134,17 @@ class CsmsStore:
     async def update_station_secret(
         self, station_id: str, password_hash: str, meter_key: str | None
     ) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "UPDATE stations SET password_hash = ?, meter_key = COALESCE(?, meter_key)"
             " WHERE station_id = ?",
             (password_hash, meter_key, station_id),
         )
 
     async def remove_station(self, station_id: str) -> bool:
-        cursor = await self._db.execute("DELETE FROM stations WHERE station_id = ?", (station_id,))
-        return cursor.rowcount > 0
+        rowcount = await self.execute_write(
+            "DELETE FROM stations WHERE station_id = ?", (station_id,)
+        )
+        return rowcount > 0
 
     async def get_station(self, station_id: str) -> StationRecord | None:
         row = await self._fetchone("SELECT * FROM stations WHERE station_id = ?", (station_id,))
@@ -145,21 +164,21 @@ class CsmsStore:
         firmware: str | None,
         at: str,
     ) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "UPDATE stations SET vendor = ?, model = ?, serial_number = ?, firmware = ?,"
             " last_boot_at = ?, last_seen_at = ? WHERE station_id = ?",
             (vendor, model, serial_number, firmware, at, at, station_id),
         )
 
     async def touch_station(self, station_id: str, at: str) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "UPDATE stations SET last_seen_at = ? WHERE station_id = ?", (at, station_id)
         )
 
     async def log_connection(
         self, station_id: str, event: str, at: str, detail: str | None = None
     ) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "INSERT INTO connections_log (station_id, event, at, detail) VALUES (?, ?, ?, ?)",
             (station_id, event, at, detail),
         )
@@ -174,7 +193,7 @@ class CsmsStore:
     async def set_connector_status(
         self, station_id: str, evse_id: int, connector_id: int, status: str, at: str
     ) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "INSERT INTO connector_status (station_id, evse_id, connector_id, status, at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id, evse_id, connector_id)"
             " DO UPDATE SET status = excluded.status, at = excluded.at",
@@ -211,7 +230,7 @@ class CsmsStore:
 
     async def add_token(self, token: TokenRecord) -> None:
         try:
-            await self._db.execute(
+            await self.execute_write(
                 "INSERT INTO id_tokens (id_token, type, status, payment, expires_at, created_at,"
                 " pseudonym, personal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -242,12 +261,14 @@ class CsmsStore:
 
     async def remove_token(self, id_token: str, token_type: str | None = None) -> int:
         if token_type is None:
-            cursor = await self._db.execute("DELETE FROM id_tokens WHERE id_token = ?", (id_token,))
+            rowcount = await self.execute_write(
+                "DELETE FROM id_tokens WHERE id_token = ?", (id_token,)
+            )
         else:
-            cursor = await self._db.execute(
+            rowcount = await self.execute_write(
                 "DELETE FROM id_tokens WHERE id_token = ? AND type = ?", (id_token, token_type)
             )
-        return cursor.rowcount
+        return rowcount
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -256,8 +277,7 @@ class CsmsStore:
     ) -> bool:
         """Store an event and fold it into its session, once: False for a duplicate seqNo."""
         db = self._db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction():
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO transaction_events (station_id, transaction_id, seq_no,"
                 " event_type, trigger_reason, offline, timestamp, received_at, raw)"
@@ -275,8 +295,7 @@ class CsmsStore:
                 ),
             )
             if cursor.rowcount == 0:
-                await db.execute("ROLLBACK")
-                return False
+                return False  # a duplicate: nothing else to do, the empty unit commits
             await self._fold_into_session(event, received_at)
             await self._insert_samples(
                 event.station_id,
@@ -287,10 +306,6 @@ class CsmsStore:
             )
             if event.event_type == "Ended" and self.session_closer is not None:
                 await self._close_session(event.station_id, event.transaction_id, received_at)
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
         return True
 
     async def _fold_into_session(self, event: TransactionEventRecord, received_at: str) -> None:
@@ -449,13 +464,8 @@ class CsmsStore:
         self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str
     ) -> None:
         """A correction (credit record) referencing a settlement, queued like any settlement."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction():
             await self._insert_settlement(station_id, transaction_id, outcome, at)
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
 
     async def outbox_due(self, now: str, limit: int = 100) -> list[SettlementRecord]:
         rows = await self._fetchall(
@@ -480,32 +490,22 @@ class CsmsStore:
         receipt: str,
     ) -> None:
         """Record the ledger's receipt and take the settlement off the outbox, atomically."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction():
             await self._db.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
                 " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
                 (at, block_height, block_hash, tx_index, receipt, settlement_id),
             )
             await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
 
     async def mark_rejected(self, settlement_id: str, reason: str) -> None:
         """The ledger refused the transaction for good: off the outbox, reason kept for review."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction():
             await self._db.execute(
                 "UPDATE settlements SET status = 'rejected', reason = ? WHERE settlement_id = ?",
                 (reason, settlement_id),
             )
             await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
 
     async def outbox_attempts(self, settlement_id: str) -> int:
         row = await self._fetchone(
@@ -514,7 +514,7 @@ class CsmsStore:
         return int(row[0]) if row else 0
 
     async def retry_later(self, settlement_id: str, error: str, next_attempt_at: str) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
             " WHERE settlement_id = ?",
             (error, next_attempt_at, settlement_id),
@@ -524,13 +524,8 @@ class CsmsStore:
         self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...]
     ) -> None:
         """MeterValues outside a transaction (or not tied to one): kept for the station."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction():
             await self._insert_samples(station_id, None, evse_id, None, samples)
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
 
     async def get_session(self, station_id: str, transaction_id: str) -> SessionRecord | None:
         row = await self._fetchone(
@@ -660,7 +655,7 @@ class CsmsStore:
     async def record_report(
         self, station_id: str, request_id: int, seq_no: int, generated_at: str, raw: str
     ) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "INSERT OR IGNORE INTO reports (station_id, request_id, seq_no, generated_at, raw)"
             " VALUES (?, ?, ?, ?, ?)",
             (station_id, request_id, seq_no, generated_at, raw),
@@ -669,7 +664,7 @@ class CsmsStore:
     async def record_security_event(
         self, station_id: str, event_type: str, timestamp: str, tech_info: str | None
     ) -> None:
-        await self._db.execute(
+        await self.execute_write(
             "INSERT INTO security_events (station_id, type, timestamp, tech_info)"
             " VALUES (?, ?, ?, ?)",
             (station_id, event_type, timestamp, tech_info),

@@ -1,0 +1,50 @@
+"""The one writer connection serialises units of work from concurrent stations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from csms.model import MeterSample, TransactionEventRecord
+from csms.store.sqlite import CsmsStore
+
+
+def event(station: str, seq_no: int, event_type: str) -> TransactionEventRecord:
+    at = datetime(2026, 11, 25, 10, seq_no, tzinfo=UTC)
+    return TransactionEventRecord(
+        station_id=station,
+        transaction_id="tx",
+        seq_no=seq_no,
+        event_type=event_type,
+        trigger_reason="MeterValuePeriodic",
+        offline=False,
+        timestamp=at,
+        evse_id=1,
+        connector_id=1,
+        id_token=None,
+        id_token_type=None,
+        stopped_reason=None,
+        charging_state=None,
+        raw="{}",
+        samples=(MeterSample(at, "Energy.Active.Import.Register", 1000 * seq_no, "Wh"),),
+    )
+
+
+async def test_concurrent_units_of_work_all_land(tmp_path: Path) -> None:
+    store = await CsmsStore.open(tmp_path / "csms.sqlite")
+    stations = [f"CS-{i}" for i in range(20)]
+    kinds = ["Started", "Updated", "Updated", "Ended"]
+    results = await asyncio.gather(
+        *(
+            store.record_transaction_event(event(s, n, kind), "2026-11-25T10:00:00Z")
+            for n, kind in enumerate(kinds)
+            for s in stations
+        ),
+        *(store.log_connection(s, "connected", "2026-11-25T10:00:00Z") for s in stations),
+    )
+    assert all(result is not False for result in results)
+    sessions = await store.list_sessions()
+    assert len(sessions) == 20
+    assert {(s.state, s.event_count, s.import_wh) for s in sessions} == {("ended", 4, 3000)}
+    await store.close()

@@ -29,6 +29,12 @@ class Tuning:
     max_block_txs: int = 500
 
 
+def validator_urls(data_dir: Path) -> list[str]:
+    """Where the validators of a data dir listen (for clients started with a data dir)."""
+    configs = [load_home(home) for home in validator_homes(data_dir)]
+    return [f"ws://{c.listen_host}:{c.listen_port}" for c in configs]
+
+
 async def open_validator(
     home: Path, *, tuning: Tuning | None = None, port: int | None = None
 ) -> tuple[ValidatorNode, SqliteBlockStore]:

@@ -15,7 +15,7 @@ import yaml
 
 from ledger.chain import verify_store
 from ledger.consensus.client import submit_tx
-from ledger.consensus.runner import Tuning, start_embedded
+from ledger.consensus.runner import Tuning, start_embedded, validator_urls
 from ledger.consensus.state import TimeoutConfig
 from ledger.genesis import load_genesis
 from ledger.home import init_data_dir, load_home, validator_homes
@@ -131,6 +131,7 @@ async def test_four_processes_kill_one_while_settlements_flow(tmp_path: Path) ->
     five Python processes."""
     init(tmp_path)
     urls = use_ports(tmp_path, free_ports(4))
+    assert validator_urls(tmp_path) == urls
     homes = validator_homes(tmp_path)
     csms = read_key_file(tmp_path / "keys" / "csms.key")
     procs = [spawn(h) for h in homes]

@@ -192,4 +192,13 @@ MIGRATIONS: list[str] = [
         tolerance   TEXT NOT NULL DEFAULT 'strict' CHECK (tolerance IN ('strict', 'tolerant'))
     );
     """,
+    # operators and auditors of the review API and dashboard (passwords as scrypt hashes)
+    """
+    CREATE TABLE operators (
+        name           TEXT PRIMARY KEY,
+        password_hash  TEXT NOT NULL,
+        role           TEXT NOT NULL CHECK (role IN ('operator', 'auditor')),
+        created_at     TEXT NOT NULL
+    );
+    """,
 ]

@@ -147,6 +147,17 @@ class StationClient(ChargePoint):
         requests = set_requests(set_variable_data)
         return provisioning.set_variables(self.station, requests), None
 
+    @on(Action.get_base_report)
+    @answering
+    def on_get_base_report(
+        self, request_id: int, report_base: str, call_unique_id: str, **_: Any
+    ) -> Answer:
+        return provisioning.get_base_report(self.station, request_id, report_base)
+
+    @after(Action.get_base_report)
+    def after_get_base_report(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "GetBaseReport")
+
     @on(Action.reset)
     @answering
     def on_reset(

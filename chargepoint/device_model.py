@@ -156,6 +156,24 @@ class DeviceModel:
         self._vars[(found.component, found.variable)] = replace(found, value=request.value)
         return SetResult(request, SetStatus.ACCEPTED)
 
+    def report(self, base: str) -> list[Variable] | None:
+        """The variables a GetBaseReport of ``base`` lists (B07), or None for an unknown base.
+
+        FullInventory: everything; ConfigurationInventory: what SetVariables may change;
+        SummaryInventory: the availability of the station and its EVSEs.
+        """
+        everything = sorted(
+            self._vars.values(),
+            key=lambda v: (v.component.name, v.component.evse_id or 0, v.variable.name),
+        )
+        if base == "FullInventory":
+            return everything
+        if base == "ConfigurationInventory":
+            return [v for v in everything if v.mutability is not Mutability.READ_ONLY]
+        if base == "SummaryInventory":
+            return [v for v in everything if v.variable.name == "AvailabilityState"]
+        return None
+
     def read(self, component: str, variable: str, *, evse_id: int | None = None) -> str:
         """The station's own read of a value (write-only ones included); KeyError if absent."""
         key = (ComponentKey(component, None, evse_id), VariableKey(variable))

@@ -19,8 +19,10 @@ from chargepoint.device_model import (
     ComponentKey,
     GetRequest,
     GetResult,
+    Mutability,
     SetRequest,
     SetResult,
+    Variable,
     VariableKey,
 )
 from chargepoint.transaction import ConnectorStatus, IdToken, MeterSample, TxEvent
@@ -198,3 +200,45 @@ def id_token_from(raw: Mapping[str, Any]) -> IdToken:
 def status_info(reason: str) -> Json:
     """StatusInfoType with a reason code (at most 20 characters)."""
     return {"reason_code": reason[:20]}
+
+
+def _report_item(var: Variable) -> Json:
+    attribute: Json = {"type": "Actual", "mutability": str(var.mutability)}
+    if var.mutability is not Mutability.WRITE_ONLY:
+        attribute["value"] = var.value
+    characteristics: Json = {"data_type": str(var.data_type), "supports_monitoring": False}
+    if var.values_list:
+        characteristics["values_list"] = ",".join(var.values_list)
+    if var.min_limit is not None:
+        characteristics["min_limit"] = var.min_limit
+    return {
+        "component": _component_payload(var.component),
+        "variable": _variable_payload(var.variable),
+        "variable_attribute": [attribute],
+        "variable_characteristics": characteristics,
+    }
+
+
+def notify_report_calls(
+    *, request_id: int, now: datetime, variables: Sequence[Variable], per_message: int
+) -> list[call.NotifyReport]:
+    """NotifyReport pages of at most ``per_message`` variables, seqNo from 0, tbc on all but
+    the last (write-only values are never reported)."""
+    chunks = [variables[i : i + per_message] for i in range(0, len(variables), per_message)]
+    return [
+        call.NotifyReport(
+            request_id=request_id,
+            generated_at=format_timestamp(now),
+            seq_no=n,
+            report_data=[_report_item(v) for v in chunk],
+            tbc=n < len(chunks) - 1,
+        )
+        for n, chunk in enumerate(chunks)
+    ]
+
+
+def security_event_call(*, now: datetime, kind: str, info: str | None = None) -> Any:
+    """SecurityEventNotification (A04) of one of the spec's event types."""
+    return call.SecurityEventNotification(
+        type=kind, timestamp=format_timestamp(now), tech_info=info
+    )

@@ -1,4 +1,4 @@
-"""CSMS-initiated Provisioning calls (OCPP 2.0.1 part B): GetVariables, SetVariables, Reset.
+"""CSMS-initiated Provisioning calls (OCPP 2.0.1 part B): Get/SetVariables, GetBaseReport, Reset.
 
 Each function takes the station and the converted arguments and returns the result
 dataclass plus, where the call has consequences, a follow-up to run after the answer is sent.
@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from ocpp.v201 import call_result
 
 from chargepoint.device_model import GetRequest, SetRequest
-from chargepoint.payloads import get_variables_result, set_variables_result
+from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected
+from chargepoint.payloads import (
+    get_variables_result,
+    notify_report_calls,
+    set_variables_result,
+)
 from chargepoint.station import FollowUp, Station
 from chargepoint.transaction import StoppedReason, TriggerReason
 
@@ -25,6 +30,36 @@ def get_variables(station: Station, requests: Sequence[GetRequest]) -> call_resu
 def set_variables(station: Station, requests: Sequence[SetRequest]) -> call_result.SetVariables:
     """B05: apply each element on its own; HeartbeatInterval/TxUpdatedInterval act on next use."""
     return set_variables_result([station.device_model.set(r) for r in requests])
+
+
+def get_base_report(
+    station: Station, request_id: int, report_base: str
+) -> tuple[call_result.GetBaseReport, FollowUp | None]:
+    """B07: Accepted, then the report follows as NotifyReport pages after the answer."""
+    variables = station.device_model.report(report_base)
+    if variables is None:
+        return call_result.GetBaseReport(status="NotSupported"), None
+    if not variables:
+        return call_result.GetBaseReport(status="EmptyResultSet"), None
+    per_message = station.device_model.read_int("DeviceDataCtrlr", "ItemsPerMessage")
+
+    async def send_report() -> None:
+        pages = notify_report_calls(
+            request_id=request_id,
+            now=station.clock.now(),
+            variables=variables,
+            per_message=per_message,
+        )
+        for page in pages:
+            try:
+                await station.send(page)
+            except CallErrorReceived as exc:
+                station.report(exc)
+                return
+            except (CallFailed, NotConnected):
+                return  # the link dropped: the CSMS asks again
+
+    return call_result.GetBaseReport(status="Accepted"), send_report
 
 
 def reset(

@@ -29,6 +29,7 @@ from chargepoint.config import StationConfig
 from chargepoint.connection import open_connection, station_url
 from chargepoint.device_model import DeviceModel, default_variables
 from chargepoint.errors import (
+    CallErrorReceived,
     CallFailed,
     CallTimeout,
     ChargePointError,
@@ -38,7 +39,7 @@ from chargepoint.errors import (
     Rejected,
 )
 from chargepoint.metering import MeterSource, SimulatedMeter
-from chargepoint.payloads import boot_notification_call
+from chargepoint.payloads import boot_notification_call, security_event_call
 from chargepoint.sessions import run_session
 from chargepoint.station import Station
 from chargepoint.transaction import Evse
@@ -46,6 +47,8 @@ from chargepoint.transaction import Evse
 LOG = logging.getLogger(__name__)
 
 FATAL_HTTP = (401, 403, 404)
+# boot reason -> the critical security event a station reports once it is accepted (A04)
+SECURITY_EVENTS = {"PowerUp": "StartupOfTheDevice", "RemoteReset": "ResetOrReboot"}
 
 
 class StationRunner:
@@ -198,6 +201,8 @@ class StationRunner:
             if not booted.result():
                 return "not-booted"
             await self.station.go_online(client)
+            if reason in SECURITY_EVENTS:
+                self.station.spawn(self._security_event(SECURITY_EVENTS[reason]), name="security")
             heartbeat = asyncio.create_task(self._heartbeats(client), name="heartbeat")
             await asyncio.wait({serving, reboot}, return_when=asyncio.FIRST_COMPLETED)
             return "reboot" if reboot.done() else "lost"
@@ -247,6 +252,14 @@ class StationRunner:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.station.boot_requested.wait(), timeout=interval)
+
+    async def _security_event(self, kind: str) -> None:
+        try:
+            await self.station.send(security_event_call(now=self.clock.now(), kind=kind))
+        except CallErrorReceived as exc:
+            self.station.report(exc)
+        except (CallFailed, NotConnected):
+            pass  # best effort: the link dropped
 
     async def _heartbeats(self, client: StationClient) -> None:
         """Heartbeat every HeartbeatInterval wall seconds (re-read each time: SetVariables)."""

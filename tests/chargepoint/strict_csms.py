@@ -134,6 +134,16 @@ class StrictCsmsPoint(ChargePoint):
         self._record("TransactionEvent")
         return call_result.TransactionEvent()
 
+    @on(Action.security_event_notification)
+    def on_security_event(self, **_: Any) -> call_result.SecurityEventNotification:
+        self._record("SecurityEventNotification")
+        return call_result.SecurityEventNotification()
+
+    @on(Action.notify_report)
+    def on_notify_report(self, **_: Any) -> call_result.NotifyReport:
+        self._record("NotifyReport")
+        return call_result.NotifyReport()
+
     @on(Action.meter_values)
     def on_meter_values(self, **_: Any) -> call_result.MeterValues:
         self._record("MeterValues")

@@ -108,6 +108,8 @@ async def test_full_session_is_schema_valid_and_in_order(csms: StrictCsms) -> No
         assert update["triggerReason"] == "MeterValuePeriodic"
         assert {c for _, c in registers(update).values()} == {"Sample.Periodic"}
     assert not any(e.get("offline") for e in events)
+    security = state.of("SecurityEventNotification")
+    assert [e["type"] for e in security] == ["StartupOfTheDevice"]
 
 
 async def test_offline_events_are_replayed_in_order_with_offline_true(csms: StrictCsms) -> None:
@@ -274,6 +276,10 @@ async def test_every_csms_initiated_call_gets_a_valid_answer(csms: StrictCsms) -
             lambda: len(csms.state.of("BootNotification")) == 2, what="boot after reset"
         )
         assert csms.state.of("BootNotification")[1]["reason"] == "RemoteReset"
+        await csms.wait_for(
+            lambda: len(csms.state.of("SecurityEventNotification")) == 2, what="security event"
+        )
+        assert csms.state.of("SecurityEventNotification")[1]["type"] == "ResetOrReboot"
         assert_clean_wire(csms.state)
         assert runner.errors == []
     finally:
@@ -397,3 +403,36 @@ async def test_a_callerror_fails_an_exit_run(csms: StrictCsms) -> None:
     error = runner.errors[0]
     assert isinstance(error, CallErrorReceived)
     assert (error.action, error.code) == ("TransactionEvent", "GenericError")
+
+
+async def test_base_report_arrives_as_schema_valid_pages(csms: StrictCsms) -> None:
+    runner = StationRunner(config(csms, sessions=0, exit_when_done=False))
+    run = asyncio.create_task(runner.run())
+    try:
+        await csms.wait_for(lambda: "StatusNotification" in csms.state.actions(), what="boot")
+        got = await csms.call(
+            STATION, call.GetBaseReport(request_id=5, report_base="FullInventory")
+        )
+        assert got.status == "Accepted"
+        await csms.wait_for(
+            lambda: any(p.get("tbc") is False for p in csms.state.of("NotifyReport")),
+            what="last report page",
+        )
+        pages = csms.state.of("NotifyReport")
+        assert [p["seqNo"] for p in pages] == list(range(len(pages)))
+        assert {p["requestId"] for p in pages} == {5}
+        items = {
+            (i["component"]["name"], i["variable"]["name"]): i
+            for p in pages
+            for i in p["reportData"]
+        }
+        beat = items[("OCPPCommCtrlr", "HeartbeatInterval")]["variableAttribute"][0]
+        assert beat == {"type": "Actual", "value": "300", "mutability": "ReadWrite"}
+        got = await csms.call(
+            STATION, call.GetBaseReport(request_id=6, report_base="SummaryInventory")
+        )
+        assert got.status == "Accepted"
+        assert_clean_wire(csms.state)
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)

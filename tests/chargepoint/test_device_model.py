@@ -103,3 +103,21 @@ def test_evse_components_are_addressed_by_evse_id() -> None:
     dm.write("EVSE", "AvailabilityState", "Unavailable", evse_id=2)
     assert get(dm, "EVSE", "AvailabilityState", evse=2).value == "Unavailable"
     assert get(dm, "EVSE", "AvailabilityState", evse=1).value == "Available"
+
+
+def test_base_reports_select_the_right_variables() -> None:
+    dm = model()
+    full = dm.report("FullInventory")
+    config = dm.report("ConfigurationInventory")
+    summary = dm.report("SummaryInventory")
+    assert full is not None and config is not None and summary is not None
+    names = {(v.component.name, v.variable.name) for v in full}
+    assert ("OCPPCommCtrlr", "HeartbeatInterval") in names
+    assert ("SecurityCtrlr", "Identity") in names
+    assert all(v.mutability.value != "ReadOnly" for v in config)
+    assert ("SampledDataCtrlr", "TxUpdatedInterval") in {
+        (v.component.name, v.variable.name) for v in config
+    }
+    assert {v.variable.name for v in summary} == {"AvailabilityState"}
+    assert {v.component.evse_id for v in summary} == {None, 1, 2}
+    assert dm.report("NoSuchInventory") is None

@@ -31,9 +31,10 @@ class CsmsConfig:
     tls_key: str = ""  # PEM private key of tls_cert
     tls_ca: str = ""  # PEM CA that issues station certificates (profile 3)
     max_connections: int = 10_000  # live stations; the next handshake is answered 503
-    rate_limit_per_s: float = 20.0  # frames a station may send per second, sustained
-    rate_limit_burst: int = 100  # frames a station may send at once
-    rate_limit_disconnect_after: int = 200  # rate-limited frames in a row before closing
+    rate_limit_per_s: float = 20.0  # frames per second a station is served at, sustained
+    rate_limit_burst: int = 100  # frames served at once before throttling sets in
+    max_pending_frames: int = 32  # unanswered frames a station may have; more: "rate limited"
+    rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
 
     def with_overrides(self, **overrides: Any) -> CsmsConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -44,6 +45,7 @@ _POSITIVE = {
     "max_connections",
     "rate_limit_per_s",
     "rate_limit_burst",
+    "max_pending_frames",
     "rate_limit_disconnect_after",
     "ping_interval",
     "ping_timeout",

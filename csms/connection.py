@@ -2,9 +2,12 @@
 
 Frames are handled one at a time, in order, so a station's events are applied in the order
 sent. CSMS-initiated calls are sent from other tasks and matched to answers by message id;
-OCPP allows one outstanding call per direction, so they are serialised by a lock. Frames
-beyond the station's rate limit are answered with a GenericError CALLERROR unprocessed, and a
-station that keeps flooding is disconnected (close code 1008) while the others carry on.
+OCPP allows one outstanding call per direction, so they are serialised by a lock.
+
+Limits (``csms.limits``): a reader task takes frames off the socket and queues them for the
+worker that answers them in order; the worker waits for the station's rate-limit token first
+(throttling). A station with too many frames unanswered is answered "rate limited" at once by
+the reader, and disconnected (close code 1008) if it keeps on; the others carry on.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.context import StationContext
 from csms.errors import CallErrorResponse, CallTimeout, GenericError, StationNotConnected
-from csms.limits import TokenBucket, Verdict
+from csms.limits import PendingLimit, TokenBucket, Verdict
 from csms.ocpp.frames import CallError, CallResult, encode_call
-from csms.ocpp.rpc import Dispatcher
+from csms.ocpp.rpc import Dispatcher, Inbound
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +40,18 @@ class StationConnection:
         *,
         call_timeout: float,
         rate_limit: TokenBucket | None = None,
+        pending_limit: PendingLimit | None = None,
     ) -> None:
         self.websocket = websocket
         self.context = context
         self.dispatcher = dispatcher
         self.call_timeout = call_timeout
         self.rate_limit = rate_limit
-        self.rate_limited = 0  # frames answered "rate limited" on this connection
+        self.pending_limit = pending_limit
+        self.throttled = 0  # frames delayed for the rate limit
+        self.rate_limited = 0  # frames refused as a flood ("rate limited")
+        self._unanswered = 0  # frames read but not yet answered
+        self._closing = False
         self._call_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[CallResult | CallError]]] = {}
 
@@ -56,40 +64,76 @@ class StationConnection:
         return self.dispatcher.version.subprotocol
 
     async def run(self) -> None:
-        """Read and answer frames until the socket closes."""
+        """Read frames until the socket closes; a worker answers them in order."""
+        queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        worker = asyncio.create_task(self._answer_in_order(queue))
         try:
             async for message in self.websocket:
                 verdict = self._admit()
+                if verdict is Verdict.ACCEPT:
+                    self._unanswered += 1
+                    queue.put_nowait(message)
+                    continue
                 if verdict is Verdict.DISCONNECT:
                     log.warning("%s: keeps flooding; disconnecting", self.station_id)
                     await self.websocket.close(code=1008, reason="message rate limit exceeded")
                     break
-                if verdict is Verdict.LIMIT:
-                    self.rate_limited += 1
-                    inbound = self.dispatcher.refuse(
-                        message,
-                        GenericError("rate limited: slow down", {"reason": "rate limited"}),
-                        station_id=self.station_id,
-                    )
-                else:
-                    inbound = await self.dispatcher.handle(
-                        self.context, message, station_id=self.station_id
-                    )
-                if inbound.response is not None:
-                    self._resolve(inbound.response)
-                if inbound.reply is not None:
-                    await self.websocket.send(inbound.reply)
+                self.rate_limited += 1
+                refusal = GenericError("rate limited: slow down", {"reason": "rate limited"})
+                await self._deliver(
+                    self.dispatcher.refuse(message, refusal, station_id=self.station_id)
+                )
         except ConnectionClosed:
             pass
         finally:
-            for _, future in self._pending.values():
-                if not future.done():
-                    future.set_exception(StationNotConnected(f"{self.station_id} disconnected"))
+            self._closing = True  # frames still queued are dropped: nobody can be answered
+            queue.put_nowait(None)
+            try:
+                await worker
+            except asyncio.CancelledError:
+                worker.cancel()
+                raise
+            finally:
+                for _, future in self._pending.values():
+                    if not future.done():
+                        future.set_exception(StationNotConnected(f"{self.station_id} disconnected"))
+
+    async def _answer_in_order(self, queue: asyncio.Queue[str | bytes | None]) -> None:
+        while True:
+            message = await queue.get()
+            if message is None or self._closing:
+                return
+            try:
+                await self._throttle()
+                inbound = await self.dispatcher.handle(
+                    self.context, message, station_id=self.station_id
+                )
+                await self._deliver(inbound)
+            except ConnectionClosed:
+                return
+            except Exception:  # the Dispatcher answers everything; never let the worker die
+                log.exception("%s: frame could not be answered", self.station_id)
+            finally:
+                self._unanswered -= 1
+
+    async def _deliver(self, inbound: Inbound) -> None:
+        if inbound.response is not None:
+            self._resolve(inbound.response)
+        if inbound.reply is not None:
+            await self.websocket.send(inbound.reply)
 
     def _admit(self) -> Verdict:
-        if self.rate_limit is None:
+        if self.pending_limit is None:
             return Verdict.ACCEPT
-        return self.rate_limit.take(asyncio.get_running_loop().time())
+        return self.pending_limit.admit(self._unanswered)
+
+    async def _throttle(self) -> None:
+        if self.rate_limit is None:
+            return
+        delay = self.rate_limit.reserve(asyncio.get_running_loop().time())
+        if delay > 0:
+            self.throttled += 1
+            await asyncio.sleep(delay)
 
     def _resolve(self, response: CallResult | CallError) -> None:
         entry = self._pending.get(response.message_id)

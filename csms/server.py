@@ -28,7 +28,7 @@ from csms.blocks16 import HANDLERS_16
 from csms.blocks21 import HANDLERS_21
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
-from csms.limits import TokenBucket
+from csms.limits import PendingLimit, TokenBucket
 from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.tolerance import RequestSchemas
@@ -210,10 +210,9 @@ class CsmsServer:
             StationContext(station_id, self.services),
             dispatcher,
             call_timeout=config.call_timeout,
-            rate_limit=TokenBucket(
-                config.rate_limit_per_s,
-                config.rate_limit_burst,
-                config.rate_limit_disconnect_after,
+            rate_limit=TokenBucket(config.rate_limit_per_s, config.rate_limit_burst),
+            pending_limit=PendingLimit(
+                config.max_pending_frames, config.rate_limit_disconnect_after
             ),
         )
         previous = self.connections.get(station_id)

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from csms.app import CsmsApp, start_csms
 from csms.config import CsmsConfig
-from csms.limits import TokenBucket, Verdict
+from csms.limits import PendingLimit, TokenBucket, Verdict
 from csms.passwords import hash_password
 from csms.timeutil import format_timestamp, utc_now
 from tests.csms.conftest import PASSWORD, STATION, RawClient, open_client
@@ -22,48 +22,54 @@ from tests.csms.conftest import PASSWORD, STATION, RawClient, open_client
 OTHER = "CS-TEST-2"
 
 
-# -- the token bucket ---------------------------------------------------------------------
+# -- the pure cores ----------------------------------------------------------------------
 
 
-def test_bucket_allows_a_burst_then_the_sustained_rate() -> None:
-    bucket = TokenBucket(rate=2.0, burst=3, disconnect_after=100)
-    assert [bucket.take(0.0) for _ in range(4)] == [Verdict.ACCEPT] * 3 + [Verdict.LIMIT]
-    assert bucket.take(0.4) is Verdict.LIMIT  # 0.8 token: not yet
-    assert bucket.take(0.5) is Verdict.ACCEPT  # one token after 0.5 s at 2/s
-    assert bucket.take(0.5) is Verdict.LIMIT
-    assert [bucket.take(10.0) for _ in range(4)] == [Verdict.ACCEPT] * 3 + [Verdict.LIMIT]
+def test_bucket_serves_a_burst_then_spaces_frames_at_the_rate() -> None:
+    bucket = TokenBucket(rate=2.0, burst=3)
+    assert [bucket.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.reserve(0.0) == pytest.approx(0.5)  # the fourth waits for a token
+    assert bucket.reserve(0.5) == pytest.approx(0.5)  # due at 1.0: the debt was paid at 0.5
+    assert bucket.reserve(1.0) == pytest.approx(0.5)
+    assert bucket.reserve(100.0) == 0.0  # refilled, capped at the burst
+    assert [bucket.reserve(100.0) for _ in range(2)] == [0.0, 0.0]
+    assert bucket.reserve(100.0) > 0
 
 
-def test_bucket_disconnects_a_station_that_keeps_flooding() -> None:
-    bucket = TokenBucket(rate=10.0, burst=2, disconnect_after=5)
-    verdicts = [bucket.take(i * 0.01) for i in range(20)]  # 100 frames/s against 10/s
-    assert verdicts[:2] == [Verdict.ACCEPT, Verdict.ACCEPT]
-    assert Verdict.DISCONNECT in verdicts
-    first = verdicts.index(Verdict.DISCONNECT)
-    assert verdicts[2:first].count(Verdict.LIMIT) == 4  # five limited frames in a row
-
-
-def test_bucket_forgives_a_past_burst_once_refilled() -> None:
-    bucket = TokenBucket(rate=1.0, burst=2, disconnect_after=3)
-    assert [bucket.take(0.0) for _ in range(4)][-1] is Verdict.LIMIT  # two limited
-    assert bucket.take(5.0) is Verdict.ACCEPT  # quiet long enough: the count restarts
-    assert bucket.take(5.0) is Verdict.ACCEPT
-    assert bucket.take(5.0) is Verdict.LIMIT
-    assert bucket.take(5.0) is Verdict.LIMIT
-    assert bucket.take(5.0) is Verdict.DISCONNECT
+def test_a_sequential_station_is_only_ever_delayed_by_one_interval() -> None:
+    bucket = TokenBucket(rate=10.0, burst=5)
+    now = 0.0
+    for _ in range(200):  # a backlog flushed one CALL after the other
+        delay = bucket.reserve(now)
+        assert delay <= 0.1 + 1e-9
+        now += delay + 0.001  # served after the delay, the next CALL follows the answer
 
 
 def test_bucket_tolerates_a_clock_going_backwards() -> None:
-    bucket = TokenBucket(rate=1.0, burst=1, disconnect_after=10)
-    assert bucket.take(5.0) is Verdict.ACCEPT
-    assert bucket.take(1.0) is Verdict.LIMIT  # no refill from a negative interval
-    assert bucket.take(6.0) is Verdict.ACCEPT
+    bucket = TokenBucket(rate=1.0, burst=1)
+    assert bucket.reserve(5.0) == 0.0
+    assert bucket.reserve(1.0) == pytest.approx(1.0)  # no refill from a negative interval
 
 
-@pytest.mark.parametrize(("rate", "burst", "after"), [(0, 1, 1), (1, 0, 1), (1, 1, 0)])
-def test_bucket_refuses_nonsense(rate: float, burst: int, after: int) -> None:
+def test_pending_limit_refuses_beyond_the_bound_and_flags_a_flood() -> None:
+    guard = PendingLimit(max_pending=2, disconnect_after=3)
+    assert guard.admit(0) is Verdict.ACCEPT
+    assert guard.admit(1) is Verdict.ACCEPT
+    assert [guard.admit(2), guard.admit(5)] == [Verdict.LIMIT, Verdict.LIMIT]
+    assert guard.admit(1) is Verdict.ACCEPT  # answers caught up: the count restarts
+    assert [guard.admit(2) for _ in range(3)] == [Verdict.LIMIT, Verdict.LIMIT, Verdict.DISCONNECT]
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (1, 0), (-1, 5)])
+def test_bucket_refuses_nonsense(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
-        TokenBucket(rate, burst, after)
+        TokenBucket(rate, burst)
+
+
+@pytest.mark.parametrize(("pending", "after"), [(0, 1), (1, 0)])
+def test_pending_limit_refuses_nonsense(pending: int, after: int) -> None:
+    with pytest.raises(ValueError):
+        PendingLimit(pending, after)
 
 
 # -- over real sockets --------------------------------------------------------------------
@@ -90,8 +96,19 @@ async def small_frames(tmp_path: Path) -> AsyncIterator[CsmsApp]:
 
 @pytest.fixture
 async def slow_rate(tmp_path: Path) -> AsyncIterator[CsmsApp]:
+    app = await limited_csms(tmp_path, rate_limit_per_s=10.0, rate_limit_burst=5)
+    yield app
+    await app.stop()
+
+
+@pytest.fixture
+async def few_pending(tmp_path: Path) -> AsyncIterator[CsmsApp]:
     app = await limited_csms(
-        tmp_path, rate_limit_per_s=2.0, rate_limit_burst=5, rate_limit_disconnect_after=30
+        tmp_path,
+        rate_limit_per_s=5.0,
+        rate_limit_burst=2,
+        max_pending_frames=3,
+        rate_limit_disconnect_after=20,
     )
     yield app
     await app.stop()
@@ -120,29 +137,58 @@ async def test_oversize_frame_closes_only_that_station(small_frames: CsmsApp) ->
     await other.ws.close()
 
 
-async def test_frames_beyond_the_rate_are_answered_rate_limited(slow_rate: CsmsApp) -> None:
+async def test_frames_beyond_the_rate_are_delayed_in_order_not_refused(
+    slow_rate: CsmsApp,
+) -> None:
     client = await open_client(slow_rate)
     other = await open_client(slow_rate, OTHER)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     for i in range(8):
         await client.send_raw(json.dumps([2, f"h{i}", "Heartbeat", {}]))
     answers = [await client.recv_json() for _ in range(8)]
-    assert [a[1] for a in answers] == [f"h{i}" for i in range(8)]  # every frame answered
-    assert [a[0] for a in answers] == [3] * 5 + [4] * 3
-    assert {(a[2], a[3]) for a in answers[5:]} == {("GenericError", "rate limited: slow down")}
-    connection = slow_rate.server.connections[STATION]
-    assert connection.rate_limited == 3
+    elapsed = loop.time() - started
+    assert [a[1] for a in answers] == [f"h{i}" for i in range(8)]  # every frame, in order
+    assert [a[0] for a in answers] == [3] * 8  # throttled, not refused
+    assert elapsed >= 0.25  # three frames past the burst of 5, at 10/s
+    assert slow_rate.server.connections[STATION].throttled == 3
+    started = loop.time()
     assert await heartbeat_ok(other)  # the other station has its own bucket
-    await asyncio.sleep(0.6)  # one token back at 2/s
-    assert await heartbeat_ok(client)
+    assert loop.time() - started < 0.2
     await client.ws.close()
     await other.ws.close()
 
 
+async def test_a_sequential_backlog_gets_through_without_refusal(few_pending: CsmsApp) -> None:
+    client = await open_client(few_pending)
+    for _ in range(6):  # one CALL after the other, as OCPP requires
+        assert await heartbeat_ok(client)
+    connection = few_pending.server.connections[STATION]
+    assert connection.rate_limited == 0 and connection.throttled == 4
+    await client.ws.close()
+
+
+async def test_frames_beyond_the_pending_bound_are_refused_at_once(few_pending: CsmsApp) -> None:
+    client = await open_client(few_pending)
+    for i in range(10):
+        await client.send_raw(json.dumps([2, f"p{i}", "Heartbeat", {}]))
+    answers = {}
+    for _ in range(10):
+        answer = await client.recv_json()
+        answers[answer[1]] = answer
+    assert set(answers) == {f"p{i}" for i in range(10)}  # every frame answered exactly once
+    refused = [a for a in answers.values() if a[0] == 4]
+    assert refused and all(a[2:4] == ["GenericError", "rate limited: slow down"] for a in refused)
+    assert [a for a in answers.values() if a[0] == 3]  # the first ones were served
+    assert few_pending.server.connections[STATION].rate_limited == len(refused)
+    await client.ws.close()
+
+
 async def test_a_flooding_station_is_disconnected_and_others_carry_on(
-    slow_rate: CsmsApp,
+    few_pending: CsmsApp,
 ) -> None:
-    flooder = await open_client(slow_rate)
-    other = await open_client(slow_rate, OTHER)
+    flooder = await open_client(few_pending)
+    other = await open_client(few_pending, OTHER)
     frames = [json.dumps([2, f"f{i}", "Heartbeat", {}]) for i in range(200)]
     try:
         for frame in frames:
@@ -156,7 +202,7 @@ async def test_a_flooding_station_is_disconnected_and_others_carry_on(
     assert flooder.ws.close_reason == "message rate limit exceeded"
     assert await heartbeat_ok(other)
     await other.ws.close()
-    log = await slow_rate.store.connection_log(STATION)
+    log = await few_pending.store.connection_log(STATION)
     assert log[-1][0] == "disconnected" and "1008" in (log[-1][1] or "")
 
 

@@ -289,7 +289,7 @@ def default_variables(
         var(
             "SampledDataCtrlr",
             "TxUpdatedMeasurands",
-            "Energy.Active.Import.Register,Energy.Active.Export.Register,Power.Active.Import,SoC",
+            ",".join(MEASURANDS),  # registers, power both ways (V2G), SoC
             data_type=members,
             values_list=MEASURANDS,
         ),

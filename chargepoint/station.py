@@ -99,6 +99,7 @@ class Station:
 
     @property
     def station_id(self) -> str:
+        """The id the station connects and logs under."""
         return self.config.station_id
 
     # connection lifecycle -------------------------------------------------------------
@@ -268,6 +269,7 @@ class Station:
         return request
 
     def forget_stop(self, transaction_id: str) -> None:
+        """The transaction ended: it can no longer be stopped."""
         self._stops.pop(transaction_id, None)
 
     def request_stop(

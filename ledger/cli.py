@@ -1,4 +1,4 @@
-"""Commands of the ledger: ``v2g keys ...`` and ``v2g ledger ...``.
+"""Commands of the ledger: ``v2g keys ...``, ``v2g ledger ...`` and ``v2g validator``.
 
 Every failure is one line naming the file and what was wrong, and a nonzero exit;
 ``verify`` names the first bad height of each store it checks.
@@ -7,7 +7,9 @@ Every failure is one line naming the file and what was wrong, and a nonzero exit
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -17,6 +19,7 @@ import click
 
 from ledger.chain import ChainReport, first_divergence, verify_store
 from ledger.codec import block_id, block_to_dict, commit_to_dict
+from ledger.consensus.runner import Tuning, run_validator
 from ledger.devchain import demo_settlements, read_csms_key, seal_into_data_dir
 from ledger.errors import BlockError, LedgerError, ReceiptError, StoreError
 from ledger.genesis import load_genesis
@@ -26,6 +29,7 @@ from ledger.home import (
     init_data_dir,
     load_home,
     load_home_genesis,
+    load_validator_key,
     validator_homes,
 )
 from ledger.keys import generate_key, key_id_of, public_bytes, read_key_file, write_key_file
@@ -342,3 +346,49 @@ def ledger_seal_demo(data_dir: Path, blocks: int, per_block: int) -> None:
 
     height = run(seal)
     click.echo(f"sealed {blocks} blocks of {per_block} settlements; height {height}")
+
+
+# --- validator ----------------------------------------------------------------------
+
+
+async def _serve_validator(home: Path, tuning: Tuning) -> None:
+    """Run the validator of ``home`` until SIGINT or SIGTERM asks it to stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_validator(home, tuning=tuning, stop=stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+@click.command("validator")
+@click.option("--home", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--block-interval-ms",
+    default=Tuning().block_interval_ms,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Pause after a commit to gather transactions (a full mempool does not wait).",
+)
+@click.option(
+    "--max-block-txs",
+    default=Tuning().max_block_txs,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most transactions in one block.",
+)
+def validator_command(home: Path, block_interval_ms: int, max_block_txs: int) -> None:
+    """Run one validator from its home (see `v2g ledger init`) until SIGINT or SIGTERM."""
+    config = guard(lambda: load_home(home))
+    guard(lambda: load_validator_key(config))
+    guard(lambda: load_home_genesis(config))
+    tuning = Tuning(block_interval_ms=block_interval_ms, max_block_txs=max_block_txs)
+    try:
+        run(lambda: _serve_validator(home, tuning))
+    except OSError as exc:
+        where = f"{config.listen_host}:{config.listen_port}"
+        why = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise click.ClickException(f"{config.name}: cannot listen on {where}: {why}") from exc

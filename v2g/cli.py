@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chargepoint": ("chargepoint.cli:chargepoint_command", "Run a simulated charging station."),
     "keys": ("ledger.cli:keys_group", "Generate and inspect Ed25519 key files."),
     "ledger": ("ledger.cli:ledger_group", "Create, inspect and verify the ledger."),
+    "validator": ("ledger.cli:validator_command", "Run one validator."),
 }
 
 

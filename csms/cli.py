@@ -188,17 +188,33 @@ def stations_add(
 @stations_group.command("set")
 @click.argument("station_id")
 @TOLERANCE
+@click.option(
+    "--security-profile",
+    "profile",
+    type=click.Choice(["1", "2", "3", "default"]),
+    default=None,
+    help="The station's own security profile; 'default' follows the CSMS's.",
+)
 @DATA_DIR
-def stations_set(station_id: str, tolerance: str | None, data_dir: Path) -> None:
+def stations_set(
+    station_id: str, tolerance: str | None, profile: str | None, data_dir: Path
+) -> None:
     """Change settings of a registered STATION_ID (takes effect on its next connection)."""
-    if tolerance is None:
-        raise click.UsageError("nothing to set: give --tolerance strict|tolerant")
+    if tolerance is None and profile is None:
+        raise click.UsageError("nothing to set: give --tolerance and/or --security-profile")
 
     async def update(store: CsmsStore) -> None:
-        await store.set_tolerance(station_id, tolerance)
+        if tolerance is not None:
+            await store.set_tolerance(station_id, tolerance)
+        if profile is not None:
+            await store.set_security_profile(
+                station_id, None if profile == "default" else int(profile)
+            )
 
     run_async(lambda: with_store(data_dir, update))
-    click.echo(f"station {station_id}: tolerance {tolerance}")
+    changes = [f"tolerance {tolerance}"] if tolerance else []
+    changes += [f"security profile {profile}"] if profile else []
+    click.echo(f"station {station_id}: {', '.join(changes)}")
 
 
 @stations_group.command("list")

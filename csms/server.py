@@ -3,8 +3,10 @@
 Handshake (refused before anything is stored): the path must be ``/ocpp/<stationId>`` or
 ``/<stationId>``; the client must offer one of our subprotocols; the station must be registered
 and present the right HTTP Basic credentials (security profiles 1 and 2), or, with profile 3,
-a client certificate whose CN is the station id (``csms.tls``). Past ``max_connections`` live
-stations a new one gets 503. One live connection per station id: a new one replaces the old.
+a client certificate whose CN is the station id (``csms.tls``). The profile is the CSMS's
+unless the registry gives the station its own (a legacy station on Basic auth over TLS).
+Past ``max_connections`` live stations a new one gets 503. One live connection per station
+id: a new one replaces the old.
 """
 
 from __future__ import annotations
@@ -156,12 +158,16 @@ class CsmsServer:
         if station_id not in self.connections and live >= config.max_connections:
             log.warning("%s: refused: %d stations connected", station_id, live)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
-        if config.security_profile == 3:
+        store = self.services.store
+        profile = await store.get_security_profile(station_id) or config.security_profile
+        if profile >= 2 and connection.transport.get_extra_info("ssl_object") is None:
+            return self._unauthorized(connection, station_id, f"profile {profile} needs TLS")
+        if profile == 3:
             return await self._check_certificate(connection, station_id)
         credentials = basic_credentials(request.headers)
         if credentials is None or credentials[0] != station_id:
             return self._unauthorized(connection, station_id, "missing or malformed credentials")
-        station = await self.services.store.get_station(station_id)
+        station = await store.get_station(station_id)
         if station is None:
             return self._unauthorized(connection, station_id, "unknown station")
         if not await asyncio.to_thread(verify_password, credentials[1], station.password_hash):

@@ -4,7 +4,8 @@ Profile 2: TLS with the server certificate, stations authenticate with HTTP Basi
 Profile 3: mutual TLS; the client certificate must chain to ``tls_ca`` and its subject CN
 must equal the station id in the URL (OCPP 2.0.1 Part 2, A00.FR.320). The certificate is
 requested but not demanded at the TLS layer, so that a station without one gets a clear
-HTTP 401 at the handshake instead of a bare TLS alert.
+HTTP 401 at the handshake instead of a bare TLS alert, and so that one listener can serve
+stations of profiles 2 and 3 side by side (a per-station profile in the registry).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def server_ssl_context(config: CsmsConfig) -> ssl.SSLContext | None:
         raise ConfigError(
             f"tls_cert {config.tls_cert!r} / tls_key {config.tls_key!r}: cannot load: {exc}"
         ) from None
-    if config.security_profile == 3:
+    if config.tls_ca:  # profile 3, or profile 2 hosting some profile-3 stations
         try:
             context.load_verify_locations(cafile=config.tls_ca)
         except (OSError, ssl.SSLError) as exc:

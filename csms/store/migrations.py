@@ -201,4 +201,9 @@ MIGRATIONS: list[str] = [
         created_at     TEXT NOT NULL
     );
     """,
+    # per-station security profile (NULL: the CSMS's own), e.g. a legacy station on Basic auth
+    """
+    ALTER TABLE station_settings ADD COLUMN security_profile INTEGER
+        CHECK (security_profile IN (1, 2, 3));
+    """,
 ]

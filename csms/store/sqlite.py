@@ -226,6 +226,25 @@ class CsmsStore:
             (station_id, tolerance),
         )
 
+    async def get_security_profile(self, station_id: str) -> int | None:
+        """The station's own security profile, or None to use the CSMS's."""
+        row = await self._fetchone(
+            "SELECT security_profile FROM station_settings WHERE station_id = ?", (station_id,)
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def set_security_profile(self, station_id: str, profile: int | None) -> None:
+        """Set 1, 2 or 3 for a registered station, or None for the CSMS's own profile."""
+        if profile not in (None, 1, 2, 3):
+            raise RegistryError(f"security profile must be 1, 2 or 3, not {profile!r}")
+        if await self.get_station(station_id) is None:
+            raise RegistryError(f"station {station_id!r} is not registered")
+        await self._db.execute(
+            "INSERT INTO station_settings (station_id, security_profile) VALUES (?, ?)"
+            " ON CONFLICT (station_id) DO UPDATE SET security_profile = excluded.security_profile",
+            (station_id, profile),
+        )
+
     # -- identity tokens ------------------------------------------------------------------
 
     async def add_token(self, token: TokenRecord) -> None:

@@ -140,3 +140,28 @@ async def test_removing_a_station_removes_its_settings(tmp_path: Path) -> None:
             await store.set_tolerance("CS-1", "lenient")
     finally:
         await store.close()
+
+
+def test_registry_security_profile_round_trip(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    runner.invoke(stations_group, ["add", "CS-1", "--password", "s3cret-pass", *data])
+
+    async def profile() -> int | None:
+        store = await CsmsStore.open_data_dir(tmp_path)
+        try:
+            return await store.get_security_profile("CS-1")
+        finally:
+            await store.close()
+
+    assert asyncio.run(profile()) is None
+    result = runner.invoke(stations_group, ["set", "CS-1", "--security-profile", "2", *data])
+    assert result.exit_code == 0 and "security profile 2" in result.output
+    assert asyncio.run(profile()) == 2
+    result = runner.invoke(stations_group, ["set", "CS-1", "--security-profile", "default", *data])
+    assert result.exit_code == 0
+    assert asyncio.run(profile()) is None
+    assert (
+        runner.invoke(stations_group, ["set", "CS-1", "--security-profile", "4", *data]).exit_code
+        == 2
+    )

@@ -62,7 +62,7 @@ def pki(tmp_path: Path) -> Pki:
     return Pki(directory, ca.cert, server.cert, server.key)
 
 
-async def running(tmp_path: Path, pki: Pki, profile: int) -> CsmsApp:
+async def running(tmp_path: Path, pki: Pki, profile: int, *, with_ca: bool = False) -> CsmsApp:
     config = CsmsConfig(
         port=0,
         ping_interval=0.5,
@@ -71,7 +71,7 @@ async def running(tmp_path: Path, pki: Pki, profile: int) -> CsmsApp:
         security_profile=profile,
         tls_cert=str(pki.server_cert),
         tls_key=str(pki.server_key),
-        tls_ca=str(pki.ca) if profile == 3 else "",
+        tls_ca=str(pki.ca) if profile == 3 or with_ca else "",
     )
     app = await start_csms(tmp_path / "data", config)
     for station_id in (STATION, OTHER):
@@ -298,3 +298,68 @@ async def test_unreadable_certificate_is_a_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="tls_cert"):
         await start_csms(tmp_path / "data", config)
+
+
+# -- a station's own profile from the registry --------------------------------------------
+
+
+async def test_profile3_csms_serves_a_legacy_station_on_basic_auth(
+    profile3: CsmsApp, pki: Pki
+) -> None:
+    await profile3.store.set_security_profile(OTHER, 2)
+    ws = await open_wss(
+        profile3, client_context(pki), station_id=OTHER, headers=auth_header(OTHER, PASSWORD)
+    )
+    assert (await boot(ws))[0] == 3
+    await ws.close()
+    # the downgrade is OTHER's alone: STATION still needs its certificate
+    status = await refused_status(
+        profile3, client_context(pki), headers=auth_header(STATION, PASSWORD)
+    )
+    assert status == 401
+    # and a wrong password is still wrong
+    status = await refused_status(
+        profile3, client_context(pki), station_id=OTHER, headers=auth_header(OTHER, "nope")
+    )
+    assert status == 401
+
+
+async def test_profile2_csms_holds_a_profile3_station_to_its_certificate(
+    tmp_path: Path, pki: Pki
+) -> None:
+    app = await running(tmp_path, pki, 2, with_ca=True)
+    try:
+        await app.store.set_security_profile(STATION, 3)
+        with_password = auth_header(STATION, PASSWORD)
+        assert await refused_status(app, client_context(pki), headers=with_password) == 401
+        assert await refused_status(app, client_context(pki, OTHER)) == 403
+        ws = await open_wss(app, client_context(pki, STATION))
+        assert (await boot(ws))[0] == 3
+        await ws.close()
+        # OTHER follows the CSMS's profile 2: Basic auth over TLS
+        ws = await open_wss(
+            app, client_context(pki), station_id=OTHER, headers=auth_header(OTHER, PASSWORD)
+        )
+        await ws.close()
+        await app.store.set_security_profile(STATION, None)
+        ws = await open_wss(app, client_context(pki), headers=with_password)
+        await ws.close()
+    finally:
+        await app.stop()
+
+
+async def test_profile1_csms_refuses_a_station_that_must_use_tls(tmp_path: Path) -> None:
+    app = await start_csms(tmp_path / "data", CsmsConfig(port=0, close_timeout=0.3))
+    try:
+        await app.store.add_station(STATION, hash_password(PASSWORD), format_timestamp(utc_now()))
+        await app.store.set_security_profile(STATION, 2)
+        with pytest.raises(InvalidStatus) as info:
+            await connect(
+                f"ws://127.0.0.1:{app.port}/ocpp/{STATION}",
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                additional_headers=auth_header(STATION, PASSWORD),
+            )
+        assert info.value.response.status_code == 401
+        assert await app.store.connection_log(STATION) == []
+    finally:
+        await app.stop()

@@ -1,0 +1,237 @@
+"""``v2g operators``, ``v2g sessions`` and ``v2g dashboard``: review of what was settled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from csms.cli import DATA_DIR, run_async, with_store
+from csms.operators import ROLES, OperatorRegistry
+from csms.reports import CdrParty, cdr, cdrs_json, csv_rows, to_csv
+from csms.review import SessionRow, load_detail, load_rows
+from csms.store.sqlite import CsmsStore
+from csms.timeutil import format_timestamp, utc_now
+
+# -- operators -------------------------------------------------------------------------------
+
+
+@click.group("operators")
+def operators_group() -> None:
+    """Operators (read and act) and auditors (read) of the review API and dashboard."""
+
+
+@operators_group.command("add")
+@click.argument("name")
+@click.option("--password", required=True, help="At least 8 characters; stored as scrypt.")
+@click.option("--role", type=click.Choice(ROLES), default="operator", show_default=True)
+@DATA_DIR
+def operators_add(name: str, password: str, role: str, data_dir: Path) -> None:
+    """Add an operator or auditor."""
+
+    async def add(store: CsmsStore) -> None:
+        await OperatorRegistry(store).add(name, password, role, format_timestamp(utc_now()))
+
+    run_async(lambda: with_store(data_dir, add))
+    click.echo(f"added {role} {name}")
+
+
+@operators_group.command("list")
+@DATA_DIR
+def operators_list(data_dir: Path) -> None:
+    """List operators and auditors (never their passwords)."""
+
+    async def list_all(store: CsmsStore) -> list[Any]:
+        return await OperatorRegistry(store).list()
+
+    for operator in run_async(lambda: with_store(data_dir, list_all)):
+        click.echo(f"{operator.name}\t{operator.role}\t{operator.created_at}")
+
+
+@operators_group.command("remove")
+@click.argument("name")
+@DATA_DIR
+def operators_remove(name: str, data_dir: Path) -> None:
+    """Remove an operator or auditor."""
+
+    async def remove(store: CsmsStore) -> bool:
+        return await OperatorRegistry(store).remove(name)
+
+    if not run_async(lambda: with_store(data_dir, remove)):
+        raise click.ClickException(f"no operator {name!r}")
+    click.echo(f"removed {name}")
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def _money(micro: int | None) -> str:
+    return "" if micro is None else f"{micro / 1_000_000:.2f}"
+
+
+def table(rows: list[SessionRow]) -> str:
+    """A plain, aligned table: one line per session, credits indented below it."""
+    head = ("SETTLEMENT", "STARTED", "STATION", "IMPORT kWh", "EXPORT kWh", "AMOUNT", "STATUS")
+    lines: list[tuple[str, ...]] = [head]
+    for r in rows:
+        lines.append(
+            (
+                r.settlement_id or r.id,
+                (r.started_at or "")[:19].replace("T", " "),
+                r.station_id,
+                f"{r.import_wh / 1000:.3f}",
+                f"{r.export_wh / 1000:.3f}",
+                f"{_money(r.amount)} {r.currency or ''}".strip(),
+                r.status,
+            )
+        )
+        for c in r.credits:
+            lines.append(
+                (
+                    f"  credit {c.settlement_id}",
+                    c.created_at[:19].replace("T", " "),
+                    "",
+                    "",
+                    "",
+                    f"{_money(c.amount)} {c.currency or ''}".strip(),
+                    c.status,
+                )
+            )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    right = {3, 4, 5}
+    out = []
+    for line in lines:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out) + "\n"
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@click.group("sessions")
+def sessions_group() -> None:
+    """List, show and export settled sessions."""
+
+
+@sessions_group.command("list")
+@DATA_DIR
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+def sessions_list(data_dir: Path, fmt: str) -> None:
+    """List sessions with their settlement id, energy, amount and status (newest first)."""
+
+    async def load(store: CsmsStore) -> list[SessionRow]:
+        return await load_rows(store)
+
+    rows = run_async(lambda: with_store(data_dir, load))
+    if fmt == "json":
+        click.echo(json.dumps(csv_rows(rows), indent=2))
+    elif fmt == "csv":
+        sys.stdout.write(to_csv(rows))
+    else:
+        sys.stdout.write(table(rows) if rows else "no sessions\n")
+
+
+@sessions_group.command("show")
+@click.argument("review_id", metavar="ID")
+@DATA_DIR
+def sessions_show(review_id: str, data_dir: Path) -> None:
+    """Show one session (settlement id or STATION:TRANSACTION) as JSON."""
+    from csms.web.models import detail_out
+
+    async def load(store: CsmsStore) -> dict[str, Any] | None:
+        detail = await load_detail(store, review_id)
+        return None if detail is None else detail_out(detail, None).model_dump()
+
+    data = run_async(lambda: with_store(data_dir, load))
+    if data is None:
+        raise click.ClickException(f"no session or settlement {review_id!r}")
+    click.echo(json.dumps(data, indent=2))
+
+
+@sessions_group.command("export")
+@DATA_DIR
+@click.option("--format", "fmt", type=click.Choice(["csv", "ocpi"]), required=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--country-code", default="DE", show_default=True, help="OCPI country code.")
+@click.option("--party-id", default="V2G", show_default=True, help="OCPI party id.")
+def sessions_export(
+    data_dir: Path, fmt: str, output: Path | None, country_code: str, party_id: str
+) -> None:
+    """Export as CSV, or as OCPI 2.2.1 CDR JSON (one CDR per settlement and per credit)."""
+    if fmt == "csv":
+        rows = run_async(lambda: with_store(data_dir, load_rows))
+        _write(to_csv(rows), output)
+        return
+    party = CdrParty(country_code=country_code.upper(), party_id=party_id.upper())
+
+    async def build(store: CsmsStore) -> list[dict[str, Any]]:
+        out = []
+        for record in await store.list_settlements():
+            if record.body is None:
+                continue  # flagged: nothing was settled
+            session = await store.get_session(record.station_id, record.transaction_id)
+            if session is None:
+                continue
+            samples = await store.meter_samples(record.station_id, record.transaction_id)
+            station = await store.get_station(record.station_id)
+            key = station.meter_key if station else None
+            out.append(cdr(record, session, samples, party, meter_key=key))
+        return out
+
+    _write(cdrs_json(run_async(lambda: with_store(data_dir, build))), output)
+
+
+# -- dashboard -------------------------------------------------------------------------------
+
+
+@click.command("dashboard")
+@DATA_DIR
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+def dashboard_command(data_dir: Path, host: str, port: int) -> None:
+    """Serve a read-only dashboard and API of a data dir (no OCPP server, no actions)."""
+    from csms.web.deps import ReviewDeps
+    from csms.web.server import start_web
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"{data_dir}: no such data dir")
+
+    async def serve() -> None:
+        store = await CsmsStore.open_data_dir(data_dir)
+        genesis = data_dir / "genesis.json"
+        deps = ReviewDeps(
+            store=store, data_dir=data_dir, genesis_path=genesis if genesis.is_file() else None
+        )
+        try:
+            web = await start_web(deps, host, port)
+        except OSError as exc:
+            await store.close()
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        click.echo(f"dashboard (read-only) on http://{host}:{web.port}/", err=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await web.stop()
+            await store.close()
+
+    run_async(serve)

@@ -1,0 +1,107 @@
+"""``/metrics`` in the Prometheus text exposition format (0.0.4), written by hand.
+
+Collected on each scrape: live stations and their per-connection message counters (the
+Dispatcher's ``stats``: one count per handled action, ``error:<code>`` per CALLERROR sent),
+tolerated deviations, settlements by status, the ledger height, and a histogram of commit
+latency (a settlement's ``created_at`` to ``committed_at``). Counters of a connection start
+again from zero when the station reconnects.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from csms.model import SettlementRecord
+from csms.timeutil import parse_timestamp
+
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+STATUSES = ("pending", "committed", "flagged", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    connected_stations: int
+    messages: Mapping[tuple[str, str], int]  # (version, action) -> handled calls
+    call_errors: Mapping[tuple[str, str], int]  # (version, error code) -> CALLERRORs sent
+    tolerated: Mapping[str, int]  # deviation kind -> count
+    rate_limited: int
+    settlements: Mapping[str, int]
+    ledger_height: int | None
+    commit_latencies: Sequence[float] = field(default=())
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def commit_latencies(records: Iterable[SettlementRecord]) -> list[float]:
+    """Seconds from writing each committed settlement to its commit."""
+    out = []
+    for record in records:
+        if record.status == "committed" and record.committed_at:
+            try:
+                delta = parse_timestamp(record.committed_at) - parse_timestamp(record.created_at)
+            except ValueError:
+                continue
+            out.append(max(0.0, delta.total_seconds()))
+    return out
+
+
+def count_messages(
+    stats: Iterable[tuple[str, Mapping[str, int]]],
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+    """Split Dispatcher stats (per connection, with its version) into messages and errors."""
+    messages: Counter[tuple[str, str]] = Counter()
+    errors: Counter[tuple[str, str]] = Counter()
+    for version, counters in stats:
+        for key, n in counters.items():
+            if key.startswith("error:"):
+                errors[(version, key.removeprefix("error:"))] += n
+            else:
+                messages[(version, key)] += n
+    return messages, errors
+
+
+def render_metrics(s: MetricsSnapshot) -> str:
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+
+    family("v2g_connected_stations", "gauge", "Stations with an open OCPP connection.")
+    lines.append(f"v2g_connected_stations {s.connected_stations}")
+    family("v2g_ocpp_messages_total", "counter", "Station calls handled, by action.")
+    for (version, action), n in sorted(s.messages.items()):
+        lines.append(
+            f'v2g_ocpp_messages_total{{version="{_label(version)}",action="{_label(action)}"}} {n}'
+        )
+    family("v2g_ocpp_callerrors_total", "counter", "CALLERRORs sent to stations, by code.")
+    for (version, code), n in sorted(s.call_errors.items()):
+        lines.append(
+            f'v2g_ocpp_callerrors_total{{version="{_label(version)}",code="{_label(code)}"}} {n}'
+        )
+    family("v2g_ocpp_tolerated_total", "counter", "Deviations repaired for tolerant stations.")
+    for kind, n in sorted(s.tolerated.items()):
+        lines.append(f'v2g_ocpp_tolerated_total{{kind="{_label(kind)}"}} {n}')
+    family("v2g_ocpp_rate_limited_total", "counter", "Frames refused by the rate limit.")
+    lines.append(f"v2g_ocpp_rate_limited_total {s.rate_limited}")
+    family("v2g_settlements", "gauge", "Settlements and credits in the CSMS, by status.")
+    for status in STATUSES:
+        lines.append(f'v2g_settlements{{status="{status}"}} {s.settlements.get(status, 0)}')
+    family("v2g_ledger_height", "gauge", "Height of the ledger's last committed block.")
+    lines.append(f"v2g_ledger_height {s.ledger_height if s.ledger_height is not None else 'NaN'}")
+    family(
+        "v2g_settlement_commit_seconds",
+        "histogram",
+        "Time from writing a settlement to its commit on the ledger.",
+    )
+    for bound in LATENCY_BUCKETS:
+        n = sum(1 for x in s.commit_latencies if x <= bound)
+        lines.append(f'v2g_settlement_commit_seconds_bucket{{le="{bound:g}"}} {n}')
+    lines.append(f'v2g_settlement_commit_seconds_bucket{{le="+Inf"}} {len(s.commit_latencies)}')
+    lines.append(f"v2g_settlement_commit_seconds_sum {sum(s.commit_latencies):.6f}")
+    lines.append(f"v2g_settlement_commit_seconds_count {len(s.commit_latencies)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,189 @@
+"""The JSON API under ``/api``: HTTP Basic for everyone, actions for operators only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from csms.operators import Operator
+from csms.review import SessionFilter
+from csms.web.auth import Auth, require_actor
+from csms.web.errors import BadRequest
+from csms.web.models import (
+    ActionOut,
+    ChainOut,
+    ConnectorOut,
+    CreditOutcomeOut,
+    CreditRequest,
+    ResetRequest,
+    SessionDetailOut,
+    SessionOut,
+    StartRequest,
+    StationOut,
+    StopRequest,
+    chain_out,
+    detail_out,
+    session_out,
+)
+from csms.web.service import ReviewService
+
+router = APIRouter(prefix="/api", tags=["review"])
+
+
+def service(request: Request) -> ReviewService:
+    review: ReviewService = request.app.state.review
+    return review
+
+
+async def reader(request: Request) -> Operator:
+    """Any authenticated operator or auditor (HTTP Basic)."""
+    auth: Auth = request.app.state.auth
+    return await auth.basic(request)
+
+
+async def actor(request: Request) -> Operator:
+    """An authenticated operator: auditors get 403."""
+    return require_actor(await reader(request))
+
+
+Reader = Annotated[Operator, Depends(reader)]
+Actor = Annotated[Operator, Depends(actor)]
+Review = Annotated[ReviewService, Depends(service)]
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: expected an ISO 8601 date or time, got {value!r}") from None
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def session_filter(
+    station: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    pseudonym: str | None = None,
+    bad_evidence: bool | None = None,
+) -> SessionFilter:
+    return SessionFilter(
+        station=station or None,
+        status=status or None,
+        since=_when(since or None, "since"),
+        until=_when(until or None, "until"),
+        pseudonym=pseudonym or None,
+        bad_evidence=bad_evidence,
+    )
+
+
+@router.get("/sessions", response_model=list[SessionOut])
+async def list_sessions(
+    _: Reader,
+    review: Review,
+    station: Annotated[str | None, Query(description="station id")] = None,
+    status: Annotated[
+        str | None, Query(description="pending|committed|flagged|rejected|active|ended")
+    ] = None,
+    since: Annotated[
+        str | None, Query(description="sessions started at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[str | None, Query(description="sessions started before (ISO 8601)")] = None,
+    pseudonym: Annotated[str | None, Query(description="the EV's pseudonym")] = None,
+    bad_evidence: Annotated[bool | None, Query(description="true: flagged sessions only")] = None,
+) -> list[SessionOut]:
+    wanted = session_filter(station, status, since, until, pseudonym, bad_evidence)
+    return [session_out(row) for row in await review.sessions(wanted)]
+
+
+@router.get("/sessions/{review_id}", response_model=SessionDetailOut)
+async def get_session(review_id: str, _: Reader, review: Review) -> SessionDetailOut:
+    detail = await review.session(review_id)
+    return detail_out(detail, f"/api/sessions/{detail.row.id}/receipt")
+
+
+@router.get(
+    "/sessions/{review_id}/receipt",
+    response_model=dict[str, Any],
+    description="The ledger receipt as stored: `v2g ledger verify-receipt` checks it offline.",
+)
+async def get_receipt(review_id: str, _: Reader, review: Review) -> JSONResponse:
+    return JSONResponse(await review.receipt(review_id))
+
+
+@router.get("/chain", response_model=ChainOut)
+async def get_chain(_: Reader, review: Review) -> ChainOut:
+    return chain_out(await review.chain(), await review.settlement_counts())
+
+
+@router.get("/stations", response_model=list[StationOut])
+async def list_stations(_: Reader, review: Review) -> list[StationOut]:
+    return [
+        StationOut(
+            station_id=v.station_id,
+            connected=v.connected,
+            ocpp_version=v.ocpp_version,
+            last_heartbeat=v.last_heartbeat,
+            last_boot_at=v.last_boot_at,
+            vendor=v.vendor,
+            model=v.model,
+            connectors=[
+                ConnectorOut(evse_id=e, connector_id=c, status=s) for e, c, s in v.connectors
+            ],
+        )
+        for v in await review.stations()
+    ]
+
+
+@router.post("/stations/{station_id}/start", response_model=ActionOut)
+async def remote_start(
+    station_id: str, body: StartRequest, operator: Actor, review: Review
+) -> ActionOut:
+    response = await review.act(
+        operator,
+        station_id,
+        "start",
+        id_token=body.id_token,
+        token_type=body.token_type,
+        evse_id=body.evse_id,
+    )
+    return ActionOut(station_id=station_id, action="start", response=response)
+
+
+@router.post("/stations/{station_id}/stop", response_model=ActionOut)
+async def remote_stop(
+    station_id: str, body: StopRequest, operator: Actor, review: Review
+) -> ActionOut:
+    response = await review.act(operator, station_id, "stop", transaction_id=body.transaction_id)
+    return ActionOut(station_id=station_id, action="stop", response=response)
+
+
+@router.post("/stations/{station_id}/reset", response_model=ActionOut)
+async def reset(station_id: str, body: ResetRequest, operator: Actor, review: Review) -> ActionOut:
+    response = await review.act(
+        operator, station_id, "reset", reset_type=body.type, evse_id=body.evse_id
+    )
+    return ActionOut(station_id=station_id, action="reset", response=response)
+
+
+@router.post("/sessions/{review_id}/credit", response_model=CreditOutcomeOut, status_code=201)
+async def credit(
+    review_id: str, body: CreditRequest, operator: Actor, review: Review
+) -> CreditOutcomeOut:
+    outcome = await review.credit(operator, review_id, body.reason, body.amount)
+    assert outcome.body is not None
+    return CreditOutcomeOut(
+        credit_id=outcome.settlement_id,
+        corrects=str(outcome.body["corrects"]),
+        amount=int(outcome.body["amount"]),
+        status=outcome.status,
+    )

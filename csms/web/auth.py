@@ -1,0 +1,64 @@
+"""Who is asking: HTTP Basic for the API, a signed session cookie for the pages.
+
+Both resolve to an ``Operator``; an auditor may read, only an operator may act. Page forms
+that act carry a CSRF token derived from the session cookie, so another site cannot make a
+logged-in browser post one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+
+from fastapi import Request
+
+from csms.operators import COOKIE_NAME, Operator, OperatorRegistry, read_session
+from csms.web.errors import Forbidden, Unauthorized
+
+
+class Auth:
+    """Checks credentials against the operator registry; owned by the app."""
+
+    def __init__(self, registry: OperatorRegistry, secret: bytes) -> None:
+        self.registry = registry
+        self.secret = secret
+
+    async def basic(self, request: Request) -> Operator:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic" or not value:
+            raise Unauthorized("HTTP Basic credentials required")
+        try:
+            name, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        if not sep:
+            raise Unauthorized("malformed Basic credentials")
+        operator = await self.registry.authenticate(name, password)
+        if operator is None:
+            raise Unauthorized("wrong name or password")
+        return operator
+
+    async def cookie(self, request: Request) -> Operator | None:
+        value = request.cookies.get(COOKIE_NAME)
+        if not value:
+            return None
+        name = read_session(self.secret, value, int(time.time()))
+        return None if name is None else await self.registry.get(name)
+
+    def csrf_token(self, request: Request) -> str:
+        value = request.cookies.get(COOKIE_NAME, "")
+        return hmac.new(self.secret, b"csrf\x00" + value.encode(), hashlib.sha256).hexdigest()
+
+    def check_csrf(self, request: Request, token: str) -> None:
+        if not hmac.compare_digest(self.csrf_token(request), token):
+            raise Forbidden("the form is stale or was not sent by this dashboard; reload it")
+
+
+def require_actor(operator: Operator) -> Operator:
+    if not operator.can_act:
+        raise Forbidden(f"{operator.name} is an auditor: auditors read, only operators act")
+    return operator

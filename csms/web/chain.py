@@ -1,0 +1,101 @@
+"""The ledger as the review shows it: height, validators with their last vote seen, verify status.
+
+The default source reads a data dir laid out by ``v2g ledger init`` (``genesis.json`` and
+``validators/v*/``): v0's block store, opened read-only. The last vote seen of a validator
+is the newest height whose commit certificate carries its precommit (looked for in the last
+``lookback`` blocks). Verification replays the whole chain, so its result is cached per height.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger.chain import verify_store
+from ledger.codec import block_id
+from ledger.errors import LedgerError
+from ledger.genesis import load_genesis
+from ledger.home import load_home, validator_homes
+from ledger.sqlite_store import SqliteBlockStore
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorStatus:
+    address: str
+    power: int
+    last_vote_height: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """``available`` False means no ledger was found; ``verified`` None means not checked."""
+
+    available: bool
+    chain_id: str | None = None
+    height: int = 0
+    top_hash: str | None = None
+    validators: tuple[ValidatorStatus, ...] = ()
+    verified: bool | None = None
+    verify_error: str | None = None
+    source: str = ""
+
+
+@dataclass(slots=True)
+class DataDirLedger:
+    """Reads the chain of a data dir; verification is cached per height."""
+
+    data_dir: Path
+    lookback: int = 200
+    _verified: dict[int, tuple[bool, str | None]] = field(default_factory=dict)
+
+    async def status(self) -> ChainStatus:
+        genesis_path = self.data_dir / "genesis.json"
+        try:
+            homes = validator_homes(self.data_dir)
+            if not homes or not genesis_path.is_file():
+                return ChainStatus(False, source=str(self.data_dir))
+            genesis = load_genesis(genesis_path)
+            home = load_home(homes[0])
+        except LedgerError as exc:
+            return ChainStatus(False, verify_error=str(exc), source=str(self.data_dir))
+        if not home.store_path.is_file():
+            return ChainStatus(False, chain_id=genesis.chain_id, source=str(home.store_path))
+        store = await SqliteBlockStore.open(home.store_path, readonly=True)
+        try:
+            height = await store.height()
+            last_vote: dict[str, int] = {}
+            members = {v.address: v.power for v in genesis.validators.validators}
+            top_hash = None
+            for h in range(height, max(0, height - self.lookback), -1):
+                stored = await store.get(h)
+                if stored is None:
+                    break
+                if top_hash is None:
+                    top_hash = block_id(stored.block.header).hex()
+                for sig in stored.commit.signatures if stored.commit else ():
+                    last_vote.setdefault(sig.validator, h)
+                    members.setdefault(sig.validator, 0)
+                if len(last_vote) >= len(members):
+                    break
+            if height not in self._verified:
+                try:
+                    await verify_store(store, genesis)
+                    self._verified[height] = (True, None)
+                except LedgerError as exc:
+                    self._verified[height] = (False, str(exc))
+            ok, error = self._verified[height]
+        finally:
+            await store.close()
+        return ChainStatus(
+            available=True,
+            chain_id=genesis.chain_id,
+            height=height,
+            top_hash=top_hash,
+            validators=tuple(
+                ValidatorStatus(address, power, last_vote.get(address))
+                for address, power in sorted(members.items())
+            ),
+            verified=ok,
+            verify_error=error,
+            source=str(home.store_path),
+        )

@@ -1,0 +1,194 @@
+"""The dashboard: server-rendered pages behind a login form and a signed session cookie.
+
+An anonymous request for a page is answered 401 with the login form, so the page works in a
+browser and the status still says "log in first".
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
+from csms.review import chart_series
+from csms.web.api import session_filter
+from csms.web.auth import Auth, require_actor
+from csms.web.chart import session_chart
+from csms.web.errors import BadRequest, WebError
+from csms.web.service import ReviewService
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+class LoginRequired(WebError):
+    """A page was asked for without a valid session cookie."""
+
+    status = 401
+
+
+def kwh(wh: int | None) -> str:
+    return "" if wh is None else f"{Decimal(wh).scaleb(-3):.3f}"
+
+
+def money(micro: int | None, currency: str | None) -> str:
+    if micro is None:
+        return ""
+    return f"{Decimal(micro).scaleb(-6):.2f} {currency or ''}".strip()
+
+
+templates.env.globals.update(kwh=kwh, money=money)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/sessions"
+
+
+async def _operator(request: Request) -> Operator:
+    auth: Auth = request.app.state.auth
+    operator = await auth.cookie(request)
+    if operator is None:
+        raise LoginRequired(
+            request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
+    return operator
+
+
+def render(
+    request: Request,
+    name: str,
+    operator: Operator | None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    review: ReviewService = request.app.state.review
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"operator": operator, "read_only": review.deps.read_only, **context},
+        status_code=status_code,
+    )
+
+
+def login_page(request: Request, next_path: str, message: str | None = None) -> HTMLResponse:
+    return render(
+        request, "login.html", None, next=_safe_next(next_path), message=message, status_code=401
+    )
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "/sessions") -> HTMLResponse:
+    response = login_page(request, next)
+    response.status_code = 200
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+    auth: Auth = request.app.state.auth
+    operator = await auth.registry.authenticate(form.get("name", ""), form.get("password", ""))
+    if operator is None:
+        return login_page(request, form.get("next", "/sessions"), "Wrong name or password.")
+    response = RedirectResponse(_safe_next(form.get("next", "/sessions")), status_code=303)
+    response.set_cookie(
+        COOKIE_NAME,
+        sign_session(auth.secret, operator.name, int(time.time())),
+        max_age=COOKIE_TTL_S,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE_NAME)
+    return response
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/sessions", status_code=303)
+
+
+@router.get("/sessions")
+async def sessions_page(
+    request: Request,
+    station: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    pseudonym: str | None = None,
+    bad_evidence: bool | None = None,
+) -> HTMLResponse:
+    operator = await _operator(request)
+    review: ReviewService = request.app.state.review
+    wanted = session_filter(station, status, since, until, pseudonym, bad_evidence or None)
+    rows = await review.sessions(wanted)
+    query = {"since": since, "until": until}
+    return render(request, "sessions.html", operator, rows=rows, f=wanted, q=query)
+
+
+@router.get("/sessions/{review_id}")
+async def session_page(
+    request: Request, review_id: str, message: str | None = None
+) -> HTMLResponse:
+    operator = await _operator(request)
+    review: ReviewService = request.app.state.review
+    detail = await review.session(review_id)
+    auth: Auth = request.app.state.auth
+    return render(
+        request,
+        "session.html",
+        operator,
+        d=detail,
+        chart=session_chart(chart_series(detail.samples)),
+        can_credit=operator.can_act
+        and review.deps.setup is not None
+        and detail.settlement is not None
+        and detail.settlement.status == "committed",
+        csrf=auth.csrf_token(request),
+        message=message,
+    )
+
+
+@router.post("/sessions/{review_id}/credit")
+async def credit_form(request: Request, review_id: str) -> Response:
+    operator = require_actor(await _operator(request))
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+    auth: Auth = request.app.state.auth
+    auth.check_csrf(request, form.get("csrf", ""))
+    amount_text = form.get("amount", "").strip()
+    try:
+        amount = int(amount_text) if amount_text else None
+    except ValueError:
+        raise BadRequest(f"amount: expected whole micro-units, got {amount_text!r}") from None
+    review: ReviewService = request.app.state.review
+    await review.credit(operator, review_id, form.get("reason", ""), amount)
+    return RedirectResponse(f"/sessions/{quote(review_id)}", status_code=303)
+
+
+@router.get("/chain")
+async def chain_page(request: Request) -> HTMLResponse:
+    operator = await _operator(request)
+    review: ReviewService = request.app.state.review
+    status = await review.chain()
+    counts = await review.settlement_counts()
+    return render(request, "chain.html", operator, c=status, counts=counts)
+
+
+@router.get("/stations")
+async def stations_page(request: Request) -> HTMLResponse:
+    operator = await _operator(request)
+    review: ReviewService = request.app.state.review
+    return render(request, "stations.html", operator, stations=await review.stations())

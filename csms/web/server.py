@@ -1,0 +1,73 @@
+"""Serve the review app with uvicorn inside the caller's event loop (``start_web``/``stop``).
+
+uvicorn normally takes over SIGINT/SIGTERM; here the process belongs to its composition root
+(the CSMS or ``v2g dashboard``), so the web server leaves signals alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Generator
+
+import uvicorn
+
+from csms.operators import OperatorRegistry
+from csms.web.app import create_app
+from csms.web.deps import ReviewDeps
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class WebServer:
+    """A running review web server; ``await stop()`` to shut it down."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self._server = server
+        self._task = task
+
+    @property
+    def port(self) -> int:
+        sockets = self._server.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(self._task, 10)
+        except TimeoutError:
+            self._task.cancel()
+
+
+async def start_web(
+    deps: ReviewDeps,
+    host: str,
+    port: int,
+    *,
+    registry: OperatorRegistry | None = None,
+) -> WebServer:
+    """Start serving on ``host:port`` (0 picks a free port); returns once it listens."""
+    app = create_app(deps, registry=registry)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name="review-web")
+    while not server.started:
+        if task.done():
+            try:
+                task.result()  # uvicorn exits (SystemExit) when it cannot bind
+            except SystemExit:
+                pass
+            raise OSError(f"web server on {host}:{port} stopped during start-up")
+        await asyncio.sleep(0.01)
+    web = WebServer(server, task)
+    log.info("review dashboard on http://%s:%d/", host, web.port)
+    return web

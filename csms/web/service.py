@@ -1,0 +1,152 @@
+"""What the API routes and the pages both do: read the review model, act on stations, credit.
+
+Routes stay thin: they authenticate, convert, call one method here, render.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from csms.corrections import CorrectionError, build_credit
+from csms.errors import CallErrorResponse, CallTimeout, StationCallError, StationNotConnected
+from csms.operators import Operator
+from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
+from csms.settling import SettlementOutcome
+from csms.timeutil import format_timestamp
+from csms.web.chain import ChainStatus, DataDirLedger
+from csms.web.deps import ReviewDeps
+from csms.web.errors import BadRequest, Conflict, NotFound, Upstream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StationView:
+    station_id: str
+    connected: bool
+    ocpp_version: str | None
+    last_heartbeat: str | None
+    last_boot_at: str | None
+    vendor: str | None
+    model: str | None
+    connectors: tuple[tuple[int, int, str], ...]
+
+
+class ReviewService:
+    def __init__(self, deps: ReviewDeps) -> None:
+        self.deps = deps
+        self._ledger = deps.ledger_status or DataDirLedger(deps.data_dir).status
+
+    async def sessions(self, wanted: SessionFilter | None = None) -> list[SessionRow]:
+        return await load_rows(self.deps.store, wanted)
+
+    async def session(self, review_id: str) -> SessionDetail:
+        detail = await load_detail(self.deps.store, review_id)
+        if detail is None:
+            raise NotFound(f"no session or settlement {review_id!r}")
+        return detail
+
+    async def receipt(self, review_id: str) -> dict[str, Any]:
+        detail = await self.session(review_id)
+        record = detail.settlement
+        if review_id != detail.row.id:  # a credit's own receipt
+            record = await self.deps.store.get_settlement(review_id)
+        if record is None or record.receipt is None:
+            raise NotFound(f"{review_id!r} has no ledger receipt yet (not committed)")
+        import json
+
+        document = json.loads(record.receipt)
+        assert isinstance(document, dict)
+        return document
+
+    async def chain(self) -> ChainStatus:
+        return await self._ledger()
+
+    async def settlement_counts(self) -> dict[str, int]:
+        counts = Counter(s.status for s in await self.deps.store.list_settlements())
+        return {
+            status: counts.get(status, 0)
+            for status in ("pending", "committed", "flagged", "rejected")
+        }
+
+    async def stations(self) -> list[StationView]:
+        connected: dict[str, str] = {}
+        if self.deps.stations is not None:
+            for station_id in self.deps.stations.connected():
+                try:
+                    connected[station_id] = self.deps.stations.ocpp_version(station_id)
+                except StationNotConnected:
+                    pass
+        views = []
+        for station in await self.deps.store.list_stations():
+            statuses = await self.deps.store.connector_statuses(station.station_id)
+            views.append(
+                StationView(
+                    station_id=station.station_id,
+                    connected=station.station_id in connected,
+                    ocpp_version=connected.get(station.station_id),
+                    last_heartbeat=station.last_seen_at,
+                    last_boot_at=station.last_boot_at,
+                    vendor=station.vendor,
+                    model=station.model,
+                    connectors=tuple((e, c, s) for (e, c), s in sorted(statuses.items())),
+                )
+            )
+        return views
+
+    # -- actions (operators only; the routes check the role) ------------------------------
+
+    def _live(self) -> Any:
+        if self.deps.stations is None:
+            raise Conflict(
+                "this is a read-only view of a data dir: actions need the running CSMS (v2g csms)"
+            )
+        return self.deps.stations
+
+    async def act(
+        self, operator: Operator, station_id: str, action: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        stations = self._live()
+        log.info("%s asks %s of %s %s", operator.name, action, station_id, kwargs)
+        try:
+            if action == "start":
+                return dict(await stations.request_start_transaction(station_id, **kwargs))
+            if action == "stop":
+                return dict(await stations.request_stop_transaction(station_id, **kwargs))
+            if action == "reset":
+                return dict(await stations.reset(station_id, **kwargs))
+        except StationNotConnected as exc:
+            raise Conflict(str(exc)) from None
+        except (CallErrorResponse, CallTimeout, StationCallError) as exc:
+            raise Upstream(f"{station_id}: {exc}") from None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        raise BadRequest(f"unknown action {action!r}")
+
+    async def credit(
+        self, operator: Operator, review_id: str, reason: str, amount: int | None
+    ) -> SettlementOutcome:
+        setup = self.deps.setup
+        if setup is None:
+            raise Conflict(
+                "corrections need the CSMS signing key: issue them from the running CSMS"
+            )
+        original = await self.deps.store.get_settlement(review_id)
+        if original is None:
+            detail = await self.session(review_id)
+            original = detail.settlement
+        if original is None:
+            raise NotFound(f"{review_id!r} has no settlement to correct")
+        now = format_timestamp(self.deps.clock())
+        try:
+            outcome = build_credit(setup, original, reason=reason, created_at=now, amount=amount)
+        except CorrectionError as exc:
+            raise Conflict(str(exc)) from None
+        await self.deps.store.add_credit(original.station_id, original.transaction_id, outcome, now)
+        log.info("%s credited %s: %s", operator.name, original.settlement_id, outcome.settlement_id)
+        if self.deps.settlement_written is not None:
+            self.deps.settlement_written()
+        return outcome

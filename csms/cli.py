@@ -36,6 +36,15 @@ TOLERANCE = click.option(
     " repaired, logged and counted.",
 )
 
+SECURITY_PROFILE = click.option(
+    "--security-profile",
+    "profile",
+    type=click.Choice(["1", "2", "3", "default"]),
+    default=None,
+    help="The station's own security profile (e.g. 2 for a station without a certificate"
+    " on a profile-3 CSMS); 'default' follows the CSMS's.",
+)
+
 TOKEN_TYPES = [
     "Central",
     "eMAID",
@@ -156,12 +165,14 @@ def stations_group() -> None:
     help="PEM public key of the station's signing meter.",
 )
 @TOLERANCE
+@SECURITY_PROFILE
 @DATA_DIR
 def stations_add(
     station_id: str,
     password: str,
     meter_key: Path | None,
     tolerance: str | None,
+    profile: str | None,
     data_dir: Path,
 ) -> None:
     """Register STATION_ID with a password (stored as a salted scrypt hash)."""
@@ -180,6 +191,8 @@ def stations_add(
         await store.add_station(station_id, hashed, format_timestamp(utc_now()), key_text)
         if tolerance is not None:
             await store.set_tolerance(station_id, tolerance)
+        if profile not in (None, "default"):
+            await store.set_security_profile(station_id, int(profile))
 
     run_async(lambda: with_store(data_dir, add))
     click.echo(f"station {station_id} registered")
@@ -188,13 +201,7 @@ def stations_add(
 @stations_group.command("set")
 @click.argument("station_id")
 @TOLERANCE
-@click.option(
-    "--security-profile",
-    "profile",
-    type=click.Choice(["1", "2", "3", "default"]),
-    default=None,
-    help="The station's own security profile; 'default' follows the CSMS's.",
-)
+@SECURITY_PROFILE
 @DATA_DIR
 def stations_set(
     station_id: str, tolerance: str | None, profile: str | None, data_dir: Path
@@ -222,19 +229,28 @@ def stations_set(
 def stations_list(data_dir: Path) -> None:
     """List registered stations."""
 
-    async def fetch(store: CsmsStore) -> list[Any]:
-        return await store.list_stations()
+    async def fetch(store: CsmsStore) -> list[tuple[Any, str, int | None]]:
+        return [
+            (
+                s,
+                await store.get_tolerance(s.station_id),
+                await store.get_security_profile(s.station_id),
+            )
+            for s in await store.list_stations()
+        ]
 
     stations = run_async(lambda: with_store(data_dir, fetch))
     if not stations:
         click.echo("no stations registered")
         return
-    click.echo(f"{'STATION':<24} {'MODEL':<20} {'METER KEY':<9} {'LAST SEEN'}")
-    for s in stations:
+    click.echo(
+        f"{'STATION':<24} {'MODEL':<20} {'METER KEY':<9} {'TOLERANCE':<9} {'PROFILE':<7} LAST SEEN"
+    )
+    for s, tolerance, profile in stations:
         model = f"{s.vendor or ''} {s.model or ''}".strip() or "-"
         click.echo(
             f"{s.station_id:<24} {model:<20} {'yes' if s.meter_key else 'no':<9} "
-            f"{s.last_seen_at or 'never'}"
+            f"{tolerance:<9} {profile or 'csms':<7} {s.last_seen_at or 'never'}"
         )
 
 

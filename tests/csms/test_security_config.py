@@ -165,3 +165,29 @@ def test_registry_security_profile_round_trip(tmp_path: Path) -> None:
         runner.invoke(stations_group, ["set", "CS-1", "--security-profile", "4", *data]).exit_code
         == 2
     )
+
+
+def test_list_shows_tolerance_and_profile(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    added = runner.invoke(
+        stations_group,
+        [
+            "add",
+            "CS-OLD",
+            "--password",
+            "s3cret-pass",
+            "--tolerance",
+            "tolerant",
+            "--security-profile",
+            "2",
+            *data,
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    runner.invoke(stations_group, ["add", "CS-NEW", "--password", "s3cret-pass", *data])
+    listed = runner.invoke(stations_group, ["list", *data])
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[0]: line.split() for line in listed.output.splitlines()[1:]}
+    assert rows["CS-OLD"][3:5] == ["tolerant", "2"]
+    assert rows["CS-NEW"][3:5] == ["strict", "csms"]

@@ -19,15 +19,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from websockets.exceptions import WebSocketException
 
 from ledger.blocks import verify_block
 from ledger.chain import replay
-from ledger.codec import block_id, tx_hash, tx_record, vote_from_dict
+from ledger.codec import tx_hash, tx_record, vote_from_dict
 from ledger.commit import commit_from_votes
 from ledger.consensus.app import LedgerApp, decode_value
 from ledger.consensus.core import make_evidence, step
@@ -53,19 +54,23 @@ from ledger.consensus.peers import PeerNetwork, Reply
 from ledger.consensus.privval import FileStateStore, PrivValidator
 from ledger.consensus.signing import Ed25519Signer, Ed25519Verifier
 from ledger.consensus.state import ConsensusContext, ConsensusState, TimeoutConfig, initial_state
+from ledger.consensus.submissions import Waiters, find_committed
 from ledger.consensus.tip import Tip, load_tip, save_tip
 from ledger.consensus.wire import (
     BlockMsg,
     GetBlocks,
+    GetReceipt,
     Message,
     Receipt,
+    ReceiptDoc,
     Rejected,
     Status,
     TxMsg,
 )
-from ledger.errors import LedgerError
+from ledger.errors import DuplicateSettlementError, LedgerError, StoreError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
+from ledger.receipt import build_receipt, receipt_to_dict
 from ledger.state import State
 from ledger.store import BlockStore
 from ledger.tx import EVIDENCE, evidence_tx
@@ -75,6 +80,8 @@ from ledger.validation import validate_tx
 log = logging.getLogger(__name__)
 
 BLOCKS_PER_REQUEST = 50
+MAX_RECEIPT_WAIT_MS = 60_000
+RECEIPT_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +121,7 @@ class ValidatorNode:
         self._peers = PeerNetwork(self._on_message, host=config.host, port=config.port)
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
-        self._waiting: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._waiters = Waiters()
         self._own: list[Proposal | Vote] = []
         self._app: LedgerApp | None = None
         self._state: ConsensusState | None = None
@@ -186,24 +193,40 @@ class ValidatorNode:
                 await task
         self._tasks.clear()
         await self._peers.close()
-        for futures in self._waiting.values():
-            for fut in futures:
-                fut.cancel()
+        self._waiters.cancel_all()
 
     # ---- clients --------------------------------------------------------------------------
 
     async def submit(self, tx: Tx) -> Receipt:
-        """Validate ``tx``, gossip it, and wait until a block commits it."""
+        """Validate ``tx``, gossip it, and wait until a block commits it.
+
+        Idempotent, so a client may retry after a crash: a settlement already committed
+        (the same transaction, or the same signed record) answers with its receipt, and one
+        still pending is waited for, not duplicated. A different record reusing a settled
+        id is rejected.
+        """
         assert self._app is not None
         try:
-            validate_tx(tx, self._app.state)
+            record = validate_tx(tx, self._app.state)
+        except DuplicateSettlementError as exc:
+            tip = self._pending.block if self._pending is not None else None
+            found = await find_committed(tx, self._app.state, tip, self.store)
+            if found is not None:
+                return found
+            raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
         except LedgerError as exc:
             raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
-        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(tx_hash(tx), []).append(fut)
+        fut = self._waiters.wait_for(tx, record)
         if self.mempool.add(tx):
             self._broadcast(TxMsg(tx))
         return await fut
+
+    async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
+        """The self-contained receipt of a settlement in the store (None if not stored)."""
+        try:
+            return receipt_to_dict(await build_receipt(self.store, settlement_id))
+        except StoreError:
+            return None
 
     # ---- the consensus routine --------------------------------------------------------------
 
@@ -304,11 +327,7 @@ class ValidatorNode:
         self.mempool.remove(block.txs)
         self.evidence.mark_committed(_evidence_in(block))
         self._own = []
-        bid = block_id(block.header)
-        for index, tx in enumerate(block.txs):
-            for fut in self._waiting.pop(tx_hash(tx), []):
-                if not fut.done():
-                    fut.set_result(Receipt(block.header.height, index, bid))
+        self.mempool.remove(self._waiters.answer(block))
         state = self._app.state
         nxt = NewHeight(state.height + 1, state.validators)
         if start_now or len(self.mempool) >= self.config.max_block_txs:
@@ -364,9 +383,9 @@ class ValidatorNode:
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
         elif isinstance(msg, TxMsg) and msg.submit:
-            task = asyncio.create_task(self._answer_submit(msg.tx, reply))
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
+            self._answer(self._answer_submit(msg.tx, reply))
+        elif isinstance(msg, GetReceipt):
+            self._answer(self._answer_receipt(msg, reply))
         elif isinstance(msg, TxMsg):
             self._admit(msg.tx)
 
@@ -378,14 +397,31 @@ class ValidatorNode:
             return
         self.mempool.add(tx)
 
+    def _answer(self, work: Coroutine[Any, Any, None]) -> None:
+        """Answer a client in its own task (the link keeps reading meanwhile)."""
+        task = asyncio.create_task(work)
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
     async def _answer_submit(self, tx: Tx, reply: Reply) -> None:
+        answer: Message
         try:
-            receipt = await self.submit(tx)
+            answer = await self.submit(tx)
         except SubmitRejected as exc:
-            await reply(Rejected(str(exc)))
-            return
+            answer = Rejected(str(exc), tx_hash(tx))
         with contextlib.suppress(WebSocketException):
-            await reply(receipt)
+            await reply(answer)
+
+    async def _answer_receipt(self, msg: GetReceipt, reply: Reply) -> None:
+        """Answer with the receipt document, polling the store up to the asked wait."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(msg.wait_ms, MAX_RECEIPT_WAIT_MS) / 1000
+        while (doc := await self.receipt_document(msg.settlement_id)) is None:
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(RECEIPT_POLL_S)
+        with contextlib.suppress(WebSocketException):
+            await reply(ReceiptDoc(msg.settlement_id, doc))
 
     async def _gossip(self) -> None:
         while True:

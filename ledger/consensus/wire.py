@@ -56,19 +56,56 @@ class TxMsg:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """A submitted transaction is committed at (height, index) of block ``block_id``."""
+    """A submitted transaction is committed at (height, index) of block ``block_id``.
+
+    ``tx_hash`` names the transaction, so a client may have many submissions in flight on
+    one connection (empty from older validators).
+    """
 
     height: int
     index: int
     block_id: bytes
+    tx_hash: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
+    """A submitted transaction is invalid (``tx_hash`` names it, as for ``Receipt``)."""
+
     reason: str
+    tx_hash: bytes = b""
 
 
-Message = Proposal | Vote | Status | GetBlocks | BlockMsg | TxMsg | Receipt | Rejected
+@dataclass(frozen=True, slots=True)
+class GetReceipt:
+    """Ask for the self-contained receipt of a settlement, waiting up to ``wait_ms`` for its
+    block to be stored (a decided block is stored once the next one binds its certificate)."""
+
+    settlement_id: str
+    wait_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDoc:
+    """The answer to ``GetReceipt``: ``receipt_to_dict`` of the receipt, or None if the
+    validator's store does not hold the settlement (yet)."""
+
+    settlement_id: str
+    document: dict[str, Any] | None
+
+
+Message = (
+    Proposal
+    | Vote
+    | Status
+    | GetBlocks
+    | BlockMsg
+    | TxMsg
+    | Receipt
+    | Rejected
+    | GetReceipt
+    | ReceiptDoc
+)
 
 
 def dump(msg: Message) -> str:
@@ -99,8 +136,13 @@ def _to_dict(msg: Message) -> dict[str, Any]:
             "height": msg.height,
             "index": msg.index,
             "block_id": msg.block_id.hex(),
+            "tx_hash": msg.tx_hash.hex(),
         }
-    return {"type": "rejected", "reason": msg.reason}
+    if isinstance(msg, GetReceipt):
+        return {"type": "get_receipt", "settlement_id": msg.settlement_id, "wait_ms": msg.wait_ms}
+    if isinstance(msg, ReceiptDoc):
+        return {"type": "receipt_doc", "settlement_id": msg.settlement_id, "doc": msg.document}
+    return {"type": "rejected", "reason": msg.reason, "tx_hash": msg.tx_hash.hex()}
 
 
 def load(text: str | bytes) -> Message:
@@ -131,10 +173,20 @@ def load(text: str | bytes) -> Message:
             return TxMsg(Tx(encode(data["tx"])), submit=kind == "submit")
         if kind == "receipt":
             return Receipt(
-                _int(data["height"]), _int(data["index"]), bytes.fromhex(_str(data["block_id"]))
+                _int(data["height"]),
+                _int(data["index"]),
+                bytes.fromhex(_str(data["block_id"])),
+                bytes.fromhex(_str(data.get("tx_hash", ""))),
             )
         if kind == "rejected":
-            return Rejected(_str(data["reason"]))
+            return Rejected(_str(data["reason"]), bytes.fromhex(_str(data.get("tx_hash", ""))))
+        if kind == "get_receipt":
+            return GetReceipt(_str(data["settlement_id"]), _int(data["wait_ms"]))
+        if kind == "receipt_doc":
+            doc = data["doc"]
+            if doc is not None and not isinstance(doc, dict):
+                raise EncodingError("receipt_doc: doc must be an object or null")
+            return ReceiptDoc(_str(data["settlement_id"]), doc)
     except (KeyError, TypeError, ValueError) as exc:
         raise EncodingError(f"{kind} frame: {exc}") from exc
     raise EncodingError(f"unknown frame type {kind!r:.40}")

@@ -84,11 +84,19 @@ async def test_four_validators_commit_submitted_settlements(tmp_path: Path) -> N
             stored = await stores[0].get(receipt.height)
             assert stored is not None
             assert tx_hash(stored.block.txs[receipt.index]) == tx_hash(tx)
-        # Over the wire, as the CSMS outbox does; a double settlement is refused.
+        # Over the wire, as the CSMS outbox does; a retry of a committed settlement gets its
+        # receipt, while another record reusing its id is refused.
         receipt = await submit_tx([nodes[2].url], net.csms_tx(settlement_body("wire-1")))
         assert receipt.height >= 1
-        with pytest.raises(SubmitRejected):
-            await submit_tx([nodes[1].url], net.csms_tx(settlement_body("s-0")))
+        again = await submit_tx([nodes[1].url], txs[0])
+        assert (again.height, again.index, again.block_id) == (
+            receipts[0].height,
+            receipts[0].index,
+            receipts[0].block_id,
+        )
+        with pytest.raises(SubmitRejected, match="DuplicateSettlementError"):
+            other = settlement_body("s-0", transaction_id="another-session")
+            await submit_tx([nodes[1].url], net.csms_tx(other))
     finally:
         await stop_all(nodes)
 

@@ -13,8 +13,10 @@ from ledger.consensus.tip import Tip, load_tip, save_tip
 from ledger.consensus.wire import (
     BlockMsg,
     GetBlocks,
+    GetReceipt,
     Message,
     Receipt,
+    ReceiptDoc,
     Rejected,
     Status,
     TxMsg,
@@ -46,6 +48,11 @@ def test_every_message_round_trips() -> None:
         TxMsg(tx, submit=True),
         Receipt(4, 1, b"\x02" * 32),
         Rejected("DuplicateSettlementError: s-1"),
+        Receipt(4, 1, b"\x02" * 32, b"\x03" * 32),
+        Rejected("SignatureError: s-1", b"\x03" * 32),
+        GetReceipt("s-1", 2500),
+        ReceiptDoc("s-1", {"type": "v2g-receipt", "tx_index": 0}),
+        ReceiptDoc("s-2", None),
     ]
     for msg in messages:
         assert load(dump(msg)) == msg

@@ -1,0 +1,94 @@
+"""The CSMS's port to validators over real websockets: submit, retry, fetch receipts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ledger.codec import tx_hash
+from ledger.consensus.client import (
+    ValidatorSession,
+    fetch_receipt,
+    submit_and_fetch,
+    submit_tx,
+)
+from ledger.genesis import genesis_json
+from ledger.receipt import receipt_from_dict, verify_receipt
+from ledger.store import MemoryBlockStore
+from tests.ledger.builders import make_net, settlement_body
+from tests.ledger.consensus.test_node import start_nodes, stop_all, wait_for
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+async def test_fetched_receipt_verifies_offline_against_the_genesis(tmp_path: Path) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        tx = net.csms_tx(settlement_body("r-1"))
+        urls = [n.url for n in nodes]
+        receipt, doc = await asyncio.wait_for(submit_and_fetch(urls, tx, genesis=net.genesis), 30)
+        parsed = receipt_from_dict(doc)
+        verify_receipt(parsed, net.genesis)
+        assert parsed.settlement == tx
+        assert (parsed.header.height, parsed.tx_index) == (receipt.height, receipt.index)
+        assert doc["block_id"] == receipt.block_id.hex()
+        # Another validator hands out the same document once its store holds the block.
+        again = await fetch_receipt(urls[3:], "r-1", wait_s=10)
+        assert again is not None and again["block_id"] == doc["block_id"]
+        assert await fetch_receipt(urls[:1], "never-submitted", wait_s=0.2) is None
+    finally:
+        await stop_all(nodes)
+    (tmp_path / "genesis.json").write_text(genesis_json(net.genesis))
+    (tmp_path / "receipt.json").write_text(json.dumps(doc))
+    command = ["ledger", "verify-receipt", tmp_path / "receipt.json"]
+    command += ["--genesis", tmp_path / "genesis.json"]
+    checked = subprocess.run(
+        [sys.executable, "-m", "v2g", *map(str, command)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "receipt OK" in checked.stdout and "r-1" in checked.stdout
+
+
+async def test_a_retry_gets_the_same_receipt_and_commits_once(tmp_path: Path) -> None:
+    """The CSMS crashed after submitting: it submits again, while pending and after."""
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        tx = net.csms_tx(settlement_body("retry-1"))
+        urls = [n.url for n in nodes]
+        pending = await asyncio.wait_for(
+            asyncio.gather(submit_tx(urls[:1], tx), submit_tx(urls[1:2], tx)), 30
+        )
+        assert pending[0] == pending[1]
+        assert pending[0].tx_hash == tx_hash(tx)
+        later = await submit_tx(urls[2:3], tx)
+        assert later == pending[0]
+        # Once stored, the block holds the transaction exactly once.
+        await wait_for(lambda: nodes[2].height > later.height)
+        stored = await stores[2].get(later.height)
+        assert stored is not None
+        assert [t for t in stored.block.txs if t == tx] == [tx]
+    finally:
+        await stop_all(nodes)
+
+
+async def test_one_session_carries_many_submissions(tmp_path: Path) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        txs = [net.csms_tx(settlement_body(f"m-{i}")) for i in range(20)]
+        async with ValidatorSession(nodes[0].url) as session:
+            receipts = await asyncio.wait_for(asyncio.gather(*map(session.submit, txs)), 30)
+        assert [r.tx_hash for r in receipts] == [tx_hash(t) for t in txs]
+        assert len({(r.height, r.index) for r in receipts}) == len(txs)
+    finally:
+        await stop_all(nodes)

@@ -10,6 +10,8 @@ becomes a credit CDR (``credit: true``, ``credit_reference_id``) with its own am
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
@@ -148,14 +150,27 @@ def signed_data(samples: Sequence[MeterSample], meter_key: str | None) -> dict[s
             nature = NATURES.get(str(json.loads(payload)["RD"][0]["TX"]), nature)
         except (ValueError, KeyError, IndexError, TypeError):
             pass
-        values.append({"nature": nature, "plain_data": payload, "signed_data": text})
+        # OCPI caps plain_data at 512 characters; the whole record is in signed_data (5000)
+        values.append({"nature": nature, "plain_data": payload[:512], "signed_data": text})
     if not values:
         return None
     data: dict[str, Any] = {"encoding_method": "OCMF", "signed_values": values}
-    key = carried[0] if carried else meter_key
-    if key and key.startswith(PUBLIC_KEY_PREFIX):
+    key = _ocmf_key(carried[0] if carried else meter_key)
+    if key is not None:
         data["public_key"] = key
     return data
+
+
+def _ocmf_key(value: str | None) -> str | None:
+    """The ``oca:base16:asn1:`` text of a key as OCPP carries it (plain or Base64)."""
+    if not value:
+        return None
+    if not value.startswith(PUBLIC_KEY_PREFIX):
+        try:
+            value = base64.b64decode(value, validate=True).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return value if value.startswith(PUBLIC_KEY_PREFIX) and len(value) <= 512 else None
 
 
 def _periods(body: dict[str, Any], sign: int) -> list[dict[str, Any]]:

@@ -39,14 +39,26 @@ def service(request: Request) -> ReviewService:
 
 
 async def reader(request: Request) -> Operator:
-    """Any authenticated operator or auditor (HTTP Basic)."""
+    """Any authenticated operator or auditor: HTTP Basic, or for reads the page cookie.
+
+    Actions never accept the cookie (a browser sends it with any site's request: CSRF).
+    """
+    auth: Auth = request.app.state.auth
+    if request.method == "GET" and "authorization" not in request.headers:
+        operator = await auth.cookie(request)
+        if operator is not None:
+            return operator
+    return await auth.basic(request)
+
+
+async def basic_reader(request: Request) -> Operator:
     auth: Auth = request.app.state.auth
     return await auth.basic(request)
 
 
 async def actor(request: Request) -> Operator:
-    """An authenticated operator: auditors get 403."""
-    return require_actor(await reader(request))
+    """An operator authenticated with HTTP Basic: auditors get 403."""
+    return require_actor(await basic_reader(request))
 
 
 Reader = Annotated[Operator, Depends(reader)]

@@ -73,8 +73,13 @@ def session_chart(series: dict[str, list[tuple[datetime, int]]]) -> str:
         points = series.get(name, [])
         return [(at, (v - points[0][1]) / 1000) for at, v in points] if points else []
 
-    def kw(name: str, sign: int) -> list[tuple[datetime, float]]:
-        return [(at, sign * v / 1000) for at, v in series.get(name, [])]
+    def net_kw() -> list[tuple[datetime, float]]:
+        by_time: dict[datetime, float] = {}
+        for at, v in series.get("Power.Active.Import", []):
+            by_time[at] = by_time.get(at, 0.0) + v / 1000
+        for at, v in series.get("Power.Active.Export", []):
+            by_time[at] = by_time.get(at, 0.0) - v / 1000
+        return sorted(by_time.items())
 
     panels: list[tuple[str, str, list[tuple[str, str, Series]]]] = [
         (
@@ -87,11 +92,8 @@ def session_chart(series: dict[str, list[tuple[datetime, int]]]) -> str:
         ),
         (
             "Power",
-            "kW, export below zero",
-            [
-                ("charging", "#1f6feb", kw("Power.Active.Import", 1)),
-                ("discharging", "#d9480f", kw("Power.Active.Export", -1)),
-            ],
+            "kW, discharging below zero",
+            [("net power", "#6f42c1", net_kw())],
         ),
         (
             "State of charge",

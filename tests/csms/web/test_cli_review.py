@@ -1,0 +1,150 @@
+"""``v2g operators``, ``v2g sessions``, ``v2g dashboard`` (click groups; dashboard as a process).
+
+The commands run their own event loop, so async tests call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from csms.cli_review import operators_group, sessions_group
+from tests.csms.web.ocpi_rules import CDR, violations
+from tests.csms.web.world import OPERATOR, OPERATOR_PW, STATION, World
+
+
+@pytest.fixture
+async def data_dir(world: World) -> Path:
+    """The world's data dir with its store closed, as a command finds it."""
+    await world.store.close()
+    world.store = await type(world.store).open(":memory:")  # the fixture closes this one
+    return world.data_dir
+
+
+async def arun(group: object, *args: str) -> str:
+    return await asyncio.to_thread(run, group, *args)
+
+
+async def ainvoke(group: object, args: list[str]) -> Result:
+    return await asyncio.to_thread(CliRunner().invoke, group, args)  # type: ignore[arg-type]
+
+
+def run(group: object, *args: str) -> str:
+    result = CliRunner().invoke(group, list(args), catch_exceptions=False)  # type: ignore[arg-type]
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_operators_add_list_remove(tmp_path: Path) -> None:
+    d = str(tmp_path / "csms")
+    assert "added auditor carol" in run(
+        operators_group,
+        "add",
+        "carol",
+        "--password",
+        "pw-of-carol",
+        "--role",
+        "auditor",
+        "--data-dir",
+        d,
+    )
+    run(operators_group, "add", "dave", "--password", "pw-of-dave-1", "--data-dir", d)
+    listed = run(operators_group, "list", "--data-dir", d)
+    assert [line.split("\t")[:2] for line in listed.splitlines()] == [
+        ["carol", "auditor"],
+        ["dave", "operator"],
+    ]
+    assert "pw-of" not in listed
+    again = CliRunner().invoke(
+        operators_group, ["add", "dave", "--password", "another-pw", "--data-dir", d]
+    )
+    assert again.exit_code == 1 and "already exists" in again.output
+    short = CliRunner().invoke(
+        operators_group, ["add", "eve", "--password", "short", "--data-dir", d]
+    )
+    assert short.exit_code == 1 and "8 characters" in short.output
+    assert "removed carol" in run(operators_group, "remove", "carol", "--data-dir", d)
+    gone = CliRunner().invoke(operators_group, ["remove", "carol", "--data-dir", d])
+    assert gone.exit_code == 1 and "no operator" in gone.output
+
+
+async def test_sessions_list_show_and_export(data_dir: Path, world: World, tmp_path: Path) -> None:
+    d = str(data_dir)
+    table = await arun(sessions_group, "list", "--data-dir", d)
+    header, *lines = table.splitlines()
+    assert header.split()[:3] == ["SETTLEMENT", "STARTED", "STATION"]
+    good = next(line for line in lines if line.startswith(world.settlement_id))
+    assert STATION in good and "4.500" in good and "-0.10 EUR" in good and "committed" in good
+    rows = json.loads(await arun(sessions_group, "list", "--data-dir", d, "--format", "json"))
+    assert {r["id"] for r in rows} == {world.settlement_id, world.flagged_id}
+    parsed = list(
+        csv.DictReader(
+            io.StringIO(await arun(sessions_group, "list", "--data-dir", d, "--format", "csv"))
+        )
+    )
+    assert {r["status"] for r in parsed} == {"committed", "flagged"}
+
+    shown = json.loads(await arun(sessions_group, "show", world.settlement_id, "--data-dir", d))
+    assert shown["session"]["amount"] == -100_000 and shown["block"]["height"] == 1
+    missing = await ainvoke(sessions_group, ["show", "stl-none", "--data-dir", d])
+    assert missing.exit_code == 1 and "no session" in missing.output
+
+    out = tmp_path / "cdrs.json"
+    await arun(sessions_group, "export", "--format", "ocpi", "--data-dir", d, "--output", str(out),
+        "--country-code", "nl", "--party-id", "abc")  # fmt: skip
+    cdrs = json.loads(out.read_text())
+    assert [c["id"] for c in cdrs] == [world.settlement_id]  # the flagged session has no CDR
+    assert violations(cdrs[0], CDR) == [] and cdrs[0]["party_id"] == "ABC"
+    exported = await arun(sessions_group, "export", "--format", "csv", "--data-dir", d)
+    assert exported.splitlines()[0].startswith("id,kind,settlement_id")
+
+
+def test_dashboard_serves_a_data_dir_read_only(tmp_path: Path) -> None:
+    d = tmp_path / "csms"
+    run(operators_group, "add", OPERATOR, "--password", OPERATOR_PW, "--data-dir", str(d))
+    code = (
+        "import sys; from csms.cli_review import dashboard_command; dashboard_command(sys.argv[1:])"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "--data-dir", str(d), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "read-only" in line, line
+        url = line.strip().split(" on ")[1]
+        with httpx.Client(base_url=url, timeout=10) as http:
+            assert http.get("/api/sessions").status_code == 401
+            assert http.get("/api/sessions", auth=(OPERATOR, OPERATOR_PW)).json() == []
+            act = http.post(f"/api/stations/{STATION}/reset", json={}, auth=(OPERATOR, OPERATOR_PW))
+            assert act.status_code == 409 and "read-only" in act.json()["detail"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_dashboard_refuses_a_missing_data_dir(tmp_path: Path) -> None:
+    from csms.cli_review import dashboard_command
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, dashboard_command, ["--data-dir", str(tmp_path / "nope")]
+    )
+    assert result.exit_code == 1 and "no such data dir" in result.output

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import encode
+from ledger.checked import CheckedTxs
 from ledger.codec import block_id
 from ledger.errors import SchemaError, TxError
 from ledger.keys import key_id
@@ -29,7 +30,7 @@ from ledger.tx import (
     operator_account,
 )
 from ledger.types import Block, Tx, ValidatorSet
-from ledger.validation import decode_tx, evidence_id, updated_validators, validate_record
+from ledger.validation import evidence_id, updated_validators, validate_checked
 
 
 @dataclass(slots=True)
@@ -117,14 +118,23 @@ def apply_record(work: WorkingState, record: Mapping[str, Any], height: int) -> 
     work.added.append([kind, used])
 
 
-def apply_txs(state: State, txs: tuple[Tx, ...], *, time: int, block_hash: bytes) -> State:
-    """Validate and apply ``txs`` as block ``state.height + 1``; return the new state."""
+def apply_txs(
+    state: State,
+    txs: tuple[Tx, ...],
+    *,
+    time: int,
+    block_hash: bytes,
+    checked: CheckedTxs | None = None,
+) -> State:
+    """Validate and apply ``txs`` as block ``state.height + 1``; return the new state.
+
+    ``checked``: transactions decoded and verified before (not again), kept for later calls.
+    """
     height = state.height + 1
     work = WorkingState.from_state(state)
     for index, tx in enumerate(txs):
         try:
-            record = decode_tx(tx)
-            validate_record(record, work, height=height)
+            record = validate_checked(tx, work, height=height, cache=checked)
         except TxError as exc:
             exc.add_note(f"transaction {index}")
             raise

@@ -12,6 +12,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from ledger.amounts import PricedInterval, settlement_amount
+from ledger.checked import Checked, CheckedTxs
 from ledger.codec import tx_record, vote_from_dict
 from ledger.errors import (
     AmountMismatchError,
@@ -78,7 +79,20 @@ class LedgerView(Protocol):
     def known_validators(self) -> Mapping[str, bytes]: ...
 
 
-def check_signature(record: Mapping[str, Any], public_key: bytes, chain_id: str) -> None:
+def check_signature(
+    record: Mapping[str, Any],
+    public_key: bytes,
+    chain_id: str,
+    *,
+    verified_key: bytes | None = None,
+) -> None:
+    """Raise ``SignatureError`` unless the record's signature verifies under ``public_key``.
+
+    ``verified_key``: the key this very transaction already verified under (``checked``);
+    when it is ``public_key`` the check is not repeated.
+    """
+    if verified_key is not None and verified_key == public_key:
+        return
     # decoded=True: the schema check already proved every field a str, int, bool, list or dict
     message = tx_signing_bytes(record, chain_id, decoded=True)
     if not verify(public_key, message, bytes.fromhex(record["sig"])):
@@ -87,17 +101,21 @@ def check_signature(record: Mapping[str, Any], public_key: bytes, chain_id: str)
         )
 
 
-def check_aggregator_signed(record: Mapping[str, Any], view: LedgerView) -> None:
+def check_aggregator_signed(
+    record: Mapping[str, Any], view: LedgerView, verified_key: bytes | None = None
+) -> None:
     if record["signer"] != view.aggregator_id:
         raise NotAggregatorError(
             f"{record['type']} must be signed by the aggregator",
             expected=view.aggregator_id,
             received=record["signer"],
         )
-    check_signature(record, view.aggregator_key, view.chain_id)
+    check_signature(record, view.aggregator_key, view.chain_id, verified_key=verified_key)
 
 
-def _check_settlement_like(record: Mapping[str, Any], view: LedgerView) -> None:
+def _check_settlement_like(
+    record: Mapping[str, Any], view: LedgerView, verified_key: bytes | None
+) -> None:
     kind = record["type"]
     key = view.csms_keys.get(record["signer"])
     if key is None:
@@ -106,7 +124,7 @@ def _check_settlement_like(record: Mapping[str, Any], view: LedgerView) -> None:
             expected=sorted(view.csms_keys),
             received=record["signer"],
         )
-    check_signature(record, key, view.chain_id)
+    check_signature(record, key, view.chain_id, verified_key=verified_key)
     intervals = record["intervals"]
     for name in ("import_wh", "export_wh"):
         total = sum(i[name] for i in intervals)
@@ -147,8 +165,10 @@ def _check_ledger_payment(record: Mapping[str, Any], view: LedgerView) -> None:
         )
 
 
-def validate_settlement(record: Mapping[str, Any], view: LedgerView) -> None:
-    _check_settlement_like(record, view)
+def validate_settlement(
+    record: Mapping[str, Any], view: LedgerView, verified_key: bytes | None = None
+) -> None:
+    _check_settlement_like(record, view, verified_key)
     pair = (record["operator"], record["transaction_id"])
     if pair in view.settled_transactions:
         raise DuplicateTransactionError(
@@ -158,8 +178,10 @@ def validate_settlement(record: Mapping[str, Any], view: LedgerView) -> None:
     _check_ledger_payment(record, view)
 
 
-def validate_credit(record: Mapping[str, Any], view: LedgerView) -> None:
-    _check_settlement_like(record, view)
+def validate_credit(
+    record: Mapping[str, Any], view: LedgerView, verified_key: bytes | None = None
+) -> None:
+    _check_settlement_like(record, view, verified_key)
     original = view.settlements.get(record["corrects"])
     if original is None or original.kind != SETTLEMENT:
         raise UnknownSettlementError(
@@ -184,8 +206,10 @@ def _check_fresh_id(view: LedgerView, used_id: str) -> None:
         raise ReplayError(f"{used_id} was committed before")
 
 
-def validate_topup(record: Mapping[str, Any], view: LedgerView) -> None:
-    check_aggregator_signed(record, view)
+def validate_topup(
+    record: Mapping[str, Any], view: LedgerView, verified_key: bytes | None = None
+) -> None:
+    check_aggregator_signed(record, view, verified_key)
     _check_fresh_id(view, f"topup:{record['topup_id']}")
 
 
@@ -213,14 +237,18 @@ def updated_validators(record: Mapping[str, Any], current: ValidatorSet) -> Vali
     return result
 
 
-def validate_validator_update(record: Mapping[str, Any], view: LedgerView) -> None:
-    check_aggregator_signed(record, view)
+def validate_validator_update(
+    record: Mapping[str, Any], view: LedgerView, verified_key: bytes | None = None
+) -> None:
+    check_aggregator_signed(record, view, verified_key)
     _check_fresh_id(view, f"update:{record['update_id']}")
     updated_validators(record, view.next_validators)
 
 
-def validate_key_authorisation(record: Mapping[str, Any], view: LedgerView) -> None:
-    check_aggregator_signed(record, view)
+def validate_key_authorisation(
+    record: Mapping[str, Any], view: LedgerView, verified_key: bytes | None = None
+) -> None:
+    check_aggregator_signed(record, view, verified_key)
     _check_fresh_id(view, f"update:{record['update_id']}")
     kid = key_id(bytes.fromhex(record["public_key"]))
     if not record["authorised"] and kid not in view.next_csms_keys:
@@ -270,22 +298,58 @@ def validate_evidence(record: Mapping[str, Any], view: LedgerView, height: int) 
     _check_fresh_id(view, evidence_id(record))
 
 
-def validate_record(record: Mapping[str, Any], view: LedgerView, *, height: int) -> str:
-    """Check one decoded record for inclusion at ``height``; return its type."""
-    kind = check_record(record)
+def validate_record(
+    record: Mapping[str, Any], view: LedgerView, *, height: int, checked: Checked | None = None
+) -> str:
+    """Check one decoded record for inclusion at ``height``; return its type.
+
+    ``checked``: what an earlier check of this very transaction established (its record
+    passed the schema; its signature verified under ``checked.signer_key``), not repeated.
+    """
+    verified_key = None
+    if checked is None:
+        kind = check_record(record)
+    else:
+        kind, verified_key = record["type"], checked.signer_key
     if kind == SETTLEMENT:
-        validate_settlement(record, view)
+        validate_settlement(record, view, verified_key)
     elif kind == CREDIT:
-        validate_credit(record, view)
+        validate_credit(record, view, verified_key)
     elif kind == TOPUP:
-        validate_topup(record, view)
+        validate_topup(record, view, verified_key)
     elif kind == VALIDATOR_UPDATE:
-        validate_validator_update(record, view)
+        validate_validator_update(record, view, verified_key)
     elif kind == KEY_AUTHORISATION:
-        validate_key_authorisation(record, view)
+        validate_key_authorisation(record, view, verified_key)
     elif kind == EVIDENCE:
         validate_evidence(record, view, height)
     return kind
+
+
+def signer_key(record: Mapping[str, Any], view: LedgerView) -> bytes | None:
+    """The key a valid record's signature verified under (None for evidence)."""
+    kind = record["type"]
+    if kind in (SETTLEMENT, CREDIT):
+        return view.csms_keys.get(record["signer"])
+    if kind in (TOPUP, VALIDATOR_UPDATE, KEY_AUTHORISATION):
+        return view.aggregator_key
+    return None
+
+
+def validate_checked(
+    tx: Tx, view: LedgerView, *, height: int, cache: CheckedTxs | None
+) -> Mapping[str, Any]:
+    """``validate_record`` of ``tx``'s record, decoding and verifying it only if ``cache``
+    holds no earlier check of it (and keeping this one); return the record."""
+    hit = cache.get(tx.data) if cache is not None else None
+    if hit is not None:
+        validate_record(hit.record, view, height=height, checked=hit)
+        return hit.record
+    record = decode_tx(tx)
+    validate_record(record, view, height=height)
+    if cache is not None:
+        cache.put(tx.data, Checked(record, signer_key(record, view)))
+    return record
 
 
 def decode_tx(tx: Tx) -> dict[str, Any]:
@@ -300,8 +364,9 @@ def decode_tx(tx: Tx) -> dict[str, Any]:
         raise SchemaError(f"transaction: {exc}") from exc
 
 
-def validate_tx(tx: Tx, state: State) -> dict[str, Any]:
-    """Check a transaction for inclusion in the next block after ``state``; return its record."""
-    record = decode_tx(tx)
-    validate_record(record, state, height=state.height + 1)
-    return record
+def validate_tx(tx: Tx, state: State, *, cache: CheckedTxs | None = None) -> Mapping[str, Any]:
+    """Check a transaction for inclusion in the next block after ``state``; return its record.
+
+    With ``cache``, a transaction checked before is not decoded or verified again.
+    """
+    return validate_checked(tx, state, height=state.height + 1, cache=cache)

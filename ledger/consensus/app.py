@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from ledger.apply import apply_txs
 from ledger.blocks import build_block, verify_header
 from ledger.canonical import decode, encode, sha256
+from ledger.checked import CheckedTxs
 from ledger.codec import (
     block_from_dict,
     block_id,
@@ -58,6 +59,7 @@ class LedgerApp:
         clock_ms: Callable[[], int],
         pending: Callable[[int], Sequence[Tx]],
         max_block_txs: int = 500,
+        checked: CheckedTxs | None = None,
     ) -> None:
         self.state = state
         self.last_commit = last_commit
@@ -67,6 +69,7 @@ class LedgerApp:
         self._pending = pending
         self._max = max_block_txs
         self._checked: dict[bytes, State] = {}
+        self._txs = checked  # transactions verified before: not decoded or verified again
 
     def advance(
         self, state: State, last_commit: Commit | None, *, tip_validators: ValidatorSet | None
@@ -119,7 +122,9 @@ class LedgerApp:
             return None
         try:
             verify_header(self.state, block, last_commit)
-            after = apply_txs(self.state, block.txs, time=block.header.time, block_hash=bid)
+            after = apply_txs(
+                self.state, block.txs, time=block.header.time, block_hash=bid, checked=self._txs
+            )
         except LedgerError:
             return None
         if state_hash(after) != block.header.state_hash:
@@ -139,14 +144,16 @@ class LedgerApp:
     def _valid_prefix(self, txs: list[Tx], time: int) -> list[Tx]:
         """Drop transactions that no longer apply (settled meanwhile, duplicated, ...)."""
         try:
-            apply_txs(self.state, tuple(txs), time=time, block_hash=bytes(32))
+            apply_txs(self.state, tuple(txs), time=time, block_hash=bytes(32), checked=self._txs)
             return txs
         except TxError:
             pass
         kept: list[Tx] = []
         for tx in txs:
             try:
-                apply_txs(self.state, (*kept, tx), time=time, block_hash=bytes(32))
+                apply_txs(
+                    self.state, (*kept, tx), time=time, block_hash=bytes(32), checked=self._txs
+                )
             except TxError:
                 continue
             kept.append(tx)

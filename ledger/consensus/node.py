@@ -28,6 +28,7 @@ from websockets.exceptions import WebSocketException
 
 from ledger.blocks import verify_block
 from ledger.chain import replay
+from ledger.checked import CheckedTxs
 from ledger.codec import tx_hash, tx_record, vote_from_dict
 from ledger.commit import commit_from_votes
 from ledger.consensus.app import LedgerApp, decode_value
@@ -114,6 +115,7 @@ class ValidatorNode:
         self.config = config
         self.store = store
         self.mempool = Mempool()
+        self.checked = CheckedTxs()  # each transaction decoded and verified once
         self._clock_ms = clock_ms
         self._signer = Ed25519Signer(config.key)
         self.address = self._signer.address
@@ -150,6 +152,7 @@ class ValidatorNode:
             clock_ms=self._clock_ms,
             pending=self.mempool.take,
             max_block_txs=self.config.max_block_txs,
+            checked=self.checked,
         )
         self._pending = load_tip(self._tip_path, self._base_state, self._base_commit)
         self._sync_app()
@@ -207,7 +210,7 @@ class ValidatorNode:
         """
         assert self._app is not None
         try:
-            record = validate_tx(tx, self._app.state)
+            record = validate_tx(tx, self._app.state, cache=self.checked)
         except DuplicateSettlementError as exc:
             tip = self._pending.block if self._pending is not None else None
             found = await find_committed(tx, self._app.state, tip, self.store)
@@ -392,7 +395,7 @@ class ValidatorNode:
     def _admit(self, tx: Tx) -> None:
         assert self._app is not None
         try:
-            validate_tx(tx, self._app.state)
+            validate_tx(tx, self._app.state, cache=self.checked)
         except LedgerError:
             return
         self.mempool.add(tx)

@@ -10,6 +10,7 @@ the same signed record (signatures aside) gets that receipt, a different one is 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from ledger.codec import block_id, tx_hash, tx_record
@@ -71,7 +72,7 @@ class Waiters:
         self._futures: dict[bytes, list[asyncio.Future[Receipt]]] = {}
         self._settlements: dict[bytes, tuple[str, Tx]] = {}
 
-    def wait_for(self, tx: Tx, record: dict[str, Any]) -> asyncio.Future[Receipt]:
+    def wait_for(self, tx: Tx, record: Mapping[str, Any]) -> asyncio.Future[Receipt]:
         """A future answered when a block commits ``tx`` (or settles its id otherwise)."""
         key = tx_hash(tx)
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()

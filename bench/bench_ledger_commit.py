@@ -1,0 +1,224 @@
+"""Benchmark: committed settlements per second with validator processes vs the signature ceiling.
+
+Starts ``--validators`` (4) processes with ``v2g validator --home`` on homes made by
+``init_data_dir`` in a temp dir (ephemeral loopback ports), then a load generator in this
+process submits N pre-signed settlements over one pipelined session per validator, keeping
+at most ``--window`` in flight, and waits for every commit receipt.
+
+The ceiling is what signature checks alone allow: every validator verifies each settlement's
+Ed25519 signature once, and the validators share this machine's cores, so
+
+    ledger_ceiling = cores * ed25519_verify_per_s / validators
+
+with ``ed25519_verify_per_s`` the single-core rate of bare verifications of messages of a
+settlement's size, measured in the same run (before the validators start).
+``ledger_ceiling_fraction = ledger_commit_tps / ledger_ceiling``. Latency is from a
+settlement's submission to its receipt (the block's commit).
+
+Run: ``python -m bench.bench_ledger_commit [--quick]``; prints ``name=value`` lines. Every
+process it started is stopped on the way out, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ledger.consensus.client import ValidatorSession
+from ledger.devchain import demo_settlements, read_csms_key
+from ledger.home import init_data_dir, validator_homes
+from ledger.keys import generate_key, public_bytes, sign, verify
+from ledger.types import Tx
+
+CHAIN_ID = "bench-commit"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ed25519_rate(message_size: int, count: int) -> float:
+    """Single-core Ed25519 verifications per second of ``message_size``-byte messages."""
+    key = generate_key()
+    pub = public_bytes(key)
+    messages = [i.to_bytes(8, "big") + bytes(max(0, message_size - 8)) for i in range(count)]
+    signed = [(m, sign(key, m)) for m in messages]
+    began = time.perf_counter()
+    ok = all(verify(pub, m, s) for m, s in signed)
+    elapsed = time.perf_counter() - began
+    assert ok
+    return count / elapsed
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def use_ports(data_dir: Path, ports: list[int]) -> list[str]:
+    """Point every home at the given loopback ports (its own and its peers'); return URLs."""
+    homes = validator_homes(data_dir)
+    urls = {f"v{i}": f"ws://127.0.0.1:{p}" for i, p in enumerate(ports)}
+    for i, home in enumerate(homes):
+        path = home / "config.yaml"
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config["listen"]["port"] = ports[i]
+        for peer in config["peers"]:
+            peer["url"] = urls[peer["name"]]
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return [urls[f"v{i}"] for i in range(len(homes))]
+
+
+def spawn(home: Path, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    command = [sys.executable]
+    if args.profile is not None:
+        command += ["-m", "cProfile", "-o", str(args.profile / f"{home.name}.prof")]
+    command += ["-m", "v2g"]
+    command += ["validator", "--home", str(home)]
+    command += ["--block-interval-ms", str(args.block_interval_ms)]
+    command += ["--max-block-txs", str(args.max_block_txs)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with (home / "process.log").open("ab") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=REPO)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+async def wait_listening(urls: list[str], procs: list[subprocess.Popen[bytes]]) -> None:
+    async def one(url: str) -> None:
+        host, port = url.removeprefix("ws://").split(":")
+        while True:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a validator process exited at start")
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+    await asyncio.wait_for(asyncio.gather(*(one(u) for u in urls)), 30)
+
+
+async def load(urls: list[str], warmup: Tx, txs: list[Tx], window: int) -> tuple[float, list[float]]:
+    """Submit ``txs`` spread over the validators; return (seconds, per-tx latencies)."""
+    sessions = [ValidatorSession(url) for url in urls]
+    for session in sessions:
+        await session.__aenter__()
+    try:
+        await asyncio.wait_for(sessions[0].submit(warmup), 60)  # links up, first block made
+        gate = asyncio.Semaphore(window)
+        latencies: list[float] = []
+
+        async def one(i: int, tx: Tx) -> None:
+            async with gate:
+                began = time.perf_counter()
+                await sessions[i % len(sessions)].submit(tx)
+                latencies.append(time.perf_counter() - began)
+
+        began = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(one(i, tx) for i, tx in enumerate(txs))), 600)
+        return time.perf_counter() - began, latencies
+    finally:
+        for session in sessions:
+            await session.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer settlements (under 60 s)")
+    parser.add_argument("--settlements", type=int, default=None)
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--block-interval-ms", type=int, default=100)
+    parser.add_argument("--max-block-txs", type=int, default=1000)
+    parser.add_argument("--window", type=int, default=None, help="most settlements in flight")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write each validator's cProfile stats here"
+    )
+    args = parser.parse_args(argv)
+    count = args.settlements or (3000 if args.quick else 20_000)
+    window = args.window or 3 * args.max_block_txs
+    cores = os.cpu_count() or 1
+
+    with tempfile.TemporaryDirectory(prefix="bench-commit-") as tmp:
+        data = Path(tmp)
+        init_data_dir(
+            data,
+            validators=args.validators,
+            chain_id=CHAIN_ID,
+            genesis_time=int(time.time() * 1000) - 1000,
+        )
+        urls = use_ports(data, free_ports(args.validators))
+        key = read_csms_key(data)
+        began = time.perf_counter()
+        warmup, *txs = demo_settlements(key, CHAIN_ID, 0, count + 1)
+        sign_seconds = time.perf_counter() - began
+        tx_size = sum(len(t.data) for t in txs) // len(txs)
+        rate = ed25519_rate(tx_size, 5000 if args.quick else 20_000)
+
+        procs = [spawn(home, args) for home in validator_homes(data)]
+        try:
+            asyncio.run(wait_listening(urls, procs))
+            seconds, latencies = asyncio.run(load(urls, warmup, txs, window))
+        except BaseException:
+            for home in validator_homes(data):
+                tail = (home / "process.log").read_text(errors="replace")[-2000:]
+                print(f"--- {home.name} log tail ---\n{tail}", file=sys.stderr)
+            raise
+        finally:
+            stop(procs)
+
+    tps = count / seconds
+    ceiling = cores * rate / args.validators
+    lines = {
+        "validators": args.validators,
+        "settlements": count,
+        "cores": cores,
+        "tx_bytes_avg": tx_size,
+        "presign_seconds": f"{sign_seconds:.3f}",
+        "block_interval_ms": args.block_interval_ms,
+        "max_block_txs": args.max_block_txs,
+        "window": window,
+        "ledger_commit_seconds": f"{seconds:.3f}",
+        "ledger_commit_tps": f"{tps:.0f}",
+        "ed25519_verify_per_s": f"{rate:.0f}",
+        "ledger_ceiling": f"{ceiling:.0f}",
+        "ledger_ceiling_fraction": f"{tps / ceiling:.3f}",
+        "ledger_commit_latency_p50_ms": f"{statistics.median(latencies) * 1000:.0f}",
+        "ledger_commit_latency_p99_ms": f"{percentile(latencies, 0.99) * 1000:.0f}",
+    }
+    for name, value in lines.items():
+        print(f"{name}={value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -124,7 +124,9 @@ async def wait_listening(urls: list[str], procs: list[subprocess.Popen[bytes]]) 
     await asyncio.wait_for(asyncio.gather(*(one(u) for u in urls)), 30)
 
 
-async def load(urls: list[str], warmup: Tx, txs: list[Tx], window: int) -> tuple[float, list[float]]:
+async def load(
+    urls: list[str], warmup: Tx, txs: list[Tx], window: int
+) -> tuple[float, list[float]]:
     """Submit ``txs`` spread over the validators; return (seconds, per-tx latencies)."""
     sessions = [ValidatorSession(url) for url in urls]
     for session in sessions:

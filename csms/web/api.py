@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -74,8 +74,6 @@ def _when(value: str | None, name: str) -> datetime | None:
     except ValueError:
         raise BadRequest(f"{name}: expected an ISO 8601 date or time, got {value!r}") from None
     if moment.tzinfo is None:
-        from datetime import UTC
-
         moment = moment.replace(tzinfo=UTC)
     return moment
 
@@ -112,9 +110,14 @@ async def list_sessions(
     until: Annotated[str | None, Query(description="sessions started before (ISO 8601)")] = None,
     pseudonym: Annotated[str | None, Query(description="the EV's pseudonym")] = None,
     bad_evidence: Annotated[bool | None, Query(description="true: flagged sessions only")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=10_000, description="at most this many, newest first")
+    ] = 1000,
+    offset: Annotated[int, Query(ge=0, description="skip this many first")] = 0,
 ) -> list[SessionOut]:
     wanted = session_filter(station, status, since, until, pseudonym, bad_evidence)
-    return [session_out(row) for row in await review.sessions(wanted)]
+    rows = await review.sessions(wanted)
+    return [session_out(row) for row in rows[offset : offset + limit]]
 
 
 @router.get("/sessions/{review_id}", response_model=SessionDetailOut)

@@ -25,6 +25,7 @@ from csms.web.errors import BadRequest, WebError
 from csms.web.service import ReviewService
 
 router = APIRouter(include_in_schema=False)
+PAGE_ROWS = 500  # newest first; narrow the filters (or use the API's offset) for older ones
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -136,7 +137,15 @@ async def sessions_page(
     wanted = session_filter(station, status, since, until, pseudonym, bad_evidence or None)
     rows = await review.sessions(wanted)
     query = {"since": since, "until": until}
-    return render(request, "sessions.html", operator, rows=rows, f=wanted, q=query)
+    return render(
+        request,
+        "sessions.html",
+        operator,
+        rows=rows[:PAGE_ROWS],
+        total=len(rows),
+        f=wanted,
+        q=query,
+    )
 
 
 @router.get("/sessions/{review_id}")

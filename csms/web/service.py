@@ -5,13 +5,14 @@ Routes stay thin: they authenticate, convert, call one method here, render.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
-from csms.errors import CallErrorResponse, CallTimeout, StationCallError, StationNotConnected
+from csms.errors import StationCallError, StationNotConnected
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
@@ -56,8 +57,6 @@ class ReviewService:
             record = await self.deps.store.get_settlement(review_id)
         if record is None or record.receipt is None:
             raise NotFound(f"{review_id!r} has no ledger receipt yet (not committed)")
-        import json
-
         document = json.loads(record.receipt)
         assert isinstance(document, dict)
         return document
@@ -120,7 +119,7 @@ class ReviewService:
                 return dict(await stations.reset(station_id, **kwargs))
         except StationNotConnected as exc:
             raise Conflict(str(exc)) from None
-        except (CallErrorResponse, CallTimeout, StationCallError) as exc:
+        except StationCallError as exc:  # a CALLERROR or no answer in time
             raise Upstream(f"{station_id}: {exc}") from None
         except ValueError as exc:
             raise BadRequest(str(exc)) from None

@@ -159,6 +159,8 @@ async def test_filters(client: httpx.AsyncClient, world: World) -> None:
     assert await ids(client, until="2026-11-25T16:30:30Z") == {good}
     assert await ids(client, since="2026-11-25", until="2026-11-26") == {good, bad}
     assert await ids(client, since="2026-11-26") == set()
+    assert await ids(client, limit="1") == {bad}  # newest first
+    assert await ids(client, limit="1", offset="1") == {good}
     wrong = await client.get("/api/sessions", params={"since": "yesterday"}, auth=AS_AUDITOR)
     assert wrong.status_code == 400 and "since" in wrong.json()["detail"]
 

@@ -36,6 +36,10 @@ class CsmsConfig:
     max_pending_frames: int = 32  # unanswered frames a station may have; more: "rate limited"
     rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
 
+    # operator review: dashboard, JSON API and /metrics (served by ``v2g csms``)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080  # 0 picks a free port
+
     def with_overrides(self, **overrides: Any) -> CsmsConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -90,8 +94,10 @@ def load_config(path: Path | str | None) -> CsmsConfig:
         value = _expect(path, key, value, kind, what)
         if key in _POSITIVE and value <= 0:
             raise ConfigError(f"{path}: key {key!r}: expected a positive number, got {value!r}")
-        if key == "port" and not 0 <= value <= 65535:
-            raise ConfigError(f"{path}: key 'port': expected 0..65535, got {value!r}")
+        if key in ("port", "http_port") and not 0 <= value <= 65535:
+            raise ConfigError(f"{path}: key {key!r}: expected 0..65535, got {value!r}")
+        if key == "http_host" and not value:
+            raise ConfigError(f"{path}: key 'http_host': expected an address to listen on")
         if key == "max_frame_bytes" and value < 1024:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")
         if key == "security_profile" and value not in (1, 2, 3):

@@ -132,13 +132,15 @@ def csms_command(
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
-        app = await start_csms(data_dir, config)
+        app = await start_csms(data_dir, config, serve_web=True)
         scheme = "ws" if config.security_profile == 1 else "wss"
         click.echo(
             f"CSMS listening on {scheme}://{config.host}:{app.port}/ocpp/<stationId>"
             f" (security profile {config.security_profile})",
             err=True,
         )
+        if app.web is not None:
+            click.echo(f"dashboard on http://{config.http_host}:{app.web.port}/", err=True)
         try:
             await stop.wait()
         finally:

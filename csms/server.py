@@ -210,6 +210,7 @@ class CsmsServer:
             tolerance=self._raw_schemas[subprotocol],
             tolerant=await store.get_tolerance(station_id) == "tolerant",
             deviations=self.tolerated.setdefault(station_id, Counter()),
+            clock=self.services.clock,
         )
         connection = StationConnection(
             websocket,

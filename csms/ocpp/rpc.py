@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from csms.errors import (
@@ -84,6 +85,7 @@ class Dispatcher(Generic[Ctx]):
     tolerance: RequestSchemas | None = None
     tolerant: bool = False
     deviations: Counter[str] = field(default_factory=Counter)
+    clock: Callable[[], datetime] | None = None  # time of receipt, for unset station clocks
 
     async def handle(self, ctx: Ctx, text: str | bytes, *, station_id: str = "?") -> Inbound:
         try:
@@ -131,7 +133,8 @@ class Dispatcher(Generic[Ctx]):
         schema = None if self.tolerance is None else self.tolerance.get(call.action)
         if schema is None:
             return call.payload
-        payload, deviations = tolerate(call.payload, schema)
+        now = self.clock() if self.clock is not None else None
+        payload, deviations = tolerate(call.payload, schema, now=now)
         if not deviations:
             return call.payload
         if not self.tolerant:

@@ -10,6 +10,8 @@ refused with a PropertyConstraintViolation.
 Habits repaired:
 - ``unit``: ``kwh``, ``KWH``, ``wh`` ... -> ``kWh``/``Wh`` (the known units, case-insensitively);
 - ``timezone``: a date-time without a zone is taken as UTC (``Z`` appended);
+- ``clock_unset``: a date-time before 2000 (a station whose clock is not set yet, typically
+  ``1970-01-01``) is replaced by the time the CSMS received it;
 - ``truncated``: a string longer than the schema's ``maxLength`` is cut to it (never signed
   meter data, whose signature covers every byte);
 - ``enum``: an enum value differing only in case, blanks or punctuation, or a known misspelling,
@@ -35,6 +37,7 @@ from typing import Any
 
 from csms.errors import PropertyConstraintViolation
 from csms.ocpp.versions import OcppVersion
+from csms.timeutil import format_timestamp
 
 
 class ToleranceMode(StrEnum):
@@ -87,6 +90,9 @@ NEVER_TRUNCATED = frozenset({"signedMeterData", "publicKey", "signingMethod", "e
 STRICT_REFUSED = frozenset({"unit"})
 
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+# A timestamp before this year comes from a station whose clock is not set (1970-01-01...).
+CLOCK_SET_AFTER = 2000
+
 _ACTION = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _DROP = object()
 
@@ -123,8 +129,9 @@ def _resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:
 class _Walker:
     """One pass over a payload beside its schema, collecting deviations and the fixed copy."""
 
-    def __init__(self, root: dict[str, Any]) -> None:
+    def __init__(self, root: dict[str, Any], now: datetime | None) -> None:
         self.root = root
+        self.now = now
         self.deviations: list[Deviation] = []
 
     def note(self, kind: str, path: str, before: Any, after: Any) -> None:
@@ -232,21 +239,29 @@ class _Walker:
             moment = datetime.fromisoformat(text)
         except ValueError:
             return value
-        if moment.tzinfo is not None or "T" not in text:
+        if "T" not in text:
             return value
-        fixed = f"{text}Z"
-        self.note("timezone", path, value, fixed)
+        fixed = value
+        if moment.tzinfo is None:
+            fixed = f"{text}Z"
+            self.note("timezone", path, value, fixed)
+        if self.now is not None and moment.year < CLOCK_SET_AFTER:
+            received = format_timestamp(self.now)
+            self.note("clock_unset", path, fixed, received)
+            fixed = received
         return fixed
 
 
 def tolerate(
-    payload: dict[str, Any], schema: dict[str, Any]
+    payload: dict[str, Any], schema: dict[str, Any], *, now: datetime | None = None
 ) -> tuple[dict[str, Any], list[Deviation]]:
     """A repaired copy of ``payload`` and the list of repairs (empty: nothing to repair).
 
-    Never raises on odd input: what it does not understand it leaves for the schema to judge.
+    ``now`` (the time of receipt) replaces timestamps from a station whose clock is not set;
+    without it they are left alone. Never raises on odd input: what it does not understand it
+    leaves for the schema to judge.
     """
-    walker = _Walker(schema)
+    walker = _Walker(schema, now)
     try:
         fixed = walker.fix(payload, schema, "", "", True)
     except RecursionError:

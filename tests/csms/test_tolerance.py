@@ -453,3 +453,36 @@ async def test_habits_of_a_16_station(csms: CsmsApp, tolerance: str) -> None:
     assert station.serial_number == "S" * 25
     assert await csms.store.connector_statuses(STATION) == {(1, 1): "Available"}
     assert csms.server.tolerated[STATION] == {"truncated": 1, "enum": 3, "timezone": 1}
+
+
+def test_unset_station_clock_is_replaced_by_the_time_of_receipt() -> None:
+    from datetime import UTC, datetime
+
+    received = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+    payload = transaction_event("Started", 0, timestamp="1970-01-01T00:00:05")
+    fixed, deviations = tolerate(payload, schema("TransactionEvent"), now=received)
+    assert fixed["timestamp"] == "2026-11-25T12:30:00.000Z"
+    assert kinds(deviations) == ["timezone", "clock_unset"]
+    assert deviations[1].before == "1970-01-01T00:00:05Z"
+    without_clock, deviations = tolerate(payload, schema("TransactionEvent"))
+    assert without_clock["timestamp"] == "1970-01-01T00:00:05Z"
+    recent = transaction_event("Started", 0, timestamp="2001-01-01T00:00:00Z")
+    assert tolerate(recent, schema("TransactionEvent"), now=received)[1] == []
+
+
+@pytest.mark.parametrize("tolerance", ["strict", "tolerant"])
+async def test_unset_station_clock_over_the_wire(csms: CsmsApp, tolerance: str) -> None:
+    await csms.store.set_tolerance(STATION, tolerance)
+    client = await open_client(csms)
+    payload = transaction_event("Started", 0, timestamp="1970-01-01T00:00:00Z", import_wh=1)
+    answer = await client.call("TransactionEvent", payload)
+    await client.ws.close()
+    assert answer[0] == 3  # schema-valid: strict mode keeps it as sent
+    session = await csms.store.get_session(STATION, "tx-1")
+    assert session is not None and session.started_at is not None
+    if tolerance == "strict":
+        assert session.started_at.startswith("1970-01-01")
+        assert csms.server.tolerated.get(STATION, {}) == {}
+    else:
+        assert session.started_at >= "2026"
+        assert csms.server.tolerated[STATION] == {"clock_unset": 2}  # event and its reading

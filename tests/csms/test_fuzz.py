@@ -109,6 +109,7 @@ class Harness:
                 schemas=SchemaSet(version),
                 tolerance=RequestSchemas(version),
                 tolerant=tolerant,
+                clock=fixed_clock,
             )
             for tolerant in (False, True)
         }

@@ -205,6 +205,7 @@ def sessions_export(
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 def dashboard_command(data_dir: Path, host: str, port: int) -> None:
     """Serve a read-only dashboard and API of a data dir (no OCPP server, no actions)."""
+    from csms.web.chain import ledger_root
     from csms.web.deps import ReviewDeps
     from csms.web.server import start_web
 
@@ -213,10 +214,9 @@ def dashboard_command(data_dir: Path, host: str, port: int) -> None:
 
     async def serve() -> None:
         store = await CsmsStore.open_data_dir(data_dir)
-        genesis = data_dir / "genesis.json"
-        deps = ReviewDeps(
-            store=store, data_dir=data_dir, genesis_path=genesis if genesis.is_file() else None
-        )
+        root = ledger_root(data_dir)
+        genesis = None if root is None else root / "genesis.json"
+        deps = ReviewDeps(store=store, data_dir=data_dir, genesis_path=genesis)
         try:
             web = await start_web(deps, host, port)
         except OSError as exc:

@@ -1,9 +1,11 @@
 """The ledger as the review shows it: height, validators with their last vote seen, verify status.
 
-The default source reads a data dir laid out by ``v2g ledger init`` (``genesis.json`` and
-``validators/v*/``): v0's block store, opened read-only. The last vote seen of a validator
-is the newest height whose commit certificate carries its precommit (looked for in the last
-``lookback`` blocks). Verification replays the whole chain, so its result is cached per height.
+The default source reads a ledger laid out by ``v2g ledger init`` (``genesis.json`` and
+``validators/v*/``) in the data dir itself or in its ``ledger/`` subdirectory (where the
+CSMS keeps its embedded validators): v0's block store, opened read-only. The last vote seen
+of a validator is the newest height whose commit certificate carries its precommit (looked
+for in the last ``lookback`` blocks). Verification replays the whole chain, so its result
+is cached per height.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ class ChainStatus:
     source: str = ""
 
 
+def ledger_root(data_dir: Path) -> Path | None:
+    """Where a data dir keeps its ledger (genesis and validator homes), if anywhere."""
+    for root in (data_dir, data_dir / "ledger"):
+        if (root / "genesis.json").is_file() and (root / "validators").is_dir():
+            return root
+    return None
+
+
 @dataclass(slots=True)
 class DataDirLedger:
     """Reads the chain of a data dir; verification is cached per height."""
@@ -49,11 +59,16 @@ class DataDirLedger:
     _verified: dict[int, tuple[bool, str | None]] = field(default_factory=dict)
 
     async def status(self) -> ChainStatus:
-        genesis_path = self.data_dir / "genesis.json"
+        root = ledger_root(self.data_dir)
+        if root is None:
+            return ChainStatus(
+                False, verify_error="no ledger in this data dir", source=str(self.data_dir)
+            )
+        genesis_path = root / "genesis.json"
         try:
-            homes = validator_homes(self.data_dir)
-            if not homes or not genesis_path.is_file():
-                return ChainStatus(False, source=str(self.data_dir))
+            homes = validator_homes(root)
+            if not homes:
+                return ChainStatus(False, source=str(root))
             genesis = load_genesis(genesis_path)
             home = load_home(homes[0])
         except LedgerError as exc:

@@ -58,7 +58,8 @@ class ReviewService:
         if record is None or record.receipt is None:
             raise NotFound(f"{review_id!r} has no ledger receipt yet (not committed)")
         document = json.loads(record.receipt)
-        assert isinstance(document, dict)
+        if not isinstance(document, dict) or not document:
+            raise NotFound(f"{review_id!r}: committed, its receipt is not fetched yet")
         return document
 
     async def chain(self) -> ChainStatus:

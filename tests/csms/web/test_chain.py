@@ -1,0 +1,49 @@
+"""The chain status read from a data dir: height, last votes, verification and tampering."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from csms.web.chain import DataDirLedger, ledger_root
+from ledger.devchain import demo_settlements, read_csms_key, seal_into_data_dir
+from ledger.home import init_data_dir, load_home, validator_homes
+from ledger.sqlite_store import SqliteBlockStore
+
+
+async def make_ledger(root: Path, blocks: int) -> None:
+    init_data_dir(root, validators=4, chain_id="c", genesis_time=int(time.time() * 1000))
+    for home in validator_homes(root):
+        store = await SqliteBlockStore.open(load_home(home).store_path)
+        await store.close()
+    key = read_csms_key(root)
+    batches = [demo_settlements(key, "c", 2 * i, 2) for i in range(blocks)]
+    await seal_into_data_dir(root, batches)
+
+
+async def test_no_ledger_is_reported_not_raised(tmp_path: Path) -> None:
+    status = await DataDirLedger(tmp_path).status()
+    assert not status.available and status.height == 0
+    assert ledger_root(tmp_path) is None
+
+
+async def test_a_ledger_in_the_ledger_subdirectory_verifies(tmp_path: Path) -> None:
+    await make_ledger(tmp_path / "ledger", blocks=3)
+    assert ledger_root(tmp_path) == tmp_path / "ledger"
+    status = await DataDirLedger(tmp_path).status()
+    assert status.available and status.height == 3 and status.verified is True
+    assert len(status.validators) == 4
+    assert {v.last_vote_height for v in status.validators} == {3}
+    assert status.top_hash is not None and len(status.top_hash) == 64
+
+
+async def test_a_tampered_block_fails_verification(tmp_path: Path) -> None:
+    await make_ledger(tmp_path, blocks=2)
+    path = load_home(validator_homes(tmp_path)[0]).store_path
+    with sqlite3.connect(path) as db:
+        (data,) = db.execute("SELECT data FROM txs WHERE height = 1 AND idx = 0").fetchone()
+        flipped = data.replace(b'"amount":', b'"amount": ', 1)
+        db.execute("UPDATE txs SET data = ? WHERE height = 1 AND idx = 0", (flipped,))
+    status = await DataDirLedger(tmp_path).status()
+    assert status.available and status.verified is False and status.verify_error

@@ -93,6 +93,21 @@ def _reject_constant(text: str) -> Any:
     raise EncodingError(f"{text} is not allowed in canonical data")
 
 
+_SCANNER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)
+
+
+def scan(text: str, pos: int) -> tuple[Any, int]:
+    """Parse the one JSON value that starts at ``text[pos]``; return it and where it ends.
+
+    For splitting canonical data into parts without re-encoding them; whether each part is
+    canonical is the caller's to check. Raises ``EncodingError``.
+    """
+    try:
+        return _SCANNER.raw_decode(text, pos)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise EncodingError(f"not canonical JSON: {exc}") from exc
+
+
 def decode(data: bytes) -> Any:
     """Parse canonical bytes; raise ``EncodingError`` unless they are exactly canonical."""
     try:

@@ -16,7 +16,9 @@ from ledger.canonical import (
     decode,
     digest,
     encode,
+    encode_decoded,
     from_hex,
+    scan,
 )
 from ledger.errors import EncodingError
 from ledger.types import (
@@ -186,6 +188,49 @@ def tx_hash(tx: Tx) -> bytes:
 def block_to_dict(block: Block) -> dict[str, Any]:
     """A block as canonical data (transactions embedded as their records)."""
     return {"header": header_to_dict(block.header), "txs": [tx_record(t) for t in block.txs]}
+
+
+def block_bytes(block: Block) -> bytes:
+    """``encode(block_to_dict(block))``, spliced from the transactions' own canonical bytes
+    instead of decoding and re-encoding each of them."""
+    txs = b",".join(t.data for t in block.txs)
+    return b'{"header":' + header_bytes(block.header) + b',"txs":[' + txs + b"]}"
+
+
+def read_block(text: str, pos: int = 0) -> tuple[Block, int]:
+    """Parse the ``block_bytes`` form that starts at ``text[pos]``; return it and its end.
+
+    The header must be canonical; each transaction is sliced out as it stands, its canonical
+    form left to transaction validation (which refuses anything else), so a block is not
+    re-encoded on its way in. Raises ``EncodingError``.
+    """
+    pos = expect_literal(text, pos, '{"header":')
+    raw_header, end = scan(text, pos)
+    if encode_decoded(raw_header) != text[pos:end].encode("utf-8"):
+        raise EncodingError("block.header: not in canonical form")
+    header = header_from_dict(raw_header)
+    pos = expect_literal(text, end, ',"txs":[')
+    txs = []
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            record, end = scan(text, pos)
+            if not isinstance(record, dict):
+                raise EncodingError("block.txs: expected objects")
+            txs.append(Tx(text[pos:end].encode("utf-8")))
+            if text.startswith("]", end):
+                pos = end + 1
+                break
+            pos = expect_literal(text, end, ",")
+    return Block(header=header, txs=tuple(txs)), expect_literal(text, pos, "}")
+
+
+def expect_literal(text: str, pos: int, literal: str) -> int:
+    """The offset after ``literal``, which must stand at ``text[pos]`` (else ``EncodingError``)."""
+    if not text.startswith(literal, pos):
+        raise EncodingError(f"expected {literal!r} at offset {pos}, got {text[pos : pos + 20]!r}")
+    return pos + len(literal)
 
 
 def block_from_dict(data: Any) -> Block:

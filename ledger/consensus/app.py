@@ -14,15 +14,9 @@ from collections.abc import Callable, Sequence
 
 from ledger.apply import apply_txs
 from ledger.blocks import build_block, verify_header
-from ledger.canonical import decode, encode, sha256
+from ledger.canonical import scan, sha256
 from ledger.checked import CheckedTxs
-from ledger.codec import (
-    block_from_dict,
-    block_id,
-    block_to_dict,
-    commit_from_dict,
-    commit_to_dict,
-)
+from ledger.codec import block_bytes, block_id, commit_bytes, commit_from_dict, read_block
 from ledger.commit import verify_commit
 from ledger.errors import EncodingError, LedgerError, TxError
 from ledger.state import State, state_hash
@@ -30,21 +24,37 @@ from ledger.types import Block, Commit, Tx, ValidatorSet
 
 
 def encode_value(block: Block, last_commit: Commit | None) -> bytes:
-    return encode(
-        {
-            "block": block_to_dict(block),
-            "last_commit": None if last_commit is None else commit_to_dict(last_commit),
-        }
-    )
+    """``encode({"block": block_to_dict(block), "last_commit": ...})``, spliced from parts."""
+    commit = b"null" if last_commit is None else commit_bytes(last_commit)
+    return b'{"block":' + block_bytes(block) + b',"last_commit":' + commit + b"}"
 
 
 def decode_value(value: bytes) -> tuple[Block, Commit | None]:
-    """Raise ``LedgerError`` (an ``EncodingError``) unless ``value`` is a canonical value."""
-    data = decode(value)
-    if not isinstance(data, dict) or set(data) != {"block", "last_commit"}:
+    """Raise ``LedgerError`` (an ``EncodingError``) unless ``value`` is a value's form.
+
+    Its transactions are taken as they stand (``read_block``): validating the block checks
+    that each is canonical.
+    """
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EncodingError(f"value: not UTF-8: {exc}") from exc
+    if not text.startswith('{"block":'):
         raise EncodingError("value: expected an object with block and last_commit")
-    raw = data["last_commit"]
-    return block_from_dict(data["block"]), None if raw is None else commit_from_dict(raw)
+    block, pos = read_block(text, len('{"block":'))
+    if not text.startswith(',"last_commit":', pos):
+        raise EncodingError("value: expected an object with block and last_commit")
+    pos += len(',"last_commit":')
+    raw, end = scan(text, pos)
+    if end != len(text) - 1 or not text.endswith("}"):
+        raise EncodingError("value: trailing data after last_commit")
+    commit = None if raw is None else commit_from_dict(raw)
+    if (b"null" if commit is None else commit_bytes(commit)) != text[pos:end].encode("utf-8"):
+        raise EncodingError("value: last_commit not in canonical form")
+    return block, commit
+
+
+DECODED_VALUES = 8  # a height sees a few values at most (one per round's proposer)
 
 
 class LedgerApp:
@@ -69,6 +79,7 @@ class LedgerApp:
         self._pending = pending
         self._max = max_block_txs
         self._checked: dict[bytes, State] = {}
+        self._decoded: dict[bytes, tuple[Block, Commit | None]] = {}
         self._txs = checked  # transactions verified before: not decoded or verified again
 
     def advance(
@@ -84,10 +95,21 @@ class LedgerApp:
         self.last_commit = last_commit
         self.tip_validators = tip_validators
         self._checked.clear()
+        self._decoded.clear()
+
+    def decode(self, value: bytes) -> tuple[Block, Commit | None]:
+        """``decode_value``, once per value: a proposal arrives from every peer's gossip."""
+        found = self._decoded.get(value)
+        if found is None:
+            found = decode_value(value)
+            if len(self._decoded) >= DECODED_VALUES:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[value] = found
+        return found
 
     def value_id(self, value: bytes) -> bytes:
         try:
-            return block_id(decode_value(value)[0].header)
+            return block_id(self.decode(value)[0].header)
         except LedgerError:
             return sha256(value)  # no block: an id no valid header can have
 
@@ -112,7 +134,7 @@ class LedgerApp:
         if height != self.state.height + 1:
             return None
         try:
-            block, last_commit = decode_value(value)
+            block, last_commit = self.decode(value)
         except LedgerError:
             return None
         bid = block_id(block.header)

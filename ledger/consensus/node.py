@@ -31,7 +31,7 @@ from ledger.chain import replay
 from ledger.checked import CheckedTxs
 from ledger.codec import tx_hash, tx_record, vote_from_dict
 from ledger.commit import commit_from_votes
-from ledger.consensus.app import LedgerApp, decode_value
+from ledger.consensus.app import LedgerApp
 from ledger.consensus.core import make_evidence, step
 from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
 from ledger.consensus.evidence import EvidencePool
@@ -287,7 +287,7 @@ class ValidatorNode:
     async def _decided(self, value: bytes, commit: Commit) -> None:
         """Store the previous tip with the certificate this block binds; this is the new tip."""
         assert self._app is not None
-        block, bound = decode_value(value)
+        block, bound = self._app.decode(value)
         after = self._app.state_after(block.header.height, value)
         if after is None:  # the core decided it valid moments ago: this cannot happen
             raise RuntimeError(f"decided block {block.header.height} no longer validates")
@@ -330,7 +330,7 @@ class ValidatorNode:
         self.mempool.remove(block.txs)
         self.evidence.mark_committed(_evidence_in(block))
         self._own = []
-        self.mempool.remove(self._waiters.answer(block))
+        self.mempool.remove(self._waiters.answer(block, self._app.state))
         state = self._app.state
         nxt = NewHeight(state.height + 1, state.validators)
         if start_now or len(self.mempool) >= self.config.max_block_txs:
@@ -454,6 +454,8 @@ def _evidence_in(block: Block) -> list[DuplicateVoteEvidence]:
     """The double-sign evidence a block commits."""
     found = []
     for tx in block.txs:
+        if b'"type":"evidence"' not in tx.data:  # canonical form: a cheap first filter
+            continue
         try:
             record = tx_record(tx)
             if record.get("type") == EVIDENCE:

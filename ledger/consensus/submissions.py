@@ -81,8 +81,9 @@ class Waiters:
             self._settlements[key] = (record["settlement_id"], tx)
         return fut
 
-    def answer(self, block: Block) -> list[Tx]:
-        """Answer the waiters ``block`` concerns; return the transactions it superseded."""
+    def answer(self, block: Block, state: State) -> list[Tx]:
+        """Answer the waiters ``block`` concerns (``state`` is the state after it); return
+        the transactions it superseded."""
         bid = block_id(block.header)
         height = block.header.height
         for index, tx in enumerate(block.txs):
@@ -91,9 +92,14 @@ class Waiters:
             _settle(self._futures.pop(key, []), Receipt(height, index, bid, key))
         if not self._settlements:
             return []
-        settled = dict(settlement_ids(block))
+        settled: dict[str, int] | None = None
         superseded = []
         for key, (settlement_id, tx) in list(self._settlements.items()):
+            ref = state.settlements.get(settlement_id)
+            if ref is None or ref.height != height:
+                continue
+            if settled is None:
+                settled = dict(settlement_ids(block))
             at = settled.get(settlement_id)
             if at is None:
                 continue

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.blocks import verify_block
-from ledger.canonical import decode, encode
-from ledger.codec import block_from_dict, block_to_dict, commit_from_dict, commit_to_dict
+from ledger.canonical import scan
+from ledger.codec import block_bytes, commit_bytes, commit_from_dict, expect_literal, read_block
 from ledger.consensus.privval import write_durably
 from ledger.errors import LedgerError
 from ledger.state import State
@@ -37,9 +37,8 @@ def save_tip(path: Path, tip: Tip | None) -> None:
     if tip is None:
         path.unlink(missing_ok=True)
         return
-    write_durably(
-        path, encode({"block": block_to_dict(tip.block), "commit": commit_to_dict(tip.commit)})
-    )
+    data = b'{"block":' + block_bytes(tip.block) + b',"commit":' + commit_bytes(tip.commit) + b"}"
+    write_durably(path, data)  # = encode({"block": block_to_dict, "commit": commit_to_dict})
 
 
 def load_tip(path: Path, base: State, base_commit: Commit | None) -> Tip | None:
@@ -47,9 +46,13 @@ def load_tip(path: Path, base: State, base_commit: Commit | None) -> Tip | None:
     if not path.exists():
         return None
     try:
-        data = decode(path.read_bytes())
-        block, commit = block_from_dict(data["block"]), commit_from_dict(data["commit"])
+        text = path.read_text(encoding="utf-8")
+        block, pos = read_block(text, expect_literal(text, 0, '{"block":'))
+        raw, end = scan(text, expect_literal(text, pos, ',"commit":'))
+        if text[end:] != "}":
+            return None
+        commit = commit_from_dict(raw)
         after = verify_block(base, block, commit, last_commit=base_commit)
-    except (LedgerError, OSError, KeyError, TypeError):
+    except (LedgerError, OSError, UnicodeDecodeError, KeyError, TypeError):
         return None
     return Tip(block, commit, after)

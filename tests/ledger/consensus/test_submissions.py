@@ -33,9 +33,10 @@ async def test_a_block_answers_its_waiters_and_rejects_a_rival_record() -> None:
     got_mine = waiters.wait_for(mine, tx_record(mine))
     got_rival = waiters.wait_for(rival, tx_record(rival))
     got_unrelated = waiters.wait_for(unrelated, tx_record(unrelated))
-    block = net.seal([net.csms_tx(settlement_body("s-0")), mine]).block
+    sealed = net.seal([net.csms_tx(settlement_body("s-0")), mine])
+    block = sealed.block
 
-    superseded = waiters.answer(block)
+    superseded = waiters.answer(block, sealed.state)
 
     assert superseded == [rival]
     receipt = got_mine.result()
@@ -74,5 +75,6 @@ async def test_waiting_twice_for_one_transaction_answers_both() -> None:
     tx = net.csms_tx(settlement_body("s-1"))
     waiters = Waiters()
     a, b = waiters.wait_for(tx, tx_record(tx)), waiters.wait_for(tx, tx_record(tx))
-    waiters.answer(net.seal([tx]).block)
+    sealed = net.seal([tx])
+    waiters.answer(sealed.block, sealed.state)
     assert (await asyncio.wait_for(a, 1)) == (await asyncio.wait_for(b, 1))

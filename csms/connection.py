@@ -86,7 +86,9 @@ class StationConnection:
         except ConnectionClosed:
             pass
         finally:
-            self._closing = True  # frames still queued are dropped: nobody can be answered
+            # Frames already received are still handled (a station may never reconnect);
+            # their answers cannot be sent, so the station resends whatever it still needs.
+            self._closing = True
             queue.put_nowait(None)
             try:
                 await worker
@@ -101,16 +103,17 @@ class StationConnection:
     async def _answer_in_order(self, queue: asyncio.Queue[str | bytes | None]) -> None:
         while True:
             message = await queue.get()
-            if message is None or self._closing:
+            if message is None:
                 return
             try:
-                await self._throttle()
+                if not self._closing:
+                    await self._throttle()
                 inbound = await self.dispatcher.handle(
                     self.context, message, station_id=self.station_id
                 )
                 await self._deliver(inbound)
             except ConnectionClosed:
-                return
+                pass  # the answer is lost; the station resends what was not answered
             except Exception:  # the Dispatcher answers everything; never let the worker die
                 log.exception("%s: frame could not be answered", self.station_id)
             finally:

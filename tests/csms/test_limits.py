@@ -17,6 +17,7 @@ from csms.config import CsmsConfig
 from csms.limits import PendingLimit, TokenBucket, Verdict
 from csms.passwords import hash_password
 from csms.timeutil import format_timestamp, utc_now
+from tests.csms.builders import transaction_event
 from tests.csms.conftest import PASSWORD, STATION, RawClient, open_client
 
 OTHER = "CS-TEST-2"
@@ -226,3 +227,24 @@ async def test_connection_cap_answers_503_but_lets_a_station_replace_itself(
     other = await open_client(one_connection, OTHER)
     assert await heartbeat_ok(other)
     await other.ws.close()
+
+
+async def test_frames_received_before_a_close_are_still_handled(slow_rate: CsmsApp) -> None:
+    """A station may send its last events and hang up without waiting (and never return)."""
+    client = await open_client(slow_rate)
+    events = [
+        transaction_event("Started", 0, import_wh=1000),
+        *[transaction_event("Updated", i, import_wh=1000 + 100 * i) for i in range(1, 8)],
+        transaction_event("Ended", 8, import_wh=2000),
+    ]
+    for i, event in enumerate(events):  # past the burst of 5: the tail is throttled
+        await client.send_raw(json.dumps([2, f"t{i}", "TransactionEvent", event]))
+    await client.ws.close()
+    for _ in range(100):
+        session = await slow_rate.store.get_session(STATION, "tx-1")
+        if session is not None and session.state == "ended":
+            break
+        await asyncio.sleep(0.02)
+    assert session is not None and session.state == "ended"
+    assert session.event_count == len(events)
+    assert session.import_wh == 1000

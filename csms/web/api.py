@@ -136,8 +136,14 @@ async def get_receipt(review_id: str, _: Reader, review: Review) -> JSONResponse
 
 
 @router.get("/chain", response_model=ChainOut)
-async def get_chain(_: Reader, review: Review) -> ChainOut:
-    return chain_out(await review.chain(), await review.settlement_counts())
+async def get_chain(
+    _: Reader,
+    review: Review,
+    full: Annotated[
+        bool, Query(description="verify every block again, not only the new ones")
+    ] = False,
+) -> ChainOut:
+    return chain_out(await review.chain(full=full), await review.settlement_counts())
 
 
 @router.get("/stations", response_model=list[StationOut])

@@ -4,8 +4,9 @@ The default source reads a ledger laid out by ``v2g ledger init`` (``genesis.jso
 ``validators/v*/``) in the data dir itself or in its ``ledger/`` subdirectory (where the
 CSMS keeps its embedded validators): v0's block store, opened read-only. The last vote seen
 of a validator is the newest height whose commit certificate carries its precommit (looked
-for in the last ``lookback`` blocks). Verification replays the whole chain, so its result
-is cached per height.
+for in the last ``lookback`` blocks). Verification is incremental: the blocks verified
+before are not checked again unless a full verification is asked for (``full=True``); a
+failure stays reported until then.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.chain import verify_store
+from ledger.chain import ChainVerifier
 from ledger.codec import block_id
 from ledger.errors import LedgerError
-from ledger.genesis import load_genesis
+from ledger.genesis import Genesis, load_genesis
 from ledger.home import load_home, validator_homes
 from ledger.sqlite_store import SqliteBlockStore
 
@@ -56,9 +57,27 @@ class DataDirLedger:
 
     data_dir: Path
     lookback: int = 200
-    _verified: dict[int, tuple[bool, str | None]] = field(default_factory=dict)
+    _verifier: ChainVerifier | None = field(default=None)
+    _failure: str | None = field(default=None)
 
-    async def status(self) -> ChainStatus:
+    async def _verify(self, store: SqliteBlockStore, genesis: Genesis, height: int) -> None:
+        if self._failure is not None:
+            return
+        if self._verifier is None:
+            self._verifier = ChainVerifier.from_genesis(genesis)
+        try:
+            for h in range(self._verifier.state.height + 1, height + 1):
+                stored = await store.get(h)
+                if stored is None:
+                    raise LedgerError(f"height {h}: block missing from the store")
+                self._verifier.feed(stored)
+        except LedgerError as exc:
+            self._failure = str(exc)
+
+    async def status(self, *, verify: bool = True, full: bool = False) -> ChainStatus:
+        """The chain now; ``verify`` False skips verification (metrics), ``full`` redoes it."""
+        if full:
+            self._verifier, self._failure = None, None
         root = ledger_root(self.data_dir)
         if root is None:
             return ChainStatus(
@@ -92,13 +111,10 @@ class DataDirLedger:
                     members.setdefault(sig.validator, 0)
                 if len(last_vote) >= len(members):
                     break
-            if height not in self._verified:
-                try:
-                    await verify_store(store, genesis)
-                    self._verified[height] = (True, None)
-                except LedgerError as exc:
-                    self._verified[height] = (False, str(exc))
-            ok, error = self._verified[height]
+            ok: bool | None = None
+            if verify:
+                await self._verify(store, genesis, height)
+                ok = self._failure is None
         finally:
             await store.close()
         return ChainStatus(
@@ -111,6 +127,6 @@ class DataDirLedger:
                 for address, power in sorted(members.items())
             ),
             verified=ok,
-            verify_error=error,
+            verify_error=self._failure if verify else None,
             source=str(home.store_path),
         )

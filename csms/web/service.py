@@ -39,7 +39,7 @@ class StationView:
 class ReviewService:
     def __init__(self, deps: ReviewDeps) -> None:
         self.deps = deps
-        self._ledger = deps.ledger_status or DataDirLedger(deps.data_dir).status
+        self._data_ledger = DataDirLedger(deps.data_dir)
 
     async def sessions(self, wanted: SessionFilter | None = None) -> list[SessionRow]:
         return await load_rows(self.deps.store, wanted)
@@ -62,8 +62,11 @@ class ReviewService:
             raise NotFound(f"{review_id!r}: committed, its receipt is not fetched yet")
         return document
 
-    async def chain(self) -> ChainStatus:
-        return await self._ledger()
+    async def chain(self, *, verify: bool = True, full: bool = False) -> ChainStatus:
+        """The ledger's status: from the app's ledger if it has one, else the data dir's."""
+        if self.deps.ledger_status is not None:
+            return await self.deps.ledger_status()
+        return await self._data_ledger.status(verify=verify, full=full)
 
     async def settlement_counts(self) -> dict[str, int]:
         counts = Counter(s.status for s in await self.deps.store.list_settlements())

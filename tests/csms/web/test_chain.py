@@ -47,3 +47,27 @@ async def test_a_tampered_block_fails_verification(tmp_path: Path) -> None:
         db.execute("UPDATE txs SET data = ? WHERE height = 1 AND idx = 0", (flipped,))
     status = await DataDirLedger(tmp_path).status()
     assert status.available and status.verified is False and status.verify_error
+
+
+async def test_verification_is_incremental_and_a_full_pass_rechecks_old_blocks(
+    tmp_path: Path,
+) -> None:
+    await make_ledger(tmp_path, blocks=2)
+    ledger = DataDirLedger(tmp_path)
+    assert (await ledger.status()).verified is True
+    key = read_csms_key(tmp_path)
+    await seal_into_data_dir(tmp_path, [demo_settlements(key, "c", 10, 1)])
+    grown = await ledger.status()
+    assert grown.height == 3 and grown.verified is True
+    path = load_home(validator_homes(tmp_path)[0]).store_path
+    with sqlite3.connect(path) as db:
+        (data,) = db.execute("SELECT data FROM txs WHERE height = 1 AND idx = 0").fetchone()
+        db.execute(
+            "UPDATE txs SET data = ? WHERE height = 1 AND idx = 0",
+            (data.replace(b'"amount":', b'"amount": ', 1),),
+        )
+    assert (await ledger.status()).verified is True  # block 1 was verified before
+    assert (await ledger.status(verify=False)).verified is None
+    full = await ledger.status(full=True)
+    assert full.verified is False and full.verify_error
+    assert (await ledger.status()).verified is False  # stays reported

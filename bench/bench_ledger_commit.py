@@ -150,6 +150,15 @@ async def load(
             await session.close()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -190,7 +199,9 @@ def main(argv: list[str] | None = None) -> None:
         procs = [spawn(home, args) for home in validator_homes(data)]
         try:
             asyncio.run(wait_listening(urls, procs))
+            cpu_before = [cpu_seconds(p.pid) for p in procs]
             seconds, latencies = asyncio.run(load(urls, warmup, txs, window))
+            cpu_after = [cpu_seconds(p.pid) for p in procs]
         except BaseException:
             for home in validator_homes(data):
                 tail = (home / "process.log").read_text(errors="replace")[-2000:]
@@ -201,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
 
     tps = count / seconds
     ceiling = cores * rate / args.validators
+    spent = [b - a for a, b in zip(cpu_before, cpu_after, strict=True) if a is not None and b]
     lines = {
         "validators": args.validators,
         "settlements": count,
@@ -218,6 +230,13 @@ def main(argv: list[str] | None = None) -> None:
         "ledger_commit_latency_p50_ms": f"{statistics.median(latencies) * 1000:.0f}",
         "ledger_commit_latency_p99_ms": f"{percentile(latencies, 0.99) * 1000:.0f}",
     }
+    if len(spent) == args.validators:
+        # CPU the validators spent per committed settlement, all of them together, and the
+        # share of it that the one signature check per validator accounts for: a measure
+        # that does not depend on what else the machine runs.
+        per_tx = sum(spent) / count
+        lines["validators_cpu_us_per_tx"] = f"{per_tx * 1e6:.0f}"
+        lines["signature_share_of_cpu"] = f"{args.validators / rate / per_tx:.3f}"
     for name, value in lines.items():
         print(f"{name}={value}")
 

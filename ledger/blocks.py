@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from ledger.apply import apply_txs
+from ledger.checked import CheckedTxs
 from ledger.codec import block_id, commit_hash, validators_hash
 from ledger.commit import verify_commit
 from ledger.errors import BlockError, CommitError, PowError, TxError
@@ -29,6 +30,7 @@ def build_block(
     proposer: str,
     last_commit: Commit | None,
     nonce: int = 0,
+    checked: CheckedTxs | None = None,
 ) -> tuple[Block, State]:
     """The next block after ``state`` holding ``txs``, and the state it leads to.
 
@@ -36,7 +38,7 @@ def build_block(
     sealed (its nonce searched) before it is returned.
     """
     tx_tuple = tuple(txs)
-    after = apply_txs(state, tx_tuple, time=time, block_hash=bytes(32))
+    after = apply_txs(state, tx_tuple, time=time, block_hash=bytes(32), checked=checked)
     header = Header(
         chain_id=state.chain_id,
         height=state.height + 1,
@@ -99,19 +101,29 @@ def verify_seal(state: State, block: Block, commit: Commit | None) -> None:
 
 
 def verify_block(
-    state: State, block: Block, commit: Commit | None, *, last_commit: Commit | None
+    state: State,
+    block: Block,
+    commit: Commit | None,
+    *,
+    last_commit: Commit | None,
+    checked: CheckedTxs | None = None,
 ) -> State:
     """Check ``block`` (and its ``commit``) as the successor of ``state``; return the new state.
 
     ``last_commit`` is the certificate of the previous block (None at height 1 and in
-    PoW mode). Any failure is a ``BlockError`` naming the height.
+    PoW mode). Any failure is a ``BlockError`` naming the height. ``checked``: transactions
+    verified before (``apply_txs``).
     """
     h = state.height + 1
     verify_header(state, block, last_commit)
     verify_seal(state, block, commit)
     try:
         after = apply_txs(
-            state, block.txs, time=block.header.time, block_hash=block_id(block.header)
+            state,
+            block.txs,
+            time=block.header.time,
+            block_hash=block_id(block.header),
+            checked=checked,
         )
     except TxError as exc:
         where = "; ".join(getattr(exc, "__notes__", [])) or "a transaction"

@@ -159,7 +159,12 @@ class LedgerApp:
         time = max(self._clock_ms(), self.state.time)
         txs = self._valid_prefix(list(self._pending(self._max)), time)
         block, _ = build_block(
-            self.state, txs, time=time, proposer=self.proposer, last_commit=self.last_commit
+            self.state,
+            txs,
+            time=time,
+            proposer=self.proposer,
+            last_commit=self.last_commit,
+            checked=self._txs,
         )
         return encode_value(block, self.last_commit)
 

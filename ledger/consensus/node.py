@@ -304,7 +304,13 @@ class ValidatorNode:
         if block.header.height != self._base_state.height + 1:
             return
         try:
-            after = verify_block(self._base_state, block, msg.commit, last_commit=self._base_commit)
+            after = verify_block(
+                self._base_state,
+                block,
+                msg.commit,
+                last_commit=self._base_commit,
+                checked=self.checked,
+            )
         except LedgerError as exc:
             log.warning("validator %s: fetched block refused: %s", self.address, exc)
             return

@@ -35,6 +35,18 @@ class CsmsConfig:
     rate_limit_burst: int = 100  # frames served at once before throttling sets in
     max_pending_frames: int = 32  # unanswered frames a station may have; more: "rate limited"
     rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
+    # settlement
+    operator: str = "operator-1"  # the operator id written into every settlement
+    tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
+    genesis: str = ""  # genesis of running validators; empty: an embedded set of 4
+    csms_key: str = ""  # Ed25519 settlement key; default DATA_DIR/ledger/keys/csms.key
+    evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    # dispatch (V2G)
+    dispatch_interval: float = 2.0  # seconds between passes over the running sessions
+    export_threshold: int = 250_000  # discharge when the export price (micro/kWh) is above
+    charge_w: int = 11_000
+    discharge_w: int = 7_000
+    reserve_soc_pct: int = 30  # never ask an EV at or below this SoC to discharge
 
     # operator review: dashboard, JSON API and /metrics (served by ``v2g csms``)
     http_host: str = "127.0.0.1"
@@ -46,6 +58,8 @@ class CsmsConfig:
 
 _POSITIVE = {
     "heartbeat_interval",
+    "dispatch_interval",
+    "charge_w",
     "max_connections",
     "rate_limit_per_s",
     "rate_limit_burst",
@@ -98,6 +112,10 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(f"{path}: key {key!r}: expected 0..65535, got {value!r}")
         if key == "http_host" and not value:
             raise ConfigError(f"{path}: key 'http_host': expected an address to listen on")
+        if key == "reserve_soc_pct" and not 0 <= value <= 100:
+            raise ConfigError(f"{path}: key 'reserve_soc_pct': expected 0..100, got {value!r}")
+        if key in ("discharge_w", "evidence_slack_seconds", "export_threshold") and value < 0:
+            raise ConfigError(f"{path}: key {key!r}: expected zero or more, got {value!r}")
         if key == "max_frame_bytes" and value < 1024:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")
         if key == "security_profile" and value not in (1, 2, 3):

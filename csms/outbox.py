@@ -41,9 +41,16 @@ class LedgerUnavailable(Exception):
 
 
 class LedgerClient(Protocol):
-    """The narrow port between the CSMS and the ledger (DESIGN.md: ``submit(tx) -> receipt``)."""
+    """The narrow port between the CSMS and the ledger (DESIGN.md: ``submit(tx) -> receipt``).
+
+    ``submit`` returns once a block commits the transaction (a repeat of a committed one
+    returns its existing receipt); ``receipt_document`` returns the self-contained receipt
+    once the block is stored, None before that.
+    """
 
     async def submit(self, tx: bytes) -> LedgerReceipt: ...
+
+    async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None: ...
 
 
 class OutboxWorker:
@@ -90,7 +97,19 @@ class OutboxWorker:
             self._wake.clear()
 
     async def run_once(self) -> int:
-        """Submit every due entry once; return how many were committed."""
+        """Submit every due entry once, then fetch missing receipts; return commits made."""
+        committed = await self._submit_due()
+        await self._fill_receipts()
+        return committed
+
+    async def _fill_receipts(self) -> None:
+        for settlement_id in await self.store.settlements_without_receipt(limit=200):
+            document = await self.client.receipt_document(settlement_id)
+            if document is None:
+                return  # not stored yet: the next pass tries again
+            await self.store.set_receipt(settlement_id, json.dumps(document, sort_keys=True))
+
+    async def _submit_due(self) -> int:
         due = await self.store.outbox_due(format_timestamp(self.clock()), limit=1000)
         if not due:
             return 0
@@ -127,7 +146,7 @@ class OutboxWorker:
             block_height=receipt.height,
             block_hash=receipt.block_hash,
             tx_index=receipt.tx_index,
-            receipt=json.dumps(receipt.document, sort_keys=True),
+            receipt=json.dumps(receipt.document, sort_keys=True) if receipt.document else None,
         )
         self.committed += 1
         return True

@@ -506,9 +506,9 @@ class CsmsStore:
         block_height: int,
         block_hash: str,
         tx_index: int,
-        receipt: str,
+        receipt: str | None,
     ) -> None:
-        """Record the ledger's receipt and take the settlement off the outbox, atomically."""
+        """Record where the ledger committed it and take it off the outbox, atomically."""
         async with self.transaction():
             await self._db.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
@@ -516,6 +516,19 @@ class CsmsStore:
                 (at, block_height, block_hash, tx_index, receipt, settlement_id),
             )
             await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+
+    async def settlements_without_receipt(self, limit: int = 100) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT settlement_id FROM settlements WHERE status = 'committed'"
+            " AND receipt IS NULL ORDER BY committed_at LIMIT ?",
+            (limit,),
+        )
+        return [row[0] for row in rows]
+
+    async def set_receipt(self, settlement_id: str, receipt: str) -> None:
+        await self.execute_write(
+            "UPDATE settlements SET receipt = ? WHERE settlement_id = ?", (receipt, settlement_id)
+        )
 
     async def mark_rejected(self, settlement_id: str, reason: str) -> None:
         """The ledger refused the transaction for good: off the outbox, reason kept for review."""

@@ -184,11 +184,14 @@ class Ledger:
     async def submit(self, tx: bytes) -> LedgerReceipt:
         self.calls += 1
         if tx not in self.committed:
-            self.committed[tx] = LedgerReceipt(len(self.committed) + 1, "ab" * 32, 0, {"h": 1})
+            self.committed[tx] = LedgerReceipt(len(self.committed) + 1, "ab" * 32, 0, {})
             if self.fail_after_commit:
                 self.fail_after_commit -= 1
                 raise ConnectionError("lost the answer")  # committed, but the CSMS never hears
         return self.committed[tx]
+
+    async def receipt_document(self, settlement_id: str) -> dict[str, object] | None:
+        return {"settlement_id": settlement_id}
 
 
 async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) -> None:
@@ -211,5 +214,6 @@ async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) 
     assert len(ledger.committed) == 1 and ledger.calls == 2
     settled = (await store.list_settlements())[0]
     assert settled.status == "committed" and settled.block_height == 1
+    assert json.loads(settled.receipt or "{}") == {"settlement_id": settled.settlement_id}
     assert await store.outbox_size() == 0
     await store.close()

@@ -25,6 +25,23 @@ _UNITS: dict[str, tuple[str, Decimal]] = {
     "A": ("A", Decimal(1)),
     "V": ("V", Decimal(1)),
     "Celsius": ("Celsius", Decimal(1)),
+    "Fahrenheit": ("Fahrenheit", Decimal(1)),
+    "K": ("K", Decimal(1)),
+    "VA": ("VA", Decimal(1)),
+    "kVA": ("VA", Decimal(1000)),
+    "var": ("var", Decimal(1)),
+    "kvar": ("var", Decimal(1000)),
+    "Hz": ("Hz", Decimal(1)),
+    "deg": ("deg", Decimal(1)),
+    "RPM": ("RPM", Decimal(1)),
+    "ASU": ("ASU", Decimal(1)),
+    "B": ("B", Decimal(1)),
+    "dB": ("dB", Decimal(1)),
+    "dBm": ("dBm", Decimal(1)),
+    "s": ("s", Decimal(1)),
+    "m3": ("m3", Decimal(1)),
+    "kg": ("kg", Decimal(1)),
+    "MWh": ("Wh", Decimal(1_000_000)),
 }
 _DEFAULT_UNIT = {"SoC": "Percent"}
 
@@ -35,7 +52,13 @@ def normalise_value(value: Any, unit: str, multiplier: int) -> tuple[int, str]:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise PropertyConstraintViolation(f"sampled value {value!r} is not a number") from None
-    target, factor = _UNITS.get(unit, (unit, Decimal(1)))
+    if unit not in _UNITS:
+        raise PropertyConstraintViolation(f"unit {unit!r} is not one this CSMS can normalise")
+    if not -9 <= multiplier <= 9:
+        raise PropertyConstraintViolation(f"multiplier {multiplier} is outside -9..9")
+    if not amount.is_finite():
+        raise PropertyConstraintViolation(f"sampled value {value!r} is not a finite number")
+    target, factor = _UNITS[unit]
     scaled = amount * factor * (Decimal(10) ** multiplier)
     return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN)), target
 

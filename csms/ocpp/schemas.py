@@ -9,6 +9,7 @@ that kind of violation.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from csms.errors import (
 from csms.ocpp.versions import OcppVersion
 
 Validator = Callable[[Any], Any]
+
+_ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 
 _OCCURRENCE_RULES = {"required", "minItems", "maxItems", "minProperties", "maxProperties"}
 _PROPERTY_RULES = {
@@ -70,6 +73,8 @@ class SchemaSet:
         self._validators: dict[tuple[str, bool], Validator | None] = {}
 
     def _validator(self, action: str, *, request: bool) -> Validator | None:
+        if not _ACTION_NAME.fullmatch(action):
+            return None  # never build a file path from anything but a plain action name
         key = (action, request)
         if key not in self._validators:
             path = (

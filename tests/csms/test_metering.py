@@ -49,3 +49,11 @@ def test_defaults_measurand_and_unit_and_keeps_phase() -> None:
 def test_timestamp_without_timezone_is_a_property_violation() -> None:
     with pytest.raises(PropertyConstraintViolation, match="no timezone"):
         parse_meter_values([{"timestamp": "2026-11-25T10:00:00", "sampledValue": [{"value": 1}]}])
+
+
+def test_unknown_unit_and_out_of_range_multiplier_are_refused() -> None:
+    with pytest.raises(PropertyConstraintViolation, match="unit 'furlongs'"):
+        normalise_value(1, "furlongs", 0)
+    with pytest.raises(PropertyConstraintViolation, match="multiplier"):
+        normalise_value(1, "Wh", 10**9)
+    assert normalise_value("0.002", "MWh", 0) == (2000, "Wh")

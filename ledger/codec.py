@@ -209,21 +209,25 @@ def read_block(text: str, pos: int = 0) -> tuple[Block, int]:
     if encode_decoded(raw_header) != text[pos:end].encode("utf-8"):
         raise EncodingError("block.header: not in canonical form")
     header = header_from_dict(raw_header)
-    pos = expect_literal(text, end, ',"txs":[')
+    txs, pos = read_txs(text, expect_literal(text, end, ',"txs":'))
+    return Block(header=header, txs=txs), expect_literal(text, pos, "}")
+
+
+def read_txs(text: str, pos: int) -> tuple[tuple[Tx, ...], int]:
+    """Parse a JSON list of transaction records at ``text[pos]``, each sliced out as its
+    bytes (their canonical form is for transaction validation to check); return the end."""
+    pos = expect_literal(text, pos, "[")
     txs = []
     if text.startswith("]", pos):
-        pos += 1
-    else:
-        while True:
-            record, end = scan(text, pos)
-            if not isinstance(record, dict):
-                raise EncodingError("block.txs: expected objects")
-            txs.append(Tx(text[pos:end].encode("utf-8")))
-            if text.startswith("]", end):
-                pos = end + 1
-                break
-            pos = expect_literal(text, end, ",")
-    return Block(header=header, txs=tuple(txs)), expect_literal(text, pos, "}")
+        return (), pos + 1
+    while True:
+        record, end = scan(text, pos)
+        if not isinstance(record, dict):
+            raise EncodingError("txs: expected objects")
+        txs.append(Tx(text[pos:end].encode("utf-8")))
+        if text.startswith("]", end):
+            return tuple(txs), end + 1
+        pos = expect_literal(text, end, ",")
 
 
 def expect_literal(text: str, pos: int, literal: str) -> int:

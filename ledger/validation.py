@@ -125,6 +125,18 @@ def _check_settlement_like(
             received=record["signer"],
         )
     check_signature(record, key, view.chain_id, verified_key=verified_key)
+    if verified_key is None:  # a transaction checked before passed these stateless rules
+        _check_amounts(record)
+    if record["settlement_id"] in view.settlements:
+        raise DuplicateSettlementError(
+            f"{kind}: settlement_id {record['settlement_id']} already settled at height "
+            f"{view.settlements[record['settlement_id']].height}"
+        )
+
+
+def _check_amounts(record: Mapping[str, Any]) -> None:
+    """Intervals sum to the energy totals; the amount follows the rounding rule."""
+    kind = record["type"]
     intervals = record["intervals"]
     for name in ("import_wh", "export_wh"):
         total = sum(i[name] for i in intervals)
@@ -143,11 +155,6 @@ def _check_settlement_like(
             f"{kind} {record['settlement_id']}: amount differs from the rounding rule",
             expected=rule,
             received=record["amount"],
-        )
-    if record["settlement_id"] in view.settlements:
-        raise DuplicateSettlementError(
-            f"{kind}: settlement_id {record['settlement_id']} already settled at height "
-            f"{view.settlements[record['settlement_id']].height}"
         )
 
 

@@ -66,6 +66,7 @@ from ledger.consensus.wire import (
     ReceiptDoc,
     Rejected,
     Status,
+    TxBatch,
     TxMsg,
 )
 from ledger.errors import DuplicateSettlementError, LedgerError, StoreError
@@ -83,6 +84,9 @@ log = logging.getLogger(__name__)
 BLOCKS_PER_REQUEST = 50
 MAX_RECEIPT_WAIT_MS = 60_000
 RECEIPT_POLL_S = 0.05
+TX_BATCH_DELAY_S = 0.005  # submitted transactions gossiped together within this delay
+TX_BATCH_MAX = 500
+PROPOSAL_RESEND_TICKS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ class ValidatorNode:
         self._answering: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
         self._own: list[Proposal | Vote] = []
+        self._outgoing: list[Tx] = []  # submitted transactions not yet gossiped
         self._app: LedgerApp | None = None
         self._state: ConsensusState | None = None
         self._ctx: ConsensusContext | None = None
@@ -221,7 +226,7 @@ class ValidatorNode:
             raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
         fut = self._waiters.wait_for(tx, record)
         if self.mempool.add(tx):
-            self._broadcast(TxMsg(tx))
+            self._gossip_tx(tx)
         return await fut
 
     async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
@@ -397,6 +402,22 @@ class ValidatorNode:
             self._answer(self._answer_receipt(msg, reply))
         elif isinstance(msg, TxMsg):
             self._admit(msg.tx)
+        elif isinstance(msg, TxBatch):
+            for tx in msg.txs:
+                self._admit(tx)
+
+    def _gossip_tx(self, tx: Tx) -> None:
+        """Send a submitted transaction to the peers, a few milliseconds' worth per frame."""
+        self._outgoing.append(tx)
+        if len(self._outgoing) >= TX_BATCH_MAX:
+            self._flush_txs()
+        elif len(self._outgoing) == 1:
+            asyncio.get_running_loop().call_later(TX_BATCH_DELAY_S, self._flush_txs)
+
+    def _flush_txs(self) -> None:
+        txs, self._outgoing = tuple(self._outgoing), []
+        if txs:
+            self._broadcast(TxBatch(txs))
 
     def _admit(self, tx: Tx) -> None:
         assert self._app is not None
@@ -433,11 +454,17 @@ class ValidatorNode:
             await reply(ReceiptDoc(msg.settlement_id, doc))
 
     async def _gossip(self) -> None:
+        """Tell the height; resend what peers may have missed (a proposal, which carries a
+        whole block, only every few rounds of gossip: links lose nothing while they last)."""
+        tick = 0
         while True:
             await asyncio.sleep(self.config.gossip_interval_ms / 1000)
+            tick += 1
             self._broadcast(Status(self.address, self.height))
+            with_proposals = tick % PROPOSAL_RESEND_TICKS == 0
             for msg in [*self._own, *self._relayed()]:
-                self._broadcast(msg)
+                if with_proposals or not isinstance(msg, Proposal):
+                    self._broadcast(msg)
 
     def _relayed(self) -> list[Proposal | Vote]:
         """Others' votes and proposals of the current round and the proof-of-lock rounds."""

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import encode
-from ledger.codec import block_from_dict, block_to_dict, commit_from_dict, commit_to_dict, tx_record
+from ledger.codec import (
+    block_from_dict,
+    block_to_dict,
+    commit_from_dict,
+    commit_to_dict,
+    read_txs,
+    tx_record,
+)
 from ledger.consensus.codec import (
     proposal_from_dict,
     proposal_to_dict,
@@ -52,6 +59,13 @@ class TxMsg:
 
     tx: Tx
     submit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TxBatch:
+    """Transactions gossiped to peers together (one frame instead of one each)."""
+
+    txs: tuple[Tx, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +115,7 @@ Message = (
     | GetBlocks
     | BlockMsg
     | TxMsg
+    | TxBatch
     | Receipt
     | Rejected
     | GetReceipt
@@ -109,6 +124,15 @@ Message = (
 
 
 def dump(msg: Message) -> str:
+    """One frame's text: the canonical encoding of the message's object form.
+
+    Transactions are spliced in as their canonical bytes (no decoding, no re-encoding).
+    """
+    if isinstance(msg, TxMsg):
+        kind = "submit" if msg.submit else "tx"
+        return '{"tx":' + msg.tx.data.decode("utf-8") + ',"type":"' + kind + '"}'
+    if isinstance(msg, TxBatch):
+        return '{"txs":[' + b",".join(t.data for t in msg.txs).decode("utf-8") + '],"type":"txs"}'
     return encode(_to_dict(msg)).decode()
 
 
@@ -130,6 +154,8 @@ def _to_dict(msg: Message) -> dict[str, Any]:
         }
     if isinstance(msg, TxMsg):
         return {"type": "submit" if msg.submit else "tx", "tx": tx_record(msg.tx)}
+    if isinstance(msg, TxBatch):
+        return {"type": "txs", "txs": [tx_record(t) for t in msg.txs]}
     if isinstance(msg, Receipt):
         return {
             "type": "receipt",
@@ -146,7 +172,24 @@ def _to_dict(msg: Message) -> dict[str, Any]:
 
 
 def load(text: str | bytes) -> Message:
-    """Parse one frame; raise ``EncodingError`` on anything malformed."""
+    """Parse one frame; raise ``EncodingError`` on anything malformed.
+
+    A transaction is taken as the bytes it has in the frame; transaction validation refuses
+    any that are not canonical.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EncodingError(f"frame is not UTF-8: {exc}") from exc
+    for suffix, submit in ((',"type":"tx"}', False), (',"type":"submit"}', True)):
+        if text.startswith('{"tx":{') and text.endswith(suffix):
+            return TxMsg(Tx(text[6 : -len(suffix)].encode("utf-8")), submit=submit)
+    if text.startswith('{"txs":['):
+        txs, end = read_txs(text, 7)
+        if text[end:] != ',"type":"txs"}':
+            raise EncodingError("txs frame: trailing data")
+        return TxBatch(txs)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:

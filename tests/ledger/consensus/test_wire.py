@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from ledger.blocks import build_block
+from ledger.canonical import encode
 from ledger.codec import block_id
 from ledger.commit import make_commit
 from ledger.consensus.mempool import Mempool
@@ -19,7 +20,9 @@ from ledger.consensus.wire import (
     ReceiptDoc,
     Rejected,
     Status,
+    TxBatch,
     TxMsg,
+    _to_dict,
     dump,
     load,
 )
@@ -51,11 +54,33 @@ def test_every_message_round_trips() -> None:
         Receipt(4, 1, b"\x02" * 32, b"\x03" * 32),
         Rejected("SignatureError: s-1", b"\x03" * 32),
         GetReceipt("s-1", 2500),
+        TxBatch(()),
+        TxBatch((tx, net.csms_tx(settlement_body("s-2")))),
         ReceiptDoc("s-1", {"type": "v2g-receipt", "tx_index": 0}),
         ReceiptDoc("s-2", None),
     ]
     for msg in messages:
         assert load(dump(msg)) == msg
+
+
+def test_spliced_frames_are_the_canonical_encoding() -> None:
+    net = make_net(4)
+    txs = (net.csms_tx(settlement_body("s-1")), net.csms_tx(settlement_body("s-2")))
+    for msg in (TxMsg(txs[0]), TxMsg(txs[0], submit=True), TxBatch(txs), TxBatch(())):
+        assert dump(msg).encode() == encode(_to_dict(msg))
+
+
+def test_a_transaction_not_in_canonical_form_is_carried_as_it_stands() -> None:
+    """The frame is split, not re-encoded: validation then refuses the odd bytes."""
+    net = make_net(4)
+    tx = net.csms_tx(settlement_body("s-1"))
+    spaced = dump(TxMsg(tx)).replace('"type":"settlement"', '"type": "settlement"')
+    msg = load(spaced)
+    assert isinstance(msg, TxMsg) and msg.tx != tx
+    with pytest.raises(EncodingError):
+        load('{"txs":[' + tx.data.decode() + ',1],"type":"txs"}')
+    with pytest.raises(EncodingError):
+        load('{"txs":[' + tx.data.decode() + '],"type":"txs"} ')
 
 
 @pytest.mark.parametrize(

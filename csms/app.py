@@ -1,67 +1,189 @@
-"""The CSMS composition root: builds everything, owns start-up and shutdown."""
+"""The CSMS composition root: builds everything, owns start-up and shutdown.
+
+``start_csms`` opens the data directory's database and starts the OCPP server. With a ledger
+(``ledger="embedded"``: 4 in-process validators under ``DATA_DIR/ledger``, created on first
+start; ``ledger="external"``: the validators of the ``genesis`` file's data directory) it also
+settles ended sessions (signed with the CSMS key authorised in genesis), drains the settlement
+outbox to the validators and runs the V2G dispatcher.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from csms.config import CsmsConfig
 from csms.context import CsmsServices
+from csms.defaults import DEFAULT_TARIFF_YAML
+from csms.dispatch import DispatchPolicy
+from csms.dispatching import Dispatcher, DispatchSettings
+from csms.errors import ConfigError
+from csms.identity import PseudonymKey, create_key_file, load_key_file
+from csms.ledger_link import ValidatorLedger
+from csms.outbox import OutboxWorker
 from csms.server import CsmsServer
 from csms.service import StationService
+from csms.settling import SettlementSetup, session_closer
 from csms.store.sqlite import CsmsStore
+from csms.tariffs import load_tariff
 from csms.timeutil import Clock, utc_now
-from csms.web.deps import ReviewDeps
-from csms.web.server import WebServer, start_web
+from ledger.consensus.runner import EmbeddedSet, Tuning, start_embedded, validator_urls
+from ledger.genesis import Genesis, load_genesis
+from ledger.home import init_data_dir
+from ledger.keys import read_key_file
+
+log = logging.getLogger(__name__)
+
+LedgerMode = Literal["off", "embedded", "external"]
+EMBEDDED_VALIDATORS = 4
 
 
 @dataclass(slots=True)
 class CsmsApp:
+    data_dir: Path
     store: CsmsStore
     server: CsmsServer
     stations: StationService
-    web: WebServer | None = None  # the review dashboard, API and /metrics
+    setup: SettlementSetup | None = None
+    genesis_path: Path | None = None
+    outbox: OutboxWorker | None = None
+    dispatcher: Dispatcher | None = None
+    embedded: EmbeddedSet | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def port(self) -> int:
         return self.server.port
 
     async def stop(self) -> None:
-        if self.web is not None:
-            await self.web.stop()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await self.server.stop()
+        if self.embedded is not None:
+            await self.embedded.stop()
         await self.store.close()
 
 
-async def start_csms(
-    data_dir: Path | str, config: CsmsConfig, clock: Clock = utc_now, *, serve_web: bool = False
-) -> CsmsApp:
-    """Open the data directory, start listening, return the running app.
+def key_path(data_dir: Path, name: str) -> Path:
+    return data_dir / "keys" / name
 
-    ``serve_web`` also serves the review dashboard on ``config.http_host:http_port``.
-    """
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
+
+def _read_or_create_key(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        create_key_file(path)
+    return load_key_file(path)
+
+
+def load_settlement_setup(
+    data_dir: Path, config: CsmsConfig, genesis: Genesis, genesis_path: Path
+) -> SettlementSetup:
+    """The tariff, the CSMS signing key and the pseudonym key, creating defaults if missing."""
+    tariff_path = Path(config.tariff_file) if config.tariff_file else data_dir / "tariff.yaml"
+    if not config.tariff_file and not tariff_path.exists():
+        tariff_path.write_text(DEFAULT_TARIFF_YAML, encoding="utf-8")
+        log.info("wrote the default tariff to %s", tariff_path)
+    signer_path = (
+        Path(config.csms_key) if config.csms_key else genesis_path.parent / "keys" / "csms.key"
+    )
+    try:
+        signer = read_key_file(signer_path)
+    except Exception as exc:
+        raise ConfigError(f"csms_key {signer_path}: {exc}") from None
+    return SettlementSetup(
+        operator=config.operator,
+        chain_id=genesis.chain_id,
+        signer=signer,
+        tariff=load_tariff(tariff_path),
+        pseudonym_key=PseudonymKey(1, _read_or_create_key(key_path(data_dir, "pseudonym.key"))),
+        slack=timedelta(seconds=config.evidence_slack_seconds),
+    )
+
+
+def ensure_embedded_ledger(data_dir: Path, clock: Clock) -> Path:
+    """``DATA_DIR/ledger`` with a genesis of 4 validators, created on first use."""
+    ledger_dir = data_dir / "ledger"
+    genesis_path = ledger_dir / "genesis.json"
+    if not genesis_path.exists():
+        init_data_dir(
+            ledger_dir,
+            validators=EMBEDDED_VALIDATORS,
+            chain_id=f"v2g-{data_dir.resolve().name}",
+            genesis_time=int(clock().timestamp() * 1000),
+        )
+        log.info("created an embedded validator set in %s", ledger_dir)
+    return genesis_path
+
+
+async def start_csms(
+    data_dir: Path | str,
+    config: CsmsConfig,
+    clock: Clock = utc_now,
+    *,
+    ledger: LedgerMode = "off",
+    tuning: Tuning | None = None,
+) -> CsmsApp:
+    """Open the data directory, start the ledger link and the server; return the running app."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
     store = await CsmsStore.open_data_dir(data_dir)
     services = CsmsServices(store=store, config=config, clock=clock)
     server = CsmsServer(services)
+    app = CsmsApp(data_dir, store, server, StationService(server))
     try:
+        if ledger != "off":
+            await _start_settlement(app, services, ledger, tuning)
         await server.start()
     except BaseException:
-        await store.close()
+        await app.stop()
         raise
-    app = CsmsApp(store=store, server=server, stations=StationService(server))
-    if serve_web:
-        deps = ReviewDeps(
-            store=store,
-            data_dir=Path(data_dir),
-            stations=app.stations,
-            server=server,
-            settlement_written=services.settlement_written,
-            clock=clock,
-        )
-        try:
-            app.web = await start_web(deps, config.http_host, config.http_port)
-        except BaseException:
-            await app.stop()
-            raise
     return app
+
+
+async def _start_settlement(
+    app: CsmsApp, services: CsmsServices, mode: LedgerMode, tuning: Tuning | None
+) -> None:
+    config = services.config
+    if mode == "embedded":
+        genesis_path = ensure_embedded_ledger(app.data_dir, services.clock)
+        app.embedded = await start_embedded(genesis_path.parent, tuning=tuning)
+        urls = app.embedded.urls
+    else:
+        if not config.genesis:
+            raise ConfigError("ledger 'external' needs the genesis file (--genesis FILE)")
+        genesis_path = Path(config.genesis)
+        try:
+            urls = validator_urls(genesis_path.parent)
+        except Exception as exc:
+            raise ConfigError(
+                f"genesis {genesis_path}: cannot find the validators: {exc}"
+            ) from None
+    try:
+        genesis = load_genesis(genesis_path)
+    except Exception as exc:
+        raise ConfigError(f"genesis {genesis_path}: {exc}") from None
+    setup = load_settlement_setup(app.data_dir, config, genesis, genesis_path)
+    app.setup, app.genesis_path = setup, genesis_path
+    app.store.session_closer = session_closer(setup)
+    services.tariff = setup.tariff
+    app.outbox = OutboxWorker(app.store, ValidatorLedger(urls, genesis), services.clock)
+    services.settlement_written = app.outbox.wake
+    app.dispatcher = Dispatcher(
+        app.server,
+        setup.tariff,
+        DispatchSettings(
+            DispatchPolicy(config.export_threshold, config.charge_w, config.discharge_w),
+            reserve_soc_pct=config.reserve_soc_pct,
+            interval=config.dispatch_interval,
+        ),
+    )
+    app.tasks.append(asyncio.create_task(app.outbox.run(), name="outbox"))
+    app.tasks.append(asyncio.create_task(app.dispatcher.run(), name="dispatcher"))

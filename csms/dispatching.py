@@ -90,6 +90,12 @@ class Dispatcher:
             )
             try:
                 result = await connection.call("SetChargingProfile", payload)
+            except CsmsError as exc:
+                log.warning("%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc)
+                continue
+            self.decisions[key] = decision
+            sent += 1
+            try:
                 samples = await store.register_samples(session.station_id, session.transaction_id)
                 await connection.call(
                     "CostUpdated",
@@ -99,8 +105,7 @@ class Dispatcher:
                     },
                 )
             except CsmsError as exc:
-                log.warning("%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc)
-                continue
+                log.info("%s: CostUpdated not delivered: %s", session.station_id, exc)
             log.info(
                 "%s %s: %s at %d W (%s)",
                 session.station_id,
@@ -109,8 +114,6 @@ class Dispatcher:
                 decision.limit_w,
                 result.get("status"),
             )
-            self.decisions[key] = decision
-            sent += 1
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
         self.sent += sent

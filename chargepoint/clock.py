@@ -64,3 +64,18 @@ def format_timestamp(moment: datetime) -> str:
         raise ValueError("timestamps must be timezone-aware")
     text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
+
+
+def next_aligned(after: datetime, interval_s: int) -> datetime | None:
+    """The first clock-aligned instant strictly after ``after``; None when ``interval_s`` is 0.
+
+    Aligned instants are whole multiples of the interval from midnight UTC, and every
+    midnight is one (OCPP AlignedDataCtrlr.Interval), so a 900 s interval hits every hour.
+    """
+    if interval_s <= 0:
+        return None
+    utc = after.astimezone(UTC)
+    midnight = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    step = timedelta(seconds=interval_s)
+    candidate = midnight + ((utc - midnight) // step + 1) * step
+    return min(candidate, midnight + timedelta(days=1))

@@ -38,6 +38,7 @@ class StationConfig:
     session_seconds: float = 3600.0  # station seconds per session
     speed: float = 1.0  # station seconds per wall second
     tx_updated_interval: int = 60  # station seconds (SampledDataCtrlr.TxUpdatedInterval)
+    aligned_interval: int = 900  # station seconds (AlignedDataCtrlr.Interval; 0: off)
     connect_timeout: float = 30.0  # give up after this long without a first connection (--exit)
     response_timeout: float = 30.0
     open_timeout: float = 10.0
@@ -58,6 +59,8 @@ class StationConfig:
             raise ConfigError("--session-seconds and --speed must be positive")
         if self.tx_updated_interval < 1:
             raise ConfigError("the meter interval must be at least 1 s")
+        if self.aligned_interval < 0:
+            raise ConfigError("the aligned interval must not be negative")
         if self.id_token.type not in ID_TOKEN_TYPES:
             raise ConfigError(f"idToken type must be one of {', '.join(ID_TOKEN_TYPES)}")
         if not self.id_token.id_token or len(self.id_token.id_token) > 36:

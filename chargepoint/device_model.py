@@ -242,6 +242,7 @@ def default_variables(
     evse_count: int,
     heartbeat_interval: int = 300,
     tx_updated_interval: int = 60,
+    aligned_interval: int = 900,
 ) -> list[Variable]:
     """The variables this station implements, with their factory values."""
     ro = Mutability.READ_ONLY
@@ -270,7 +271,7 @@ def default_variables(
             max_length=max_length,
         )
 
-    energy = "Energy.Active.Import.Register,Energy.Active.Export.Register"
+    every = ",".join(MEASURANDS)  # registers, power both ways (V2G), SoC
     variables = [
         var(
             "OCPPCommCtrlr",
@@ -289,21 +290,35 @@ def default_variables(
         var(
             "SampledDataCtrlr",
             "TxUpdatedMeasurands",
-            ",".join(MEASURANDS),  # registers, power both ways (V2G), SoC
+            every,
             data_type=members,
             values_list=MEASURANDS,
         ),
         var(
             "SampledDataCtrlr",
             "TxStartedMeasurands",
-            energy,
+            every,
             data_type=members,
             values_list=MEASURANDS,
         ),
         var(
             "SampledDataCtrlr",
             "TxEndedMeasurands",
-            energy,
+            every,
+            data_type=members,
+            values_list=MEASURANDS,
+        ),
+        var(
+            "AlignedDataCtrlr",
+            "Interval",  # signed Intermediate readings at these instants (0: off)
+            str(aligned_interval),
+            data_type=integer,
+            min_limit=0,
+        ),
+        var(
+            "AlignedDataCtrlr",
+            "Measurands",
+            every,
             data_type=members,
             values_list=MEASURANDS,
         ),

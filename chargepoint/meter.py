@@ -19,8 +19,6 @@ import base64
 import json
 import os
 import stat
-from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chargepoint.errors import ConfigError
-from chargepoint.ev import UJ_PER_WH, EnergyFlow, Ev
-from chargepoint.metering import MeterReading, MeterRequest, ReadingContext, SignedMeterValue
+from chargepoint.ev import UJ_PER_WH, EnergyFlow
 
 REGISTER_IMPORT = "01-00:B2.08.00*FF"
 REGISTER_EXPORT = "01-00:C2.08.00*FF"
@@ -269,87 +266,3 @@ def signed_meter_value(record: OcmfRecord, public_key: str) -> dict[str, str]:
         "encodingMethod": "OCMF",
         "publicKey": base64.b64encode(public_key.encode("ascii")).decode("ascii"),
     }
-
-
-class EvMeter:
-    """An EV behind a signing meter: one EVSE's ``MeterSource`` (see ``chargepoint.metering``).
-
-    A Begin record is signed on ``Transaction.Begin``, an End record on ``Transaction.End``,
-    and an Intermediate record at every tariff boundary the clock passes while a transaction
-    runs: the EV is integrated exactly up to the boundary, signed there, then on to ``now``.
-    Each reading carries at most one record (the one due now, else the oldest unsent
-    Intermediate); :meth:`unsent` hands over any the station has not carried yet.
-    """
-
-    def __init__(
-        self,
-        ev: Ev,
-        meter: Meter,
-        *,
-        public_key: str,
-        evse_id: str = "",
-        token_type: str = "",
-        boundaries: Sequence[datetime] = (),
-    ) -> None:
-        self.ev = ev
-        self.meter = meter
-        self.public_key = public_key
-        self.evse_id = evse_id
-        self.token_type = token_type
-        self._boundaries = sorted(boundaries)
-        self._who: Identification | None = None
-        self._unsent: deque[OcmfRecord] = deque()
-
-    def set_limit(self, limit_w: int, now: datetime) -> None:
-        """Apply a charging-profile limit (W; < 0 discharges) from ``now`` on."""
-        self._advance(now)
-        self.ev.set_limit(limit_w, now)
-
-    def set_boundaries(self, boundaries: Sequence[datetime]) -> None:
-        """Tariff boundaries at which Intermediate records are due."""
-        self._boundaries = sorted(boundaries)
-
-    def read(self, request: MeterRequest) -> MeterReading:
-        self._advance(request.now)
-        due: OcmfRecord | None = None
-        if request.context is ReadingContext.TRANSACTION_BEGIN:
-            self._who = Identification(request.id_token or "", self.token_type, self.evse_id)
-            due = self.meter.sign("Begin", request.now, self._who)
-        elif request.context is ReadingContext.TRANSACTION_END and self._who is not None:
-            due = self.meter.sign("End", request.now, self._who)
-            self._who = None
-        elif self._unsent:
-            due = self._unsent.popleft()
-        return MeterReading(
-            import_wh=self.meter.import_wh,
-            export_wh=self.meter.export_wh,
-            power_w=self.ev.power_w,
-            soc=int(self.ev.soc_pct),
-            signed=None if due is None else self._signed(due),
-        )
-
-    def unsent(self) -> list[SignedMeterValue]:
-        """Intermediate records signed but not yet carried by a reading (then forgotten)."""
-        records = [self._signed(r) for r in self._unsent]
-        self._unsent.clear()
-        return records
-
-    def _advance(self, now: datetime) -> None:
-        while self._boundaries and self._boundaries[0] <= now:
-            boundary = self._boundaries.pop(0)
-            if boundary <= self.ev.state.at:
-                continue
-            self.meter.feed(self.ev.advance(boundary))
-            if self._who is not None:
-                self._unsent.append(self.meter.sign("Intermediate", boundary, self._who))
-        if now > self.ev.state.at:
-            self.meter.feed(self.ev.advance(now))
-
-    def _signed(self, record: OcmfRecord) -> SignedMeterValue:
-        value = signed_meter_value(record, self.public_key)
-        return SignedMeterValue(
-            signed_meter_data=value["signedMeterData"],
-            signing_method=value["signingMethod"],
-            encoding_method=value["encodingMethod"],
-            public_key=value["publicKey"],
-        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class ReadingContext(StrEnum):
@@ -18,6 +18,7 @@ class ReadingContext(StrEnum):
 
     TRANSACTION_BEGIN = "Transaction.Begin"
     SAMPLE_PERIODIC = "Sample.Periodic"
+    SAMPLE_CLOCK = "Sample.Clock"
     TRANSACTION_END = "Transaction.End"
     TRIGGER = "Trigger"
 
@@ -34,12 +35,17 @@ class SignedMeterValue:
 
 @dataclass(frozen=True)
 class MeterRequest:
-    """What the station tells the meter when it asks for a reading."""
+    """What the station tells the meter when it asks for a reading.
+
+    ``aligned_interval_s`` is the station's clock-aligned interval (AlignedDataCtrlr.Interval,
+    0 = off): a signing meter signs an Intermediate record at each aligned instant.
+    """
 
     now: datetime
     context: ReadingContext
     transaction_id: str | None = None
     id_token: str | None = None
+    aligned_interval_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,36 @@ class MeterReading:
     signed: SignedMeterValue | None = None
 
 
+@dataclass(frozen=True)
+class HeldReading:
+    """A reading a meter took (and signed) on its own at ``at``, not yet carried to the CSMS."""
+
+    at: datetime
+    reading: MeterReading
+
+
 class MeterSource(Protocol):
     """One EVSE's meter (and, behind it, the EV): the station only ever calls ``read``."""
 
     def read(self, request: MeterRequest) -> MeterReading: ...
+
+
+@runtime_checkable
+class SigningMeterSource(Protocol):
+    """A meter that signs readings on its own (Intermediate records) and hands them over."""
+
+    def read(self, request: MeterRequest) -> MeterReading: ...
+
+    def unsent(self, before: datetime | None = None) -> list[HeldReading]: ...
+
+
+@runtime_checkable
+class ControllableMeterSource(Protocol):
+    """A meter with an EV behind it that follows a power limit (W; < 0 discharges)."""
+
+    def read(self, request: MeterRequest) -> MeterReading: ...
+
+    def set_limit(self, limit_w: int | None, now: datetime) -> None: ...
 
 
 class SimulatedMeter:

@@ -73,6 +73,7 @@ class StationRunner:
                 station_id=config.station_id,
                 evse_count=config.evses,
                 tx_updated_interval=config.tx_updated_interval,
+                aligned_interval=config.aligned_interval,
             )
         )
         if config.password is not None:

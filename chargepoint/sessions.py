@@ -1,7 +1,8 @@
 """One charging session from plug-in to unplug (OCPP 2.0.1 E01-E07, E06 stop, C01 Authorize).
 
 Authorize (local start) -> Started with Transaction.Begin readings -> Updated every
-TxUpdatedInterval station seconds (Sample.Periodic) -> Ended with Transaction.End readings,
+TxUpdatedInterval station seconds (Sample.Periodic) and at every AlignedDataCtrlr.Interval
+instant (Sample.Clock, signed Intermediate readings) -> Ended with Transaction.End readings,
 early if a remote stop or reset asks. Events go through ``Station.submit``, so a session keeps
 running while the link is down and its events are replayed later.
 """
@@ -9,11 +10,13 @@ running while the link is down and its events are replayed later.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
+from chargepoint.clock import next_aligned
 from chargepoint.errors import CallTimeout, NotConnected
 from chargepoint.metering import ReadingContext
 from chargepoint.provisioning import perform_reset
-from chargepoint.station import Station
+from chargepoint.station import Station, StopRequest
 from chargepoint.transaction import Evse, IdToken, TriggerReason
 
 LOG = logging.getLogger(__name__)
@@ -67,28 +70,15 @@ async def run_session(
             remote_start_id=remote_start_id,
         )
         await station.submit(started)
-        begin = started.timestamp.timestamp()
-        due = begin
-        while True:
-            # samples are due on a fixed grid from the start, so a slow link delays them but
-            # never changes how many a session has
-            due += station.device_model.read_int("SampledDataCtrlr", "TxUpdatedInterval")
-            if due >= begin + seconds:
-                await station.clock.wait(stop.event, begin + seconds - _now(station))
-                break
-            if await station.clock.wait(stop.event, due - _now(station)):
-                break
-            updated = evse.update(
-                now=station.clock.now(),
-                trigger=TriggerReason.METER_VALUE_PERIODIC,
-                meter=station.sample(evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands"),
-            )
-            await station.submit(updated)
+        begin = started.timestamp
+        await _sample_until(station, evse, stop, begin, begin + timedelta(seconds=seconds))
+        end_sample = station.sample(evse, ReadingContext.TRANSACTION_END, "TxEndedMeasurands")
         ended = evse.end(
-            now=station.clock.now(),
+            now=end_sample.timestamp,
             trigger=stop.trigger,
             reason=stop.reason,
-            meter=station.sample(evse, ReadingContext.TRANSACTION_END, "TxEndedMeasurands"),
+            meter=end_sample,
+            earlier=station.held_samples(evse),  # every signed reading goes out, at the latest now
         )
         await station.submit(ended)
     finally:
@@ -100,11 +90,57 @@ async def run_session(
     return True
 
 
+async def _sample_until(
+    station: Station, evse: Evse, stop: StopRequest, begin: datetime, end: datetime
+) -> None:
+    """Updated events until ``end`` or a stop request.
+
+    Periodic samples fall on a fixed grid from the start (a slow link delays them but never
+    changes how many a session has); clock-aligned samples fall on AlignedDataCtrlr.Interval
+    instants and carry that exact instant, with the meter's signed Intermediate record, so
+    every tariff boundary on the grid has a signed reading. Both intervals are re-read each
+    time (SetVariables). When both fall together the clock-aligned one goes first.
+    """
+    periodic = begin
+    aligned_done = begin
+    while True:
+        periodic_due = periodic + timedelta(
+            seconds=station.device_model.read_int("SampledDataCtrlr", "TxUpdatedInterval")
+        )
+        aligned = next_aligned(aligned_done, station.aligned_interval())
+        due = periodic_due if aligned is None else min(periodic_due, aligned)
+        if due >= end:
+            await station.clock.wait(stop.event, _until(station, end))
+            return
+        if await station.clock.wait(stop.event, _until(station, due)):
+            return
+        if due == aligned:
+            aligned_done = aligned
+            earlier = station.held_samples(evse, before=aligned)
+            sample = station.sample(evse, ReadingContext.SAMPLE_CLOCK, "Measurands", at=aligned)
+            event = evse.update(
+                now=aligned, trigger=TriggerReason.METER_VALUE_CLOCK, meter=sample, earlier=earlier
+            )
+            await station.submit(event)
+        if due == periodic_due:
+            periodic = periodic_due
+            earlier = station.held_samples(evse, before=periodic_due)
+            sample = station.sample(evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands")
+            event = evse.update(
+                now=sample.timestamp,
+                trigger=TriggerReason.METER_VALUE_PERIODIC,
+                meter=sample,
+                earlier=earlier,
+            )
+            await station.submit(event)
+
+
+def _until(station: Station, moment: datetime) -> float:
+    """Station seconds from now until ``moment`` (negative when it has passed)."""
+    return (moment - station.clock.now()).total_seconds()
+
+
 async def _unplug(station: Station, evse: Evse) -> None:
     if evse.plugged and evse.transaction is None:
         evse.unplug()
         await station.send_status(evse)
-
-
-def _now(station: Station) -> float:
-    return station.clock.now().timestamp()

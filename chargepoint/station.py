@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from ocpp.v201 import call
@@ -26,7 +27,12 @@ from chargepoint.errors import (
     NotConnected,
     Rejected,
 )
-from chargepoint.metering import MeterRequest, MeterSource, ReadingContext
+from chargepoint.metering import (
+    MeterRequest,
+    MeterSource,
+    ReadingContext,
+    SigningMeterSource,
+)
 from chargepoint.offline_queue import OfflineQueue
 from chargepoint.payloads import id_token_payload, status_notification_call, transaction_event_call
 from chargepoint.transaction import (
@@ -169,13 +175,15 @@ class Station:
         measurands_variable: str,
         *,
         starting: tuple[str, IdToken] | None = None,
+        at: datetime | None = None,
     ) -> MeterSample:
-        """Read ``evse``'s meter now and keep the measurands the device model asks for.
+        """Read ``evse``'s meter now (or at ``at``, a clock-aligned instant just passed) and
+        keep the measurands the device model asks for.
 
         ``starting`` names the transaction (id, idToken) a Transaction.Begin reading is for,
         since the EVSE has no transaction yet when its first reading is taken.
         """
-        now = self.clock.now()
+        now = self.clock.now() if at is None else at
         tx = evse.transaction
         transaction_id: str | None
         token: str | None
@@ -185,11 +193,40 @@ class Station:
             transaction_id, token = starting[0], starting[1].id_token
         else:
             transaction_id = token = None
-        reading = self.meters[evse.evse_id].read(
-            MeterRequest(now=now, context=context, transaction_id=transaction_id, id_token=token)
+        request = MeterRequest(
+            now=now,
+            context=context,
+            transaction_id=transaction_id,
+            id_token=token,
+            aligned_interval_s=self.aligned_interval(),
         )
-        measurands = self.device_model.read_list("SampledDataCtrlr", measurands_variable)
+        reading = self.meters[evse.evse_id].read(request)
+        measurands = self.device_model.read_list(
+            "AlignedDataCtrlr" if context is ReadingContext.SAMPLE_CLOCK else "SampledDataCtrlr",
+            measurands_variable,
+        )
         return sample_reading(reading, now=now, context=context, measurands=measurands)
+
+    def aligned_interval(self) -> int:
+        """AlignedDataCtrlr.Interval in station seconds (0: no clock-aligned readings)."""
+        return self.device_model.read_int("AlignedDataCtrlr", "Interval")
+
+    def held_samples(self, evse: Evse, before: datetime | None = None) -> tuple[MeterSample, ...]:
+        """Signed readings ``evse``'s meter took on its own (before ``before``) that no event
+        has carried yet; each is handed over once, so the caller must send them."""
+        meter = self.meters[evse.evse_id]
+        if not isinstance(meter, SigningMeterSource):
+            return ()
+        measurands = self.device_model.read_list("AlignedDataCtrlr", "Measurands")
+        return tuple(
+            sample_reading(
+                held.reading,
+                now=held.at,
+                context=ReadingContext.SAMPLE_CLOCK,
+                measurands=measurands,
+            )
+            for held in meter.unsent(before)
+        )
 
     # transaction events ---------------------------------------------------------------
 

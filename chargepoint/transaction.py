@@ -48,6 +48,8 @@ class TriggerReason(StrEnum):
     AUTHORIZED = "Authorized"
     REMOTE_START = "RemoteStart"
     METER_VALUE_PERIODIC = "MeterValuePeriodic"
+    METER_VALUE_CLOCK = "MeterValueClock"
+    CHARGING_RATE_CHANGED = "ChargingRateChanged"
     STOP_AUTHORIZED = "StopAuthorized"
     REMOTE_STOP = "RemoteStop"
     EV_DEPARTED = "EVDeparted"
@@ -101,7 +103,8 @@ def sample_reading(
 ) -> MeterSample:
     """Turn a meter reading into the sampled values ``measurands`` asks for, in that order.
 
-    A signed record rides on the import register, the value it certifies.
+    A signed record rides on the import register, the value it certifies; the register is
+    reported for it even when ``measurands`` leaves it out, so no record is ever dropped.
     Power is split by sign into Import and Export; SoC appears only when the EV reports one.
     """
     available: dict[str, tuple[int, str, SignedMeterValue | None]] = {
@@ -112,9 +115,12 @@ def sample_reading(
     }
     if reading.soc is not None:
         available["SoC"] = (reading.soc, "Percent", None)
+    names = list(measurands)
+    if reading.signed is not None and "Energy.Active.Import.Register" not in names:
+        names.insert(0, "Energy.Active.Import.Register")
     values = tuple(
         SampledValue(value, name, context, unit, signed)
-        for name in measurands
+        for name in names
         if name in available
         for value, unit, signed in (available[name],)
     )
@@ -246,12 +252,16 @@ class Evse:
         trigger: TriggerReason,
         meter: MeterSample | None,
         charging_state: ChargingState | None = None,
+        earlier: tuple[MeterSample, ...] = (),
     ) -> TxEvent:
-        """An Updated event: periodic samples, a trigger, or a charging state change."""
+        """An Updated event: periodic samples, a trigger, or a charging state change.
+
+        ``earlier`` are samples taken before ``meter`` and not sent yet (held signed readings).
+        """
         tx = self._running()
         if charging_state is not None:
             self.transaction = replace(tx, charging_state=charging_state)
-        return self._event(EventType.UPDATED, now, trigger, meter)
+        return self._event(EventType.UPDATED, now, trigger, meter, earlier=earlier)
 
     def end(
         self,
@@ -260,12 +270,15 @@ class Evse:
         trigger: TriggerReason,
         reason: StoppedReason,
         meter: MeterSample,
+        earlier: tuple[MeterSample, ...] = (),
     ) -> TxEvent:
         """Stop the transaction: the Ended event; a scheduled Inoperative takes effect."""
         self._running()
         state = ChargingState.EV_CONNECTED if self.plugged else ChargingState.IDLE
         self.transaction = replace(self._running(), charging_state=state)
-        event = self._event(EventType.ENDED, now, trigger, meter, stopped_reason=reason)
+        event = self._event(
+            EventType.ENDED, now, trigger, meter, stopped_reason=reason, earlier=earlier
+        )
         self.transaction = None
         if self.inoperative_pending:
             self.inoperative_pending = False
@@ -287,6 +300,7 @@ class Evse:
         id_token: IdToken | None = None,
         remote_start_id: int | None = None,
         stopped_reason: StoppedReason | None = None,
+        earlier: tuple[MeterSample, ...] = (),
     ) -> TxEvent:
         tx = self._running()
         self.transaction = replace(tx, next_seq_no=tx.next_seq_no + 1)
@@ -302,5 +316,5 @@ class Evse:
             id_token=id_token,
             remote_start_id=remote_start_id,
             stopped_reason=stopped_reason,
-            meter=() if meter is None else (meter,),
+            meter=earlier + (() if meter is None else (meter,)),
         )

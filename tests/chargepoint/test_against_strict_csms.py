@@ -85,7 +85,10 @@ async def test_full_session_is_schema_valid_and_in_order(csms: StrictCsms) -> No
     events = state.of("TransactionEvent")
     assert [e["eventType"] for e in events[:1] + events[-1:]] == ["Started", "Ended"]
     assert {e["eventType"] for e in events[1:-1]} == {"Updated"}
-    assert len(events) == 2 + 9  # Updated at 60, 120, ..., 540 s of a 600 s session
+    periodic = [e for e in events if e["triggerReason"] == "MeterValuePeriodic"]
+    clock = [e for e in events if e["triggerReason"] == "MeterValueClock"]
+    assert len(periodic) == 9  # Updated at 60, 120, ..., 540 s of a 600 s session
+    assert len(events) == 2 + 9 + len(clock) and len(clock) <= 1  # at most one 15-min instant
     assert [e["seqNo"] for e in events] == list(range(len(events)))
     assert len({e["transactionInfo"]["transactionId"] for e in events}) == 1
     # Authorize comes before Started; statuses: Available at boot, Occupied, Available at the end
@@ -104,9 +107,11 @@ async def test_full_session_is_schema_valid_and_in_order(csms: StrictCsms) -> No
     assert end["Energy.Active.Import.Register"][1] == "Transaction.End"
     assert ended["transactionInfo"]["stoppedReason"] == "Local"
     assert end["Energy.Active.Import.Register"][0] > begin["Energy.Active.Import.Register"][0]
-    for update in events[1:-1]:
-        assert update["triggerReason"] == "MeterValuePeriodic"
+    for update in periodic:
         assert {c for _, c in registers(update).values()} == {"Sample.Periodic"}
+    for update in clock:  # at the aligned instant itself, to the millisecond
+        assert re.search(r"T\d\d:(00|15|30|45):00\.000Z$", update["timestamp"]), update
+        assert {c for _, c in registers(update).values()} == {"Sample.Clock"}
     assert not any(e.get("offline") for e in events)
     security = state.of("SecurityEventNotification")
     assert [e["type"] for e in security] == ["StartupOfTheDevice"]

@@ -41,3 +41,22 @@ async def test_accelerated_sleep_and_wait_take_station_seconds() -> None:
     assert await clock.wait(event, 360) is False
     loop.call_soon(event.set)
     assert await clock.wait(event, 36_000_000) is True
+
+
+def test_aligned_instants_are_multiples_of_the_interval_from_midnight_utc() -> None:
+    from chargepoint.clock import next_aligned
+
+    at = datetime(2026, 3, 1, 10, 7, 30, tzinfo=UTC)
+    assert next_aligned(at, 900) == datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
+    # strictly after: an aligned instant itself moves on to the next one
+    assert next_aligned(datetime(2026, 3, 1, 10, 15, tzinfo=UTC), 900) == datetime(
+        2026, 3, 1, 10, 30, tzinfo=UTC
+    )
+    # another timezone names the same instants
+    local = datetime(2026, 3, 1, 12, 7, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert next_aligned(local, 3600) == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
+    # an interval that does not divide the day restarts at midnight
+    assert next_aligned(datetime(2026, 3, 1, 23, 50, tzinfo=UTC), 7 * 3600) == datetime(
+        2026, 3, 2, tzinfo=UTC
+    )
+    assert next_aligned(at, 0) is None

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chargepoint.ev import UJ_PER_WH, EnergyFlow, Ev, EvSpec
+from chargepoint.ev_meter import EvMeter
 from chargepoint.meter import (
     REGISTER_EXPORT,
     REGISTER_IMPORT,
-    EvMeter,
     Identification,
     Meter,
     MeterInfo,
@@ -170,8 +170,16 @@ def test_ev_meter_signs_begin_boundaries_and_end_as_a_meter_source() -> None:
     source.set_limit(-7_000, T0 + timedelta(minutes=60))
     # one read after both boundaries passed: two Intermediate records are due
     periodic = read(120, ReadingContext.SAMPLE_PERIODIC)
-    carried.append(periodic.signed)
-    carried.extend(source.unsent())
+    assert periodic.signed is None  # held for a clock reading or unsent(), never dropped
+    held = source.unsent()
+    assert [h.at for h in held] == [T0 + timedelta(minutes=90), T0 + timedelta(minutes=100)]
+    # the held reading shows the registers at its own instant, not at the later read
+    assert [(h.reading.import_wh, h.reading.export_wh) for h in held] == [
+        (21_000, 3_500),
+        (21_000, 4_666),
+    ]
+    assert source.unsent() == []  # handed over once
+    carried.extend(h.reading.signed for h in held)
     end = read(180, ReadingContext.TRANSACTION_END)
     carried.append(end.signed)
     assert len(carried) == 4

@@ -17,7 +17,8 @@ from ocpp.v201 import call
 
 from chargepoint.clock import AcceleratedClock
 from chargepoint.ev import Ev, EvSpec
-from chargepoint.meter import EvMeter, Meter, MeterInfo, public_key_ocmf
+from chargepoint.ev_meter import EvMeter
+from chargepoint.meter import Meter, MeterInfo, public_key_ocmf
 from chargepoint.runner import StationRunner
 from chargepoint.transaction import IdToken
 from tests.chargepoint.strict_csms import CsmsState, StrictCsms

@@ -76,7 +76,7 @@ def key_path(data_dir: Path, name: str) -> Path:
     return data_dir / "keys" / name
 
 
-def _read_or_create_key(path: Path) -> bytes:
+def read_or_create_key(path: Path) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         create_key_file(path)
@@ -103,7 +103,7 @@ def load_settlement_setup(
         chain_id=genesis.chain_id,
         signer=signer,
         tariff=load_tariff(tariff_path),
-        pseudonym_key=PseudonymKey(1, _read_or_create_key(key_path(data_dir, "pseudonym.key"))),
+        pseudonym_key=PseudonymKey(1, read_or_create_key(key_path(data_dir, "pseudonym.key"))),
         slack=timedelta(seconds=config.evidence_slack_seconds),
     )
 

@@ -87,6 +87,7 @@ RECEIPT_POLL_S = 0.05
 TX_BATCH_DELAY_S = 0.005  # submitted transactions gossiped together within this delay
 TX_BATCH_MAX = 500
 PROPOSAL_RESEND_TICKS = 4
+FETCH_TIMEOUT_S = 2.0  # a block request unanswered this long may be sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,8 @@ class ValidatorNode:
         self._waiters = Waiters()
         self._own: list[Proposal | Vote] = []
         self._outgoing: list[Tx] = []  # submitted transactions not yet gossiped
+        self._behind: tuple[int, float] | None = None  # (own height, since when) when behind
+        self._fetch_until = 0.0  # no new block request before this loop time
         self._app: LedgerApp | None = None
         self._state: ConsensusState | None = None
         self._ctx: ConsensusContext | None = None
@@ -329,6 +332,7 @@ class ValidatorNode:
         else:
             return  # the same decided tip we hold (agreement): nothing new
         self._sync_app()
+        self._fetch_until = 0.0  # progress: the next status may ask for more
         self._finish(block, start_now=True)
 
     async def _store(self, block: Block, commit: Commit, after: State) -> None:
@@ -382,7 +386,8 @@ class ValidatorNode:
         elif isinstance(msg, Vote):
             self._queue.put_nowait(ReceiveVote(msg))
         elif isinstance(msg, Status):
-            if msg.height > self.height and self._base_state is not None:
+            if self._should_fetch(msg.height):
+                assert self._base_state is not None
                 await reply(GetBlocks(self._base_state.height + 1))
         elif isinstance(msg, GetBlocks):
             stored_top = await self.store.height()
@@ -405,6 +410,23 @@ class ValidatorNode:
         elif isinstance(msg, TxBatch):
             for tx in msg.txs:
                 self._admit(tx)
+
+    def _should_fetch(self, peer_height: int) -> bool:
+        """Ask a peer that is ahead for blocks: one request at a time, and when only one
+        height behind, only after a while (consensus messages usually catch up first)."""
+        if peer_height <= self.height or self._base_state is None:
+            self._behind = None
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._behind is None or self._behind[0] != self.height:
+            self._behind = (self.height, now)
+        patience = 2 * self.config.gossip_interval_ms / 1000
+        if peer_height == self.height + 1 and now - self._behind[1] < patience:
+            return False
+        if now < self._fetch_until:
+            return False
+        self._fetch_until = now + FETCH_TIMEOUT_S
+        return True
 
     def _gossip_tx(self, tx: Tx) -> None:
         """Send a submitted transaction to the peers, a few milliseconds' worth per frame."""

@@ -10,12 +10,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.canonical import encode
+from ledger.canonical import encode, scan
 from ledger.codec import (
+    block_bytes,
     block_from_dict,
     block_to_dict,
+    commit_bytes,
     commit_from_dict,
     commit_to_dict,
+    expect_literal,
+    read_block,
     read_txs,
     tx_record,
 )
@@ -133,6 +137,11 @@ def dump(msg: Message) -> str:
         return '{"tx":' + msg.tx.data.decode("utf-8") + ',"type":"' + kind + '"}'
     if isinstance(msg, TxBatch):
         return '{"txs":[' + b",".join(t.data for t in msg.txs).decode("utf-8") + '],"type":"txs"}'
+    if isinstance(msg, BlockMsg):
+        block, commit = block_bytes(msg.block), commit_bytes(msg.commit)
+        final = b"true" if msg.final else b"false"
+        tail = b',"final":' + final + b',"type":"block"}'
+        return (b'{"block":' + block + b',"commit":' + commit + tail).decode("utf-8")
     return encode(_to_dict(msg)).decode()
 
 
@@ -185,6 +194,8 @@ def load(text: str | bytes) -> Message:
     for suffix, submit in ((',"type":"tx"}', False), (',"type":"submit"}', True)):
         if text.startswith('{"tx":{') and text.endswith(suffix):
             return TxMsg(Tx(text[6 : -len(suffix)].encode("utf-8")), submit=submit)
+    if text.startswith('{"block":{"header":'):
+        return _load_block(text)
     if text.startswith('{"txs":['):
         txs, end = read_txs(text, 7)
         if text[end:] != ',"type":"txs"}':
@@ -233,6 +244,20 @@ def load(text: str | bytes) -> Message:
     except (KeyError, TypeError, ValueError) as exc:
         raise EncodingError(f"{kind} frame: {exc}") from exc
     raise EncodingError(f"unknown frame type {kind!r:.40}")
+
+
+def _load_block(text: str) -> BlockMsg:
+    """A block frame, its transactions sliced out as they stand (``read_block``)."""
+    block, pos = read_block(text, len('{"block":'))
+    raw, end = scan(text, expect_literal(text, pos, ',"commit":'))
+    try:
+        commit = commit_from_dict(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EncodingError(f"block frame: {exc}") from exc
+    for final in (True, False):
+        if text[end:] == f',"final":{"true" if final else "false"},"type":"block"}}':
+            return BlockMsg(block, commit, final=final)
+    raise EncodingError("block frame: expected final and type after the commit")
 
 
 def _int(value: Any) -> int:

@@ -47,6 +47,7 @@ def test_every_message_round_trips() -> None:
         Status("v1", 7),
         GetBlocks(3),
         BlockMsg(block, commit, final=False),
+        BlockMsg(block, commit),
         TxMsg(tx),
         TxMsg(tx, submit=True),
         Receipt(4, 1, b"\x02" * 32),
@@ -66,8 +67,17 @@ def test_every_message_round_trips() -> None:
 def test_spliced_frames_are_the_canonical_encoding() -> None:
     net = make_net(4)
     txs = (net.csms_tx(settlement_body("s-1")), net.csms_tx(settlement_body("s-2")))
-    for msg in (TxMsg(txs[0]), TxMsg(txs[0], submit=True), TxBatch(txs), TxBatch(())):
+    state0 = genesis_state(net.genesis)
+    proposer = state0.validators.validators[0].address
+    block, _ = build_block(state0, list(txs), time=T0 + 1, proposer=proposer, last_commit=None)
+    commit = make_commit(
+        chain_id=state0.chain_id, height=1, block_id=block_id(block.header), keys=net.validator_keys
+    )
+    spliced: list[Message] = [TxMsg(txs[0]), TxMsg(txs[0], submit=True), TxBatch(txs)]
+    spliced += [TxBatch(()), BlockMsg(block, commit), BlockMsg(block, commit, final=False)]
+    for msg in spliced:
         assert dump(msg).encode() == encode(_to_dict(msg))
+        assert load(dump(msg)) == msg
 
 
 def test_a_transaction_not_in_canonical_form_is_carried_as_it_stands() -> None:

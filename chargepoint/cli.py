@@ -1,4 +1,4 @@
-"""``v2g chargepoint``: run a simulated OCPP 2.0.1 charging station against a CSMS."""
+"""``v2g chargepoint``: run a simulated OCPP 1.6J, 2.0.1 or 2.1 charging station against a CSMS."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 
 from chargepoint.backoff import Backoff
-from chargepoint.config import ID_TOKEN_TYPES, StationConfig
+from chargepoint.config import ID_TOKEN_TYPES, OCPP_VERSIONS, StationConfig
 from chargepoint.connection import TlsFiles
 from chargepoint.errors import ChargePointError
-from chargepoint.runner import StationRunner
+from chargepoint.runner import runner_for
 from chargepoint.transaction import IdToken
 
 
@@ -40,6 +40,14 @@ from chargepoint.transaction import IdToken
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="PEM private key of --cert (if not in the --cert file).",
+)
+@click.option(
+    "--ocpp",
+    "ocpp_version",
+    default="2.0.1",
+    show_default=True,
+    type=click.Choice(OCPP_VERSIONS),
+    help="OCPP version to speak (websocket subprotocol ocpp1.6, ocpp2.0.1 or ocpp2.1).",
 )
 @click.option("--evses", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option(
@@ -113,6 +121,7 @@ def chargepoint_command(
     ca: Path | None,
     cert: Path | None,
     key: Path | None,
+    ocpp_version: str,
     evses: int,
     sessions: int,
     exit_when_done: bool,
@@ -143,8 +152,9 @@ def chargepoint_command(
             connect_timeout=connect_timeout,
             response_timeout=response_timeout,
             backoff=Backoff(initial=min(1.0, max_backoff), cap=max_backoff),
+            ocpp_version=ocpp_version,
         )
-        runner = StationRunner(config)
+        runner = runner_for(config)
     except (ChargePointError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     if exit_when_done and logging.getLogger().getEffectiveLevel() >= logging.WARNING:

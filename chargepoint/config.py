@@ -20,6 +20,8 @@ ID_TOKEN_TYPES = (
     "NoAuthorization",
 )
 
+OCPP_VERSIONS = ("1.6", "2.0.1", "2.1")  # --ocpp; each offers its own websocket subprotocol
+
 DEFAULT_ID_TOKEN = IdToken("04E1A2B3C4D5E6", "ISO14443")
 
 
@@ -45,6 +47,7 @@ class StationConfig:
     backoff: Backoff = field(default_factory=Backoff)
     vendor: str = "v2g-bridge"
     model: str = "SimStation"
+    ocpp_version: str = "2.0.1"  # one of OCPP_VERSIONS
 
     def __post_init__(self) -> None:
         if not self.station_id or len(self.station_id) > 48 or "/" in self.station_id:
@@ -61,6 +64,8 @@ class StationConfig:
             raise ConfigError("the meter interval must be at least 1 s")
         if self.aligned_interval < 0:
             raise ConfigError("the aligned interval must not be negative")
+        if self.ocpp_version not in OCPP_VERSIONS:
+            raise ConfigError(f"--ocpp must be one of {', '.join(OCPP_VERSIONS)}")
         if self.id_token.type not in ID_TOKEN_TYPES:
             raise ConfigError(f"idToken type must be one of {', '.join(ID_TOKEN_TYPES)}")
         if not self.id_token.id_token or len(self.id_token.id_token) > 36:

@@ -80,15 +80,16 @@ async def open_connection(
     password: str | None,
     open_timeout: float,
     tls: TlsFiles | None = None,
+    subprotocol: str = SUBPROTOCOL,
 ) -> ClientConnection:
-    """Connect and check the CSMS agreed to OCPP 2.0.1; map failures to ConnectError."""
+    """Connect and check the CSMS agreed to ``subprotocol``; map failures to ConnectError."""
     context = client_ssl_context(url, tls)
     tls_kwargs: dict[str, Any] = {} if context is None else {"ssl": context}
     headers = {} if password is None else {"Authorization": basic_auth_header(station_id, password)}
     try:
         ws = await connect(
             url,
-            subprotocols=[SUBPROTOCOL],
+            subprotocols=[Subprotocol(subprotocol)],
             additional_headers=headers,
             open_timeout=open_timeout,
             proxy=None,
@@ -103,7 +104,7 @@ async def open_connection(
         raise ConfigError(str(exc)) from exc
     except (OSError, TimeoutError, InvalidHandshake) as exc:
         raise ConnectError(f"cannot connect to {url}: {exc or type(exc).__name__}") from exc
-    if ws.subprotocol != SUBPROTOCOL:
+    if ws.subprotocol != subprotocol:
         await ws.close()
-        raise ConnectError(f"CSMS at {url} did not agree to subprotocol {SUBPROTOCOL}")
+        raise ConnectError(f"CSMS at {url} did not agree to subprotocol {subprotocol}")
     return ws

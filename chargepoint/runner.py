@@ -19,6 +19,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ocpp.v201 import call
 from websockets.asyncio.client import ClientConnection
@@ -52,7 +53,14 @@ SECURITY_EVENTS = {"PowerUp": "StartupOfTheDevice", "RemoteReset": "ResetOrReboo
 
 
 class StationRunner:
-    """Runs one station until its sessions are done (``--exit``) or it is cancelled."""
+    """Runs one station until its sessions are done (``--exit``) or it is cancelled.
+
+    ``station_class`` and ``client_class`` speak the OCPP version; ``runner_for`` picks the
+    runner of ``config.ocpp_version``.
+    """
+
+    station_class: type[Station] = Station
+    client_class: type[StationClient] = StationClient
 
     def __init__(
         self,
@@ -78,7 +86,7 @@ class StationRunner:
         )
         if config.password is not None:
             device_model.write("SecurityCtrlr", "BasicAuthPassword", config.password)
-        self.station = Station(
+        self.station = self.station_class(
             config,
             clock=self.clock,
             device_model=device_model,
@@ -164,6 +172,7 @@ class StationRunner:
                     password=password or None,
                     open_timeout=self.config.open_timeout,
                     tls=self.config.tls,
+                    subprotocol=f"ocpp{self.config.ocpp_version}",
                 )
             except ConnectError as exc:
                 refused = isinstance(exc, HandshakeRefused) and exc.status in FATAL_HTTP
@@ -188,7 +197,7 @@ class StationRunner:
 
     async def _serve(self, ws: ClientConnection, reason: str) -> str:
         """One connection's life: ended by a "reboot" (Reset), "lost", or "not-booted"."""
-        client = StationClient(self.station, ws, response_timeout=self.config.response_timeout)
+        client = self.client_class(self.station, ws, response_timeout=self.config.response_timeout)
         serving = asyncio.create_task(client.start(), name="ocpp-receive")
         heartbeat: asyncio.Task[None] | None = None
         self.station.reboot.clear()
@@ -275,3 +284,16 @@ class StationRunner:
                 return
             except CallFailed as exc:
                 self.station.report(exc)
+
+
+def runner_for(config: StationConfig, **options: Any) -> StationRunner:
+    """The runner speaking ``config.ocpp_version`` (imported here: those modules import this)."""
+    if config.ocpp_version == "1.6":
+        from chargepoint.v16.runner import StationRunner16
+
+        return StationRunner16(config, **options)
+    if config.ocpp_version == "2.1":
+        from chargepoint.v21.runner import StationRunner21
+
+        return StationRunner21(config, **options)
+    return StationRunner(config, **options)

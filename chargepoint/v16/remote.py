@@ -1,0 +1,173 @@
+"""CSMS-initiated OCPP 1.6 calls (Core, Remote Trigger, Smart Charging) on the shared station.
+
+Each function takes the station and converted arguments and returns the 1.6 result dataclass,
+plus a follow-up to run after the answer where the call has consequences. The 2.0.1 station's
+functional blocks do the work where 1.6 means the same (remote start, availability, reset).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from ocpp.v16 import call, call_result
+
+from chargepoint import availability, provisioning, remote_control
+from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected
+from chargepoint.metering import ReadingContext
+from chargepoint.station import FollowUp
+from chargepoint.transaction import Evse, IdToken
+from chargepoint.v16.configuration import Configuration
+from chargepoint.v16.payloads import boot_notification_call, meter_values_call, profile_limit
+from chargepoint.v16.station import Station16
+
+LOG = logging.getLogger(__name__)
+VENDOR_ID = "v2g-bridge"
+
+
+def remote_start(
+    station: Station16, id_tag: str, connector_id: int | None
+) -> tuple[call_result.RemoteStartTransaction, FollowUp | None]:
+    """Start a session for ``id_tag`` on the connector (or the first idle one)."""
+    token = IdToken(id_tag, "ISO14443")
+    result, follow_up = remote_control.request_start(
+        station, token, next(station.remote_start_ids), connector_id
+    )
+    return call_result.RemoteStartTransaction(status=result.status), follow_up
+
+
+def remote_stop(
+    station: Station16, transaction_id: int
+) -> tuple[call_result.RemoteStopTransaction, FollowUp | None]:
+    """Stop the transaction the CSMS numbered ``transaction_id``; Rejected if none runs here."""
+    own = station.transaction_for(transaction_id)
+    if own is None:
+        return call_result.RemoteStopTransaction(status="Rejected"), None
+    result, follow_up = remote_control.request_stop(station, own)
+    return call_result.RemoteStopTransaction(status=result.status), follow_up
+
+
+def configuration_of(station: Station16) -> Configuration:
+    """The 1.6 key view of the station's device model."""
+    return Configuration(station.device_model, connectors=len(station.evses))
+
+
+def get_configuration(station: Station16, keys: list[str] | None) -> call_result.GetConfiguration:
+    """GetConfiguration: known keys with values and read-only flags, and the unknown ones."""
+    known, unknown = configuration_of(station).get(keys)
+    return call_result.GetConfiguration(
+        configuration_key=[{"key": k.key, "readonly": k.readonly, "value": k.value} for k in known],
+        unknown_key=unknown or None,
+    )
+
+
+def change_configuration(
+    station: Station16, key: str, value: str
+) -> call_result.ChangeConfiguration:
+    """ChangeConfiguration of one key; the new value acts at its next use."""
+    return call_result.ChangeConfiguration(status=str(configuration_of(station).change(key, value)))
+
+
+def set_charging_profile(
+    station: Station16, connector_id: int, profile: Mapping[str, Any]
+) -> call_result.SetChargingProfile:
+    """Apply the profile's charging limit to the connector's EV (connector 0: every EV).
+
+    Rejected for a negative limit (1.6 has no discharge), an unknown connector, or an EVSE
+    whose meter cannot be steered.
+    """
+    try:
+        limit = profile_limit(connector_id, profile)
+    except ValueError as exc:
+        LOG.info("%s: SetChargingProfile refused: %s", station.station_id, exc)
+        return call_result.SetChargingProfile(status="Rejected")
+    if connector_id == 0:
+        targets = list(station.evses)
+    elif connector_id in station.evses:
+        targets = [connector_id]
+    else:
+        return call_result.SetChargingProfile(status="Rejected")
+    meters = [station.meters[n] for n in targets]
+    if not all(hasattr(m, "set_limit") for m in meters):
+        return call_result.SetChargingProfile(status="Rejected")
+    now = station.clock.now()
+    for meter in meters:
+        meter.set_limit(limit.limit_w, now)  # type: ignore[attr-defined]
+    return call_result.SetChargingProfile(status="Accepted")
+
+
+def reset(station: Station16, reset_type: str) -> tuple[call_result.Reset, FollowUp | None]:
+    """Hard and Soft both end the transactions and reboot (1.6 never schedules a reset)."""
+    _, follow_up = provisioning.reset(station, "Immediate", None)
+    LOG.info("%s: %s reset", station.station_id, reset_type)
+    return call_result.Reset(status="Accepted"), follow_up
+
+
+def change_availability(
+    station: Station16, connector_id: int, kind: str
+) -> tuple[call_result.ChangeAvailability, FollowUp | None]:
+    """Connector 0 is the whole station; Scheduled while a transaction runs."""
+    result, follow_up = availability.change_availability(
+        station, kind == "Operative", connector_id or None, None
+    )
+    return call_result.ChangeAvailability(status=result.status), follow_up
+
+
+def data_transfer(vendor_id: str, message_id: str | None) -> call_result.DataTransfer:
+    """No vendor extensions: our own vendor id knows no message, any other is unknown."""
+    if vendor_id != VENDOR_ID:
+        return call_result.DataTransfer(status="UnknownVendorId")
+    return call_result.DataTransfer(status="UnknownMessageId")
+
+
+def trigger_message(
+    station: Station16, requested: str, connector_id: int | None
+) -> tuple[call_result.TriggerMessage, FollowUp | None]:
+    """Send the requested message after answering (connector 0 or none: every connector)."""
+    if connector_id and connector_id not in station.evses:
+        return call_result.TriggerMessage(status="Rejected"), None
+    evses = [station.evses[connector_id]] if connector_id else list(station.evses.values())
+    follow_up: FollowUp
+    if requested == "BootNotification":
+        payload = boot_notification_call(
+            vendor=station.config.vendor,
+            model=station.config.model,
+            serial=station.station_id,
+        )
+        follow_up = partial(_send_checked, station, payload)
+    elif requested == "Heartbeat":
+        follow_up = partial(_send_checked, station, call.Heartbeat())
+    elif requested == "StatusNotification":
+        follow_up = partial(_send_status, station, evses)
+    elif requested == "MeterValues":
+        follow_up = partial(_send_meter_values, station, evses)
+    elif requested in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+        message = getattr(call, requested)(status="Idle")
+        follow_up = partial(_send_checked, station, message)
+    else:
+        return call_result.TriggerMessage(status="NotImplemented"), None
+    return call_result.TriggerMessage(status="Accepted"), follow_up
+
+
+async def _send_checked(station: Station16, payload: object) -> None:
+    """Send a triggered message; a CALLERROR is reported, a lost link is not an error."""
+    try:
+        await station.send(payload)
+    except CallErrorReceived as exc:
+        station.report(exc)
+    except (CallFailed, NotConnected):
+        pass
+
+
+async def _send_status(station: Station16, evses: list[Evse]) -> None:
+    for evse in evses:
+        await station.send_status(evse)
+
+
+async def _send_meter_values(station: Station16, evses: list[Evse]) -> None:
+    for evse in evses:
+        sample = station.sample(evse, ReadingContext.TRIGGER, "TxUpdatedMeasurands")
+        message = meter_values_call(evse.evse_id, [sample], station.csms_id_of(evse))
+        await _send_checked(station, message)

@@ -1,0 +1,118 @@
+"""The 1.6 station service: the shared ``Station`` whose events go out as 1.6 messages.
+
+Events are still queued in order and replayed after an outage; at send time each one is
+converted: Started -> StartTransaction, whose answer gives the CSMS's integer transactionId;
+Updated -> MeterValues under that id; Ended -> StopTransaction with the Begin and End
+readings as ``transactionData``. The station's own transaction ids stay the keys
+everywhere else (remote stop, reset), mapped to the CSMS's integers here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+from ocpp.v16 import call
+
+from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected, Rejected
+from chargepoint.station import Station
+from chargepoint.transaction import EventType, Evse, IdToken, StoppedReason, TriggerReason, TxEvent
+from chargepoint.v16.payloads import (
+    Begun,
+    connector_status,
+    meter_values_call,
+    start_transaction_call,
+    status_notification_call,
+    stop_transaction_call,
+)
+
+LOG = logging.getLogger(__name__)
+
+
+class Station16(Station):
+    """A ``Station`` speaking OCPP 1.6J to the CSMS."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.csms_ids: dict[str, int] = {}  # station transaction id -> CSMS transactionId
+        self._begun: dict[str, Begun] = {}
+        self.remote_start_ids = itertools.count(1)  # 1.6 has none: numbered here
+
+    def transaction_for(self, csms_id: int) -> str | None:
+        """The station's transaction id for a CSMS transactionId, if it is running here."""
+        running = set(self.running_transactions())
+        return next((t for t, n in self.csms_ids.items() if n == csms_id and t in running), None)
+
+    def csms_id_of(self, evse: Evse) -> int | None:
+        """The CSMS transactionId of the running transaction once StartTransaction was answered."""
+        tx = evse.transaction
+        return None if tx is None else self.csms_ids.get(tx.transaction_id)
+
+    async def flush(self) -> None:
+        """Send queued events oldest first, each as its 1.6 message."""
+        async with self._flush_lock:
+            while (head := self.queue.peek()) is not None and self.online.is_set():
+                try:
+                    await self._send_event(head)
+                except CallErrorReceived as exc:
+                    self.queue.pop()  # resending a refused message cannot help
+                    self.report(exc)
+                    continue
+                except (CallFailed, NotConnected) as exc:
+                    LOG.info("%s: %s not sent: %s", self.station_id, head.event_type, exc)
+                    self.queue.mark_offline()
+                    return
+                self.queue.pop()
+
+    async def _send_event(self, event: TxEvent) -> None:
+        if event.event_type is EventType.STARTED:
+            result = await self.send(start_transaction_call(event))
+            self.csms_ids[event.transaction_id] = int(result.transaction_id)
+            begin = event.meter[-1] if event.meter else None
+            token = event.id_token.id_token if event.id_token is not None else ""
+            self._begun[event.transaction_id] = Begun(token, begin)
+            status = result.id_tag_info.get("status")
+            if status != "Accepted":  # StopTransactionOnInvalidId
+                self.request_stop(
+                    event.transaction_id, TriggerReason.DEAUTHORIZED, StoppedReason.DE_AUTHORIZED
+                )
+                self.report(Rejected("StartTransaction", str(status)))
+            return
+        csms_id = self.csms_ids.get(event.transaction_id)
+        if csms_id is None:  # its StartTransaction was refused: nothing to attach it to
+            LOG.warning(
+                "%s: %s of an unstarted transaction dropped", self.station_id, event.event_type
+            )
+            return
+        if event.event_type is EventType.UPDATED:
+            if any(s.values for s in event.meter):
+                await self.send(meter_values_call(event.evse_id, event.meter, csms_id))
+            return
+        begun = self._begun.get(event.transaction_id)
+        await self.send(stop_transaction_call(event, csms_id, begun))
+        self._begun.pop(event.transaction_id, None)
+        self.csms_ids.pop(event.transaction_id, None)
+
+    async def send_status(self, evse: Evse) -> None:
+        """1.6 StatusNotification for ``evse``'s connector; skipped while offline."""
+        self.device_model.write("EVSE", "AvailabilityState", str(evse.status), evse_id=evse.evse_id)
+        if self._link is None:
+            return
+        status = connector_status(evse.status, charging=evse.transaction is not None)
+        payload = status_notification_call(
+            now=self.clock.now(), connector_id=evse.evse_id, status=status
+        )
+        try:
+            await self.send(payload)
+        except CallErrorReceived as exc:
+            self.report(exc)
+        except (CallFailed, NotConnected) as exc:
+            LOG.info("%s: status of connector %s not sent: %s", self.station_id, evse.evse_id, exc)
+
+    async def authorize(self, token: IdToken) -> None:
+        """1.6 Authorize of an idTag; raises Rejected unless Accepted."""
+        result = await self.send(call.Authorize(id_tag=token.id_token))
+        status = result.id_tag_info.get("status")
+        if status != "Accepted":
+            raise Rejected(f"Authorize {token.id_token}", str(status))

@@ -1,0 +1,83 @@
+"""The 2.1 station service: the shared ``Station`` plus V2X needs and setpoints.
+
+After a transaction's Started event goes out, the EV behind the EVSE (if the meter has one:
+an ISO 15118-20 EV) states its charging needs. Setpoints from 2.1 SetChargingProfile are
+applied to the EV through the meter; NotifyAllowedEnergyTransfer is remembered per
+transaction, and a discharge it does not allow is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected
+from chargepoint.ev import Ev
+from chargepoint.station import Station
+from chargepoint.transaction import EventType, TxEvent
+from chargepoint.v21.needs import charging_needs_call
+from chargepoint.v21.profiles import ProfileRefused, Setpoint
+
+LOG = logging.getLogger(__name__)
+
+
+def ev_behind(meter: object) -> Ev | None:
+    """The EV model behind a meter, if the meter has one."""
+    ev = getattr(meter, "ev", None)
+    return ev if isinstance(ev, Ev) else None
+
+
+class Station21(Station):
+    """A ``Station`` speaking OCPP 2.1 to the CSMS."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowed_transfer: dict[str, tuple[str, ...]] = {}  # transaction id -> modes
+
+    async def submit(self, event: TxEvent) -> None:
+        """Queue and send ``event``; after a Started event, the EV's charging needs."""
+        await super().submit(event)
+        if event.event_type is EventType.STARTED:
+            await self.send_charging_needs(event.evse_id)
+        elif event.event_type is EventType.ENDED:
+            self.allowed_transfer.pop(event.transaction_id, None)
+
+    async def send_charging_needs(self, evse_id: int) -> None:
+        """NotifyEVChargingNeeds for the EV on ``evse_id``; best effort (none without an EV)."""
+        ev = ev_behind(self.meters[evse_id])
+        if ev is None or not self.online.is_set():
+            return
+        try:
+            await self.send(charging_needs_call(evse_id, ev, self.clock.now()))
+        except CallErrorReceived as exc:
+            self.report(exc)
+        except (CallFailed, NotConnected) as exc:
+            LOG.info("%s: charging needs of EVSE %s not sent: %s", self.station_id, evse_id, exc)
+
+    def allow_transfer(self, transaction_id: str, modes: tuple[str, ...]) -> bool:
+        """Record the transfer modes the CSMS allows; False if no such transaction runs here."""
+        if transaction_id not in self.running_transactions():
+            return False
+        self.allowed_transfer[transaction_id] = modes
+        return True
+
+    def apply_setpoint(self, setpoint: Setpoint) -> None:
+        """Ask the EV on the setpoint's EVSE for its power; raises ProfileRefused if it cannot."""
+        evse = self.evses.get(setpoint.evse_id)
+        if evse is None:
+            raise ProfileRefused("UnknownEvse", f"no EVSE {setpoint.evse_id}")
+        meter = self.meters[setpoint.evse_id]
+        set_limit = getattr(meter, "set_limit", None)
+        if set_limit is None:
+            raise ProfileRefused("NoControllableEV", "this EVSE's meter cannot be steered")
+        power = setpoint.power_w
+        tx = evse.transaction
+        if power is not None and power < 0 and tx is not None:
+            allowed = self.allowed_transfer.get(tx.transaction_id)
+            if allowed is not None and not any("BPT" in mode for mode in allowed):
+                raise ProfileRefused("DischargeNotAllowed", "no bidirectional transfer allowed")
+        if power is None:
+            ev = ev_behind(meter)
+            power = ev.spec.max_charge_w if ev is not None else 0
+        LOG.info("%s: EVSE %s %s at %s W", self.station_id, setpoint.evse_id, setpoint.mode, power)
+        set_limit(power, self.clock.now())

@@ -1,0 +1,233 @@
+"""Our station in OCPP 1.6J and 2.1 against our CSMS over real sockets: sessions that settle.
+
+A 1.6 station with a signing meter runs a session (StartTransaction, MeterValues, and a
+StopTransaction carrying the OCMF Begin and End records as SignedData); a 2.1 station states
+its EV's V2X charging needs and is told by the CSMS to discharge with a CentralSetpoint. Both
+sessions end settled in the CSMS store, with the amount an independent computation from the
+meter's own registers gives under the flat tariff written out here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chargepoint.backoff import Backoff
+from chargepoint.clock import AcceleratedClock
+from chargepoint.config import StationConfig
+from chargepoint.ev import Ev, EvSpec
+from chargepoint.ev_meter import EvMeter
+from chargepoint.meter import Meter, MeterInfo, public_key_ocmf, public_key_pem
+from chargepoint.runner import StationRunner, runner_for
+from chargepoint.transaction import IdToken
+from csms.app import CsmsApp, start_csms
+from csms.config import CsmsConfig
+from csms.dispatch import Decision, set_charging_profile_request
+from csms.identity import PseudonymKey
+from csms.model import TokenRecord
+from csms.passwords import hash_password
+from csms.settling import SettlementSetup, session_closer
+from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
+from csms.tariffs import parse_tariff
+from csms.timeutil import format_timestamp, utc_now
+from ledger.keys import generate_key
+
+STATION, PASSWORD, TAG = "CS-VERSIONS", "station-password", "TAG-VERSIONS"
+IMPORT_PRICE, EXPORT_PRICE = 300_000, 90_000  # micro-units per kWh
+FLAT = f"""\
+id: flat
+currency: EUR
+timezone: UTC
+daily:
+  - {{start: "00:00", import_price: {IMPORT_PRICE}, export_price: {EXPORT_PRICE}}}
+""".encode()
+# station time starts mid-morning, so a session never crosses the tariff's midnight boundary
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+IMPORT_START, EXPORT_START = 1_000_000, 20_000  # lifetime registers before the session
+
+
+@dataclass
+class Csms:
+    app: CsmsApp
+    meter_key: ec.EllipticCurvePrivateKey
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.app.port}/ocpp"
+
+
+@pytest.fixture
+async def csms(tmp_path: Path) -> AsyncIterator[Csms]:
+    app = await start_csms(tmp_path, CsmsConfig(port=0))
+    key = ec.generate_private_key(ec.SECP256R1())
+    store = app.store
+    pem = public_key_pem(key).decode()
+    await store.add_station(STATION, hash_password(PASSWORD), format_timestamp(utc_now()), pem)
+    await store.add_token(TokenRecord(TAG, "ISO14443", "Accepted", "invoice", None, "x"))
+    setup = SettlementSetup(
+        operator="OP-TEST",
+        chain_id="v2g-test",
+        signer=generate_key(),
+        tariff=parse_tariff(FLAT, source="flat.yaml"),
+        pseudonym_key=PseudonymKey(version=1, key=b"operator-pseudonym-key-32-bytes!"),
+    )
+    store.session_closer = session_closer(setup)
+    try:
+        yield Csms(app, key)
+    finally:
+        await app.stop()
+
+
+def ev_meter(key: ec.EllipticCurvePrivateKey, *, soc: float, max_discharge_w: int) -> EvMeter:
+    spec = EvSpec(
+        capacity_wh=60_000,
+        reserve_soc_pct=20,
+        max_charge_w=11_000,
+        max_discharge_w=max_discharge_w,
+        departure=T0 + timedelta(hours=8),
+        target_soc_pct=80,
+    )
+    meter = Meter(key, MeterInfo(serial="MTR-1"), import_wh=IMPORT_START, export_wh=EXPORT_START)
+    return EvMeter(
+        Ev(spec, soc_pct=soc, at=T0),
+        meter,
+        public_key=public_key_ocmf(key),
+        token_type="ISO14443",
+        new_ev=lambda now: Ev(spec, soc_pct=soc, at=now),  # plugged in at Begin, nothing before
+    )
+
+
+def station_config(url: str, version: str, *, sessions: int, speed: float) -> StationConfig:
+    return StationConfig(
+        url=url,
+        station_id=STATION,
+        password=PASSWORD,
+        sessions=sessions,
+        exit_when_done=sessions > 0,
+        id_token=IdToken(TAG, "ISO14443"),
+        session_seconds=3600,
+        speed=speed,
+        tx_updated_interval=600,
+        connect_timeout=10,
+        response_timeout=5,
+        backoff=Backoff(initial=0.1, cap=0.5),
+        ocpp_version=version,
+    )
+
+
+def expected_amount(import_wh: int, export_wh: int) -> int:
+    """The rounding rule of DESIGN.md, written out independently of the CSMS's code."""
+    milli = Decimal(import_wh * IMPORT_PRICE - export_wh * EXPORT_PRICE) / 1000
+    return int(milli.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+async def wait_for_session(app: CsmsApp, *, running: bool = True) -> str:
+    for _ in range(200):
+        sessions = await app.store.list_sessions(STATION)
+        if sessions and (not running or sessions[0].state != "ended"):
+            return sessions[0].transaction_id
+        await asyncio.sleep(0.025)
+    raise AssertionError("no session reached the CSMS")
+
+
+async def wait_for_needs(app: CsmsApp) -> EvChargingNeeds:
+    for _ in range(200):
+        needs = await ChargingNeedsStore(app.store).latest(STATION, 1)
+        if needs is not None:
+            return needs
+        await asyncio.sleep(0.025)
+    raise AssertionError("no NotifyEVChargingNeeds reached the CSMS")
+
+
+async def test_16_session_settles_with_the_amount_of_its_registers(csms: Csms) -> None:
+    meter = ev_meter(csms.meter_key, soc=40, max_discharge_w=0)
+    config = station_config(csms.url, "1.6", sessions=1, speed=1800)  # an hour in 2 s
+    runner = runner_for(config, clock=AcceleratedClock(speed=1800, start=T0), meters={1: meter})
+    assert type(runner).__name__ == "StationRunner16"
+    run = asyncio.create_task(runner.run())
+    try:
+        transaction_id = await wait_for_session(csms.app)
+        assert transaction_id.isdigit()  # the CSMS assigned a 1.6 integer transactionId
+        stations = csms.app.stations
+        assert stations.ocpp_version(STATION) == "ocpp1.6"
+        changed = await stations.change_configuration(STATION, "MeterValueSampleInterval", "300")
+        assert changed["status"] == "Accepted"
+        got = await stations.get_configuration(STATION, ["MeterValueSampleInterval", "Nope"])
+        assert got["configurationKey"][0]["value"] == "300"
+        assert got["unknownKey"] == ["Nope"]
+        assert await asyncio.wait_for(run, 15) == 0, runner.errors
+    finally:
+        run.cancel()
+    imported = meter.meter.import_wh - IMPORT_START
+    exported = meter.meter.export_wh - EXPORT_START
+    assert imported > 5_000 and exported == 0  # an hour at up to 11 kW; 1.6 cannot discharge
+    session = await csms.app.store.get_session(STATION, transaction_id)
+    assert session is not None and session.state == "ended"
+    assert (session.import_wh, session.export_wh) == (imported, exported)
+    settlement = await csms.app.store.settlement_for_session(STATION, transaction_id)
+    assert settlement is not None and settlement.status == "pending", settlement
+    assert (settlement.import_wh, settlement.export_wh) == (imported, exported)
+    assert settlement.amount == expected_amount(imported, exported)
+
+
+async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms: Csms) -> None:
+    meter = ev_meter(csms.meter_key, soc=70, max_discharge_w=7_000)
+    config = station_config(csms.url, "2.1", sessions=0, speed=1800)
+    clock = AcceleratedClock(speed=1800, start=T0)
+    runner: StationRunner = runner_for(config, clock=clock, meters={1: meter})
+    run = asyncio.create_task(runner.run())
+    try:
+        for _ in range(200):
+            if STATION in csms.app.stations.connected():
+                break
+            await asyncio.sleep(0.025)
+        stations = csms.app.stations
+        assert stations.ocpp_version(STATION) == "ocpp2.1"
+        started = await stations.request_start_transaction(STATION, TAG, token_type="ISO14443")
+        assert started["status"] == "Accepted"
+        transaction_id = await wait_for_session(csms.app)
+        needs = await wait_for_needs(csms.app)
+        assert needs.bidirectional and needs.max_discharge_w == 7_000
+        assert needs.departure_time is not None
+        request = set_charging_profile_request(
+            Decision("discharge", -5_000),
+            evse_id=1,
+            transaction_id=transaction_id,
+            profile_id=1,
+            start=clock.now(),
+            version="2.1",
+        )
+        answer = await stations.set_charging_profile(STATION, request)
+        assert answer["status"] == "Accepted"
+        allowed = await stations.notify_allowed_energy_transfer(
+            STATION, transaction_id, ["AC_BPT", "AC_three_phase"]
+        )
+        assert allowed["status"] == "Accepted"
+        await asyncio.sleep(1.0)  # half an hour of station time discharging
+        stopped = await stations.request_stop_transaction(STATION, transaction_id)
+        assert stopped["status"] == "Accepted"
+        for _ in range(200):
+            session = await csms.app.store.get_session(STATION, transaction_id)
+            if session is not None and session.state == "ended":
+                break
+            await asyncio.sleep(0.025)
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+    imported = meter.meter.import_wh - IMPORT_START
+    exported = meter.meter.export_wh - EXPORT_START
+    assert exported > 1_000  # the EV fed the grid at the CSMS's setpoint
+    session = await csms.app.store.get_session(STATION, transaction_id)
+    assert session is not None and session.state == "ended"
+    assert (session.import_wh, session.export_wh) == (imported, exported)
+    settlement = await csms.app.store.settlement_for_session(STATION, transaction_id)
+    assert settlement is not None and settlement.status == "pending", settlement
+    assert (settlement.import_wh, settlement.export_wh) == (imported, exported)
+    assert settlement.amount == expected_amount(imported, exported)

@@ -1,0 +1,70 @@
+"""The fleet run's summary: sessions, energy, amounts, commit latency, errors (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOutcome:
+    """One session as the CSMS settled it (or not)."""
+
+    station_id: str
+    transaction_id: str
+    status: str  # committed | pending | flagged | rejected | unsettled
+    import_wh: int
+    export_wh: int
+    amount: int | None  # micro-units; > 0 the driver pays
+    commit_latency_s: float | None  # settlement written -> committed
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    stations: int
+    sessions: int
+    committed: int
+    flagged: int
+    pending: int
+    import_kwh: float
+    export_kwh: float
+    amount_total: float  # currency units
+    commit_latency_p50_ms: float | None
+    commit_latency_p99_ms: float | None
+    errors: int
+    wall_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarise(
+    outcomes: Sequence[SessionOutcome], *, stations: int, errors: int, wall_seconds: float
+) -> Summary:
+    latencies = [o.commit_latency_s for o in outcomes if o.commit_latency_s is not None]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    return Summary(
+        stations=stations,
+        sessions=len(outcomes),
+        committed=sum(o.status == "committed" for o in outcomes),
+        flagged=sum(o.status in ("flagged", "rejected") for o in outcomes),
+        pending=sum(o.status in ("pending", "unsettled") for o in outcomes),
+        import_kwh=round(sum(o.import_wh for o in outcomes) / 1000, 3),
+        export_kwh=round(sum(o.export_wh for o in outcomes) / 1000, 3),
+        amount_total=sum(o.amount or 0 for o in outcomes) / 1_000_000,
+        commit_latency_p50_ms=None if p50 is None else round(p50 * 1000, 1),
+        commit_latency_p99_ms=None if p99 is None else round(p99 * 1000, 1),
+        errors=errors,
+        wall_seconds=round(wall_seconds, 2),
+    )

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from simulators.summary import SessionOutcome, percentile, summarise
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+    assert percentile([], 50) is None
+
+
+def test_summary_adds_energy_and_amounts_and_counts_statuses() -> None:
+    outcomes = [
+        SessionOutcome("A", "1", "committed", 10_500, 2_000, 1_250_000, 0.4),
+        SessionOutcome("A", "2", "committed", 3_000, 6_000, -900_000, 0.6),
+        SessionOutcome("B", "3", "flagged", 1_000, 0, None, None),
+    ]
+    summary = summarise(outcomes, stations=2, errors=1, wall_seconds=3.21)
+    assert (summary.sessions, summary.committed, summary.flagged, summary.pending) == (3, 2, 1, 0)
+    assert summary.import_kwh == 14.5 and summary.export_kwh == 8.0
+    assert summary.amount_total == 0.35
+    assert summary.commit_latency_p50_ms == 400.0 and summary.commit_latency_p99_ms == 600.0
+    assert summary.to_json()["errors"] == 1

@@ -23,7 +23,7 @@ from ocpp.v201 import ChargePoint
 from ocpp.v201.enums import Action
 from websockets.exceptions import ConnectionClosed
 
-from chargepoint import availability, provisioning, remote_control
+from chargepoint import availability, provisioning, remote_control, smart_charging
 from chargepoint.errors import (
     CallErrorReceived,
     CallFailed,
@@ -32,7 +32,13 @@ from chargepoint.errors import (
     NotConnected,
     StateError,
 )
-from chargepoint.payloads import get_requests, id_token_from, set_requests
+from chargepoint.payloads import (
+    charging_profile_from,
+    criteria_from,
+    get_requests,
+    id_token_from,
+    set_requests,
+)
 from chargepoint.station import FollowUp, Station
 
 LOG = logging.getLogger(__name__)
@@ -230,3 +236,47 @@ class StationClient(ChargePoint):
     @after(Action.change_availability)
     def after_change_availability(self, call_unique_id: str, **_: Any) -> None:
         self._run_parked(call_unique_id, "ChangeAvailability")
+
+    @on(Action.set_charging_profile)
+    @answering
+    def on_set_charging_profile(
+        self, evse_id: int, charging_profile: dict[str, Any], call_unique_id: str, **_: Any
+    ) -> Answer:
+        profile = charging_profile_from(charging_profile)
+        return smart_charging.set_charging_profile(self.station, int(evse_id), profile)
+
+    @on(Action.clear_charging_profile)
+    @answering
+    def on_clear_charging_profile(
+        self,
+        call_unique_id: str,
+        charging_profile_id: int | None = None,
+        charging_profile_criteria: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> Answer:
+        criteria = criteria_from(charging_profile_id, charging_profile_criteria)
+        return smart_charging.clear_charging_profile(self.station, criteria)
+
+    @on(Action.get_charging_profiles)
+    @answering
+    def on_get_charging_profiles(
+        self,
+        request_id: int,
+        charging_profile: dict[str, Any],
+        call_unique_id: str,
+        evse_id: int | None = None,
+        **_: Any,
+    ) -> Answer:
+        criteria = criteria_from(None, charging_profile, evse_id=evse_id)
+        return smart_charging.get_charging_profiles(self.station, request_id, criteria)
+
+    @after(Action.get_charging_profiles)
+    def after_get_charging_profiles(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "GetChargingProfiles")
+
+    @on(Action.cost_updated)
+    @answering
+    def on_cost_updated(
+        self, total_cost: float, transaction_id: str, call_unique_id: str, **_: Any
+    ) -> Answer:
+        return smart_charging.cost_updated(self.station, transaction_id, float(total_cost))

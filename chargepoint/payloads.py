@@ -9,11 +9,19 @@ indexes a raw OCPP dict.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.v201 import call, call_result
 
+from chargepoint.charging_profiles import (
+    ChargingProfile,
+    Criteria,
+    Kind,
+    Purpose,
+    Schedule,
+    SchedulePeriod,
+)
 from chargepoint.clock import format_timestamp
 from chargepoint.device_model import (
     ComponentKey,
@@ -241,4 +249,91 @@ def security_event_call(*, now: datetime, kind: str, info: str | None = None) ->
     """SecurityEventNotification (A04) of one of the spec's event types."""
     return call.SecurityEventNotification(
         type=kind, timestamp=format_timestamp(now), tech_info=info
+    )
+
+
+def _time(raw: Any) -> datetime | None:
+    """An RFC 3339 time from the CSMS; one without an offset is taken as UTC."""
+    if raw is None:
+        return None
+    moment = datetime.fromisoformat(str(raw))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def charging_profile_from(raw: Mapping[str, Any]) -> ChargingProfile:
+    """ChargingProfileType dict to the station's ChargingProfile (the first schedule counts).
+
+    Raises ValueError for an unknown purpose or kind, KeyError for a missing field.
+    """
+    schedule = raw["charging_schedule"][0]
+    periods = tuple(
+        SchedulePeriod(int(p["start_period"]), float(p["limit"]), p.get("number_phases"))
+        for p in schedule["charging_schedule_period"]
+    )
+    return ChargingProfile(
+        id=int(raw["id"]),
+        stack_level=int(raw["stack_level"]),
+        purpose=Purpose(raw["charging_profile_purpose"]),
+        kind=Kind(raw["charging_profile_kind"]),
+        schedule=Schedule(
+            id=int(schedule.get("id", 0)),
+            unit=str(schedule["charging_rate_unit"]),
+            periods=periods,
+            start=_time(schedule.get("start_schedule")),
+            duration_s=schedule.get("duration"),
+        ),
+        transaction_id=raw.get("transaction_id"),
+        recurrency=raw.get("recurrency_kind"),
+        valid_from=_time(raw.get("valid_from")),
+        valid_to=_time(raw.get("valid_to")),
+    )
+
+
+def charging_profile_payload(profile: ChargingProfile) -> Json:
+    """The station's ChargingProfile back as a ChargingProfileType dict (for reports)."""
+    schedule: Json = {
+        "id": profile.schedule.id,
+        "charging_rate_unit": profile.schedule.unit,
+        "charging_schedule_period": [
+            {"start_period": p.start_s, "limit": p.limit}
+            | ({} if p.phases is None else {"number_phases": p.phases})
+            for p in profile.schedule.periods
+        ],
+    }
+    if profile.schedule.start is not None:
+        schedule["start_schedule"] = format_timestamp(profile.schedule.start)
+    if profile.schedule.duration_s is not None:
+        schedule["duration"] = profile.schedule.duration_s
+    out: Json = {
+        "id": profile.id,
+        "stack_level": profile.stack_level,
+        "charging_profile_purpose": str(profile.purpose),
+        "charging_profile_kind": str(profile.kind),
+        "charging_schedule": [schedule],
+    }
+    if profile.transaction_id is not None:
+        out["transaction_id"] = profile.transaction_id
+    if profile.recurrency is not None:
+        out["recurrency_kind"] = profile.recurrency
+    for key, moment in (("valid_from", profile.valid_from), ("valid_to", profile.valid_to)):
+        if moment is not None:
+            out[key] = format_timestamp(moment)
+    return out
+
+
+def criteria_from(
+    profile_id: int | None,
+    raw: Mapping[str, Any] | None,
+    *,
+    evse_id: int | None = None,
+) -> Criteria:
+    """ClearChargingProfile / GetChargingProfiles selection to the station's Criteria."""
+    raw = raw or {}
+    ids = [profile_id] if profile_id is not None else list(raw.get("charging_profile_id") or [])
+    purpose = raw.get("charging_profile_purpose")
+    return Criteria(
+        profile_ids=tuple(int(i) for i in ids),
+        evse_id=raw.get("evse_id", evse_id),
+        purpose=None if purpose is None else Purpose(purpose),
+        stack_level=raw.get("stack_level"),
     )

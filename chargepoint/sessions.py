@@ -16,6 +16,7 @@ from chargepoint.clock import next_aligned
 from chargepoint.errors import CallTimeout, NotConnected
 from chargepoint.metering import ReadingContext
 from chargepoint.provisioning import perform_reset
+from chargepoint.smart_charging import apply_limits
 from chargepoint.station import Station, StopRequest
 from chargepoint.transaction import Evse, IdToken, TriggerReason
 
@@ -69,6 +70,7 @@ async def run_session(
             ),
             remote_start_id=remote_start_id,
         )
+        apply_limits(station)  # a TxDefaultProfile governs the new EV from the start
         await station.submit(started)
         begin = started.timestamp
         await _sample_until(station, evse, stop, begin, begin + timedelta(seconds=seconds))
@@ -80,6 +82,8 @@ async def run_session(
             meter=end_sample,
             earlier=station.held_samples(evse),  # every signed reading goes out, at the latest now
         )
+        station.profiles.clear_transaction(transaction_id)
+        apply_limits(station)
         await station.submit(ended)
     finally:
         station.forget_stop(transaction_id)

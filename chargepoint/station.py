@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ocpp.v201 import call
 
+from chargepoint.charging_profiles import ProfileStore
 from chargepoint.clock import Clock
 from chargepoint.config import StationConfig
 from chargepoint.device_model import DeviceModel
@@ -36,6 +37,7 @@ from chargepoint.metering import (
 from chargepoint.offline_queue import OfflineQueue
 from chargepoint.payloads import id_token_payload, status_notification_call, transaction_event_call
 from chargepoint.transaction import (
+    EventType,
     Evse,
     IdToken,
     MeterSample,
@@ -102,6 +104,10 @@ class Station:
         self._flush_lock = asyncio.Lock()
         self._stops: dict[str, StopRequest] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.profiles = ProfileStore()  # SetChargingProfile (smart_charging)
+        self.profile_timers: dict[int, asyncio.Task[None]] = {}  # next schedule change per EVSE
+        self.running_costs: dict[str, float] = {}  # transactionId -> CostUpdated / Updated
+        self.total_costs: dict[str, float] = {}  # transactionId -> totalCost answering Ended
 
     @property
     def station_id(self) -> str:
@@ -250,6 +256,7 @@ class Station:
                     self.queue.mark_offline()
                     return
                 self.queue.pop()
+                self._note_cost(head, getattr(result, "total_cost", None))
                 info = result.id_token_info
                 if info is not None and info.get("status") != "Accepted":
                     # E05 (StopTxOnInvalidId): a token the CSMS no longer accepts stops charging
@@ -257,6 +264,16 @@ class Station:
                         head.transaction_id, TriggerReason.DEAUTHORIZED, StoppedReason.DE_AUTHORIZED
                     )
                     self.report(Rejected("TransactionEvent", str(info.get("status"))))
+
+    def _note_cost(self, event: TxEvent, cost: float | None) -> None:
+        """Keep the totalCost a TransactionEventResponse carried (final on Ended)."""
+        if cost is None:
+            return
+        if event.event_type is EventType.ENDED:
+            self.total_costs[event.transaction_id] = float(cost)
+            LOG.info("%s: transaction %s cost %s", self.station_id, event.transaction_id, cost)
+        else:
+            self.running_costs[event.transaction_id] = float(cost)
 
     async def drained(self, poll: float = 0.02) -> None:
         """Wait until the CSMS acknowledged every queued event."""

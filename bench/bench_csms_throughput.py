@@ -1,0 +1,90 @@
+"""Benchmark: TransactionEvent Updated throughput of our CSMS against a reference CSMS.
+
+Side by side in one run, under the same load: the CSMS under test runs as its own process
+(``bench.serve``), the load generator as another (``bench.loadgen events``): many stations,
+each sending TransactionEvent Updated frames in a closed loop after Boot and Started.
+
+- ``ours``: ``start_csms(..., ledger="off")``, schema validation on for requests and answers,
+  every event persisted to SQLite (event row, session fold, meter samples), rate limits raised;
+- ``reference``: ``bench.reference_csms``, the ``ocpp`` library's default way.
+
+Prints messages/s and p50/p99 latency for each and ``csms_throughput_ratio`` (ours /
+reference). Run: ``python -m bench.bench_csms_throughput [--quick] [--stations N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    cpu_seconds,
+    emit,
+    raise_open_files_limit,
+    read_json_line,
+    spawn_module,
+    stop_process,
+)
+
+
+def measure(kind: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """Start one CSMS, drive it with the load generator, return the load generator's figures."""
+    server = spawn_module(
+        "bench.serve", kind, "--data-dir", str(data_dir), "--stations", str(args.stations)
+    )
+    try:
+        started = read_json_line(server, 120)
+        pid = int(str(started["pid"]))
+        cpu_before = cpu_seconds(pid)
+        loadgen = spawn_module(
+            "bench.loadgen",
+            "events",
+            f"ws://127.0.0.1:{started['port']}",
+            "--stations",
+            str(args.stations),
+            "--duration",
+            str(args.duration),
+            "--warmup",
+            str(args.warmup),
+        )
+        try:
+            result = read_json_line(loadgen, 600)
+            result["server_cpu_s"] = cpu_seconds(pid) - cpu_before
+        finally:
+            stop_process(loadgen)
+        return result
+    finally:
+        stop_process(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer stations, shorter")
+    parser.add_argument("--stations", type=int)
+    parser.add_argument("--duration", type=float)
+    args = parser.parse_args()
+    args.stations = args.stations or (200 if args.quick else 1000)
+    args.duration = args.duration or (5.0 if args.quick else 15.0)
+    args.warmup = 2.0 if args.quick else 3.0
+    raise_open_files_limit()
+    emit("csms_stations", args.stations)
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-csms-") as tmp:
+        for kind in ("reference", "ours"):
+            result = measure(kind, args, Path(tmp) / kind)
+            results[kind] = result
+            prefix = "csms" if kind == "ours" else "reference"
+            emit(f"{prefix}_msgs_per_s", float(result["rate"]))
+            emit(f"{prefix}_p50_ms", float(result["p50_ms"]))
+            emit(f"{prefix}_p99_ms", float(result["p99_ms"]))
+            emit(f"{prefix}_errors", int(result["errors"]) + int(result["call_errors"]))
+            emit(f"{prefix}_server_cpu_s", float(result["server_cpu_s"]))
+    reference = float(results["reference"]["rate"])
+    ours = float(results["ours"]["rate"])
+    emit("csms_throughput_ratio", ours / reference if reference else 0.0)
+
+
+if __name__ == "__main__":
+    main()

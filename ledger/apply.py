@@ -8,7 +8,7 @@ working copy lives only inside one call.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +166,24 @@ def apply_txs(
         pow_bits=state.pow_bits,
         known_validators=frozen_map(work.known_validators),
     )
+
+
+def select_valid(
+    state: State, txs: Iterable[Tx], *, time: int, checked: CheckedTxs | None = None
+) -> list[Tx]:
+    """Those of ``txs`` that apply in order as block ``state.height + 1``, skipping the ones
+    that do not: what a proposer takes from its pending transactions, in one pass."""
+    height = state.height + 1
+    work = WorkingState.from_state(state)
+    kept = []
+    for tx in txs:
+        try:
+            record = validate_checked(tx, work, height=height, cache=checked)
+        except TxError:
+            continue
+        apply_record(work, record, height)
+        kept.append(tx)
+    return kept
 
 
 def apply_block(state: State, block: Block) -> State:

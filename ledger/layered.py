@@ -55,7 +55,10 @@ class LayeredMap(Mapping[K, V]):
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return any(key in layer for layer in self._layers)
+        for layer in self._layers:  # noqa: SIM110 - no generator: on every transaction's path
+            if key in layer:
+                return True
+        return False
 
     def _flat(self) -> dict[K, V]:
         if len(self._layers) == 1:

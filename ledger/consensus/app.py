@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ledger.apply import apply_txs
+from ledger.apply import apply_txs, select_valid
 from ledger.blocks import build_block, verify_header
 from ledger.canonical import scan, sha256
 from ledger.checked import CheckedTxs
@@ -78,7 +78,8 @@ class LedgerApp:
         self._clock_ms = clock_ms
         self._pending = pending
         self._max = max_block_txs
-        self._checked: dict[bytes, State] = {}
+        self._checked: dict[bytes, State] = {}  # by the value's bytes, not its id: a header
+        # alone does not pin the transactions until its tx_root is checked
         self._decoded: dict[bytes, tuple[Block, Commit | None]] = {}
         self._txs = checked  # transactions verified before: not decoded or verified again
 
@@ -133,13 +134,13 @@ class LedgerApp:
         """The state ``value`` leads to if it is a valid next block, else None."""
         if height != self.state.height + 1:
             return None
+        if value in self._checked:
+            return self._checked[value]
         try:
             block, last_commit = self.decode(value)
         except LedgerError:
             return None
         bid = block_id(block.header)
-        if bid in self._checked:
-            return self._checked[bid]
         if not self.accepts_last_commit(last_commit):
             return None
         try:
@@ -151,14 +152,28 @@ class LedgerApp:
             return None
         if state_hash(after) != block.header.state_hash:
             return None
-        self._checked[bid] = after
+        self._checked[value] = after
         return after
 
     def get_value(self, height: int, round_: int) -> bytes:
-        """A new block of pending transactions (those still valid on top of the state)."""
+        """A new block of pending transactions (those still valid on top of the state).
+
+        Its state is kept, so validating one's own proposal applies nothing again.
+        """
         time = max(self._clock_ms(), self.state.time)
-        txs = self._valid_prefix(list(self._pending(self._max)), time)
-        block, _ = build_block(
+        txs = list(self._pending(self._max))
+        try:
+            block, after = self._build(txs, time)
+        except TxError:  # some no longer apply (settled meanwhile, duplicated, ...): drop them
+            block, after = self._build(
+                select_valid(self.state, txs, time=time, checked=self._txs), time
+            )
+        value = encode_value(block, self.last_commit)
+        self._checked[value] = after
+        return value
+
+    def _build(self, txs: list[Tx], time: int) -> tuple[Block, State]:
+        return build_block(
             self.state,
             txs,
             time=time,
@@ -166,22 +181,3 @@ class LedgerApp:
             last_commit=self.last_commit,
             checked=self._txs,
         )
-        return encode_value(block, self.last_commit)
-
-    def _valid_prefix(self, txs: list[Tx], time: int) -> list[Tx]:
-        """Drop transactions that no longer apply (settled meanwhile, duplicated, ...)."""
-        try:
-            apply_txs(self.state, tuple(txs), time=time, block_hash=bytes(32), checked=self._txs)
-            return txs
-        except TxError:
-            pass
-        kept: list[Tx] = []
-        for tx in txs:
-            try:
-                apply_txs(
-                    self.state, (*kept, tx), time=time, block_hash=bytes(32), checked=self._txs
-                )
-            except TxError:
-                continue
-            kept.append(tx)
-        return kept

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.apply import apply_block
+from ledger.apply import apply_block, select_valid
 from ledger.errors import DuplicateSettlementError
 from ledger.state import genesis_state, state_hash
 from ledger.tx import topup_body
+from ledger.types import Tx
 from tests.ledger.builders import make_net, settlement_body
 
 
@@ -51,3 +52,13 @@ def test_a_block_with_an_invalid_transaction_changes_nothing() -> None:
     assert "transaction 1" in getattr(info.value, "__notes__", [])
     assert net.state is state and "s-2" not in state.settlements
     assert genesis_state(net.genesis).height == 0
+
+
+def test_select_valid_keeps_what_applies_in_order_in_one_pass() -> None:
+    net = make_net(4)
+    good = [net.csms_tx(settlement_body(f"s-{i}")) for i in range(3)]
+    twice = net.csms_tx(settlement_body("s-0", transaction_id="other"))
+    forged = Tx(good[1].data.replace(b"s-1", b"s-9"))
+    state = net.state
+    kept = select_valid(state, [good[0], twice, good[1], forged, good[2]], time=state.time + 1)
+    assert kept == good

@@ -1,0 +1,151 @@
+"""StationClient16 answers the CSMS's 1.6 calls, raw frames in and out (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from chargepoint.v16.client import StationClient16
+from chargepoint.v16.station import Station16
+from tests.chargepoint.test_client import FakeConnection, next_out
+from tests.chargepoint.v16.builders import SteerableMeter, make
+
+
+@dataclass
+class Live:
+    station: Station16
+    client: StationClient16
+    conn: FakeConnection
+    meter: SteerableMeter
+
+    async def ask(self, action: str, payload: dict[str, Any]) -> list[Any]:
+        """Send one CSMS call and return the station's answer frame."""
+        unique_id = f"csms-{action}"
+        await self.conn.inbox.put(json.dumps([2, unique_id, action, payload]))
+        frame = await next_out(self.conn)
+        assert frame[1] == unique_id, frame
+        return frame
+
+    async def go_online(self) -> None:
+        """Bring the station online on this client, answering its StatusNotification."""
+        online = asyncio.create_task(self.station.go_online(self.client))
+        status = await next_out(self.conn)
+        assert status[2] == "StatusNotification" and status[3]["status"] == "Available"
+        await self.conn.inbox.put(json.dumps([3, status[1], {}]))
+        await online
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[Live]:
+    meter = SteerableMeter()
+    station = make(Station16, meters={1: meter})
+    conn = FakeConnection()
+    client = StationClient16(station, conn, response_timeout=2)
+    serving = asyncio.create_task(client.start())
+    yield Live(station, client, conn, meter)
+    serving.cancel()
+    await station.shutdown()
+
+
+async def test_a_20_only_action_is_not_routed(live: Live) -> None:
+    frame = await live.ask("GetVariables", {"getVariableData": []})
+    assert frame[0] == 4 and frame[2] in ("NotSupported", "NotImplemented")
+
+
+async def test_change_and_get_configuration(live: Live) -> None:
+    assert (await live.ask("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "0"}))[
+        2
+    ] == {"status": "Rejected"}
+    ok = await live.ask("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "45"})
+    assert ok[2] == {"status": "Accepted"}
+    frame = await live.ask("GetConfiguration", {"key": ["HeartbeatInterval", "Nope"]})
+    assert frame[2]["configurationKey"] == [
+        {"key": "HeartbeatInterval", "readonly": False, "value": "45"}
+    ]
+    assert frame[2]["unknownKey"] == ["Nope"]
+
+
+async def test_remote_stop_of_an_unknown_transaction_is_rejected(live: Live) -> None:
+    frame = await live.ask("RemoteStopTransaction", {"transactionId": 99})
+    assert frame[2] == {"status": "Rejected"}
+
+
+async def test_remote_start_claims_the_connector_then_starts_a_transaction(live: Live) -> None:
+    await live.go_online()
+    frame = await live.ask("RemoteStartTransaction", {"idTag": "TAG1", "connectorId": 1})
+    assert frame[2] == {"status": "Accepted"}
+    status = await next_out(live.conn)
+    assert status[2] == "StatusNotification" and status[3]["status"] == "Preparing"
+    await live.conn.inbox.put(json.dumps([3, status[1], {}]))
+    start = await next_out(live.conn)
+    assert start[2] == "StartTransaction" and start[3]["idTag"] == "TAG1"
+    busy = await live.ask("RemoteStartTransaction", {"idTag": "TAG2", "connectorId": 1})
+    assert busy[2] == {"status": "Rejected"}
+
+
+def charging_profile(limit: float) -> dict[str, Any]:
+    return {
+        "connectorId": 1,
+        "csChargingProfiles": {
+            "chargingProfileId": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+            },
+        },
+    }
+
+
+async def test_set_charging_profile_limits_the_ev_and_refuses_discharge(live: Live) -> None:
+    assert (await live.ask("SetChargingProfile", charging_profile(3700.0)))[2] == {
+        "status": "Accepted"
+    }
+    assert live.meter.limits == [3700]
+    assert (await live.ask("SetChargingProfile", charging_profile(-3700.0)))[2] == {
+        "status": "Rejected"
+    }
+    assert live.meter.limits == [3700]
+
+
+async def test_reset_is_accepted_and_reboots(live: Live) -> None:
+    frame = await live.ask("Reset", {"type": "Soft"})
+    assert frame[2] == {"status": "Accepted"}
+    await asyncio.wait_for(live.station.reboot.wait(), 2)
+
+
+async def test_trigger_message_sends_the_message_after_answering(live: Live) -> None:
+    await live.go_online()
+    frame = await live.ask("TriggerMessage", {"requestedMessage": "Heartbeat"})
+    assert frame[2] == {"status": "Accepted"}
+    heartbeat = await next_out(live.conn)
+    assert heartbeat[0] == 2 and heartbeat[2] == "Heartbeat"
+    unknown = await live.ask(
+        "TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 9}
+    )
+    assert unknown[2] == {"status": "Rejected"}
+
+
+async def test_data_transfer_knows_no_vendor_extension(live: Live) -> None:
+    frame = await live.ask("DataTransfer", {"vendorId": "acme", "messageId": "x"})
+    assert frame[2] == {"status": "UnknownVendorId"}
+    own = await live.ask("DataTransfer", {"vendorId": "v2g-bridge", "messageId": "x"})
+    assert own[2] == {"status": "UnknownMessageId"}
+
+
+async def test_change_availability_of_connector_zero_is_the_whole_station(live: Live) -> None:
+    frame = await live.ask("ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})
+    assert frame[2] == {"status": "Accepted"}
+    assert not live.station.evses[1].operative
+
+
+async def test_malformed_call_gets_a_16_callerror(live: Live) -> None:
+    frame = await live.ask("ChangeConfiguration", {"key": "HeartbeatInterval"})
+    assert frame[0] == 4 and frame[2] == "ProtocolError"  # a required field is missing (1.6)

@@ -1,0 +1,156 @@
+"""1.6 conversions: strings with units, SignedData beside its reading, Start/Stop shapes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.messages import Call, validate_payload
+
+from chargepoint.metering import ReadingContext, SignedMeterValue
+from chargepoint.transaction import (
+    ConnectorStatus,
+    EventType,
+    IdToken,
+    MeterSample,
+    SampledValue,
+    StoppedReason,
+    TriggerReason,
+    TxEvent,
+)
+from chargepoint.v16.payloads import (
+    Begun,
+    connector_status,
+    meter_values_call,
+    profile_limit,
+    sampled_values,
+    start_transaction_call,
+    stop_transaction_call,
+)
+from tests.chargepoint.fakes import T0
+
+IMPORT, EXPORT = "Energy.Active.Import.Register", "Energy.Active.Export.Register"
+SIGNED = SignedMeterValue("T0NNRnx7fXx7fQ==", "", "OCMF", "cGs=")
+
+
+def sample(
+    context: ReadingContext, imported: int, *, signed: bool = False, minutes: int = 0
+) -> MeterSample:
+    return MeterSample(
+        T0 + timedelta(minutes=minutes),
+        (
+            SampledValue(imported, IMPORT, context, "Wh", SIGNED if signed else None),
+            SampledValue(20, EXPORT, context, "Wh"),
+            SampledValue(7400, "Power.Active.Import", context, "W"),
+        ),
+    )
+
+
+async def body16(payload: Any) -> dict[str, Any]:
+    """The camelCase body the library sends, after checking it against the 1.6 schema."""
+    body = remove_nones(snake_to_camel_case(serialize_as_dict(payload)))
+    await validate_payload(Call("1", type(payload).__name__, body), "1.6")
+    assert isinstance(body, dict)
+    return body
+
+
+def event(kind: EventType, *meter: MeterSample, **extra: Any) -> TxEvent:
+    return TxEvent(
+        event_type=kind,
+        timestamp=meter[-1].timestamp,
+        trigger_reason=TriggerReason.AUTHORIZED,
+        seq_no=0,
+        transaction_id="tx-1",
+        evse_id=2,
+        connector_id=1,
+        meter=meter,
+        **extra,
+    )
+
+
+def test_values_are_strings_with_units_and_signed_data_sits_beside_its_reading() -> None:
+    values = sampled_values(sample(ReadingContext.TRANSACTION_BEGIN, 1234, signed=True))
+    assert [v["value"] for v in values] == ["1234", SIGNED.signed_meter_data, "20", "7400"]
+    plain, signed = values[0], values[1]
+    assert signed["format"] == "SignedData" and plain["format"] == "Raw"
+    # the CSMS pairs them by measurand and context
+    for key in ("measurand", "context", "unit"):
+        assert plain[key] == signed[key]
+    assert [v["unit"] for v in values] == ["Wh", "Wh", "Wh", "W"]
+
+
+async def test_start_uses_the_connector_number_and_the_begin_import_register() -> None:
+    started = event(
+        EventType.STARTED,
+        sample(ReadingContext.TRANSACTION_BEGIN, 1500, signed=True),
+        id_token=IdToken("TAG1"),
+    )
+    body = await body16(start_transaction_call(started))
+    assert body == {
+        "connectorId": 2,
+        "idTag": "TAG1",
+        "meterStart": 1500,
+        "timestamp": "2026-01-01T12:00:00.000Z",
+    }
+
+
+async def test_stop_carries_begin_held_and_end_readings_in_order() -> None:
+    begin = sample(ReadingContext.TRANSACTION_BEGIN, 1000, signed=True)
+    held = sample(ReadingContext.SAMPLE_PERIODIC, 3000, signed=True, minutes=15)
+    end = sample(ReadingContext.TRANSACTION_END, 4000, signed=True, minutes=30)
+    ended = event(EventType.ENDED, held, end, stopped_reason=StoppedReason.IMMEDIATE_RESET)
+    body = await body16(stop_transaction_call(ended, 42, Begun("TAG1", begin)))
+    assert body["transactionId"] == 42 and body["meterStop"] == 4000
+    assert body["reason"] == "HardReset" and body["idTag"] == "TAG1"
+    contexts = [m["sampledValue"][0]["context"] for m in body["transactionData"]]
+    assert contexts == ["Transaction.Begin", "Sample.Periodic", "Transaction.End"]
+    imports = [m["sampledValue"][0]["value"] for m in body["transactionData"]]
+    assert imports == ["1000", "3000", "4000"]
+
+
+async def test_stop_without_a_known_start_still_reports_the_end() -> None:
+    ended = event(EventType.ENDED, sample(ReadingContext.TRANSACTION_END, 4000))
+    body = await body16(stop_transaction_call(ended, 7, None))
+    assert "idTag" not in body and len(body["transactionData"]) == 1
+
+
+async def test_meter_values_name_the_csms_transaction() -> None:
+    samples = [sample(ReadingContext.SAMPLE_PERIODIC, 2000)]
+    body = await body16(meter_values_call(2, samples, 42))
+    assert body["connectorId"] == 2 and body["transactionId"] == 42
+    outside = await body16(meter_values_call(2, samples))
+    assert "transactionId" not in outside
+
+
+def test_connector_status_follows_the_transaction() -> None:
+    assert connector_status(ConnectorStatus.OCCUPIED, charging=True) == "Charging"
+    assert connector_status(ConnectorStatus.OCCUPIED, charging=False) == "Preparing"
+    assert connector_status(ConnectorStatus.AVAILABLE, charging=False) == "Available"
+    assert connector_status(ConnectorStatus.UNAVAILABLE, charging=False) == "Unavailable"
+
+
+def profile(limit: float, unit: str = "W", phases: int | None = None) -> dict[str, Any]:
+    later: dict[str, Any] = {"start_period": 600, "limit": 1.0}
+    first: dict[str, Any] = {"start_period": 0, "limit": limit}
+    if phases is not None:
+        first["number_phases"] = phases
+    return {
+        "charging_profile_purpose": "TxProfile",
+        "charging_schedule": {
+            "charging_rate_unit": unit,
+            "charging_schedule_period": [later, first],
+        },
+    }
+
+
+def test_profile_limit_takes_the_first_period_in_watts() -> None:
+    assert profile_limit(1, profile(3700.0)).limit_w == 3700
+    assert profile_limit(1, profile(16.0, "A", phases=1)).limit_w == 16 * 230
+    assert profile_limit(1, profile(16.0, "A")).limit_w == 16 * 230 * 3
+
+
+def test_a_negative_limit_is_refused_because_16_cannot_discharge() -> None:
+    with pytest.raises(ValueError, match="no discharge"):
+        profile_limit(1, profile(-3700.0))

@@ -1,0 +1,185 @@
+"""StationClient21 and Station21: V2X setpoints reach the EV, needs follow a Started event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chargepoint.ev import Ev, EvSpec
+from chargepoint.ev_meter import EvMeter
+from chargepoint.meter import Meter, MeterInfo, public_key_ocmf
+from chargepoint.metering import ReadingContext
+from chargepoint.transaction import IdToken, TriggerReason, TxEvent
+from chargepoint.v21.client import StationClient21
+from chargepoint.v21.station import Station21
+from tests.chargepoint.fakes import T0, FakeLink
+from tests.chargepoint.test_client import FakeConnection, next_out
+from tests.chargepoint.v16.builders import SteerableMeter, make
+
+
+@dataclass
+class Live:
+    station: Station21
+    conn: FakeConnection
+    meter: SteerableMeter
+
+    async def ask(self, action: str, payload: dict[str, Any]) -> list[Any]:
+        unique_id = f"csms-{action}"
+        await self.conn.inbox.put(json.dumps([2, unique_id, action, payload]))
+        frame = await next_out(self.conn)
+        assert frame[1] == unique_id, frame
+        return frame
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[Live]:
+    meter = SteerableMeter()
+    station = make(Station21, meters={1: meter}, ocpp_version="2.1")
+    conn = FakeConnection()
+    client = StationClient21(station, conn, response_timeout=2)
+    serving = asyncio.create_task(client.start())
+    yield Live(station, conn, meter)
+    serving.cancel()
+
+
+def profile(**period: Any) -> dict[str, Any]:
+    return {
+        "evseId": 1,
+        "chargingProfile": {
+            "id": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Absolute",
+            "transactionId": "tx-1",
+            "chargingSchedule": [
+                {
+                    "id": 1,
+                    "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, **period}],
+                }
+            ],
+        },
+    }
+
+
+def start_transaction(station: Station21) -> TxEvent:
+    evse = station.evses[1]
+    return evse.begin(
+        now=station.clock.now(),
+        transaction_id="tx-1",
+        id_token=IdToken("TAG1"),
+        trigger=TriggerReason.AUTHORIZED,
+        meter=station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
+    )
+
+
+async def test_a_per_phase_central_setpoint_reaches_the_ev_as_its_total(live: Live) -> None:
+    period = {
+        "operationMode": "CentralSetpoint",
+        "setpoint": -2000,
+        "setpoint_L2": -2000,
+        "setpoint_L3": -2000,
+        "dischargeLimit": -5000,
+    }
+    frame = await live.ask("SetChargingProfile", profile(**period))
+    assert frame[2] == {"status": "Accepted"}
+    assert live.meter.limits == [-5000]
+
+
+async def test_idle_and_refused_modes(live: Live) -> None:
+    assert (await live.ask("SetChargingProfile", profile(operationMode="Idle")))[2] == {
+        "status": "Accepted"
+    }
+    refused = await live.ask("SetChargingProfile", profile(operationMode="LocalFrequency"))
+    assert refused[2] == {"status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedMode"}}
+    assert live.meter.limits == [0]
+
+
+async def test_allowed_transfer_without_bidirectional_mode_forbids_discharge(live: Live) -> None:
+    unknown = await live.ask(
+        "NotifyAllowedEnergyTransfer",
+        {"transactionId": "tx-9", "allowedEnergyTransfer": ["AC_three_phase"]},
+    )
+    assert unknown[2]["status"] == "Rejected"
+    start_transaction(live.station)
+    allowed = await live.ask(
+        "NotifyAllowedEnergyTransfer",
+        {"transactionId": "tx-1", "allowedEnergyTransfer": ["AC_three_phase"]},
+    )
+    assert allowed[2] == {"status": "Accepted"}
+    discharge = profile(operationMode="CentralSetpoint", setpoint=-3000)
+    frame = await live.ask("SetChargingProfile", discharge)
+    assert frame[2]["status"] == "Rejected"
+    assert frame[2]["statusInfo"]["reasonCode"] == "DischargeNotAllowed"
+    charge = profile(operationMode="CentralSetpoint", setpoint=3000)
+    assert (await live.ask("SetChargingProfile", charge))[2] == {"status": "Accepted"}
+    assert live.meter.limits == [3000]
+
+
+async def test_a_meter_without_an_ev_to_steer_refuses(live: Live) -> None:
+    station = make(Station21, ocpp_version="2.1")  # constant meters: nothing to steer
+    conn = FakeConnection()
+    serving = asyncio.create_task(StationClient21(station, conn).start())
+    await conn.inbox.put(json.dumps([2, "x", "SetChargingProfile", profile(operationMode="Idle")]))
+    frame = await next_out(conn)
+    assert frame[2] == {"status": "Rejected", "statusInfo": {"reasonCode": "NoControllableEV"}}
+    serving.cancel()
+
+
+async def test_20_handlers_answer_under_21(live: Live) -> None:
+    request = {
+        "getVariableData": [
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+        ]
+    }
+    frame = await live.ask("GetVariables", request)
+    assert frame[0] == 3 and frame[2]["getVariableResult"][0]["attributeStatus"] == "Accepted"
+
+
+async def test_charging_needs_follow_the_started_event() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    spec = EvSpec(
+        capacity_wh=60_000,
+        reserve_soc_pct=20,
+        max_charge_w=11_000,
+        max_discharge_w=7000,
+        departure=T0 + timedelta(hours=8),
+        target_soc_pct=80,
+    )
+    meter = EvMeter(
+        Ev(spec, soc_pct=50, at=T0),
+        Meter(key, MeterInfo(serial="M1")),
+        public_key=public_key_ocmf(key),
+    )
+    station = make(Station21, meters={1: meter}, ocpp_version="2.1")
+    link = FakeLink()
+    await station.go_online(link)
+    evse = station.evses[1]
+    started = evse.begin(
+        now=station.clock.now(),
+        transaction_id="tx-1",
+        id_token=IdToken("TAG1"),
+        trigger=TriggerReason.AUTHORIZED,
+        meter=station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
+    )
+    await station.submit(started)
+    assert link.actions()[-2:] == ["TransactionEvent", "NotifyEVChargingNeeds"]
+    needs = link.sent[-1]
+    assert needs.evse_id == 1
+    assert needs.charging_needs["v2x_charging_parameters"]["max_discharge_power"] == 7000
+
+
+async def test_no_needs_without_an_ev_model() -> None:
+    station = make(Station21, ocpp_version="2.1")
+    link = FakeLink()
+    await station.go_online(link)
+    await station.submit(start_transaction(station))
+    assert link.actions()[-1] == "TransactionEvent"
+    assert "NotifyEVChargingNeeds" not in link.actions()

@@ -10,11 +10,14 @@ meter's own registers gives under the flat tariff written out here.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,6 +31,7 @@ from chargepoint.meter import Meter, MeterInfo, public_key_ocmf, public_key_pem
 from chargepoint.runner import StationRunner, runner_for
 from chargepoint.transaction import IdToken
 from csms.app import CsmsApp, start_csms
+from csms.blocks16.remote import set_charging_profile_request_16
 from csms.config import CsmsConfig
 from csms.dispatch import Decision, set_charging_profile_request
 from csms.identity import PseudonymKey
@@ -85,7 +89,13 @@ async def csms(tmp_path: Path) -> AsyncIterator[Csms]:
         await app.stop()
 
 
-def ev_meter(key: ec.EllipticCurvePrivateKey, *, soc: float, max_discharge_w: int) -> EvMeter:
+def ev_meter(
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    soc: float,
+    max_discharge_w: int,
+    cls: type[EvMeter] = EvMeter,
+) -> EvMeter:
     spec = EvSpec(
         capacity_wh=60_000,
         reserve_soc_pct=20,
@@ -95,7 +105,7 @@ def ev_meter(key: ec.EllipticCurvePrivateKey, *, soc: float, max_discharge_w: in
         target_soc_pct=80,
     )
     meter = Meter(key, MeterInfo(serial="MTR-1"), import_wh=IMPORT_START, export_wh=EXPORT_START)
-    return EvMeter(
+    return cls(
         Ev(spec, soc_pct=soc, at=T0),
         meter,
         public_key=public_key_ocmf(key),
@@ -177,6 +187,72 @@ async def test_16_session_settles_with_the_amount_of_its_registers(csms: Csms) -
     assert settlement.amount == expected_amount(imported, exported)
 
 
+class RecordingEvMeter(EvMeter):
+    """An EvMeter that remembers every limit the station gave its EV."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits: list[int | None] = []
+
+    def set_limit(self, limit_w: int | None, now: datetime) -> None:
+        self.limits.append(limit_w)
+        super().set_limit(limit_w, now)
+
+
+async def wait_until_connected(app: CsmsApp) -> None:
+    for _ in range(200):
+        if STATION in app.stations.connected():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the station did not connect")
+
+
+async def wait_until_ended(app: CsmsApp, transaction_id: str) -> None:
+    for _ in range(200):
+        session = await app.store.get_session(STATION, transaction_id)
+        if session is not None and session.state == "ended":
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"session {transaction_id} did not end")
+
+
+async def test_16_remote_session_with_a_charging_limit_settles(csms: Csms) -> None:
+    meter = ev_meter(csms.meter_key, soc=40, max_discharge_w=0, cls=RecordingEvMeter)
+    assert isinstance(meter, RecordingEvMeter)
+    config = station_config(csms.url, "1.6", sessions=0, speed=1800)
+    clock = AcceleratedClock(speed=1800, start=T0)
+    run = asyncio.create_task(runner_for(config, clock=clock, meters={1: meter}).run())
+    stations = csms.app.stations
+    try:
+        await wait_until_connected(csms.app)
+        started = await stations.request_start_transaction(STATION, TAG, evse_id=1)
+        assert started["status"] == "Accepted"
+        transaction_id = await wait_for_session(csms.app)
+        request = set_charging_profile_request_16(
+            Decision("charge", 3000),
+            connector_id=1,
+            transaction_id=transaction_id,
+            profile_id=1,
+            start=clock.now(),
+        )
+        assert (await stations.set_charging_profile(STATION, request))["status"] == "Accepted"
+        await asyncio.sleep(1.0)  # half an hour of station time at 3 kW
+        stopped = await stations.request_stop_transaction(STATION, transaction_id)
+        assert stopped["status"] == "Accepted"
+        await wait_until_ended(csms.app, transaction_id)
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+    assert 3000 in meter.limits
+    imported = meter.meter.import_wh - IMPORT_START
+    assert 0 < imported < 11_000 // 2  # well below half an hour at the EV's full 11 kW
+    session = await csms.app.store.get_session(STATION, transaction_id)
+    assert session is not None and (session.import_wh, session.export_wh) == (imported, 0)
+    settlement = await csms.app.store.settlement_for_session(STATION, transaction_id)
+    assert settlement is not None and settlement.status == "pending", settlement
+    assert settlement.amount == expected_amount(imported, 0)
+
+
 async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms: Csms) -> None:
     meter = ev_meter(csms.meter_key, soc=70, max_discharge_w=7_000)
     config = station_config(csms.url, "2.1", sessions=0, speed=1800)
@@ -231,3 +307,39 @@ async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms:
     assert settlement is not None and settlement.status == "pending", settlement
     assert (settlement.import_wh, settlement.export_wh) == (imported, exported)
     assert settlement.amount == expected_amount(imported, exported)
+
+
+@pytest.mark.parametrize(("version", "subprotocol"), [("1.6", "ocpp1.6"), ("2.1", "ocpp2.1")])
+async def test_station_cli_speaks_the_chosen_version(
+    csms: Csms, version: str, subprotocol: str
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "v2g", "chargepoint", csms.url, STATION,
+        "--password", PASSWORD, "--ocpp", version, "--id-token", TAG,
+        "--sessions", "1", "--exit", "--speed", "3600",
+        "--session-seconds", "1800", "--meter-interval", "300",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    negotiated = None
+    for _ in range(400):
+        if STATION in csms.app.stations.connected():
+            negotiated = csms.app.stations.ocpp_version(STATION)
+            break
+        await asyncio.sleep(0.01)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    assert negotiated == subprotocol
+    sessions = await csms.app.store.list_sessions(STATION)
+    assert len(sessions) == 1 and sessions[0].state == "ended" and sessions[0].import_wh > 0
+    # 1.6 transaction ids are the CSMS's integers; 2.x ones are the station's own
+    assert sessions[0].transaction_id.isdigit() == (version == "1.6")
+
+
+async def test_station_cli_refuses_an_unknown_version() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "v2g", "chargepoint", "ws://127.0.0.1:9/ocpp", STATION,
+        "--ocpp", "1.5",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2 and "--ocpp" in err.decode()

@@ -111,9 +111,7 @@ def scan(text: str, pos: int) -> tuple[Any, int]:
 def decode(data: bytes) -> Any:
     """Parse canonical bytes; raise ``EncodingError`` unless they are exactly canonical."""
     try:
-        value = json.loads(
-            data.decode("utf-8"), parse_float=_reject_float, parse_constant=_reject_constant
-        )
+        value = _SCANNER.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise EncodingError(f"not canonical JSON: {exc}") from exc
     if encode_decoded(value) != data:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ledger.canonical import DOMAIN_TX, encode, signing_bytes
+from ledger.canonical import DOMAIN_TX, encode, encode_decoded, signing_bytes
 from ledger.codec import vote_to_dict
 from ledger.keys import SigningKey, key_id_of, sign
 from ledger.types import Tx, Vote
@@ -38,13 +38,50 @@ def operator_account(operator: str) -> str:
     return f"operator:{operator}"
 
 
+class CanonicalRecord(dict[str, Any]):
+    """A decoded transaction record that keeps the canonical bytes it was decoded from, so
+    the bytes its signature covers are cut from them rather than encoded again. Read-only
+    by convention: a changed record would no longer match ``raw``."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, record: Mapping[str, Any], raw: bytes) -> None:
+        super().__init__(record)
+        self.raw = raw
+
+
 def tx_signing_bytes(record: Mapping[str, Any], chain_id: str, *, decoded: bool = False) -> bytes:
     """The bytes a transaction's signature covers: the record without ``sig``.
 
     ``decoded=True``: the record came from ``canonical.decode`` (skips the type walk).
     """
+    if isinstance(record, CanonicalRecord):
+        body_bytes = _without_sig(record.raw, record.get("sig"))
+        if body_bytes is not None:
+            head = encode_decoded({"chain_id": chain_id, "domain": DOMAIN_TX})[:-1]
+            return head + b',"payload":' + body_bytes + b"}"
     body = {k: v for k, v in record.items() if k != "sig"}
     return signing_bytes(DOMAIN_TX, chain_id, body, decoded=decoded)
+
+
+def _without_sig(raw: bytes, sig: Any) -> bytes | None:
+    """Canonical bytes of a record minus its top-level ``sig`` member, cut from ``raw``.
+
+    Every unescaped quote in canonical JSON is structural, so ``"sig":"<value>"`` found
+    exactly once is the top-level member (which the record has); None when not so.
+    """
+    if not isinstance(sig, str):
+        return None
+    member = b'"sig":' + encode_decoded(sig)
+    at = raw.find(member)
+    if at < 0 or raw.find(member, at + 1) >= 0:
+        return None
+    end = at + len(member)
+    if raw[at - 1 : at] == b",":
+        return raw[: at - 1] + raw[end:]
+    if raw[end : end + 1] == b",":
+        return raw[:at] + raw[end + 1 :]
+    return raw[:at] + raw[end:]
 
 
 def sign_tx(body: Mapping[str, Any], key: SigningKey, chain_id: str) -> Tx:

@@ -43,6 +43,7 @@ from ledger.tx import (
     SETTLEMENT,
     TOPUP,
     VALIDATOR_UPDATE,
+    CanonicalRecord,
     ev_account,
     operator_account,
     tx_signing_bytes,
@@ -360,13 +361,16 @@ def validate_checked(
 
 
 def decode_tx(tx: Tx) -> dict[str, Any]:
-    """A transaction's record; oversized or non-canonical bytes are a ``SchemaError``."""
+    """A transaction's record; oversized or non-canonical bytes are a ``SchemaError``.
+
+    The record keeps its bytes (``CanonicalRecord``) for the signature check.
+    """
     if len(tx.data) > MAX_TX_BYTES:
         raise SchemaError(
             "transaction too large", expected=f"<= {MAX_TX_BYTES} bytes", received=len(tx.data)
         )
     try:
-        return tx_record(tx)
+        return CanonicalRecord(tx_record(tx), tx.data)
     except EncodingError as exc:
         raise SchemaError(f"transaction: {exc}") from exc
 

@@ -75,8 +75,8 @@ def set_charging_profile(
 ) -> call_result.SetChargingProfile:
     """Apply the profile's charging limit to the connector's EV (connector 0: every EV).
 
-    Rejected for a negative limit (1.6 has no discharge), an unknown connector, or an EVSE
-    whose meter cannot be steered.
+    Rejected for a negative limit (1.6 has no discharge), an unknown connector, a TxProfile
+    without its transaction running on the connector, or an EVSE whose meter cannot be steered.
     """
     try:
         limit = profile_limit(connector_id, profile)
@@ -89,6 +89,13 @@ def set_charging_profile(
         targets = [connector_id]
     else:
         return call_result.SetChargingProfile(status="Rejected")
+    if limit.purpose == "TxProfile":
+        running = station.evses[connector_id].transaction if connector_id else None
+        wanted = profile.get("transaction_id")
+        if running is None or (
+            wanted is not None and station.transaction_for(int(wanted)) != running.transaction_id
+        ):
+            return call_result.SetChargingProfile(status="Rejected")  # no such transaction here
     meters = [station.meters[n] for n in targets]
     if not all(hasattr(m, "set_limit") for m in meters):
         return call_result.SetChargingProfile(status="Rejected")

@@ -78,6 +78,12 @@ class Station16(Station):
                     event.transaction_id, TriggerReason.DEAUTHORIZED, StoppedReason.DE_AUTHORIZED
                 )
                 self.report(Rejected("StartTransaction", str(status)))
+            evse = self.evses[event.evse_id]
+            if (
+                evse.transaction is not None
+                and evse.transaction.transaction_id == event.transaction_id
+            ):
+                await self.send_status(evse)  # Preparing -> Charging, as 1.6 stations report
             return
         csms_id = self.csms_ids.get(event.transaction_id)
         if csms_id is None:  # its StartTransaction was refused: nothing to attach it to

@@ -36,12 +36,14 @@ class ProfileRefused(ValueError):
 class Setpoint:
     """What one EVSE's EV is asked to do: ``power_w`` > 0 charges, < 0 discharges.
 
-    ``power_w`` None means charging without a limit (ChargingOnly with no ``limit``).
+    ``power_w`` None means charging without a limit (ChargingOnly with no ``limit``). A
+    TxProfile names the ``transaction_id`` it is for.
     """
 
     evse_id: int
     mode: str
     power_w: int | None
+    transaction_id: str | None = None
 
 
 def phase_total(period: Mapping[str, Any], name: str) -> Decimal | None:
@@ -92,10 +94,11 @@ def setpoint_from(evse_id: int, profile: Mapping[str, Any], now: datetime) -> Se
     phases = int(period.get("number_phases") or DEFAULT_PHASES)
     mode = period.get("operation_mode") or "ChargingOnly"
     limit = _watts(phase_total(period, "limit"), unit, phases)
+    transaction_id = profile.get("transaction_id")
     if mode == "Idle":
-        return Setpoint(evse_id, mode, 0)
+        return Setpoint(evse_id, mode, 0, transaction_id)
     if mode == "ChargingOnly":
-        return Setpoint(evse_id, mode, None if limit is None else max(0, limit))
+        return Setpoint(evse_id, mode, None if limit is None else max(0, limit), transaction_id)
     if mode != "CentralSetpoint":
         raise ProfileRefused("UnsupportedMode", f"operationMode {mode} needs a local controller")
     setpoint = _watts(phase_total(period, "setpoint"), unit, phases)
@@ -106,4 +109,4 @@ def setpoint_from(evse_id: int, profile: Mapping[str, Any], now: datetime) -> Se
         setpoint = -min(-setpoint, abs(discharge_limit))
     if setpoint > 0 and limit is not None:
         setpoint = min(setpoint, limit)
-    return Setpoint(evse_id, mode, setpoint)
+    return Setpoint(evse_id, mode, setpoint, transaction_id)

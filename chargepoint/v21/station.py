@@ -72,6 +72,10 @@ class Station21(Station):
             raise ProfileRefused("NoControllableEV", "this EVSE's meter cannot be steered")
         power = setpoint.power_w
         tx = evse.transaction
+        if setpoint.transaction_id is not None and (
+            tx is None or tx.transaction_id != setpoint.transaction_id
+        ):
+            raise ProfileRefused("TxNotFound", f"no transaction {setpoint.transaction_id} here")
         if power is not None and power < 0 and tx is not None:
             allowed = self.allowed_transfer.get(tx.transaction_id)
             if allowed is not None and not any("BPT" in mode for mode in allowed):

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from chargepoint.metering import ReadingContext
+from chargepoint.transaction import IdToken, TriggerReason
 from chargepoint.v16.client import StationClient16
 from chargepoint.v16.station import Station16
 from tests.chargepoint.test_client import FakeConnection, next_out
@@ -112,6 +114,27 @@ async def test_set_charging_profile_limits_the_ev_and_refuses_discharge(live: Li
     assert (await live.ask("SetChargingProfile", charging_profile(-3700.0)))[2] == {
         "status": "Rejected"
     }
+    assert live.meter.limits == [3700]
+
+
+async def test_a_tx_profile_needs_its_transaction_running_on_the_connector(live: Live) -> None:
+    request = charging_profile(3700.0)
+    profile = request["csChargingProfiles"]
+    profile["chargingProfilePurpose"] = "TxProfile"
+    assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Rejected"}
+    evse = live.station.evses[1]
+    evse.begin(
+        now=live.station.clock.now(),
+        transaction_id="tx-1",
+        id_token=IdToken("TAG1"),
+        trigger=TriggerReason.AUTHORIZED,
+        meter=live.station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
+    )
+    live.station.csms_ids["tx-1"] = 42
+    profile["transactionId"] = 41
+    assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Rejected"}
+    profile["transactionId"] = 42
+    assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Accepted"}
     assert live.meter.limits == [3700]
 
 

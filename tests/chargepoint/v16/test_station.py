@@ -113,7 +113,6 @@ async def test_start_not_accepted_stops_the_transaction_and_is_reported() -> Non
 
 async def test_csms_ids_lead_back_to_running_transactions_only() -> None:
     station = make(Station16)
-    await station.go_online(answers(transaction_id=42))
     evse = station.evses[1]
     started = evse.begin(
         now=station.clock.now(),
@@ -122,7 +121,11 @@ async def test_csms_ids_lead_back_to_running_transactions_only() -> None:
         trigger=TriggerReason.AUTHORIZED,
         meter=station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
     )
+    link = answers(transaction_id=42)
+    await station.go_online(link)
     await station.submit(started)
+    assert link.actions()[-2:] == ["StartTransaction", "StatusNotification"]
+    assert link.sent[-1].status == "Charging" and link.sent[-1].connector_id == 1
     assert station.transaction_for(42) == "tx-1"
     assert station.csms_id_of(evse) == 42
     assert station.transaction_for(43) is None

@@ -49,15 +49,18 @@ async def live() -> AsyncIterator[Live]:
     serving.cancel()
 
 
-def profile(**period: Any) -> dict[str, Any]:
+def profile(transaction_id: str | None = None, **period: Any) -> dict[str, Any]:
+    """A SetChargingProfileRequest: a TxProfile for ``transaction_id``, else a default one."""
+    purpose = "TxDefaultProfile" if transaction_id is None else "TxProfile"
+    tx = {} if transaction_id is None else {"transactionId": transaction_id}
     return {
         "evseId": 1,
         "chargingProfile": {
             "id": 1,
             "stackLevel": 0,
-            "chargingProfilePurpose": "TxProfile",
+            "chargingProfilePurpose": purpose,
             "chargingProfileKind": "Absolute",
-            "transactionId": "tx-1",
+            **tx,
             "chargingSchedule": [
                 {
                     "id": 1,
@@ -81,7 +84,7 @@ def start_transaction(station: Station21) -> TxEvent:
 
 
 async def test_a_per_phase_central_setpoint_reaches_the_ev_as_its_total(live: Live) -> None:
-    period = {
+    period: dict[str, Any] = {
         "operationMode": "CentralSetpoint",
         "setpoint": -2000,
         "setpoint_L2": -2000,
@@ -114,13 +117,21 @@ async def test_allowed_transfer_without_bidirectional_mode_forbids_discharge(liv
         {"transactionId": "tx-1", "allowedEnergyTransfer": ["AC_three_phase"]},
     )
     assert allowed[2] == {"status": "Accepted"}
-    discharge = profile(operationMode="CentralSetpoint", setpoint=-3000)
+    discharge = profile("tx-1", operationMode="CentralSetpoint", setpoint=-3000)
     frame = await live.ask("SetChargingProfile", discharge)
     assert frame[2]["status"] == "Rejected"
     assert frame[2]["statusInfo"]["reasonCode"] == "DischargeNotAllowed"
-    charge = profile(operationMode="CentralSetpoint", setpoint=3000)
+    charge = profile("tx-1", operationMode="CentralSetpoint", setpoint=3000)
     assert (await live.ask("SetChargingProfile", charge))[2] == {"status": "Accepted"}
     assert live.meter.limits == [3000]
+
+
+async def test_a_tx_profile_for_another_transaction_is_refused(live: Live) -> None:
+    start_transaction(live.station)
+    other = profile("tx-2", operationMode="CentralSetpoint", setpoint=-3000)
+    frame = await live.ask("SetChargingProfile", other)
+    assert frame[2] == {"status": "Rejected", "statusInfo": {"reasonCode": "TxNotFound"}}
+    assert live.meter.limits == []
 
 
 async def test_a_meter_without_an_ev_to_steer_refuses(live: Live) -> None:

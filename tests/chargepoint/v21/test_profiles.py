@@ -83,7 +83,7 @@ def test_per_phase_fields_are_added_up_and_the_discharge_limit_bounds_the_setpoi
             "dischargeLimit_L3": -2000,
         }
     )
-    assert result == Setpoint(1, "CentralSetpoint", -6000)
+    assert result == Setpoint(1, "CentralSetpoint", -6000, "tx-1")
 
 
 def test_central_setpoint_discharges_and_charges() -> None:
@@ -96,7 +96,7 @@ def test_central_setpoint_discharges_and_charges() -> None:
 def test_idle_and_charging_only() -> None:
     assert setpoint({"startPeriod": 0, "operationMode": "Idle"}).power_w == 0
     charging = setpoint({"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 3700})
-    assert charging == Setpoint(1, "ChargingOnly", 3700)
+    assert (charging.mode, charging.power_w) == ("ChargingOnly", 3700)
     assert setpoint({"startPeriod": 0, "limit": 3700}).mode == "ChargingOnly"  # the default
     assert setpoint({"startPeriod": 0, "operationMode": "ChargingOnly"}).power_w is None
     # ChargingOnly never discharges, whatever sign the limit carries

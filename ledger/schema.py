@@ -136,13 +136,83 @@ def _check_settlement_like(record: Mapping[str, Any], kind: str, fields: tuple[s
         _str(item["sha256"], f"{where}.sha256", pattern=_HEX64)
 
 
+_SETTLEMENT_KEYS = frozenset(SETTLEMENT_FIELDS)
+_CREDIT_KEYS = frozenset(CREDIT_FIELDS)
+_ENERGY_KEYS = frozenset(("import_wh", "export_wh"))
+_TARIFF_KEYS = frozenset(("id", "sha256", "currency"))
+_INTERVAL_KEYS = frozenset(("start", "import_wh", "export_wh", "import_price", "export_price"))
+_EVIDENCE_KEYS = frozenset(("meter_key_sha256", "records"))
+_RECORD_KEYS = frozenset(("nature", "sha256"))
+_TEXT_FIELDS = ("settlement_id", "transaction_id", "operator", "evse_id", "ev", "start", "end")
+
+
+def _text(value: Any) -> bool:
+    return type(value) is str and value != ""
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _hex64(value: Any) -> bool:
+    return type(value) is str and _HEX64.fullmatch(value) is not None
+
+
+def _settlement_passes(r: Mapping[str, Any], keys: frozenset[str]) -> bool:
+    """Every rule of ``_check_settlement_like`` (or stricter), with no message built: the
+    common case of a valid record costs no formatting. False sends it to the full check."""
+    if not isinstance(r, dict) or r.keys() != keys:
+        return False
+    if type(r["schema"]) is not int or r["schema"] != SCHEMA_VERSION or not _text(r["signer"]):
+        return False
+    if type(r["sig"]) is not str or _HEX128.fullmatch(r["sig"]) is None:
+        return False
+    if not all(_text(r[name]) for name in _TEXT_FIELDS):
+        return False
+    e, t, ev = r["energy"], r["tariff"], r["evidence"]
+    if type(e) is not dict or e.keys() != _ENERGY_KEYS:
+        return False
+    if not (_count(e["import_wh"]) and _count(e["export_wh"])):
+        return False
+    if type(t) is not dict or t.keys() != _TARIFF_KEYS or not _text(t["id"]):
+        return False
+    currency = t["currency"]
+    if not _hex64(t["sha256"]) or type(currency) is not str or not _CURRENCY.fullmatch(currency):
+        return False
+    intervals = r["intervals"]
+    if type(intervals) is not list or not intervals:
+        return False
+    for i in intervals:
+        if type(i) is not dict or i.keys() != _INTERVAL_KEYS or not _text(i["start"]):
+            return False
+        if not (_count(i["import_wh"]) and _count(i["export_wh"])):
+            return False
+        if type(i["import_price"]) is not int or type(i["export_price"]) is not int:
+            return False
+    if type(r["amount"]) is not int or r["payment"] not in PAYMENTS:
+        return False
+    if type(ev) is not dict or ev.keys() != _EVIDENCE_KEYS or not _hex64(ev["meter_key_sha256"]):
+        return False
+    records = ev["records"]
+    if type(records) is not list:
+        return False
+    for rec in records:
+        if type(rec) is not dict or rec.keys() != _RECORD_KEYS:
+            return False
+        if rec["nature"] not in NATURES or not _hex64(rec["sha256"]):
+            return False
+    return True
+
+
 def check_settlement(record: Mapping[str, Any]) -> None:
-    _check_settlement_like(record, SETTLEMENT, SETTLEMENT_FIELDS)
+    if not _settlement_passes(record, _SETTLEMENT_KEYS):
+        _check_settlement_like(record, SETTLEMENT, SETTLEMENT_FIELDS)
 
 
 def check_credit(record: Mapping[str, Any]) -> None:
-    _check_settlement_like(record, CREDIT, CREDIT_FIELDS)
-    _str(record["corrects"], "credit.corrects")
+    if not (_settlement_passes(record, _CREDIT_KEYS) and _text(record["corrects"])):
+        _check_settlement_like(record, CREDIT, CREDIT_FIELDS)
+        _str(record["corrects"], "credit.corrects")
 
 
 def check_topup(record: Mapping[str, Any]) -> None:

@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import SchemaError
-from ledger.schema import SETTLEMENT_FIELDS, check_record
+from ledger.schema import (
+    CREDIT_FIELDS,
+    SETTLEMENT_FIELDS,
+    _check_settlement_like,
+    _settlement_passes,
+    check_record,
+)
 from ledger.tx import key_authorisation_body, topup_body, validator_update_body
 from tests.ledger.builders import settlement_body
 
@@ -69,3 +75,49 @@ def test_unknown_type_and_credit_without_corrects() -> None:
     credit = signed(settlement_body(kind="credit"))
     with pytest.raises(SchemaError):
         check_record(credit)
+
+
+_ODD_VALUES: list[Any] = [True, False, 0, -1, 7, 1.5, "", "x", None, [], {}, "a" * 64, "EUR"]
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def _replaced(record: dict[str, Any], path: tuple[Any, ...], new: Any) -> dict[str, Any]:
+    copied = copy.deepcopy(record)
+    target: Any = copied
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return copied
+
+
+@pytest.mark.parametrize("kind", ["settlement", "credit"])
+def test_the_fast_path_accepts_nothing_the_full_check_refuses(kind: str) -> None:
+    """``check_record`` first tries a check that builds no messages; every record it lets
+    through must pass the full check too (each field swapped for odd values)."""
+    base = settlement_body("s-1")
+    base.update(signer="k", sig="ab" * 64)
+    fields = SETTLEMENT_FIELDS
+    if kind == "credit":
+        base.update(type="credit", corrects="s-0")
+        fields = CREDIT_FIELDS
+    keys = frozenset(fields)
+    assert _settlement_passes(base, keys)
+    variants = [_replaced(base, p, v) for p in _paths(base)[1:] for v in _ODD_VALUES]
+    variants += [{k: v for k, v in base.items() if k != name} for name in base]
+    variants += [{**base, "extra": 1}]
+    passed = 0
+    for record in variants:
+        if _settlement_passes(record, keys):
+            passed += 1
+            _check_settlement_like(record, kind, fields)  # must not raise
+    assert 0 < passed < len(variants)

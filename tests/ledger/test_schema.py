@@ -106,7 +106,7 @@ def test_the_fast_path_accepts_nothing_the_full_check_refuses(kind: str) -> None
     through must pass the full check too (each field swapped for odd values)."""
     base = settlement_body("s-1")
     base.update(signer="k", sig="ab" * 64)
-    fields = SETTLEMENT_FIELDS
+    fields: tuple[str, ...] = SETTLEMENT_FIELDS
     if kind == "credit":
         base.update(type="credit", corrects="s-0")
         fields = CREDIT_FIELDS

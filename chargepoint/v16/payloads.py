@@ -163,10 +163,12 @@ VOLTS_PER_PHASE = 230
 def profile_limit(connector_id: int, profile: Mapping[str, Any]) -> ProfileLimit:
     """The limit of the profile's first period (W; A is converted at 230 V per phase).
 
-    Raises ValueError for a negative limit: 1.6 has no discharge.
+    Raises ValueError for a negative limit (1.6 has no discharge) or an empty schedule.
     """
     schedule = profile["charging_schedule"]
     periods = sorted(schedule["charging_schedule_period"], key=lambda p: p["start_period"])
+    if not periods:
+        raise ValueError("a charging schedule needs at least one period")
     first = periods[0]
     limit = float(first["limit"])
     if limit < 0:

@@ -60,12 +60,21 @@ def phase_total(period: Mapping[str, Any], name: str) -> Decimal | None:
 
 
 def active_period(schedule: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
-    """The period in force at ``now`` (the first one before ``startSchedule`` or without it)."""
+    """The period in force at ``now`` (the first one before ``startSchedule`` or without it).
+
+    Raises ProfileRefused for a ``startSchedule`` that is not a timezone-aware time.
+    """
     periods = sorted(schedule["charging_schedule_period"], key=lambda p: p["start_period"])
     start = schedule.get("start_schedule")
     if start is None:
         return periods[0]
-    elapsed = (now - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    try:
+        begins = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        raise ProfileRefused("InvalidSchedule", f"startSchedule {start!r} is no time") from None
+    if begins.tzinfo is None:
+        raise ProfileRefused("InvalidSchedule", f"startSchedule {start!r} has no timezone")
+    elapsed = (now - begins).total_seconds()
     current = periods[0]
     for period in periods:
         if period["start_period"] <= elapsed:

@@ -151,3 +151,11 @@ def test_a_discharge_never_exceeds_either_bound(l1: int, l2: int, l3: int, bound
         assert result.power_w == total
     else:
         assert result.power_w == -min(-total, -bound)
+
+
+def test_a_start_schedule_that_is_no_aware_time_is_refused() -> None:
+    period = {"startPeriod": 0, "operationMode": "Idle"}
+    for start in ("", "soon", "2026-01-01T11:00:00"):
+        with pytest.raises(ProfileRefused) as info:
+            setpoint(period, start=start)
+        assert info.value.reason == "InvalidSchedule"

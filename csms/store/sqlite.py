@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from csms.model import (
     TransactionEventRecord,
 )
 from csms.settling import SettlementOutcome
+from csms.store.events import INSERT_SAMPLE, sample_rows, write_event
+from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
-from csms.timeutil import format_timestamp
 
 DB_NAME = "csms.sqlite"
 
@@ -49,6 +51,7 @@ class CsmsStore:
         self.session_closer: SessionCloser | None = None
         # One writer connection shared by every coroutine: units of work must not interleave.
         self.write_lock = asyncio.Lock()
+        self.group = GroupCommit(lambda: db._conn, self._in_writer_thread, self.write_lock)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -294,84 +297,32 @@ class CsmsStore:
     async def record_transaction_event(
         self, event: TransactionEventRecord, received_at: str
     ) -> bool:
-        """Store an event and fold it into its session, once: False for a duplicate seqNo."""
-        db = self._db
-        async with self.transaction():
-            cursor = await db.execute(
-                "INSERT OR IGNORE INTO transaction_events (station_id, transaction_id, seq_no,"
-                " event_type, trigger_reason, offline, timestamp, received_at, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.station_id,
-                    event.transaction_id,
-                    event.seq_no,
-                    event.event_type,
-                    event.trigger_reason,
-                    int(event.offline),
-                    format_timestamp(event.timestamp),
-                    received_at,
-                    event.raw,
-                ),
-            )
-            if cursor.rowcount == 0:
-                return False  # a duplicate: nothing else to do, the empty unit commits
-            await self._fold_into_session(event, received_at)
-            await self._insert_samples(
-                event.station_id,
-                event.transaction_id,
-                event.evse_id or 0,
-                event.seq_no,
-                event.samples,
-            )
-            if event.event_type == "Ended" and self.session_closer is not None:
-                await self._close_session(event.station_id, event.transaction_id, received_at)
-        return True
+        """Store an event and fold it into its session, once: False for a duplicate seqNo.
 
-    async def _fold_into_session(self, event: TransactionEventRecord, received_at: str) -> None:
-        timestamp = format_timestamp(event.timestamp)
-        started = event.event_type == "Started"
-        ended = event.event_type == "Ended"
-        await self._db.execute(
-            """
-            INSERT INTO sessions (station_id, transaction_id, state, started_seen, started_at,
-                ended_at, evse_id, connector_id, id_token, id_token_type, stopped_reason,
-                last_seq_no, event_count, offline_events, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
-            ON CONFLICT (station_id, transaction_id) DO UPDATE SET
-                state = CASE WHEN excluded.state = 'ended' THEN 'ended' ELSE sessions.state END,
-                started_seen = MAX(sessions.started_seen, excluded.started_seen),
-                started_at = CASE
-                    WHEN excluded.started_seen = 1 THEN excluded.started_at
-                    WHEN sessions.started_seen = 1 THEN sessions.started_at
-                    ELSE MIN(sessions.started_at, excluded.started_at) END,
-                ended_at = COALESCE(excluded.ended_at, sessions.ended_at),
-                evse_id = COALESCE(sessions.evse_id, excluded.evse_id),
-                connector_id = COALESCE(sessions.connector_id, excluded.connector_id),
-                id_token = COALESCE(sessions.id_token, excluded.id_token),
-                id_token_type = COALESCE(sessions.id_token_type, excluded.id_token_type),
-                stopped_reason = COALESCE(excluded.stopped_reason, sessions.stopped_reason),
-                last_seq_no = MAX(sessions.last_seq_no, excluded.last_seq_no),
-                event_count = sessions.event_count + 1,
-                offline_events = sessions.offline_events + excluded.offline_events,
-                updated_at = excluded.updated_at
-            """,
-            (
-                event.station_id,
-                event.transaction_id,
-                "ended" if ended else "active",
-                int(started),
-                timestamp,
-                timestamp if ended else None,
-                event.evse_id,
-                event.connector_id,
-                event.id_token,
-                event.id_token_type,
-                event.stopped_reason,
-                event.seq_no,
-                int(event.offline),
-                received_at,
-            ),
+        Events of many stations are group-committed (``csms.store.group``): the caller is
+        answered once its batch is durable. An Ended event that settles its session is a
+        unit of work of its own, so the settlement commits with the session's close.
+        """
+        if event.event_type == "Ended" and self.session_closer is not None:
+            return await self._record_closing_event(event, received_at)
+        is_new: bool = await self.group.submit(
+            partial(write_event, event=event, received_at=received_at)
         )
+        return is_new
+
+    async def _record_closing_event(self, event: TransactionEventRecord, received_at: str) -> bool:
+        async with self.transaction() as db:
+            conn = db._conn
+            is_new: bool = await self._in_writer_thread(
+                partial(write_event, conn, event, received_at)
+            )
+            if is_new:
+                await self._close_session(event.station_id, event.transaction_id, received_at)
+        return is_new
+
+    async def _in_writer_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run a synchronous function on the writer connection's own thread."""
+        return await self._db._execute(fn)
 
     async def _insert_samples(
         self,
@@ -383,28 +334,8 @@ class CsmsStore:
     ) -> None:
         if not samples:
             return
-        await self._db.executemany(
-            "INSERT INTO meter_samples (station_id, transaction_id, evse_id, seq_no, timestamp,"
-            " measurand, phase, context, location, value, unit, signed)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    station_id,
-                    transaction_id,
-                    evse_id,
-                    seq_no,
-                    format_timestamp(s.timestamp),
-                    s.measurand,
-                    s.phase,
-                    s.context,
-                    s.location,
-                    s.value,
-                    s.unit,
-                    s.signed,
-                )
-                for s in samples
-            ],
-        )
+        rows = sample_rows(station_id, transaction_id, evse_id, seq_no, samples)
+        await self._db.executemany(INSERT_SAMPLE, rows)
 
     async def _close_session(self, station_id: str, transaction_id: str, at: str) -> None:
         assert self.session_closer is not None

@@ -1,0 +1,124 @@
+"""Writing one TransactionEvent: the event row, the session fold and the meter samples.
+
+A plain function over a ``sqlite3`` connection, run on the store's writer thread inside a
+unit of work (alone, or batched by ``csms.store.group``). Idempotent on (station,
+transactionId, seqNo): a duplicate inserts nothing and returns False.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from csms.model import MeterSample, TransactionEventRecord
+from csms.timeutil import format_timestamp
+
+INSERT_EVENT = (
+    "INSERT OR IGNORE INTO transaction_events (station_id, transaction_id, seq_no,"
+    " event_type, trigger_reason, offline, timestamp, received_at, raw)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+UPSERT_SESSION = """
+    INSERT INTO sessions (station_id, transaction_id, state, started_seen, started_at,
+        ended_at, evse_id, connector_id, id_token, id_token_type, stopped_reason,
+        last_seq_no, event_count, offline_events, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+    ON CONFLICT (station_id, transaction_id) DO UPDATE SET
+        state = CASE WHEN excluded.state = 'ended' THEN 'ended' ELSE sessions.state END,
+        started_seen = MAX(sessions.started_seen, excluded.started_seen),
+        started_at = CASE
+            WHEN excluded.started_seen = 1 THEN excluded.started_at
+            WHEN sessions.started_seen = 1 THEN sessions.started_at
+            ELSE MIN(sessions.started_at, excluded.started_at) END,
+        ended_at = COALESCE(excluded.ended_at, sessions.ended_at),
+        evse_id = COALESCE(sessions.evse_id, excluded.evse_id),
+        connector_id = COALESCE(sessions.connector_id, excluded.connector_id),
+        id_token = COALESCE(sessions.id_token, excluded.id_token),
+        id_token_type = COALESCE(sessions.id_token_type, excluded.id_token_type),
+        stopped_reason = COALESCE(excluded.stopped_reason, sessions.stopped_reason),
+        last_seq_no = MAX(sessions.last_seq_no, excluded.last_seq_no),
+        event_count = sessions.event_count + 1,
+        offline_events = sessions.offline_events + excluded.offline_events,
+        updated_at = excluded.updated_at
+"""
+
+INSERT_SAMPLE = (
+    "INSERT INTO meter_samples (station_id, transaction_id, evse_id, seq_no, timestamp,"
+    " measurand, phase, context, location, value, unit, signed)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def event_params(event: TransactionEventRecord, received_at: str) -> tuple[Any, ...]:
+    return (
+        event.station_id,
+        event.transaction_id,
+        event.seq_no,
+        event.event_type,
+        event.trigger_reason,
+        int(event.offline),
+        format_timestamp(event.timestamp),
+        received_at,
+        event.raw,
+    )
+
+
+def session_params(event: TransactionEventRecord, received_at: str) -> tuple[Any, ...]:
+    timestamp = format_timestamp(event.timestamp)
+    ended = event.event_type == "Ended"
+    return (
+        event.station_id,
+        event.transaction_id,
+        "ended" if ended else "active",
+        int(event.event_type == "Started"),
+        timestamp,
+        timestamp if ended else None,
+        event.evse_id,
+        event.connector_id,
+        event.id_token,
+        event.id_token_type,
+        event.stopped_reason,
+        event.seq_no,
+        int(event.offline),
+        received_at,
+    )
+
+
+def sample_rows(
+    station_id: str,
+    transaction_id: str | None,
+    evse_id: int,
+    seq_no: int | None,
+    samples: tuple[MeterSample, ...],
+) -> list[tuple[Any, ...]]:
+    return [
+        (
+            station_id,
+            transaction_id,
+            evse_id,
+            seq_no,
+            format_timestamp(s.timestamp),
+            s.measurand,
+            s.phase,
+            s.context,
+            s.location,
+            s.value,
+            s.unit,
+            s.signed,
+        )
+        for s in samples
+    ]
+
+
+def write_event(conn: sqlite3.Connection, event: TransactionEventRecord, received_at: str) -> bool:
+    """Store the event and fold it into its session, once: False for a duplicate seqNo."""
+    if conn.execute(INSERT_EVENT, event_params(event, received_at)).rowcount == 0:
+        return False
+    conn.execute(UPSERT_SESSION, session_params(event, received_at))
+    if event.samples:
+        rows = sample_rows(
+            event.station_id, event.transaction_id, event.evse_id or 0, event.seq_no, event.samples
+        )
+        conn.executemany(INSERT_SAMPLE, rows)
+    return True

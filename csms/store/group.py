@@ -1,0 +1,113 @@
+"""Group commit: the units of work of many stations in one SQLite transaction.
+
+Each unit is a plain function over the ``sqlite3`` connection. Units submitted while a batch
+is being written wait and form the next batch, so a busy CSMS pays one BEGIN/COMMIT and one
+hop to the database thread per batch instead of per event, while an idle one writes a lone
+unit at once (no timer). A caller is answered only after its batch commits.
+
+Guarantees (tested in ``tests/csms/store/test_group.py``):
+- units run in submission order, so one station's events keep their order;
+- each unit runs inside a SAVEPOINT: a unit that raises is rolled back alone and its caller
+  gets the exception, the others in the batch commit;
+- if the COMMIT itself fails, every caller of that batch gets the error (nothing is durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+Unit = Callable[[sqlite3.Connection], Any]
+# Runs a synchronous function on the one writer connection's thread (and returns its result).
+BatchRunner = Callable[[Callable[[], list["Outcome"]]], Awaitable[list["Outcome"]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one unit returned, or the exception it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+def write_batch(conn: sqlite3.Connection, units: list[Unit]) -> list[Outcome]:
+    """BEGIN IMMEDIATE, each unit in its own SAVEPOINT, COMMIT (ROLLBACK if that fails)."""
+    outcomes: list[Outcome] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for unit in units:
+            conn.execute("SAVEPOINT unit")
+            try:
+                value = unit(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
+                outcomes.append(Outcome(error=exc))
+                continue
+            conn.execute("RELEASE unit")
+            outcomes.append(Outcome(value=value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+class GroupCommit:
+    """Collects units from concurrent coroutines and writes them in batches, in order."""
+
+    def __init__(
+        self,
+        conn: Callable[[], sqlite3.Connection],
+        run: BatchRunner,
+        lock: asyncio.Lock,
+        *,
+        max_batch: int = 1000,
+    ) -> None:
+        self._conn = conn
+        self._run = run
+        self._lock = lock  # the store's write lock: batches never interleave with other work
+        self._max_batch = max_batch
+        self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0  # batches written (for tests and metrics)
+
+    async def submit(self, unit: Unit) -> Any:
+        """Run ``unit`` in the next batch; return its value once the batch has committed."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((unit, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            units = [unit for unit, _ in batch]
+            conn = self._conn()
+            try:
+                async with self._lock:
+                    outcomes = await self._run(partial(write_batch, conn, units))
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.batches += 1
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the caller went away (its station hung up)
+                    continue
+                if outcome.error is not None:
+                    future.set_exception(outcome.error)
+                else:
+                    future.set_result(outcome.value)

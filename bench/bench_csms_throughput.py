@@ -81,6 +81,7 @@ def main() -> None:
             emit(f"{prefix}_p99_ms", float(result["p99_ms"]))
             emit(f"{prefix}_errors", int(result["errors"]) + int(result["call_errors"]))
             emit(f"{prefix}_server_cpu_s", float(result["server_cpu_s"]))
+            emit(f"{prefix}_loadgen_cpu_s", float(result["loadgen_cpu_s"]))
     reference = float(results["reference"]["rate"])
     ours = float(results["ours"]["rate"])
     emit("csms_throughput_ratio", ours / reference if reference else 0.0)

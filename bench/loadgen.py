@@ -253,7 +253,9 @@ def main() -> None:
     args = parse_args()
     raise_open_files_limit()
     run = run_events if args.mode == "events" else run_heartbeats
-    print(json.dumps(asyncio.run(run(args))), flush=True)
+    result = asyncio.run(run(args))
+    result["loadgen_cpu_s"] = time.process_time()
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,13 @@ from csms.ocpp.frames import (
     parse_frame,
 )
 from csms.ocpp.schemas import SchemaSet
-from csms.ocpp.tolerance import RequestSchemas, canonical_error_code, refuse_in_strict, tolerate
+from csms.ocpp.tolerance import (
+    RequestSchemas,
+    canonical_error_code,
+    may_hold_odd_unit,
+    refuse_in_strict,
+    tolerate,
+)
 from csms.ocpp.versions import OcppVersion
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,36 @@ Handler = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 def check_magnitudes(value: Any, path: str = "") -> None:
     """Refuse integers outside signed 64 bits and numbers beyond 1e15 anywhere in a payload."""
+    if not _magnitudes_ok(value):
+        _find_magnitude(value, path)
+
+
+def _magnitudes_ok(value: Any) -> bool:
+    """The fast check of every message: no paths built unless something is out of range."""
+    kind = type(value)
+    if kind is dict:
+        return all(_magnitudes_ok(item) for item in value.values())
+    if kind is list:
+        return all(_magnitudes_ok(item) for item in value)
+    if kind is int:
+        return -MAX_INTEGER - 1 <= value <= MAX_INTEGER
+    if kind is float:
+        return -MAX_NUMBER <= value <= MAX_NUMBER
+    if kind is str or kind is bool or value is None:
+        return True
+    return _magnitudes_ok_slow(value)
+
+
+def _magnitudes_ok_slow(value: Any) -> bool:
+    try:
+        _find_magnitude(value, "")
+    except PropertyConstraintViolation:
+        return False
+    return True
+
+
+def _find_magnitude(value: Any, path: str) -> None:
+    """Raise for the first out-of-range number, naming where it is."""
     if isinstance(value, bool):
         return
     if isinstance(value, int):
@@ -56,10 +92,10 @@ def check_magnitudes(value: Any, path: str = "") -> None:
             raise PropertyConstraintViolation(f"{path or 'payload'}: number out of range")
     elif isinstance(value, dict):
         for key, item in value.items():
-            check_magnitudes(item, f"{path}/{key}" if path else str(key))
+            _find_magnitude(item, f"{path}/{key}" if path else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            check_magnitudes(item, f"{path}/{index}")
+            _find_magnitude(item, f"{path}/{index}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +169,8 @@ class Dispatcher(Generic[Ctx]):
         schema = None if self.tolerance is None else self.tolerance.get(call.action)
         if schema is None:
             return call.payload
+        if not self.tolerant and not may_hold_odd_unit(call.payload):
+            return call.payload  # nothing strict mode could refuse: skip the walk
         now = self.clock() if self.clock is not None else None
         payload, deviations = tolerate(call.payload, schema, now=now)
         if not deviations:

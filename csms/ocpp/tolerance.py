@@ -68,6 +68,7 @@ KNOWN_UNITS = (
     "K",
     "Percent",
 )
+_KNOWN_UNIT_SET = frozenset(KNOWN_UNITS)
 _UNITS_BY_LOWER = {unit.lower(): unit for unit in KNOWN_UNITS}
 _UNITS_BY_LOWER["%"] = "Percent"
 
@@ -269,6 +270,22 @@ def tolerate(
     if not isinstance(fixed, dict):
         return payload, []
     return fixed, walker.deviations
+
+
+def may_hold_odd_unit(value: Any, under_unit: bool = False) -> bool:
+    """Whether a payload holds a ``unit`` string that is not a known unit's exact spelling.
+
+    The only deviation strict mode refuses is ``unit`` (STRICT_REFUSED); the walk in
+    ``tolerate`` can report one only where this finds a candidate, so a strict station's
+    payload without one skips the walk (the common case, and the hot path under load).
+    """
+    if isinstance(value, dict):
+        return any(may_hold_odd_unit(item, key == "unit") for key, item in value.items())
+    if isinstance(value, list):
+        return any(may_hold_odd_unit(item, under_unit) for item in value)
+    if under_unit:
+        return not isinstance(value, str) or value not in _KNOWN_UNIT_SET
+    return False
 
 
 def refuse_in_strict(deviations: Iterable[Deviation]) -> None:

@@ -6,6 +6,7 @@ raises :class:`~ledger.errors.EncodingError`, so a bad frame is dropped, never h
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,8 @@ def dump(msg: Message) -> str:
         return '{"tx":' + msg.tx.data.decode("utf-8") + ',"type":"' + kind + '"}'
     if isinstance(msg, TxBatch):
         return '{"txs":[' + b",".join(t.data for t in msg.txs).decode("utf-8") + '],"type":"txs"}'
+    if isinstance(msg, Proposal):
+        return _dump_proposal(msg)
     if isinstance(msg, BlockMsg):
         block, commit = block_bytes(msg.block), commit_bytes(msg.commit)
         final = b"true" if msg.final else b"false"
@@ -194,6 +197,8 @@ def load(text: str | bytes) -> Message:
     for suffix, submit in ((',"type":"tx"}', False), (',"type":"submit"}', True)):
         if text.startswith('{"tx":{') and text.endswith(suffix):
             return TxMsg(Tx(text[6 : -len(suffix)].encode("utf-8")), submit=submit)
+    if text.startswith('{"proposal":{') and not text.endswith('"type":"proposal"}'):
+        return _load_proposal(text)
     if text.startswith('{"block":{"header":'):
         return _load_block(text)
     if text.startswith('{"txs":['):
@@ -244,6 +249,33 @@ def load(text: str | bytes) -> Message:
     except (KeyError, TypeError, ValueError) as exc:
         raise EncodingError(f"{kind} frame: {exc}") from exc
     raise EncodingError(f"unknown frame type {kind!r:.40}")
+
+
+def _dump_proposal(p: Proposal) -> str:
+    """A proposal whose value (a block: canonical JSON) travels as itself, not as hex:
+    ``{"proposal": {fields but value}, "type": "proposal", "value": <value>}``. A value that
+    is not UTF-8 text goes in the plain hex form."""
+    try:
+        value = p.value.decode("utf-8")
+    except UnicodeDecodeError:
+        return encode(_to_dict(p)).decode()
+    fields = proposal_to_dict(p)
+    del fields["value"]
+    return '{"proposal":' + encode(fields).decode() + ',"type":"proposal","value":' + value + "}"
+
+
+def _load_proposal(text: str) -> Proposal:
+    """Read ``_dump_proposal``'s form: the value is the text up to the closing brace (taken
+    as it stands: whether it is a valid block is for consensus to decide)."""
+    fields, end = scan(text, len('{"proposal":'))
+    pos = expect_literal(text, end, ',"type":"proposal","value":')
+    if not isinstance(fields, dict) or not text.endswith("}"):
+        raise EncodingError("proposal frame: malformed")
+    try:
+        shell = proposal_from_dict({**fields, "value": ""})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EncodingError(f"proposal frame: {exc}") from exc
+    return dataclasses.replace(shell, value=text[pos:-1].encode("utf-8"))
 
 
 def _load_block(text: str) -> BlockMsg:

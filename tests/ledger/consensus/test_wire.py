@@ -43,6 +43,8 @@ def test_every_message_round_trips() -> None:
     )
     messages: list[Message] = [
         Proposal("c", 1, 2, b"value", b"\x01" * 32, 0, "v1", b"sig"),
+        Proposal("c", 1, 2, b"\xff not utf-8", b"\x01" * 32, -1, "v1", b"sig"),
+        Proposal("c", 1, 2, b'{"block":{"type":"proposal"}}', b"\x01" * 32, -1, "v1", b"s"),
         Vote("c", 1, 2, VoteKind.PRECOMMIT, None, "v1", b"sig"),
         Status("v1", 7),
         GetBlocks(3),

@@ -87,6 +87,7 @@ RECEIPT_POLL_S = 0.05
 TX_BATCH_DELAY_S = 0.005  # submitted transactions gossiped together within this delay
 TX_BATCH_MAX = 500
 PROPOSAL_RESEND_TICKS = 4
+ADMIT_CHUNK = 32  # gossiped transactions checked between two looks at the event loop
 FETCH_TIMEOUT_S = 2.0  # a block request unanswered this long may be sent again
 
 
@@ -408,8 +409,7 @@ class ValidatorNode:
         elif isinstance(msg, TxMsg):
             self._admit(msg.tx)
         elif isinstance(msg, TxBatch):
-            for tx in msg.txs:
-                self._admit(tx)
+            self._answer(self._admit_all(msg.txs))
 
     def _should_fetch(self, peer_height: int) -> bool:
         """Ask a peer that is ahead for blocks: one request at a time, and when only one
@@ -440,6 +440,14 @@ class ValidatorNode:
         txs, self._outgoing = tuple(self._outgoing), []
         if txs:
             self._broadcast(TxBatch(txs))
+
+    async def _admit_all(self, txs: tuple[Tx, ...]) -> None:
+        """Admit gossiped transactions a few at a time, letting consensus messages in
+        between: checking a signature takes a while and votes should not wait for many."""
+        for index, tx in enumerate(txs):
+            if index and index % ADMIT_CHUNK == 0:
+                await asyncio.sleep(0)
+            self._admit(tx)
 
     def _admit(self, tx: Tx) -> None:
         assert self._app is not None

@@ -1,7 +1,8 @@
 """The 2.1 station service: the shared ``Station`` plus V2X needs and setpoints.
 
-After a transaction's Started event goes out, the EV behind the EVSE (if the meter has one:
-an ISO 15118-20 EV) states its charging needs. Setpoints from 2.1 SetChargingProfile are
+Once a transaction's Started event has gone out (at once, or replayed after boot or an
+outage), the EV behind the EVSE (if the meter has one: an ISO 15118-20 EV) states its
+charging needs. Setpoints from 2.1 SetChargingProfile are
 applied to the EV through the meter; NotifyAllowedEnergyTransfer is remembered per
 transaction, and a discharge it does not allow is refused.
 """
@@ -33,19 +34,39 @@ class Station21(Station):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.allowed_transfer: dict[str, tuple[str, ...]] = {}  # transaction id -> modes
+        self._needs_due: dict[str, int] = {}  # transaction id -> EVSE, needs not sent yet
 
     async def submit(self, event: TxEvent) -> None:
-        """Queue and send ``event``; after a Started event, the EV's charging needs."""
-        await super().submit(event)
+        """Queue and send ``event``; once a Started event is through, the EV's charging needs."""
         if event.event_type is EventType.STARTED:
-            await self.send_charging_needs(event.evse_id)
+            self._needs_due[event.transaction_id] = event.evse_id
         elif event.event_type is EventType.ENDED:
+            self._needs_due.pop(event.transaction_id, None)
             self.allowed_transfer.pop(event.transaction_id, None)
+        await super().submit(event)
+
+    async def flush(self) -> None:
+        """Send queued events, then the needs of transactions whose Started went through.
+
+        A Started event may be queued (offline, or before the boot was accepted): the needs
+        follow it whenever it is delivered, never before it.
+        """
+        await super().flush()
+        if not self._needs_due or not self.online.is_set():
+            return
+        queued = {e.transaction_id for e in self.queue.pending()}
+        for transaction_id, evse_id in list(self._needs_due.items()):
+            if transaction_id in queued:
+                continue
+            del self._needs_due[transaction_id]
+            tx = self.evses[evse_id].transaction
+            if tx is not None and tx.transaction_id == transaction_id:
+                await self.send_charging_needs(evse_id)
 
     async def send_charging_needs(self, evse_id: int) -> None:
         """NotifyEVChargingNeeds for the EV on ``evse_id``; best effort (none without an EV)."""
         ev = ev_behind(self.meters[evse_id])
-        if ev is None or not self.online.is_set():
+        if ev is None:
             return
         try:
             await self.send(charging_needs_call(evse_id, ev, self.clock.now()))

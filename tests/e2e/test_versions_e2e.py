@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -37,7 +37,7 @@ from csms.dispatch import Decision, set_charging_profile_request
 from csms.identity import PseudonymKey
 from csms.model import TokenRecord
 from csms.passwords import hash_password
-from csms.settling import SettlementSetup, session_closer
+from csms.settling import SettlementOutcome, SettlementSetup, session_closer
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.tariffs import parse_tariff
 from csms.timeutil import format_timestamp, utc_now
@@ -55,6 +55,7 @@ daily:
 # station time starts mid-morning, so a session never crosses the tariff's midnight boundary
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 IMPORT_START, EXPORT_START = 1_000_000, 20_000  # lifetime registers before the session
+SIGNER = generate_key()
 
 
 @dataclass
@@ -67,6 +68,18 @@ class Csms:
         return f"ws://127.0.0.1:{self.app.port}/ocpp"
 
 
+def session_closer_for_tests() -> Callable[..., SettlementOutcome]:
+    """Settle ended sessions under the flat tariff (what ``start_csms`` wires from a config)."""
+    setup = SettlementSetup(
+        operator="OP-TEST",
+        chain_id="v2g-test",
+        signer=SIGNER,
+        tariff=parse_tariff(FLAT, source="flat.yaml"),
+        pseudonym_key=PseudonymKey(version=1, key=b"operator-pseudonym-key-32-bytes!"),
+    )
+    return session_closer(setup)
+
+
 @pytest.fixture
 async def csms(tmp_path: Path) -> AsyncIterator[Csms]:
     app = await start_csms(tmp_path, CsmsConfig(port=0))
@@ -75,18 +88,12 @@ async def csms(tmp_path: Path) -> AsyncIterator[Csms]:
     pem = public_key_pem(key).decode()
     await store.add_station(STATION, hash_password(PASSWORD), format_timestamp(utc_now()), pem)
     await store.add_token(TokenRecord(TAG, "ISO14443", "Accepted", "invoice", None, "x"))
-    setup = SettlementSetup(
-        operator="OP-TEST",
-        chain_id="v2g-test",
-        signer=generate_key(),
-        tariff=parse_tariff(FLAT, source="flat.yaml"),
-        pseudonym_key=PseudonymKey(version=1, key=b"operator-pseudonym-key-32-bytes!"),
-    )
-    store.session_closer = session_closer(setup)
+    store.session_closer = session_closer_for_tests()
+    state = Csms(app, key)
     try:
-        yield Csms(app, key)
+        yield state
     finally:
-        await app.stop()
+        await state.app.stop()
 
 
 def ev_meter(
@@ -251,6 +258,34 @@ async def test_16_remote_session_with_a_charging_limit_settles(csms: Csms) -> No
     settlement = await csms.app.store.settlement_for_session(STATION, transaction_id)
     assert settlement is not None and settlement.status == "pending", settlement
     assert settlement.amount == expected_amount(imported, 0)
+
+
+async def test_16_session_across_a_csms_restart_settles_once(tmp_path: Path, csms: Csms) -> None:
+    """The CSMS goes away mid-session: MeterValues and the Stop are queued and replayed."""
+    app, port = csms.app, csms.app.port
+    meter = ev_meter(csms.meter_key, soc=40, max_discharge_w=0)
+    config = station_config(csms.url, "1.6", sessions=1, speed=900)  # an hour in 4 s
+    runner = runner_for(config, clock=AcceleratedClock(speed=900, start=T0), meters={1: meter})
+    run = asyncio.create_task(runner.run())
+    try:
+        transaction_id = await wait_for_session(app)
+        await asyncio.sleep(0.5)
+        await app.stop()
+        await asyncio.sleep(1.0)  # the station keeps metering offline
+        app = csms.app = await start_csms(tmp_path, CsmsConfig(port=port))
+        app.store.session_closer = session_closer_for_tests()
+        assert await asyncio.wait_for(run, 20) == 0, runner.errors
+    finally:
+        run.cancel()
+    assert runner.connections >= 2  # it did reconnect and replay
+    sessions = await app.store.list_sessions(STATION)
+    assert [s.transaction_id for s in sessions] == [transaction_id]  # no second transaction
+    imported = meter.meter.import_wh - IMPORT_START
+    assert (sessions[0].state, sessions[0].import_wh) == ("ended", imported)
+    settlement = await app.store.settlement_for_session(STATION, transaction_id)
+    assert settlement is not None and settlement.status == "pending", settlement
+    assert settlement.amount == expected_amount(imported, 0)
+    assert len(await app.store.list_settlements()) == 1
 
 
 async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms: Csms) -> None:

@@ -194,3 +194,27 @@ async def test_no_needs_without_an_ev_model() -> None:
     await station.submit(start_transaction(station))
     assert link.actions()[-1] == "TransactionEvent"
     assert "NotifyEVChargingNeeds" not in link.actions()
+
+
+async def test_needs_of_a_start_queued_before_boot_follow_its_replay() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    spec = EvSpec(
+        capacity_wh=60_000,
+        reserve_soc_pct=20,
+        max_charge_w=11_000,
+        max_discharge_w=7000,
+        departure=T0 + timedelta(hours=8),
+        target_soc_pct=80,
+    )
+    meter = EvMeter(
+        Ev(spec, soc_pct=50, at=T0),
+        Meter(key, MeterInfo(serial="M1")),
+        public_key=public_key_ocmf(key),
+    )
+    station = make(Station21, meters={1: meter}, ocpp_version="2.1")
+    await station.submit(start_transaction(station))  # not online yet: queued
+    link = FakeLink()
+    await station.go_online(link)
+    assert link.actions() == ["StatusNotification", "TransactionEvent", "NotifyEVChargingNeeds"]
+    await station.flush()
+    assert link.actions().count("NotifyEVChargingNeeds") == 1  # once only

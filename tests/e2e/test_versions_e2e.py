@@ -13,7 +13,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from chargepoint.backoff import Backoff
 from chargepoint.clock import AcceleratedClock
 from chargepoint.config import StationConfig
+from chargepoint.connection import TlsFiles
+from chargepoint.errors import HandshakeRefused
 from chargepoint.ev import Ev, EvSpec
 from chargepoint.ev_meter import EvMeter
 from chargepoint.meter import Meter, MeterInfo, public_key_ocmf, public_key_pem
@@ -32,6 +34,7 @@ from chargepoint.runner import StationRunner, runner_for
 from chargepoint.transaction import IdToken
 from csms.app import CsmsApp, start_csms
 from csms.blocks16.remote import set_charging_profile_request_16
+from csms.certs import write_ca, write_server_cert, write_station_cert
 from csms.config import CsmsConfig
 from csms.dispatch import Decision, set_charging_profile_request
 from csms.identity import PseudonymKey
@@ -378,3 +381,50 @@ async def test_station_cli_refuses_an_unknown_version() -> None:
     )  # fmt: skip
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2 and "--ocpp" in err.decode()
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.1"])
+async def test_mutual_tls_binds_the_certificate_to_the_station_in_every_version(
+    tmp_path: Path, version: str
+) -> None:
+    now = datetime.now(UTC)
+    pki = tmp_path / "pki"
+    ca = write_ca(pki, now)
+    server = write_server_cert(pki, ["localhost"], now)
+    for station_id in (STATION, "CS-INTRUDER"):
+        write_station_cert(pki, station_id, now)
+    config = CsmsConfig(
+        port=0,
+        security_profile=3,
+        tls_cert=str(server.cert),
+        tls_key=str(server.key),
+        tls_ca=str(ca.cert),
+    )
+    app = await start_csms(tmp_path / "data", config)
+    try:
+        created = format_timestamp(utc_now())
+        await app.store.add_station(STATION, hash_password(PASSWORD), created)
+        await app.store.add_token(TokenRecord(TAG, "ISO14443", "Accepted", "invoice", None, "x"))
+
+        async def run_with(stem: str) -> StationRunner:
+            files = TlsFiles(ca=ca.cert, cert=pki / f"{stem}.pem", key=pki / f"{stem}.key")
+            settings = replace(
+                station_config(f"wss://localhost:{app.port}/ocpp", version, sessions=1, speed=6000),
+                password=None,
+                tls=files,
+                session_seconds=600,
+            )
+            runner = runner_for(settings)
+            await asyncio.wait_for(runner.run(), 20)
+            return runner
+
+        good = await run_with(f"station-{STATION}")
+        assert good.errors == []
+        sessions = await app.store.list_sessions(STATION)
+        assert len(sessions) == 1 and sessions[0].state == "ended"
+        assert sessions[0].transaction_id.isdigit() == (version == "1.6")
+        intruder = await run_with("station-CS-INTRUDER")  # a valid certificate, another id
+        assert isinstance(intruder.errors[0], HandshakeRefused)
+        assert intruder.errors[0].status == 403
+    finally:
+        await app.stop()

@@ -32,6 +32,8 @@ from csms.settling import SettlementSetup, session_closer
 from csms.store.sqlite import CsmsStore
 from csms.tariffs import load_tariff
 from csms.timeutil import Clock, utc_now
+from csms.web.deps import ReviewDeps
+from csms.web.server import WebServer, start_web
 from ledger.consensus.runner import EmbeddedSet, Tuning, start_embedded, validator_urls
 from ledger.genesis import Genesis, load_genesis
 from ledger.home import init_data_dir
@@ -55,12 +57,15 @@ class CsmsApp:
     dispatcher: Dispatcher | None = None
     embedded: EmbeddedSet | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    web: WebServer | None = None  # the review dashboard, API and /metrics
 
     @property
     def port(self) -> int:
         return self.server.port
 
     async def stop(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -130,8 +135,13 @@ async def start_csms(
     *,
     ledger: LedgerMode = "off",
     tuning: Tuning | None = None,
+    serve_web: bool = False,
 ) -> CsmsApp:
-    """Open the data directory, start the ledger link and the server; return the running app."""
+    """Open the data directory, start the ledger link and the server; return the running app.
+
+    ``serve_web`` also serves the review dashboard, API and /metrics on
+    ``config.http_host:http_port``.
+    """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = await CsmsStore.open_data_dir(data_dir)
@@ -142,10 +152,28 @@ async def start_csms(
         if ledger != "off":
             await _start_settlement(app, services, ledger, tuning)
         await server.start()
+        if serve_web:
+            app.web = await start_web(
+                _review_deps(app, services), config.http_host, config.http_port
+            )
     except BaseException:
         await app.stop()
         raise
     return app
+
+
+def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
+    return ReviewDeps(
+        store=app.store,
+        data_dir=app.data_dir,
+        stations=app.stations,
+        server=app.server,
+        setup=app.setup,
+        genesis_path=app.genesis_path,
+        ledger_dir=None if app.genesis_path is None else app.genesis_path.parent,
+        settlement_written=services.settlement_written,
+        clock=services.clock,
+    )
 
 
 async def _start_settlement(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from csms.errors import CsmsError
@@ -74,6 +75,33 @@ def credit_body(
     return body
 
 
+def check_room(
+    original: SettlementRecord, earlier: Sequence[SettlementRecord], amount: int | None
+) -> None:
+    """Refuse a credit that would give back more than was settled.
+
+    A full reversal needs no other live (pending or committed) credit; partial credits of a
+    session the driver paid for add up to at most what was paid. (A session where the driver
+    was paid may still get partial goodwill credits.)
+    """
+    live = [c for c in earlier if c.kind == "credit" and c.status in ("pending", "committed")]
+    if amount is None:
+        if live:
+            raise CorrectionError(
+                f"{original.settlement_id} already has {len(live)} credit(s): a full reversal"
+                " would give back twice"
+            )
+        return
+    paid = original.amount or 0
+    if paid > 0:
+        refunded = -sum(c.amount or 0 for c in live)
+        if refunded + amount > paid:
+            raise CorrectionError(
+                f"{original.settlement_id}: {refunded} of {paid} micro-units are credited"
+                f" already; {amount} more would exceed what was paid"
+            )
+
+
 def build_credit(
     setup: SettlementSetup,
     original: SettlementRecord,
@@ -81,8 +109,12 @@ def build_credit(
     reason: str,
     created_at: str,
     amount: int | None = None,
+    earlier: Sequence[SettlementRecord] = (),
 ) -> SettlementOutcome:
-    """A signed credit for a settlement, ready for ``CsmsStore.add_credit``."""
+    """A signed credit for a settlement, ready for ``CsmsStore.add_credit``.
+
+    ``earlier`` are the credits already issued for it (see :func:`check_room`).
+    """
     reason = reason.strip()
     if not reason:
         raise CorrectionError("a correction needs a reason")
@@ -95,6 +127,7 @@ def build_credit(
             f"{original.settlement_id} is {original.status}: only a committed settlement can"
             " be corrected (validators refuse a credit for anything else)"
         )
+    check_room(original, [c for c in earlier if c.corrects == original.settlement_id], amount)
     credit_id = credit_id_for(original.settlement_id, created_at, reason)
     body = credit_body(json.loads(original.body), credit_id=credit_id, amount=amount)
     tx = sign_tx(body, setup.signer, setup.chain_id)

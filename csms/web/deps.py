@@ -22,7 +22,8 @@ class ReviewDeps:
 
     ``setup`` signs corrections (without it credits are refused); ``settlement_written``
     wakes the outbox after a credit is queued; ``ledger_status`` reports the chain (default:
-    read the validator stores of ``data_dir``); ``genesis_path`` is offered to receipt users.
+    read the validator stores of ``ledger_dir``, or of ``data_dir`` or ``data_dir/ledger``);
+    ``genesis_path`` is offered to receipt users.
     """
 
     store: CsmsStore
@@ -31,6 +32,7 @@ class ReviewDeps:
     server: CsmsServer | None = None
     setup: SettlementSetup | None = None
     genesis_path: Path | None = None
+    ledger_dir: Path | None = None  # the validators' data dir; default: found in data_dir
     ledger_status: LedgerStatus | None = None
     settlement_written: Callable[[], None] | None = None
     clock: Clock = utc_now

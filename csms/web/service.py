@@ -39,7 +39,7 @@ class StationView:
 class ReviewService:
     def __init__(self, deps: ReviewDeps) -> None:
         self.deps = deps
-        self._data_ledger = DataDirLedger(deps.data_dir)
+        self._data_ledger = DataDirLedger(deps.ledger_dir or deps.data_dir)
 
     async def sessions(self, wanted: SessionFilter | None = None) -> list[SessionRow]:
         return await load_rows(self.deps.store, wanted)
@@ -144,8 +144,15 @@ class ReviewService:
         if original is None:
             raise NotFound(f"{review_id!r} has no settlement to correct")
         now = format_timestamp(self.deps.clock())
+        earlier = [
+            s
+            for s in await self.deps.store.list_settlements()
+            if s.kind == "credit" and s.corrects == original.settlement_id
+        ]
         try:
-            outcome = build_credit(setup, original, reason=reason, created_at=now, amount=amount)
+            outcome = build_credit(
+                setup, original, reason=reason, created_at=now, amount=amount, earlier=earlier
+            )
         except CorrectionError as exc:
             raise Conflict(str(exc)) from None
         await self.deps.store.add_credit(original.station_id, original.transaction_id, outcome, now)

@@ -244,6 +244,10 @@ async def test_a_credit_is_committed_like_a_settlement_and_shown_beside_it(
     assert shown["settlement_id"] == credit["credit_id"] and shown["status"] == "committed"
     assert shown["reason"] == "meter fault at bay 3" and shown["block_height"] == 2
     assert detail["session"]["amount"] == EXPECTED_AMOUNT  # the original is never changed
+    twice = await client.post(
+        f"/api/sessions/{sid}/credit", json={"reason": "again"}, auth=AS_OPERATOR
+    )
+    assert twice.status_code == 409 and "twice" in twice.json()["detail"]
     receipt = await client.get(f"/api/sessions/{credit['credit_id']}/receipt", auth=AS_AUDITOR)
     verify_receipt(receipt_from_dict(receipt.json()), load_genesis(world.genesis_path))
     assert receipt.json()["settlement"]["corrects"] == sid

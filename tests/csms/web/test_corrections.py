@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csms.corrections import CorrectionError, credit_body
+from csms.corrections import CorrectionError, check_room, credit_body
+from csms.model import SettlementRecord
 from ledger.amounts import PricedInterval, settlement_amount
 from ledger.schema import check_record
 from ledger.tx import CREDIT
@@ -90,3 +91,26 @@ def test_only_settlements_can_be_credited() -> None:
         credit_body(credit, credit_id="crd-4")
     with pytest.raises(CorrectionError, match="positive"):
         credit_body(original([(1000, 0, 300_000, 0)]), credit_id="crd-5", amount=0)
+
+
+def record(sid: str, kind: str, amount: int, status: str = "committed") -> SettlementRecord:
+    return SettlementRecord(
+        sid, "st", "tx", kind, status, None, "stl-1" if kind == "credit" else None, "v1:ev",
+        0, 0, amount, "EUR", "{}", b"", "t", None, None, None, None, None,
+    )  # fmt: skip
+
+
+def test_credits_never_give_back_more_than_was_paid() -> None:
+    paid = record("stl-1", "settlement", 10_000)
+    check_room(paid, [], None)
+    check_room(paid, [], 10_000)
+    first = record("crd-1", "credit", -6_000)
+    check_room(paid, [first], 4_000)
+    with pytest.raises(CorrectionError, match="exceed what was paid"):
+        check_room(paid, [first], 4_001)
+    with pytest.raises(CorrectionError, match="full reversal"):
+        check_room(paid, [first], None)
+    rejected = record("crd-2", "credit", -10_000, status="rejected")
+    check_room(paid, [rejected], None)  # a credit the ledger refused does not count
+    driver_was_paid = record("stl-1", "settlement", -5_000)
+    check_room(driver_was_paid, [record("crd-3", "credit", -100)], 1_000)  # goodwill

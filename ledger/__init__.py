@@ -8,6 +8,7 @@ Imports nothing of the project and knows nothing of OCPP. A map of the modules:
   canonical forms; ``block_id``.
 - ``tx``, ``schema``, ``validation``: transaction kinds, ``sign_tx``, schema checks, and
   the rules that reject a transaction with its own error type.
+- ``checked``: transactions a validator has decoded and verified, so each is checked once.
 - ``state``, ``apply``: the ledger state and ``apply_block`` (a new state per block).
 - ``merkle``: RFC 6962 roots and inclusion proofs.
 - ``commit``, ``blocks``, ``chain``: certificates, building and verifying blocks, and
@@ -17,5 +18,5 @@ Imports nothing of the project and knows nothing of OCPP. A map of the modules:
 - ``receipt``: offline-verifiable proofs that a settlement was committed.
 - ``pow``, ``sealing``, ``devchain``: PoW sealing, single-process sealing, demo chains.
 - ``consensus``: Tendermint BFT consensus.
-- ``cli``: ``v2g keys`` and ``v2g ledger``.
+- ``cli``: ``v2g keys``, ``v2g ledger`` and ``v2g validator``.
 """

@@ -70,3 +70,5 @@ class StationConfig:
             raise ConfigError(f"idToken type must be one of {', '.join(ID_TOKEN_TYPES)}")
         if not self.id_token.id_token or len(self.id_token.id_token) > 36:
             raise ConfigError("idToken must be 1-36 characters")
+        if self.ocpp_version == "1.6" and len(self.id_token.id_token) > 20:
+            raise ConfigError("an OCPP 1.6 idTag is at most 20 characters")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from chargepoint.config import StationConfig
 from chargepoint.device_model import DeviceModel, default_variables
+from chargepoint.errors import ConfigError
+from chargepoint.transaction import IdToken
 from chargepoint.v16.configuration import KEY_MAP, Configuration, ConfigurationStatus
 
 
@@ -47,3 +52,15 @@ def test_bad_values_read_only_and_unknown_keys_are_refused() -> None:
     assert config.change("NumberOfConnectors", "4") is ConfigurationStatus.REJECTED
     assert config.change("NoSuchKey", "1") is ConfigurationStatus.NOT_SUPPORTED
     assert config.device_model.read_int("OCPPCommCtrlr", "HeartbeatInterval") != 0
+
+
+def test_a_16_id_tag_longer_than_20_and_an_unknown_version_are_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="20 characters"):
+        StationConfig(
+            url="ws://h/ocpp", station_id="CP1", ocpp_version="1.6", id_token=IdToken("X" * 21)
+        )
+    StationConfig(
+        url="ws://h/ocpp", station_id="CP1", ocpp_version="2.1", id_token=IdToken("X" * 21)
+    )
+    with pytest.raises(ConfigError, match="--ocpp"):
+        StationConfig(url="ws://h/ocpp", station_id="CP1", ocpp_version="1.5")

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from ocpp.v201 import call as v201_call
 
 from chargepoint.metering import ReadingContext
 from chargepoint.transaction import IdToken, TriggerReason
 from chargepoint.v16.client import StationClient16
+from chargepoint.v16.payloads import boot_notification_call
 from chargepoint.v16.station import Station16
 from tests.chargepoint.test_client import FakeConnection, next_out
 from tests.chargepoint.v16.builders import SteerableMeter, make
@@ -172,3 +174,20 @@ async def test_change_availability_of_connector_zero_is_the_whole_station(live: 
 async def test_malformed_call_gets_a_16_callerror(live: Live) -> None:
     frame = await live.ask("ChangeConfiguration", {"key": "HeartbeatInterval"})
     assert frame[0] == 4 and frame[2] == "ProtocolError"  # a required field is missing (1.6)
+
+
+async def test_the_runners_heartbeat_and_boot_go_out_as_16(live: Live) -> None:
+    """The shared runner sends ``ocpp.v201`` Heartbeat objects: valid 1.6 by name and body."""
+    pending = asyncio.create_task(live.client.send(v201_call.Heartbeat()))
+    frame = await next_out(live.conn)
+    assert frame[2:] == ["Heartbeat", {}]
+    await live.conn.inbox.put(json.dumps([3, frame[1], {"currentTime": "2026-01-01T12:00:00Z"}]))
+    assert (await pending).current_time == "2026-01-01T12:00:00Z"
+    boot = asyncio.create_task(
+        live.client.send(boot_notification_call(vendor="v", model="m", serial="s"))
+    )
+    frame = await next_out(live.conn)
+    assert frame[3]["chargePointVendor"] == "v"
+    answer = {"status": "Accepted", "currentTime": "2026-01-01T12:00:00Z", "interval": 30}
+    await live.conn.inbox.put(json.dumps([3, frame[1], answer]))
+    assert (await boot).interval == 30

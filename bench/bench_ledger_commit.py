@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             asyncio.run(wait_listening(urls, procs))
             cpu_before = [cpu_seconds(p.pid) for p in procs]
+            own_before = time.process_time()
             seconds, latencies = asyncio.run(load(urls, warmup, txs, window))
+            own_cpu = time.process_time() - own_before
             cpu_after = [cpu_seconds(p.pid) for p in procs]
         except BaseException:
             for home in validator_homes(data):
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         per_tx = sum(spent) / count
         lines["validators_cpu_us_per_tx"] = f"{per_tx * 1e6:.0f}"
         lines["signature_share_of_cpu"] = f"{args.validators / rate / per_tx:.3f}"
+    lines["loadgen_cpu_us_per_tx"] = f"{own_cpu / count * 1e6:.0f}"
     for name, value in lines.items():
         print(f"{name}={value}")
 

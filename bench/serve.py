@@ -59,7 +59,12 @@ async def serve_ours(args: argparse.Namespace, stop: asyncio.Event) -> None:
         max_connections=args.stations + 100,
         dispatch_interval=3600.0,
     )
-    app = await start_csms(data_dir, config, ledger=args.ledger)
+    tuning = None
+    if args.block_interval_ms:
+        from ledger.consensus.runner import Tuning
+
+        tuning = Tuning(block_interval_ms=args.block_interval_ms)
+    app = await start_csms(data_dir, config, ledger=args.ledger, tuning=tuning)
     meter_key = Path(args.meter_key).read_text() if args.meter_key else None
     hashed = cheap_password_hash(PASSWORD)
     async with app.store.transaction() as db:
@@ -115,6 +120,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ledger", choices=["off", "embedded"], default="off")
     parser.add_argument("--meter-key", help="PEM public key registered for every station")
     parser.add_argument("--tariff", help="tariff YAML to install in the data dir")
+    parser.add_argument("--block-interval-ms", type=int, help="embedded ledger block interval")
     return parser.parse_args()
 
 

@@ -1,0 +1,272 @@
+"""Benchmark: session Ended -> committed settlement and receipt, at a steady session rate.
+
+Our CSMS runs as its own process (``bench.serve ours --ledger embedded``: 4 in-process
+validators, the default tariff, one meter key registered for every station). This process
+drives stations over websockets: a new session starts every 1/``--rate`` seconds on a free
+station, with OCMF-signed Begin and End readings (``chargepoint.meter``), Started then Ended.
+For each session it takes the wall-clock instant the Ended answer arrived, then watches the
+CSMS database (read-only, polled every 20 ms) for the settlement's ``committed_at`` (the
+instant the outbox recorded the commit, CSMS clock = this machine's clock) and its receipt.
+
+Prints e2e_commit_p50/p99 (Ended answer -> committed_at) and e2e_receipt_p50/p99 (Ended
+answer -> receipt stored, as observed by polling). Run: ``python -m bench.bench_e2e [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sqlite3
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from bench.common import (
+    emit,
+    percentile,
+    raise_open_files_limit,
+    read_json_line,
+    spawn_module,
+    stop_process,
+)
+from bench.serve import PASSWORD, TOKEN, TOKEN_TYPE, station_id
+from chargepoint.ev import UJ_PER_WH, EnergyFlow
+from chargepoint.meter import (
+    Identification,
+    Meter,
+    MeterInfo,
+    public_key_ocmf,
+    public_key_pem,
+    signed_meter_value,
+)
+
+
+def stamp(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SigningStation:
+    """One station connection with its own signing meter; runs one session at a time."""
+
+    def __init__(self, index: int, key: ec.EllipticCurvePrivateKey) -> None:
+        self.name = station_id(index)
+        self.key = key
+        self.meter = Meter(key, MeterInfo(serial=f"BENCH-{index}"), import_wh=1000, export_wh=0)
+        self.who = Identification(TOKEN, TOKEN_TYPE, "1")
+        self.ws: ClientConnection | None = None
+        self.ids = 0
+        self.sessions = 0
+
+    async def open(self, url: str) -> None:
+        token = base64.b64encode(f"{self.name}:{PASSWORD}".encode()).decode()
+        self.ws = await connect(
+            f"{url}/ocpp/{self.name}",
+            subprotocols=[Subprotocol("ocpp2.0.1")],
+            additional_headers={"Authorization": f"Basic {token}"},
+            compression=None,
+        )
+        await self.call("BootNotification", {
+            "reason": "PowerUp", "chargingStation": {"model": "B", "vendorName": "bench"},
+        })  # fmt: skip
+
+    async def call(self, action: str, payload: dict[str, Any]) -> list[Any]:
+        assert self.ws is not None
+        self.ids += 1
+        message_id = str(self.ids)
+        await self.ws.send(json.dumps([2, message_id, action, payload]))
+        while True:
+            frame: list[Any] = json.loads(await self.ws.recv())
+            if frame[0] == 2:  # dispatch calls from the CSMS: accept
+                result = {} if frame[2] == "CostUpdated" else {"status": "Accepted"}
+                await self.ws.send(json.dumps([3, frame[1], result]))
+            elif frame[1] == message_id:
+                return frame
+
+    def reading(self, at: datetime, nature: str, context: str) -> dict[str, Any]:
+        record = self.meter.sign(nature, at, self.who)  # type: ignore[arg-type]
+        return {
+            "timestamp": stamp(at),
+            "sampledValue": [
+                {
+                    "value": self.meter.import_wh,
+                    "context": context,
+                    "measurand": "Energy.Active.Import.Register",
+                    "unitOfMeasure": {"unit": "Wh"},
+                    "signedMeterValue": signed_meter_value(record, public_key_ocmf(self.key)),
+                },
+                {
+                    "value": self.meter.export_wh,
+                    "context": context,
+                    "measurand": "Energy.Active.Export.Register",
+                    "unitOfMeasure": {"unit": "Wh"},
+                },
+            ],
+        }
+
+    async def session(self) -> tuple[str, str, float]:
+        """Run Started then Ended; return (station, transaction id, Ended answer wall time)."""
+        self.sessions += 1
+        transaction_id = f"{self.name}-{self.sessions}"
+        began = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
+        ended = began + timedelta(seconds=1)
+        await self.call("TransactionEvent", self.event("Started", 0, transaction_id, began))
+        self.meter.feed(EnergyFlow(began, ended, 2_000 * UJ_PER_WH, 500 * UJ_PER_WH))
+        answer = await self.call("TransactionEvent", self.event("Ended", 1, transaction_id, ended))
+        if answer[0] != 3:
+            raise RuntimeError(f"Ended refused: {answer}")
+        return self.name, transaction_id, time.time()
+
+    def event(self, kind: str, seq: int, transaction_id: str, at: datetime) -> dict[str, Any]:
+        nature, context = ("Begin", "Transaction.Begin")
+        if kind == "Ended":
+            nature, context = ("End", "Transaction.End")
+        payload: dict[str, Any] = {
+            "eventType": kind,
+            "timestamp": stamp(at),
+            "triggerReason": "Authorized" if kind == "Started" else "StopAuthorized",
+            "seqNo": seq,
+            "transactionInfo": {"transactionId": transaction_id},
+            "evse": {"id": 1, "connectorId": 1},
+            "idToken": {"idToken": TOKEN, "type": TOKEN_TYPE},
+            "meterValue": [self.reading(at, nature, context)],
+        }
+        if kind == "Ended":
+            payload["transactionInfo"]["stoppedReason"] = "EVDisconnected"
+        return payload
+
+
+def committed(db_path: Path) -> dict[tuple[str, str], tuple[str, str | None, bool]]:
+    """(station, transaction) -> (status, committed_at, has receipt), read-only."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute(
+            "SELECT station_id, transaction_id, status, committed_at, receipt IS NOT NULL"
+            " FROM settlements"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {(r[0], r[1]): (r[2], r[3], bool(r[4])) for r in rows}
+
+
+def parse_stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, Any]:
+    stations = [SigningStation(i, args.key) for i in range(args.stations)]
+    await asyncio.gather(*(s.open(url) for s in stations))
+    free: asyncio.Queue[SigningStation] = asyncio.Queue()
+    for s in stations:
+        free.put_nowait(s)
+    ended: dict[tuple[str, str], float] = {}
+    errors = 0
+
+    async def one() -> None:
+        nonlocal errors
+        station = await free.get()
+        try:
+            name, transaction_id, at = await station.session()
+            ended[(name, transaction_id)] = at
+        except Exception:
+            errors += 1
+        finally:
+            free.put_nowait(station)
+
+    count = int(args.rate * args.duration)
+    began = time.monotonic()
+    tasks = []
+    for i in range(count):
+        await asyncio.sleep(max(0.0, began + i / args.rate - time.monotonic()))
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    offered_rate = count / (time.monotonic() - began)
+
+    commit_latency: dict[tuple[str, str], float] = {}
+    receipt_latency: dict[tuple[str, str], float] = {}
+    flagged = 0
+    deadline = time.monotonic() + args.settle_timeout
+    while time.monotonic() < deadline:
+        now = time.time()
+        rows = await asyncio.to_thread(committed, db_path)
+        flagged = 0
+        for session, at in ended.items():
+            row = rows.get(session)
+            if row is None:
+                continue
+            status, committed_at, has_receipt = row
+            if status not in ("pending", "committed"):
+                flagged += 1
+            if committed_at is not None and session not in commit_latency:
+                commit_latency[session] = parse_stamp(committed_at) - at
+            if has_receipt and session not in receipt_latency:
+                receipt_latency[session] = now - at
+        if len(receipt_latency) + flagged >= len(ended):
+            break
+        await asyncio.sleep(0.02)
+    for s in stations:
+        if s.ws is not None:
+            await s.ws.close()
+    return {
+        "sessions": count,
+        "ended": len(ended),
+        "offered_rate": offered_rate,
+        "committed": len(commit_latency),
+        "receipts": len(receipt_latency),
+        "flagged": flagged,
+        "errors": errors,
+        "commit": list(commit_latency.values()),
+        "receipt": list(receipt_latency.values()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rate", type=float, help="sessions started per second")
+    parser.add_argument("--duration", type=float, help="seconds of session starts")
+    parser.add_argument("--stations", type=int, default=40)
+    parser.add_argument("--block-interval-ms", type=int, default=0, help="0: the default")
+    parser.add_argument("--settle-timeout", type=float, default=60.0)
+    args = parser.parse_args()
+    args.rate = args.rate or (5.0 if args.quick else 20.0)
+    args.duration = args.duration or (8.0 if args.quick else 30.0)
+    raise_open_files_limit()
+    args.key = ec.generate_private_key(ec.SECP256R1())
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        key_file = Path(tmp) / "meter.pem"
+        key_file.write_bytes(public_key_pem(args.key))
+        data_dir = Path(tmp) / "data"
+        command = ["ours", "--data-dir", str(data_dir), "--stations", str(args.stations)]
+        command += ["--ledger", "embedded", "--meter-key", str(key_file)]
+        if args.block_interval_ms:
+            command += ["--block-interval-ms", str(args.block_interval_ms)]
+        server = spawn_module("bench.serve", *command)
+        try:
+            started = read_json_line(server, 120)
+            url = f"ws://127.0.0.1:{started['port']}"
+            result = asyncio.run(drive(args, url, data_dir / "csms.sqlite"))
+        finally:
+            stop_process(server)
+    emit("e2e_target_rate", args.rate)
+    emit("e2e_offered_rate", float(result["offered_rate"]))
+    emit("e2e_sessions", int(result["ended"]))
+    emit("e2e_committed", int(result["committed"]))
+    emit("e2e_receipts", int(result["receipts"]))
+    emit("e2e_flagged", int(result["flagged"]))
+    emit("e2e_errors", int(result["errors"]))
+    emit("e2e_commit_p50_ms", percentile(result["commit"], 0.50) * 1000)
+    emit("e2e_commit_p99_ms", percentile(result["commit"], 0.99) * 1000)
+    emit("e2e_receipt_p50_ms", percentile(result["receipt"], 0.50) * 1000)
+    emit("e2e_receipt_p99_ms", percentile(result["receipt"], 0.99) * 1000)
+
+
+if __name__ == "__main__":
+    main()

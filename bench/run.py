@@ -1,0 +1,193 @@
+"""Run every benchmark in ``bench/`` and write ``bench/RESULTS.md``.
+
+Each ``bench/bench_*.py`` module runs as ``python -m bench.<name> [--quick]`` in its own
+process; its ``name=value`` lines are collected (and echoed). The results file lists the
+figures per benchmark, the targets of issue 7 (met or not, as measured in this run), the
+machine (cores, CPU model, Python), the date and the command. Ratios are measured side by
+side within one benchmark run; absolute numbers are reported, never asserted.
+
+Run: ``python -m bench.run [--quick] [--only NAME ...] [--output FILE]`` (``make bench``,
+``make bench-quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import REPO, machine
+
+BENCH_DIR = Path(__file__).resolve().parent
+TIMEOUT_S = {"quick": 240.0, "full": 1800.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One goal of issue 7 over the figures of a run."""
+
+    text: str
+    needs: tuple[str, ...]
+    met: Callable[[dict[str, float]], bool]
+
+
+TARGETS = (
+    Target(
+        "CSMS throughput >= 5x the reference, validation on",
+        ("csms_throughput_ratio",),
+        lambda f: f["csms_throughput_ratio"] >= 5,
+    ),
+    Target(
+        "CSMS p99 < 50 ms at 1,000 stations",
+        ("csms_p99_ms", "csms_stations"),
+        lambda f: f["csms_p99_ms"] < 50 and f["csms_stations"] >= 1000,
+    ),
+    Target(
+        "10,000 stations: heartbeat p99 < 100 ms",
+        ("conn_heartbeat_p99_ms", "conn_live"),
+        lambda f: f["conn_heartbeat_p99_ms"] < 100 and f["conn_live"] >= 10_000,
+    ),
+    Target(
+        "10,000 stations in < 1 GiB resident",
+        ("conn_rss_mib", "conn_live"),
+        lambda f: f["conn_rss_mib"] < 1024 and f["conn_live"] >= 10_000,
+    ),
+    Target(
+        "Ledger >= half the signature ceiling",
+        ("ledger_ceiling_fraction",),
+        lambda f: f["ledger_ceiling_fraction"] >= 0.5,
+    ),
+    Target(
+        "Session -> receipt p99 < 2 s at 20 sessions/s",
+        ("e2e_receipt_p99_ms", "e2e_offered_rate"),
+        lambda f: f["e2e_receipt_p99_ms"] < 2000 and f["e2e_offered_rate"] >= 19.5,
+    ),
+)
+
+
+def discover(only: list[str] | None) -> list[str]:
+    names = sorted(p.stem for p in BENCH_DIR.glob("bench_*.py"))
+    if only:
+        names = [n for n in names if n in only or n.removeprefix("bench_") in only]
+    return names
+
+
+def parse_lines(text: str) -> list[tuple[str, str]]:
+    """The ``name=value`` lines of a benchmark's output, in order."""
+    figures = []
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and " " not in name and name.replace("_", "").isalnum():
+            figures.append((name, value))
+    return figures
+
+
+def run_one(name: str, quick: bool) -> tuple[list[tuple[str, str]], float, str | None]:
+    """Run one benchmark module; (figures, seconds, error or None)."""
+    command = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if quick else [])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            command,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S["quick" if quick else "full"],
+        )
+    except subprocess.TimeoutExpired as exc:
+        output = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        return parse_lines(output), time.monotonic() - began, "timed out"
+    error = None
+    if done.returncode != 0:
+        tail = (done.stderr or "").strip().splitlines()[-3:]
+        error = f"exit {done.returncode}: " + " | ".join(tail)
+    return parse_lines(done.stdout), time.monotonic() - began, error
+
+
+def as_number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def render(
+    results: dict[str, tuple[list[tuple[str, str]], float, str | None]],
+    command: str,
+    began: datetime,
+) -> str:
+    info = machine()
+    figures: dict[str, float] = {}
+    for lines, _, _ in results.values():
+        for name, value in lines:
+            number = as_number(value)
+            if number is not None:
+                figures[name] = number
+    out = [
+        "# Benchmark results",
+        "",
+        f"- date: {began.strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- command: `{command}`",
+        f"- machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']},"
+        f" {info['platform']}",
+        "- ratios are measured side by side in this run; absolute numbers vary with the"
+        " machine and its load and are reported, not asserted",
+        "",
+        "## Targets (issue 7)",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for target in TARGETS:
+        if all(n in figures for n in target.needs):
+            shown = ", ".join(f"{n}={figures[n]:g}" for n in target.needs)
+            verdict = "yes" if target.met(figures) else "no"
+        else:
+            shown, verdict = "not measured in this run", "-"
+        out.append(f"| {target.text} | {shown} | {verdict} |")
+    for name, (lines, seconds, error) in results.items():
+        out += ["", f"## {name} ({seconds:.0f} s)", ""]
+        if error:
+            out += [f"**failed**: {error}", ""]
+        out += ["| figure | value |", "|---|---|"]
+        out += [f"| {n} | {v} |" for n, v in lines]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every benchmark's quick mode")
+    parser.add_argument("--only", nargs="*", help="benchmark names (bench_x or x)")
+    parser.add_argument("--output", default=str(BENCH_DIR / "RESULTS.md"))
+    args = parser.parse_args()
+    began = datetime.now(UTC)
+    command = "python -m bench.run" + (" --quick" if args.quick else "")
+    if args.only:
+        command += " --only " + " ".join(args.only)
+    results = {}
+    failed = False
+    for name in discover(args.only):
+        print(f"# {name}", flush=True)
+        lines, seconds, error = run_one(name, args.quick)
+        for figure, value in lines:
+            print(f"{figure}={value}", flush=True)
+        if error:
+            failed = True
+            print(f"# {name} failed: {error}", flush=True)
+        print(f"# {name}: {seconds:.0f} s", flush=True)
+        results[name] = (lines, seconds, error)
+    Path(args.output).write_text(render(results, command, began), encoding="utf-8")
+    print(f"# wrote {args.output}", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,8 @@ from chargepoint.backoff import Backoff
 from chargepoint.config import ID_TOKEN_TYPES, OCPP_VERSIONS, StationConfig
 from chargepoint.connection import TlsFiles
 from chargepoint.errors import ChargePointError
+from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
+from chargepoint.meter import public_key_pem
 from chargepoint.runner import runner_for
 from chargepoint.transaction import IdToken
 
@@ -114,6 +116,51 @@ from chargepoint.transaction import IdToken
     type=float,
     help="Cap of the reconnect delay in seconds.",
 )
+@click.option(
+    "--meter-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Meter signing key (P-256 PEM; created 0600 if missing). Turns on the V2G EV behind "
+    "an OCMF signing meter per EVSE; the public key is written to FILE.pub.pem.",
+)
+@click.option(
+    "--print-meter-key",
+    is_flag=True,
+    help="Print the public PEM of --meter-key (for v2g stations add --meter-key) and exit.",
+)
+@click.option("--battery-kwh", default=60.0, show_default=True, type=float, help="EV battery.")
+@click.option(
+    "--soc", default=40.0, show_default=True, type=click.FloatRange(0, 100), help="SoC on arrival."
+)
+@click.option(
+    "--reserve-soc",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="SoC below which the EV never discharges.",
+)
+@click.option(
+    "--target-soc",
+    default=80,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="SoC the EV wants at departure (the end of the session).",
+)
+@click.option("--max-charge-kw", default=11.0, show_default=True, type=float)
+@click.option("--max-discharge-kw", default=7.0, show_default=True, type=float)
+@click.option(
+    "--ev-seed",
+    default=None,
+    type=int,
+    help="Vary each EV's battery (+-20 %) and arrival SoC (+-15 points) from this seed.",
+)
+@click.option(
+    "--aligned-interval",
+    default=900,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Initial AlignedDataCtrlr.Interval: signed clock-aligned readings, station seconds.",
+)
 def chargepoint_command(
     url: str,
     station_id: str,
@@ -133,6 +180,16 @@ def chargepoint_command(
     connect_timeout: float,
     response_timeout: float,
     max_backoff: float,
+    meter_key: Path | None,
+    print_meter_key: bool,
+    battery_kwh: float,
+    soc: float,
+    reserve_soc: int,
+    target_soc: int,
+    max_charge_kw: float,
+    max_discharge_kw: float,
+    ev_seed: int | None,
+    aligned_interval: int,
 ) -> None:
     """Connect station STATION_ID to the CSMS at URL (ws[s]://host:port/ocpp or .../STATION_ID)."""
     try:
@@ -149,12 +206,42 @@ def chargepoint_command(
             session_seconds=session_seconds,
             speed=speed,
             tx_updated_interval=meter_interval,
+            aligned_interval=aligned_interval,
             connect_timeout=connect_timeout,
             response_timeout=response_timeout,
             backoff=Backoff(initial=min(1.0, max_backoff), cap=max_backoff),
             ocpp_version=ocpp_version,
         )
-        runner = runner_for(config)
+        meters = None
+        if meter_key is not None:
+            meter_signing_key = ensure_meter_key(meter_key)
+            if print_meter_key:
+                click.echo(public_key_pem(meter_signing_key).decode("ascii"), nl=False)
+                return
+            click.echo(
+                f"{station_id}: meter public key in {public_key_path(meter_key)} "
+                "(register it with: v2g stations add ... --meter-key FILE)",
+                err=True,
+            )
+            ev = EvOptions(
+                battery_kwh=battery_kwh,
+                soc_pct=soc,
+                reserve_soc_pct=reserve_soc,
+                target_soc_pct=target_soc,
+                max_charge_kw=max_charge_kw,
+                max_discharge_kw=max_discharge_kw,
+                seed=ev_seed,
+            )
+            meters = ev_meters(
+                meter_signing_key,
+                station_id=station_id,
+                evses=evses,
+                options=ev,
+                stay_seconds=session_seconds,
+            )
+        elif print_meter_key:
+            raise click.UsageError("--print-meter-key needs --meter-key FILE")
+        runner = runner_for(config, meters=meters)
     except (ChargePointError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     if exit_when_done and logging.getLogger().getEffectiveLevel() >= logging.WARNING:

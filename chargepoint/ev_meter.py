@@ -93,7 +93,8 @@ class EvMeter:
             if self._new_ev is not None:
                 self.ev = self._new_ev(now)
                 self.ev.set_limit(self.ev.spec.max_charge_w, now)
-            self._who = Identification(request.id_token or "", self.token_type, self.evse_id)
+            token_type = request.id_token_type or self.token_type
+            self._who = Identification(request.id_token or "", token_type, self.evse_id)
             return self._reading(self.meter.sign("Begin", now, self._who))
         if request.context is ReadingContext.TRANSACTION_END and self._who is not None:
             self._advance(now, inclusive=False)  # an instant equal to the End is the End
@@ -129,13 +130,15 @@ class EvMeter:
         return min(candidates) if candidates else None
 
     def _advance(self, now: datetime, *, inclusive: bool = True) -> None:
-        while (boundary := self._next_boundary()) is not None and (
-            boundary < now or (inclusive and boundary == now)
+        # outside a transaction nothing is signed, so the EV goes straight to ``now``
+        while (
+            self._who is not None
+            and (boundary := self._next_boundary()) is not None
+            and (boundary < now or (inclusive and boundary == now))
         ):
             self.meter.feed(self.ev.advance(boundary))
-            if self._who is not None:
-                record = self.meter.sign("Intermediate", boundary, self._who)
-                self._held.append(_Held(boundary, record, self._reading(None)))
+            record = self.meter.sign("Intermediate", boundary, self._who)
+            self._held.append(_Held(boundary, record, self._reading(None)))
         if now > self.ev.state.at:
             self.meter.feed(self.ev.advance(now))
 

@@ -46,6 +46,7 @@ class MeterRequest:
     transaction_id: str | None = None
     id_token: str | None = None
     aligned_interval_s: int = 0
+    id_token_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -191,20 +191,19 @@ class Station:
         """
         now = self.clock.now() if at is None else at
         tx = evse.transaction
-        transaction_id: str | None
-        token: str | None
+        transaction_id: str | None = None
+        token: IdToken | None = None
         if tx is not None:
-            transaction_id, token = tx.transaction_id, tx.id_token.id_token
+            transaction_id, token = tx.transaction_id, tx.id_token
         elif starting is not None:
-            transaction_id, token = starting[0], starting[1].id_token
-        else:
-            transaction_id = token = None
+            transaction_id, token = starting
         request = MeterRequest(
             now=now,
             context=context,
             transaction_id=transaction_id,
-            id_token=token,
+            id_token=None if token is None else token.id_token,
             aligned_interval_s=self.aligned_interval(),
+            id_token_type=None if token is None else token.type,
         )
         reading = self.meters[evse.evse_id].read(request)
         measurands = self.device_model.read_list(

@@ -1,8 +1,8 @@
 """The OCPP 2.1 client: the 2.0.1 handlers on the library's 2.1 messages, plus V2X.
 
 Every 2.0.1 handler of ``StationClient`` answers 2.1 unchanged; SetChargingProfile reads 2.1's
-``operationMode``/``setpoint``/``dischargeLimit`` (``chargepoint.v21.profiles``) and
-NotifyAllowedEnergyTransfer records what the CSMS allows.
+``operationMode``/``setpoint``/``dischargeLimit`` (``chargepoint.v21.profiles``) into the
+shared smart-charging core, and NotifyAllowedEnergyTransfer records what the CSMS allows.
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ from ocpp.routing import on
 from ocpp.v21 import call, call_result
 from ocpp.v21.enums import Action
 
+from chargepoint import smart_charging
 from chargepoint.client import Answer, StationClient, answering
-from chargepoint.payloads import status_info
+from chargepoint.payloads import charging_profile_from, status_info
 from chargepoint.station import Station
-from chargepoint.v21.profiles import ProfileRefused, setpoint_from
+from chargepoint.v21.profiles import ProfileRefused, discharges, signed_profile
 from chargepoint.v21.station import Station21
+
+
+def _rejected(reason: str) -> call_result.SetChargingProfile:
+    return call_result.SetChargingProfile(status="Rejected", status_info=status_info(reason))
 
 
 class StationClient21(StationClient):
@@ -38,15 +43,16 @@ class StationClient21(StationClient):
     def on_set_charging_profile(
         self, evse_id: int, charging_profile: dict[str, Any], call_unique_id: str, **_: Any
     ) -> Answer:
-        station = self.station21
         try:
-            targets = [evse_id] if evse_id else list(station.evses)
-            for target in targets:
-                station.apply_setpoint(setpoint_from(target, charging_profile, station.clock.now()))
+            signed = signed_profile(charging_profile)
+            profile = charging_profile_from(signed)
         except ProfileRefused as exc:
-            info = status_info(exc.reason)
-            return call_result.SetChargingProfile(status="Rejected", status_info=info), None
-        return call_result.SetChargingProfile(status="Accepted"), None
+            return _rejected(exc.reason), None
+        except (ValueError, KeyError):  # a 2.1-only purpose or kind, a start that is no time
+            return _rejected("InvalidProfile"), None
+        if discharges(signed) and not self.station21.discharge_allowed(int(evse_id)):
+            return _rejected("DischargeNotAllowed"), None
+        return smart_charging.set_charging_profile(self.station21, int(evse_id), profile)
 
     @on(Action.notify_allowed_energy_transfer)
     @answering

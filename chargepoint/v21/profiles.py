@@ -1,9 +1,12 @@
-"""OCPP 2.1 SetChargingProfile to the power the EV is asked for (pure).
+"""OCPP 2.1 SetChargingProfile periods as signed limits for the shared profile store (pure).
 
 2.1 says what to do per schedule period with ``operationMode``: ``ChargingOnly`` under
 ``limit``, ``Idle``, or ``CentralSetpoint`` at ``setpoint`` (< 0 discharges, bounded by
-``dischargeLimit``). Other modes need a local controller this simulator does not have and are
-refused.
+``dischargeLimit``, and by ``limit`` when it charges). Other modes need a local controller
+this simulator does not have and are refused. Each period becomes one signed limit in the
+schedule's unit, the pre-2.1 convention the station's smart-charging core
+(``chargepoint.charging_profiles``) follows, so stacking, schedules over time, Clear and Get
+work the same in 2.1.
 
 Per-phase fields: the spec's ``limit_L2``, ``setpoint_L2``, ``dischargeLimit_L2`` (and
 ``_L3``) make the plain field phase L1. The ``ocpp`` 2.1.0 library hands them to handlers as
@@ -15,13 +18,11 @@ them into ``dischargeLimitL2``, which the schema refuses.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-VOLTS_PER_PHASE = 230
-DEFAULT_PHASES = 3
+# ChargingOnly without a limit: charge as fast as the EV can (it clamps to its own maximum)
+NO_LIMIT = 1_000_000
 
 
 class ProfileRefused(ValueError):
@@ -30,20 +31,6 @@ class ProfileRefused(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason[:20]
         super().__init__(detail)
-
-
-@dataclass(frozen=True)
-class Setpoint:
-    """What one EVSE's EV is asked to do: ``power_w`` > 0 charges, < 0 discharges.
-
-    ``power_w`` None means charging without a limit (ChargingOnly with no ``limit``). A
-    TxProfile names the ``transaction_id`` it is for.
-    """
-
-    evse_id: int
-    mode: str
-    power_w: int | None
-    transaction_id: str | None = None
 
 
 def phase_total(period: Mapping[str, Any], name: str) -> Decimal | None:
@@ -59,63 +46,49 @@ def phase_total(period: Mapping[str, Any], name: str) -> Decimal | None:
     return total
 
 
-def active_period(schedule: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
-    """The period in force at ``now`` (the first one before ``startSchedule`` or without it).
-
-    Raises ProfileRefused for a ``startSchedule`` that is not a timezone-aware time.
-    """
-    periods = sorted(schedule["charging_schedule_period"], key=lambda p: p["start_period"])
-    start = schedule.get("start_schedule")
-    if start is None:
-        return periods[0]
-    try:
-        begins = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    except ValueError:
-        raise ProfileRefused("InvalidSchedule", f"startSchedule {start!r} is no time") from None
-    if begins.tzinfo is None:
-        raise ProfileRefused("InvalidSchedule", f"startSchedule {start!r} has no timezone")
-    elapsed = (now - begins).total_seconds()
-    current = periods[0]
-    for period in periods:
-        if period["start_period"] <= elapsed:
-            current = period
-    return current
-
-
-def _watts(value: Decimal | None, unit: str, phases: int) -> int | None:
-    if value is None:
-        return None
-    if unit == "A":
-        value *= VOLTS_PER_PHASE * phases
-    return int(value.to_integral_value())
-
-
-def setpoint_from(evse_id: int, profile: Mapping[str, Any], now: datetime) -> Setpoint:
-    """The setpoint of ``profile``'s first schedule at ``now`` (snake-case dict, as handed in).
-
-    Raises ProfileRefused for an operation mode this station cannot follow or a
-    CentralSetpoint without a setpoint.
-    """
-    schedules = profile["charging_schedule"]
-    schedule = schedules[0] if isinstance(schedules, list) else schedules
-    unit = schedule["charging_rate_unit"]
-    period = active_period(schedule, now)
-    phases = int(period.get("number_phases") or DEFAULT_PHASES)
+def period_limit(period: Mapping[str, Any]) -> Decimal:
+    """The signed limit one 2.1 period asks for, in its schedule's unit (< 0 discharges)."""
     mode = period.get("operation_mode") or "ChargingOnly"
-    limit = _watts(phase_total(period, "limit"), unit, phases)
-    transaction_id = profile.get("transaction_id")
+    limit = phase_total(period, "limit")
     if mode == "Idle":
-        return Setpoint(evse_id, mode, 0, transaction_id)
+        return Decimal(0)
     if mode == "ChargingOnly":
-        return Setpoint(evse_id, mode, None if limit is None else max(0, limit), transaction_id)
+        return Decimal(NO_LIMIT) if limit is None else max(Decimal(0), limit)
     if mode != "CentralSetpoint":
         raise ProfileRefused("UnsupportedMode", f"operationMode {mode} needs a local controller")
-    setpoint = _watts(phase_total(period, "setpoint"), unit, phases)
+    setpoint = phase_total(period, "setpoint")
     if setpoint is None:
         raise ProfileRefused("MissingSetpoint", "CentralSetpoint without a setpoint")
-    discharge_limit = _watts(phase_total(period, "discharge_limit"), unit, phases)
+    discharge_limit = phase_total(period, "discharge_limit")
     if setpoint < 0 and discharge_limit is not None:
         setpoint = -min(-setpoint, abs(discharge_limit))
     if setpoint > 0 and limit is not None:
         setpoint = min(setpoint, limit)
-    return Setpoint(evse_id, mode, setpoint, transaction_id)
+    return setpoint
+
+
+def signed_profile(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """``profile`` (snake case, as handed in) with every period as ``limit`` alone, signed."""
+    schedules = profile["charging_schedule"]
+    converted = []
+    for schedule in schedules if isinstance(schedules, list) else [schedules]:
+        periods = []
+        for period in schedule["charging_schedule_period"]:
+            plain: dict[str, Any] = {
+                "start_period": period["start_period"],
+                "limit": float(period_limit(period)),
+            }
+            if period.get("number_phases") is not None:
+                plain["number_phases"] = period["number_phases"]
+            periods.append(plain)
+        converted.append({**schedule, "charging_schedule_period": periods})
+    return {**profile, "charging_schedule": converted}
+
+
+def discharges(profile: Mapping[str, Any]) -> bool:
+    """True if any period of a ``signed_profile`` asks the EV to feed the grid."""
+    return any(
+        period["limit"] < 0
+        for schedule in profile["charging_schedule"]
+        for period in schedule["charging_schedule_period"]
+    )

@@ -1,10 +1,9 @@
-"""The 2.1 station service: the shared ``Station`` plus V2X needs and setpoints.
+"""The 2.1 station service: the shared ``Station`` plus V2X charging needs and allowed transfers.
 
 Once a transaction's Started event has gone out (at once, or replayed after boot or an
 outage), the EV behind the EVSE (if the meter has one: an ISO 15118-20 EV) states its
-charging needs. Setpoints from 2.1 SetChargingProfile are
-applied to the EV through the meter; NotifyAllowedEnergyTransfer is remembered per
-transaction, and a discharge it does not allow is refused.
+charging needs. NotifyAllowedEnergyTransfer is remembered per transaction, and a
+discharge it does not allow is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from chargepoint.ev import Ev
 from chargepoint.station import Station
 from chargepoint.transaction import EventType, TxEvent
 from chargepoint.v21.needs import charging_needs_call
-from chargepoint.v21.profiles import ProfileRefused, Setpoint
 
 LOG = logging.getLogger(__name__)
 
@@ -82,27 +80,9 @@ class Station21(Station):
         self.allowed_transfer[transaction_id] = modes
         return True
 
-    def apply_setpoint(self, setpoint: Setpoint) -> None:
-        """Ask the EV on the setpoint's EVSE for its power; raises ProfileRefused if it cannot."""
-        evse = self.evses.get(setpoint.evse_id)
-        if evse is None:
-            raise ProfileRefused("UnknownEvse", f"no EVSE {setpoint.evse_id}")
-        meter = self.meters[setpoint.evse_id]
-        set_limit = getattr(meter, "set_limit", None)
-        if set_limit is None:
-            raise ProfileRefused("NoControllableEV", "this EVSE's meter cannot be steered")
-        power = setpoint.power_w
-        tx = evse.transaction
-        if setpoint.transaction_id is not None and (
-            tx is None or tx.transaction_id != setpoint.transaction_id
-        ):
-            raise ProfileRefused("TxNotFound", f"no transaction {setpoint.transaction_id} here")
-        if power is not None and power < 0 and tx is not None:
-            allowed = self.allowed_transfer.get(tx.transaction_id)
-            if allowed is not None and not any("BPT" in mode for mode in allowed):
-                raise ProfileRefused("DischargeNotAllowed", "no bidirectional transfer allowed")
-        if power is None:
-            ev = ev_behind(meter)
-            power = ev.spec.max_charge_w if ev is not None else 0
-        LOG.info("%s: EVSE %s %s at %s W", self.station_id, setpoint.evse_id, setpoint.mode, power)
-        set_limit(power, self.clock.now())
+    def discharge_allowed(self, evse_id: int) -> bool:
+        """False once the CSMS allowed the EVSE's transaction no bidirectional transfer mode."""
+        evse = self.evses.get(evse_id)
+        tx = None if evse is None else evse.transaction
+        allowed = None if tx is None else self.allowed_transfer.get(tx.transaction_id)
+        return allowed is None or any("BPT" in mode for mode in allowed)

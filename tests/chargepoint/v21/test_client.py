@@ -84,6 +84,7 @@ def start_transaction(station: Station21) -> TxEvent:
 
 
 async def test_a_per_phase_central_setpoint_reaches_the_ev_as_its_total(live: Live) -> None:
+    start_transaction(live.station)
     period: dict[str, Any] = {
         "operationMode": "CentralSetpoint",
         "setpoint": -2000,
@@ -91,18 +92,27 @@ async def test_a_per_phase_central_setpoint_reaches_the_ev_as_its_total(live: Li
         "setpoint_L3": -2000,
         "dischargeLimit": -5000,
     }
-    frame = await live.ask("SetChargingProfile", profile(**period))
+    frame = await live.ask("SetChargingProfile", profile("tx-1", **period))
     assert frame[2] == {"status": "Accepted"}
-    assert live.meter.limits == [-5000]
+    assert live.meter.limits[-1] == -5000
 
 
 async def test_idle_and_refused_modes(live: Live) -> None:
+    start_transaction(live.station)
     assert (await live.ask("SetChargingProfile", profile(operationMode="Idle")))[2] == {
         "status": "Accepted"
     }
+    assert live.meter.limits[-1] == 0
     refused = await live.ask("SetChargingProfile", profile(operationMode="LocalFrequency"))
     assert refused[2] == {"status": "Rejected", "statusInfo": {"reasonCode": "UnsupportedMode"}}
-    assert live.meter.limits == [0]
+    assert live.meter.limits[-1] == 0
+
+
+async def test_a_21_only_purpose_is_refused_not_an_internal_error(live: Live) -> None:
+    request = profile(operationMode="Idle")
+    request["chargingProfile"]["chargingProfilePurpose"] = "PriorityCharging"
+    frame = await live.ask("SetChargingProfile", request)
+    assert frame[2] == {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidProfile"}}
 
 
 async def test_allowed_transfer_without_bidirectional_mode_forbids_discharge(live: Live) -> None:
@@ -123,7 +133,7 @@ async def test_allowed_transfer_without_bidirectional_mode_forbids_discharge(liv
     assert frame[2]["statusInfo"]["reasonCode"] == "DischargeNotAllowed"
     charge = profile("tx-1", operationMode="CentralSetpoint", setpoint=3000)
     assert (await live.ask("SetChargingProfile", charge))[2] == {"status": "Accepted"}
-    assert live.meter.limits == [3000]
+    assert live.meter.limits[-1] == 3000 and -3000 not in live.meter.limits
 
 
 async def test_a_tx_profile_for_another_transaction_is_refused(live: Live) -> None:
@@ -132,16 +142,6 @@ async def test_a_tx_profile_for_another_transaction_is_refused(live: Live) -> No
     frame = await live.ask("SetChargingProfile", other)
     assert frame[2] == {"status": "Rejected", "statusInfo": {"reasonCode": "TxNotFound"}}
     assert live.meter.limits == []
-
-
-async def test_a_meter_without_an_ev_to_steer_refuses(live: Live) -> None:
-    station = make(Station21, ocpp_version="2.1")  # constant meters: nothing to steer
-    conn = FakeConnection()
-    serving = asyncio.create_task(StationClient21(station, conn).start())
-    await conn.inbox.put(json.dumps([2, "x", "SetChargingProfile", profile(operationMode="Idle")]))
-    frame = await next_out(conn)
-    assert frame[2] == {"status": "Rejected", "statusInfo": {"reasonCode": "NoControllableEV"}}
-    serving.cancel()
 
 
 async def test_20_handlers_answer_under_21(live: Live) -> None:
@@ -218,3 +218,13 @@ async def test_needs_of_a_start_queued_before_boot_follow_its_replay() -> None:
     assert link.actions() == ["StatusNotification", "TransactionEvent", "NotifyEVChargingNeeds"]
     await station.flush()
     assert link.actions().count("NotifyEVChargingNeeds") == 1  # once only
+
+
+async def test_clearing_a_21_profile_returns_the_ev_to_its_own_maximum(live: Live) -> None:
+    start_transaction(live.station)
+    discharge = profile("tx-1", operationMode="CentralSetpoint", setpoint=-4000)
+    assert (await live.ask("SetChargingProfile", discharge))[2] == {"status": "Accepted"}
+    assert live.meter.limits[-1] == -4000
+    frame = await live.ask("ClearChargingProfile", {"chargingProfileId": 1})
+    assert frame[2] == {"status": "Accepted"}
+    assert live.meter.limits[-1] is None  # no profile: the EV charges at its own maximum

@@ -1,8 +1,9 @@
-"""2.1 SetChargingProfile periods to EV setpoints, and the library's per-phase field names."""
+"""2.1 SetChargingProfile periods to signed limits, and the library's per-phase field names."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,20 +13,20 @@ from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, validate_payload
 
-from chargepoint.clock import format_timestamp
-from chargepoint.v21.profiles import ProfileRefused, Setpoint, setpoint_from
+from chargepoint.charging_profiles import limit_at
+from chargepoint.payloads import charging_profile_from
+from chargepoint.v21.profiles import (
+    NO_LIMIT,
+    ProfileRefused,
+    discharges,
+    period_limit,
+    signed_profile,
+)
 from tests.chargepoint.fakes import T0
 
 
-def request(*periods: dict[str, Any], unit: str = "W", start: str | None = None) -> dict[str, Any]:
+def request(*periods: dict[str, Any], unit: str = "W") -> dict[str, Any]:
     """A SetChargingProfileRequest as the CSMS sends it (camelCase, spec field names)."""
-    schedule: dict[str, Any] = {
-        "id": 1,
-        "chargingRateUnit": unit,
-        "chargingSchedulePeriod": list(periods),
-    }
-    if start is not None:
-        schedule["startSchedule"] = start
     return {
         "evseId": 1,
         "chargingProfile": {
@@ -34,7 +35,9 @@ def request(*periods: dict[str, Any], unit: str = "W", start: str | None = None)
             "chargingProfilePurpose": "TxProfile",
             "chargingProfileKind": "Absolute",
             "transactionId": "tx-1",
-            "chargingSchedule": [schedule],
+            "chargingSchedule": [
+                {"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": list(periods)}
+            ],
         },
     }
 
@@ -48,8 +51,11 @@ def handed_in(raw: dict[str, Any]) -> dict[str, Any]:
     return profile
 
 
-def setpoint(*periods: dict[str, Any], unit: str = "W", start: str | None = None) -> Setpoint:
-    return setpoint_from(1, handed_in(request(*periods, unit=unit, start=start)), T0)
+def limit(period: dict[str, Any]) -> Decimal:
+    """The signed limit of one camelCase period, read the way the handler reads it."""
+    converted = camel_to_snake_case({"startPeriod": 0, **period})
+    assert isinstance(converted, dict)
+    return period_limit(converted)
 
 
 async def test_library_round_trip_mangles_per_phase_names_which_the_schema_refuses() -> None:
@@ -70,64 +76,58 @@ async def test_library_round_trip_mangles_per_phase_names_which_the_schema_refus
 
 
 def test_per_phase_fields_are_added_up_and_the_discharge_limit_bounds_the_setpoint() -> None:
-    result = setpoint(
-        {
-            "startPeriod": 0,
-            "operationMode": "CentralSetpoint",
-            "numberPhases": 3,
-            "setpoint": -4000,
-            "setpoint_L2": -3000,
-            "setpoint_L3": -3000,
-            "dischargeLimit": -2000,
-            "dischargeLimit_L2": -2000,
-            "dischargeLimit_L3": -2000,
-        }
-    )
-    assert result == Setpoint(1, "CentralSetpoint", -6000, "tx-1")
+    period = {
+        "operationMode": "CentralSetpoint",
+        "numberPhases": 3,
+        "setpoint": -4000,
+        "setpoint_L2": -3000,
+        "setpoint_L3": -3000,
+        "dischargeLimit": -2000,
+        "dischargeLimit_L2": -2000,
+        "dischargeLimit_L3": -2000,
+    }
+    assert limit(period) == -6000
 
 
 def test_central_setpoint_discharges_and_charges() -> None:
-    period = {"startPeriod": 0, "operationMode": "CentralSetpoint"}
-    assert setpoint({**period, "setpoint": -5000, "dischargeLimit": -5000}).power_w == -5000
-    assert setpoint({**period, "setpoint": -5000}).power_w == -5000
-    assert setpoint({**period, "setpoint": 9000, "limit": 7000}).power_w == 7000
+    central = {"operationMode": "CentralSetpoint"}
+    assert limit({**central, "setpoint": -5000, "dischargeLimit": -5000}) == -5000
+    assert limit({**central, "setpoint": -5000}) == -5000
+    assert limit({**central, "setpoint": 9000, "limit": 7000}) == 7000
 
 
 def test_idle_and_charging_only() -> None:
-    assert setpoint({"startPeriod": 0, "operationMode": "Idle"}).power_w == 0
-    charging = setpoint({"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 3700})
-    assert (charging.mode, charging.power_w) == ("ChargingOnly", 3700)
-    assert setpoint({"startPeriod": 0, "limit": 3700}).mode == "ChargingOnly"  # the default
-    assert setpoint({"startPeriod": 0, "operationMode": "ChargingOnly"}).power_w is None
+    assert limit({"operationMode": "Idle", "limit": 7000}) == 0
+    assert limit({"operationMode": "ChargingOnly", "limit": 3700}) == 3700
+    assert limit({"limit": 3700}) == 3700  # ChargingOnly is the default
+    assert limit({"operationMode": "ChargingOnly"}) == NO_LIMIT  # the EV clamps it
     # ChargingOnly never discharges, whatever sign the limit carries
-    assert (
-        setpoint({"startPeriod": 0, "operationMode": "ChargingOnly", "limit": -3700}).power_w == 0
-    )
-
-
-def test_amperes_become_watts_per_phase() -> None:
-    period = {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 16, "numberPhases": 1}
-    assert setpoint(period, unit="A").power_w == 16 * 230
-    three = {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 16}
-    assert setpoint(three, unit="A").power_w == 16 * 230 * 3
-
-
-def test_the_period_in_force_now_is_chosen() -> None:
-    start = format_timestamp(T0 - timedelta(minutes=20))
-    first = {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 7000}
-    second = {"startPeriod": 900, "operationMode": "Idle"}
-    third = {"startPeriod": 3600, "operationMode": "ChargingOnly", "limit": 1000}
-    assert setpoint(third, first, second, start=start).mode == "Idle"
-    assert setpoint(first, second).power_w == 7000  # no start: the first period
+    assert limit({"operationMode": "ChargingOnly", "limit": -3700}) == 0
 
 
 def test_modes_needing_a_local_controller_are_refused() -> None:
     with pytest.raises(ProfileRefused) as info:
-        setpoint({"startPeriod": 0, "operationMode": "LocalFrequency"})
+        limit({"operationMode": "LocalFrequency"})
     assert info.value.reason == "UnsupportedMode"
     with pytest.raises(ProfileRefused) as missing:
-        setpoint({"startPeriod": 0, "operationMode": "CentralSetpoint"})
+        limit({"operationMode": "CentralSetpoint"})
     assert missing.value.reason == "MissingSetpoint"
+
+
+def test_the_signed_profile_feeds_the_shared_schedule_core() -> None:
+    raw = request(
+        {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 16, "numberPhases": 1},
+        {"startPeriod": 900, "operationMode": "CentralSetpoint", "setpoint": -10},
+        unit="A",
+    )
+    signed = signed_profile(handed_in(raw))
+    assert discharges(signed)
+    profile = charging_profile_from(signed)
+    assert profile.transaction_id == "tx-1"
+    assert limit_at(profile, T0, T0) == 16 * 230  # A to W at 230 V on one phase
+    assert limit_at(profile, T0 + timedelta(seconds=900), T0) == -10 * 230 * 3
+    charging_only = signed_profile(handed_in(request({"startPeriod": 0, "limit": 7000})))
+    assert not discharges(charging_only)
 
 
 phase = st.integers(min_value=-20_000, max_value=20_000)
@@ -135,27 +135,13 @@ phase = st.integers(min_value=-20_000, max_value=20_000)
 
 @given(phase, phase, phase, st.integers(min_value=-30_000, max_value=0))
 def test_a_discharge_never_exceeds_either_bound(l1: int, l2: int, l3: int, bound: int) -> None:
-    result = setpoint(
-        {
-            "startPeriod": 0,
-            "operationMode": "CentralSetpoint",
-            "setpoint": l1,
-            "setpoint_L2": l2,
-            "setpoint_L3": l3,
-            "dischargeLimit": bound,
-        }
-    )
+    period = {
+        "operationMode": "CentralSetpoint",
+        "setpoint": l1,
+        "setpoint_L2": l2,
+        "setpoint_L3": l3,
+        "dischargeLimit": bound,
+    }
     total = l1 + l2 + l3
-    assert result.power_w is not None
-    if total >= 0:
-        assert result.power_w == total
-    else:
-        assert result.power_w == -min(-total, -bound)
-
-
-def test_a_start_schedule_that_is_no_aware_time_is_refused() -> None:
-    period = {"startPeriod": 0, "operationMode": "Idle"}
-    for start in ("", "soon", "2026-01-01T11:00:00"):
-        with pytest.raises(ProfileRefused) as info:
-            setpoint(period, start=start)
-        assert info.value.reason == "InvalidSchedule"
+    expected = total if total >= 0 else -min(-total, -bound)
+    assert limit(period) == expected

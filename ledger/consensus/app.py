@@ -103,10 +103,13 @@ class LedgerApp:
         found = self._decoded.get(value)
         if found is None:
             found = decode_value(value)
-            if len(self._decoded) >= DECODED_VALUES:
-                del self._decoded[next(iter(self._decoded))]
-            self._decoded[value] = found
+            self._remember(value, found)
         return found
+
+    def _remember(self, value: bytes, decoded: tuple[Block, Commit | None]) -> None:
+        if len(self._decoded) >= DECODED_VALUES:
+            del self._decoded[next(iter(self._decoded))]
+        self._decoded[value] = decoded
 
     def value_id(self, value: bytes) -> bytes:
         try:
@@ -170,6 +173,7 @@ class LedgerApp:
             )
         value = encode_value(block, self.last_commit)
         self._checked[value] = after
+        self._remember(value, (block, self.last_commit))
         return value
 
     def _build(self, txs: list[Tx], time: int) -> tuple[Block, State]:

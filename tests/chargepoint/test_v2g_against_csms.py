@@ -147,8 +147,13 @@ async def test_discharge_then_charge_on_the_csms_command(tmp_path: Path) -> None
         natures = [r["RD"][0]["TX"] for r in records]
         assert natures[0] == "B" and natures[-1] == "E" and set(natures[1:-1]) == {"C"}
         signed_at = {r["RD"][0]["TM"][:19] for r in records if r["RD"][0]["TX"] == "C"}
-        hours = [start.replace(minute=0) + timedelta(hours=h) for h in range(1, 5)]
-        assert {h.strftime("%Y-%m-%dT%H:%M:%S") for h in hours} <= signed_at
+        began, ended = (ocmf_time(r["RD"][0]["TM"]) for r in (records[0], records[-1]))
+        hour = began.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        hours = []
+        while hour < ended:
+            hours.append(hour.strftime("%Y-%m-%dT%H:%M:%S"))
+            hour += timedelta(hours=1)
+        assert len(hours) >= 3 and set(hours) <= signed_at
         settlement = await app.store.settlement_for_session(STATION, tx)
         assert settlement is not None and settlement.status in ("pending", "committed"), settlement
         # the settled energy is the register deltas between the Begin and End records
@@ -162,6 +167,13 @@ async def test_discharge_then_charge_on_the_csms_command(tmp_path: Path) -> None
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
         await app.stop()
+
+
+def ocmf_time(text: str) -> datetime:
+    """``2026-11-25T10:00:00,000+0000 S`` as a datetime."""
+    return datetime.strptime(text[:23].replace(",", "."), "%Y-%m-%dT%H:%M:%S.%f").replace(
+        tzinfo=UTC
+    )
 
 
 def kwh_delta(first: dict[str, Any], last: dict[str, Any]) -> int:

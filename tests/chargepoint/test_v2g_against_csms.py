@@ -202,3 +202,44 @@ def _signed_values(node: Any) -> list[dict[str, Any]]:
     if isinstance(node, list):
         return [v for child in node for v in _signed_values(child)]
     return []
+
+
+async def test_cli_station_with_a_meter_key_is_settled_by_the_csms(tmp_path: Path) -> None:
+    """``v2g chargepoint --meter-key``: the key and its .pub.pem appear, the operator registers
+    the .pub.pem, and the session's signed evidence settles (not flagged)."""
+    import subprocess
+    import sys
+
+    config = CsmsConfig(port=0, ping_interval=5, ping_timeout=5, close_timeout=1)
+    app = await start_csms(tmp_path / "csms", config, ledger="embedded")
+    key_file = tmp_path / "meter.pem"
+    try:
+        cli = [sys.executable, "-m", "v2g", "chargepoint", f"ws://127.0.0.1:{app.port}/ocpp"]
+        printed = await asyncio.create_subprocess_exec(
+            *cli, STATION, "--meter-key", str(key_file), "--print-meter-key",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        pem, _ = await asyncio.wait_for(printed.communicate(), 30)
+        assert printed.returncode == 0 and pem.startswith(b"-----BEGIN PUBLIC KEY-----")
+        assert public_key_path(key_file).read_bytes() == pem
+        now = format_timestamp(utc_now())
+        await app.store.add_station(STATION, hash_password(PASSWORD), now, pem.decode())
+        await app.store.add_token(
+            TokenRecord(TOKEN.id_token, TOKEN.type, "Accepted", "invoice", None, now)
+        )
+        process = await asyncio.create_subprocess_exec(
+            *cli, STATION, "--password", PASSWORD, "--meter-key", str(key_file),
+            "--sessions", "1", "--exit", "--speed", "3600", "--session-seconds", "7200",
+            "--meter-interval", "600", "--soc", "30", "--ev-seed", "3",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+        assert str(public_key_path(key_file)) in err.decode()
+        (session,) = await app.store.list_sessions(STATION)
+        assert session.state == "ended" and session.import_wh > 0
+        settlement = await app.store.settlement_for_session(STATION, session.transaction_id)
+        assert settlement is not None and settlement.status in ("pending", "committed"), settlement
+        assert settlement.import_wh == session.import_wh
+    finally:
+        await app.stop()

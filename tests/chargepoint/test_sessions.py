@@ -12,10 +12,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chargepoint.config import StationConfig
-from chargepoint.device_model import DeviceModel, default_variables
+from chargepoint.device_model import (
+    ComponentKey,
+    DeviceModel,
+    SetRequest,
+    VariableKey,
+    default_variables,
+)
 from chargepoint.ev import Ev, EvSpec
 from chargepoint.ev_meter import EvMeter
 from chargepoint.meter import Meter, MeterInfo, public_key_ocmf
+from chargepoint.provisioning import set_variables
 from chargepoint.sessions import run_session
 from chargepoint.station import Station
 from chargepoint.transaction import IdToken
@@ -118,3 +125,16 @@ async def test_aligned_interval_set_to_zero_sends_no_clock_samples() -> None:
     events = [p for p in link.sent if type(p).__name__ == "TransactionEvent"]
     assert not [e for e in events if e.trigger_reason == "MeterValueClock"]
     assert [e.event_type for e in events][-1] == "Ended"
+
+
+async def test_set_variables_changes_the_aligned_interval_of_a_running_session() -> None:
+    station = make_station(aligned=900)
+    link = FakeLink()
+    await station.go_online(link)
+    request = SetRequest(ComponentKey("AlignedDataCtrlr"), VariableKey("Interval"), "3600")
+    set_variables(station, [request])
+    assert station.aligned_interval() == 3600
+    assert await run_session(station, station.evses[1], TOKEN, seconds=3 * 3600) is True
+    events = [p for p in link.sent if type(p).__name__ == "TransactionEvent"]
+    clock = [e.timestamp[11:19] for e in events if e.trigger_reason == "MeterValueClock"]
+    assert clock == ["13:00:00", "14:00:00", "15:00:00"]  # whole hours only

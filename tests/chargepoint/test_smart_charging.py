@@ -9,6 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargepoint.charging_profiles import (
     ChargingProfile,
@@ -25,13 +27,14 @@ from chargepoint.ev_meter import EvMeter
 from chargepoint.meter import Meter, MeterInfo, public_key_ocmf
 from chargepoint.metering import MeterReading, MeterRequest, ReadingContext
 from chargepoint.smart_charging import (
+    apply_limits,
     clear_charging_profile,
     cost_updated,
     get_charging_profiles,
     set_charging_profile,
 )
 from chargepoint.station import Station
-from chargepoint.transaction import IdToken, TriggerReason
+from chargepoint.transaction import IdToken, StoppedReason, TriggerReason
 from tests.chargepoint.fakes import FakeLink, FixedClock
 
 T0 = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
@@ -152,8 +155,6 @@ async def test_a_default_profile_governs_the_next_transaction_from_its_start() -
     default = tx_profile(-4_000, purpose=Purpose.TX_DEFAULT, with_tx=False)
     assert status(set_charging_profile(station, 0, default)[0]) == ("Accepted", None)
     start(station)
-    from chargepoint.smart_charging import apply_limits
-
     apply_limits(station)
     assert meter.ev.power_w == -4_000
     # a TxProfile of the running transaction overrides the default; clearing it restores it
@@ -219,8 +220,6 @@ async def test_running_cost_and_the_total_cost_of_the_ended_transaction_are_kept
         evse.update(now=T0, trigger=TriggerReason.METER_VALUE_PERIODIC, meter=None)
     )
     assert station.running_costs["tx-1"] == 1.5 and "tx-1" not in station.total_costs
-    from chargepoint.transaction import StoppedReason
-
     ended = evse.end(
         now=T0,
         trigger=TriggerReason.STOP_AUTHORIZED,
@@ -229,3 +228,33 @@ async def test_running_cost_and_the_total_cost_of_the_ended_transaction_are_kept
     )
     await station.submit(ended)
     assert station.total_costs == {"tx-1": 3.5}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.floats(min_value=-100, max_value=100, allow_nan=False).map(lambda a: round(a, 1)),
+    unit=st.sampled_from(["W", "A"]),
+    soc=st.integers(min_value=0, max_value=100),
+    hours=st.integers(min_value=1, max_value=12),
+)
+def test_any_profile_moves_energy_in_its_sign_within_the_ev_limits_and_reserve(
+    limit: float, unit: str, soc: int, hours: int
+) -> None:
+    station, meter = make_station(soc=soc, reserve=20)
+    start(station)
+    asked = limit * 1000 if unit == "W" else limit  # W: up to +-100 kW; A: up to +-100 A
+    result, _ = set_charging_profile(station, 1, tx_profile(asked, unit=unit))
+    assert result.status == "Accepted"
+    watts = round(asked) if unit == "W" else round(asked * 230 * 3)
+    power = meter.ev.power_w
+    assert -7_000 <= power <= 11_000
+    assert power * watts >= 0  # never against the profile's sign
+    assert power == 0 or abs(power) == min(abs(watts), 11_000 if watts > 0 else 7_000)
+    end = read(meter, T0 + timedelta(hours=hours))
+    spec = meter.ev.spec
+    if watts >= 0:
+        assert end.export_wh == 0
+    else:
+        assert end.import_wh == 0
+        assert meter.ev.state.stored_uj >= min(spec.reserve_uj, spec.capacity_uj * soc // 100)
+    assert 0 <= meter.ev.state.stored_uj <= spec.capacity_uj

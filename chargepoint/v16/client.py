@@ -25,6 +25,7 @@ ROUTED = {
     Action.change_configuration,
     Action.get_configuration,
     Action.set_charging_profile,
+    Action.clear_charging_profile,
     Action.reset,
     Action.trigger_message,
     Action.change_availability,
@@ -89,6 +90,23 @@ class StationClient16(StationClient):
         self, connector_id: int, cs_charging_profiles: dict[str, Any], call_unique_id: str, **_: Any
     ) -> Answer:
         return remote.set_charging_profile(self.station16, connector_id, cs_charging_profiles), None
+
+    @on(Action.clear_charging_profile)
+    @answering
+    def on_clear_charging_profile(
+        self,
+        call_unique_id: str,
+        id: int | None = None,
+        connector_id: int | None = None,
+        charging_profile_purpose: str | None = None,
+        stack_level: int | None = None,
+        **_: Any,
+    ) -> Answer:
+        station = self.station16
+        result = remote.clear_charging_profile(
+            station, id, connector_id, charging_profile_purpose, stack_level
+        )
+        return result, None
 
     @on(Action.reset)
     @answering

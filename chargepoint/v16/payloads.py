@@ -148,31 +148,36 @@ def stop_transaction_call(event: TxEvent, transaction_id: int, begun: Begun | No
     )
 
 
-@dataclass(frozen=True)
-class ProfileLimit:
-    """The charging limit of a 1.6 SetChargingProfile, in W (1.6 cannot discharge)."""
-
-    connector_id: int
-    purpose: str
-    limit_w: int
-
-
-VOLTS_PER_PHASE = 230
+# 1.6 ChargingProfilePurposeType -> the shared core's purpose (2.0.1 names)
+PURPOSES = {
+    "ChargePointMaxProfile": "ChargingStationMaxProfile",
+    "TxDefaultProfile": "TxDefaultProfile",
+    "TxProfile": "TxProfile",
+}
 
 
-def profile_limit(connector_id: int, profile: Mapping[str, Any]) -> ProfileLimit:
-    """The limit of the profile's first period (W; A is converted at 230 V per phase).
+def shared_profile(raw: Mapping[str, Any], transaction_id: str | None) -> dict[str, Any]:
+    """A 1.6 ``csChargingProfiles`` (snake case) in the shape of the shared smart-charging core.
 
-    Raises ValueError for a negative limit (1.6 has no discharge) or an empty schedule.
+    ``transaction_id`` is the station's own id of the CSMS's integer one. Raises ValueError
+    for a negative limit (1.6 has no discharge) or an empty schedule.
     """
-    schedule = profile["charging_schedule"]
-    periods = sorted(schedule["charging_schedule_period"], key=lambda p: p["start_period"])
+    schedule = dict(raw["charging_schedule"])
+    periods = schedule["charging_schedule_period"]
     if not periods:
         raise ValueError("a charging schedule needs at least one period")
-    first = periods[0]
-    limit = float(first["limit"])
-    if limit < 0:
+    if any(float(p["limit"]) < 0 for p in periods):
         raise ValueError("OCPP 1.6 has no discharge: a limit must not be negative")
-    if schedule["charging_rate_unit"] == "A":
-        limit *= VOLTS_PER_PHASE * int(first.get("number_phases") or 3)
-    return ProfileLimit(connector_id, profile["charging_profile_purpose"], int(limit))
+    schedule["id"] = 0
+    shared = {
+        "id": raw["charging_profile_id"],
+        "stack_level": raw["stack_level"],
+        "charging_profile_purpose": PURPOSES[raw["charging_profile_purpose"]],
+        "charging_profile_kind": raw["charging_profile_kind"],
+        "charging_schedule": [schedule],
+        "transaction_id": transaction_id,
+    }
+    for key in ("recurrency_kind", "valid_from", "valid_to"):
+        if raw.get(key) is not None:
+            shared[key] = raw[key]
+    return shared

@@ -14,13 +14,20 @@ from typing import Any
 
 from ocpp.v16 import call, call_result
 
-from chargepoint import availability, provisioning, remote_control
+from chargepoint import availability, provisioning, remote_control, smart_charging
+from chargepoint.charging_profiles import Criteria, Purpose
 from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected
 from chargepoint.metering import ReadingContext
+from chargepoint.payloads import charging_profile_from
 from chargepoint.station import FollowUp
 from chargepoint.transaction import Evse, IdToken
 from chargepoint.v16.configuration import Configuration
-from chargepoint.v16.payloads import boot_notification_call, meter_values_call, profile_limit
+from chargepoint.v16.payloads import (
+    PURPOSES,
+    boot_notification_call,
+    meter_values_call,
+    shared_profile,
+)
 from chargepoint.v16.station import Station16
 
 LOG = logging.getLogger(__name__)
@@ -71,38 +78,43 @@ def change_configuration(
 
 
 def set_charging_profile(
-    station: Station16, connector_id: int, profile: Mapping[str, Any]
+    station: Station16, connector_id: int, raw: Mapping[str, Any]
 ) -> call_result.SetChargingProfile:
-    """Apply the profile's charging limit to the connector's EV (connector 0: every EV).
+    """Install a 1.6 profile in the shared smart-charging core (connector 0: the station).
 
-    Rejected for a negative limit (1.6 has no discharge), an unknown connector, a TxProfile
-    without its transaction running on the connector, or an EVSE whose meter cannot be steered.
+    Rejected for a negative limit (1.6 has no discharge), a TxProfile whose transaction is
+    not running here, and whatever the core refuses (e.g. ChargePointMaxProfile).
     """
+    own: str | None = None
+    if raw.get("transaction_id") is not None:
+        own = station.transaction_for(int(raw["transaction_id"]))
+        if own is None:
+            return call_result.SetChargingProfile(status="Rejected")
     try:
-        limit = profile_limit(connector_id, profile)
-    except ValueError as exc:
+        profile = charging_profile_from(shared_profile(raw, own))
+    except (ValueError, KeyError) as exc:
         LOG.info("%s: SetChargingProfile refused: %s", station.station_id, exc)
         return call_result.SetChargingProfile(status="Rejected")
-    if connector_id == 0:
-        targets = list(station.evses)
-    elif connector_id in station.evses:
-        targets = [connector_id]
-    else:
-        return call_result.SetChargingProfile(status="Rejected")
-    if limit.purpose == "TxProfile":
-        running = station.evses[connector_id].transaction if connector_id else None
-        wanted = profile.get("transaction_id")
-        if running is None or (
-            wanted is not None and station.transaction_for(int(wanted)) != running.transaction_id
-        ):
-            return call_result.SetChargingProfile(status="Rejected")  # no such transaction here
-    meters = [station.meters[n] for n in targets]
-    if not all(hasattr(m, "set_limit") for m in meters):
-        return call_result.SetChargingProfile(status="Rejected")
-    now = station.clock.now()
-    for meter in meters:
-        meter.set_limit(limit.limit_w, now)  # type: ignore[attr-defined]
-    return call_result.SetChargingProfile(status="Accepted")
+    result, _ = smart_charging.set_charging_profile(station, connector_id, profile)
+    return call_result.SetChargingProfile(status=result.status)
+
+
+def clear_charging_profile(
+    station: Station16,
+    profile_id: int | None,
+    connector_id: int | None,
+    purpose: str | None,
+    stack_level: int | None,
+) -> call_result.ClearChargingProfile:
+    """Remove the matching profiles; Unknown when none matched."""
+    criteria = Criteria(
+        profile_ids=() if profile_id is None else (profile_id,),
+        evse_id=connector_id,
+        purpose=None if purpose is None else Purpose(PURPOSES[purpose]),
+        stack_level=stack_level,
+    )
+    result, _ = smart_charging.clear_charging_profile(station, criteria)
+    return call_result.ClearChargingProfile(status=result.status)
 
 
 def reset(station: Station16, reset_type: str) -> tuple[call_result.Reset, FollowUp | None]:

@@ -108,22 +108,8 @@ def charging_profile(limit: float) -> dict[str, Any]:
     }
 
 
-async def test_set_charging_profile_limits_the_ev_and_refuses_discharge(live: Live) -> None:
-    assert (await live.ask("SetChargingProfile", charging_profile(3700.0)))[2] == {
-        "status": "Accepted"
-    }
-    assert live.meter.limits == [3700]
-    assert (await live.ask("SetChargingProfile", charging_profile(-3700.0)))[2] == {
-        "status": "Rejected"
-    }
-    assert live.meter.limits == [3700]
-
-
-async def test_a_tx_profile_needs_its_transaction_running_on_the_connector(live: Live) -> None:
-    request = charging_profile(3700.0)
-    profile = request["csChargingProfiles"]
-    profile["chargingProfilePurpose"] = "TxProfile"
-    assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Rejected"}
+def begin(live: Live) -> None:
+    """A transaction runs on connector 1; the CSMS numbered it 42."""
     evse = live.station.evses[1]
     evse.begin(
         now=live.station.clock.now(),
@@ -133,11 +119,47 @@ async def test_a_tx_profile_needs_its_transaction_running_on_the_connector(live:
         meter=live.station.sample(evse, ReadingContext.TRANSACTION_BEGIN, "TxStartedMeasurands"),
     )
     live.station.csms_ids["tx-1"] = 42
+
+
+async def test_set_charging_profile_limits_the_ev_and_refuses_discharge(live: Live) -> None:
+    begin(live)
+    assert (await live.ask("SetChargingProfile", charging_profile(3700.0)))[2] == {
+        "status": "Accepted"
+    }
+    assert live.meter.limits[-1] == 3700
+    assert (await live.ask("SetChargingProfile", charging_profile(-3700.0)))[2] == {
+        "status": "Rejected"
+    }
+    assert live.meter.limits[-1] == 3700
+
+
+async def test_a_tx_profile_needs_its_transaction_running_here(live: Live) -> None:
+    request = charging_profile(3700.0)
+    profile = request["csChargingProfiles"]
+    profile["chargingProfilePurpose"] = "TxProfile"
+    profile["transactionId"] = 42
+    assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Rejected"}
+    begin(live)
     profile["transactionId"] = 41
     assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Rejected"}
     profile["transactionId"] = 42
     assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Accepted"}
-    assert live.meter.limits == [3700]
+    assert live.meter.limits[-1] == 3700
+
+
+async def test_clear_charging_profile_lifts_the_limit(live: Live) -> None:
+    begin(live)
+    await live.ask("SetChargingProfile", charging_profile(3700.0))
+    assert (await live.ask("ClearChargingProfile", {"id": 1}))[2] == {"status": "Accepted"}
+    assert live.meter.limits[-1] is None  # the EV's own maximum again
+    assert (await live.ask("ClearChargingProfile", {"id": 1}))[2] == {"status": "Unknown"}
+
+
+async def test_charge_point_max_profile_is_not_supported(live: Live) -> None:
+    request = charging_profile(11000.0)
+    request["connectorId"] = 0
+    request["csChargingProfiles"]["chargingProfilePurpose"] = "ChargePointMaxProfile"
+    assert (await live.ask("SetChargingProfile", request))[2] == {"status": "Rejected"}
 
 
 async def test_reset_is_accepted_and_reboots(live: Live) -> None:

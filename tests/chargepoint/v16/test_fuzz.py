@@ -30,10 +30,18 @@ profile = st.fixed_dictionaries(
             {
                 "chargingRateUnit": maybe(st.sampled_from(["W", "A"])),
                 "chargingSchedulePeriod": maybe(st.lists(period, max_size=3)),
-            }
+            },
+            optional={
+                "startSchedule": maybe(st.just("2026-01-01T11:50:00Z") | st.text(max_size=25)),
+                "duration": maybe(st.integers(min_value=0, max_value=7200)),
+            },
         ),
     },
-    optional={"transactionId": maybe(st.integers(min_value=0, max_value=50))},
+    optional={
+        "transactionId": maybe(st.integers(min_value=0, max_value=50)),
+        "recurrencyKind": maybe(st.sampled_from(["Daily", "Weekly"])),
+        "validTo": maybe(st.just("2026-01-01T13:00:00Z")),
+    },
 )
 calls: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "RemoteStartTransaction": st.fixed_dictionaries(
@@ -56,6 +64,15 @@ calls: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "SetChargingProfile": st.fixed_dictionaries(
         {"connectorId": connector, "csChargingProfiles": maybe(profile)}
+    ),
+    "ClearChargingProfile": st.fixed_dictionaries(
+        {},
+        optional={
+            "id": maybe(st.integers(min_value=0, max_value=5)),
+            "connectorId": connector,
+            "chargingProfilePurpose": maybe(st.sampled_from(["TxDefaultProfile", "TxProfile"])),
+            "stackLevel": maybe(st.integers(min_value=0, max_value=5)),
+        },
     ),
     "Reset": st.fixed_dictionaries({"type": maybe(st.sampled_from(["Hard", "Soft"]))}),
     "TriggerMessage": st.fixed_dictionaries(

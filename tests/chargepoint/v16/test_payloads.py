@@ -9,7 +9,9 @@ import pytest
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.messages import Call, validate_payload
 
+from chargepoint.charging_profiles import Purpose
 from chargepoint.metering import ReadingContext, SignedMeterValue
+from chargepoint.payloads import charging_profile_from
 from chargepoint.transaction import (
     ConnectorStatus,
     EventType,
@@ -24,8 +26,8 @@ from chargepoint.v16.payloads import (
     Begun,
     connector_status,
     meter_values_call,
-    profile_limit,
     sampled_values,
+    shared_profile,
     start_transaction_call,
     stop_transaction_call,
 )
@@ -131,26 +133,30 @@ def test_connector_status_follows_the_transaction() -> None:
     assert connector_status(ConnectorStatus.UNAVAILABLE, charging=False) == "Unavailable"
 
 
-def profile(limit: float, unit: str = "W", phases: int | None = None) -> dict[str, Any]:
-    later: dict[str, Any] = {"start_period": 600, "limit": 1.0}
-    first: dict[str, Any] = {"start_period": 0, "limit": limit}
-    if phases is not None:
-        first["number_phases"] = phases
+def profile(*limits: float, unit: str = "W", purpose: str = "TxDefaultProfile") -> dict[str, Any]:
+    """A 1.6 csChargingProfiles as the library hands it in (snake case)."""
+    periods = [{"start_period": 600 * n, "limit": limit} for n, limit in enumerate(limits)]
     return {
-        "charging_profile_purpose": "TxProfile",
-        "charging_schedule": {
-            "charging_rate_unit": unit,
-            "charging_schedule_period": [later, first],
-        },
+        "charging_profile_id": 3,
+        "stack_level": 1,
+        "charging_profile_purpose": purpose,
+        "charging_profile_kind": "Absolute",
+        "charging_schedule": {"charging_rate_unit": unit, "charging_schedule_period": periods},
     }
 
 
-def test_profile_limit_takes_the_first_period_in_watts() -> None:
-    assert profile_limit(1, profile(3700.0)).limit_w == 3700
-    assert profile_limit(1, profile(16.0, "A", phases=1)).limit_w == 16 * 230
-    assert profile_limit(1, profile(16.0, "A")).limit_w == 16 * 230 * 3
+def test_a_16_profile_becomes_one_of_the_shared_core() -> None:
+    shared = charging_profile_from(shared_profile(profile(3700.0, 16.0, unit="W"), None))
+    assert (shared.id, shared.stack_level, shared.purpose) == (3, 1, Purpose.TX_DEFAULT)
+    assert [p.limit for p in shared.schedule.periods] == [3700.0, 16.0]
+    tx = shared_profile(profile(16.0, unit="A", purpose="TxProfile"), "tx-1")
+    assert charging_profile_from(tx).transaction_id == "tx-1"
+    station_max = shared_profile(profile(1.0, purpose="ChargePointMaxProfile"), None)
+    assert station_max["charging_profile_purpose"] == "ChargingStationMaxProfile"
 
 
-def test_a_negative_limit_is_refused_because_16_cannot_discharge() -> None:
+def test_a_negative_limit_or_no_period_is_refused_because_16_cannot_discharge() -> None:
     with pytest.raises(ValueError, match="no discharge"):
-        profile_limit(1, profile(-3700.0))
+        shared_profile(profile(3700.0, -3700.0), None)
+    with pytest.raises(ValueError, match="at least one period"):
+        shared_profile(profile(), None)

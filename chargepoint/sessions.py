@@ -82,11 +82,11 @@ async def run_session(
             meter=end_sample,
             earlier=station.held_samples(evse),  # every signed reading goes out, at the latest now
         )
-        station.profiles.clear_transaction(transaction_id)
-        apply_limits(station)
+        apply_limits(station)  # the EV is idle now: no timer for its profiles
         await station.submit(ended)
     finally:
         station.forget_stop(transaction_id)
+        station.profiles.clear_transaction(transaction_id)  # TxProfiles end with it
     await _unplug(station, evse)
     station.sessions_completed += 1
     if station.reset_pending and not station.running_transactions():

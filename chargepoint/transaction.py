@@ -49,7 +49,6 @@ class TriggerReason(StrEnum):
     REMOTE_START = "RemoteStart"
     METER_VALUE_PERIODIC = "MeterValuePeriodic"
     METER_VALUE_CLOCK = "MeterValueClock"
-    CHARGING_RATE_CHANGED = "ChargingRateChanged"
     STOP_AUTHORIZED = "StopAuthorized"
     REMOTE_STOP = "RemoteStop"
     EV_DEPARTED = "EVDeparted"

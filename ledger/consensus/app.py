@@ -70,6 +70,7 @@ class LedgerApp:
         pending: Callable[[int], Sequence[Tx]],
         max_block_txs: int = 500,
         checked: CheckedTxs | None = None,
+        drop: Callable[[list[Tx]], None] | None = None,
     ) -> None:
         self.state = state
         self.last_commit = last_commit
@@ -77,6 +78,7 @@ class LedgerApp:
         self.proposer = proposer
         self._clock_ms = clock_ms
         self._pending = pending
+        self._drop = drop  # told of pending transactions that no longer apply
         self._max = max_block_txs
         self._checked: dict[bytes, State] = {}  # by the value's bytes, not its id: a header
         # alone does not pin the transactions until its tx_root is checked
@@ -168,9 +170,11 @@ class LedgerApp:
         try:
             block, after = self._build(txs, time)
         except TxError:  # some no longer apply (settled meanwhile, duplicated, ...): drop them
-            block, after = self._build(
-                select_valid(self.state, txs, time=time, checked=self._txs), time
-            )
+            kept = select_valid(self.state, txs, time=time, checked=self._txs)
+            if self._drop is not None:
+                keep = set(kept)
+                self._drop([tx for tx in txs if tx not in keep])
+            block, after = self._build(kept, time)
         value = encode_value(block, self.last_commit)
         self._checked[value] = after
         self._remember(value, (block, self.last_commit))

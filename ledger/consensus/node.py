@@ -162,6 +162,7 @@ class ValidatorNode:
             pending=self.mempool.take,
             max_block_txs=self.config.max_block_txs,
             checked=self.checked,
+            drop=self._drop_pending,
         )
         self._pending = load_tip(self._tip_path, self._base_state, self._base_commit)
         self._sync_app()
@@ -427,6 +428,12 @@ class ValidatorNode:
             return False
         self._fetch_until = now + FETCH_TIMEOUT_S
         return True
+
+    def _drop_pending(self, txs: list[Tx]) -> None:
+        """Pending transactions that no longer apply to the ledger: out of the mempool, and
+        their submitters told (a proposer finds them when it builds a block)."""
+        self.mempool.remove(txs)
+        self._waiters.reject(txs, "no longer valid against the ledger: dropped")
 
     def _gossip_tx(self, tx: Tx) -> None:
         """Send a submitted transaction to the peers, a few milliseconds' worth per frame."""

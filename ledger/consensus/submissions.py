@@ -10,7 +10,7 @@ the same signed record (signatures aside) gets that receipt, a different one is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ledger.codec import block_id, tx_hash, tx_record
@@ -115,6 +115,13 @@ class Waiters:
                 )
             _settle(self._futures.pop(key, []), outcome)
         return superseded
+
+    def reject(self, txs: Iterable[Tx], reason: str) -> None:
+        """Fail the waiters of ``txs`` (dropped: they no longer apply to the ledger)."""
+        for tx in txs:
+            key = tx_hash(tx)
+            self._settlements.pop(key, None)
+            _settle(self._futures.pop(key, []), SubmitRejected(reason))
 
     def cancel_all(self) -> None:
         for futures in self._futures.values():

@@ -96,3 +96,22 @@ def test_next_block_binds_any_valid_certificate_of_the_decided_tip() -> None:
     )
     assert not app.valid_value(2, encode_value(block2, mine))
     assert app.valid_value(2, app.get_value(2, 0))
+
+
+def test_pending_transactions_that_no_longer_apply_are_dropped() -> None:
+    net = make_net(4)
+    good = [net.csms_tx(settlement_body(f"s-{i}")) for i in range(2)]
+    twice = net.csms_tx(settlement_body("s-0", transaction_id="other"))
+    dropped: list[Tx] = []
+    state = genesis_state(net.genesis)
+    app = LedgerApp(
+        state,
+        None,
+        proposer=state.validators.validators[0].address,
+        clock_ms=lambda: T0 + 5000,
+        pending=lambda n: [good[0], twice, good[1]],
+        drop=dropped.extend,
+    )
+    block, _ = decode_value(app.get_value(1, 0))
+    assert block.txs == tuple(good)
+    assert dropped == [twice]

@@ -78,3 +78,17 @@ async def test_waiting_twice_for_one_transaction_answers_both() -> None:
     sealed = net.seal([tx])
     waiters.answer(sealed.block, sealed.state)
     assert (await asyncio.wait_for(a, 1)) == (await asyncio.wait_for(b, 1))
+
+
+async def test_rejecting_dropped_transactions_fails_their_waiters() -> None:
+    net = make_net(4)
+    tx, other = net.csms_tx(settlement_body("s-1")), net.csms_tx(settlement_body("s-2"))
+    waiters = Waiters()
+    dropped, kept = waiters.wait_for(tx, tx_record(tx)), waiters.wait_for(other, tx_record(other))
+    waiters.reject([tx], "dropped")
+    with pytest.raises(SubmitRejected, match="dropped"):
+        dropped.result()
+    assert not kept.done()
+    sealed = net.seal([tx])  # a rejected waiter is gone: a later block answers nobody
+    assert waiters.answer(sealed.block, sealed.state) == []
+    waiters.cancel_all()

@@ -14,13 +14,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ledger.canonical import decode, encode
+from ledger.codec import tx_record, vote_from_dict
 from ledger.consensus.codec import evidence_from_dict, evidence_to_dict
 from ledger.consensus.core import make_evidence
 from ledger.consensus.errors import EvidenceStoreError
 from ledger.consensus.messages import DuplicateVoteEvidence
 from ledger.consensus.signing import Verifier
-from ledger.errors import EncodingError
-from ledger.types import ValidatorSet, Vote
+from ledger.errors import EncodingError, LedgerError
+from ledger.tx import EVIDENCE
+from ledger.types import Block, ValidatorSet, Vote
 
 EvidenceKey = tuple[str, int, int, str]
 
@@ -128,3 +130,19 @@ class EvidencePool:
                 self._committed.add(key)
             elif key not in self._committed:
                 self._pending[key] = ev
+
+
+def evidence_in(block: Block) -> list[DuplicateVoteEvidence]:
+    """The double-sign evidence a block commits."""
+    found = []
+    for tx in block.txs:
+        if b'"type":"evidence"' not in tx.data:  # canonical form: a cheap first filter
+            continue
+        try:
+            record = tx_record(tx)
+            if record.get("type") == EVIDENCE:
+                a, b = vote_from_dict(record["vote_a"]), vote_from_dict(record["vote_b"])
+                found.append(make_evidence(a, b))
+        except (LedgerError, KeyError, TypeError):
+            continue
+    return found

@@ -29,18 +29,17 @@ from websockets.exceptions import WebSocketException
 from ledger.blocks import verify_block
 from ledger.chain import replay
 from ledger.checked import CheckedTxs
-from ledger.codec import tx_hash, tx_record, vote_from_dict
+from ledger.codec import tx_hash
 from ledger.commit import commit_from_votes
 from ledger.consensus.app import LedgerApp
-from ledger.consensus.core import make_evidence, step
+from ledger.consensus.core import step
 from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
-from ledger.consensus.evidence import EvidencePool
+from ledger.consensus.evidence import EvidencePool, evidence_in
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.messages import (
     BroadcastProposal,
     BroadcastVote,
     Decide,
-    DuplicateVoteEvidence,
     Event,
     EvidenceFound,
     NewHeight,
@@ -51,8 +50,10 @@ from ledger.consensus.messages import (
     ScheduleTimeout,
     TimeoutFired,
 )
+from ledger.consensus.pacing import FetchPolicy, TxBatcher
 from ledger.consensus.peers import PeerNetwork, Reply
 from ledger.consensus.privval import FileStateStore, PrivValidator
+from ledger.consensus.serving import receipt_document, send_blocks, wait_receipt_document
 from ledger.consensus.signing import Ed25519Signer, Ed25519Verifier
 from ledger.consensus.state import ConsensusContext, ConsensusState, TimeoutConfig, initial_state
 from ledger.consensus.submissions import Waiters, find_committed
@@ -69,26 +70,19 @@ from ledger.consensus.wire import (
     TxBatch,
     TxMsg,
 )
-from ledger.errors import DuplicateSettlementError, LedgerError, StoreError
+from ledger.errors import DuplicateSettlementError, LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.receipt import build_receipt, receipt_to_dict
 from ledger.state import State
 from ledger.store import BlockStore
-from ledger.tx import EVIDENCE, evidence_tx
+from ledger.tx import evidence_tx
 from ledger.types import Block, Commit, Tx, Vote, VoteKind
 from ledger.validation import validate_tx
 
 log = logging.getLogger(__name__)
 
-BLOCKS_PER_REQUEST = 50
-MAX_RECEIPT_WAIT_MS = 60_000
-RECEIPT_POLL_S = 0.05
-TX_BATCH_DELAY_S = 0.005  # submitted transactions gossiped together within this delay
-TX_BATCH_MAX = 500
 PROPOSAL_RESEND_TICKS = 4
 ADMIT_CHUNK = 32  # gossiped transactions checked between two looks at the event loop
-FETCH_TIMEOUT_S = 2.0  # a block request unanswered this long may be sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +125,8 @@ class ValidatorNode:
         self._answering: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
         self._own: list[Proposal | Vote] = []
-        self._outgoing: list[Tx] = []  # submitted transactions not yet gossiped
-        self._behind: tuple[int, float] | None = None  # (own height, since when) when behind
-        self._fetch_until = 0.0  # no new block request before this loop time
+        self._outgoing = TxBatcher(lambda txs: self._broadcast(TxBatch(txs)))
+        self._fetching = FetchPolicy(patience_s=2 * config.gossip_interval_ms / 1000)
         self._app: LedgerApp | None = None
         self._state: ConsensusState | None = None
         self._ctx: ConsensusContext | None = None
@@ -231,15 +224,12 @@ class ValidatorNode:
             raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
         fut = self._waiters.wait_for(tx, record)
         if self.mempool.add(tx):
-            self._gossip_tx(tx)
+            self._outgoing.add(tx)
         return await fut
 
     async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
         """The self-contained receipt of a settlement in the store (None if not stored)."""
-        try:
-            return receipt_to_dict(await build_receipt(self.store, settlement_id))
-        except StoreError:
-            return None
+        return await receipt_document(self.store, settlement_id)
 
     # ---- the consensus routine --------------------------------------------------------------
 
@@ -334,7 +324,7 @@ class ValidatorNode:
         else:
             return  # the same decided tip we hold (agreement): nothing new
         self._sync_app()
-        self._fetch_until = 0.0  # progress: the next status may ask for more
+        self._fetching.progressed()
         self._finish(block, start_now=True)
 
     async def _store(self, block: Block, commit: Commit, after: State) -> None:
@@ -345,7 +335,7 @@ class ValidatorNode:
         """A block is final: answer its submitters and start the next height."""
         assert self._app is not None
         self.mempool.remove(block.txs)
-        self.evidence.mark_committed(_evidence_in(block))
+        self.evidence.mark_committed(evidence_in(block))
         self._own = []
         self.mempool.remove(self._waiters.answer(block, self._app.state))
         state = self._app.state
@@ -388,19 +378,13 @@ class ValidatorNode:
         elif isinstance(msg, Vote):
             self._queue.put_nowait(ReceiveVote(msg))
         elif isinstance(msg, Status):
-            if self._should_fetch(msg.height):
-                assert self._base_state is not None
+            now = asyncio.get_running_loop().time()
+            if self._base_state is not None and self._fetching.should_fetch(
+                self.height, msg.height, now
+            ):
                 await reply(GetBlocks(self._base_state.height + 1))
         elif isinstance(msg, GetBlocks):
-            stored_top = await self.store.height()
-            top = min(stored_top, msg.from_height + BLOCKS_PER_REQUEST - 1)
-            for h in range(msg.from_height, top + 1):
-                stored = await self.store.get(h)
-                if stored is not None and stored.commit is not None:
-                    await reply(BlockMsg(stored.block, stored.commit))
-            tip = self._pending
-            if tip is not None and top == stored_top:
-                await reply(BlockMsg(tip.block, tip.commit, final=False))
+            await send_blocks(self.store, msg.from_height, self._pending, reply)
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
         elif isinstance(msg, TxMsg) and msg.submit:
@@ -412,41 +396,11 @@ class ValidatorNode:
         elif isinstance(msg, TxBatch):
             self._answer(self._admit_all(msg.txs))
 
-    def _should_fetch(self, peer_height: int) -> bool:
-        """Ask a peer that is ahead for blocks: one request at a time, and when only one
-        height behind, only after a while (consensus messages usually catch up first)."""
-        if peer_height <= self.height or self._base_state is None:
-            self._behind = None
-            return False
-        now = asyncio.get_running_loop().time()
-        if self._behind is None or self._behind[0] != self.height:
-            self._behind = (self.height, now)
-        patience = 2 * self.config.gossip_interval_ms / 1000
-        if peer_height == self.height + 1 and now - self._behind[1] < patience:
-            return False
-        if now < self._fetch_until:
-            return False
-        self._fetch_until = now + FETCH_TIMEOUT_S
-        return True
-
     def _drop_pending(self, txs: list[Tx]) -> None:
         """Pending transactions that no longer apply to the ledger: out of the mempool, and
         their submitters told (a proposer finds them when it builds a block)."""
         self.mempool.remove(txs)
         self._waiters.reject(txs, "no longer valid against the ledger: dropped")
-
-    def _gossip_tx(self, tx: Tx) -> None:
-        """Send a submitted transaction to the peers, a few milliseconds' worth per frame."""
-        self._outgoing.append(tx)
-        if len(self._outgoing) >= TX_BATCH_MAX:
-            self._flush_txs()
-        elif len(self._outgoing) == 1:
-            asyncio.get_running_loop().call_later(TX_BATCH_DELAY_S, self._flush_txs)
-
-    def _flush_txs(self) -> None:
-        txs, self._outgoing = tuple(self._outgoing), []
-        if txs:
-            self._broadcast(TxBatch(txs))
 
     async def _admit_all(self, txs: tuple[Tx, ...]) -> None:
         """Admit gossiped transactions a few at a time, letting consensus messages in
@@ -481,12 +435,7 @@ class ValidatorNode:
 
     async def _answer_receipt(self, msg: GetReceipt, reply: Reply) -> None:
         """Answer with the receipt document, polling the store up to the asked wait."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(msg.wait_ms, MAX_RECEIPT_WAIT_MS) / 1000
-        while (doc := await self.receipt_document(msg.settlement_id)) is None:
-            if loop.time() >= deadline:
-                break
-            await asyncio.sleep(RECEIPT_POLL_S)
+        doc = await wait_receipt_document(self.store, msg.settlement_id, msg.wait_ms)
         with contextlib.suppress(WebSocketException):
             await reply(ReceiptDoc(msg.settlement_id, doc))
 
@@ -518,19 +467,3 @@ class ValidatorNode:
                 for bucket in state.votes.tally(r, kind).by_id.values():
                     out.extend(v for v in bucket.values() if v.validator != self.address)
         return out
-
-
-def _evidence_in(block: Block) -> list[DuplicateVoteEvidence]:
-    """The double-sign evidence a block commits."""
-    found = []
-    for tx in block.txs:
-        if b'"type":"evidence"' not in tx.data:  # canonical form: a cheap first filter
-            continue
-        try:
-            record = tx_record(tx)
-            if record.get("type") == EVIDENCE:
-                a, b = vote_from_dict(record["vote_a"]), vote_from_dict(record["vote_b"])
-                found.append(make_evidence(a, b))
-        except (LedgerError, KeyError, TypeError):
-            continue
-    return found

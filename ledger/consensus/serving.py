@@ -1,0 +1,53 @@
+"""What a validator hands out on request: blocks to a peer catching up, receipt documents to
+clients. Reads the store only; answers go through the requester's ``reply``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ledger.consensus.peers import Reply
+from ledger.consensus.tip import Tip
+from ledger.consensus.wire import BlockMsg
+from ledger.errors import StoreError
+from ledger.receipt import build_receipt, receipt_to_dict
+from ledger.store import BlockStore
+
+BLOCKS_PER_REQUEST = 50
+MAX_RECEIPT_WAIT_MS = 60_000
+RECEIPT_POLL_S = 0.05
+
+
+async def send_blocks(store: BlockStore, from_height: int, tip: Tip | None, reply: Reply) -> None:
+    """Stored blocks from ``from_height`` (a bounded run) with their certificates, then the
+    decided tip (not final: its certificate is not yet bound) when the run reaches it."""
+    stored_top = await store.height()
+    top = min(stored_top, from_height + BLOCKS_PER_REQUEST - 1)
+    for height in range(from_height, top + 1):
+        stored = await store.get(height)
+        if stored is not None and stored.commit is not None:
+            await reply(BlockMsg(stored.block, stored.commit))
+    if tip is not None and top == stored_top:
+        await reply(BlockMsg(tip.block, tip.commit, final=False))
+
+
+async def receipt_document(store: BlockStore, settlement_id: str) -> dict[str, Any] | None:
+    """The self-contained receipt of a settlement in the store (None if not stored)."""
+    try:
+        return receipt_to_dict(await build_receipt(store, settlement_id))
+    except StoreError:
+        return None
+
+
+async def wait_receipt_document(
+    store: BlockStore, settlement_id: str, wait_ms: int
+) -> dict[str, Any] | None:
+    """``receipt_document``, polling up to ``wait_ms`` (a decided block is stored once the
+    next one binds its certificate)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(wait_ms, MAX_RECEIPT_WAIT_MS) / 1000
+    while (doc := await receipt_document(store, settlement_id)) is None:
+        if loop.time() >= deadline:
+            break
+        await asyncio.sleep(RECEIPT_POLL_S)
+    return doc

@@ -120,7 +120,7 @@ async def test_signed_meter_values_from_the_ev_meter_pass_the_schema() -> None:
     )
     source.set_limit(11_000, start)
     try:
-        cfg = config(csms)
+        cfg = config(csms, aligned_interval=120)  # signed Sample.Clock readings every 2 min
         runner = StationRunner(
             cfg, clock=AcceleratedClock(speed=cfg.speed, start=start), meters={1: source}
         )
@@ -139,6 +139,18 @@ async def test_signed_meter_values_from_the_ev_meter_pass_the_schema() -> None:
             assert record.startswith("OCMF|")
             payload = json.loads(record.split("|")[1])
             assert payload["ID"] == cfg.id_token.id_token  # the meter knew whom it signed for
+        clock = [e for e in events if e["triggerReason"] == "MeterValueClock"]
+        assert len(clock) in (4, 5)  # every 120 s of a 600 s session, on the clock's grid
+        for event in clock:
+            (value,) = [
+                v for v in event["meterValue"][0]["sampledValue"] if "signedMeterValue" in v
+            ]
+            assert value["context"] == "Sample.Clock"
+            text = base64.b64decode(value["signedMeterValue"]["signedMeterData"]).decode()
+            reading = json.loads(text.split("|")[1])["RD"][0]
+            assert reading["TX"] == "C"
+            # signed at the event's own instant (OCMF and OCPP spell the same millisecond)
+            assert reading["TM"][:23].replace(",", ".") == event["timestamp"][:23]
         begin = events[0]["meterValue"][0]["sampledValue"][0]
         end = events[-1]["meterValue"][0]["sampledValue"][0]
         assert end["value"] > begin["value"] >= 5_000

@@ -28,9 +28,12 @@ ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="no chromium binary (apt-get install -y chromium)"
-)
+pytestmark = [
+    pytest.mark.slow,  # a real browser process: ~2-3 s
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="no chromium binary (apt-get install -y chromium)"
+    ),
+]
 
 
 async def test_log_in_open_a_session_and_see_its_chart(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""Fixtures: a review world and the web app serving it on 127.0.0.1:0."""
+"""Fixtures: a review world (built once, copied per test) and the web app serving it."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -10,14 +13,30 @@ import pytest
 
 from csms.web.deps import ReviewDeps
 from csms.web.server import start_web
-from tests.csms.web.world import World, build_world
+from tests.csms.web.world import World, build_world, open_world
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One world for the session: a chain, scrypt hashes and signatures take a while."""
+    root = tmp_path_factory.mktemp("world") / "data"
+
+    async def build() -> None:
+        world = await build_world(root)
+        await world.store.close()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, away from any test's
+        pool.submit(asyncio.run, build()).result()
+    return root
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    built = await build_world(tmp_path / "data")
-    yield built
-    await built.store.close()
+async def world(world_template: Path, tmp_path: Path) -> AsyncIterator[World]:
+    data_dir = tmp_path / "data"
+    shutil.copytree(world_template, data_dir)
+    opened = await open_world(data_dir)
+    yield opened
+    await opened.store.close()
 
 
 @pytest.fixture

@@ -110,6 +110,7 @@ async def test_sessions_list_show_and_export(data_dir: Path, world: World, tmp_p
     assert exported.splitlines()[0].startswith("id,kind,settlement_id")
 
 
+@pytest.mark.slow  # a real process: ~1-2 s to import and serve
 def test_dashboard_serves_a_data_dir_read_only(tmp_path: Path) -> None:
     d = tmp_path / "csms"
     run(operators_group, "add", OPERATOR, "--password", OPERATOR_PW, "--data-dir", str(d))

@@ -153,19 +153,34 @@ async def commit_pending(world_dir: Path, store: CsmsStore) -> int:
     return height
 
 
-async def build_world(data_dir: Path) -> World:
-    init_data_dir(data_dir, validators=4, chain_id=CHAIN_ID, genesis_time=int(time.time() * 1000))
-    for home in validator_homes(data_dir):
-        blocks = await SqliteBlockStore.open(load_home(home).store_path)
-        await blocks.close()
-    store = await CsmsStore.open_data_dir(data_dir)
-    setup = SettlementSetup(
+def world_setup(data_dir: Path) -> SettlementSetup:
+    return SettlementSetup(
         operator="OP-REVIEW",
         chain_id=CHAIN_ID,
         signer=read_csms_key(data_dir),
         tariff=parse_tariff(TARIFF, source="tariff.yaml"),
         pseudonym_key=PseudonymKey(1, b"k" * 32),
     )
+
+
+async def open_world(data_dir: Path) -> World:
+    """A world built before (and copied here): its store opened, its setup loaded."""
+    store = await CsmsStore.open_data_dir(data_dir)
+    setup = world_setup(data_dir)
+    store.session_closer = session_closer(setup)
+    settled = await store.settlement_for_session(STATION, "tx-good")
+    flagged = await store.settlement_for_session(OTHER_STATION, "tx-bad")
+    assert settled is not None and flagged is not None
+    return World(data_dir, store, setup, settled.settlement_id, flagged.settlement_id)
+
+
+async def build_world(data_dir: Path) -> World:
+    init_data_dir(data_dir, validators=4, chain_id=CHAIN_ID, genesis_time=int(time.time() * 1000))
+    for home in validator_homes(data_dir):
+        blocks = await SqliteBlockStore.open(load_home(home).store_path)
+        await blocks.close()
+    store = await CsmsStore.open_data_dir(data_dir)
+    setup = world_setup(data_dir)
     good = MeteredSession(STATION, "tx-good")
     await store.add_station(
         STATION, "scrypt$x", "2026-11-25T00:00:00Z", public_key_pem(good.key).decode()

@@ -75,6 +75,11 @@ async def test_log_in_open_a_session_and_see_its_chart(tmp_path: Path) -> None:
                 assert "Height 1" in await page.inner_text("#block")
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "dashboard-session.png"), full_page=True)
+
+                await page.click("header a[href='/chain']")
+                await page.wait_for_url(f"{base}/chain")
+                assert (await page.inner_text("#height")).strip() == "1"
+                assert "checks out" in await page.inner_text("#verified")
             finally:
                 await browser.close()
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -38,6 +39,10 @@ SessionCloser = Callable[
 ]
 
 
+def _execute_rowcount(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> int:
+    return int(conn.execute(sql, params).rowcount)
+
+
 class CsmsStore:
     """Everything the CSMS keeps. Open with ``await CsmsStore.open(path)``; close when done.
 
@@ -66,10 +71,13 @@ class CsmsStore:
             await self._db.execute("COMMIT")
 
     async def execute_write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        """A single-statement write, serialised with units of work; returns the row count."""
-        async with self.write_lock:
-            cursor = await self._db.execute(sql, params)
-            return int(cursor.rowcount)
+        """A single-statement write, a unit of work of its own; returns the row count.
+
+        Group-committed with the writes of other stations (heartbeats, status, connection
+        log): answered once durable, and a failing statement fails only its caller.
+        """
+        rowcount: int = await self.group.submit(partial(_execute_rowcount, sql, params))
+        return rowcount
 
     @classmethod
     async def open(cls, path: Path | str) -> CsmsStore:

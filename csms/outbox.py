@@ -75,6 +75,10 @@ class OutboxWorker:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(concurrency)
+        self._in_flight: set[str] = set()  # settlement ids being delivered by ``run``
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._filling: asyncio.Task[None] | None = None
         self.committed = 0
 
     def wake(self) -> None:
@@ -82,19 +86,79 @@ class OutboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Run until cancelled; failures of one pass are logged and the loop goes on."""
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox pass failed; retrying")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+        """Run until cancelled; failures of one pass are logged and the loop goes on.
+
+        Each pass starts a delivery (submit, then fetch the receipt) for every due entry
+        not already on its way, without waiting for earlier ones: a settlement written
+        while a block is being agreed is submitted at once, not after that block.
+        """
+        try:
+            while True:
+                try:
+                    await self._start_due()
+                    self._start_receipt_fill()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbox pass failed; retrying")
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _start_due(self) -> None:
+        due = await self.store.outbox_due(format_timestamp(self.clock()), limit=1000)
+        for record in due:
+            if record.settlement_id in self._in_flight:
+                continue
+            self._in_flight.add(record.settlement_id)
+            self._spawn(self._deliver(record), record.settlement_id)
+
+    def _spawn(self, work: Any, settlement_id: str | None) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if settlement_id is not None:
+                self._in_flight.discard(settlement_id)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("outbox delivery failed", exc_info=finished.exception())
+
+        task.add_done_callback(done)
+
+    async def _deliver(self, record: SettlementRecord) -> None:
+        async with self._limit:
+            committed = await self._submit(record)
+        if committed:
+            await self._fetch_receipt(record.settlement_id)
+
+    async def _fetch_receipt(self, settlement_id: str) -> bool:
+        settled = await self.store.get_settlement(settlement_id)
+        if settled is None or settled.receipt is not None:
+            return True
+        document = await self.client.receipt_document(settlement_id)
+        if document is None:
+            return False  # not stored yet: a later pass tries again
+        await self.store.set_receipt(settlement_id, json.dumps(document, sort_keys=True))
+        return True
+
+    def _start_receipt_fill(self) -> None:
+        """Fetch receipts still missing (e.g. after a restart), one background pass at a time."""
+        if self._filling is None or self._filling.done():
+            self._filling = asyncio.create_task(self._fill_receipts_in_background())
+            self._tasks.add(self._filling)
+            self._filling.add_done_callback(self._tasks.discard)
+
+    async def _fill_receipts_in_background(self) -> None:
+        missing = await self.store.settlements_without_receipt(limit=200)
+        waiting = [m for m in missing if m not in self._in_flight]
+        await asyncio.gather(*(self._fetch_receipt(m) for m in waiting))
 
     async def run_once(self) -> int:
         """Submit every due entry once, then fetch missing receipts; return commits made."""

@@ -181,6 +181,35 @@ async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, 
             free.put_nowait(station)
 
     count = int(args.rate * args.duration)
+    commit_latency: dict[tuple[str, str], float] = {}
+    receipt_latency: dict[tuple[str, str], float] = {}
+    flagged: set[tuple[str, str]] = set()
+    all_started = asyncio.Event()
+
+    async def watch() -> None:
+        """Poll the CSMS database from the first session on, every 20 ms."""
+        deadline = float("inf")
+        while time.monotonic() < deadline:
+            now = time.time()
+            rows = await asyncio.to_thread(committed, db_path)
+            for session, at in list(ended.items()):
+                row = rows.get(session)
+                if row is None:
+                    continue
+                status, committed_at, has_receipt = row
+                if status not in ("pending", "committed"):
+                    flagged.add(session)
+                if committed_at is not None and session not in commit_latency:
+                    commit_latency[session] = parse_stamp(committed_at) - at
+                if has_receipt and session not in receipt_latency:
+                    receipt_latency[session] = now - at
+            if all_started.is_set():
+                if len(receipt_latency) + len(flagged) >= len(ended):
+                    return
+                deadline = min(deadline, time.monotonic() + args.settle_timeout)
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
     began = time.monotonic()
     tasks = []
     for i in range(count):
@@ -188,29 +217,8 @@ async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, 
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
     offered_rate = count / (time.monotonic() - began)
-
-    commit_latency: dict[tuple[str, str], float] = {}
-    receipt_latency: dict[tuple[str, str], float] = {}
-    flagged = 0
-    deadline = time.monotonic() + args.settle_timeout
-    while time.monotonic() < deadline:
-        now = time.time()
-        rows = await asyncio.to_thread(committed, db_path)
-        flagged = 0
-        for session, at in ended.items():
-            row = rows.get(session)
-            if row is None:
-                continue
-            status, committed_at, has_receipt = row
-            if status not in ("pending", "committed"):
-                flagged += 1
-            if committed_at is not None and session not in commit_latency:
-                commit_latency[session] = parse_stamp(committed_at) - at
-            if has_receipt and session not in receipt_latency:
-                receipt_latency[session] = now - at
-        if len(receipt_latency) + flagged >= len(ended):
-            break
-        await asyncio.sleep(0.02)
+    all_started.set()
+    await watcher
     for s in stations:
         if s.ws is not None:
             await s.ws.close()
@@ -220,7 +228,7 @@ async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, 
         "offered_rate": offered_rate,
         "committed": len(commit_latency),
         "receipts": len(receipt_latency),
-        "flagged": flagged,
+        "flagged": len(flagged),
         "errors": errors,
         "commit": list(commit_latency.values()),
         "receipt": list(receipt_latency.values()),

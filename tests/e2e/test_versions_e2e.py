@@ -34,6 +34,7 @@ from chargepoint.runner import StationRunner, runner_for
 from chargepoint.transaction import IdToken
 from csms.app import CsmsApp, start_csms
 from csms.blocks16.remote import set_charging_profile_request_16
+from csms.blocks21.profiles import split_phases
 from csms.certs import write_ca, write_server_cert, write_station_cert
 from csms.config import CsmsConfig
 from csms.dispatch import Decision, set_charging_profile_request
@@ -292,7 +293,8 @@ async def test_16_session_across_a_csms_restart_settles_once(tmp_path: Path, csm
 
 
 async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms: Csms) -> None:
-    meter = ev_meter(csms.meter_key, soc=70, max_discharge_w=7_000)
+    meter = ev_meter(csms.meter_key, soc=70, max_discharge_w=7_000, cls=RecordingEvMeter)
+    assert isinstance(meter, RecordingEvMeter)
     config = station_config(csms.url, "2.1", sessions=0, speed=1800)
     clock = AcceleratedClock(speed=1800, start=T0)
     runner: StationRunner = runner_for(config, clock=clock, meters={1: meter})
@@ -318,8 +320,13 @@ async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms:
             start=clock.now(),
             version="2.1",
         )
+        # per phase, with the spec's field names (setpoint_L2, dischargeLimit_L3, ...)
+        schedule = request["chargingProfile"]["chargingSchedule"][0]
+        schedule["chargingSchedulePeriod"] = [split_phases(schedule["chargingSchedulePeriod"][0])]
+        assert "setpoint_L2" in schedule["chargingSchedulePeriod"][0]
         answer = await stations.set_charging_profile(STATION, request)
         assert answer["status"] == "Accepted"
+        assert meter.limits[-1] == -5_000  # the phases added up again at the station
         allowed = await stations.notify_allowed_energy_transfer(
             STATION, transaction_id, ["AC_BPT", "AC_three_phase"]
         )

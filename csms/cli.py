@@ -96,6 +96,20 @@ async def with_store(data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]]
 @click.option(
     "--tls-ca", type=TLS_FILE, default=None, help="PEM CA of station certificates (profile 3)."
 )
+@click.option("--http-host", default=None, help="Dashboard/API address (default 127.0.0.1).")
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Dashboard/API port (default 8080; 0 picks a free one).",
+)
+@click.option(
+    "--genesis",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="genesis.json of running validators (from `v2g ledger init`); without it an"
+    " embedded set of 4 validators runs under DATA_DIR/ledger.",
+)
 def csms_command(
     data_dir: Path,
     host: str | None,
@@ -105,6 +119,9 @@ def csms_command(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_ca: Path | None,
+    http_host: str | None,
+    http_port: int | None,
+    genesis: Path | None,
 ) -> None:
     """Run the CSMS: an OCPP websocket server at ws[s]://HOST:PORT/ocpp/<stationId>."""
     from csms.app import start_csms
@@ -121,6 +138,9 @@ def csms_command(
             tls_cert=None if tls_cert is None else str(tls_cert.resolve()),
             tls_key=None if tls_key is None else str(tls_key.resolve()),
             tls_ca=None if tls_ca is None else str(tls_ca.resolve()),
+            genesis=None if genesis is None else str(genesis.resolve()),
+            http_host=http_host,
+            http_port=http_port,
         )
         check_security(config, "command line")
     except ConfigError as exc:
@@ -132,7 +152,9 @@ def csms_command(
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
-        app = await start_csms(data_dir, config, serve_web=True)
+        app = await start_csms(
+            data_dir, config, serve_web=True, ledger="external" if config.genesis else "embedded"
+        )
         scheme = "ws" if config.security_profile == 1 else "wss"
         click.echo(
             f"CSMS listening on {scheme}://{config.host}:{app.port}/ocpp/<stationId>"
@@ -348,3 +370,72 @@ def tokens_remove(token: str, token_type: str | None, data_dir: Path) -> None:
     if not run_async(lambda: with_store(data_dir, remove)):
         raise click.ClickException(f"token {token!r} is not registered")
     click.echo(f"token {token} removed")
+
+
+@tokens_group.command("issue-temporary")
+@click.option("--vin", default=None, help="The EV's VIN (17 characters).")
+@click.option("--phone", default=None, help="The driver's phone number (E.164, e.g. +4915...).")
+@click.option("--payment-ref", required=True, help="Payment reference (kept encrypted).")
+@click.option(
+    "--payment", type=click.Choice(["invoice", "ledger"]), default="invoice", show_default=True
+)
+@click.option("--ttl-minutes", type=click.IntRange(1, 7 * 24 * 60), default=240, show_default=True)
+@DATA_DIR
+def tokens_issue_temporary(
+    vin: str | None,
+    phone: str | None,
+    payment_ref: str,
+    payment: str,
+    ttl_minutes: int,
+    data_dir: Path,
+) -> None:
+    """As the aggregator: register an unregistered EV and issue a temporary idToken (Central).
+
+    The VIN or phone number and the payment reference are stored encrypted
+    (DATA_DIR/keys/personal.key); settlements name the EV only by its keyed pseudonym.
+    """
+    from datetime import timedelta
+
+    from csms.app import key_path, read_or_create_key
+    from csms.identity import (
+        IdentityError,
+        PseudonymKey,
+        encrypt_personal,
+        ev_pseudonym,
+        issue_temporary_id,
+        personal_data,
+    )
+
+    if (vin is None) == (phone is None):
+        raise click.UsageError("give exactly one of --vin and --phone")
+    try:
+        personal = personal_data(vin=vin, phone=phone, payment_reference=payment_ref)
+        temporary = issue_temporary_id(
+            personal, payment=payment, now=utc_now(), ttl=timedelta(minutes=ttl_minutes)
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        blob = encrypt_personal(
+            personal,
+            read_or_create_key(key_path(data_dir, "personal.key")),
+            bound_to=temporary.id_token,
+        )
+        pseudonym_key = PseudonymKey(1, read_or_create_key(key_path(data_dir, "pseudonym.key")))
+    except IdentityError as exc:
+        raise click.UsageError(str(exc)) from None
+    record = TokenRecord(
+        temporary.id_token,
+        temporary.token_type,
+        "Accepted",
+        temporary.payment,
+        format_timestamp(temporary.expires_at),
+        format_timestamp(temporary.issued_at),
+        pseudonym=ev_pseudonym(temporary, pseudonym_key),
+        personal=blob,
+    )
+
+    async def add(store: CsmsStore) -> None:
+        await store.add_token(record)
+
+    run_async(lambda: with_store(data_dir, add))
+    click.echo(temporary.id_token)
+    click.echo(f"type Central, valid until {record.expires_at}", err=True)

@@ -24,6 +24,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("ledger.cli:keys_group", "Generate and inspect Ed25519 key files."),
     "ledger": ("ledger.cli:ledger_group", "Create, inspect and verify the ledger."),
     "validator": ("ledger.cli:validator_command", "Run one validator."),
+    "certs": ("csms.cli_certs:certs_group", "Create test certificates for TLS (profiles 2, 3)."),
+    "operators": ("csms.cli_review:operators_group", "Manage review operators and auditors."),
+    "sessions": ("csms.cli_review:sessions_group", "List, show and export settled sessions."),
+    "dashboard": (
+        "csms.cli_review:dashboard_command",
+        "Serve a read-only dashboard of a data dir.",
+    ),
+    "simulate": ("simulators.cli:simulate_command", "Run a fleet scenario against a CSMS."),
+    "demo": ("simulators.cli:demo_command", "CSMS, validators and a fleet of V2G sessions."),
 }
 
 

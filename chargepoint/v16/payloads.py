@@ -126,11 +126,14 @@ def meter_values_call(
     )
 
 
-def stop_transaction_call(event: TxEvent, transaction_id: int, begun: Begun | None) -> Any:
+def stop_transaction_call(
+    event: TxEvent, transaction_id: int, begun: Begun | None, *, reset: str = "HardReset"
+) -> Any:
     """StopTransaction for an Ended event: meterStop, reason, idTag and the readings.
 
     ``transactionData`` holds the Transaction.Begin reading, any signed readings held until
-    the end, and the Transaction.End reading (the event's last sample), in time order.
+    the end, and the Transaction.End reading (the event's last sample), in time order. A
+    transaction ended by a reset names the reset's kind (``reset``).
     """
     if not event.meter:
         raise ValueError("an Ended event carries the Transaction.End reading")
@@ -138,6 +141,8 @@ def stop_transaction_call(event: TxEvent, transaction_id: int, begun: Begun | No
     readings = [begun.begin] if begun is not None and begun.begin is not None else []
     readings.extend(event.meter)
     reason = STOP_REASONS.get(event.stopped_reason or StoppedReason.LOCAL, "Other")
+    if event.stopped_reason is StoppedReason.IMMEDIATE_RESET:
+        reason = reset  # HardReset or SoftReset, as the CSMS asked
     return call.StopTransaction(
         meter_stop=import_register_wh(end),
         timestamp=format_timestamp(event.timestamp),

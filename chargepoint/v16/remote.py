@@ -119,6 +119,7 @@ def clear_charging_profile(
 
 def reset(station: Station16, reset_type: str) -> tuple[call_result.Reset, FollowUp | None]:
     """Hard and Soft both end the transactions and reboot (1.6 never schedules a reset)."""
+    station.reset_reason = "SoftReset" if reset_type == "Soft" else "HardReset"
     _, follow_up = provisioning.reset(station, "Immediate", None)
     LOG.info("%s: %s reset", station.station_id, reset_type)
     return call_result.Reset(status="Accepted"), follow_up

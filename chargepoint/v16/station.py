@@ -38,6 +38,7 @@ class Station16(Station):
         self.csms_ids: dict[str, int] = {}  # station transaction id -> CSMS transactionId
         self._begun: dict[str, Begun] = {}
         self.remote_start_ids = itertools.count(1)  # 1.6 has none: numbered here
+        self.reset_reason = "HardReset"  # or SoftReset: how the last Reset ends transactions
 
     def transaction_for(self, csms_id: int) -> str | None:
         """The station's transaction id for a CSMS transactionId, if it is running here."""
@@ -96,7 +97,7 @@ class Station16(Station):
                 await self.send(meter_values_call(event.evse_id, event.meter, csms_id))
             return
         begun = self._begun.get(event.transaction_id)
-        await self.send(stop_transaction_call(event, csms_id, begun))
+        await self.send(stop_transaction_call(event, csms_id, begun, reset=self.reset_reason))
         self._begun.pop(event.transaction_id, None)
         self.csms_ids.pop(event.transaction_id, None)
 

@@ -165,6 +165,7 @@ async def test_charge_point_max_profile_is_not_supported(live: Live) -> None:
 async def test_reset_is_accepted_and_reboots(live: Live) -> None:
     frame = await live.ask("Reset", {"type": "Soft"})
     assert frame[2] == {"status": "Accepted"}
+    assert live.station.reset_reason == "SoftReset"
     await asyncio.wait_for(live.station.reboot.wait(), 2)
 
 

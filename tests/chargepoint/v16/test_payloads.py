@@ -112,6 +112,17 @@ async def test_stop_carries_begin_held_and_end_readings_in_order() -> None:
     assert imports == ["1000", "3000", "4000"]
 
 
+async def test_a_soft_reset_is_named_as_such() -> None:
+    end = sample(ReadingContext.TRANSACTION_END, 4000)
+    ended = event(EventType.ENDED, end, stopped_reason=StoppedReason.IMMEDIATE_RESET)
+    body = await body16(stop_transaction_call(ended, 42, None, reset="SoftReset"))
+    assert body["reason"] == "SoftReset"
+    remote = event(EventType.ENDED, end, stopped_reason=StoppedReason.REMOTE)
+    assert (await body16(stop_transaction_call(remote, 42, None, reset="SoftReset")))[
+        "reason"
+    ] == "Remote"
+
+
 async def test_stop_without_a_known_start_still_reports_the_end() -> None:
     ended = event(EventType.ENDED, sample(ReadingContext.TRANSACTION_END, 4000))
     body = await body16(stop_transaction_call(ended, 7, None))

@@ -127,6 +127,18 @@ class SqliteBlockStore(BlockStore):
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: replace_commit {height}: {exc}") from exc
 
+    async def heights_containing(self, needle: bytes, up_to: int) -> list[int]:
+        try:
+            async with self._conn.execute(
+                "SELECT DISTINCT height FROM txs WHERE height <= ? AND instr(data, ?) > 0 "
+                "ORDER BY height",
+                (up_to, needle),
+            ) as cur:
+                rows = await cur.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: {exc}") from exc
+        return [int(row[0]) for row in rows]
+
     async def get(self, height: int) -> StoredBlock | None:
         try:
             async with self._conn.execute(

@@ -90,6 +90,20 @@ class BlockStore(ABC):
     async def close(self) -> None:
         """Release resources."""
 
+    async def heights_containing(self, needle: bytes, up_to: int) -> list[int]:
+        """Heights ``<= up_to`` with a transaction whose bytes contain ``needle``, ascending.
+
+        A cheap first filter over canonical bytes (e.g. for the blocks that change the
+        validator set); callers decode what it finds. Stores may answer without loading
+        every block.
+        """
+        found = []
+        for height in range(1, min(up_to, await self.height()) + 1):
+            stored = await self.get(height)
+            if stored is not None and any(needle in tx.data for tx in stored.block.txs):
+                found.append(height)
+        return found
+
     async def blocks(self, start: int = 1) -> AsyncIterator[StoredBlock]:
         """Every block from ``start`` to the top, in order."""
         top = await self.height()

@@ -94,7 +94,9 @@ def change_from_dict(data: Any) -> ValidatorChange:
 async def collect_changes(store: BlockStore, up_to: int) -> tuple[ValidatorChange, ...]:
     """Every block at or below ``up_to`` holding a validator update, with proofs."""
     changes = []
-    for height in range(1, up_to + 1):
+    # Canonical bytes of an update hold this exactly: only those blocks are read.
+    marker = b'"type":"' + VALIDATOR_UPDATE.encode() + b'"'
+    for height in await store.heights_containing(marker, up_to):
         stored = await store.get(height)
         if stored is None or stored.commit is None:
             break

@@ -11,8 +11,10 @@ from ledger.chain import replay, verify_store
 from ledger.codec import block_id
 from ledger.commit import make_commit
 from ledger.errors import StoreError
+from ledger.keys import generate_key, public_bytes
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.store import BlockStore, MemoryBlockStore
+from ledger.tx import validator_update_body
 from ledger.types import Block
 from tests.ledger.builders import CHAIN_ID, make_net, settlement_body
 
@@ -127,3 +129,18 @@ async def test_replace_commit_of_the_top_block(store: BlockStore) -> None:
     with pytest.raises(StoreError, match="not the top"):
         await store.replace_commit(1, first.commit)  # type: ignore[arg-type]
     assert (await verify_store(store, net.genesis)).height == 2
+
+
+async def test_heights_containing_finds_the_blocks_with_a_marker(store: BlockStore) -> None:
+    net = make_net()
+    net.seal([net.csms_tx(settlement_body("s-1"))])
+    update = validator_update_body(update_id="u1", changes=[(public_bytes(generate_key()), 5)])
+    net.seal([net.csms_tx(settlement_body("s-2")), net.aggregator_tx(update)])
+    net.seal([net.csms_tx(settlement_body("s-3"))])
+    for sealed in net.chain:
+        await store.append(sealed.block, sealed.commit)
+    marker = b'"type":"validator_update"'
+    assert await store.heights_containing(marker, 3) == [2]
+    assert await store.heights_containing(marker, 1) == []
+    assert await store.heights_containing(b'"settlement_id":"s-', 3) == [1, 2, 3]
+    assert await store.heights_containing(b"nowhere", 3) == []

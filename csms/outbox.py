@@ -134,6 +134,9 @@ class OutboxWorker:
 
     async def _deliver(self, record: SettlementRecord) -> None:
         async with self._limit:
+            current = await self.store.get_settlement(record.settlement_id)
+            if current is None or current.status != "pending":
+                return  # a delivery that finished after the due list was read already did it
             committed = await self._submit(record)
         if committed:
             await self._fetch_receipt(record.settlement_id)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 async def on_security_event_notification(
     ctx: StationContext, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    log.warning("%s: security event %s", ctx.station_id, payload["type"])
+    log.info("%s: security event %s", ctx.station_id, payload["type"])
     await ctx.services.store.record_security_event(
         ctx.station_id, payload["type"], payload["timestamp"], payload.get("techInfo")
     )

@@ -1,0 +1,235 @@
+"""``v2g simulate`` and ``v2g demo``: fleets of simulated V2G sessions against the CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chargepoint.errors import ChargePointError
+from csms.config import load_config
+from csms.errors import CsmsError
+from csms.store.sqlite import CsmsStore
+from csms.timeutil import format_timestamp, utc_now
+from simulators.run import FleetRun, embedded_csms, run_scenario, simulation_config
+from simulators.scenario import Scenario, ScenarioError, load_scenario
+from simulators.summary import Summary
+
+console = Console(stderr=True)
+
+
+def summary_table(summary: Summary) -> Table:
+    table = Table(title="Fleet run", show_header=True, header_style="bold")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("stations", summary.stations),
+        ("sessions", summary.sessions),
+        ("settled and committed", summary.committed),
+        ("flagged or rejected", summary.flagged),
+        ("still pending", summary.pending),
+        ("energy imported (kWh)", f"{summary.import_kwh:,.3f}"),
+        ("energy exported (kWh)", f"{summary.export_kwh:,.3f}"),
+        ("net amount (currency)", f"{summary.amount_total:,.2f}"),
+        ("commit latency p50 (ms)", summary.commit_latency_p50_ms or "-"),
+        ("commit latency p99 (ms)", summary.commit_latency_p99_ms or "-"),
+        ("errors", summary.errors),
+        ("wall time (s)", summary.wall_seconds),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int, int, int], None]]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not enabled, transient=False) as bar:
+        ended = bar.add_task("sessions ended ", total=total)
+        final = bar.add_task("settled (final)", total=total)
+
+        def update(n_ended: int, n_final: int, n_total: int) -> None:
+            bar.update(ended, completed=n_ended, total=n_total)
+            bar.update(final, completed=n_final, total=n_total)
+
+        yield update
+
+
+def report(run: FleetRun, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({**run.summary.to_json(), "error_lines": run.errors}, indent=2))
+    else:
+        console.print(summary_table(run.summary))
+    for line in run.errors[:20]:
+        console.print(f"[red]error[/red] {line}")
+
+
+@contextlib.asynccontextmanager
+async def open_store(data_dir: Path) -> AsyncIterator[CsmsStore]:
+    store = await CsmsStore.open_data_dir(data_dir)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@click.command("simulate")
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="YAML scenario (stations, EVSEs, arrivals, batteries, V2G share, speed, ...).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".v2g-sim"),
+    show_default=True,
+    help="CSMS data directory (the embedded CSMS's, or the running CSMS's with --csms).",
+)
+@click.option("--csms", "csms_url", default=None, help="ws://HOST:PORT/ocpp of a running CSMS.")
+@click.option(
+    "--genesis",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Embedded CSMS only: settle to the running validators of this genesis.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def simulate_command(
+    scenario_path: Path, data_dir: Path, csms_url: str | None, genesis: Path | None, as_json: bool
+) -> None:
+    """Run a fleet scenario: real stations over real websockets; prints a summary."""
+    try:
+        scenario = load_scenario(scenario_path)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def main() -> FleetRun:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key_dir = data_dir / "fleet-keys"
+        with progress_bar(scenario.total_sessions, sys.stderr.isatty()) as progress:
+            if csms_url is not None:
+                async with open_store(data_dir) as store:
+                    return await run_scenario(
+                        scenario, store, csms_url, key_dir=key_dir, progress=progress
+                    )
+            config = simulation_config(scenario).with_overrides(
+                genesis=None if genesis is None else str(genesis.resolve())
+            )
+            async with embedded_csms(data_dir, config) as app:
+                url = f"ws://127.0.0.1:{app.port}/ocpp"
+                return await run_scenario(
+                    scenario, app.store, url, key_dir=key_dir, app=app, progress=progress
+                )
+
+    try:
+        run = asyncio.run(main())
+    except (CsmsError, ChargePointError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    report(run, as_json)
+    if run.errors:
+        sys.exit(1)
+
+
+@click.command("demo")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".v2g-demo"),
+    show_default=True,
+)
+@click.option("--stations", type=click.IntRange(1, 1000), default=4, show_default=True)
+@click.option("--exit", "exit_when_done", is_flag=True, help="Stop once every session is final.")
+@click.option(
+    "--genesis",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Settle to running validators instead of the embedded set of 4.",
+)
+@click.option("--http-port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--speed", type=float, default=3600.0, show_default=True, help="Time acceleration.")
+def demo_command(
+    data_dir: Path,
+    stations: int,
+    exit_when_done: bool,
+    genesis: Path | None,
+    http_port: int,
+    speed: float,
+) -> None:
+    """The whole system on this machine: CSMS, 4 validators, a fleet of V2G sessions, dashboard.
+
+    EVs arrive in the afternoon; in the evening price peak V2G-willing EVs discharge; every
+    session ends in a signed settlement committed by the validators. Prints the summary and the
+    dashboard URL, then keeps serving until Ctrl-C (or stops at once with --exit).
+    """
+    if speed <= 0:
+        raise click.BadParameter("must be positive", param_hint="--speed")
+    scenario = Scenario(stations=stations, speed=speed)
+    config_path = data_dir / "csms.yaml"
+    try:
+        base = load_config(config_path if config_path.is_file() else None)
+    except CsmsError as exc:
+        raise click.ClickException(str(exc)) from None
+    config = simulation_config(scenario, base).with_overrides(
+        http_port=http_port, genesis=None if genesis is None else str(genesis.resolve())
+    )
+
+    async def main() -> FleetRun:
+        from csms.operators import OperatorRegistry
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        async with embedded_csms(data_dir, config, serve_web=True) as app:
+            registry = OperatorRegistry(app.store)
+            login = ""
+            if not await registry.list():
+                password = secrets.token_urlsafe(9)
+                await registry.add("operator", password, "operator", format_timestamp(utc_now()))
+                login = f" (log in as operator / {password})"
+            validators = "the validators of the genesis file"
+            if app.embedded is not None:
+                validators = f"{len(app.embedded.urls)} embedded validators"
+            console.print(f"CSMS on ws://127.0.0.1:{app.port}/ocpp, {validators}")
+            with progress_bar(scenario.total_sessions, sys.stderr.isatty()) as progress:
+                run = await run_scenario(
+                    scenario,
+                    app.store,
+                    f"ws://127.0.0.1:{app.port}/ocpp",
+                    key_dir=data_dir / "fleet-keys",
+                    app=app,
+                    progress=progress,
+                )
+            report(run, as_json=False)
+            web_port = app.web.port if app.web is not None else http_port
+            console.print(f"dashboard: http://{config.http_host}:{web_port}/sessions{login}")
+            if not exit_when_done:
+                console.print("serving until Ctrl-C")
+                await stop.wait()
+            return run
+
+    try:
+        run = asyncio.run(main())
+    except (CsmsError, ChargePointError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if run.errors or run.summary.committed < run.summary.sessions:
+        sys.exit(1)

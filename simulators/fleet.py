@@ -1,0 +1,159 @@
+"""A fleet of simulated stations (real ``chargepoint`` instances over real websockets).
+
+Each station gets its own signing-meter key and idToken, registered in the CSMS's data
+directory; each session brings a fresh EV drawn from the scenario (battery, arrival SoC,
+V2G-willing or not). Stations start at spread-out simulated arrival times and run their
+sessions back to back; ``run_fleet`` returns when every station has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from chargepoint.backoff import Backoff
+from chargepoint.clock import AcceleratedClock
+from chargepoint.config import StationConfig
+from chargepoint.ev import Ev, EvSpec
+from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
+from chargepoint.runner import runner_for
+from chargepoint.transaction import IdToken
+from csms.model import TokenRecord
+from csms.passwords import hash_password
+from csms.store.sqlite import CsmsStore
+from csms.timeutil import format_timestamp, utc_now
+from simulators.scenario import Scenario, draw_ev
+
+
+@dataclass(frozen=True, slots=True)
+class StationPlan:
+    station_id: str
+    password: str
+    token: str
+    payment: str
+    meter_key: Path
+    start: datetime
+    session_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class FleetResult:
+    stations: int
+    errors: list[str]
+
+
+def plan_fleet(
+    scenario: Scenario, key_dir: Path, *, prefix: str = "SIM", ledger_payments: bool = True
+) -> list[StationPlan]:
+    """Who the stations are, when their EVs arrive and how long they stay (deterministic).
+
+    With ``ledger_payments`` every second station's EVs pay through the ledger (the paper's
+    crypto-payment path), the others by invoice.
+    """
+    rng = random.Random(scenario.seed)
+    spread = scenario.arrival_spread_hours * 3600
+    plans = []
+    for n in range(scenario.stations):
+        station_id = f"{prefix}-{n + 1:05d}"
+        dwell = draw_ev(scenario, rng).dwell.total_seconds()
+        plans.append(
+            StationPlan(
+                station_id=station_id,
+                password=f"pw-{station_id}-{rng.getrandbits(48):012x}",
+                token=f"{prefix}TOK{n + 1:05d}",
+                payment="ledger" if ledger_payments and n % 2 else "invoice",
+                meter_key=key_dir / f"{station_id}.key",
+                start=scenario.start_time + timedelta(seconds=rng.uniform(0, spread)),
+                session_seconds=dwell,
+            )
+        )
+    return plans
+
+
+async def register_fleet(store: CsmsStore, plans: list[StationPlan]) -> None:
+    """Register each station (password, meter key) and its idToken, once."""
+    now = format_timestamp(utc_now())
+    for plan in plans:
+        plan.meter_key.parent.mkdir(parents=True, exist_ok=True)
+        ensure_meter_key(plan.meter_key)
+        pem = public_key_path(plan.meter_key).read_text(encoding="ascii")
+        if await store.get_station(plan.station_id) is None:
+            hashed = await asyncio.to_thread(hash_password, plan.password)
+            await store.add_station(plan.station_id, hashed, now, pem)
+        else:
+            hashed = await asyncio.to_thread(hash_password, plan.password)
+            await store.update_station_secret(plan.station_id, hashed, pem)
+        if await store.get_token(plan.token, "ISO14443") is None:
+            await store.add_token(
+                TokenRecord(plan.token, "ISO14443", "Accepted", plan.payment, None, now)
+            )
+
+
+def _ev_factory(scenario: Scenario, rng: random.Random) -> Callable[[datetime], Ev]:
+    def new_ev(at: datetime) -> Ev:
+        profile = draw_ev(scenario, rng)
+        spec = EvSpec(
+            capacity_wh=profile.battery_wh,
+            reserve_soc_pct=profile.reserve_soc_pct,
+            max_charge_w=profile.max_charge_w,
+            max_discharge_w=profile.max_discharge_w,
+            departure=at + profile.dwell,
+            target_soc_pct=profile.target_soc_pct,
+        )
+        return Ev(spec, soc_pct=profile.arrival_soc_pct, at=at)
+
+    return new_ev
+
+
+async def run_station(scenario: Scenario, plan: StationPlan, csms_url: str, seed: int) -> list[str]:
+    """Run one station's sessions to the end; return its error lines (empty when clean)."""
+    config = StationConfig(
+        url=csms_url,
+        station_id=plan.station_id,
+        password=plan.password,
+        evses=scenario.evses_per_station,
+        sessions=scenario.evses_per_station * scenario.sessions_per_evse,
+        exit_when_done=True,
+        id_token=IdToken(plan.token, "ISO14443"),
+        session_seconds=plan.session_seconds,
+        speed=scenario.speed,
+        tx_updated_interval=scenario.meter_interval_s,
+        connect_timeout=60,
+        response_timeout=60,
+        backoff=Backoff(initial=0.2, cap=2.0),
+    )
+    key = ensure_meter_key(plan.meter_key)
+    meters = ev_meters(
+        key,
+        station_id=plan.station_id,
+        evses=scenario.evses_per_station,
+        options=EvOptions(),
+        stay_seconds=plan.session_seconds,
+        new_ev=_ev_factory(scenario, random.Random(seed)),
+    )
+    clock = AcceleratedClock(speed=scenario.speed, start=plan.start)
+    runner = runner_for(config, clock=clock, meters=meters)
+    code = await runner.run()
+    return [] if code == 0 else [f"{plan.station_id}: {e}" for e in runner.errors]
+
+
+async def run_fleet(scenario: Scenario, plans: list[StationPlan], csms_url: str) -> FleetResult:
+    """Run every station concurrently; a failing station does not stop the others."""
+    results = await asyncio.gather(
+        *(
+            run_station(scenario, plan, csms_url, scenario.seed * 100_003 + n)
+            for n, plan in enumerate(plans)
+        ),
+        return_exceptions=True,
+    )
+    errors: list[str] = []
+    for plan, result in zip(plans, results, strict=True):
+        if isinstance(result, BaseException):
+            errors.append(f"{plan.station_id}: {type(result).__name__}: {result}")
+        else:
+            errors.extend(result)
+    return FleetResult(stations=len(plans), errors=errors)

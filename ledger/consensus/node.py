@@ -11,6 +11,10 @@ and relays the votes of its current and proof-of-lock rounds, so what one correc
 received, all eventually do. A peer that is ahead is asked for blocks, each verified (header,
 transactions, certificate) before it is stored. A decided block is stored once the next one
 binds its certificate (``tip.py``).
+
+Each transaction is decoded and verified once (``ledger.checked``): at submission or when
+gossip brings it (a batch per frame, ``pacing.py``), not again when a block holds it.
+Submission is idempotent (``submissions.py``).
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ from ledger.validation import validate_tx
 
 log = logging.getLogger(__name__)
 
-PROPOSAL_RESEND_TICKS = 4
+PROPOSAL_RESEND_TICKS = 4  # a proposal carries a block: resent every few gossip ticks only
 ADMIT_CHUNK = 32  # gossiped transactions checked between two looks at the event loop
 
 

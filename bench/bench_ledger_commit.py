@@ -198,8 +198,10 @@ def main(argv: list[str] | None = None) -> None:
         samples = 5000 if args.quick else 20_000
         rate_before = ed25519_rate(tx_size, samples)
 
-        procs = [spawn(home, args) for home in validator_homes(data)]
+        procs: list[subprocess.Popen[bytes]] = []
         try:
+            for home in validator_homes(data):
+                procs.append(spawn(home, args))
             asyncio.run(wait_listening(urls, procs))
             cpu_before = [cpu_seconds(p.pid) for p in procs]
             own_before = time.process_time()

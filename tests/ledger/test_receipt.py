@@ -61,7 +61,8 @@ async def test_tampering_is_detected() -> None:
         verify_receipt(dataclasses.replace(receipt, commit=second.commit), net.genesis)
     with pytest.raises(ReceiptError, match="no commit"):
         verify_receipt(dataclasses.replace(receipt, commit=None), net.genesis)
-    weak = dataclasses.replace(receipt.commit, signatures=receipt.commit.signatures[:2])  # type: ignore[arg-type]
+    assert receipt.commit is not None
+    weak = dataclasses.replace(receipt.commit, signatures=receipt.commit.signatures[:2])
     with pytest.raises(ReceiptError, match="commit certificate"):
         verify_receipt(dataclasses.replace(receipt, commit=weak), net.genesis)
 

@@ -21,6 +21,7 @@ so that every settlement names exactly the tariff it was priced with.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
@@ -104,17 +105,34 @@ class Tariff:
     def _daily_starts(self, lo: datetime, hi: datetime) -> list[Price]:
         """Each daily entry's start as an absolute UTC instant, for local days around lo..hi."""
         assert self.timezone is not None
-        zone = ZoneInfo(self.timezone)
+        zone = _zone(self.timezone)
         day: date = lo.astimezone(zone).date()
         last: date = hi.astimezone(zone).date()
         found: dict[datetime, Price] = {}
         while day <= last:
-            for entry in self.daily:
-                local = datetime.combine(day, entry.start, tzinfo=zone)
-                instant = local.astimezone(UTC)
-                found[instant] = Price(instant, entry.import_price, entry.export_price)
+            for price in _day_prices(self.timezone, self.daily, day):
+                found[price.start] = price
             day += timedelta(days=1)
         return [found[k] for k in sorted(found)]
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_prices(timezone: str, daily: tuple[DailyEntry, ...], day: date) -> tuple[Price, ...]:
+    """One local day's entries as absolute instants (cached: running costs ask often)."""
+    zone = _zone(timezone)
+    return tuple(
+        Price(
+            datetime.combine(day, entry.start, tzinfo=zone).astimezone(UTC),
+            entry.import_price,
+            entry.export_price,
+        )
+        for entry in daily
+    )
 
 
 def _require_aware(moment: datetime) -> None:

@@ -25,6 +25,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from csms import gc_pacing
 from csms.blocks import HANDLERS_201
 from csms.blocks16 import HANDLERS_16
 from csms.blocks21 import HANDLERS_21
@@ -104,6 +105,7 @@ class CsmsServer:
         self.tolerated: dict[str, Counter[str]] = {}
         self._server: Server | None = None
         self._versions: dict[int, OcppVersion] = {}
+        self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
 
     @property
     def port(self) -> int:
@@ -224,6 +226,7 @@ class CsmsServer:
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
+        gc_pacing.apply(self._gc.observe(len(self.connections)))
         if previous is not None:
             log.info("%s: new connection replaces the old one", station_id)
             await store.log_connection(station_id, "replaced", self.services.now_text())
@@ -236,6 +239,7 @@ class CsmsServer:
         finally:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
+                gc_pacing.apply(self._gc.observe(len(self.connections)))
             detail = f"code={websocket.close_code} reason={websocket.close_reason or ''}"
             sent = websocket.protocol.close_sent
             if sent is not None and websocket.protocol.close_rcvd is None:

@@ -9,7 +9,10 @@ each sending TransactionEvent Updated frames in a closed loop after Boot and Sta
 - ``reference``: ``bench.reference_csms``, the ``ocpp`` library's default way.
 
 Prints messages/s and p50/p99 latency for each and ``csms_throughput_ratio`` (ours /
-reference). Run: ``python -m bench.bench_csms_throughput [--quick] [--stations N]``.
+reference) under a closed loop (saturation), then p50/p99 for each under a paced load
+(every station one Updated per ``--paced-interval`` second), where latency means something:
+in a closed loop it is only the number of stations divided by the throughput.
+Run: ``python -m bench.bench_csms_throughput [--quick] [--stations N]``.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from bench.common import (
 )
 
 
-def measure(kind: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    """Start one CSMS, drive it with the load generator, return the load generator's figures."""
+def measure(kind: str, args: argparse.Namespace, data_dir: Path, interval: float) -> dict[str, Any]:
+    """Start one CSMS, drive it with the load generator, return the load generator's figures.
+
+    ``interval`` 0 is the closed loop (saturation: throughput); > 0 paces each station.
+    """
     server = spawn_module(
         "bench.serve", kind, "--data-dir", str(data_dir), "--stations", str(args.stations)
     )
@@ -48,6 +54,8 @@ def measure(kind: str, args: argparse.Namespace, data_dir: Path) -> dict[str, An
             str(args.duration),
             "--warmup",
             str(args.warmup),
+            "--interval",
+            str(interval),
         )
         try:
             result = read_json_line(loadgen, 600)
@@ -64,6 +72,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer stations, shorter")
     parser.add_argument("--stations", type=int)
     parser.add_argument("--duration", type=float)
+    parser.add_argument("--paced-interval", type=float, default=1.0, help="paced phase")
     args = parser.parse_args()
     args.stations = args.stations or (200 if args.quick else 1000)
     args.duration = args.duration or (5.0 if args.quick else 15.0)
@@ -73,7 +82,7 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-csms-") as tmp:
         for kind in ("reference", "ours"):
-            result = measure(kind, args, Path(tmp) / kind)
+            result = measure(kind, args, Path(tmp) / kind, 0.0)
             results[kind] = result
             prefix = "csms" if kind == "ours" else "reference"
             emit(f"{prefix}_msgs_per_s", float(result["rate"]))
@@ -85,6 +94,17 @@ def main() -> None:
     reference = float(results["reference"]["rate"])
     ours = float(results["ours"]["rate"])
     emit("csms_throughput_ratio", ours / reference if reference else 0.0)
+    # Latency at a steady load below saturation: every station sends one Updated per
+    # ``--paced-interval`` seconds (closed-loop latency is only stations / throughput).
+    emit("paced_msgs_per_s_offered", args.stations / args.paced_interval)
+    with tempfile.TemporaryDirectory(prefix="bench-csms-paced-") as tmp:
+        for kind in ("reference", "ours"):
+            result = measure(kind, args, Path(tmp) / kind, args.paced_interval)
+            prefix = "csms_paced" if kind == "ours" else "reference_paced"
+            emit(f"{prefix}_msgs_per_s", float(result["rate"]))
+            emit(f"{prefix}_p50_ms", float(result["p50_ms"]))
+            emit(f"{prefix}_p99_ms", float(result["p99_ms"]))
+            emit(f"{prefix}_errors", int(result["errors"]) + int(result["call_errors"]))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import hashlib
 import json
 import os
 import signal
+import sys
+import time
 from pathlib import Path
 
 from bench.common import raise_open_files_limit
@@ -100,8 +103,42 @@ async def serve_reference(args: argparse.Namespace, stop: asyncio.Event) -> None
         await db.close()
 
 
+def watch_pauses(threshold_s: float = 0.1) -> None:
+    """Log (stderr) full garbage collections and event-loop stalls longer than the threshold."""
+    began: dict[int, float] = {}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[info["generation"]] = time.perf_counter()
+        elif info["generation"] == 2:
+            took = time.perf_counter() - began.get(2, time.perf_counter())
+            print(
+                f"serve: gen2 collection {took * 1000:.0f} ms at {time.time():.1f}", file=sys.stderr
+            )
+
+    gc.callbacks.append(on_gc)
+
+    async def lag() -> None:
+        while True:
+            due = time.perf_counter() + 0.01
+            await asyncio.sleep(0.01)
+            late = time.perf_counter() - due
+            if late > threshold_s:
+                print(
+                    f"serve: event loop stalled {late * 1000:.0f} ms at {time.time():.1f}",
+                    file=sys.stderr,
+                )
+
+    watchers.append(asyncio.get_running_loop().create_task(lag()))
+
+
+watchers: list[asyncio.Task[None]] = []
+
+
 async def main(args: argparse.Namespace) -> None:
     raise_open_files_limit()
+    if args.watch_pauses:
+        watch_pauses()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -120,6 +157,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ledger", choices=["off", "embedded"], default="off")
     parser.add_argument("--meter-key", help="PEM public key registered for every station")
     parser.add_argument("--tariff", help="tariff YAML to install in the data dir")
+    parser.add_argument("--watch-pauses", action="store_true", help="log GC and loop stalls")
     parser.add_argument("--block-interval-ms", type=int, help="embedded ledger block interval")
     return parser.parse_args()
 

@@ -46,6 +46,11 @@ async def test_embedded_set_commits_and_resumes(tmp_path: Path) -> None:
     try:
         later = await submit_tx(embedded.urls[::-1], sign_tx(settlement_body("e-2"), csms, CHAIN))
         assert later.height > receipt.height
+        # A store holds e-1's block once its validator decided a later one: the receipt
+        # came from the first to decide, so wait for the others before stopping.
+        async with asyncio.timeout(20):
+            while not all(n.height >= later.height for n in embedded.nodes):
+                await asyncio.sleep(0.02)
     finally:
         await embedded.stop()
     genesis = load_genesis(tmp_path / "genesis.json")

@@ -278,13 +278,24 @@ def may_hold_odd_unit(value: Any, under_unit: bool = False) -> bool:
     The only deviation strict mode refuses is ``unit`` (STRICT_REFUSED); the walk in
     ``tolerate`` can report one only where this finds a candidate, so a strict station's
     payload without one skips the walk (the common case, and the hot path under load).
+    Plain loops: this runs on every frame.
     """
-    if isinstance(value, dict):
-        return any(may_hold_odd_unit(item, key == "unit") for key, item in value.items())
-    if isinstance(value, list):
-        return any(may_hold_odd_unit(item, under_unit) for item in value)
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) is str:
+                if key == "unit" and item not in _KNOWN_UNIT_SET:
+                    return True
+            elif may_hold_odd_unit(item, key == "unit"):
+                return True
+        return False
+    if kind is list:
+        for item in value:  # noqa: SIM110 - a plain loop: the hot path
+            if may_hold_odd_unit(item, under_unit):
+                return True
+        return False
     if under_unit:
-        return not isinstance(value, str) or value not in _KNOWN_UNIT_SET
+        return kind is not str or value not in _KNOWN_UNIT_SET
     return False
 
 

@@ -30,11 +30,12 @@ TIMEOUT_S = {"quick": 240.0, "full": 1800.0}
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One goal of issue 7 over the figures of a run."""
+    """One goal of issue 7 over the figures of a run (``at_scale``: the run was as big)."""
 
     text: str
     needs: tuple[str, ...]
     met: Callable[[dict[str, float]], bool]
+    at_scale: Callable[[dict[str, float]], bool] = lambda f: True
 
 
 TARGETS = (
@@ -46,17 +47,26 @@ TARGETS = (
     Target(
         "CSMS p99 < 50 ms at 1,000 stations",
         ("csms_p99_ms", "csms_stations"),
-        lambda f: f["csms_p99_ms"] < 50 and f["csms_stations"] >= 1000,
+        lambda f: f["csms_p99_ms"] < 50,
+        lambda f: f["csms_stations"] >= 1000,
+    ),
+    Target(
+        "CSMS p99 < 50 ms at 1,000 stations, paced load (1 Updated/s each)",
+        ("csms_paced_p99_ms", "csms_stations"),
+        lambda f: f["csms_paced_p99_ms"] < 50,
+        lambda f: f["csms_stations"] >= 1000,
     ),
     Target(
         "10,000 stations: heartbeat p99 < 100 ms",
         ("conn_heartbeat_p99_ms", "conn_live"),
-        lambda f: f["conn_heartbeat_p99_ms"] < 100 and f["conn_live"] >= 10_000,
+        lambda f: f["conn_heartbeat_p99_ms"] < 100,
+        lambda f: f["conn_live"] >= 10_000,
     ),
     Target(
         "10,000 stations in < 1 GiB resident",
         ("conn_rss_mib", "conn_live"),
-        lambda f: f["conn_rss_mib"] < 1024 and f["conn_live"] >= 10_000,
+        lambda f: f["conn_rss_mib"] < 1024,
+        lambda f: f["conn_live"] >= 10_000,
     ),
     Target(
         "Ledger >= half the signature ceiling",
@@ -66,7 +76,14 @@ TARGETS = (
     Target(
         "Session -> receipt p99 < 2 s at 20 sessions/s",
         ("e2e_receipt_p99_ms", "e2e_offered_rate"),
-        lambda f: f["e2e_receipt_p99_ms"] < 2000 and f["e2e_offered_rate"] >= 19.5,
+        lambda f: f["e2e_receipt_p99_ms"] < 2000,
+        lambda f: f["e2e_offered_rate"] >= 19.5,
+    ),
+    Target(
+        "Session -> receipt p99 < 2 s at 20 sessions/s, 250 ms blocks",
+        ("e2e_250ms_blocks_receipt_p99_ms", "e2e_250ms_blocks_offered_rate"),
+        lambda f: f["e2e_250ms_blocks_receipt_p99_ms"] < 2000,
+        lambda f: f["e2e_250ms_blocks_offered_rate"] >= 19.5,
     ),
 )
 
@@ -150,6 +167,8 @@ def render(
         if all(n in figures for n in target.needs):
             shown = ", ".join(f"{n}={figures[n]:g}" for n in target.needs)
             verdict = "yes" if target.met(figures) else "no"
+            if not target.at_scale(figures):
+                verdict += " (below the target's scale: quick run)"
         else:
             shown, verdict = "not measured in this run", "-"
         out.append(f"| {target.text} | {shown} | {verdict} |")

@@ -508,20 +508,35 @@ class CsmsStore:
         return await self._session_from_row(row)
 
     async def list_sessions(self, station_id: str | None = None) -> list[SessionRecord]:
-        if station_id is None:
-            rows = await self._fetchall("SELECT * FROM sessions ORDER BY updated_at")
-        else:
-            rows = await self._fetchall(
-                "SELECT * FROM sessions WHERE station_id = ? ORDER BY updated_at", (station_id,)
-            )
-        return [await self._session_from_row(row) for row in rows]
+        """Sessions with their register-delta energy, read with one grouped query."""
+        where, params = (
+            ("", ()) if station_id is None else ("WHERE s.station_id = ?", (station_id,))
+        )
+        rows = await self._fetchall(
+            "SELECT s.*, COALESCE(e.import_wh, 0) AS import_wh, COALESCE(e.export_wh, 0) AS"
+            " export_wh FROM sessions s LEFT JOIN (SELECT station_id, transaction_id,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) -"
+            " MIN(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END)"
+            " AS import_wh,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) -"
+            " MIN(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END)"
+            " AS export_wh FROM meter_samples WHERE phase IS NULL AND transaction_id IS NOT NULL"
+            " GROUP BY station_id, transaction_id) e USING (station_id, transaction_id)"
+            f" {where} ORDER BY s.updated_at",
+            params,
+        )
+        return [self._session_record(dict(row)) for row in rows]
+
+    @staticmethod
+    def _session_record(data: dict[str, Any]) -> SessionRecord:
+        data.pop("updated_at")
+        data["started_seen"] = bool(data["started_seen"])
+        return SessionRecord(**data)
 
     async def _session_from_row(self, row: aiosqlite.Row) -> SessionRecord:
         data = dict(row)
-        data.pop("updated_at")
-        data["started_seen"] = bool(data["started_seen"])
         energy = await self.session_energy(data["station_id"], data["transaction_id"])
-        return SessionRecord(**data, import_wh=energy[0], export_wh=energy[1])
+        return self._session_record({**data, "import_wh": energy[0], "export_wh": energy[1]})
 
     async def session_energy(self, station_id: str, transaction_id: str) -> tuple[int, int]:
         """Import and export Wh from register deltas (registers only grow; order-independent)."""

@@ -16,7 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
-from ocpp.exceptions import GenericError, InternalError, OCPPError
+from ocpp.exceptions import (
+    GenericError,
+    InternalError,
+    OCPPError,
+    PropertyConstraintViolationError,
+)
 from ocpp.messages import Call, validate_payload
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint
@@ -52,6 +57,8 @@ def to_call_error(error: Exception) -> OCPPError:
         return GenericError(description=str(error)[:255])
     if isinstance(error, ChargePointError):
         return InternalError(description=str(error)[:255])
+    if isinstance(error, ValueError):  # a schema-valid field whose value does not parse
+        return PropertyConstraintViolationError(description=str(error)[:255])
     return InternalError(description=f"unexpected {type(error).__name__}")
 
 

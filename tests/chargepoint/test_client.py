@@ -156,3 +156,12 @@ async def test_a_failing_handler_becomes_one_callerror_and_the_link_stays_usable
     assert answer[:2] == [3, "e2"]
     assert answer[2]["getVariableResult"][0]["attributeStatus"] == "UnknownComponent"
     serving.cancel()
+
+
+def test_a_value_that_does_not_parse_is_a_property_constraint_violation() -> None:
+    from chargepoint.client import to_call_error
+
+    error = to_call_error(ValueError("startSchedule '' is not a timestamp"))
+    assert error.code == "PropertyConstraintViolation"
+    assert "startSchedule" in error.description
+    assert to_call_error(KeyError("x")).code == "InternalError"

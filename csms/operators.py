@@ -70,8 +70,7 @@ class OperatorRegistry:
 
     async def _rows(self, sql: str, params: tuple[str, ...] = ()) -> list[aiosqlite.Row]:
         # Reads share the store's connection; writes go through its serialised writer.
-        async with self._store._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await self._store.fetchall(sql, params)
 
     async def add(self, name: str, password: str, role: str, created_at: str) -> Operator:
         if not _NAME.fullmatch(name):

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiosqlite
-
 from csms.store.sqlite import CsmsStore
 
 
@@ -70,7 +68,6 @@ class ChargingNeedsStore:
 
     def __init__(self, store: CsmsStore) -> None:
         self._store = store
-        self._db: aiosqlite.Connection = store._db  # reads only; writes go through the store
 
     async def record(self, needs: EvChargingNeeds) -> None:
         values = [getattr(needs, name) for name in _COLUMNS]
@@ -83,12 +80,11 @@ class ChargingNeedsStore:
 
     async def latest(self, station_id: str, evse_id: int) -> EvChargingNeeds | None:
         """The most recent needs an EV reported on one EVSE."""
-        async with self._db.execute(
+        row = await self._store.fetchone(
             f"SELECT {', '.join(_COLUMNS)} FROM ev_charging_needs"
             " WHERE station_id = ? AND evse_id = ? ORDER BY id DESC LIMIT 1",
             (station_id, evse_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return None
         data = dict(zip(_COLUMNS, row, strict=True))

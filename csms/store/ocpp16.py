@@ -13,9 +13,6 @@ leaves nothing a resend cannot complete.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import aiosqlite
 
 from csms.store.sqlite import CsmsStore
 
@@ -45,11 +42,6 @@ class Ocpp16Store:
 
     def __init__(self, store: CsmsStore) -> None:
         self._store = store
-        self._db: aiosqlite.Connection = store._db  # reads only; writes go through the store
-
-    async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> aiosqlite.Row | None:
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
 
     async def start_transaction(
         self,
@@ -74,7 +66,7 @@ class Ocpp16Store:
             (station_id, connector_id, id_tag, meter_start, started_at, reservation_id, created_at),
         )
         is_new = rowcount > 0
-        row = await self._fetchone(
+        row = await self._store.fetchone(
             "SELECT transaction_id FROM ocpp16_transactions WHERE station_id = ?"
             " AND connector_id = ? AND id_tag = ? AND started_at = ? AND meter_start = ?",
             (station_id, connector_id, id_tag, started_at, meter_start),
@@ -85,7 +77,7 @@ class Ocpp16Store:
     async def get_transaction(
         self, station_id: str, transaction_id: int
     ) -> Ocpp16Transaction | None:
-        row = await self._fetchone(
+        row = await self._store.fetchone(
             "SELECT * FROM ocpp16_transactions WHERE station_id = ? AND transaction_id = ?",
             (station_id, transaction_id),
         )
@@ -95,7 +87,7 @@ class Ocpp16Store:
         self, station_id: str, connector_id: int
     ) -> Ocpp16Transaction | None:
         """The newest transaction on a connector that has no StopTransaction yet."""
-        row = await self._fetchone(
+        row = await self._store.fetchone(
             "SELECT t.* FROM ocpp16_transactions t WHERE t.station_id = ? AND t.connector_id = ?"
             " AND NOT EXISTS (SELECT 1 FROM ocpp16_event_keys k WHERE k.station_id = t.station_id"
             " AND k.transaction_id = t.transaction_id AND k.event_key = ?)"
@@ -126,7 +118,7 @@ class Ocpp16Store:
                 (station_id, transaction_id, event_key, station_id, transaction_id),
             )
         is_new = rowcount > 0
-        row = await self._fetchone(
+        row = await self._store.fetchone(
             "SELECT seq_no FROM ocpp16_event_keys WHERE station_id = ? AND transaction_id = ?"
             " AND event_key = ?",
             (station_id, transaction_id, event_key),
@@ -135,7 +127,7 @@ class Ocpp16Store:
         return int(row[0]), is_new
 
     async def is_stopped(self, station_id: str, transaction_id: int) -> bool:
-        row = await self._fetchone(
+        row = await self._store.fetchone(
             "SELECT 1 FROM ocpp16_event_keys WHERE station_id = ? AND transaction_id = ?"
             " AND event_key = ?",
             (station_id, transaction_id, STOP_KEY),
@@ -144,10 +136,10 @@ class Ocpp16Store:
 
     async def token_type(self, id_tag: str) -> str | None:
         """The registered type of a 1.6 idTag (which carries none), or None if unknown."""
-        async with self._db.execute(
+        rows = await self._store.fetchall(
             "SELECT type FROM id_tokens WHERE id_token = ?", (id_tag,)
-        ) as cursor:
-            types = {row[0] for row in await cursor.fetchall()}
+        )
+        types = {row[0] for row in rows}
         for token_type in _TYPE_ORDER:
             if token_type in types:
                 return token_type

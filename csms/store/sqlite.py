@@ -120,11 +120,13 @@ class CsmsStore:
             row = await cursor.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
+    async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
+        """One row of a read on the store's connection (reads need no writer lock)."""
         async with self._db.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
-    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
+        """Every row of a read on the store's connection."""
         async with self._db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
@@ -158,11 +160,11 @@ class CsmsStore:
         return rowcount > 0
 
     async def get_station(self, station_id: str) -> StationRecord | None:
-        row = await self._fetchone("SELECT * FROM stations WHERE station_id = ?", (station_id,))
+        row = await self.fetchone("SELECT * FROM stations WHERE station_id = ?", (station_id,))
         return StationRecord(**dict(row)) if row else None
 
     async def list_stations(self) -> list[StationRecord]:
-        rows = await self._fetchall("SELECT * FROM stations ORDER BY station_id")
+        rows = await self.fetchall("SELECT * FROM stations ORDER BY station_id")
         return [StationRecord(**dict(row)) for row in rows]
 
     async def record_boot(
@@ -195,7 +197,7 @@ class CsmsStore:
         )
 
     async def connection_log(self, station_id: str) -> list[tuple[str, str | None]]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT event, detail FROM connections_log WHERE station_id = ? ORDER BY id",
             (station_id,),
         )
@@ -212,7 +214,7 @@ class CsmsStore:
         )
 
     async def connector_statuses(self, station_id: str) -> dict[tuple[int, int], str]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT evse_id, connector_id, status FROM connector_status WHERE station_id = ?",
             (station_id,),
         )
@@ -220,7 +222,7 @@ class CsmsStore:
 
     async def get_tolerance(self, station_id: str) -> str:
         """The station's tolerance mode: ``strict`` unless set to ``tolerant``."""
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT tolerance FROM station_settings WHERE station_id = ?", (station_id,)
         )
         return str(row["tolerance"]) if row else "strict"
@@ -231,7 +233,7 @@ class CsmsStore:
             raise RegistryError(f"tolerance must be strict or tolerant, not {tolerance!r}")
         if await self.get_station(station_id) is None:
             raise RegistryError(f"station {station_id!r} is not registered")
-        await self._db.execute(
+        await self.execute_write(
             "INSERT INTO station_settings (station_id, tolerance) VALUES (?, ?)"
             " ON CONFLICT (station_id) DO UPDATE SET tolerance = excluded.tolerance",
             (station_id, tolerance),
@@ -239,7 +241,7 @@ class CsmsStore:
 
     async def get_security_profile(self, station_id: str) -> int | None:
         """The station's own security profile, or None to use the CSMS's."""
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT security_profile FROM station_settings WHERE station_id = ?", (station_id,)
         )
         return None if row is None or row[0] is None else int(row[0])
@@ -250,7 +252,7 @@ class CsmsStore:
             raise RegistryError(f"security profile must be 1, 2 or 3, not {profile!r}")
         if await self.get_station(station_id) is None:
             raise RegistryError(f"station {station_id!r} is not registered")
-        await self._db.execute(
+        await self.execute_write(
             "INSERT INTO station_settings (station_id, security_profile) VALUES (?, ?)"
             " ON CONFLICT (station_id) DO UPDATE SET security_profile = excluded.security_profile",
             (station_id, profile),
@@ -280,13 +282,13 @@ class CsmsStore:
             ) from None
 
     async def get_token(self, id_token: str, token_type: str) -> TokenRecord | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT * FROM id_tokens WHERE id_token = ? AND type = ?", (id_token, token_type)
         )
         return TokenRecord(**dict(row)) if row else None
 
     async def list_tokens(self) -> list[TokenRecord]:
-        rows = await self._fetchall("SELECT * FROM id_tokens ORDER BY id_token, type")
+        rows = await self.fetchall("SELECT * FROM id_tokens ORDER BY id_token, type")
         return [TokenRecord(**dict(row)) for row in rows]
 
     async def remove_token(self, id_token: str, token_type: str | None = None) -> int:
@@ -396,7 +398,7 @@ class CsmsStore:
     async def settlement_for_session(
         self, station_id: str, transaction_id: str
     ) -> SettlementRecord | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT * FROM settlements WHERE station_id = ? AND transaction_id = ?"
             " AND kind = 'settlement'",
             (station_id, transaction_id),
@@ -404,16 +406,16 @@ class CsmsStore:
         return SettlementRecord(**dict(row)) if row else None
 
     async def get_settlement(self, settlement_id: str) -> SettlementRecord | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT * FROM settlements WHERE settlement_id = ?", (settlement_id,)
         )
         return SettlementRecord(**dict(row)) if row else None
 
     async def list_settlements(self, status: str | None = None) -> list[SettlementRecord]:
         if status is None:
-            rows = await self._fetchall("SELECT * FROM settlements ORDER BY created_at, rowid")
+            rows = await self.fetchall("SELECT * FROM settlements ORDER BY created_at, rowid")
         else:
-            rows = await self._fetchall(
+            rows = await self.fetchall(
                 "SELECT * FROM settlements WHERE status = ? ORDER BY created_at, rowid", (status,)
             )
         return [SettlementRecord(**dict(row)) for row in rows]
@@ -426,7 +428,7 @@ class CsmsStore:
             await self._insert_settlement(station_id, transaction_id, outcome, at)
 
     async def outbox_due(self, now: str, limit: int = 100) -> list[SettlementRecord]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT s.* FROM outbox o JOIN settlements s USING (settlement_id)"
             " WHERE o.next_attempt_at <= ? ORDER BY o.next_attempt_at, s.created_at LIMIT ?",
             (now, limit),
@@ -434,7 +436,7 @@ class CsmsStore:
         return [SettlementRecord(**dict(row)) for row in rows]
 
     async def outbox_size(self) -> int:
-        row = await self._fetchone("SELECT COUNT(*) FROM outbox")
+        row = await self.fetchone("SELECT COUNT(*) FROM outbox")
         return int(row[0]) if row else 0
 
     async def mark_committed(
@@ -457,7 +459,7 @@ class CsmsStore:
             await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
 
     async def settlements_without_receipt(self, limit: int = 100) -> list[str]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT settlement_id FROM settlements WHERE status = 'committed'"
             " AND receipt IS NULL ORDER BY committed_at LIMIT ?",
             (limit,),
@@ -479,7 +481,7 @@ class CsmsStore:
             await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
 
     async def outbox_attempts(self, settlement_id: str) -> int:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT attempts FROM outbox WHERE settlement_id = ?", (settlement_id,)
         )
         return int(row[0]) if row else 0
@@ -499,7 +501,7 @@ class CsmsStore:
             await self._insert_samples(station_id, None, evse_id, None, samples)
 
     async def get_session(self, station_id: str, transaction_id: str) -> SessionRecord | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT * FROM sessions WHERE station_id = ? AND transaction_id = ?",
             (station_id, transaction_id),
         )
@@ -512,7 +514,7 @@ class CsmsStore:
         where, params = (
             ("", ()) if station_id is None else ("WHERE s.station_id = ?", (station_id,))
         )
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT s.*, COALESCE(e.import_wh, 0) AS import_wh, COALESCE(e.export_wh, 0) AS"
             " export_wh FROM sessions s LEFT JOIN (SELECT station_id, transaction_id,"
             " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) -"
@@ -540,7 +542,7 @@ class CsmsStore:
 
     async def session_energy(self, station_id: str, transaction_id: str) -> tuple[int, int]:
         """Import and export Wh from register deltas (registers only grow; order-independent)."""
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT measurand, MAX(value) - MIN(value) AS delta FROM meter_samples"
             " WHERE station_id = ? AND transaction_id = ? AND phase IS NULL AND measurand IN"
             " ('Energy.Active.Import.Register', 'Energy.Active.Export.Register')"
@@ -557,7 +559,7 @@ class CsmsStore:
         """Import/export register pairs by time, for the running cost while a session runs."""
         from csms.timeutil import parse_timestamp
 
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT timestamp,"
             " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
             " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) AS exp"
@@ -572,7 +574,7 @@ class CsmsStore:
         ]
 
     async def active_sessions(self) -> list[SessionRecord]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT * FROM sessions WHERE state = 'active' ORDER BY updated_at"
         )
         return [await self._session_from_row(row) for row in rows]
@@ -583,13 +585,13 @@ class CsmsStore:
         """The newest sample time of a session and the SoC reported then (if any)."""
         from csms.timeutil import parse_timestamp
 
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT MAX(timestamp) FROM meter_samples WHERE station_id = ? AND transaction_id = ?",
             (station_id, transaction_id),
         )
         if row is None or row[0] is None:
             return None
-        soc = await self._fetchone(
+        soc = await self.fetchone(
             "SELECT value FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
             " AND measurand = 'SoC' ORDER BY timestamp DESC, id DESC LIMIT 1",
             (station_id, transaction_id),
@@ -599,7 +601,7 @@ class CsmsStore:
     async def transaction_events(
         self, station_id: str, transaction_id: str
     ) -> list[dict[str, Any]]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT seq_no, event_type, offline, raw FROM transaction_events"
             " WHERE station_id = ? AND transaction_id = ? ORDER BY seq_no",
             (station_id, transaction_id),
@@ -617,7 +619,7 @@ class CsmsStore:
     async def meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
         from csms.timeutil import parse_timestamp
 
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT * FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
             " ORDER BY timestamp, id",
             (station_id, transaction_id),
@@ -660,5 +662,5 @@ class CsmsStore:
         allowed = {"reports", "security_events", "transaction_events", "sessions", "meter_samples"}
         if table not in allowed:
             raise ValueError(table)
-        row = await self._fetchone(f"SELECT COUNT(*) FROM {table}")
+        row = await self.fetchone(f"SELECT COUNT(*) FROM {table}")
         return int(row[0]) if row else 0

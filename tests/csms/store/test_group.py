@@ -143,7 +143,7 @@ async def test_store_batches_keep_idempotency_and_per_station_order(tmp_path: Pa
         ("ended", 4, 3, 300)
     }
     for s in stations[:3]:
-        rows = await store._fetchall(
+        rows = await store.fetchall(
             "SELECT seq_no FROM transaction_events WHERE station_id = ? ORDER BY rowid", (s,)
         )
         assert [r["seq_no"] for r in rows] == [0, 1, 2, 3]  # stored in the order sent

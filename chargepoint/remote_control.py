@@ -80,9 +80,9 @@ def trigger_message(
             return _trigger_rejected("AlreadyAccepted"), None
         follow_up = _request_boot(station)
     elif requested == "Heartbeat":
-        follow_up = partial(_send_checked, station, call.Heartbeat())
+        follow_up = partial(send_checked, station, call.Heartbeat())
     elif requested == "StatusNotification":
-        follow_up = partial(_send_status, station, evses)
+        follow_up = partial(send_statuses, station, evses)
     elif requested == "MeterValues":
         follow_up = partial(_send_meter_values, station, evses)
     elif requested == "TransactionEvent":
@@ -106,7 +106,7 @@ def _request_boot(station: Station) -> FollowUp:
     return boot
 
 
-async def _send_checked(station: Station, payload: object) -> None:
+async def send_checked(station: Station, payload: object) -> None:
     """Send a triggered message; a CALLERROR is reported, a lost link is not an error."""
     try:
         await station.send(payload)
@@ -116,7 +116,8 @@ async def _send_checked(station: Station, payload: object) -> None:
         pass
 
 
-async def _send_status(station: Station, evses: list[Evse]) -> None:
+async def send_statuses(station: Station, evses: list[Evse]) -> None:
+    """Send each EVSE's StatusNotification (a triggered message, 1.6 and 2.x alike)."""
     for evse in evses:
         await station.send_status(evse)
 
@@ -124,7 +125,7 @@ async def _send_status(station: Station, evses: list[Evse]) -> None:
 async def _send_meter_values(station: Station, evses: list[Evse]) -> None:
     for evse in evses:
         sample = station.sample(evse, ReadingContext.TRIGGER, "TxUpdatedMeasurands")
-        await _send_checked(station, meter_values_call(evse.evse_id, sample))
+        await send_checked(station, meter_values_call(evse.evse_id, sample))
 
 
 async def _send_transaction_updates(station: Station, evses: list[Evse]) -> None:

@@ -234,14 +234,18 @@ class StationRunner:
             if evse.transaction is None:
                 evse.plugged = False
 
-    async def _boot(self, client: StationClient, reason: str) -> bool:
-        """BootNotification until Accepted; False if the link failed meanwhile."""
-        payload = boot_notification_call(
+    def _boot_payload(self, reason: str) -> Any:
+        """The BootNotification this runner's OCPP version sends."""
+        return boot_notification_call(
             vendor=self.config.vendor,
             model=self.config.model,
             serial=self.config.station_id[:25],
             reason=reason,
         )
+
+    async def _boot(self, client: StationClient, reason: str) -> bool:
+        """BootNotification until Accepted; False if the link failed meanwhile."""
+        payload = self._boot_payload(reason)
         while True:
             self.station.boot_requested.clear()
             try:
@@ -258,7 +262,7 @@ class StationRunner:
             if result.status == "Rejected":
                 self.station.report(Rejected("BootNotification", "Rejected"))
             LOG.info(
-                "%s: boot %s, retrying in %s s", self.config.station_id, result.status, interval
+                "%s: boot %s (%s), retrying in %s s", client.id, result.status, reason, interval
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.station.boot_requested.wait(), timeout=interval)

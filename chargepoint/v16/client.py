@@ -3,6 +3,8 @@
 It reuses ``StationClient`` (one ``send`` helper, ``answering`` mapping errors to CALLERRORs,
 follow-ups parked until the answer is out) with the library's 1.6 message classes and
 schemas. Only the actions defined here are routed: a 2.0.1-only action is NotImplemented.
+The ``@after`` hooks of Reset, TriggerMessage and ChangeAvailability are inherited: the
+actions share their names in both versions, and each hook only starts the parked follow-up.
 Handlers convert arguments and call one function of ``chargepoint.v16.remote``.
 """
 
@@ -113,10 +115,6 @@ class StationClient16(StationClient):
     def on_reset(self, type: str, call_unique_id: str, **_: Any) -> Answer:
         return remote.reset(self.station16, type)
 
-    @after(Action.reset)
-    def after_reset(self, call_unique_id: str, **_: Any) -> None:
-        self._run_parked(call_unique_id, "Reset")
-
     @on(Action.trigger_message)
     @answering
     def on_trigger_message(
@@ -124,20 +122,12 @@ class StationClient16(StationClient):
     ) -> Answer:
         return remote.trigger_message(self.station16, requested_message, connector_id)
 
-    @after(Action.trigger_message)
-    def after_trigger_message(self, call_unique_id: str, **_: Any) -> None:
-        self._run_parked(call_unique_id, "TriggerMessage")
-
     @on(Action.change_availability)
     @answering
     def on_change_availability(
         self, connector_id: int, type: str, call_unique_id: str, **_: Any
     ) -> Answer:
         return remote.change_availability(self.station16, connector_id, type)
-
-    @after(Action.change_availability)
-    def after_change_availability(self, call_unique_id: str, **_: Any) -> None:
-        self._run_parked(call_unique_id, "ChangeAvailability")
 
     @on(Action.data_transfer)
     @answering

@@ -16,7 +16,6 @@ from ocpp.v16 import call, call_result
 
 from chargepoint import availability, provisioning, remote_control, smart_charging
 from chargepoint.charging_profiles import Criteria, Purpose
-from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected
 from chargepoint.metering import ReadingContext
 from chargepoint.payloads import charging_profile_from
 from chargepoint.station import FollowUp
@@ -156,38 +155,23 @@ def trigger_message(
             model=station.config.model,
             serial=station.station_id,
         )
-        follow_up = partial(_send_checked, station, payload)
+        follow_up = partial(remote_control.send_checked, station, payload)
     elif requested == "Heartbeat":
-        follow_up = partial(_send_checked, station, call.Heartbeat())
+        follow_up = partial(remote_control.send_checked, station, call.Heartbeat())
     elif requested == "StatusNotification":
-        follow_up = partial(_send_status, station, evses)
+        follow_up = partial(remote_control.send_statuses, station, evses)
     elif requested == "MeterValues":
         follow_up = partial(_send_meter_values, station, evses)
     elif requested in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
         message = getattr(call, requested)(status="Idle")
-        follow_up = partial(_send_checked, station, message)
+        follow_up = partial(remote_control.send_checked, station, message)
     else:
         return call_result.TriggerMessage(status="NotImplemented"), None
     return call_result.TriggerMessage(status="Accepted"), follow_up
-
-
-async def _send_checked(station: Station16, payload: object) -> None:
-    """Send a triggered message; a CALLERROR is reported, a lost link is not an error."""
-    try:
-        await station.send(payload)
-    except CallErrorReceived as exc:
-        station.report(exc)
-    except (CallFailed, NotConnected):
-        pass
-
-
-async def _send_status(station: Station16, evses: list[Evse]) -> None:
-    for evse in evses:
-        await station.send_status(evse)
 
 
 async def _send_meter_values(station: Station16, evses: list[Evse]) -> None:
     for evse in evses:
         sample = station.sample(evse, ReadingContext.TRIGGER, "TxUpdatedMeasurands")
         message = meter_values_call(evse.evse_id, [sample], station.csms_id_of(evse))
-        await _send_checked(station, message)
+        await remote_control.send_checked(station, message)

@@ -245,24 +245,38 @@ class Station:
         async with self._flush_lock:
             while (head := self.queue.peek()) is not None and self.online.is_set():
                 try:
-                    result = await self.send(transaction_event_call(head))
+                    result = await self._send_event(head)
                 except CallErrorReceived as exc:
                     self.queue.pop()  # resending a refused event cannot help
                     self.report(exc)
                     continue
                 except (CallFailed, NotConnected) as exc:
-                    LOG.info("%s: event seqNo %s not sent: %s", self.station_id, head.seq_no, exc)
+                    LOG.info(
+                        "%s: %s seqNo %s not sent: %s",
+                        self.station_id,
+                        head.event_type,
+                        head.seq_no,
+                        exc,
+                    )
                     self.queue.mark_offline()
                     return
                 self.queue.pop()
-                self._note_cost(head, getattr(result, "total_cost", None))
-                info = result.id_token_info
-                if info is not None and info.get("status") != "Accepted":
-                    # E05 (StopTxOnInvalidId): a token the CSMS no longer accepts stops charging
-                    self.request_stop(
-                        head.transaction_id, TriggerReason.DEAUTHORIZED, StoppedReason.DE_AUTHORIZED
-                    )
-                    self.report(Rejected("TransactionEvent", str(info.get("status"))))
+                self._event_answered(head, result)
+
+    async def _send_event(self, event: TxEvent) -> Any:
+        """Send one queued event as this version's message; returns the CSMS's answer."""
+        return await self.send(transaction_event_call(event))
+
+    def _event_answered(self, event: TxEvent, result: Any) -> None:
+        """Act on a TransactionEventResponse once its event is off the queue."""
+        self._note_cost(event, getattr(result, "total_cost", None))
+        info = result.id_token_info
+        if info is not None and info.get("status") != "Accepted":
+            # E05 (StopTxOnInvalidId): a token the CSMS no longer accepts stops charging
+            self.request_stop(
+                event.transaction_id, TriggerReason.DEAUTHORIZED, StoppedReason.DE_AUTHORIZED
+            )
+            self.report(Rejected("TransactionEvent", str(info.get("status"))))
 
     def _note_cost(self, event: TxEvent, cost: float | None) -> None:
         """Keep the totalCost a TransactionEventResponse carried (final on Ended)."""

@@ -50,23 +50,8 @@ class Station16(Station):
         tx = evse.transaction
         return None if tx is None else self.csms_ids.get(tx.transaction_id)
 
-    async def flush(self) -> None:
-        """Send queued events oldest first, each as its 1.6 message."""
-        async with self._flush_lock:
-            while (head := self.queue.peek()) is not None and self.online.is_set():
-                try:
-                    await self._send_event(head)
-                except CallErrorReceived as exc:
-                    self.queue.pop()  # resending a refused message cannot help
-                    self.report(exc)
-                    continue
-                except (CallFailed, NotConnected) as exc:
-                    LOG.info("%s: %s not sent: %s", self.station_id, head.event_type, exc)
-                    self.queue.mark_offline()
-                    return
-                self.queue.pop()
-
     async def _send_event(self, event: TxEvent) -> None:
+        """Send one queued event as its 1.6 message (Start, MeterValues or Stop)."""
         if event.event_type is EventType.STARTED:
             result = await self.send(start_transaction_call(event))
             self.csms_ids[event.transaction_id] = int(result.transaction_id)
@@ -100,6 +85,9 @@ class Station16(Station):
         await self.send(stop_transaction_call(event, csms_id, begun, reset=self.reset_reason))
         self._begun.pop(event.transaction_id, None)
         self.csms_ids.pop(event.transaction_id, None)
+
+    def _event_answered(self, event: TxEvent, result: Any) -> None:
+        """Nothing left to do: ``_send_event`` handled each 1.6 answer as it came."""
 
     async def send_status(self, evse: Evse) -> None:
         """1.6 StatusNotification for ``evse``'s connector; skipped while offline."""

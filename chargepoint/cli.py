@@ -18,6 +18,8 @@ from chargepoint.meter import public_key_pem
 from chargepoint.runner import runner_for
 from chargepoint.transaction import IdToken
 
+PEM_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)  # --ca, --cert, --key
+
 
 @click.command("chargepoint")
 @click.argument("url")
@@ -27,19 +29,19 @@ from chargepoint.transaction import IdToken
 )
 @click.option(
     "--ca",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PEM_FILE,
     default=None,
     help="PEM CA certificate to verify a wss:// CSMS (default: the system's CAs).",
 )
 @click.option(
     "--cert",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PEM_FILE,
     default=None,
     help="PEM client certificate, CN = station id (security profile 3).",
 )
 @click.option(
     "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PEM_FILE,
     default=None,
     help="PEM private key of --cert (if not in the --cert file).",
 )

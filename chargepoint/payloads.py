@@ -168,16 +168,21 @@ def _variable_payload(key: VariableKey) -> Json:
     return out
 
 
+def _attribute_result(res: GetResult | SetResult) -> Json:
+    """The fields a Get- and a SetVariableResult share: status, attribute, component, variable."""
+    return {
+        "attribute_status": str(res.status),
+        "attribute_type": res.request.attribute,
+        "component": _component_payload(res.request.component),
+        "variable": _variable_payload(res.request.variable),
+    }
+
+
 def get_variables_result(results: Sequence[GetResult]) -> call_result.GetVariables:
     """GetVariablesResponse, one result per request, in order."""
     items: list[Json] = []
     for res in results:
-        item: Json = {
-            "attribute_status": str(res.status),
-            "attribute_type": res.request.attribute,
-            "component": _component_payload(res.request.component),
-            "variable": _variable_payload(res.request.variable),
-        }
+        item = _attribute_result(res)
         if res.value is not None:
             item["attribute_value"] = res.value
         items.append(item)
@@ -188,12 +193,7 @@ def set_variables_result(results: Sequence[SetResult]) -> call_result.SetVariabl
     """SetVariablesResponse, one result per request, in order."""
     items: list[Json] = []
     for res in results:
-        item: Json = {
-            "attribute_status": str(res.status),
-            "attribute_type": res.request.attribute,
-            "component": _component_payload(res.request.component),
-            "variable": _variable_payload(res.request.variable),
-        }
+        item = _attribute_result(res)
         if res.reason is not None:
             item["attribute_status_info"] = {"reason_code": res.reason}
         items.append(item)

@@ -302,18 +302,21 @@ class Station:
         self.device_model.write("EVSE", "AvailabilityState", str(evse.status), evse_id=evse.evse_id)
         if self._link is None:
             return
-        payload = status_notification_call(
+        try:
+            await self.send(self._status_payload(evse))
+        except CallErrorReceived as exc:
+            self.report(exc)
+        except (CallFailed, NotConnected) as exc:
+            LOG.info("%s: status of EVSE %s not sent: %s", self.station_id, evse.evse_id, exc)
+
+    def _status_payload(self, evse: Evse) -> Any:
+        """This version's StatusNotification for ``evse``'s connector."""
+        return status_notification_call(
             now=self.clock.now(),
             evse_id=evse.evse_id,
             connector_id=evse.connector_id,
             status=evse.status,
         )
-        try:
-            await self.send(payload)
-        except CallErrorReceived as exc:
-            self.report(exc)
-        except (CallFailed, NotConnected) as exc:
-            LOG.info("%s: status of EVSE %s not sent: %s", self.station_id, evse.evse_id, exc)
 
     async def send_all_status(self) -> None:
         """StatusNotification for every connector (after boot, or when triggered)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from ocpp.v16 import call
 
-from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected, Rejected
+from chargepoint.errors import Rejected
 from chargepoint.station import Station
 from chargepoint.transaction import EventType, Evse, IdToken, StoppedReason, TriggerReason, TxEvent
 from chargepoint.v16.payloads import (
@@ -89,21 +89,12 @@ class Station16(Station):
     def _event_answered(self, event: TxEvent, result: Any) -> None:
         """Nothing left to do: ``_send_event`` handled each 1.6 answer as it came."""
 
-    async def send_status(self, evse: Evse) -> None:
-        """1.6 StatusNotification for ``evse``'s connector; skipped while offline."""
-        self.device_model.write("EVSE", "AvailabilityState", str(evse.status), evse_id=evse.evse_id)
-        if self._link is None:
-            return
+    def _status_payload(self, evse: Evse) -> Any:
+        """1.6 StatusNotification: connector id = EVSE id, Charging while a transaction runs."""
         status = connector_status(evse.status, charging=evse.transaction is not None)
-        payload = status_notification_call(
+        return status_notification_call(
             now=self.clock.now(), connector_id=evse.evse_id, status=status
         )
-        try:
-            await self.send(payload)
-        except CallErrorReceived as exc:
-            self.report(exc)
-        except (CallFailed, NotConnected) as exc:
-            LOG.info("%s: status of connector %s not sent: %s", self.station_id, evse.evse_id, exc)
 
     async def authorize(self, token: IdToken) -> None:
         """1.6 Authorize of an idTag; raises Rejected unless Accepted."""

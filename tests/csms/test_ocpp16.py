@@ -8,7 +8,6 @@ every 1.6 CSMS-initiated call of the service API is answered by it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 import pytest
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
-from websockets.asyncio.client import connect
 
 from csms.app import CsmsApp
 from csms.blocks16.remote import set_charging_profile_request_16
@@ -24,7 +22,8 @@ from csms.dispatch import Decision
 from csms.model import TokenRecord
 from csms.service import VariableRef
 from csms.store.ocpp16 import Ocpp16Store
-from tests.csms.conftest import PASSWORD, STATION, auth_header, url
+from tests.csms.conftest import STATION
+from tests.csms.library_station import library_station
 
 TAG = "TAG16-ACCEPTED"
 T_BEGIN = "2026-11-25T10:00:00.000Z"
@@ -90,22 +89,8 @@ class Station16(ChargePoint):
 @pytest.fixture
 async def station(csms: CsmsApp) -> AsyncIterator[Station16]:
     await csms.store.add_token(TokenRecord(TAG, "ISO14443", "Accepted", "invoice", None, T_BEGIN))
-    ws = await connect(
-        url(csms),
-        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-        additional_headers=auth_header(STATION, PASSWORD),
-        open_timeout=5,
-    )
-    assert ws.subprotocol == "ocpp1.6"
-    cp = Station16(STATION, ws)
-    runner = asyncio.create_task(cp.start())
-    for _ in range(100):  # the server registers the connection just after the handshake
-        if STATION in csms.server.connections:
-            break
-        await asyncio.sleep(0.01)
-    yield cp
-    runner.cancel()
-    await ws.close()
+    async with library_station(csms, Station16, ["ocpp1.6"], "ocpp1.6") as cp:
+        yield cp
 
 
 def reading(

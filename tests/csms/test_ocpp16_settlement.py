@@ -8,7 +8,6 @@ meter's registers and the flat tariff written out here, and a resent Stop settle
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from ocpp.v16 import ChargePoint, call
-from websockets.asyncio.client import connect
 
 from chargepoint.ev import UJ_PER_WH, EnergyFlow
 from chargepoint.meter import Identification, Meter, MeterInfo, public_key_ocmf
@@ -29,7 +27,8 @@ from csms.settling import SettlementOutcome, SettlementSetup, settle_session
 from csms.tariffs import parse_tariff
 from csms.timeutil import format_timestamp
 from ledger.keys import generate_key
-from tests.csms.conftest import PASSWORD, STATION, auth_header, url
+from tests.csms.conftest import PASSWORD, STATION
+from tests.csms.library_station import library_station
 
 TAG = "TAG16-SIGNED"
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -68,17 +67,8 @@ async def station(csms: CsmsApp) -> AsyncIterator[ChargePoint]:
         return settle_session(setup, session, samples, meter_key=meter_key, token=token)
 
     store.session_closer = close
-    ws = await connect(
-        url(csms),
-        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-        additional_headers=auth_header(STATION, PASSWORD),
-        open_timeout=5,
-    )
-    cp = ChargePoint(STATION, ws)
-    runner = asyncio.create_task(cp.start())
-    yield cp
-    runner.cancel()
-    await ws.close()
+    async with library_station(csms, ChargePoint, ["ocpp1.6"], registered=False) as cp:
+        yield cp
 
 
 def signed_reading(at: datetime, value: str, context: str) -> dict[str, Any]:

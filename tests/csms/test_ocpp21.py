@@ -8,7 +8,6 @@ Transfer, and the session ends with import and export from register deltas.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,6 @@ import pytest
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.routing import on
 from ocpp.v21 import ChargePoint, call, call_result
-from websockets.asyncio.client import connect
 
 from csms.app import CsmsApp
 from csms.blocks21.profiles import split_phases
@@ -28,7 +26,8 @@ from csms.model import TokenRecord
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.versions import OCPP21
 from csms.store.charging_needs import ChargingNeedsStore
-from tests.csms.conftest import PASSWORD, STATION, auth_header, url
+from tests.csms.conftest import STATION
+from tests.csms.library_station import library_station
 
 TAG = "TAG21-V2X"
 T0 = "2026-11-25T10:00:00.000Z"
@@ -81,22 +80,8 @@ class Station21(ChargePoint):
 @pytest.fixture
 async def station(csms: CsmsApp) -> AsyncIterator[Station21]:
     await csms.store.add_token(TokenRecord(TAG, "ISO14443", "Accepted", "invoice", None, T0))
-    ws = await connect(
-        url(csms),
-        subprotocols=["ocpp2.0.1", "ocpp2.1"],  # type: ignore[list-item]
-        additional_headers=auth_header(STATION, PASSWORD),
-        open_timeout=5,
-    )
-    assert ws.subprotocol == "ocpp2.1"
-    cp = Station21(STATION, ws)
-    runner = asyncio.create_task(cp.start())
-    for _ in range(100):  # the server registers the connection just after the handshake
-        if STATION in csms.server.connections:
-            break
-        await asyncio.sleep(0.01)
-    yield cp
-    runner.cancel()
-    await ws.close()
+    async with library_station(csms, Station21, ["ocpp2.0.1", "ocpp2.1"], "ocpp2.1") as cp:
+        yield cp
 
 
 def energy(timestamp: str, import_wh: float, export_wh: float, context: str) -> dict[str, Any]:

@@ -10,25 +10,19 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from chargepoint.ev import UJ_PER_WH, EnergyFlow
 from chargepoint.meter import (
-    Identification,
-    Meter,
-    MeterInfo,
-    public_key_ocmf,
     public_key_pem,
-    signed_meter_value,
 )
 from csms.identity import PseudonymKey
-from csms.model import MeterSample, TokenRecord, TransactionEventRecord
+from csms.model import TokenRecord, TransactionEventRecord
 from csms.outbox import LedgerReceipt, OutboxWorker
 from csms.settling import SettlementSetup, session_closer
 from csms.store.sqlite import CsmsStore
 from csms.tariffs import parse_tariff
 from csms.timeutil import format_timestamp
 from ledger.keys import generate_key
+from tests.csms.signed_session import SignedSession
 
 STATION = "CS-SETTLE"
 TOKEN = "04AABBCCDDEEFF"
@@ -43,44 +37,14 @@ series:
 """
 
 
-class Session:
+class Session(SignedSession):
     """A meter driven through charge-then-discharge, producing the events a station sends."""
 
     def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.meter = Meter(self.key, MeterInfo(serial="MTR-1"), import_wh=50_000, export_wh=7_000)
-        self.who = Identification(TOKEN, "ISO14443", "1")
-        self.seq = 0
-
-    def flow(self, imported_wh: int, exported_wh: int, at: datetime) -> None:
-        self.meter.feed(EnergyFlow(at, at, imported_wh * UJ_PER_WH, exported_wh * UJ_PER_WH))
+        super().__init__(STATION, "tx-42", TOKEN)
 
     def event(self, event_type: str, at: datetime, nature: str) -> TransactionEventRecord:
-        record = self.meter.sign(nature, at, self.who)  # type: ignore[arg-type]
-        signed = signed_meter_value(record, public_key_ocmf(self.key))
-        samples = (
-            MeterSample(at, "Energy.Active.Import.Register", self.meter.import_wh, "Wh",
-                        signed=json.dumps(signed)),
-            MeterSample(at, "Energy.Active.Export.Register", self.meter.export_wh, "Wh"),
-        )  # fmt: skip
-        self.seq += 1
-        return TransactionEventRecord(
-            station_id=STATION,
-            transaction_id="tx-42",
-            seq_no=self.seq - 1,
-            event_type=event_type,
-            trigger_reason="MeterValuePeriodic",
-            offline=False,
-            timestamp=at,
-            evse_id=1,
-            connector_id=1,
-            id_token=TOKEN,
-            id_token_type="ISO14443",
-            stopped_reason="Local" if event_type == "Ended" else None,
-            charging_state=None,
-            raw="{}",
-            samples=samples,
-        )
+        return self.record(event_type, at, self.registers(at, self.signed(nature, at)))
 
     def events(self) -> list[TransactionEventRecord]:
         started = self.event("Started", T0, "Begin")

@@ -13,16 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from chargepoint.ev import UJ_PER_WH, EnergyFlow
 from chargepoint.meter import (
-    Identification,
-    Meter,
-    MeterInfo,
-    public_key_ocmf,
     public_key_pem,
-    signed_meter_value,
 )
 from csms.identity import PseudonymKey
 from csms.model import MeterSample, TokenRecord, TransactionEventRecord
@@ -36,6 +28,7 @@ from ledger.home import init_data_dir, load_home, validator_homes
 from ledger.receipt import build_receipt, receipt_to_dict
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.types import Tx
+from tests.csms.signed_session import SignedSession
 
 STATION = "CS-REVIEW-1"
 OTHER_STATION = "CS-REVIEW-2"
@@ -57,53 +50,23 @@ AUDITOR, AUDITOR_PW = "arthur", "auditor-pass-1"
 EXPECTED_AMOUNT = (4_000 * 300_000 + 500 * 400_000 - 3_000 * 500_000) // 1000  # -100000
 
 
-class MeteredSession:
+class MeteredSession(SignedSession):
     """A meter driven through charge-then-discharge, producing the events a station sends."""
 
     def __init__(self, station_id: str, transaction_id: str) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.meter = Meter(self.key, MeterInfo(serial="MTR-1"), import_wh=50_000, export_wh=7_000)
-        self.who = Identification(TOKEN, "ISO14443", "1")
-        self.station_id = station_id
-        self.transaction_id = transaction_id
-        self.seq = 0
-
-    def flow(self, imported_wh: int, exported_wh: int, at: datetime) -> None:
-        self.meter.feed(EnergyFlow(at, at, imported_wh * UJ_PER_WH, exported_wh * UJ_PER_WH))
+        super().__init__(station_id, transaction_id, TOKEN)
 
     def event(
         self, event_type: str, at: datetime, nature: str | None, soc: int, power_w: int
     ) -> TransactionEventRecord:
-        signed = None
-        if nature is not None:
-            record = self.meter.sign(nature, at, self.who)  # type: ignore[arg-type]
-            signed = json.dumps(signed_meter_value(record, public_key_ocmf(self.key)))
+        signed = None if nature is None else self.signed(nature, at)
         power = "Power.Active.Import" if power_w >= 0 else "Power.Active.Export"
         samples = (
-            MeterSample(at, "Energy.Active.Import.Register", self.meter.import_wh, "Wh",
-                        signed=signed),
-            MeterSample(at, "Energy.Active.Export.Register", self.meter.export_wh, "Wh"),
+            *self.registers(at, signed),
             MeterSample(at, power, abs(power_w), "W"),
             MeterSample(at, "SoC", soc, "Percent"),
-        )  # fmt: skip
-        self.seq += 1
-        return TransactionEventRecord(
-            station_id=self.station_id,
-            transaction_id=self.transaction_id,
-            seq_no=self.seq - 1,
-            event_type=event_type,
-            trigger_reason="MeterValuePeriodic",
-            offline=False,
-            timestamp=at,
-            evse_id=1,
-            connector_id=1,
-            id_token=TOKEN,
-            id_token_type="ISO14443",
-            stopped_reason="Local" if event_type == "Ended" else None,
-            charging_state=None,
-            raw="{}",
-            samples=samples,
         )
+        return self.record(event_type, at, samples)
 
     def events(self, start: datetime = T0) -> list[TransactionEventRecord]:
         events = [self.event("Started", start, "Begin", 40, 8_000)]

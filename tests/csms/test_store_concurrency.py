@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
-from csms.model import MeterSample, TransactionEventRecord
+from csms.model import TransactionEventRecord
 from csms.store.sqlite import CsmsStore
+from tests.csms.records import numbered_event
 
 
 def event(station: str, seq_no: int, event_type: str) -> TransactionEventRecord:
-    at = datetime(2026, 11, 25, 10, seq_no, tzinfo=UTC)
-    return TransactionEventRecord(
-        station_id=station,
-        transaction_id="tx",
-        seq_no=seq_no,
-        event_type=event_type,
-        trigger_reason="MeterValuePeriodic",
-        offline=False,
-        timestamp=at,
-        evse_id=1,
-        connector_id=1,
-        id_token=None,
-        id_token_type=None,
-        stopped_reason=None,
-        charging_state=None,
-        raw="{}",
-        samples=(MeterSample(at, "Energy.Active.Import.Register", 1000 * seq_no, "Wh"),),
-    )
+    return numbered_event(station, seq_no, event_type, wh_per_seq=1000)
 
 
 async def test_concurrent_units_of_work_all_land(tmp_path: Path) -> None:

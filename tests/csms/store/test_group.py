@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from csms.model import MeterSample, TransactionEventRecord
+from csms.model import TransactionEventRecord
 from csms.store.group import GroupCommit, Outcome
 from csms.store.sqlite import CsmsStore
+from tests.csms.records import numbered_event
 
 
 def open_db(path: Path) -> sqlite3.Connection:
@@ -107,24 +107,7 @@ async def test_a_caller_that_goes_away_does_not_lose_the_others(tmp_path: Path) 
 
 
 def event(station: str, seq_no: int, kind: str = "Updated") -> TransactionEventRecord:
-    at = datetime(2026, 11, 25, 10, seq_no, tzinfo=UTC)
-    return TransactionEventRecord(
-        station_id=station,
-        transaction_id="tx",
-        seq_no=seq_no,
-        event_type=kind,
-        trigger_reason="MeterValuePeriodic",
-        offline=False,
-        timestamp=at,
-        evse_id=1,
-        connector_id=1,
-        id_token=None,
-        id_token_type=None,
-        stopped_reason=None,
-        charging_state=None,
-        raw="{}",
-        samples=(MeterSample(at, "Energy.Active.Import.Register", 100 * seq_no, "Wh"),),
-    )
+    return numbered_event(station, seq_no, kind, wh_per_seq=100)
 
 
 async def test_store_batches_keep_idempotency_and_per_station_order(tmp_path: Path) -> None:

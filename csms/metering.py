@@ -6,6 +6,7 @@ Energy becomes integer Wh and power integer W, once, here (REAL_HARDWARE.md, "Un
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -63,13 +64,18 @@ def normalise_value(value: Any, unit: str, multiplier: int) -> tuple[int, str]:
     return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN)), target
 
 
+def meter_value_timestamp(meter_value: dict[str, Any]) -> datetime:
+    """A meterValue's timestamp (1.6 and 2.x alike); PropertyConstraintViolation if malformed."""
+    try:
+        return parse_timestamp(meter_value["timestamp"])
+    except ValueError as exc:
+        raise PropertyConstraintViolation(f"meterValue timestamp: {exc}") from None
+
+
 def parse_meter_values(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:
     samples: list[MeterSample] = []
     for meter_value in meter_values:
-        try:
-            timestamp = parse_timestamp(meter_value["timestamp"])
-        except ValueError as exc:
-            raise PropertyConstraintViolation(f"meterValue timestamp: {exc}") from None
+        timestamp = meter_value_timestamp(meter_value)
         for sampled in meter_value.get("sampledValue", []):
             measurand = sampled.get("measurand", "Energy.Active.Import.Register")
             unit_of_measure = sampled.get("unitOfMeasure") or {}

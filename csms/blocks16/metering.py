@@ -23,9 +23,8 @@ from typing import Any
 
 from csms.errors import PropertyConstraintViolation
 from csms.evidence import REGISTER_EXPORT, REGISTER_IMPORT
-from csms.metering import normalise_value
+from csms.metering import meter_value_timestamp, normalise_value
 from csms.model import MeterSample
-from csms.timeutil import parse_timestamp
 
 DEFAULT_MEASURAND = "Energy.Active.Import.Register"
 
@@ -125,10 +124,7 @@ def parse_meter_values_16(meter_values: list[dict[str, Any]]) -> tuple[MeterSamp
     """Normalise a 1.6 ``meterValue`` (or ``transactionData``) list."""
     samples: list[MeterSample] = []
     for meter_value in meter_values:
-        try:
-            timestamp = parse_timestamp(meter_value["timestamp"])
-        except ValueError as exc:
-            raise PropertyConstraintViolation(f"meterValue timestamp: {exc}") from None
+        timestamp = meter_value_timestamp(meter_value)
         sampled_values = meter_value.get("sampledValue", [])
         plain = [s for s in sampled_values if s.get("format", "Raw") != "SignedData"]
         signed: dict[tuple[Any, ...], SignedRecord] = {}

@@ -157,6 +157,7 @@ def render(
         f" {info['platform']}",
         "- ratios are measured side by side in this run; absolute numbers vary with the"
         " machine and its load and are reported, not asserted",
+        "- method, benchmark settings and what holds each target back: `bench/README.md`",
         "",
         "## Targets (issue 7)",
         "",

@@ -52,6 +52,15 @@ async def next_out(conn: FakeConnection) -> list[Any]:
     return conn.outbox.pop(0)
 
 
+async def csms_call(conn: FakeConnection, action: str, payload: dict[str, Any]) -> list[Any]:
+    """Send one CSMS call to the station on ``conn`` and return its answer frame."""
+    unique_id = f"csms-{action}"
+    await conn.inbox.put(json.dumps([2, unique_id, action, payload]))
+    frame = await next_out(conn)
+    assert frame[1] == unique_id, frame
+    return frame
+
+
 def test_error_mapping_is_total_and_keeps_ocpp_errors() -> None:
     assert isinstance(to_call_error(StateError("busy")), GenericError)
     assert isinstance(to_call_error(ChargePointError("x")), InternalError)

@@ -16,7 +16,7 @@ from chargepoint.transaction import IdToken, TriggerReason
 from chargepoint.v16.client import StationClient16
 from chargepoint.v16.payloads import boot_notification_call
 from chargepoint.v16.station import Station16
-from tests.chargepoint.test_client import FakeConnection, next_out
+from tests.chargepoint.test_client import FakeConnection, csms_call, next_out
 from tests.chargepoint.v16.builders import SteerableMeter, make
 
 
@@ -29,11 +29,7 @@ class Live:
 
     async def ask(self, action: str, payload: dict[str, Any]) -> list[Any]:
         """Send one CSMS call and return the station's answer frame."""
-        unique_id = f"csms-{action}"
-        await self.conn.inbox.put(json.dumps([2, unique_id, action, payload]))
-        frame = await next_out(self.conn)
-        assert frame[1] == unique_id, frame
-        return frame
+        return await csms_call(self.conn, action, payload)
 
     async def go_online(self) -> None:
         """Bring the station online on this client, answering its StatusNotification."""

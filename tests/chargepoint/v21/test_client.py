@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +19,7 @@ from chargepoint.transaction import IdToken, TriggerReason, TxEvent
 from chargepoint.v21.client import StationClient21
 from chargepoint.v21.station import Station21
 from tests.chargepoint.fakes import T0, FakeLink
-from tests.chargepoint.test_client import FakeConnection, next_out
+from tests.chargepoint.test_client import FakeConnection, csms_call
 from tests.chargepoint.v16.builders import SteerableMeter, make
 
 
@@ -31,11 +30,7 @@ class Live:
     meter: SteerableMeter
 
     async def ask(self, action: str, payload: dict[str, Any]) -> list[Any]:
-        unique_id = f"csms-{action}"
-        await self.conn.inbox.put(json.dumps([2, unique_id, action, payload]))
-        frame = await next_out(self.conn)
-        assert frame[1] == unique_id, frame
-        return frame
+        return await csms_call(self.conn, action, payload)
 
 
 @pytest.fixture
@@ -154,7 +149,8 @@ async def test_20_handlers_answer_under_21(live: Live) -> None:
     assert frame[0] == 3 and frame[2]["getVariableResult"][0]["attributeStatus"] == "Accepted"
 
 
-async def test_charging_needs_follow_the_started_event() -> None:
+def ev_meter() -> EvMeter:
+    """A signing meter behind a 60 kWh EV at 50 %, 11 kW in and 7 kW out, leaving in 8 h."""
     key = ec.generate_private_key(ec.SECP256R1())
     spec = EvSpec(
         capacity_wh=60_000,
@@ -164,11 +160,15 @@ async def test_charging_needs_follow_the_started_event() -> None:
         departure=T0 + timedelta(hours=8),
         target_soc_pct=80,
     )
-    meter = EvMeter(
+    return EvMeter(
         Ev(spec, soc_pct=50, at=T0),
         Meter(key, MeterInfo(serial="M1")),
         public_key=public_key_ocmf(key),
     )
+
+
+async def test_charging_needs_follow_the_started_event() -> None:
+    meter = ev_meter()
     station = make(Station21, meters={1: meter}, ocpp_version="2.1")
     link = FakeLink()
     await station.go_online(link)
@@ -197,20 +197,7 @@ async def test_no_needs_without_an_ev_model() -> None:
 
 
 async def test_needs_of_a_start_queued_before_boot_follow_its_replay() -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    spec = EvSpec(
-        capacity_wh=60_000,
-        reserve_soc_pct=20,
-        max_charge_w=11_000,
-        max_discharge_w=7000,
-        departure=T0 + timedelta(hours=8),
-        target_soc_pct=80,
-    )
-    meter = EvMeter(
-        Ev(spec, soc_pct=50, at=T0),
-        Meter(key, MeterInfo(serial="M1")),
-        public_key=public_key_ocmf(key),
-    )
+    meter = ev_meter()
     station = make(Station21, meters={1: meter}, ocpp_version="2.1")
     await station.submit(start_transaction(station))  # not online yet: queued
     link = FakeLink()

@@ -72,6 +72,27 @@ def meter_value_timestamp(meter_value: dict[str, Any]) -> datetime:
         raise PropertyConstraintViolation(f"meterValue timestamp: {exc}") from None
 
 
+def sample_from(
+    timestamp: datetime,
+    sampled: dict[str, Any],
+    measurand: str,
+    value: int,
+    unit: str,
+    signed: str | None,
+) -> MeterSample:
+    """A normalised sample, keeping the sampledValue's phase, context and location."""
+    return MeterSample(
+        timestamp=timestamp,
+        measurand=measurand,
+        value=value,
+        unit=unit,
+        phase=sampled.get("phase"),
+        context=sampled.get("context"),
+        location=sampled.get("location"),
+        signed=signed,
+    )
+
+
 def parse_meter_values(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:
     samples: list[MeterSample] = []
     for meter_value in meter_values:
@@ -84,16 +105,6 @@ def parse_meter_values(meter_values: list[dict[str, Any]]) -> tuple[MeterSample,
                 sampled["value"], unit, int(unit_of_measure.get("multiplier", 0))
             )
             signed = sampled.get("signedMeterValue")
-            samples.append(
-                MeterSample(
-                    timestamp=timestamp,
-                    measurand=measurand,
-                    value=value,
-                    unit=unit,
-                    phase=sampled.get("phase"),
-                    context=sampled.get("context"),
-                    location=sampled.get("location"),
-                    signed=json.dumps(signed, sort_keys=True) if signed else None,
-                )
-            )
+            evidence = json.dumps(signed, sort_keys=True) if signed else None
+            samples.append(sample_from(timestamp, sampled, measurand, value, unit, evidence))
     return tuple(samples)

@@ -23,7 +23,7 @@ from typing import Any
 
 from csms.errors import PropertyConstraintViolation
 from csms.evidence import REGISTER_EXPORT, REGISTER_IMPORT
-from csms.metering import meter_value_timestamp, normalise_value
+from csms.metering import meter_value_timestamp, normalise_value, sample_from
 from csms.model import MeterSample
 
 DEFAULT_MEASURAND = "Energy.Active.Import.Register"
@@ -159,13 +159,5 @@ def _sample(
     unit: str,
     record: SignedRecord | None,
 ) -> MeterSample:
-    return MeterSample(
-        timestamp=timestamp,
-        measurand=measurand,
-        value=value,
-        unit=unit,
-        phase=sampled.get("phase"),
-        context=sampled.get("context"),
-        location=sampled.get("location"),
-        signed=None if record is None else record.signed_meter_value(),
-    )
+    signed = None if record is None else record.signed_meter_value()
+    return sample_from(timestamp, sampled, measurand, value, unit, signed)

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ocpp.v201.enums import IdTokenEnumType
+
 from chargepoint.backoff import Backoff
 from chargepoint.connection import TlsFiles
 from chargepoint.errors import ConfigError
 from chargepoint.transaction import IdToken
 
-ID_TOKEN_TYPES = (
-    "Central",
-    "eMAID",
-    "ISO14443",
-    "ISO15693",
-    "KeyCode",
-    "Local",
-    "MacAddress",
-    "NoAuthorization",
-)
+ID_TOKEN_TYPES = tuple(t.value for t in IdTokenEnumType)  # OCPP 2.x IdTokenEnumType
 
 OCPP_VERSIONS = ("1.6", "2.0.1", "2.1")  # --ocpp; each offers its own websocket subprotocol
 

@@ -8,7 +8,7 @@ wrapped in the TransactionEventRecord the CSMS's handler would have stored.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -21,6 +21,17 @@ from chargepoint.meter import (
     signed_meter_value,
 )
 from csms.model import MeterSample, TransactionEventRecord
+
+# a time-of-use day: 0.30 import / 0.10 export until 17:00, then 0.40 / 0.50 (EUR per kWh)
+T0 = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
+BOUNDARY = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+TARIFF = b"""\
+id: test-tou
+currency: EUR
+series:
+  - {start: "2026-11-25T00:00:00Z", import_price: 300000, export_price: 100000}
+  - {start: "2026-11-25T17:00:00Z", import_price: 400000, export_price: 500000}
+"""
 
 
 class SignedSession:

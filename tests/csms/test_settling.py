@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
@@ -22,19 +22,10 @@ from csms.store.sqlite import CsmsStore
 from csms.tariffs import parse_tariff
 from csms.timeutil import format_timestamp
 from ledger.keys import generate_key
-from tests.csms.signed_session import SignedSession
+from tests.csms.signed_session import BOUNDARY, T0, TARIFF, SignedSession
 
 STATION = "CS-SETTLE"
 TOKEN = "04AABBCCDDEEFF"
-T0 = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
-BOUNDARY = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
-TARIFF = b"""\
-id: test-tou
-currency: EUR
-series:
-  - {start: "2026-11-25T00:00:00Z", import_price: 300000, export_price: 100000}
-  - {start: "2026-11-25T17:00:00Z", import_price: 400000, export_price: 500000}
-"""
 
 
 class Session(SignedSession):

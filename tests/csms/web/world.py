@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from chargepoint.meter import (
@@ -28,22 +28,13 @@ from ledger.home import init_data_dir, load_home, validator_homes
 from ledger.receipt import build_receipt, receipt_to_dict
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.types import Tx
-from tests.csms.signed_session import SignedSession
+from tests.csms.signed_session import BOUNDARY, T0, TARIFF, SignedSession
 
 STATION = "CS-REVIEW-1"
 OTHER_STATION = "CS-REVIEW-2"
 TOKEN = "04AABBCCDDEEFF"
 PSEUDONYM = "v1:pseudo-alice-ev"
 CHAIN_ID = "review-chain"
-T0 = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
-BOUNDARY = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
-TARIFF = b"""\
-id: test-tou
-currency: EUR
-series:
-  - {start: "2026-11-25T00:00:00Z", import_price: 300000, export_price: 100000}
-  - {start: "2026-11-25T17:00:00Z", import_price: 400000, export_price: 500000}
-"""
 OPERATOR, OPERATOR_PW = "olivia", "operator-pass-1"
 AUDITOR, AUDITOR_PW = "arthur", "auditor-pass-1"
 # 16:30-17:00 import 4 kWh at 0.30; 17:00-17:45 import 0.5 kWh at 0.40, export 3 kWh at 0.50

@@ -21,6 +21,7 @@ from chargepoint.meter import (
     signed_meter_value,
 )
 from csms.model import MeterSample, TransactionEventRecord
+from tests.csms.records import event_record
 
 # a time-of-use day: 0.30 import / 0.10 export until 17:00, then 0.40 / 0.50 (EUR per kWh)
 T0 = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
@@ -67,20 +68,14 @@ class SignedSession:
     ) -> TransactionEventRecord:
         """The next event of the transaction, carrying ``samples``."""
         self.seq += 1
-        return TransactionEventRecord(
-            station_id=self.station_id,
-            transaction_id=self.transaction_id,
-            seq_no=self.seq - 1,
-            event_type=event_type,
-            trigger_reason="MeterValuePeriodic",
-            offline=False,
-            timestamp=at,
-            evse_id=1,
-            connector_id=1,
-            id_token=self.token,
-            id_token_type="ISO14443",
-            stopped_reason="Local" if event_type == "Ended" else None,
-            charging_state=None,
-            raw="{}",
-            samples=samples,
+        stopped = "Local" if event_type == "Ended" else None
+        return event_record(
+            self.station_id,
+            self.transaction_id,
+            self.seq - 1,
+            event_type,
+            at,
+            samples,
+            token=self.token,
+            stopped_reason=stopped,
         )

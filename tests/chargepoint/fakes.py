@@ -11,10 +11,23 @@ from typing import Any
 from chargepoint.config import StationConfig
 from chargepoint.device_model import DeviceModel, default_variables
 from chargepoint.errors import ChargePointError
+from chargepoint.ev import EvSpec
 from chargepoint.metering import MeterReading, MeterRequest
 from chargepoint.station import Station
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def ev_spec(departure: datetime, max_discharge_w: int = 7000) -> EvSpec:
+    """The tests' V2G EV: 60 kWh, 11 kW in, 20 % reserve, wants 80 % at ``departure``."""
+    return EvSpec(
+        capacity_wh=60_000,
+        reserve_soc_pct=20,
+        max_charge_w=11_000,
+        max_discharge_w=max_discharge_w,
+        departure=departure,
+        target_soc_pct=80,
+    )
 
 
 class FixedClock:

@@ -27,7 +27,7 @@ from chargepoint.clock import AcceleratedClock
 from chargepoint.config import StationConfig
 from chargepoint.connection import TlsFiles
 from chargepoint.errors import HandshakeRefused
-from chargepoint.ev import Ev, EvSpec
+from chargepoint.ev import Ev
 from chargepoint.ev_meter import EvMeter
 from chargepoint.meter import Meter, MeterInfo, public_key_ocmf, public_key_pem
 from chargepoint.runner import StationRunner, runner_for
@@ -46,6 +46,7 @@ from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.tariffs import parse_tariff
 from csms.timeutil import format_timestamp, utc_now
 from ledger.keys import generate_key
+from tests.chargepoint.fakes import ev_spec
 
 STATION, PASSWORD, TAG = "CS-VERSIONS", "station-password", "TAG-VERSIONS"
 IMPORT_PRICE, EXPORT_PRICE = 300_000, 90_000  # micro-units per kWh
@@ -107,14 +108,7 @@ def ev_meter(
     max_discharge_w: int,
     cls: type[EvMeter] = EvMeter,
 ) -> EvMeter:
-    spec = EvSpec(
-        capacity_wh=60_000,
-        reserve_soc_pct=20,
-        max_charge_w=11_000,
-        max_discharge_w=max_discharge_w,
-        departure=T0 + timedelta(hours=8),
-        target_soc_pct=80,
-    )
+    spec = ev_spec(T0 + timedelta(hours=8), max_discharge_w)
     meter = Meter(key, MeterInfo(serial="MTR-1"), import_wh=IMPORT_START, export_wh=EXPORT_START)
     return cls(
         Ev(spec, soc_pct=soc, at=T0),

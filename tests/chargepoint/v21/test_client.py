@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chargepoint.ev import Ev, EvSpec
+from chargepoint.ev import Ev
 from chargepoint.ev_meter import EvMeter
 from chargepoint.meter import Meter, MeterInfo, public_key_ocmf
 from chargepoint.metering import ReadingContext
 from chargepoint.transaction import IdToken, TriggerReason, TxEvent
 from chargepoint.v21.client import StationClient21
 from chargepoint.v21.station import Station21
-from tests.chargepoint.fakes import T0, FakeLink
+from tests.chargepoint.fakes import T0, FakeLink, ev_spec
 from tests.chargepoint.test_client import FakeConnection, csms_call
 from tests.chargepoint.v16.builders import SteerableMeter, make
 
@@ -152,16 +152,8 @@ async def test_20_handlers_answer_under_21(live: Live) -> None:
 def ev_meter() -> EvMeter:
     """A signing meter behind a 60 kWh EV at 50 %, 11 kW in and 7 kW out, leaving in 8 h."""
     key = ec.generate_private_key(ec.SECP256R1())
-    spec = EvSpec(
-        capacity_wh=60_000,
-        reserve_soc_pct=20,
-        max_charge_w=11_000,
-        max_discharge_w=7000,
-        departure=T0 + timedelta(hours=8),
-        target_soc_pct=80,
-    )
     return EvMeter(
-        Ev(spec, soc_pct=50, at=T0),
+        Ev(ev_spec(T0 + timedelta(hours=8)), soc_pct=50, at=T0),
         Meter(key, MeterInfo(serial="M1")),
         public_key=public_key_ocmf(key),
     )

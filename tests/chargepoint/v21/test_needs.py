@@ -8,21 +8,13 @@ from typing import Any
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.messages import Call, validate_payload
 
-from chargepoint.ev import Ev, EvSpec
+from chargepoint.ev import Ev
 from chargepoint.v21.needs import charging_needs_call
-from tests.chargepoint.fakes import T0
+from tests.chargepoint.fakes import T0, ev_spec
 
 
 def ev(*, soc: float = 50, max_discharge_w: int = 7000) -> Ev:
-    spec = EvSpec(
-        capacity_wh=60_000,
-        reserve_soc_pct=20,
-        max_charge_w=11_000,
-        max_discharge_w=max_discharge_w,
-        departure=T0 + timedelta(hours=8),
-        target_soc_pct=80,
-    )
-    return Ev(spec, soc_pct=soc, at=T0)
+    return Ev(ev_spec(T0 + timedelta(hours=8), max_discharge_w), soc_pct=soc, at=T0)
 
 
 async def body21(payload: Any) -> dict[str, Any]:

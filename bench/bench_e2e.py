@@ -41,23 +41,14 @@ from bench.common import (
     stop_process,
 )
 from bench.serve import PASSWORD, TOKEN, TOKEN_TYPE, station_id
-from chargepoint.ev import UJ_PER_WH, EnergyFlow
 from chargepoint.meter import (
-    Identification,
-    Meter,
-    MeterInfo,
-    public_key_ocmf,
     public_key_pem,
-    signed_meter_value,
 )
 from ledger.consensus.runner import Tuning
+from simulators.signed_events import SignedMeterDriver
 
 DEFAULT_BLOCKS_MS = Tuning().block_interval_ms
 FAST_BLOCKS_MS = 250
-
-
-def stamp(at: datetime) -> str:
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class SigningStation:
@@ -65,9 +56,9 @@ class SigningStation:
 
     def __init__(self, index: int, key: ec.EllipticCurvePrivateKey) -> None:
         self.name = station_id(index)
-        self.key = key
-        self.meter = Meter(key, MeterInfo(serial=f"BENCH-{index}"), import_wh=1000, export_wh=0)
-        self.who = Identification(TOKEN, TOKEN_TYPE, "1")
+        self.driver = SignedMeterDriver(
+            key, serial=f"BENCH-{index}", id_token=TOKEN, token_type=TOKEN_TYPE, import_wh=1000
+        )
         self.ws: ClientConnection | None = None
         self.ids = 0
         self.sessions = 0
@@ -97,57 +88,25 @@ class SigningStation:
             elif frame[1] == message_id:
                 return frame
 
-    def reading(self, at: datetime, nature: str, context: str) -> dict[str, Any]:
-        record = self.meter.sign(nature, at, self.who)  # type: ignore[arg-type]
-        return {
-            "timestamp": stamp(at),
-            "sampledValue": [
-                {
-                    "value": self.meter.import_wh,
-                    "context": context,
-                    "measurand": "Energy.Active.Import.Register",
-                    "unitOfMeasure": {"unit": "Wh"},
-                    "signedMeterValue": signed_meter_value(record, public_key_ocmf(self.key)),
-                },
-                {
-                    "value": self.meter.export_wh,
-                    "context": context,
-                    "measurand": "Energy.Active.Export.Register",
-                    "unitOfMeasure": {"unit": "Wh"},
-                },
-            ],
-        }
-
     async def session(self) -> tuple[str, str, float]:
         """Run Started then Ended; return (station, transaction id, Ended answer wall time)."""
         self.sessions += 1
         transaction_id = f"{self.name}-{self.sessions}"
         began = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
         ended = began + timedelta(seconds=1)
-        await self.call("TransactionEvent", self.event("Started", 0, transaction_id, began))
-        self.meter.feed(EnergyFlow(began, ended, 2_000 * UJ_PER_WH, 500 * UJ_PER_WH))
-        answer = await self.call("TransactionEvent", self.event("Ended", 1, transaction_id, ended))
+        driver = self.driver
+        begin = driver.meter_value(began, "Begin", "Transaction.Begin")
+        await self.call(
+            "TransactionEvent", driver.event("Started", 0, transaction_id, began, begin)
+        )
+        driver.move(2_000, 500, began)
+        end = driver.meter_value(ended, "End", "Transaction.End")
+        answer = await self.call(
+            "TransactionEvent", driver.event("Ended", 1, transaction_id, ended, end)
+        )
         if answer[0] != 3:
             raise RuntimeError(f"Ended refused: {answer}")
         return self.name, transaction_id, time.time()
-
-    def event(self, kind: str, seq: int, transaction_id: str, at: datetime) -> dict[str, Any]:
-        nature, context = ("Begin", "Transaction.Begin")
-        if kind == "Ended":
-            nature, context = ("End", "Transaction.End")
-        payload: dict[str, Any] = {
-            "eventType": kind,
-            "timestamp": stamp(at),
-            "triggerReason": "Authorized" if kind == "Started" else "StopAuthorized",
-            "seqNo": seq,
-            "transactionInfo": {"transactionId": transaction_id},
-            "evse": {"id": 1, "connectorId": 1},
-            "idToken": {"idToken": TOKEN, "type": TOKEN_TYPE},
-            "meterValue": [self.reading(at, nature, context)],
-        }
-        if kind == "Ended":
-            payload["transactionInfo"]["stoppedReason"] = "EVDisconnected"
-        return payload
 
 
 def committed(db_path: Path) -> dict[tuple[str, str], tuple[str, str | None, bool]]:

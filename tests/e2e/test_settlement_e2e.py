@@ -12,15 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chargepoint.ev import UJ_PER_WH, EnergyFlow
-from chargepoint.meter import (
-    Identification,
-    Meter,
-    MeterInfo,
-    public_key_ocmf,
-    public_key_pem,
-    signed_meter_value,
-)
+from chargepoint.meter import Nature, public_key_pem
 from csms.app import start_csms
 from csms.config import CsmsConfig
 from csms.identity import RegisteredToken, ev_pseudonym
@@ -34,6 +26,7 @@ from ledger.keys import read_key_file
 from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.tx import ev_account, sign_tx, topup_body
+from simulators.signed_events import SignedMeterDriver
 from tests.csms.conftest import auth_header
 
 STATION, PASSWORD, TOKEN = "CS-V2G", "v2g-station-pw", "04C0FFEE1234AB"
@@ -49,59 +42,6 @@ FAST = Tuning(
     timeouts=TimeoutConfig(300, 100, 200, 100, 200, 100), block_interval_ms=100,
     gossip_interval_ms=100,
 )  # fmt: skip
-
-
-class MeterDriver:
-    """A signing meter behind an EV that charges, discharges at the peak, then charges."""
-
-    def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.meter = Meter(self.key, MeterInfo(serial="E2E-1"), import_wh=120_000, export_wh=9_000)
-        self.who = Identification(TOKEN, "ISO14443", "1")
-
-    def move(self, imported_wh: int, exported_wh: int, at: datetime) -> None:
-        self.meter.feed(EnergyFlow(at, at, imported_wh * UJ_PER_WH, exported_wh * UJ_PER_WH))
-
-    def meter_value(self, at: datetime, nature: str, context: str) -> dict[str, Any]:
-        record = self.meter.sign(nature, at, self.who)  # type: ignore[arg-type]
-        stamp = at.isoformat().replace("+00:00", "Z")
-        return {
-            "timestamp": stamp,
-            "sampledValue": [
-                {
-                    "value": self.meter.import_wh,
-                    "context": context,
-                    "measurand": "Energy.Active.Import.Register",
-                    "unitOfMeasure": {"unit": "Wh"},
-                    "signedMeterValue": signed_meter_value(record, public_key_ocmf(self.key)),
-                },
-                {
-                    "value": self.meter.export_wh,
-                    "context": context,
-                    "measurand": "Energy.Active.Export.Register",
-                    "unitOfMeasure": {"unit": "Wh"},
-                },
-                {"value": 62, "context": context, "measurand": "SoC"},
-            ],
-        }
-
-
-def event(kind: str, seq: int, at: datetime, meter_value: dict[str, Any]) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "eventType": kind,
-        "timestamp": at.isoformat().replace("+00:00", "Z"),
-        "triggerReason": {"Started": "Authorized", "Updated": "MeterValueClock"}.get(
-            kind, "StopAuthorized"
-        ),
-        "seqNo": seq,
-        "transactionInfo": {"transactionId": "tx-v2g-1"},
-        "evse": {"id": 1, "connectorId": 1},
-        "idToken": {"idToken": TOKEN, "type": "ISO14443"},
-        "meterValue": [meter_value],
-    }
-    if kind == "Ended":
-        payload["transactionInfo"]["stoppedReason"] = "EVDisconnected"
-    return payload
 
 
 async def answer(ws: Any, frame: list[Any], received: list[list[Any]]) -> None:
@@ -126,7 +66,10 @@ async def test_bidirectional_session_is_settled_committed_and_verifiable(tmp_pat
     (data / "tariff.yaml").write_text(TARIFF)
     config = CsmsConfig(port=0, dispatch_interval=0.2)
     app = await start_csms(data, config, ledger="embedded", tuning=FAST)
-    driver = MeterDriver()
+    driver = SignedMeterDriver(
+        ec.generate_private_key(ec.SECP256R1()), serial="E2E-1", id_token=TOKEN,
+        import_wh=120_000, export_wh=9_000,
+    )  # fmt: skip
     try:
         await app.store.add_station(
             STATION, hash_password(PASSWORD), "2026-11-25T00:00:00Z",
@@ -144,20 +87,19 @@ async def test_bidirectional_session_is_settled_committed_and_verifiable(tmp_pat
 
         t0 = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
         peak, evening = t0 + timedelta(hours=1), t0 + timedelta(hours=3)
-        frames = [event("Started", 0, t0, driver.meter_value(t0, "Begin", "Transaction.Begin"))]
-        driver.move(9_000, 0, t0)  # charge 9 kWh before the peak
-        frames.append(
-            event("Updated", 1, peak, driver.meter_value(peak, "Intermediate", "Sample.Clock"))
-        )
-        driver.move(0, 6_500, peak)  # discharge 6.5 kWh at the high export price
-        frames.append(
-            event(
-                "Updated", 2, evening, driver.meter_value(evening, "Intermediate", "Sample.Clock")
-            )
-        )
-        driver.move(4_200, 0, evening)  # charge again
         end = evening + timedelta(minutes=40)
-        frames.append(event("Ended", 3, end, driver.meter_value(end, "End", "Transaction.End")))
+
+        def signed(kind: str, seq: int, at: datetime, nature: Nature, context: str) -> Any:
+            reading = driver.meter_value(at, nature, context, soc=62)
+            return driver.event(kind, seq, "tx-v2g-1", at, reading)
+
+        frames = [signed("Started", 0, t0, "Begin", "Transaction.Begin")]
+        driver.move(9_000, 0, t0)  # charge 9 kWh before the peak
+        frames.append(signed("Updated", 1, peak, "Intermediate", "Sample.Clock"))
+        driver.move(0, 6_500, peak)  # discharge 6.5 kWh at the high export price
+        frames.append(signed("Updated", 2, evening, "Intermediate", "Sample.Clock"))
+        driver.move(4_200, 0, evening)  # charge again
+        frames.append(signed("Ended", 3, end, "End", "Transaction.End"))
 
         async with connect(
             f"ws://127.0.0.1:{app.port}/ocpp/{STATION}",

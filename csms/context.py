@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from csms.config import CsmsConfig
 from csms.model import TransactionEventRecord
@@ -11,23 +11,27 @@ from csms.store.sqlite import CsmsStore
 from csms.tariffs import Tariff
 from csms.timeutil import Clock, format_timestamp
 
-# Called after a TransactionEvent was stored for the first time (settlement hooks in here).
-TransactionListener = Callable[[TransactionEventRecord], Awaitable[None]]
-
 
 @dataclass(slots=True)
 class CsmsServices:
-    """Shared by every connection: storage, configuration, clock and event listeners."""
+    """Shared by every connection: storage, configuration, clock, tariff and outbox wake-up."""
 
     store: CsmsStore
     config: CsmsConfig
     clock: Clock
-    transaction_listeners: list[TransactionListener] = field(default_factory=list)
     tariff: Tariff | None = None  # prices running costs; settlement uses the same tariff
     settlement_written: Callable[[], None] | None = None  # wakes the outbox
 
     def now_text(self) -> str:
         return format_timestamp(self.clock())
+
+    async def record_event(self, record: TransactionEventRecord) -> bool:
+        """Store a transaction event once (False for a duplicate); a new Ended event may
+        have written a settlement in the same database transaction, so wake the outbox."""
+        is_new = await self.store.record_transaction_event(record, self.now_text())
+        if is_new and record.event_type == "Ended" and self.settlement_written is not None:
+            self.settlement_written()
+        return is_new
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,17 +55,13 @@ def to_record(station_id: str, payload: dict[str, Any]) -> TransactionEventRecor
 async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
     record = to_record(ctx.station_id, payload)
-    is_new = await services.store.record_transaction_event(record, services.now_text())
-    if not is_new:
+    if not await services.record_event(record):
         log.info(
             "%s: duplicate TransactionEvent %s seqNo %d ignored",
             ctx.station_id,
             record.transaction_id,
             record.seq_no,
         )
-    else:
-        for listener in services.transaction_listeners:
-            await listener(record)
     response: dict[str, Any] = {}
     cost = await _cost(ctx, record)
     if cost is not None:
@@ -84,8 +80,6 @@ async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | 
         settlement = await store.settlement_for_session(ctx.station_id, record.transaction_id)
         if settlement is None or settlement.amount is None:
             return None
-        if services.settlement_written is not None:
-            services.settlement_written()
         return total_cost(settlement.amount)
     if record.event_type == "Updated" and services.tariff is not None:
         samples = await store.register_samples(ctx.station_id, record.transaction_id)

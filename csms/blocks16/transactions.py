@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 
 async def store_event(services: CsmsServices, record: TransactionEventRecord) -> bool:
-    """Fold one event into the session model and tell the listeners, once."""
-    is_new = await services.store.record_transaction_event(record, services.now_text())
+    """Fold one event into the session model, once."""
+    is_new = await services.record_event(record)
     if not is_new:
         log.info(
             "%s: duplicate 1.6 %s of transaction %s (seqNo %d) ignored",
@@ -34,8 +34,6 @@ async def store_event(services: CsmsServices, record: TransactionEventRecord) ->
             record.seq_no,
         )
         return False
-    for listener in services.transaction_listeners:
-        await listener(record)
     return True
 
 

@@ -511,8 +511,10 @@ class CsmsStore:
 
     async def list_sessions(self, station_id: str | None = None) -> list[SessionRecord]:
         """Sessions with their register-delta energy, read with one grouped query."""
-        where, params = (
-            ("", ()) if station_id is None else ("WHERE s.station_id = ?", (station_id,))
+        where, inner, params = (
+            ("", "", ())
+            if station_id is None
+            else ("WHERE s.station_id = ?", " AND station_id = ?", (station_id, station_id))
         )
         rows = await self.fetchall(
             "SELECT s.*, COALESCE(e.import_wh, 0) AS import_wh, COALESCE(e.export_wh, 0) AS"
@@ -523,7 +525,7 @@ class CsmsStore:
             " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) -"
             " MIN(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END)"
             " AS export_wh FROM meter_samples WHERE phase IS NULL AND transaction_id IS NOT NULL"
-            " GROUP BY station_id, transaction_id) e USING (station_id, transaction_id)"
+            f"{inner} GROUP BY station_id, transaction_id) e USING (station_id, transaction_id)"
             f" {where} ORDER BY s.updated_at",
             params,
         )

@@ -41,6 +41,7 @@ class ChainVerifier:
 
     state: State
     last_commit: Commit | None = None
+    previous: State | None = None  # the state before the last block fed
     tx_count: int = 0
     block_ids: list[bytes] = field(default_factory=list)
 
@@ -50,6 +51,7 @@ class ChainVerifier:
 
     def feed(self, stored: StoredBlock) -> State:
         """Verify the next block; raise ``BlockError`` naming its height if it is bad."""
+        self.previous = self.state
         self.state = verify_block(
             self.state, stored.block, stored.commit, last_commit=self.last_commit
         )
@@ -72,6 +74,10 @@ def verify_blocks(genesis: Genesis, blocks: Iterable[StoredBlock]) -> ChainRepor
 
 async def verify_store(store: BlockStore, genesis: Genesis) -> ChainReport:
     """Verify every block of ``store`` from genesis; raise ``BlockError`` at the first bad one."""
+    return (await _verified(store, genesis)).report()
+
+
+async def _verified(store: BlockStore, genesis: Genesis) -> ChainVerifier:
     verifier = ChainVerifier.from_genesis(genesis)
     top = await store.height()
     for height in range(1, top + 1):
@@ -82,7 +88,14 @@ async def verify_store(store: BlockStore, genesis: Genesis) -> ChainReport:
         if stored is None:
             raise BlockError(height, "block missing from the store")
         verifier.feed(stored)
-    return verifier.report()
+    return verifier
+
+
+async def replay_top(store: BlockStore, genesis: Genesis) -> tuple[State | None, State]:
+    """The states before and after the store's top block (None before: an empty store),
+    rebuilt by verified replay."""
+    verifier = await _verified(store, genesis)
+    return verifier.previous, verifier.state
 
 
 async def replay(store: BlockStore, genesis: Genesis) -> State:

@@ -45,6 +45,11 @@ def summary_table(summary: Summary) -> Table:
         ("commit latency p99 (ms)", summary.commit_latency_p99_ms or "-"),
         ("errors", summary.errors),
         ("wall time (s)", summary.wall_seconds),
+        ("simulated-time speed (asked)", f"{summary.speed or 0:,.0f}x"),
+        (
+            "simulated-time speed (achieved)",
+            "-" if summary.achieved_speed is None else f"{summary.achieved_speed:,.0f}x",
+        ),
     ]
     for name, value in rows:
         table.add_row(name, str(value))
@@ -75,6 +80,8 @@ def report(run: FleetRun, as_json: bool) -> None:
         click.echo(json.dumps({**run.summary.to_json(), "error_lines": run.errors}, indent=2))
     else:
         console.print(summary_table(run.summary))
+        if (line := run.summary.speed_line()) is not None:
+            console.print(f"[yellow]note[/yellow] {line}")
     for line in run.errors[:20]:
         console.print(f"[red]error[/red] {line}")
 

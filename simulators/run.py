@@ -157,6 +157,8 @@ async def run_scenario(
         stations=len(plans),
         errors=len(errors),
         wall_seconds=time.monotonic() - started,
+        speed=scenario.speed,
+        achieved_speed=result.achieved_speed,
     )
     return FleetRun(summary, errors)
 

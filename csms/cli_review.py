@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -13,11 +14,14 @@ from typing import Any
 import click
 
 from csms.cli import DATA_DIR, run_async, with_store
-from csms.operators import ROLES, OperatorRegistry
+from csms.errors import CsmsError
+from csms.operators import ROLES, OperatorError, OperatorRegistry
 from csms.reports import CdrParty, cdr, cdrs_json, csv_rows, to_csv
 from csms.review import SessionRow, load_detail, load_rows
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
+
+log = logging.getLogger(__name__)
 
 # -- operators -------------------------------------------------------------------------------
 
@@ -161,6 +165,46 @@ def sessions_show(review_id: str, data_dir: Path) -> None:
     if data is None:
         raise click.ClickException(f"no session or settlement {review_id!r}")
     click.echo(json.dumps(data, indent=2))
+
+
+@sessions_group.command("resettle")
+@click.argument("review_id", metavar="ID")
+@click.option("--as", "name", required=True, help="The operator doing it (role operator).")
+@DATA_DIR
+def sessions_resettle(review_id: str, name: str, data_dir: Path) -> None:
+    """Re-check a flagged session's evidence with the station's current meter key and settle
+    it when it now passes (the running CSMS submits it); logged with who did it."""
+    from csms.app import settlement_setup_for
+    from csms.config import load_config
+    from csms.review import find_session
+    from csms.settling import session_closer
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"{data_dir}: no such data directory")
+    config_path = data_dir / "csms.yaml"
+    try:
+        config = load_config(config_path if config_path.is_file() else None)
+        setup = settlement_setup_for(data_dir, config)
+    except CsmsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def resettle(store: CsmsStore) -> tuple[str, str | None]:
+        operator = await OperatorRegistry(store).get(name)
+        if operator is None or not operator.can_act:
+            raise OperatorError(f"{name!r} is not a registered operator with the operator role")
+        found = await find_session(store, review_id)
+        if found is None:
+            raise OperatorError(f"no session {review_id!r}")
+        store.session_closer = session_closer(setup)
+        outcome = await store.resettle(*found, by=name, at=format_timestamp(utc_now()))
+        log.info("%s re-settled %s: %s", name, review_id, outcome.reason or outcome.status)
+        return outcome.status, outcome.reason
+
+    status, reason = run_async(lambda: with_store(data_dir, resettle))
+    if status == "pending":
+        click.echo(f"{review_id}: evidence holds now; settled, awaiting commit")
+    else:
+        raise click.ClickException(f"{review_id}: still flagged: {reason}")
 
 
 @sessions_group.command("export")

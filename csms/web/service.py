@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
-from csms.errors import StationCallError, StationNotConnected
+from csms.errors import RegistryError, StationCallError, StationNotConnected
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
@@ -128,6 +128,24 @@ class ReviewService:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         raise BadRequest(f"unknown action {action!r}")
+
+    async def resettle(self, operator: Operator, review_id: str) -> SettlementOutcome:
+        """Re-check a flagged session with today's meter key; settle it if it now passes."""
+        store = self.deps.store
+        if self.deps.setup is None or store.session_closer is None:
+            raise Conflict("re-settling needs the CSMS signing key: do it from the running CSMS")
+        detail = await self.session(review_id)
+        now = format_timestamp(self.deps.clock())
+        try:
+            outcome = await store.resettle(
+                detail.row.station_id, detail.row.transaction_id, by=operator.name, at=now
+            )
+        except RegistryError as exc:
+            raise Conflict(str(exc)) from None
+        log.info("%s re-settled %s: %s", operator.name, review_id, outcome.reason or "settled")
+        if outcome.status == "pending" and self.deps.settlement_written is not None:
+            self.deps.settlement_written()
+        return outcome
 
     async def credit(
         self, operator: Operator, review_id: str, reason: str, amount: int | None

@@ -289,3 +289,31 @@ async def test_chain_and_openapi(client: httpx.AsyncClient, world: World) -> Non
         spec["paths"]
     )
     assert "post" in spec["paths"]["/api/sessions/{review_id}/credit"]
+
+
+async def test_a_flagged_session_is_resettled_once_its_meter_key_is_fixed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    from csms.evidence import parse_public_key, public_key_pem
+
+    path = f"/api/sessions/{world.flagged_id}/resettle"
+    refused = await client.post(path, auth=AS_AUDITOR)
+    assert refused.status_code == 403
+    still = await client.post(path, auth=AS_OPERATOR)
+    assert still.status_code == 200 and still.json()["status"] == "flagged", still.text
+    assert still.json()["reason"]
+    # the station's meter key was registered wrong: register the one its records carry
+    samples = await world.store.meter_samples(OTHER_STATION, "tx-bad")
+    carried = next(json.loads(s.signed)["publicKey"] for s in samples if s.signed)
+    await world.store.set_meter_key(OTHER_STATION, public_key_pem(parse_public_key(carried)))
+    done = await client.post(path, auth=AS_OPERATOR)
+    assert done.status_code == 200 and done.json()["status"] == "pending", done.text
+    settled = await world.store.settlement_for_session(OTHER_STATION, "tx-bad")
+    assert settled is not None and settled.status == "pending" and settled.amount is not None
+    log = await world.store.resettlements(settled.settlement_id)
+    assert [(who, outcome) for who, _, outcome, _ in log] == [
+        (OPERATOR, "flagged"),
+        (OPERATOR, "pending"),
+    ]
+    again = await client.post(path, auth=AS_OPERATOR)
+    assert again.status_code == 409 and "only a flagged one" in again.json()["detail"]

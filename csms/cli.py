@@ -65,7 +65,22 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-async def with_store(data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]]) -> T:
+async def with_store(
+    data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Run ``action`` on the data directory's store. Only commands that register something
+    (``create``) make a new data directory; the others refuse a missing one."""
+    from csms.store.sqlite import DB_NAME
+
+    if not create and not (data_dir / DB_NAME).is_file():
+        raise CsmsError(f"{data_dir}: not a CSMS data directory (no {DB_NAME} in it)")
+    if create:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CsmsError(
+                f"{data_dir}: cannot create the data directory: {exc.strerror}"
+            ) from None
     store = await CsmsStore.open_data_dir(data_dir)
     try:
         return await action(store)
@@ -218,7 +233,7 @@ def stations_add(
         if profile not in (None, "default"):
             await store.set_security_profile(station_id, int(profile))
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"station {station_id} registered")
 
 
@@ -366,7 +381,7 @@ def tokens_add(
     async def add(store: CsmsStore) -> None:
         await store.add_token(record)
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"token {token} ({token_type}) registered")
 
 
@@ -468,6 +483,6 @@ def tokens_issue_temporary(
     async def add(store: CsmsStore) -> None:
         await store.add_token(record)
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(temporary.id_token)
     click.echo(f"type Central, valid until {record.expires_at}", err=True)

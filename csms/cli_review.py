@@ -23,6 +23,14 @@ from csms.timeutil import format_timestamp, utc_now
 
 log = logging.getLogger(__name__)
 
+
+def human_time(stamp: str | None) -> str:
+    """``2026-11-25 16:30:00`` for an RFC 3339 UTC time ("-" for none)."""
+    if not stamp:
+        return "-"
+    return stamp.replace("T", " ").removesuffix("Z").split(".")[0]
+
+
 # -- operators -------------------------------------------------------------------------------
 
 
@@ -38,11 +46,13 @@ def operators_group() -> None:
 @DATA_DIR
 def operators_add(name: str, password: str, role: str, data_dir: Path) -> None:
     """Add an operator or auditor."""
+    if len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
 
     async def add(store: CsmsStore) -> None:
         await OperatorRegistry(store).add(name, password, role, format_timestamp(utc_now()))
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"added {role} {name}")
 
 
@@ -54,8 +64,36 @@ def operators_list(data_dir: Path) -> None:
     async def list_all(store: CsmsStore) -> list[Any]:
         return await OperatorRegistry(store).list()
 
-    for operator in run_async(lambda: with_store(data_dir, list_all)):
-        click.echo(f"{operator.name}\t{operator.role}\t{operator.created_at}")
+    operators = run_async(lambda: with_store(data_dir, list_all))
+    if not operators:
+        click.echo("no operators registered")
+        return
+    width = max(len("NAME"), *(len(o.name) for o in operators))
+    click.echo(f"{'NAME':<{width}}  {'ROLE':<8}  ADDED (UTC)")
+    for operator in operators:
+        added = human_time(operator.created_at)
+        click.echo(f"{operator.name:<{width}}  {operator.role:<8}  {added}")
+
+
+@operators_group.command("passwd")
+@click.argument("name")
+@click.option(
+    "--password",
+    prompt="New password",
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The new password (at least 8 characters); asked for when not given.",
+)
+@DATA_DIR
+def operators_passwd(name: str, password: str, data_dir: Path) -> None:
+    """Set a new password for an operator or auditor."""
+
+    async def change(store: CsmsStore) -> bool:
+        return await OperatorRegistry(store).set_password(name, password)
+
+    if not run_async(lambda: with_store(data_dir, change)):
+        raise click.ClickException(f"no operator {name!r}")
+    click.echo(f"password of {name} changed")
 
 
 @operators_group.command("remove")
@@ -123,7 +161,10 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"{output}: cannot write: {exc.strerror}") from None
         click.echo(f"wrote {output}", err=True)
 
 

@@ -317,3 +317,15 @@ async def test_a_flagged_session_is_resettled_once_its_meter_key_is_fixed(
     ]
     again = await client.post(path, auth=AS_OPERATOR)
     assert again.status_code == 409 and "only a flagged one" in again.json()["detail"]
+
+
+async def test_the_pages_say_who_pays_for_an_amount(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    login = await client.post(
+        "/login", data={"name": OPERATOR, "password": OPERATOR_PW}, follow_redirects=False
+    )
+    assert login.status_code in (302, 303), login.text
+    for path in ("/sessions", f"/sessions/{world.settlement_id}"):
+        page = await client.get(path)
+        assert page.status_code == 200 and "the driver is paid" in page.text, path

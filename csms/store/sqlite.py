@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +29,8 @@ from csms.settling import SettlementOutcome
 from csms.store.events import INSERT_SAMPLE, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "csms.sqlite"
 
@@ -366,6 +369,8 @@ class CsmsStore:
             token = await self.get_token(session.id_token, session.id_token_type)
         outcome = self.session_closer(session, samples, station, token)
         await self._insert_settlement(station_id, transaction_id, outcome, at)
+        if outcome.status == "flagged":
+            log.info("%s:%s settlement flagged: %s", station_id, transaction_id, outcome.reason)
 
     async def _insert_settlement(
         self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str

@@ -86,10 +86,17 @@ class ReviewService:
         views = []
         for station in await self.deps.store.list_stations():
             statuses = await self.deps.store.connector_statuses(station.station_id)
+            if self.deps.stations is not None:
+                online = station.station_id in connected
+            else:  # a read-only view: the connection log's last word
+                log_entries = await self.deps.store.connection_log(station.station_id)
+                online = bool(log_entries) and log_entries[-1][0] == "connected"
+            if not online:  # nobody knows what a disconnected station's connectors do now
+                statuses = dict.fromkeys(statuses, "Unknown")
             views.append(
                 StationView(
                     station_id=station.station_id,
-                    connected=station.station_id in connected,
+                    connected=online,
                     ocpp_version=connected.get(station.station_id),
                     last_heartbeat=station.last_seen_at,
                     last_boot_at=station.last_boot_at,

@@ -175,13 +175,14 @@ async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) 
 
 
 async def test_a_session_flagged_under_a_wrong_key_is_resettled_once_the_key_is_fixed(
-    store: CsmsStore,
+    store: CsmsStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from chargepoint.meter import public_key_pem as pem_of
     from csms.errors import RegistryError
 
+    caplog.set_level("INFO", logger="csms")
     session = Session()
     await prepare(store, session)
     wrong = pem_of(ec.generate_private_key(ec.SECP256R1())).decode()
@@ -190,6 +191,9 @@ async def test_a_session_flagged_under_a_wrong_key_is_resettled_once_the_key_is_
         await store.record_transaction_event(event, format_timestamp(T0))
     flagged = await store.settlement_for_session(STATION, "tx-42")
     assert flagged is not None and flagged.status == "flagged"
+    assert any(
+        r.levelname == "INFO" and "settlement flagged" in r.getMessage() for r in caplog.records
+    )
     # still the wrong key: it stays flagged, and the attempt is logged
     again = await store.resettle(STATION, "tx-42", by="bob", at="2026-11-26T09:00:00Z")
     assert again.status == "flagged" and await store.outbox_size() == 0

@@ -110,6 +110,8 @@ class FakeStations:
 
 
 async def test_an_operator_starts_stops_and_resets_a_connected_station(world: World) -> None:
+    for station_id in (STATION, OTHER_STATION):
+        await world.store.set_connector_status(station_id, 1, 1, "Available", "2026-11-25T10:00Z")
     stations = FakeStations()
     deps = ReviewDeps(store=world.store, data_dir=world.data_dir, stations=stations)  # type: ignore[arg-type]
     web = await start_web(deps, "127.0.0.1", 0)
@@ -135,6 +137,9 @@ async def test_an_operator_starts_stops_and_resets_a_connected_station(world: Wo
     by_id = {s["station_id"]: s for s in listed}
     assert by_id[STATION]["connected"] and by_id[STATION]["ocpp_version"] == "ocpp2.0.1"
     assert not by_id[OTHER_STATION]["connected"]
+    assert [c["status"] for c in by_id[STATION]["connectors"]] == ["Available"]
+    # a disconnected station's connectors are not known to be available
+    assert [c["status"] for c in by_id[OTHER_STATION]["connectors"]] == ["Unknown"]
 
 
 async def ids(client: httpx.AsyncClient, **params: str) -> set[str]:

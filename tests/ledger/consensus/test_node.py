@@ -311,7 +311,8 @@ async def test_a_decided_block_is_in_every_store_at_once_and_binds_the_canonical
             stored = await stores[i].get(receipt.height)
             assert stored is not None and stored.commit is not None
             assert tx_hash(stored.block.txs[receipt.index]) == tx_hash(tx)
-            await wait_for(lambda: all(n.height >= receipt.height for n in nodes))
+            height = receipt.height
+            await wait_for(lambda: all(n.height >= height for n in nodes))  # noqa: B023
         for store in stores:
             # Below the top, each certificate is the one the next header binds; the whole
             # chain verifies, and so does the top with this validator's own quorum.

@@ -114,6 +114,19 @@ def load_settlement_setup(
     )
 
 
+def settlement_setup_for(data_dir: Path, config: CsmsConfig) -> SettlementSetup:
+    """The settlement setup of an existing data directory (its genesis: the configured one,
+    else the embedded set's), for settling outside a running CSMS."""
+    genesis_path = Path(config.genesis) if config.genesis else data_dir / "ledger" / "genesis.json"
+    if not genesis_path.is_file():
+        raise ConfigError(f"{genesis_path}: no genesis file: this data directory never settled")
+    try:
+        genesis = load_genesis(genesis_path)
+    except Exception as exc:
+        raise ConfigError(f"genesis {genesis_path}: {exc}") from None
+    return load_settlement_setup(data_dir, config, genesis, genesis_path)
+
+
 def ensure_embedded_ledger(data_dir: Path, clock: Clock) -> Path:
     """``DATA_DIR/ledger`` with a genesis of 4 validators, created on first use."""
     ledger_dir = data_dir / "ledger"

@@ -78,7 +78,22 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-async def with_store(data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]]) -> T:
+async def with_store(
+    data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Run ``action`` on the data directory's store. Only commands that register something
+    (``create``) make a new data directory; the others refuse a missing one."""
+    from csms.store.sqlite import DB_NAME
+
+    if not create and not (data_dir / DB_NAME).is_file():
+        raise CsmsError(f"{data_dir}: not a CSMS data directory (no {DB_NAME} in it)")
+    if create:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CsmsError(
+                f"{data_dir}: cannot create the data directory: {exc.strerror}"
+            ) from None
     store = await CsmsStore.open_data_dir(data_dir)
     try:
         return await action(store)
@@ -199,7 +214,7 @@ def stations_group() -> None:
     "--meter-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="PEM public key of the station's signing meter.",
+    help="Public key of the station's signing meter (P-256: PEM, DER or oca:base16:asn1).",
 )
 @TOLERANCE
 @SECURITY_PROFILE
@@ -221,7 +236,7 @@ def stations_add(
         )
     if len(password) < 8:
         raise click.BadParameter("at least 8 characters", param_hint="--password")
-    key_text = meter_key.read_text(encoding="utf-8") if meter_key else None
+    key_text = read_meter_key(meter_key) if meter_key else None
     hashed = hash_password(password)
 
     async def add(store: CsmsStore) -> None:
@@ -231,12 +246,23 @@ def stations_add(
         if profile not in (None, "default"):
             await store.set_security_profile(station_id, int(profile))
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"station {station_id} registered")
 
 
+<<<<<<< HEAD
 def _watts(value: str | None) -> int | Keep | None:
     return KEEP if value is None else None if value == "none" else int(value)
+=======
+def read_meter_key(path: Path) -> str:
+    """The PEM text to register for a meter key file; a clean error for anything else."""
+    from csms.evidence import MeterKeyError, load_meter_public_key, public_key_pem
+
+    try:
+        return public_key_pem(load_meter_public_key(path))
+    except MeterKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+>>>>>>> main
 
 
 @stations_group.command("set")
@@ -244,6 +270,7 @@ def _watts(value: str | None) -> int | Keep | None:
 @TOLERANCE
 @SECURITY_PROFILE
 @click.option(
+<<<<<<< HEAD
     "--discharge",
     type=click.Choice(DISCHARGE_MODES),
     default=None,
@@ -262,12 +289,19 @@ def _watts(value: str | None) -> int | Keep | None:
     type=WATTS,
     default=None,
     help="Operator cap on the discharging power the dispatcher asks of this station (W, or none).",
+=======
+    "--meter-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Replace the meter's public key (P-256: PEM, DER or oca:base16:asn1).",
+>>>>>>> main
 )
 @DATA_DIR
 def stations_set(
     station_id: str,
     tolerance: str | None,
     profile: str | None,
+<<<<<<< HEAD
     discharge: str | None,
     max_charge_w: str | None,
     max_discharge_w: str | None,
@@ -284,8 +318,27 @@ def stations_set(
             "nothing to set: give --tolerance, --security-profile, --discharge,"
             " --max-charge-w and/or --max-discharge-w"
         )
+=======
+    meter_key: Path | None,
+    data_dir: Path,
+) -> None:
+    """Change settings of a registered STATION_ID (takes effect on its next connection).
+
+    A new meter key applies to sessions settled from now on; ``v2g sessions resettle ID``
+    re-checks a session flagged under the old key.
+    """
+    if tolerance is None and profile is None and meter_key is None:
+        raise click.UsageError(
+            "nothing to set: give --tolerance, --security-profile and/or --meter-key"
+        )
+    key_text = read_meter_key(meter_key) if meter_key else None
+>>>>>>> main
 
     async def update(store: CsmsStore) -> None:
+        if await store.get_station(station_id) is None:
+            raise CsmsError(f"station {station_id!r} is not registered")
+        if key_text is not None:
+            await store.set_meter_key(station_id, key_text)
         if tolerance is not None:
             await store.set_tolerance(station_id, tolerance)
         if profile is not None:
@@ -303,9 +356,13 @@ def stations_set(
     run_async(lambda: with_store(data_dir, update))
     changes = [f"tolerance {tolerance}"] if tolerance else []
     changes += [f"security profile {profile}"] if profile else []
+<<<<<<< HEAD
     changes += [f"discharge {discharge}"] if discharge else []
     changes += [f"max charge {max_charge_w} W"] if max_charge_w else []
     changes += [f"max discharge {max_discharge_w} W"] if max_discharge_w else []
+=======
+    changes += ["meter key replaced"] if key_text else []
+>>>>>>> main
     click.echo(f"station {station_id}: {', '.join(changes)}")
 
 
@@ -395,7 +452,7 @@ def tokens_add(
     async def add(store: CsmsStore) -> None:
         await store.add_token(record)
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"token {token} ({token_type}) registered")
 
 
@@ -497,6 +554,6 @@ def tokens_issue_temporary(
     async def add(store: CsmsStore) -> None:
         await store.add_token(record)
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(temporary.id_token)
     click.echo(f"type Central, valid until {record.expires_at}", err=True)

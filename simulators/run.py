@@ -75,10 +75,15 @@ async def fund_ledger_accounts(app: CsmsApp, plans: list[StationPlan]) -> None:
             log.warning("top-up of %s failed: %s", account, exc)
 
 
-async def fleet_outcomes(store: CsmsStore, station_ids: set[str]) -> list[SessionOutcome]:
+async def fleet_outcomes(
+    store: CsmsStore, station_ids: set[str], earlier: frozenset[tuple[str, str]] = frozenset()
+) -> list[SessionOutcome]:
+    """The ended sessions of ``station_ids``, leaving out those of earlier runs."""
     outcomes = []
     for session in await store.list_sessions():
         if session.station_id not in station_ids or session.state != "ended":
+            continue
+        if (session.station_id, session.transaction_id) in earlier:
             continue
         settled = await store.settlement_for_session(session.station_id, session.transaction_id)
         latency = None
@@ -103,9 +108,13 @@ async def fleet_outcomes(store: CsmsStore, station_ids: set[str]) -> list[Sessio
 
 
 async def _watch(
-    store: CsmsStore, station_ids: set[str], total: int, progress: Progress | None
+    store: CsmsStore,
+    station_ids: set[str],
+    earlier: frozenset[tuple[str, str]],
+    total: int,
+    progress: Progress | None,
 ) -> tuple[int, int]:
-    outcomes = await fleet_outcomes(store, station_ids)
+    outcomes = await fleet_outcomes(store, station_ids, earlier)
     final = sum(o.status in FINAL for o in outcomes)
     if progress is not None:
         progress(len(outcomes), final, total)
@@ -133,21 +142,22 @@ async def run_scenario(
     if app is not None:
         await fund_ledger_accounts(app, plans)
     station_ids = {p.station_id for p in plans}
+    earlier = frozenset((s.station_id, s.transaction_id) for s in await store.list_sessions())
     total = scenario.total_sessions
     fleet = asyncio.create_task(run_fleet(scenario, plans, csms_url))
     while not fleet.done():
-        await _watch(store, station_ids, total, progress)
+        await _watch(store, station_ids, earlier, total, progress)
         await asyncio.wait({fleet}, timeout=0.25)
     result = fleet.result()
     deadline = time.monotonic() + settle_timeout_s
     while time.monotonic() < deadline:
-        ended, final = await _watch(store, station_ids, total, progress)
+        ended, final = await _watch(store, station_ids, earlier, total, progress)
         if final >= ended:
             break
         if app is not None and app.outbox is not None:
             app.outbox.wake()
         await asyncio.sleep(0.25)
-    outcomes = await fleet_outcomes(store, station_ids)
+    outcomes = await fleet_outcomes(store, station_ids, earlier)
     errors = list(result.errors)
     missing = total - len(outcomes)
     if missing > 0 and not errors:

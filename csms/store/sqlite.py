@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,8 @@ from csms.settling import SettlementOutcome
 from csms.store.events import INSERT_SAMPLE, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "csms.sqlite"
 
@@ -163,6 +166,12 @@ class CsmsStore:
             "UPDATE stations SET password_hash = ?, meter_key = COALESCE(?, meter_key)"
             " WHERE station_id = ?",
             (password_hash, meter_key, station_id),
+        )
+
+    async def set_meter_key(self, station_id: str, meter_key: str) -> None:
+        """Replace a station's registered meter public key (PEM)."""
+        await self.execute_write(
+            "UPDATE stations SET meter_key = ? WHERE station_id = ?", (meter_key, station_id)
         )
 
     async def remove_station(self, station_id: str) -> bool:
@@ -421,6 +430,8 @@ class CsmsStore:
             token = await self.get_token(session.id_token, session.id_token_type)
         outcome = self.session_closer(session, samples, station, token)
         await self._insert_settlement(station_id, transaction_id, outcome, at)
+        if outcome.status == "flagged":
+            log.info("%s:%s settlement flagged: %s", station_id, transaction_id, outcome.reason)
 
     async def _insert_settlement(
         self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str
@@ -455,6 +466,59 @@ class CsmsStore:
             )
 
     # -- settlements and their outbox -------------------------------------------------------
+
+    async def resettle(
+        self, station_id: str, transaction_id: str, *, by: str, at: str
+    ) -> SettlementOutcome:
+        """Settle a flagged session again with today's registry (e.g. a corrected meter key).
+
+        When the evidence now holds, the flagged row becomes the pending settlement (same
+        id) and enters the outbox; otherwise it stays flagged with today's reason. Either
+        way the attempt is logged with ``by``. Raises RegistryError unless it is flagged.
+        """
+        if self.session_closer is None:
+            raise RegistryError("settlement is not set up for this data directory")
+        async with self.transaction() as db:
+            current = await self.settlement_for_session(station_id, transaction_id)
+            if current is None or current.status != "flagged":
+                state = "has no settlement" if current is None else f"is {current.status}"
+                raise RegistryError(
+                    f"session {station_id}:{transaction_id} {state}; only a flagged one can"
+                    " be re-settled"
+                )
+            session = await self.get_session(station_id, transaction_id)
+            assert session is not None
+            samples = await self.meter_samples(station_id, transaction_id)
+            station = await self.get_station(station_id)
+            token = None
+            if session.id_token is not None and session.id_token_type is not None:
+                token = await self.get_token(session.id_token, session.id_token_type)
+            outcome = self.session_closer(session, samples, station, token)
+            if outcome.status == "pending":
+                await db.execute(
+                    "DELETE FROM settlements WHERE settlement_id = ?", (current.settlement_id,)
+                )
+                await self._insert_settlement(station_id, transaction_id, outcome, at)
+            else:
+                await db.execute(
+                    "UPDATE settlements SET reason = ? WHERE settlement_id = ?",
+                    (outcome.reason, current.settlement_id),
+                )
+            await db.execute(
+                "INSERT INTO resettlements (settlement_id, by_name, at, outcome, reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (current.settlement_id, by, at, outcome.status, outcome.reason),
+            )
+        return outcome
+
+    async def resettlements(self, settlement_id: str) -> list[tuple[str, str, str, str | None]]:
+        """Who re-settled ``settlement_id``, when, with what outcome and reason; oldest first."""
+        rows = await self.fetchall(
+            "SELECT by_name, at, outcome, reason FROM resettlements WHERE settlement_id = ?"
+            " ORDER BY id",
+            (settlement_id,),
+        )
+        return [(r["by_name"], r["at"], r["outcome"], r["reason"]) for r in rows]
 
     async def settlement_for_session(
         self, station_id: str, transaction_id: str

@@ -141,6 +141,12 @@ class ActionOut(BaseModel):
     response: dict[str, Any]
 
 
+class ResettleOut(BaseModel):
+    settlement_id: str
+    status: str  # pending: settled now, awaiting commit; flagged: still fails
+    reason: str | None
+
+
 class CreditOutcomeOut(BaseModel):
     credit_id: str
     corrects: str

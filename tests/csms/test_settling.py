@@ -172,3 +172,42 @@ async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) 
     assert json.loads(settled.receipt or "{}") == {"settlement_id": settled.settlement_id}
     assert await store.outbox_size() == 0
     await store.close()
+
+
+async def test_a_session_flagged_under_a_wrong_key_is_resettled_once_the_key_is_fixed(
+    store: CsmsStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from chargepoint.meter import public_key_pem as pem_of
+    from csms.errors import RegistryError
+
+    caplog.set_level("INFO", logger="csms")
+    session = Session()
+    await prepare(store, session)
+    wrong = pem_of(ec.generate_private_key(ec.SECP256R1())).decode()
+    await store.set_meter_key(STATION, wrong)
+    for event in session.events():
+        await store.record_transaction_event(event, format_timestamp(T0))
+    flagged = await store.settlement_for_session(STATION, "tx-42")
+    assert flagged is not None and flagged.status == "flagged"
+    assert any(
+        r.levelname == "INFO" and "settlement flagged" in r.getMessage() for r in caplog.records
+    )
+    # still the wrong key: it stays flagged, and the attempt is logged
+    again = await store.resettle(STATION, "tx-42", by="bob", at="2026-11-26T09:00:00Z")
+    assert again.status == "flagged" and await store.outbox_size() == 0
+    await store.set_meter_key(STATION, pem_of(session.key).decode())
+    outcome = await store.resettle(STATION, "tx-42", by="alice", at="2026-11-26T10:00:00Z")
+    assert outcome.status == "pending"
+    settled = await store.settlement_for_session(STATION, "tx-42")
+    assert settled is not None and settled.status == "pending" and settled.reason is None
+    assert settled.settlement_id == flagged.settlement_id
+    assert settled.amount == expected_amount() and await store.outbox_size() == 1
+    log = await store.resettlements(settled.settlement_id)
+    assert [(who, result) for who, _, result, _ in log] == [
+        ("bob", "flagged"),
+        ("alice", "pending"),
+    ]
+    with pytest.raises(RegistryError, match="only a flagged one"):
+        await store.resettle(STATION, "tx-42", by="alice", at="2026-11-26T11:00:00Z")

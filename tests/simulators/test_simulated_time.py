@@ -83,3 +83,18 @@ async def test_three_speeds_give_the_same_sessions(tmp_path: Path) -> None:
             assert abs(dwell - drawn[key]) <= 0.002, (speed, key, dwell, drawn[key])
             assert abs(net_wh - reference[key][1]) <= 1, (speed, key, net_wh, reference[key])
             assert net_wh > 0  # the EVs charged
+
+
+async def test_a_second_run_counts_only_its_own_sessions(tmp_path: Path) -> None:
+    scenario = _with(3600)
+    app = await start_csms(tmp_path / "data", simulation_config(scenario))
+    try:
+        url = f"ws://127.0.0.1:{app.port}/ocpp"
+        for _ in range(2):
+            run = await run_scenario(
+                scenario, app.store, url, key_dir=tmp_path / "keys", settle_timeout_s=0
+            )
+            assert run.errors == [] and run.summary.sessions == scenario.total_sessions
+        assert len(await app.store.list_sessions()) == 2 * scenario.total_sessions
+    finally:
+        await app.stop()

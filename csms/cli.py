@@ -250,10 +250,10 @@ def stations_add(
     click.echo(f"station {station_id} registered")
 
 
-<<<<<<< HEAD
 def _watts(value: str | None) -> int | Keep | None:
     return KEEP if value is None else None if value == "none" else int(value)
-=======
+
+
 def read_meter_key(path: Path) -> str:
     """The PEM text to register for a meter key file; a clean error for anything else."""
     from csms.evidence import MeterKeyError, load_meter_public_key, public_key_pem
@@ -262,7 +262,6 @@ def read_meter_key(path: Path) -> str:
         return public_key_pem(load_meter_public_key(path))
     except MeterKeyError as exc:
         raise click.ClickException(str(exc)) from None
->>>>>>> main
 
 
 @stations_group.command("set")
@@ -270,7 +269,6 @@ def read_meter_key(path: Path) -> str:
 @TOLERANCE
 @SECURITY_PROFILE
 @click.option(
-<<<<<<< HEAD
     "--discharge",
     type=click.Choice(DISCHARGE_MODES),
     default=None,
@@ -289,50 +287,37 @@ def read_meter_key(path: Path) -> str:
     type=WATTS,
     default=None,
     help="Operator cap on the discharging power the dispatcher asks of this station (W, or none).",
-=======
+)
+@click.option(
     "--meter-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Replace the meter's public key (P-256: PEM, DER or oca:base16:asn1).",
->>>>>>> main
 )
 @DATA_DIR
 def stations_set(
     station_id: str,
     tolerance: str | None,
     profile: str | None,
-<<<<<<< HEAD
     discharge: str | None,
     max_charge_w: str | None,
     max_discharge_w: str | None,
+    meter_key: Path | None,
     data_dir: Path,
 ) -> None:
     """Change settings of a registered STATION_ID.
 
     Tolerance and security profile take effect on its next connection; dispatch settings on
-    the dispatcher's next pass.
+    the dispatcher's next pass. A new meter key applies to sessions settled from now on;
+    ``v2g sessions resettle ID`` re-checks a session flagged under the old key.
     """
     dispatch = (discharge, max_charge_w, max_discharge_w)
-    if tolerance is None and profile is None and all(v is None for v in dispatch):
+    if all(v is None for v in (tolerance, profile, meter_key, *dispatch)):
         raise click.UsageError(
-            "nothing to set: give --tolerance, --security-profile, --discharge,"
-            " --max-charge-w and/or --max-discharge-w"
-        )
-=======
-    meter_key: Path | None,
-    data_dir: Path,
-) -> None:
-    """Change settings of a registered STATION_ID (takes effect on its next connection).
-
-    A new meter key applies to sessions settled from now on; ``v2g sessions resettle ID``
-    re-checks a session flagged under the old key.
-    """
-    if tolerance is None and profile is None and meter_key is None:
-        raise click.UsageError(
-            "nothing to set: give --tolerance, --security-profile and/or --meter-key"
+            "nothing to set: give --tolerance, --security-profile, --meter-key,"
+            " --discharge, --max-charge-w and/or --max-discharge-w"
         )
     key_text = read_meter_key(meter_key) if meter_key else None
->>>>>>> main
 
     async def update(store: CsmsStore) -> None:
         if await store.get_station(station_id) is None:
@@ -356,13 +341,10 @@ def stations_set(
     run_async(lambda: with_store(data_dir, update))
     changes = [f"tolerance {tolerance}"] if tolerance else []
     changes += [f"security profile {profile}"] if profile else []
-<<<<<<< HEAD
     changes += [f"discharge {discharge}"] if discharge else []
     changes += [f"max charge {max_charge_w} W"] if max_charge_w else []
     changes += [f"max discharge {max_discharge_w} W"] if max_discharge_w else []
-=======
     changes += ["meter key replaced"] if key_text else []
->>>>>>> main
     click.echo(f"station {station_id}: {', '.join(changes)}")
 
 

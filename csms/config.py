@@ -44,6 +44,9 @@ class CsmsConfig:
     # embedded validators: an empty block after this many seconds without one (0: never;
     # YAML may say 90s, 15m, 1h)
     ledger_max_idle_interval: float = 0.0
+    # where the validators of ``genesis`` listen (ws://HOST:PORT); empty: the url of each
+    # validator in the genesis file, else the homes beside it
+    validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
@@ -79,6 +82,16 @@ _POSITIVE = {
 _DURATIONS = {"ledger_max_idle_interval"}
 
 
+def _urls(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    what = "a list of validator URLs (ws://HOST:PORT)"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{path}: key {key!r}: expected {what}, got {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item.startswith(("ws://", "wss://")):
+            raise ConfigError(f"{path}: key {key!r}: expected {what}, got {item!r}")
+    return tuple(value)
+
+
 def _expect(path: Path, key: str, value: Any, kind: type, what: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -109,6 +122,9 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(
                 f"{path}: unknown key {key!r}: expected one of {', '.join(sorted(known))}"
             )
+        if key == "validators":
+            values[key] = _urls(path, key, value)
+            continue
         if key in _DURATIONS:
             try:
                 values[key] = parse_duration(value)

@@ -196,9 +196,12 @@ async def _start_settlement(
     config = services.config
     if mode == "embedded":
         genesis_path = ensure_embedded_ledger(app.data_dir, services.clock)
-        # in-process validators share loopback: short blocks keep session-to-receipt near 1 s
-        # (a receipt exists once the next block binds the certificate of the one holding it)
-        embedded_tuning = tuning or Tuning(block_interval_ms=EMBEDDED_BLOCK_INTERVAL_MS)
+        # in-process validators share loopback: short blocks keep session-to-receipt short
+        # (a receipt exists as soon as its block is decided); none while nothing happens
+        embedded_tuning = tuning or Tuning(
+            block_interval_ms=EMBEDDED_BLOCK_INTERVAL_MS,
+            max_idle_interval_ms=round(config.ledger_max_idle_interval * 1000),
+        )
         app.embedded = await start_embedded(genesis_path.parent, tuning=embedded_tuning)
         urls = app.embedded.urls
     else:

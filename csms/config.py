@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from csms.errors import ConfigError
+from ledger.duration import parse_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class CsmsConfig:
     tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
     genesis: str = ""  # genesis of running validators; empty: an embedded set of 4
     csms_key: str = ""  # Ed25519 settlement key; default DATA_DIR/ledger/keys/csms.key
+    # embedded validators: an empty block after this many seconds without one (0: never;
+    # YAML may say 90s, 15m, 1h)
+    ledger_max_idle_interval: float = 0.0
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
@@ -72,6 +76,9 @@ _POSITIVE = {
 }
 
 
+_DURATIONS = {"ledger_max_idle_interval"}
+
+
 def _expect(path: Path, key: str, value: Any, kind: type, what: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -102,6 +109,12 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(
                 f"{path}: unknown key {key!r}: expected one of {', '.join(sorted(known))}"
             )
+        if key in _DURATIONS:
+            try:
+                values[key] = parse_duration(value)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: key {key!r}: {exc}") from None
+            continue
         default = getattr(CsmsConfig(), key)
         kind = type(default)
         what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]

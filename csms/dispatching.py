@@ -18,13 +18,16 @@ from datetime import datetime
 from typing import Any
 
 from csms.blocks16.remote import set_charging_profile_request_16
+from csms.departure import keep_departure, state_from_registers
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
+from csms.model import SessionRecord
 from csms.server import CsmsServer
 from csms.settlement import running_cost, total_cost
-from csms.store.charging_needs import ChargingNeedsStore
+from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.tariffs import Tariff, TariffError
+from csms.timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,27 @@ class Dispatcher:
                 log.exception("dispatch pass failed; continuing")
             await asyncio.sleep(self.settings.interval)
 
+    async def _keep_departure(
+        self, decision: Decision, limits: Limits, session: SessionRecord, needs: EvChargingNeeds
+    ) -> Decision:
+        """A discharge only while the EV still reaches its departure target (``csms.departure``)."""
+        if needs.departure_time is None or needs.target_energy_wh is None:
+            return decision
+        samples = await self.server.services.store.register_samples(
+            session.station_id, session.transaction_id
+        )
+        found = state_from_registers(
+            needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
+            departure=parse_timestamp(needs.departure_time),
+            target_energy_wh=needs.target_energy_wh,
+            min_v2x_energy_wh=needs.min_v2x_energy_wh,
+            samples=samples,
+        )
+        if found is None:
+            return Decision("charge", limits.max_charge_w)
+        state, step = found
+        return keep_departure(decision, limits, state, step)
+
     async def run_once(self) -> int:
         """One pass over the active sessions; returns the number of profiles sent."""
         store = self.server.services.store
@@ -119,6 +143,8 @@ class Dispatcher:
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
             decision = bound(wanted, limits)
+            if decision.mode == "discharge" and needs is not None:
+                decision = await self._keep_departure(decision, limits, session, needs)
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
             if self.decisions.get(key) == decision:

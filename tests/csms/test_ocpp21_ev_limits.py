@@ -95,10 +95,23 @@ async def test_an_ev_declaring_5kw_discharge_and_3kw_charge_is_never_sent_more(
     csms: CsmsApp, station: Station21
 ) -> None:
     await session_with_needs(
-        station, max_discharge_power=5_000, min_discharge_power=1_000, max_charge_power=3_000
+        station,
+        max_discharge_power=5_000,
+        min_discharge_power=1_000,
+        max_charge_power=3_000,
+        ev_target_energy_request=2_000,  # a target it can reach while discharging in the day
     )
     periods = await dispatch_over_a_day(csms, station)
     values = [v for p in periods for v in signed_values(p)]
     assert all(-5_000 <= v <= 3_000 for v in values), periods
     assert -5_000 in values  # exporting pays: it does discharge, at its own limit
     assert 3_000 in values  # at or below the reserve it charges, at its own limit
+
+
+async def test_an_ev_that_needs_every_hour_to_reach_its_target_is_not_discharged(
+    csms: CsmsApp, station: Station21
+) -> None:
+    # 30 kWh by 17:30 at 3 kW: even charging all the time from 09:00 falls short
+    await session_with_needs(station, max_charge_power=3_000, ev_target_energy_request=30_000)
+    periods = await dispatch_over_a_day(csms, station)
+    assert all(v == 3_000 for p in periods for v in signed_values(p)), periods

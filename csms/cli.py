@@ -13,9 +13,9 @@ import click
 
 from csms.config import check_security, load_config
 from csms.errors import ConfigError, CsmsError
-from csms.model import TokenRecord
+from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
-from csms.store.sqlite import CsmsStore
+from csms.store.sqlite import KEEP, CsmsStore, Keep
 from csms.timeutil import format_timestamp, utc_now
 
 T = TypeVar("T")
@@ -35,6 +35,19 @@ TOLERANCE = click.option(
     help="strict: schema errors are CALLERRORs; tolerant: known real-hardware habits are"
     " repaired, logged and counted.",
 )
+
+
+class _Watts(click.ParamType):
+    name = "W|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        text = str(value)
+        if text == "none" or (text.isdigit() and int(text) <= 1_000_000):
+            return text
+        self.fail(f"{value!r} is not a power in whole W (0 to 1000000) or 'none'", param, ctx)
+
+
+WATTS = _Watts()
 
 SECURITY_PROFILE = click.option(
     "--security-profile",
@@ -237,6 +250,10 @@ def stations_add(
     click.echo(f"station {station_id} registered")
 
 
+def _watts(value: str | None) -> int | Keep | None:
+    return KEEP if value is None else None if value == "none" else int(value)
+
+
 def read_meter_key(path: Path) -> str:
     """The PEM text to register for a meter key file; a clean error for anything else."""
     from csms.evidence import MeterKeyError, load_meter_public_key, public_key_pem
@@ -252,6 +269,26 @@ def read_meter_key(path: Path) -> str:
 @TOLERANCE
 @SECURITY_PROFILE
 @click.option(
+    "--discharge",
+    type=click.Choice(DISCHARGE_MODES),
+    default=None,
+    help=f"Whether the station can be sent discharge: {NEGATIVE_LIMIT_201} declares a 2.0.1"
+    " station that takes a negative limit as discharge (2.0.1 does not define it); none (the"
+    " default) dispatches a 2.0.1 station charge only. 2.1 stations follow the EV's needs.",
+)
+@click.option(
+    "--max-charge-w",
+    type=WATTS,
+    default=None,
+    help="Operator cap on the charging power the dispatcher asks of this station (W, or none).",
+)
+@click.option(
+    "--max-discharge-w",
+    type=WATTS,
+    default=None,
+    help="Operator cap on the discharging power the dispatcher asks of this station (W, or none).",
+)
+@click.option(
     "--meter-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -262,17 +299,23 @@ def stations_set(
     station_id: str,
     tolerance: str | None,
     profile: str | None,
+    discharge: str | None,
+    max_charge_w: str | None,
+    max_discharge_w: str | None,
     meter_key: Path | None,
     data_dir: Path,
 ) -> None:
-    """Change settings of a registered STATION_ID (takes effect on its next connection).
+    """Change settings of a registered STATION_ID.
 
-    A new meter key applies to sessions settled from now on; ``v2g sessions resettle ID``
-    re-checks a session flagged under the old key.
+    Tolerance and security profile take effect on its next connection; dispatch settings on
+    the dispatcher's next pass. A new meter key applies to sessions settled from now on;
+    ``v2g sessions resettle ID`` re-checks a session flagged under the old key.
     """
-    if tolerance is None and profile is None and meter_key is None:
+    dispatch = (discharge, max_charge_w, max_discharge_w)
+    if all(v is None for v in (tolerance, profile, meter_key, *dispatch)):
         raise click.UsageError(
-            "nothing to set: give --tolerance, --security-profile and/or --meter-key"
+            "nothing to set: give --tolerance, --security-profile, --meter-key,"
+            " --discharge, --max-charge-w and/or --max-discharge-w"
         )
     key_text = read_meter_key(meter_key) if meter_key else None
 
@@ -287,10 +330,20 @@ def stations_set(
             await store.set_security_profile(
                 station_id, None if profile == "default" else int(profile)
             )
+        if any(v is not None for v in dispatch):
+            await store.set_station_caps(
+                station_id,
+                discharge=KEEP if discharge is None else discharge,
+                max_charge_w=_watts(max_charge_w),
+                max_discharge_w=_watts(max_discharge_w),
+            )
 
     run_async(lambda: with_store(data_dir, update))
     changes = [f"tolerance {tolerance}"] if tolerance else []
     changes += [f"security profile {profile}"] if profile else []
+    changes += [f"discharge {discharge}"] if discharge else []
+    changes += [f"max charge {max_charge_w} W"] if max_charge_w else []
+    changes += [f"max discharge {max_discharge_w} W"] if max_discharge_w else []
     changes += ["meter key replaced"] if key_text else []
     click.echo(f"station {station_id}: {', '.join(changes)}")
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from csms.errors import ConfigError
+from ledger.duration import parse_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,12 @@ class CsmsConfig:
     tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
     genesis: str = ""  # genesis of running validators; empty: an embedded set of 4
     csms_key: str = ""  # Ed25519 settlement key; default DATA_DIR/ledger/keys/csms.key
+    # embedded validators: an empty block after this many seconds without one (0: never;
+    # YAML may say 90s, 15m, 1h)
+    ledger_max_idle_interval: float = 0.0
+    # where the validators of ``genesis`` listen (ws://HOST:PORT); empty: the url of each
+    # validator in the genesis file, else the homes beside it
+    validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
@@ -73,6 +80,19 @@ _POSITIVE = {
 }
 
 
+_DURATIONS = {"ledger_max_idle_interval"}
+
+
+def _urls(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    what = "a list of validator URLs (ws://HOST:PORT)"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{path}: key {key!r}: expected {what}, got {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item.startswith(("ws://", "wss://")):
+            raise ConfigError(f"{path}: key {key!r}: expected {what}, got {item!r}")
+    return tuple(value)
+
+
 def _expect(path: Path, key: str, value: Any, kind: type, what: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -103,6 +123,15 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(
                 f"{path}: unknown key {key!r}: expected one of {', '.join(sorted(known))}"
             )
+        if key == "validators":
+            values[key] = _urls(path, key, value)
+            continue
+        if key in _DURATIONS:
+            try:
+                values[key] = parse_duration(value)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: key {key!r}: {exc}") from None
+            continue
         default = getattr(CsmsConfig(), key)
         kind = type(default)
         what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]

@@ -218,4 +218,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX resettlements_settlement ON resettlements (settlement_id, id);
     """,
+    # per-station dispatch caps (W, NULL: none) and whether a 2.0.1 station discharges
+    """
+    ALTER TABLE station_settings ADD COLUMN max_charge_w INTEGER CHECK (max_charge_w >= 0);
+    ALTER TABLE station_settings ADD COLUMN max_discharge_w INTEGER CHECK (max_discharge_w >= 0);
+    ALTER TABLE station_settings ADD COLUMN discharge TEXT NOT NULL DEFAULT 'none'
+        CHECK (discharge IN ('none', '2.0.1-negative-limit'));
+    """,
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 import sqlite3
@@ -17,10 +18,12 @@ import aiosqlite
 
 from csms.errors import RegistryError
 from csms.model import (
+    DISCHARGE_MODES,
     MeterSample,
     RegisterReading,
     SessionRecord,
     SettlementRecord,
+    StationCaps,
     StationRecord,
     TokenRecord,
     TransactionEventRecord,
@@ -34,6 +37,15 @@ from csms.timeutil import parse_timestamp
 log = logging.getLogger(__name__)
 
 DB_NAME = "csms.sqlite"
+
+
+class Keep(enum.Enum):
+    """A setting left as it is."""
+
+    KEEP = 0
+
+
+KEEP = Keep.KEEP
 
 
 # Turns an ended session into a settlement (or a flag), inside the closing DB transaction.
@@ -267,6 +279,55 @@ class CsmsStore:
             "INSERT INTO station_settings (station_id, security_profile) VALUES (?, ?)"
             " ON CONFLICT (station_id) DO UPDATE SET security_profile = excluded.security_profile",
             (station_id, profile),
+        )
+
+    async def get_station_caps(self, station_id: str) -> StationCaps:
+        """The operator's dispatch caps for a station (no caps, charge-only 2.0.1 by default)."""
+        row = await self.fetchone(
+            "SELECT max_charge_w, max_discharge_w, discharge FROM station_settings"
+            " WHERE station_id = ?",
+            (station_id,),
+        )
+        if row is None:
+            return StationCaps()
+        return StationCaps(row[0], row[1], str(row[2]))
+
+    async def set_station_caps(
+        self,
+        station_id: str,
+        *,
+        max_charge_w: int | Keep | None = KEEP,
+        max_discharge_w: int | Keep | None = KEEP,
+        discharge: str | Keep = KEEP,
+    ) -> None:
+        """Change some of a registered station's dispatch caps (RegistryError otherwise)."""
+        if discharge is not KEEP and discharge not in DISCHARGE_MODES:
+            raise RegistryError(
+                f"discharge must be one of {', '.join(DISCHARGE_MODES)}, not {discharge!r}"
+            )
+        for name, value in (("max_charge_w", max_charge_w), ("max_discharge_w", max_discharge_w)):
+            if isinstance(value, int) and value < 0:
+                raise RegistryError(f"{name} must be a power in W >= 0, not {value}")
+        if await self.get_station(station_id) is None:
+            raise RegistryError(f"station {station_id!r} is not registered")
+        changes = {
+            name: value
+            for name, value in (
+                ("max_charge_w", max_charge_w),
+                ("max_discharge_w", max_discharge_w),
+                ("discharge", discharge),
+            )
+            if value is not KEEP
+        }
+        if not changes:
+            return
+        columns = ", ".join(changes)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in changes)
+        placeholders = ", ".join("?" for _ in changes)
+        await self.execute_write(
+            f"INSERT INTO station_settings (station_id, {columns}) VALUES (?, {placeholders})"
+            f" ON CONFLICT (station_id) DO UPDATE SET {updates}",
+            (station_id, *changes.values()),
         )
 
     # -- identity tokens ------------------------------------------------------------------

@@ -236,6 +236,7 @@ async def _start_settlement(
     setup = load_settlement_setup(app.data_dir, config, genesis, genesis_path)
     app.setup, app.genesis_path = setup, genesis_path
     app.store.session_closer = session_closer(setup)
+    app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
     app.outbox = OutboxWorker(app.store, ValidatorLedger(urls, genesis), services.clock)
     services.settlement_written = app.outbox.wake

@@ -48,6 +48,7 @@ class CsmsConfig:
     # validator in the genesis file, else the homes beside it
     validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
     export_threshold: int = 250_000  # discharge when the export price (micro/kWh) is above
@@ -143,7 +144,10 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(f"{path}: key 'http_host': expected an address to listen on")
         if key == "reserve_soc_pct" and not 0 <= value <= 100:
             raise ConfigError(f"{path}: key 'reserve_soc_pct': expected 0..100, got {value!r}")
-        if key in ("discharge_w", "evidence_slack_seconds", "export_threshold") and value < 0:
+        if (
+            key in ("discharge_w", "evidence_slack_seconds", "export_threshold")
+            or key == "clock_tolerance_seconds"
+        ) and value < 0:
             raise ConfigError(f"{path}: key {key!r}: expected zero or more, got {value!r}")
         if key == "max_frame_bytes" and value < 1024:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")

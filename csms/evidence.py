@@ -120,16 +120,48 @@ def parse_public_key(value: str | bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
+_KEY_FORMATS = "a P-256 public key as PEM, DER or oca:base16:asn1:<hex>"
+
+
+def _is_private_key(data: bytes) -> bool:
+    if b"PRIVATE KEY-----" in data:
+        return True
+    try:
+        serialization.load_der_private_key(data, password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def load_meter_public_key(path: Path) -> ec.EllipticCurvePublicKey:
-    """Read a meter public key file (PEM, DER or the ``oca:base16:asn1:`` text) to register."""
+    """Read a meter public key file (PEM, DER or the ``oca:base16:asn1:`` text) to register.
+
+    Only a P-256 public key passes: a private key is refused (it must never be stored, and
+    the message says to register the public half), and so is anything else, binary or text.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise MeterKeyError(f"{path}: cannot read meter key: {exc.strerror}") from exc
+    if len(data) > 64 * 1024:
+        raise MeterKeyError(f"{path}: not a meter key (expected {_KEY_FORMATS})")
+    if _is_private_key(data):
+        raise MeterKeyError(
+            f"{path}: this is a private key; register the meter's public key only "
+            "(e.g. the FILE.pub.pem written beside the key)"
+        )
     try:
         return parse_public_key(data)
     except MeterKeyError as exc:
-        raise MeterKeyError(f"{path}: {exc}") from exc
+        detail = str(exc) if "P-256" in str(exc) else f"not a meter key (expected {_KEY_FORMATS})"
+        raise MeterKeyError(f"{path}: {detail}") from exc
+
+
+def public_key_pem(key: ec.EllipticCurvePublicKey) -> str:
+    """The key as the PEM text the registry stores."""
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
 
 
 def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -234,9 +235,13 @@ class CsmsServer:
         await store.log_connection(
             station_id, "connected", self.services.now_text(), str(subprotocol)
         )
+        log.info("%s: connected (%s)", station_id, subprotocol)
         try:
             await connection.run()
         finally:
+            with contextlib.suppress(Exception):  # the last message before the close
+                if connection.heard_once:
+                    await connection.heard(force=True)
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
                 gc_pacing.apply(self._gc.observe(len(self.connections)))
@@ -245,3 +250,4 @@ class CsmsServer:
             if sent is not None and websocket.protocol.close_rcvd is None:
                 detail += f" sent={sent.code} {sent.reason}"  # closed by us, unanswered
             await store.log_connection(station_id, "disconnected", self.services.now_text(), detail)
+            log.info("%s: disconnected (%s)", station_id, detail)

@@ -111,6 +111,10 @@ class StationOut(BaseModel):
     vendor: str | None
     model: str | None
     connectors: list[ConnectorOut]
+    clock_skew_s: float | None = Field(
+        default=None,
+        description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
+    )
 
 
 class StartRequest(BaseModel):
@@ -139,6 +143,12 @@ class ActionOut(BaseModel):
     station_id: str
     action: str
     response: dict[str, Any]
+
+
+class ResettleOut(BaseModel):
+    settlement_id: str
+    status: str  # pending: settled now, awaiting commit; flagged: still fails
+    reason: str | None
 
 
 class CreditOutcomeOut(BaseModel):

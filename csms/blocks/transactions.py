@@ -18,7 +18,7 @@ from csms.errors import PropertyConstraintViolation
 from csms.metering import parse_meter_values
 from csms.model import TransactionEventRecord
 from csms.ocpp.rpc import Handler
-from csms.settlement import running_cost, total_cost
+from csms.settlement import total_cost
 from csms.timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def to_record(station_id: str, payload: dict[str, Any]) -> TransactionEventRecor
 async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
     record = to_record(ctx.station_id, payload)
-    if not await services.record_event(record):
+    is_new = await services.record_event(record)
+    if not is_new:
         log.info(
             "%s: duplicate TransactionEvent %s seqNo %d ignored",
             ctx.station_id,
@@ -63,7 +64,7 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
             record.seq_no,
         )
     response: dict[str, Any] = {}
-    cost = await _cost(ctx, record)
+    cost = await _cost(ctx, record, is_new=is_new)
     if cost is not None:
         response["totalCost"] = cost
     if record.id_token is not None and record.id_token_type is not None:
@@ -73,17 +74,27 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
     return response
 
 
-async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:
+async def _cost(
+    ctx: StationContext, record: TransactionEventRecord, *, is_new: bool
+) -> float | None:
     """``totalCost``: the settled amount on Ended, the running cost on Updated."""
     services, store = ctx.services, ctx.services.store
     if record.event_type == "Ended":
+        services.running_costs.forget(ctx.station_id, record.transaction_id)
         settlement = await store.settlement_for_session(ctx.station_id, record.transaction_id)
         if settlement is None or settlement.amount is None:
             return None
         return total_cost(settlement.amount)
     if record.event_type == "Updated" and services.tariff is not None:
-        samples = await store.register_samples(ctx.station_id, record.transaction_id)
-        return total_cost(running_cost(samples, services.tariff))
+        amount = await services.running_costs.advance(
+            store,
+            ctx.station_id,
+            record.transaction_id,
+            record.samples,
+            services.tariff,
+            is_new=is_new,
+        )
+        return total_cost(amount)
     return None
 
 

@@ -18,7 +18,7 @@ from csms.errors import PropertyConstraintViolation
 from csms.metering import parse_meter_values
 from csms.model import TransactionEventRecord
 from csms.ocpp.rpc import Handler
-from csms.settlement import running_cost, total_cost
+from csms.settlement import total_cost
 from csms.timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -74,17 +74,19 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
 
 
 async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:
-    """``totalCost``: the settled amount on Ended, the running cost on Updated."""
-    services, store = ctx.services, ctx.services.store
-    if record.event_type == "Ended":
-        settlement = await store.settlement_for_session(ctx.station_id, record.transaction_id)
-        if settlement is None or settlement.amount is None:
-            return None
-        return total_cost(settlement.amount)
-    if record.event_type == "Updated" and services.tariff is not None:
-        samples = await store.register_samples(ctx.station_id, record.transaction_id)
-        return total_cost(running_cost(samples, services.tariff))
-    return None
+    """``totalCost``: the settled amount, on Ended only.
+
+    The schema says totalCost "SHALL only be sent when charging has ended"; while a session runs
+    its cost goes to the station in CostUpdated (``csms.dispatching``).
+    """
+    if record.event_type != "Ended":
+        return None
+    settlement = await ctx.services.store.settlement_for_session(
+        ctx.station_id, record.transaction_id
+    )
+    if settlement is None or settlement.amount is None:
+        return None
+    return total_cost(settlement.amount)
 
 
 HANDLERS: dict[str, Handler[StationContext]] = {"TransactionEvent": on_transaction_event}

@@ -190,6 +190,25 @@ def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
     )
 
 
+def external_validator_urls(config: CsmsConfig, genesis: Genesis, genesis_path: Path) -> list[str]:
+    """Where running validators listen: the config's ``validators``, else each validator's
+    ``url`` in genesis, else the homes laid out beside the genesis file."""
+    if config.validators:
+        return list(config.validators)
+    listed = [
+        genesis.urls[v.address] for v in genesis.validators.validators if v.address in genesis.urls
+    ]
+    if listed:
+        return listed
+    try:
+        return validator_urls(genesis_path.parent)
+    except Exception as exc:
+        raise ConfigError(
+            f"genesis {genesis_path}: names no validator url, and no validator homes beside it"
+            f" ({exc}); list them under 'validators:' in csms.yaml"
+        ) from None
+
+
 async def _start_settlement(
     app: CsmsApp, services: CsmsServices, mode: LedgerMode, tuning: Tuning | None
 ) -> None:
@@ -208,19 +227,16 @@ async def _start_settlement(
         if not config.genesis:
             raise ConfigError("ledger 'external' needs the genesis file (--genesis FILE)")
         genesis_path = Path(config.genesis)
-        try:
-            urls = validator_urls(genesis_path.parent)
-        except Exception as exc:
-            raise ConfigError(
-                f"genesis {genesis_path}: cannot find the validators: {exc}"
-            ) from None
     try:
         genesis = load_genesis(genesis_path)
     except Exception as exc:
         raise ConfigError(f"genesis {genesis_path}: {exc}") from None
+    if mode != "embedded":
+        urls = external_validator_urls(config, genesis, genesis_path)
     setup = load_settlement_setup(app.data_dir, config, genesis, genesis_path)
     app.setup, app.genesis_path = setup, genesis_path
     app.store.session_closer = session_closer(setup)
+    app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
     app.outbox = OutboxWorker(app.store, ValidatorLedger(urls, genesis), services.clock)
     services.settlement_written = app.outbox.wake

@@ -44,7 +44,11 @@ class CsmsConfig:
     # embedded validators: an empty block after this many seconds without one (0: never;
     # YAML may say 90s, 15m, 1h)
     ledger_max_idle_interval: float = 0.0
+    # where the validators of ``genesis`` listen (ws://HOST:PORT); empty: the url of each
+    # validator in the genesis file, else the homes beside it
+    validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
     export_threshold: int = 250_000  # discharge when the export price (micro/kWh) is above
@@ -79,6 +83,16 @@ _POSITIVE = {
 _DURATIONS = {"ledger_max_idle_interval"}
 
 
+def _urls(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    what = "a list of validator URLs (ws://HOST:PORT)"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{path}: key {key!r}: expected {what}, got {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item.startswith(("ws://", "wss://")):
+            raise ConfigError(f"{path}: key {key!r}: expected {what}, got {item!r}")
+    return tuple(value)
+
+
 def _expect(path: Path, key: str, value: Any, kind: type, what: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -109,6 +123,9 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(
                 f"{path}: unknown key {key!r}: expected one of {', '.join(sorted(known))}"
             )
+        if key == "validators":
+            values[key] = _urls(path, key, value)
+            continue
         if key in _DURATIONS:
             try:
                 values[key] = parse_duration(value)
@@ -127,7 +144,10 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(f"{path}: key 'http_host': expected an address to listen on")
         if key == "reserve_soc_pct" and not 0 <= value <= 100:
             raise ConfigError(f"{path}: key 'reserve_soc_pct': expected 0..100, got {value!r}")
-        if key in ("discharge_w", "evidence_slack_seconds", "export_threshold") and value < 0:
+        if (
+            key in ("discharge_w", "evidence_slack_seconds", "export_threshold")
+            or key == "clock_tolerance_seconds"
+        ) and value < 0:
             raise ConfigError(f"{path}: key {key!r}: expected zero or more, got {value!r}")
         if key == "max_frame_bytes" and value < 1024:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")

@@ -121,6 +121,7 @@ def init_data_dir(
         tuple(Validator(key_id_of(k), public_bytes(k), DEFAULT_POWER) for k in vkeys)
     )
     genesis = Genesis(  # checks the power distribution before anything touches the disk
+        urls={key_id_of(k): f"ws://127.0.0.1:{base_port + i}" for i, k in enumerate(vkeys)},
         chain_id=chain_id,
         genesis_time=genesis_time,
         validators=vset,

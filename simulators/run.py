@@ -13,14 +13,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from csms.app import CsmsApp, start_csms
 from csms.config import CsmsConfig
 from csms.identity import RegisteredToken, ev_pseudonym
 from csms.store.sqlite import CsmsStore
-from csms.timeutil import parse_timestamp
+from csms.timeutil import format_timestamp, parse_timestamp
 from ledger.consensus.client import submit_tx
 from ledger.keys import read_key_file
 from ledger.tx import ev_account, operator_account, sign_tx, topup_body
@@ -137,6 +138,7 @@ async def run_scenario(
     against a CSMS running elsewhere every EV pays by invoice.
     """
     started = time.monotonic()
+    scenario = await clear_of_earlier_runs(scenario, store)
     plans = plan_fleet(scenario, key_dir, ledger_payments=app is not None)
     await register_fleet(store, plans)
     if app is not None:
@@ -171,6 +173,28 @@ async def run_scenario(
         achieved_speed=result.achieved_speed,
     )
     return FleetRun(summary, errors)
+
+
+async def clear_of_earlier_runs(scenario: Scenario, store: CsmsStore) -> Scenario:
+    """A default timeline (no ``start``) moved back a day at a time until it overlaps no
+    session an earlier run left on the same stations, so one EVSE never runs two at once."""
+    if scenario.start:
+        return scenario
+    ids = {p.station_id for p in plan_fleet(scenario, Path("."), ledger_payments=False)}
+    times = [
+        (parse_timestamp(s.started_at), parse_timestamp(s.ended_at or s.started_at))
+        for s in await store.list_sessions()
+        if s.station_id in ids and s.started_at
+    ]
+    start = scenario.start_time
+    if times:
+        first = min(t[0] for t in times)
+        last = max(t[1] for t in times)
+        for _ in range(366):
+            if start + scenario.span <= first or start >= last:
+                break
+            start -= timedelta(days=1)
+    return replace(scenario, start=format_timestamp(start))
 
 
 def simulation_config(scenario: Scenario, base: CsmsConfig | None = None) -> CsmsConfig:

@@ -32,6 +32,7 @@ from csms.settling import SettlementOutcome
 from csms.store.events import INSERT_SAMPLE, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
+from csms.timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class CsmsStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self.session_closer: SessionCloser | None = None
+        self.clock_tolerance_s = 300.0  # see audit_reason
         # One writer connection shared by every coroutine: units of work must not interleave.
         self.write_lock = asyncio.Lock()
         self.group = GroupCommit(lambda: db._conn, self._in_writer_thread, self.write_lock)
@@ -429,9 +431,74 @@ class CsmsStore:
         if session.id_token is not None and session.id_token_type is not None:
             token = await self.get_token(session.id_token, session.id_token_type)
         outcome = self.session_closer(session, samples, station, token)
+        doubt = await self.audit_reason(session, at)
+        if doubt is not None and outcome.status == "pending":
+            outcome = SettlementOutcome(
+                outcome.settlement_id, "flagged", doubt, outcome.ev, None, None
+            )
         await self._insert_settlement(station_id, transaction_id, outcome, at)
         if outcome.status == "flagged":
             log.info("%s:%s settlement flagged: %s", station_id, transaction_id, outcome.reason)
+
+    async def audit_reason(self, session: SessionRecord, received_at: str) -> str | None:
+        """Why an auditor would distrust a session's times, or None.
+
+        ``clock_ahead``: it ends (station time) more than ``clock_tolerance_s`` after the CSMS
+        received its end. ``overlapping``: another session of the same EVSE overlaps it.
+        """
+        if session.ended_at is None or session.started_at is None:
+            return None
+        try:
+            ended, received = parse_timestamp(session.ended_at), parse_timestamp(received_at)
+        except ValueError:
+            return None
+        ahead = (ended - received).total_seconds()
+        if ahead > self.clock_tolerance_s:
+            return (
+                f"clock_ahead: the session ends {ahead:.0f} s after the CSMS received its end"
+                f" (tolerance {self.clock_tolerance_s:.0f} s)"
+            )
+        if session.evse_id is None:
+            return None
+        row = await self.fetchone(
+            "SELECT transaction_id, started_at, ended_at FROM sessions WHERE station_id = ?"
+            " AND evse_id = ? AND transaction_id != ? AND started_at < ?"
+            " AND COALESCE(ended_at, ?) > ? LIMIT 1",
+            (
+                session.station_id,
+                session.evse_id,
+                session.transaction_id,
+                session.ended_at,
+                session.ended_at,
+                session.started_at,
+            ),
+        )
+        if row is not None:
+            return (
+                f"overlapping: EVSE {session.evse_id} also ran {row['transaction_id']}"
+                f" from {row['started_at']} to {row['ended_at'] or 'still running'}"
+            )
+        return None
+
+    async def clock_skew(self, station_id: str, recent: int = 20) -> float | None:
+        """Seconds the station's clock runs ahead of the CSMS's (negative: behind): the median
+        of station time minus receive time over its last ``recent`` live transaction events."""
+        rows = await self.fetchall(
+            "SELECT timestamp, received_at FROM transaction_events WHERE station_id = ?"
+            " AND offline = 0 ORDER BY rowid DESC LIMIT ?",
+            (station_id, recent),
+        )
+        gaps = []
+        for row in rows:
+            try:
+                gap = parse_timestamp(row["timestamp"]) - parse_timestamp(row["received_at"])
+            except (TypeError, ValueError):
+                continue
+            gaps.append(gap.total_seconds())
+        if not gaps:
+            return None
+        gaps.sort()
+        return gaps[len(gaps) // 2]
 
     async def _insert_settlement(
         self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str

@@ -161,6 +161,7 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             connectors=[
                 ConnectorOut(evse_id=e, connector_id=c, status=s) for e, c, s in v.connectors
             ],
+            clock_skew_s=v.clock_skew_s,
         )
         for v in await review.stations()
     ]

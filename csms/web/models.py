@@ -111,6 +111,10 @@ class StationOut(BaseModel):
     vendor: str | None
     model: str | None
     connectors: list[ConnectorOut]
+    clock_skew_s: float | None = Field(
+        default=None,
+        description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
+    )
 
 
 class StartRequest(BaseModel):

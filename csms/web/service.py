@@ -34,6 +34,7 @@ class StationView:
     vendor: str | None
     model: str | None
     connectors: tuple[tuple[int, int, str], ...]
+    clock_skew_s: float | None = None  # station clock minus CSMS clock, recent median
 
 
 class ReviewService:
@@ -103,6 +104,7 @@ class ReviewService:
                     vendor=station.vendor,
                     model=station.model,
                     connectors=tuple((e, c, s) for (e, c), s in sorted(statuses.items())),
+                    clock_skew_s=await self.deps.store.clock_skew(station.station_id),
                 )
             )
         return views

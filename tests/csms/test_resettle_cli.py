@@ -15,7 +15,6 @@ from csms.operators import OperatorRegistry
 from csms.settling import session_closer
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
-from tests.csms.signed_session import T0
 from tests.csms.test_cli import v2g
 from tests.csms.test_settling import STATION, TOKEN, Session
 
@@ -32,7 +31,7 @@ async def flagged_session(data: Path, session: Session) -> None:
         await registry.add("carol", "carol-password", "auditor", "2026-11-25T00:00:00Z")
         store.session_closer = session_closer(settlement_setup_for(data, CsmsConfig()))
         for event in session.events():
-            await store.record_transaction_event(event, format_timestamp(T0))
+            await store.record_transaction_event(event, format_timestamp(event.timestamp))
         settled = await store.settlement_for_session(STATION, "tx-42")
         assert settled is not None and settled.status == "flagged"
     finally:

@@ -5,6 +5,7 @@ drawn dwell time and the same energy to within 1 Wh."""
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 from pathlib import Path
 
 from csms.app import start_csms
@@ -85,8 +86,14 @@ async def test_three_speeds_give_the_same_sessions(tmp_path: Path) -> None:
             assert net_wh > 0  # the EVs charged
 
 
-async def test_a_second_run_counts_only_its_own_sessions(tmp_path: Path) -> None:
-    scenario = _with(3600)
+async def test_a_second_run_counts_only_its_own_sessions_and_overlaps_none(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from csms.timeutil import utc_now
+
+    scenario = replace(SCENARIO, speed=3600, start="")  # the default: a timeline ending by now
     app = await start_csms(tmp_path / "data", simulation_config(scenario))
     try:
         url = f"ws://127.0.0.1:{app.port}/ocpp"
@@ -95,6 +102,17 @@ async def test_a_second_run_counts_only_its_own_sessions(tmp_path: Path) -> None
                 scenario, app.store, url, key_dir=tmp_path / "keys", settle_timeout_s=0
             )
             assert run.errors == [] and run.summary.sessions == scenario.total_sessions
-        assert len(await app.store.list_sessions()) == 2 * scenario.total_sessions
+        sessions = await app.store.list_sessions()
+        assert len(sessions) == 2 * scenario.total_sessions
+        spans: dict[tuple[str, int | None], list[tuple[str, str]]] = {}
+        for session in sessions:
+            assert session.started_at and session.ended_at
+            assert parse_timestamp(session.ended_at) <= utc_now()  # nothing in the future
+            spans.setdefault((session.station_id, session.evse_id), []).append(
+                (session.started_at, session.ended_at)
+            )
+        for runs in spans.values():
+            runs.sort()
+            assert all(a[1] <= b[0] for a, b in pairwise(runs)), runs
     finally:
         await app.stop()

@@ -140,6 +140,7 @@ async def test_an_operator_starts_stops_and_resets_a_connected_station(world: Wo
     assert [c["status"] for c in by_id[STATION]["connectors"]] == ["Available"]
     # a disconnected station's connectors are not known to be available
     assert [c["status"] for c in by_id[OTHER_STATION]["connectors"]] == ["Unknown"]
+    assert by_id[STATION]["clock_skew_s"] is not None  # from its transaction events
 
 
 async def ids(client: httpx.AsyncClient, **params: str) -> set[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from csms.errors import PropertyConstraintViolation
 from csms.model import MeterSample
+from csms.numbers import NumberOutOfBounds, bounded_decimal, within_wh
 from csms.timeutil import parse_timestamp
 
 # unit -> (normalised unit, factor)
@@ -49,10 +50,15 @@ _DEFAULT_UNIT = {"SoC": "Percent"}
 
 def normalise_value(value: Any, unit: str, multiplier: int) -> tuple[int, str]:
     """Scale a reading to the base unit and round half to even to an integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise PropertyConstraintViolation(f"sampled value {value!r} is not a number")
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise PropertyConstraintViolation(f"sampled value {value!r} is not a number") from None
+        amount = bounded_decimal(str(value))
+    except NumberOutOfBounds as exc:
+        raise PropertyConstraintViolation(f"sampled value: {exc}") from None
+    except (ValueError, InvalidOperation):
+        text = str(value)[:40]
+        raise PropertyConstraintViolation(f"sampled value {text!r} is not a number") from None
     if unit not in _UNITS:
         raise PropertyConstraintViolation(f"unit {unit!r} is not one this CSMS can normalise")
     if not -9 <= multiplier <= 9:
@@ -61,7 +67,12 @@ def normalise_value(value: Any, unit: str, multiplier: int) -> tuple[int, str]:
         raise PropertyConstraintViolation(f"sampled value {value!r} is not a finite number")
     target, factor = _UNITS[unit]
     scaled = amount * factor * (Decimal(10) ** multiplier)
-    return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN)), target
+    result = int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN))
+    if not within_wh(result):
+        raise PropertyConstraintViolation(
+            f"sampled value {value!r} {unit} is outside the signed 64-bit range"
+        )
+    return result, target
 
 
 def meter_value_timestamp(meter_value: dict[str, Any]) -> datetime:

@@ -435,6 +435,16 @@ class ValidatorNode:
             self._drop_pending(stale)
         return found
 
+    def _signed_by_a_validator(self, msg: Proposal | Vote) -> bool:
+        """Only a validator's signed message starts a height (not anyone's forged one)."""
+        assert self._ctx is not None and self._app is not None
+        validators = self._app.state.validators
+        if isinstance(msg, Proposal):
+            member = validators.get(msg.proposer)
+            return member is not None and self._ctx.verifier.verify_proposal(msg, member)
+        member = validators.get(msg.validator)
+        return member is not None and self._ctx.verifier.verify_vote(msg, member)
+
     def _work_arrived(self) -> None:
         if self._waiting and self._ready:
             self._start_next()
@@ -470,7 +480,12 @@ class ValidatorNode:
         self._peers.broadcast(msg)
 
     async def _on_message(self, msg: Message, reply: Reply) -> None:
-        if isinstance(msg, Proposal | Vote) and self._waiting and msg.height == self.height + 1:
+        if (
+            isinstance(msg, Proposal | Vote)
+            and self._waiting
+            and msg.height == self.height + 1
+            and self._signed_by_a_validator(msg)
+        ):
             self._start_next()  # a peer started the next height: join it
         if isinstance(msg, Proposal):
             self._queue.put_nowait(ReceiveProposal(msg))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -345,5 +346,21 @@ async def test_a_connections_waits_are_bounded_and_freed_when_it_closes(tmp_path
         # The set still commits afterwards.
         receipt = await asyncio.wait_for(node.submit(net.csms_tx(settlement_body("after"))), 10)
         assert receipt.height >= 1
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_strangers_forged_votes_do_not_wake_an_idle_set(tmp_path: Path) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    stranger = generate_key()
+    try:
+        async with connect(nodes[0].url) as ws:
+            for round_ in range(50):  # claims to be validator 1, signed by another key
+                vote = Vote(CHAIN_ID, 1, round_, VoteKind.PREVOTE, None, key_id_of(stranger))
+                forged = dataclasses.replace(sign_vote(vote, stranger), validator=nodes[1].address)
+                await ws.send(dump(forged))
+            await asyncio.sleep(1.0)
+        assert [n.height for n in nodes] == [0, 0, 0, 0]
     finally:
         await stop_all(nodes)

@@ -56,9 +56,7 @@ class RunningCosts:
         key = (station_id, transaction_id)
         state = self._states.get(key)
         if state is None:
-            state = RunningCost()
-            for reading in await store.register_samples(station_id, transaction_id):
-                state = state.advance(reading.at, reading.import_wh, reading.export_wh, tariff)
+            state = await self._replay(store, station_id, transaction_id, tariff)
         elif is_new:
             for at, import_wh, export_wh in register_readings(samples):
                 state = state.advance(at, import_wh, export_wh, tariff)
@@ -67,6 +65,29 @@ class RunningCosts:
         while len(self._states) > self.capacity:
             self._states.popitem(last=False)
         return state.amount
+
+    async def current(
+        self, store: CsmsStore, station_id: str, transaction_id: str, tariff: Tariff
+    ) -> int:
+        """The cost so far (micro-units); computed from the stored samples if not kept.
+
+        Only TransactionEvents keep a state (they advance it); a transaction not kept (an OCPP
+        1.6 one, or one with no event since a restart) is computed afresh and not kept, since
+        nothing would advance it.
+        """
+        state = self._states.get((station_id, transaction_id))
+        if state is not None:
+            return state.amount
+        return (await self._replay(store, station_id, transaction_id, tariff)).amount
+
+    @staticmethod
+    async def _replay(
+        store: CsmsStore, station_id: str, transaction_id: str, tariff: Tariff
+    ) -> RunningCost:
+        state = RunningCost()
+        for reading in await store.register_samples(station_id, transaction_id):
+            state = state.advance(reading.at, reading.import_wh, reading.export_wh, tariff)
+        return state
 
     def forget(self, station_id: str, transaction_id: str) -> None:
         self._states.pop((station_id, transaction_id), None)

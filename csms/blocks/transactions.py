@@ -63,8 +63,9 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
             record.transaction_id,
             record.seq_no,
         )
+    await _advance_running_cost(ctx, record, is_new=is_new)
     response: dict[str, Any] = {}
-    cost = await _cost(ctx, record, is_new=is_new)
+    cost = await _cost(ctx, record)
     if cost is not None:
         response["totalCost"] = cost
     if record.id_token is not None and record.id_token_type is not None:
@@ -74,28 +75,38 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
     return response
 
 
-async def _cost(
+async def _advance_running_cost(
     ctx: StationContext, record: TransactionEventRecord, *, is_new: bool
-) -> float | None:
-    """``totalCost``: the settled amount on Ended, the running cost on Updated."""
-    services, store = ctx.services, ctx.services.store
+) -> None:
+    """Fold this event's own readings into its transaction's running cost (``csms.running``)."""
+    services = ctx.services
     if record.event_type == "Ended":
         services.running_costs.forget(ctx.station_id, record.transaction_id)
-        settlement = await store.settlement_for_session(ctx.station_id, record.transaction_id)
-        if settlement is None or settlement.amount is None:
-            return None
-        return total_cost(settlement.amount)
-    if record.event_type == "Updated" and services.tariff is not None:
-        amount = await services.running_costs.advance(
-            store,
+    elif services.tariff is not None:
+        await services.running_costs.advance(
+            services.store,
             ctx.station_id,
             record.transaction_id,
             record.samples,
             services.tariff,
             is_new=is_new,
         )
-        return total_cost(amount)
-    return None
+
+
+async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:
+    """``totalCost``: the settled amount, on Ended only.
+
+    The schema says totalCost "SHALL only be sent when charging has ended"; while a session runs
+    its cost goes to the station in CostUpdated (``csms.dispatching``).
+    """
+    if record.event_type != "Ended":
+        return None
+    settlement = await ctx.services.store.settlement_for_session(
+        ctx.station_id, record.transaction_id
+    )
+    if settlement is None or settlement.amount is None:
+        return None
+    return total_cost(settlement.amount)
 
 
 HANDLERS: dict[str, Handler[StationContext]] = {"TransactionEvent": on_transaction_event}

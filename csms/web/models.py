@@ -119,7 +119,9 @@ class StationOut(BaseModel):
 
 class StartRequest(BaseModel):
     id_token: str
-    token_type: str = "Central"
+    token_type: str | None = Field(
+        None, description="default: the token's registered type, else Central"
+    )
     evse_id: int | None = None
 
 

@@ -1,67 +1,67 @@
-"""The running cost answered to Updated events: kept per transaction, advanced by each event's
-own readings, and exact when readings share a timestamp (chargers with 1-second clocks)."""
+"""The running cost reaches a 2.x station in CostUpdated, never as totalCost in an Updated
+response (the 2.0.1 schema: totalCost "SHALL only be sent when charging has ended")."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import json
+from typing import Any
+
+import pytest
 
 from csms.app import CsmsApp
-from csms.model import RegisterReading
-from csms.running import RunningCosts
-from csms.settlement import RunningCost, running_cost
-from csms.tariffs import Tariff, parse_tariff
+from csms.defaults import DEFAULT_TARIFF_YAML
+from csms.dispatch import DispatchPolicy
+from csms.dispatching import Dispatcher, DispatchSettings
+from csms.tariffs import parse_tariff
 from tests.csms.builders import transaction_event
 from tests.csms.conftest import open_client
 
-T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-SAME_SECOND = "2026-11-25T10:00:01.000Z"
+POLICY = DispatchPolicy(export_threshold=300_000, charge_w=11_000, discharge_w=7_000)
 
 
-TARIFF = parse_tariff(
-    b"id: t\ncurrency: EUR\ntimezone: UTC\ndaily:\n"
-    b'  - {start: "00:00", import_price: 250000, export_price: 80000}\n'
-    b'  - {start: "10:30", import_price: 410000, export_price: 120000}\n',
-    source="t.yaml",
-)
-
-
-def expected(tariff: Tariff, import_wh: int) -> float:
-    price = tariff.price_at(T0).import_price
-    return float(import_wh * price // 1000) / 1_000_000
-
-
-async def test_updates_sharing_a_timestamp_all_count(csms: CsmsApp) -> None:
-    csms.server.services.tariff = tariff = TARIFF
+async def test_updated_responses_carry_no_total_cost_and_cost_updated_does(csms: CsmsApp) -> None:
+    tariff = parse_tariff(DEFAULT_TARIFF_YAML.encode(), source="tariff.yaml")
+    csms.server.services.tariff = tariff
     client = await open_client(csms)
-    start = transaction_event("Started", 0, timestamp="2026-11-25T10:00:00.000Z", import_wh=1000)
-    assert (await client.call("TransactionEvent", start))[0] == 3
-    costs = []
-    for seq, wh in ((1, 2000), (2, 3000), (3, 4000)):
-        event = transaction_event("Updated", seq, timestamp=SAME_SECOND, import_wh=wh)
-        answer = await client.call("TransactionEvent", event)
-        costs.append(answer[2]["totalCost"])
-    # each Updated's 1000 Wh counts, although the three share one timestamp
-    assert costs == [expected(tariff, 1000), expected(tariff, 2000), expected(tariff, 3000)]
-    # a duplicate adds nothing
-    again = transaction_event("Updated", 3, timestamp=SAME_SECOND, import_wh=4000)
-    assert (await client.call("TransactionEvent", again))[2]["totalCost"] == costs[-1]
-    # after a restart (state lost) the state is rebuilt from the stored samples: same amount
-    csms.server.services.running_costs = RunningCosts()
-    event = transaction_event("Updated", 4, timestamp=SAME_SECOND, import_wh=5000)
-    answer = await client.call("TransactionEvent", event)
-    assert answer[2]["totalCost"] == expected(tariff, 4000)
-    await client.ws.close()
+    try:
+        started = transaction_event(
+            "Started", 0, timestamp="2026-11-25T10:00:00.000Z", import_wh=1_000
+        )
+        assert (await client.call("TransactionEvent", started))[0] == 3
+        for seq, (at, wh) in enumerate([("10:15", 3_500), ("10:30", 6_000)], start=1):
+            updated = transaction_event(
+                "Updated", seq, timestamp=f"2026-11-25T{at}:00.000Z", import_wh=wh
+            )
+            answer = await client.call("TransactionEvent", updated)
+            assert answer[0] == 3 and "totalCost" not in answer[2], answer
 
+        dispatcher = Dispatcher(csms.server, tariff, DispatchSettings(POLICY, 30, 3600))
+        asked: list[tuple[str, dict[str, Any]]] = []
 
-def test_incremental_equals_recomputing() -> None:
-    tariff = TARIFF
-    readings = [
-        RegisterReading(T0.replace(minute=m), 1000 + 37 * m * m, 5 * m) for m in range(0, 60, 3)
-    ]
-    state = RunningCost()
-    for r in readings:
-        state = state.advance(r.at, r.import_wh, r.export_wh, tariff)
-    assert state.amount == running_cost(readings, tariff) != 0
-    # a late, lower reading adds nothing and does not move the registers back
-    late = state.advance(T0, 0, 0, tariff)
-    assert (late.amount, late.import_wh) == (state.amount, state.import_wh)
+        async def serve(count: int) -> None:
+            for _ in range(count):
+                frame = await client.recv_json()
+                asked.append((frame[2], frame[3]))
+                await client.ws.send(
+                    json.dumps(
+                        [
+                            3,
+                            frame[1],
+                            {"status": "Accepted"} if frame[2] == "SetChargingProfile" else {},
+                        ]
+                    )
+                )
+
+        server = asyncio.create_task(serve(2))
+        await dispatcher.run_once()
+        await asyncio.wait_for(server, 5)
+        costs = [payload for action, payload in asked if action == "CostUpdated"]
+        # 5 kWh at 0.22 (the default tariff from 10:00)
+        assert costs == [{"totalCost": 1.1, "transactionId": "tx-1"}]
+        again = asyncio.create_task(dispatcher.run_once())  # nothing changed: nothing sent
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.ws.recv(), 0.3)
+        assert await again == 0
+    finally:
+        await client.ws.close()

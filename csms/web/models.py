@@ -115,6 +115,7 @@ class StationOut(BaseModel):
         default=None,
         description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
     )
+    discharge: str = Field("", description="what the dispatcher may ask of it, and why")
 
 
 class StartRequest(BaseModel):

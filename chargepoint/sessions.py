@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from chargepoint.clock import next_aligned
 from chargepoint.errors import CallTimeout, NotConnected
-from chargepoint.metering import ReadingContext
+from chargepoint.metering import DepartingMeterSource, ReadingContext
 from chargepoint.provisioning import perform_reset
 from chargepoint.smart_charging import apply_limits
 from chargepoint.station import Station, StopRequest
@@ -57,8 +57,9 @@ async def run_session(
     transaction_id = station.new_transaction_id()
     stop = station.register_stop(transaction_id)
     try:
+        now = station.clock.now()  # one instant for the event and its Begin reading
         started = evse.begin(
-            now=station.clock.now(),
+            now=now,
             transaction_id=transaction_id,
             id_token=token,
             trigger=TriggerReason.REMOTE_START if remote else TriggerReason.AUTHORIZED,
@@ -67,14 +68,22 @@ async def run_session(
                 ReadingContext.TRANSACTION_BEGIN,
                 "TxStartedMeasurands",
                 starting=(transaction_id, token),
+                at=now,
             ),
             remote_start_id=remote_start_id,
         )
         apply_limits(station)  # a TxDefaultProfile governs the new EV from the start
         await station.submit(started)
         begin = started.timestamp
-        await _sample_until(station, evse, stop, begin, begin + timedelta(seconds=seconds))
-        end_sample = station.sample(evse, ReadingContext.TRANSACTION_END, "TxEndedMeasurands")
+        end = _departure(station, evse) or begin + timedelta(seconds=seconds)
+        await _sample_until(station, evse, stop, begin, end)
+        # a session that ran its course ends at its exact instant, however late the wake-up
+        end_sample = station.sample(
+            evse,
+            ReadingContext.TRANSACTION_END,
+            "TxEndedMeasurands",
+            at=None if stop.event.is_set() else end,
+        )
         ended = evse.end(
             now=end_sample.timestamp,
             trigger=stop.trigger,
@@ -129,7 +138,9 @@ async def _sample_until(
         if due == periodic_due:
             periodic = periodic_due
             earlier = station.held_samples(evse, before=periodic_due)
-            sample = station.sample(evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands")
+            sample = station.sample(
+                evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands", at=periodic_due
+            )
             event = evse.update(
                 now=sample.timestamp,
                 trigger=TriggerReason.METER_VALUE_PERIODIC,
@@ -137,6 +148,12 @@ async def _sample_until(
                 earlier=earlier,
             )
             await station.submit(event)
+
+
+def _departure(station: Station, evse: Evse) -> datetime | None:
+    """The departure the EV of ``evse`` declared, if its meter knows one."""
+    meter = station.meters[evse.evse_id]
+    return meter.departure() if isinstance(meter, DepartingMeterSource) else None
 
 
 def _until(station: Station, moment: datetime) -> float:

@@ -54,7 +54,7 @@ def commit_latencies(records: Iterable[SettlementRecord]) -> list[float]:
 def count_messages(
     stats: Iterable[tuple[str, Mapping[str, int]]],
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
-    """Split Dispatcher stats (per connection, with its version) into messages and errors."""
+    """Split the process-wide Dispatcher stats (per OCPP version) into messages and errors."""
     messages: Counter[tuple[str, str]] = Counter()
     errors: Counter[tuple[str, str]] = Counter()
     for version, counters in stats:

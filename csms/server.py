@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -103,11 +104,21 @@ class CsmsServer:
         self._raw_schemas = {name: RequestSchemas(version) for name, version in SUPPORTED.items()}
         # station id -> deviation kind -> count of tolerated deviations (for metrics)
         self.tolerated: dict[str, Counter[str]] = {}
+        # process-wide counters (Prometheus counters never go back when a station leaves):
+        # subprotocol -> action or "error:<code>" -> count, shared by that version's dispatchers
+        self.message_stats: dict[str, dict[str, int]] = {}
+        self._running: set[StationConnection] = set()  # every connection still running
+        self._rate_limited_closed = 0  # frames refused on connections that have ended
         self._server: Server | None = None
         self._versions: dict[int, OcppVersion] = {}
         self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
         self.credentials = CredentialChecker()
         self.loop_lag = LoopLagMonitor()
+
+    @property
+    def rate_limited(self) -> int:
+        """Frames refused by the rate limit since the CSMS started (all connections)."""
+        return self._rate_limited_closed + sum(c.rate_limited for c in self._running)
 
     @property
     def port(self) -> int:
@@ -218,6 +229,7 @@ class CsmsServer:
             tolerant=await store.get_tolerance(station_id) == "tolerant",
             deviations=self.tolerated.setdefault(station_id, Counter()),
             clock=self.services.clock,
+            stats=self.message_stats.setdefault(subprotocol, {}),
         )
         connection = StationConnection(
             websocket,
@@ -239,9 +251,16 @@ class CsmsServer:
         await store.log_connection(
             station_id, "connected", self.services.now_text(), str(subprotocol)
         )
+        log.info("%s: connected (%s)", station_id, subprotocol)
+        self._running.add(connection)
         try:
             await connection.run()
         finally:
+            self._running.discard(connection)
+            self._rate_limited_closed += connection.rate_limited
+            with contextlib.suppress(Exception):  # the last message before the close
+                if connection.heard_once:
+                    await connection.heard(force=True)
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
                 gc_pacing.apply(self._gc.observe(len(self.connections)))
@@ -250,3 +269,4 @@ class CsmsServer:
             if sent is not None and websocket.protocol.close_rcvd is None:
                 detail += f" sent={sent.code} {sent.reason}"  # closed by us, unanswered
             await store.log_connection(station_id, "disconnected", self.services.now_text(), detail)
+            log.info("%s: disconnected (%s)", station_id, detail)

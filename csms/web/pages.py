@@ -166,8 +166,26 @@ async def session_page(
         and review.deps.setup is not None
         and detail.settlement is not None
         and detail.settlement.status == "committed",
+        can_resettle=operator.can_act
+        and review.deps.setup is not None
+        and detail.settlement is not None
+        and detail.settlement.status == "flagged",
         csrf=auth.csrf_token(request),
         message=message,
+    )
+
+
+@router.post("/sessions/{review_id}/resettle")
+async def resettle_form(request: Request, review_id: str) -> Response:
+    operator = require_actor(await _operator(request))
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+    auth: Auth = request.app.state.auth
+    auth.check_csrf(request, form.get("csrf", ""))
+    review: ReviewService = request.app.state.review
+    outcome = await review.resettle(operator, review_id)
+    message = "settled; awaiting commit" if outcome.status == "pending" else outcome.reason
+    return RedirectResponse(
+        f"/sessions/{quote(review_id)}?message={quote(f're-settle: {message}')}", status_code=303
     )
 
 

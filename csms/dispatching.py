@@ -24,7 +24,7 @@ from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
 from csms.model import SessionRecord
 from csms.server import CsmsServer
-from csms.settlement import running_cost, total_cost
+from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.tariffs import Tariff, TariffError
 from csms.timeutil import parse_timestamp
@@ -120,8 +120,11 @@ class Dispatcher:
         totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended).
         """
         station_id, transaction_id = key
-        samples = await self.server.services.store.register_samples(station_id, transaction_id)
-        cost = total_cost(running_cost(samples, self.tariff))
+        services = self.server.services
+        amount = await services.running_costs.current(
+            services.store, station_id, transaction_id, self.tariff
+        )
+        cost = total_cost(amount)
         if self.costs.get(key) == cost:
             return
         try:

@@ -55,13 +55,15 @@ def to_record(station_id: str, payload: dict[str, Any]) -> TransactionEventRecor
 async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
     record = to_record(ctx.station_id, payload)
-    if not await services.record_event(record):
+    is_new = await services.record_event(record)
+    if not is_new:
         log.info(
             "%s: duplicate TransactionEvent %s seqNo %d ignored",
             ctx.station_id,
             record.transaction_id,
             record.seq_no,
         )
+    await _advance_running_cost(ctx, record, is_new=is_new)
     response: dict[str, Any] = {}
     cost = await _cost(ctx, record)
     if cost is not None:
@@ -71,6 +73,24 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
             services, record.id_token, record.id_token_type
         )
     return response
+
+
+async def _advance_running_cost(
+    ctx: StationContext, record: TransactionEventRecord, *, is_new: bool
+) -> None:
+    """Fold this event's own readings into its transaction's running cost (``csms.running``)."""
+    services = ctx.services
+    if record.event_type == "Ended":
+        services.running_costs.forget(ctx.station_id, record.transaction_id)
+    elif services.tariff is not None:
+        await services.running_costs.advance(
+            services.store,
+            ctx.station_id,
+            record.transaction_id,
+            record.samples,
+            services.tariff,
+            is_new=is_new,
+        )
 
 
 async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 from csms.blocks.authorization import authorize_token
 from csms.context import StationContext
 from csms.errors import PropertyConstraintViolation
-from csms.metering import parse_meter_values
+from csms.metering import check_sampled_value_count, parse_meter_values
 from csms.model import TransactionEventRecord
 from csms.ocpp.rpc import Handler
 from csms.settlement import total_cost
@@ -54,6 +54,8 @@ def to_record(station_id: str, payload: dict[str, Any]) -> TransactionEventRecor
 
 async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
+    if payload.get("eventType") != "Ended":  # an Ended is always stored (its session closes)
+        check_sampled_value_count(payload.get("meterValue"), services.config.max_sampled_values)
     record = to_record(ctx.station_id, payload)
     is_new = await services.record_event(record)
     if not is_new:

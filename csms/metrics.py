@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
 from csms.timeutil import parse_timestamp
 
@@ -30,6 +31,7 @@ class MetricsSnapshot:
     settlements: Mapping[str, int]
     ledger_height: int | None
     commit_latencies: Sequence[float] = field(default=())
+    loop_lag: LagHistogram | None = None
 
 
 def _label(value: str) -> str:
@@ -104,4 +106,6 @@ def render_metrics(s: MetricsSnapshot) -> str:
     lines.append(f'v2g_settlement_commit_seconds_bucket{{le="+Inf"}} {len(s.commit_latencies)}')
     lines.append(f"v2g_settlement_commit_seconds_sum {sum(s.commit_latencies):.6f}")
     lines.append(f"v2g_settlement_commit_seconds_count {len(s.commit_latencies)}")
+    if s.loop_lag is not None:
+        lines.extend(render_lag(s.loop_lag))
     return "\n".join(lines) + "\n"

@@ -11,7 +11,6 @@ id: a new one replaces the old.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -32,12 +31,13 @@ from csms.blocks16 import HANDLERS_16
 from csms.blocks21 import HANDLERS_21
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
+from csms.credentials import CredentialChecker
 from csms.limits import PendingLimit, TokenBucket
+from csms.looplag import LoopLagMonitor
 from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.tolerance import RequestSchemas
 from csms.ocpp.versions import SUPPORTED, OcppVersion, parse_offer, select_version
-from csms.passwords import verify_password
 from csms.tls import check_client_certificate, server_ssl_context
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ class CsmsServer:
         self._server: Server | None = None
         self._versions: dict[int, OcppVersion] = {}
         self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
+        self.credentials = CredentialChecker()
+        self.loop_lag = LoopLagMonitor()
 
     @property
     def rate_limited(self) -> int:
@@ -126,6 +128,7 @@ class CsmsServer:
 
     async def start(self) -> None:
         config = self.services.config
+        self.loop_lag.start()
         self._server = await serve(
             self._run_connection,
             config.host,
@@ -145,6 +148,8 @@ class CsmsServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self.loop_lag.stop()
+        self.credentials.close()
 
     def _select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]
@@ -181,10 +186,10 @@ class CsmsServer:
         if credentials is None or credentials[0] != station_id:
             return self._unauthorized(connection, station_id, "missing or malformed credentials")
         station = await store.get_station(station_id)
-        if station is None:
-            return self._unauthorized(connection, station_id, "unknown station")
-        if not await asyncio.to_thread(verify_password, credentials[1], station.password_hash):
-            return self._unauthorized(connection, station_id, "wrong password")
+        stored = station.password_hash if station is not None else None
+        if not await self.credentials.check(station_id, credentials[1], stored):
+            why = "unknown station" if station is None else "wrong password"
+            return self._unauthorized(connection, station_id, why)
         return None
 
     async def _check_certificate(

@@ -49,6 +49,7 @@ class CsmsConfig:
     # validator in the genesis file, else the homes beside it
     validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    max_station_power_w: int = 350_000  # plausibility: no settlement beyond this power (+10%)
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
@@ -74,6 +75,7 @@ _POSITIVE = {
     "rate_limit_burst",
     "max_pending_frames",
     "max_sampled_values",
+    "max_station_power_w",
     "rate_limit_disconnect_after",
     "ping_interval",
     "ping_timeout",

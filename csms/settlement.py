@@ -82,8 +82,23 @@ def settlement_id_for(operator: str, evse_id: str, transaction_id: str) -> str:
     return f"stl-{digest[:32]}"
 
 
+DEFAULT_MAX_POWER_W = 350_000  # a station's rated power unless configured (max_station_power_w)
+POWER_MARGIN = Decimal("0.10")  # plausibility allows this much above the rated power
+ENERGY_MARGIN_WH = 1  # and one Wh for register rounding
+
+
+def plausible_energy(wh: int, seconds: float, max_power_w: int) -> bool:
+    """At most ``max_power_w`` (plus POWER_MARGIN and ENERGY_MARGIN_WH) over ``seconds``."""
+    limit = Decimal(max_power_w) * (1 + POWER_MARGIN) * Decimal(str(seconds)) / 3600
+    return wh <= limit + ENERGY_MARGIN_WH
+
+
 def interval_energy(
-    readings: Sequence[RegisterSample], tariff: Tariff, *, slack: timedelta = timedelta(0)
+    readings: Sequence[RegisterSample],
+    tariff: Tariff,
+    *,
+    slack: timedelta = timedelta(0),
+    max_power_w: int = DEFAULT_MAX_POWER_W,
 ) -> list[IntervalEnergy]:
     """Per-tariff-interval energy from register deltas between consecutive readings.
 
@@ -109,6 +124,13 @@ def interval_energy(
         import_wh, export_wh = b.import_wh - a.import_wh, b.export_wh - a.export_wh
         if import_wh < 0 or export_wh < 0:
             raise SettlementError("register_backwards", f"a register decreases after {ta}")
+        seconds = max(0.0, (b.at - a.at).total_seconds())
+        if not plausible_energy(max(import_wh, export_wh), seconds, max_power_w):
+            raise SettlementError(
+                "implausible_energy",
+                f"{max(import_wh, export_wh)} Wh in {seconds:.0f} s after {format_timestamp(a.at)}"
+                f" is more than {max_power_w} W (max_station_power_w) allows",
+            )
         try:
             price = tariff.price_at(ta)
         except TariffError as exc:
@@ -147,6 +169,7 @@ def build_settlement(
     facts: SessionFacts,
     *,
     slack: timedelta = timedelta(0),
+    max_power_w: int = DEFAULT_MAX_POWER_W,
     corrects: str | None = None,
 ) -> dict[str, Any]:
     """The unsigned settlement record (or a credit record when ``corrects`` is given).
@@ -159,7 +182,7 @@ def build_settlement(
     if facts.payment not in ("invoice", "ledger"):
         raise SettlementError("bad_payment", f"payment must be invoice or ledger: {facts.payment}")
     readings = check.snapshots
-    intervals = interval_energy(readings, tariff, slack=slack)
+    intervals = interval_energy(readings, tariff, slack=slack, max_power_w=max_power_w)
     body: dict[str, Any] = {
         "type": SETTLEMENT if corrects is None else CREDIT,
         "schema": SCHEMA_VERSION,

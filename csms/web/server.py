@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 
@@ -32,6 +33,11 @@ class WebServer:
     def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
         self._server = server
         self._task = task
+
+    @property
+    def app(self) -> Any:
+        """The FastAPI application being served."""
+        return self._server.config.app
 
     @property
     def port(self) -> int:

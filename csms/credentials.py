@@ -34,15 +34,18 @@ class CredentialChecker:
     def _mac(self, station_id: str, password: str) -> bytes:
         return hmac.new(self._secret, f"{station_id}\x00{password}".encode(), "sha256").digest()
 
+    def is_cached(self, station_id: str, password: str, stored: str | None) -> bool:
+        hit = self._verified.get(station_id)
+        if hit is None or stored is None or hit[1] != stored:
+            return False
+        return hmac.compare_digest(hit[0], self._mac(station_id, password))
+
     def forget(self, station_id: str) -> None:
         self._verified.pop(station_id, None)
 
     async def check(self, station_id: str, password: str, stored: str | None) -> bool:
         """True if ``password`` matches ``stored`` (None: unknown id, checked against a dummy)."""
-        mac = self._mac(station_id, password)
-        hit = self._verified.get(station_id)
-        cached = hit is not None and stored is not None and hit[1] == stored
-        if cached and hit is not None and hmac.compare_digest(hit[0], mac):
+        if self.is_cached(station_id, password, stored):
             self.cache_hits += 1
             return True
         line = self._lines.setdefault(station_id, asyncio.Lock())
@@ -59,7 +62,7 @@ class CredentialChecker:
             return False
         if len(self._verified) >= self._max_cached:
             self._verified.clear()
-        self._verified[station_id] = (mac, stored)
+        self._verified[station_id] = (self._mac(station_id, password), stored)
         return True
 
     def close(self) -> None:

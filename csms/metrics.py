@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
+from csms.throttle import AuthThrottle, render_throttle
 from csms.timeutil import parse_timestamp
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -32,6 +33,7 @@ class MetricsSnapshot:
     ledger_height: int | None
     commit_latencies: Sequence[float] = field(default=())
     loop_lag: LagHistogram | None = None
+    throttle: AuthThrottle | None = None
 
 
 def _label(value: str) -> str:
@@ -108,4 +110,6 @@ def render_metrics(s: MetricsSnapshot) -> str:
     lines.append(f"v2g_settlement_commit_seconds_count {len(s.commit_latencies)}")
     if s.loop_lag is not None:
         lines.extend(render_lag(s.loop_lag))
+    if s.throttle is not None:
+        lines.extend(render_throttle(s.throttle))
     return "\n".join(lines) + "\n"

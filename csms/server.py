@@ -11,6 +11,7 @@ id: a new one replaces the old.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -38,6 +39,7 @@ from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.tolerance import RequestSchemas
 from csms.ocpp.versions import SUPPORTED, OcppVersion, parse_offer, select_version
+from csms.throttle import AuthThrottle
 from csms.tls import check_client_certificate, server_ssl_context
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class CsmsServer:
         self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
         self.credentials = CredentialChecker()
         self.loop_lag = LoopLagMonitor()
+        self.throttle = AuthThrottle()
 
     @property
     def rate_limited(self) -> int:
@@ -185,12 +188,54 @@ class CsmsServer:
         credentials = basic_credentials(request.headers)
         if credentials is None or credentials[0] != station_id:
             return self._unauthorized(connection, station_id, "missing or malformed credentials")
-        station = await store.get_station(station_id)
+        return await self._check_password(connection, station_id, credentials[1])
+
+    async def _check_password(
+        self, connection: ServerConnection, station_id: str, password: str
+    ) -> Response | None:
+        """Basic auth with backoff: a throttled address gets 429; a throttled station id gets
+        503 unless the password is one already verified or the address has no failures."""
+        address = str((connection.remote_address or ("?",))[0])
+        by_address, by_station = f"address:{address}", f"station:{station_id}"
+        throttle = self.throttle
+        station = await self.services.store.get_station(station_id)
         stored = station.password_hash if station is not None else None
-        if not await self.credentials.check(station_id, credentials[1], stored):
-            why = "unknown station" if station is None else "wrong password"
-            return self._unauthorized(connection, station_id, why)
-        return None
+        wait = throttle.retry_after(by_address)
+        status, kind = HTTPStatus.TOO_MANY_REQUESTS, "address"
+        if (
+            not wait
+            and throttle.failure_count(by_address)
+            and not self.credentials.is_cached(station_id, password, stored)
+        ):
+            wait = throttle.retry_after(by_station)
+            status, kind = HTTPStatus.SERVICE_UNAVAILABLE, "station"
+        if wait:
+            throttle.refused[("ocpp", kind)] += 1
+            log.warning(
+                "security: auth_refused path=ocpp station=%s address=%s by=%s retry_after=%d",
+                station_id,
+                address,
+                kind,
+                wait,
+            )
+            response = connection.respond(status, "too many failed attempts\n")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        if await self.credentials.check(station_id, password, stored):
+            throttle.succeeded(by_address)
+            throttle.succeeded(by_station)
+            return None
+        delay = max(throttle.failed(by_address), throttle.failed(by_station))
+        throttle.failures["ocpp"] += 1
+        log.warning(
+            "security: auth_failed path=ocpp station=%s address=%s failures=%d why=%s",
+            station_id,
+            address,
+            throttle.failure_count(by_station),
+            "unknown station" if station is None else "wrong password",
+        )
+        await asyncio.sleep(delay)
+        return self._unauthorized(connection, station_id, "bad credentials")
 
     async def _check_certificate(
         self, connection: ServerConnection, station_id: str

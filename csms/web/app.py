@@ -96,4 +96,5 @@ async def collect_metrics(review: ReviewService) -> MetricsSnapshot:
         ledger_height=chain.height if chain.available else None,
         commit_latencies=commit_latencies(records),
         loop_lag=server.loop_lag.histogram if server is not None else None,
+        throttle=server.throttle if server is not None else None,
     )

@@ -6,36 +6,52 @@ import asyncio
 import contextlib
 import time
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from csms.app import CsmsApp
 from csms.looplag import LagHistogram, render_lag
 from csms.passwords import hash_password
+from csms.throttle import AuthThrottle
 from csms.timeutil import format_timestamp, utc_now
 from tests.csms.conftest import PASSWORD, STATION, auth_header, url
 
 VICTIM = "CS-VICTIM"
 
 
-async def handshake(app: CsmsApp, station_id: str, password: str) -> bool:
+ATTACKER = "127.0.0.2"  # another loopback address, so its backoff is not the legit client's
+
+
+async def handshake(
+    app: CsmsApp, station_id: str, password: str, source: str = "127.0.0.1"
+) -> bool:
+    return await status_of(app, station_id, password, source) == 101
+
+
+async def status_of(app: CsmsApp, station_id: str, password: str, source: str) -> int:
     try:
         async with connect(
             url(app, station_id),
             subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
             additional_headers=auth_header(station_id, password),
             open_timeout=60,
+            local_addr=(source, 0),
         ):
-            return True
-    except InvalidStatus:
-        return False
+            return 101
+    except InvalidStatus as refused:
+        retry = refused.response.headers.get("Retry-After")
+        assert (retry is not None) == (refused.response.status_code in (429, 503))
+        return int(refused.response.status_code)
 
 
 async def test_legitimate_handshake_is_quick_while_400_guesses_are_in_flight(
     csms: CsmsApp,
 ) -> None:
     await csms.store.add_station(VICTIM, hash_password("victim's own"), format_timestamp(utc_now()))
-    guesses = [asyncio.create_task(handshake(csms, VICTIM, f"guess {i}")) for i in range(400)]
+    guesses = [
+        asyncio.create_task(handshake(csms, VICTIM, f"guess {i}", ATTACKER)) for i in range(400)
+    ]
     try:
         await asyncio.sleep(0.5)  # all 400 handshakes sent and waiting on password checks
         checker = csms.server.credentials
@@ -81,3 +97,33 @@ def test_loop_lag_histogram_is_rendered_with_cumulative_buckets() -> None:
     assert 'v2g_event_loop_lag_seconds_bucket{le="0.05"} 2' in text
     assert 'v2g_event_loop_lag_seconds_bucket{le="+Inf"} 3' in text
     assert "v2g_event_loop_lag_max_seconds 0.300000" in text
+
+
+async def test_guesses_back_off_to_429_and_a_correct_password_elsewhere_still_connects(
+    csms: CsmsApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttle = csms.server.throttle
+    throttle.base_delay = 0.01  # the backoff's shape, not its wall time, is under test
+    statuses = [await status_of(csms, STATION, f"guess {i}", ATTACKER) for i in range(8)]
+    assert statuses[: throttle.free_failures] == [401] * throttle.free_failures
+    assert statuses[-1] == 429
+    assert await handshake(csms, STATION, PASSWORD, "127.0.0.3")  # another address: at once
+    assert await status_of(csms, STATION, PASSWORD, ATTACKER) == 429  # the throttled one waits
+    assert throttle.failures["ocpp"] == 6 and throttle.refused[("ocpp", "address")] >= 2
+    lines = [r.getMessage() for r in caplog.records if "security: auth_" in r.getMessage()]
+    assert any(f"address={ATTACKER}" in line and "by=address" in line for line in lines)
+
+
+def test_throttle_backs_off_exponentially_then_forgets_on_success() -> None:
+    now = [0.0]
+    t = AuthThrottle(free_failures=2, base_delay=0.1, clock=lambda: now[0])
+    assert [t.failed("k") for _ in range(2)] == [0.1, 0.2]
+    assert t.retry_after("k") == 0
+    t.failed("k")
+    assert t.retry_after("k") == 2
+    t.failed("k")
+    assert t.retry_after("k") == 4
+    now[0] = 4.5
+    assert t.retry_after("k") == 0
+    t.succeeded("k")
+    assert t.failure_count("k") == 0

@@ -11,7 +11,9 @@ instant the outbox recorded the commit, CSMS clock = this machine's clock) and i
 Prints e2e_commit_p50/p99 (Ended answer -> committed_at) and e2e_receipt_p50/p99 (Ended
 answer -> receipt stored, as observed by polling), with the embedded ledger's default block
 interval; the full run repeats with 250 ms blocks (``e2e_250ms_blocks_*``), the ledger's
-latency knob, since a receipt needs its block and the next one.
+latency knob. Then the reference version (``bench.reference``: a block is stored, and so
+has a receipt, only once the next block is decided) runs at the default interval in the same
+run: ``e2e_reference_*``.
 Run: ``python -m bench.bench_e2e [--quick]``.
 """
 
@@ -33,6 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from bench.common import (
+    REPO,
     emit,
     percentile,
     raise_open_files_limit,
@@ -40,6 +43,7 @@ from bench.common import (
     spawn_module,
     stop_process,
 )
+from bench.reference import reference_tree
 from bench.serve import PASSWORD, TOKEN, TOKEN_TYPE, station_id
 from chargepoint.meter import (
     public_key_pem,
@@ -209,6 +213,9 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=40)
     parser.add_argument("--block-interval-ms", type=int, default=0, help="0: the default")
     parser.add_argument("--settle-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the reference version's run"
+    )
     args = parser.parse_args()
     args.rate = args.rate or (5.0 if args.quick else 20.0)
     args.duration = args.duration or (8.0 if args.quick else 30.0)
@@ -218,9 +225,18 @@ def main() -> None:
     if not args.quick and not args.block_interval_ms:
         intervals.append(FAST_BLOCKS_MS)  # the ledger's latency knob, reported beside
     emit("e2e_target_rate", args.rate)
-    for interval in intervals:
-        result = run_once(args, interval)
-        prefix = "e2e" if interval == intervals[0] else f"e2e_{interval}ms_blocks"
+    runs: list[tuple[str, int, Path | None]] = [
+        ("e2e" if i == 0 else f"e2e_{interval}ms_blocks", interval, REPO)
+        for i, interval in enumerate(intervals)
+    ]
+    if not args.no_reference:
+        runs.append(("e2e_reference", intervals[0], None))
+    for prefix, interval, root in runs:
+        if root is None:
+            with reference_tree() as tree:
+                result = run_once(args, interval, tree)
+        else:
+            result = run_once(args, interval, root)
         emit(f"{prefix}_block_interval_ms", interval or DEFAULT_BLOCKS_MS)
         emit(f"{prefix}_offered_rate", float(result["offered_rate"]))
         emit(f"{prefix}_sessions", int(result["ended"]))
@@ -234,8 +250,9 @@ def main() -> None:
         emit(f"{prefix}_receipt_p99_ms", percentile(result["receipt"], 0.99) * 1000)
 
 
-def run_once(args: argparse.Namespace, block_interval_ms: int) -> dict[str, Any]:
-    """One CSMS process with its embedded validators, driven at the steady rate."""
+def run_once(args: argparse.Namespace, block_interval_ms: int, root: Path = REPO) -> dict[str, Any]:
+    """One CSMS process with its embedded validators (of the source tree ``root``), driven
+    at the steady rate."""
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         key_file = Path(tmp) / "meter.pem"
         key_file.write_bytes(public_key_pem(args.key))
@@ -244,7 +261,7 @@ def run_once(args: argparse.Namespace, block_interval_ms: int) -> dict[str, Any]
         command += ["--ledger", "embedded", "--meter-key", str(key_file)]
         if block_interval_ms:
             command += ["--block-interval-ms", str(block_interval_ms)]
-        server = spawn_module("bench.serve", *command)
+        server = spawn_module("bench.serve", *command, root=root)
         try:
             started = read_json_line(server, 120)
             url = f"ws://127.0.0.1:{started['port']}"

@@ -55,12 +55,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def spawn_module(module: str, *args: str) -> subprocess.Popen[str]:
-    """Start ``python -m module args`` from the repository, stdout piped (one JSON line)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def spawn_module(module: str, *args: str, root: Path = REPO) -> subprocess.Popen[str]:
+    """Start ``python -m module args`` from the repository (or another source tree ``root``,
+    such as a reference version, ``bench.reference``), stdout piped (one JSON line)."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
-        cwd=REPO,
+        cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         stderr=None,

@@ -27,7 +27,18 @@ class Clock(Protocol):
 
 
 class AcceleratedClock:
-    """Station time running ``speed`` times faster than the wall clock, from a start instant."""
+    """Station time running ``speed`` times faster than the wall clock, from a start instant.
+
+    Station time never runs ahead of the work: when a sleep or wait wakes past the station
+    instant it waited for, or is asked to wait for an instant already past (the machine
+    cannot keep up with ``speed``), the overshoot is taken out of station time, so the clock
+    slows down instead of skipping the instants the station meant to act at. :attr:`lag_s`
+    is the wall time taken out so far and :meth:`achieved_speed` the speed the clock really
+    ran at. Station time never goes backwards, and a waiter never wakes before its instant.
+    """
+
+    #: an overshoot longer than this (wall seconds) counts as the machine falling behind
+    tolerance_s = 0.002
 
     def __init__(
         self,
@@ -42,20 +53,49 @@ class AcceleratedClock:
         self._start = start or datetime.now(UTC)
         self._monotonic = monotonic
         self._t0 = monotonic()
+        self.lag_s = 0.0  # wall seconds taken out of station time
+        self._lag_mark = self._t0  # wall time up to which lag has been taken out
+        self._last = self._start
 
-    def now(self) -> datetime:
-        elapsed = (self._monotonic() - self._t0) * self.speed
+    def _running(self) -> datetime:
+        elapsed = (self._monotonic() - self._t0 - self.lag_s) * self.speed
         return self._start + timedelta(seconds=elapsed)
 
+    def now(self) -> datetime:
+        self._last = max(self._last, self._running())
+        return self._last
+
+    def achieved_speed(self) -> float:
+        """Station seconds per wall second since the start (``speed`` when it kept up)."""
+        wall = self._monotonic() - self._t0
+        simulated = (self.now() - self._start).total_seconds()
+        return self.speed if wall <= 0 else simulated / wall
+
+    def fell_behind(self, target: datetime) -> None:
+        """Take the overshoot past ``target`` out of station time; each wall interval is
+        taken out once however many waiters fell behind in it."""
+        over = (self._running() - target).total_seconds() / self.speed  # wall seconds
+        if over <= self.tolerance_s:
+            return
+        woke = self._monotonic()
+        taken = min(over, woke - self._lag_mark)
+        if taken > 0:
+            self.lag_s += taken
+            self._lag_mark = woke
+
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
+        await self.wait(asyncio.Event(), seconds)
 
     async def wait(self, event: asyncio.Event, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds) / self.speed)
-        except TimeoutError:
-            return event.is_set()
-        return True
+        target = self.now() + timedelta(seconds=seconds)  # in the past: already behind
+        while (left := (target - self._running()).total_seconds()) > 0:
+            try:
+                await asyncio.wait_for(event.wait(), timeout=left / self.speed)
+            except TimeoutError:
+                continue
+            return True
+        self.fell_behind(target)
+        return event.is_set()
 
 
 def format_timestamp(moment: datetime) -> str:

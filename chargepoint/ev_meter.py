@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chargepoint.clock import next_aligned
-from chargepoint.ev import Ev
+from chargepoint.ev import Ev, flowing_w
 from chargepoint.meter import Identification, Meter, OcmfRecord, signed_meter_value
 from chargepoint.metering import (
     HeldReading,
@@ -65,21 +65,42 @@ class EvMeter:
         self._boundaries = sorted(boundaries)
         self._who: Identification | None = None
         self._held: deque[_Held] = deque()
+        self._limits: deque[tuple[datetime, int]] = deque()  # changes not yet integrated
 
     @property
     def in_transaction(self) -> bool:
         """True between a Begin and an End record."""
         return self._who is not None
 
+    @property
+    def power_w(self) -> int:
+        """The power flowing under the latest limit (> 0 charging, < 0 discharging)."""
+        if not self._limits:
+            return self.ev.power_w
+        return flowing_w(self.ev.spec, replace(self.ev.state, requested_w=self._limits[-1][1]))
+
+    def departure(self) -> datetime | None:
+        """When the EV that arrived for the running transaction leaves (None between
+        transactions, and without ``new_ev``: an EV that did not arrive with it)."""
+        if self._who is None or self._new_ev is None:
+            return None
+        return self.ev.spec.departure
+
     def set_limit(self, limit_w: int | None, now: datetime) -> None:
         """Apply a charging-profile limit (W; < 0 discharges) from ``now`` on.
 
         ``None`` means no profile applies: the EV charges at its own maximum. A ``now``
-        before the EV's last step (a reading just taken) applies from that step.
+        before the EV's last step (a reading just taken) applies from that step. The change
+        is integrated when a reading reaches ``now``: a reading asked for an earlier instant
+        afterwards (a sample due before the change came in) still sees the old limit, so
+        readings depend on station time alone, not on the order the work was done in.
         """
-        now = max(now, self.ev.state.at)
-        self._advance(now)
-        self.ev.set_limit(self.ev.spec.max_charge_w if limit_w is None else limit_w, now)
+        limit = self.ev.spec.max_charge_w if limit_w is None else limit_w
+        if not self._limits and now <= self.ev.state.at:  # nothing to integrate first
+            self.ev.set_limit(limit, self.ev.state.at)
+            return
+        now = max(now, self.ev.state.at, self._limits[-1][0] if self._limits else now)
+        self._limits.append((now, limit))
 
     def set_boundaries(self, boundaries: Sequence[datetime]) -> None:
         """Explicit boundaries (e.g. tariff changes) at which Intermediate records are due."""
@@ -91,6 +112,7 @@ class EvMeter:
         if request.context is ReadingContext.TRANSACTION_BEGIN:
             self._advance(now)
             if self._new_ev is not None:
+                self._limits.clear()  # what was asked of the EV that left does not carry over
                 self.ev = self._new_ev(now)
                 self.ev.set_limit(self.ev.spec.max_charge_w, now)
             token_type = request.id_token_type or self.token_type
@@ -100,6 +122,7 @@ class EvMeter:
             self._advance(now, inclusive=False)  # an instant equal to the End is the End
             reading = self._reading(self.meter.sign("End", now, self._who))
             self._who = None
+            self._limits.clear()
             self.ev.set_limit(0, now)  # unplugged: nothing flows until the next Begin
             return reading
         self._advance(now)
@@ -130,6 +153,15 @@ class EvMeter:
         return min(candidates) if candidates else None
 
     def _advance(self, now: datetime, *, inclusive: bool = True) -> None:
+        """Integrate the EV up to ``now``, applying limit changes at their instants and
+        signing an Intermediate record at every boundary passed."""
+        while self._limits and self._limits[0][0] <= now:
+            at, limit_w = self._limits.popleft()
+            self._advance_to(at, inclusive=True)
+            self.ev.set_limit(limit_w, max(at, self.ev.state.at))
+        self._advance_to(now, inclusive=inclusive)
+
+    def _advance_to(self, now: datetime, *, inclusive: bool) -> None:
         # outside a transaction nothing is signed, so the EV goes straight to ``now``
         while (
             self._who is not None

@@ -117,12 +117,18 @@ def ev_meters(
     options: EvOptions,
     stay_seconds: float,
     new_ev: Callable[[datetime], Ev] | None = None,
+    new_ev_for: Callable[[int], EvFactory] | None = None,
 ) -> dict[int, EvMeter]:
-    """One signing meter per EVSE (serial ``<station>-M<n>``), each with fresh EVs per session."""
-    factory = new_ev or ev_factory(options, stay_seconds=stay_seconds)
+    """One signing meter per EVSE (serial ``<station>-M<n>``), each with fresh EVs per session.
+
+    ``new_ev_for(n)`` gives EVSE ``n`` its own maker of EVs, so which EV arrives where does
+    not depend on which EVSE happened to start first.
+    """
+    shared = new_ev or ev_factory(options, stay_seconds=stay_seconds)
     public = public_key_ocmf(key)
     meters: dict[int, EvMeter] = {}
     for n in range(1, evses + 1):
+        factory = shared if new_ev_for is None else new_ev_for(n)
         parked = factory(_PARKED)
         parked.set_limit(0, _PARKED)
         meters[n] = EvMeter(

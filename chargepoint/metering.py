@@ -84,6 +84,15 @@ class SigningMeterSource(Protocol):
 
 
 @runtime_checkable
+class DepartingMeterSource(Protocol):
+    """A meter whose EV says when it leaves: the session lasts until then."""
+
+    def read(self, request: MeterRequest) -> MeterReading: ...
+
+    def departure(self) -> datetime | None: ...
+
+
+@runtime_checkable
 class ControllableMeterSource(Protocol):
     """A meter with an EV behind it that follows a power limit (W; < 0 discharges)."""
 

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from chargepoint.clock import next_aligned
 from chargepoint.errors import CallTimeout, NotConnected
-from chargepoint.metering import ReadingContext
+from chargepoint.metering import DepartingMeterSource, ReadingContext
 from chargepoint.provisioning import perform_reset
 from chargepoint.smart_charging import apply_limits
 from chargepoint.station import Station, StopRequest
-from chargepoint.transaction import Evse, IdToken, TriggerReason
+from chargepoint.transaction import ChargingState, Evse, IdToken, TriggerReason
 
 LOG = logging.getLogger(__name__)
 
@@ -57,8 +57,9 @@ async def run_session(
     transaction_id = station.new_transaction_id()
     stop = station.register_stop(transaction_id)
     try:
+        now = station.clock.now()  # one instant for the event and its Begin reading
         started = evse.begin(
-            now=station.clock.now(),
+            now=now,
             transaction_id=transaction_id,
             id_token=token,
             trigger=TriggerReason.REMOTE_START if remote else TriggerReason.AUTHORIZED,
@@ -67,14 +68,22 @@ async def run_session(
                 ReadingContext.TRANSACTION_BEGIN,
                 "TxStartedMeasurands",
                 starting=(transaction_id, token),
+                at=now,
             ),
             remote_start_id=remote_start_id,
         )
         apply_limits(station)  # a TxDefaultProfile governs the new EV from the start
         await station.submit(started)
         begin = started.timestamp
-        await _sample_until(station, evse, stop, begin, begin + timedelta(seconds=seconds))
-        end_sample = station.sample(evse, ReadingContext.TRANSACTION_END, "TxEndedMeasurands")
+        end = _departure(station, evse) or begin + timedelta(seconds=seconds)
+        await _sample_until(station, evse, stop, begin, end)
+        # a session that ran its course ends at its exact instant, however late the wake-up
+        end_sample = station.sample(
+            evse,
+            ReadingContext.TRANSACTION_END,
+            "TxEndedMeasurands",
+            at=None if stop.event.is_set() else end,
+        )
         ended = evse.end(
             now=end_sample.timestamp,
             trigger=stop.trigger,
@@ -123,20 +132,42 @@ async def _sample_until(
             earlier = station.held_samples(evse, before=aligned)
             sample = station.sample(evse, ReadingContext.SAMPLE_CLOCK, "Measurands", at=aligned)
             event = evse.update(
-                now=aligned, trigger=TriggerReason.METER_VALUE_CLOCK, meter=sample, earlier=earlier
+                now=aligned,
+                trigger=TriggerReason.METER_VALUE_CLOCK,
+                meter=sample,
+                earlier=earlier,
+                charging_state=charging_state(station, evse),
             )
             await station.submit(event)
         if due == periodic_due:
             periodic = periodic_due
             earlier = station.held_samples(evse, before=periodic_due)
-            sample = station.sample(evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands")
+            sample = station.sample(
+                evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands", at=periodic_due
+            )
             event = evse.update(
                 now=sample.timestamp,
                 trigger=TriggerReason.METER_VALUE_PERIODIC,
                 meter=sample,
                 earlier=earlier,
+                charging_state=charging_state(station, evse),
             )
             await station.submit(event)
+
+
+def charging_state(station: Station, evse: Evse) -> ChargingState | None:
+    """What the EV is doing, as its meter sees it: no power flowing is SuspendedEV (the EV
+    refused or finished), any flow is Charging; None for a meter that does not say."""
+    power = getattr(station.meters.get(evse.evse_id), "power_w", None)
+    if not isinstance(power, int):
+        return None
+    return ChargingState.CHARGING if power != 0 else ChargingState.SUSPENDED_EV
+
+
+def _departure(station: Station, evse: Evse) -> datetime | None:
+    """The departure the EV of ``evse`` declared, if its meter knows one."""
+    meter = station.meters[evse.evse_id]
+    return meter.departure() if isinstance(meter, DepartingMeterSource) else None
 
 
 def _until(station: Station, moment: datetime) -> float:

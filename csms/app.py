@@ -111,7 +111,21 @@ def load_settlement_setup(
         tariff=load_tariff(tariff_path),
         pseudonym_key=PseudonymKey(1, read_or_create_key(key_path(data_dir, "pseudonym.key"))),
         slack=timedelta(seconds=config.evidence_slack_seconds),
+        max_power_w=config.max_station_power_w,
     )
+
+
+def settlement_setup_for(data_dir: Path, config: CsmsConfig) -> SettlementSetup:
+    """The settlement setup of an existing data directory (its genesis: the configured one,
+    else the embedded set's), for settling outside a running CSMS."""
+    genesis_path = Path(config.genesis) if config.genesis else data_dir / "ledger" / "genesis.json"
+    if not genesis_path.is_file():
+        raise ConfigError(f"{genesis_path}: no genesis file: this data directory never settled")
+    try:
+        genesis = load_genesis(genesis_path)
+    except Exception as exc:
+        raise ConfigError(f"genesis {genesis_path}: {exc}") from None
+    return load_settlement_setup(data_dir, config, genesis, genesis_path)
 
 
 def ensure_embedded_ledger(data_dir: Path, clock: Clock) -> Path:
@@ -155,7 +169,10 @@ async def start_csms(
         await server.start()
         if serve_web:
             app.web = await start_web(
-                _review_deps(app, services), config.http_host, config.http_port
+                _review_deps(app, services),
+                config.http_host,
+                config.http_port,
+                max_body_bytes=config.http_max_body_bytes,
             )
     except BaseException:
         await app.stop()
@@ -177,34 +194,53 @@ def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
     )
 
 
+def external_validator_urls(config: CsmsConfig, genesis: Genesis, genesis_path: Path) -> list[str]:
+    """Where running validators listen: the config's ``validators``, else each validator's
+    ``url`` in genesis, else the homes laid out beside the genesis file."""
+    if config.validators:
+        return list(config.validators)
+    listed = [
+        genesis.urls[v.address] for v in genesis.validators.validators if v.address in genesis.urls
+    ]
+    if listed:
+        return listed
+    try:
+        return validator_urls(genesis_path.parent)
+    except Exception as exc:
+        raise ConfigError(
+            f"genesis {genesis_path}: names no validator url, and no validator homes beside it"
+            f" ({exc}); list them under 'validators:' in csms.yaml"
+        ) from None
+
+
 async def _start_settlement(
     app: CsmsApp, services: CsmsServices, mode: LedgerMode, tuning: Tuning | None
 ) -> None:
     config = services.config
     if mode == "embedded":
         genesis_path = ensure_embedded_ledger(app.data_dir, services.clock)
-        # in-process validators share loopback: short blocks keep session-to-receipt near 1 s
-        # (a receipt exists once the next block binds the certificate of the one holding it)
-        embedded_tuning = tuning or Tuning(block_interval_ms=EMBEDDED_BLOCK_INTERVAL_MS)
+        # in-process validators share loopback: short blocks keep session-to-receipt short
+        # (a receipt exists as soon as its block is decided); none while nothing happens
+        embedded_tuning = tuning or Tuning(
+            block_interval_ms=EMBEDDED_BLOCK_INTERVAL_MS,
+            max_idle_interval_ms=round(config.ledger_max_idle_interval * 1000),
+        )
         app.embedded = await start_embedded(genesis_path.parent, tuning=embedded_tuning)
         urls = app.embedded.urls
     else:
         if not config.genesis:
             raise ConfigError("ledger 'external' needs the genesis file (--genesis FILE)")
         genesis_path = Path(config.genesis)
-        try:
-            urls = validator_urls(genesis_path.parent)
-        except Exception as exc:
-            raise ConfigError(
-                f"genesis {genesis_path}: cannot find the validators: {exc}"
-            ) from None
     try:
         genesis = load_genesis(genesis_path)
     except Exception as exc:
         raise ConfigError(f"genesis {genesis_path}: {exc}") from None
+    if mode != "embedded":
+        urls = external_validator_urls(config, genesis, genesis_path)
     setup = load_settlement_setup(app.data_dir, config, genesis, genesis_path)
     app.setup, app.genesis_path = setup, genesis_path
     app.store.session_closer = session_closer(setup)
+    app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
     app.outbox = OutboxWorker(app.store, ValidatorLedger(urls, genesis), services.clock)
     services.settlement_written = app.outbox.wake

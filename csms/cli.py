@@ -13,9 +13,9 @@ import click
 
 from csms.config import check_security, load_config
 from csms.errors import ConfigError, CsmsError
-from csms.model import TokenRecord
+from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
-from csms.store.sqlite import CsmsStore
+from csms.store.sqlite import KEEP, CsmsStore, Keep
 from csms.timeutil import format_timestamp, utc_now
 
 T = TypeVar("T")
@@ -35,6 +35,19 @@ TOLERANCE = click.option(
     help="strict: schema errors are CALLERRORs; tolerant: known real-hardware habits are"
     " repaired, logged and counted.",
 )
+
+
+class _Watts(click.ParamType):
+    name = "W|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        text = str(value)
+        if text == "none" or (text.isdigit() and int(text) <= 1_000_000):
+            return text
+        self.fail(f"{value!r} is not a power in whole W (0 to 1000000) or 'none'", param, ctx)
+
+
+WATTS = _Watts()
 
 SECURITY_PROFILE = click.option(
     "--security-profile",
@@ -65,7 +78,22 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-async def with_store(data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]]) -> T:
+async def with_store(
+    data_dir: Path, action: Callable[[CsmsStore], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Run ``action`` on the data directory's store. Only commands that register something
+    (``create``) make a new data directory; the others refuse a missing one."""
+    from csms.store.sqlite import DB_NAME
+
+    if not create and not (data_dir / DB_NAME).is_file():
+        raise CsmsError(f"{data_dir}: not a CSMS data directory (no {DB_NAME} in it)")
+    if create:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CsmsError(
+                f"{data_dir}: cannot create the data directory: {exc.strerror}"
+            ) from None
     store = await CsmsStore.open_data_dir(data_dir)
     try:
         return await action(store)
@@ -186,7 +214,7 @@ def stations_group() -> None:
     "--meter-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="PEM public key of the station's signing meter.",
+    help="Public key of the station's signing meter (P-256: PEM, DER or oca:base16:asn1).",
 )
 @TOLERANCE
 @SECURITY_PROFILE
@@ -208,7 +236,7 @@ def stations_add(
         )
     if len(password) < 8:
         raise click.BadParameter("at least 8 characters", param_hint="--password")
-    key_text = meter_key.read_text(encoding="utf-8") if meter_key else None
+    key_text = read_meter_key(meter_key) if meter_key else None
     hashed = hash_password(password)
 
     async def add(store: CsmsStore) -> None:
@@ -218,33 +246,105 @@ def stations_add(
         if profile not in (None, "default"):
             await store.set_security_profile(station_id, int(profile))
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"station {station_id} registered")
+
+
+def _watts(value: str | None) -> int | Keep | None:
+    return KEEP if value is None else None if value == "none" else int(value)
+
+
+def read_meter_key(path: Path) -> str:
+    """The PEM text to register for a meter key file; a clean error for anything else."""
+    from csms.evidence import MeterKeyError, load_meter_public_key, public_key_pem
+
+    try:
+        return public_key_pem(load_meter_public_key(path))
+    except MeterKeyError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @stations_group.command("set")
 @click.argument("station_id")
 @TOLERANCE
 @SECURITY_PROFILE
+@click.option(
+    "--discharge",
+    type=click.Choice(DISCHARGE_MODES),
+    default=None,
+    help=f"Whether the station can be sent discharge: {NEGATIVE_LIMIT_201} declares a 2.0.1"
+    " station that takes a negative limit as discharge (2.0.1 does not define it); none (the"
+    " default) dispatches a 2.0.1 station charge only. 2.1 stations follow the EV's needs.",
+)
+@click.option(
+    "--max-charge-w",
+    type=WATTS,
+    default=None,
+    help="Operator cap on the charging power the dispatcher asks of this station (W, or none).",
+)
+@click.option(
+    "--max-discharge-w",
+    type=WATTS,
+    default=None,
+    help="Operator cap on the discharging power the dispatcher asks of this station (W, or none).",
+)
+@click.option(
+    "--meter-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Replace the meter's public key (P-256: PEM, DER or oca:base16:asn1).",
+)
 @DATA_DIR
 def stations_set(
-    station_id: str, tolerance: str | None, profile: str | None, data_dir: Path
+    station_id: str,
+    tolerance: str | None,
+    profile: str | None,
+    discharge: str | None,
+    max_charge_w: str | None,
+    max_discharge_w: str | None,
+    meter_key: Path | None,
+    data_dir: Path,
 ) -> None:
-    """Change settings of a registered STATION_ID (takes effect on its next connection)."""
-    if tolerance is None and profile is None:
-        raise click.UsageError("nothing to set: give --tolerance and/or --security-profile")
+    """Change settings of a registered STATION_ID.
+
+    Tolerance and security profile take effect on its next connection; dispatch settings on
+    the dispatcher's next pass. A new meter key applies to sessions settled from now on;
+    ``v2g sessions resettle ID`` re-checks a session flagged under the old key.
+    """
+    dispatch = (discharge, max_charge_w, max_discharge_w)
+    if all(v is None for v in (tolerance, profile, meter_key, *dispatch)):
+        raise click.UsageError(
+            "nothing to set: give --tolerance, --security-profile, --meter-key,"
+            " --discharge, --max-charge-w and/or --max-discharge-w"
+        )
+    key_text = read_meter_key(meter_key) if meter_key else None
 
     async def update(store: CsmsStore) -> None:
+        if await store.get_station(station_id) is None:
+            raise CsmsError(f"station {station_id!r} is not registered")
+        if key_text is not None:
+            await store.set_meter_key(station_id, key_text)
         if tolerance is not None:
             await store.set_tolerance(station_id, tolerance)
         if profile is not None:
             await store.set_security_profile(
                 station_id, None if profile == "default" else int(profile)
             )
+        if any(v is not None for v in dispatch):
+            await store.set_station_caps(
+                station_id,
+                discharge=KEEP if discharge is None else discharge,
+                max_charge_w=_watts(max_charge_w),
+                max_discharge_w=_watts(max_discharge_w),
+            )
 
     run_async(lambda: with_store(data_dir, update))
     changes = [f"tolerance {tolerance}"] if tolerance else []
     changes += [f"security profile {profile}"] if profile else []
+    changes += [f"discharge {discharge}"] if discharge else []
+    changes += [f"max charge {max_charge_w} W"] if max_charge_w else []
+    changes += [f"max discharge {max_discharge_w} W"] if max_discharge_w else []
+    changes += ["meter key replaced"] if key_text else []
     click.echo(f"station {station_id}: {', '.join(changes)}")
 
 
@@ -334,7 +434,7 @@ def tokens_add(
     async def add(store: CsmsStore) -> None:
         await store.add_token(record)
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"token {token} ({token_type}) registered")
 
 
@@ -436,6 +536,6 @@ def tokens_issue_temporary(
     async def add(store: CsmsStore) -> None:
         await store.add_token(record)
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(temporary.id_token)
     click.echo(f"type Central, valid until {record.expires_at}", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -13,11 +14,22 @@ from typing import Any
 import click
 
 from csms.cli import DATA_DIR, run_async, with_store
-from csms.operators import ROLES, OperatorRegistry
+from csms.errors import CsmsError
+from csms.operators import ROLES, OperatorError, OperatorRegistry
 from csms.reports import CdrParty, cdr, cdrs_json, csv_rows, to_csv
 from csms.review import SessionRow, load_detail, load_rows
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
+
+log = logging.getLogger(__name__)
+
+
+def human_time(stamp: str | None) -> str:
+    """``2026-11-25 16:30:00`` for an RFC 3339 UTC time ("-" for none)."""
+    if not stamp:
+        return "-"
+    return stamp.replace("T", " ").removesuffix("Z").split(".")[0]
+
 
 # -- operators -------------------------------------------------------------------------------
 
@@ -34,11 +46,13 @@ def operators_group() -> None:
 @DATA_DIR
 def operators_add(name: str, password: str, role: str, data_dir: Path) -> None:
     """Add an operator or auditor."""
+    if len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
 
     async def add(store: CsmsStore) -> None:
         await OperatorRegistry(store).add(name, password, role, format_timestamp(utc_now()))
 
-    run_async(lambda: with_store(data_dir, add))
+    run_async(lambda: with_store(data_dir, add, create=True))
     click.echo(f"added {role} {name}")
 
 
@@ -50,8 +64,36 @@ def operators_list(data_dir: Path) -> None:
     async def list_all(store: CsmsStore) -> list[Any]:
         return await OperatorRegistry(store).list()
 
-    for operator in run_async(lambda: with_store(data_dir, list_all)):
-        click.echo(f"{operator.name}\t{operator.role}\t{operator.created_at}")
+    operators = run_async(lambda: with_store(data_dir, list_all))
+    if not operators:
+        click.echo("no operators registered")
+        return
+    width = max(len("NAME"), *(len(o.name) for o in operators))
+    click.echo(f"{'NAME':<{width}}  {'ROLE':<8}  ADDED (UTC)")
+    for operator in operators:
+        added = human_time(operator.created_at)
+        click.echo(f"{operator.name:<{width}}  {operator.role:<8}  {added}")
+
+
+@operators_group.command("passwd")
+@click.argument("name")
+@click.option(
+    "--password",
+    prompt="New password",
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The new password (at least 8 characters); asked for when not given.",
+)
+@DATA_DIR
+def operators_passwd(name: str, password: str, data_dir: Path) -> None:
+    """Set a new password for an operator or auditor."""
+
+    async def change(store: CsmsStore) -> bool:
+        return await OperatorRegistry(store).set_password(name, password)
+
+    if not run_async(lambda: with_store(data_dir, change)):
+        raise click.ClickException(f"no operator {name!r}")
+    click.echo(f"password of {name} changed")
 
 
 @operators_group.command("remove")
@@ -119,7 +161,10 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"{output}: cannot write: {exc.strerror}") from None
         click.echo(f"wrote {output}", err=True)
 
 
@@ -161,6 +206,46 @@ def sessions_show(review_id: str, data_dir: Path) -> None:
     if data is None:
         raise click.ClickException(f"no session or settlement {review_id!r}")
     click.echo(json.dumps(data, indent=2))
+
+
+@sessions_group.command("resettle")
+@click.argument("review_id", metavar="ID")
+@click.option("--as", "name", required=True, help="The operator doing it (role operator).")
+@DATA_DIR
+def sessions_resettle(review_id: str, name: str, data_dir: Path) -> None:
+    """Re-check a flagged session's evidence with the station's current meter key and settle
+    it when it now passes (the running CSMS submits it); logged with who did it."""
+    from csms.app import settlement_setup_for
+    from csms.config import load_config
+    from csms.review import find_session
+    from csms.settling import session_closer
+
+    if not data_dir.is_dir():
+        raise click.ClickException(f"{data_dir}: no such data directory")
+    config_path = data_dir / "csms.yaml"
+    try:
+        config = load_config(config_path if config_path.is_file() else None)
+        setup = settlement_setup_for(data_dir, config)
+    except CsmsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def resettle(store: CsmsStore) -> tuple[str, str | None]:
+        operator = await OperatorRegistry(store).get(name)
+        if operator is None or not operator.can_act:
+            raise OperatorError(f"{name!r} is not a registered operator with the operator role")
+        found = await find_session(store, review_id)
+        if found is None:
+            raise OperatorError(f"no session {review_id!r}")
+        store.session_closer = session_closer(setup)
+        outcome = await store.resettle(*found, by=name, at=format_timestamp(utc_now()))
+        log.info("%s re-settled %s: %s", name, review_id, outcome.reason or outcome.status)
+        return outcome.status, outcome.reason
+
+    status, reason = run_async(lambda: with_store(data_dir, resettle))
+    if status == "pending":
+        click.echo(f"{review_id}: evidence holds now; settled, awaiting commit")
+    else:
+        raise click.ClickException(f"{review_id}: still flagged: {reason}")
 
 
 @sessions_group.command("export")

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from csms.errors import ConfigError
+from ledger.duration import parse_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +36,21 @@ class CsmsConfig:
     rate_limit_burst: int = 100  # frames served at once before throttling sets in
     max_pending_frames: int = 32  # unanswered frames a station may have; more: "rate limited"
     rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
+    max_sampled_values: int = 200  # sampled values in one message; more: the message is refused
     # settlement
     operator: str = "operator-1"  # the operator id written into every settlement
     tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
     genesis: str = ""  # genesis of running validators; empty: an embedded set of 4
     csms_key: str = ""  # Ed25519 settlement key; default DATA_DIR/ledger/keys/csms.key
+    # embedded validators: an empty block after this many seconds without one (0: never;
+    # YAML may say 90s, 15m, 1h)
+    ledger_max_idle_interval: float = 0.0
+    # where the validators of ``genesis`` listen (ws://HOST:PORT); empty: the url of each
+    # validator in the genesis file, else the homes beside it
+    validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    max_station_power_w: int = 350_000  # plausibility: no settlement beyond this power (+10%)
+    clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
     export_threshold: int = 250_000  # discharge when the export price (micro/kWh) is above
@@ -51,6 +61,7 @@ class CsmsConfig:
     # operator review: dashboard, JSON API and /metrics (served by ``v2g csms``)
     http_host: str = "127.0.0.1"
     http_port: int = 8080  # 0 picks a free port
+    http_max_body_bytes: int = 65_536  # larger request bodies are answered 413
 
     def with_overrides(self, **overrides: Any) -> CsmsConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -64,12 +75,28 @@ _POSITIVE = {
     "rate_limit_per_s",
     "rate_limit_burst",
     "max_pending_frames",
+    "max_sampled_values",
+    "max_station_power_w",
+    "http_max_body_bytes",
     "rate_limit_disconnect_after",
     "ping_interval",
     "ping_timeout",
     "close_timeout",
     "call_timeout",
 }
+
+
+_DURATIONS = {"ledger_max_idle_interval"}
+
+
+def _urls(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    what = "a list of validator URLs (ws://HOST:PORT)"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{path}: key {key!r}: expected {what}, got {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item.startswith(("ws://", "wss://")):
+            raise ConfigError(f"{path}: key {key!r}: expected {what}, got {item!r}")
+    return tuple(value)
 
 
 def _expect(path: Path, key: str, value: Any, kind: type, what: str) -> Any:
@@ -102,6 +129,15 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(
                 f"{path}: unknown key {key!r}: expected one of {', '.join(sorted(known))}"
             )
+        if key == "validators":
+            values[key] = _urls(path, key, value)
+            continue
+        if key in _DURATIONS:
+            try:
+                values[key] = parse_duration(value)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: key {key!r}: {exc}") from None
+            continue
         default = getattr(CsmsConfig(), key)
         kind = type(default)
         what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
@@ -114,7 +150,10 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(f"{path}: key 'http_host': expected an address to listen on")
         if key == "reserve_soc_pct" and not 0 <= value <= 100:
             raise ConfigError(f"{path}: key 'reserve_soc_pct': expected 0..100, got {value!r}")
-        if key in ("discharge_w", "evidence_slack_seconds", "export_threshold") and value < 0:
+        if (
+            key in ("discharge_w", "evidence_slack_seconds", "export_threshold")
+            or key == "clock_tolerance_seconds"
+        ) and value < 0:
             raise ConfigError(f"{path}: key {key!r}: expected zero or more, got {value!r}")
         if key == "max_frame_bytes" and value < 1024:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")

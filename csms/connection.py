@@ -28,6 +28,8 @@ from csms.ocpp.rpc import Dispatcher, Inbound
 
 log = logging.getLogger(__name__)
 
+HEARD_EVERY_S = 15.0  # how often a talking station's "last heard" is written at most
+
 
 class StationConnection:
     """A connected station: owns its websocket, dispatcher and pending outbound call."""
@@ -54,6 +56,7 @@ class StationConnection:
         self._closing = False
         self._call_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[CallResult | CallError]]] = {}
+        self._heard_at: float | None = None  # loop time "last heard" was last stored
 
     @property
     def station_id(self) -> str:
@@ -100,11 +103,26 @@ class StationConnection:
                     if not future.done():
                         future.set_exception(StationNotConnected(f"{self.station_id} disconnected"))
 
+    @property
+    def heard_once(self) -> bool:
+        """True once a message of this connection has been received."""
+        return self._heard_at is not None
+
+    async def heard(self, *, force: bool = False) -> None:
+        """Store "last heard" (any message counts), at most once per ``HEARD_EVERY_S``."""
+        now = asyncio.get_running_loop().time()
+        if not force and self._heard_at is not None and now - self._heard_at < HEARD_EVERY_S:
+            return
+        self._heard_at = now
+        services = self.context.services
+        await services.store.touch_station(self.station_id, services.now_text())
+
     async def _answer_in_order(self, queue: asyncio.Queue[str | bytes | None]) -> None:
         while True:
             message = await queue.get()
             if message is None:
                 return
+            await self.heard()
             try:
                 if not self._closing:
                     await self._throttle()

@@ -2,8 +2,10 @@
 
 A supervised background task (never a handler) looks at each active session of a connected
 station, reads its latest state of charge and sample time, prices that moment with the tariff,
-and when the policy's decision changes sends SetChargingProfile (negative limit = discharge on
-2.0.1; ``operationMode`` on 2.1) and CostUpdated with the running cost.
+bounds the policy's decision by the EV's declared limits and the operator's caps
+(``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a negative limit
+discharges on a 2.0.1 station declared to take one; ``operationMode`` on 2.1) and CostUpdated
+with the running cost.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from csms.blocks16.remote import set_charging_profile_request_16
+from csms.departure import keep_departure, state_from_registers
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
+from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
+from csms.model import SessionRecord
 from csms.server import CsmsServer
-from csms.settlement import running_cost, total_cost
+from csms.settlement import total_cost
+from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.tariffs import Tariff, TariffError
+from csms.timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
 
-_VERSION_SHAPE = {"ocpp2.0.1": "2.0.1", "ocpp2.1": "2.1"}
+_VERSION_SHAPE = {"ocpp1.6": "1.6", "ocpp2.0.1": "2.0.1", "ocpp2.1": "2.1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +39,34 @@ class DispatchSettings:
     policy: DispatchPolicy
     reserve_soc_pct: int
     interval: float
+
+
+def profile_request(
+    shape: str,
+    decision: Decision,
+    *,
+    evse_id: int,
+    transaction_id: str,
+    profile_id: int,
+    start: datetime,
+) -> dict[str, Any]:
+    """The SetChargingProfile payload carrying ``decision`` for an OCPP ``shape``."""
+    if shape == "1.6":
+        return set_charging_profile_request_16(
+            decision,
+            connector_id=evse_id,
+            transaction_id=transaction_id,
+            profile_id=profile_id,
+            start=start,
+        )
+    return set_charging_profile_request(
+        decision,
+        evse_id=evse_id,
+        transaction_id=transaction_id,
+        profile_id=profile_id,
+        start=start,
+        version="2.1" if shape == "2.1" else "2.0.1",
+    )
 
 
 class Dispatcher:
@@ -39,6 +77,8 @@ class Dispatcher:
         self.tariff = tariff
         self.settings = settings
         self.decisions: dict[tuple[str, str], Decision] = {}
+        self.limits: dict[tuple[str, str], Limits] = {}
+        self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
         self.sent = 0
         self._profile_ids = itertools.count(1)
 
@@ -51,6 +91,50 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatch pass failed; continuing")
             await asyncio.sleep(self.settings.interval)
+
+    async def _keep_departure(
+        self, decision: Decision, limits: Limits, session: SessionRecord, needs: EvChargingNeeds
+    ) -> Decision:
+        """A discharge only while the EV still reaches its departure target (``csms.departure``)."""
+        if needs.departure_time is None or needs.target_energy_wh is None:
+            return decision
+        samples = await self.server.services.store.register_samples(
+            session.station_id, session.transaction_id
+        )
+        found = state_from_registers(
+            needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
+            departure=parse_timestamp(needs.departure_time),
+            target_energy_wh=needs.target_energy_wh,
+            min_v2x_energy_wh=needs.min_v2x_energy_wh,
+            samples=samples,
+        )
+        if found is None:
+            return Decision("charge", limits.max_charge_w)
+        state, step = found
+        return keep_departure(decision, limits, state, step)
+
+    async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
+        """CostUpdated with the running cost when it changed since the last one sent.
+
+        The running cost travels only here: a TransactionEvent Updated response carries no
+        totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended).
+        """
+        station_id, transaction_id = key
+        services = self.server.services
+        amount = await services.running_costs.current(
+            services.store, station_id, transaction_id, self.tariff
+        )
+        cost = total_cost(amount)
+        if self.costs.get(key) == cost:
+            return
+        try:
+            await connection.call(
+                "CostUpdated", {"totalCost": cost, "transactionId": transaction_id}
+            )
+        except CsmsError as exc:
+            log.info("%s: CostUpdated not delivered: %s", station_id, exc)
+            return
+        self.costs[key] = cost
 
     async def run_once(self) -> int:
         """One pass over the active sessions; returns the number of profiles sent."""
@@ -72,49 +156,54 @@ class Dispatcher:
                 price = self.tariff.price_at(at)
             except TariffError:
                 continue
-            decision = decide(
+            needs = await ChargingNeedsStore(store).latest(session.station_id, session.evse_id)
+            caps = await store.get_station_caps(session.station_id)
+            limits = limits_for(shape, needs, caps, self.settings.policy)
+            self.limits[key] = limits
+            wanted = decide(
                 self.settings.policy,
                 export_price=price.export_price,
                 soc_pct=soc if soc is not None else 0,
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
-            if self.decisions.get(key) == decision:
-                continue
-            payload = set_charging_profile_request(
-                decision,
-                evse_id=session.evse_id,
-                transaction_id=session.transaction_id,
-                profile_id=next(self._profile_ids),
-                start=at,
-                version=shape,  # type: ignore[arg-type]
-            )
-            try:
-                result = await connection.call("SetChargingProfile", payload)
-            except CsmsError as exc:
-                log.warning("%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc)
-                continue
-            self.decisions[key] = decision
-            sent += 1
-            try:
-                samples = await store.register_samples(session.station_id, session.transaction_id)
-                await connection.call(
-                    "CostUpdated",
-                    {
-                        "totalCost": total_cost(running_cost(samples, self.tariff)),
-                        "transactionId": session.transaction_id,
-                    },
+            decision = bound(wanted, limits)
+            if decision.mode == "discharge" and needs is not None:
+                decision = await self._keep_departure(decision, limits, session, needs)
+            if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
+                log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
+            if self.decisions.get(key) != decision:
+                payload = profile_request(
+                    shape,
+                    decision,
+                    evse_id=session.evse_id,
+                    transaction_id=session.transaction_id,
+                    profile_id=next(self._profile_ids),
+                    start=at,
                 )
-            except CsmsError as exc:
-                log.info("%s: CostUpdated not delivered: %s", session.station_id, exc)
-            log.info(
-                "%s %s: %s at %d W (%s)",
-                session.station_id,
-                session.transaction_id,
-                decision.mode,
-                decision.limit_w,
-                result.get("status"),
-            )
+                try:
+                    result = await connection.call("SetChargingProfile", payload)
+                except CsmsError as exc:
+                    log.warning(
+                        "%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc
+                    )
+                else:
+                    self.decisions[key] = decision
+                    sent += 1
+                    log.info(
+                        "%s %s: %s at %d W (%s)",
+                        session.station_id,
+                        session.transaction_id,
+                        decision.mode,
+                        decision.limit_w,
+                        result.get("status"),
+                    )
+            if shape != "1.6":  # 1.6 has no CostUpdated
+                await self._update_cost(connection, key)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
+        for gone in set(self.limits) - live:
+            del self.limits[gone]
+        for gone in set(self.costs) - live:
+            del self.costs[gone]
         self.sent += sent
         return sent

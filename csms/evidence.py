@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from csms.errors import ConfigError
+from csms.numbers import NumberOutOfBounds, bounded_decimal, bounded_int, within_wh
 
 REGISTER_IMPORT = "01-00:B2.08.00*FF"
 REGISTER_EXPORT = "01-00:C2.08.00*FF"
@@ -119,16 +120,48 @@ def parse_public_key(value: str | bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
+_KEY_FORMATS = "a P-256 public key as PEM, DER or oca:base16:asn1:<hex>"
+
+
+def _is_private_key(data: bytes) -> bool:
+    if b"PRIVATE KEY-----" in data:
+        return True
+    try:
+        serialization.load_der_private_key(data, password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def load_meter_public_key(path: Path) -> ec.EllipticCurvePublicKey:
-    """Read a meter public key file (PEM, DER or the ``oca:base16:asn1:`` text) to register."""
+    """Read a meter public key file (PEM, DER or the ``oca:base16:asn1:`` text) to register.
+
+    Only a P-256 public key passes: a private key is refused (it must never be stored, and
+    the message says to register the public half), and so is anything else, binary or text.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise MeterKeyError(f"{path}: cannot read meter key: {exc.strerror}") from exc
+    if len(data) > 64 * 1024:
+        raise MeterKeyError(f"{path}: not a meter key (expected {_KEY_FORMATS})")
+    if _is_private_key(data):
+        raise MeterKeyError(
+            f"{path}: this is a private key; register the meter's public key only "
+            "(e.g. the FILE.pub.pem written beside the key)"
+        )
     try:
         return parse_public_key(data)
     except MeterKeyError as exc:
-        raise MeterKeyError(f"{path}: {exc}") from exc
+        detail = str(exc) if "P-256" in str(exc) else f"not a meter key (expected {_KEY_FORMATS})"
+        raise MeterKeyError(f"{path}: {detail}") from exc
+
+
+def public_key_pem(key: ec.EllipticCurvePublicKey) -> str:
+    """The key as the PEM text the registry stores."""
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
 
 
 def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
@@ -206,8 +239,10 @@ def _parse(text: str, sha: str, index: int) -> _Parsed:
         raise _Bad("malformed", f"record {index + 1} has no signature section")
     payload_text, signature_text = body[:cut], body[cut + 1 :]
     try:
-        payload = json.loads(payload_text, parse_float=Decimal)
+        payload = json.loads(payload_text, parse_float=bounded_decimal, parse_int=bounded_int)
         signature = json.loads(signature_text)
+    except NumberOutOfBounds as exc:
+        raise _Bad("out_of_range", f"record {index + 1}: {exc}") from exc
     except ValueError as exc:
         raise _Bad("malformed", f"record {index + 1} is not OCMF JSON: {exc}") from exc
     if not isinstance(payload, dict) or not isinstance(signature, dict):
@@ -369,6 +404,8 @@ def _wh(reading: dict[str, Any], page: int) -> int:
         raise _Bad("malformed", f"record {page}: bad register value") from exc
     if wh != wh.to_integral_value() or wh < 0:
         raise _Bad("bad_unit", f"record {page}: register value {value} {unit} is not whole Wh")
+    if not within_wh(int(wh)):
+        raise _Bad("out_of_range", f"record {page}: register value is beyond 64-bit Wh")
     return int(wh)
 
 

@@ -126,3 +126,16 @@ class SettlementRecord:
     block_hash: str | None
     tx_index: int | None
     receipt: str | None  # JSON of the ledger receipt
+
+
+NEGATIVE_LIMIT_201 = "2.0.1-negative-limit"
+DISCHARGE_MODES = ("none", NEGATIVE_LIMIT_201)
+
+
+@dataclass(frozen=True, slots=True)
+class StationCaps:
+    """The operator's per-station settings for dispatch (None: no cap)."""
+
+    max_charge_w: int | None = None
+    max_discharge_w: int | None = None
+    discharge: str = "none"  # one of DISCHARGE_MODES

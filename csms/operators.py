@@ -88,6 +88,17 @@ class OperatorRegistry:
             raise OperatorError(f"operator {name!r} already exists") from None
         return Operator(name, checked, created_at)
 
+    async def set_password(self, name: str, password: str) -> bool:
+        """Give ``name`` a new password (False when there is no such operator)."""
+        if len(password) < 8:
+            raise OperatorError("password must have at least 8 characters")
+        hashed = await asyncio.to_thread(hash_password, password)
+        self._verified.clear()
+        count = await self._store.execute_write(
+            "UPDATE operators SET password_hash = ? WHERE name = ?", (hashed, name)
+        )
+        return count > 0
+
     async def remove(self, name: str) -> bool:
         self._verified.clear()
         count = await self._store.execute_write("DELETE FROM operators WHERE name = ?", (name,))

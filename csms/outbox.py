@@ -216,6 +216,13 @@ class OutboxWorker:
             receipt=json.dumps(receipt.document, sort_keys=True) if receipt.document else None,
         )
         self.committed += 1
+        log.info(
+            "settlement %s committed at height %d (%s:%s)",
+            record.settlement_id,
+            receipt.height,
+            record.station_id,
+            record.transaction_id,
+        )
         return True
 
     async def _attempts(self, settlement_id: str) -> int:

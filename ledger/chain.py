@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ledger.blocks import verify_block
+from ledger.blocks import verify_block, verify_seal
 from ledger.errors import BlockError, StoreError
 from ledger.genesis import Genesis
 from ledger.state import State, genesis_state
 from ledger.store import BlockStore, StoredBlock
-from ledger.types import Commit
+from ledger.types import Block, Commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,8 @@ class ChainVerifier:
 
     state: State
     last_commit: Commit | None = None
+    previous: State | None = None  # the state before the last block fed
+    _last_block: Block | None = None
     tx_count: int = 0
     block_ids: list[bytes] = field(default_factory=list)
 
@@ -50,6 +52,8 @@ class ChainVerifier:
 
     def feed(self, stored: StoredBlock) -> State:
         """Verify the next block; raise ``BlockError`` naming its height if it is bad."""
+        self.previous = self.state
+        self._last_block = stored.block
         self.state = verify_block(
             self.state, stored.block, stored.commit, last_commit=self.last_commit
         )
@@ -57,6 +61,16 @@ class ChainVerifier:
         self.tx_count += len(stored.block.txs)
         self.block_ids.append(self.state.last_block_id)
         return self.state
+
+    def rebind(self, commit: Commit | None) -> None:
+        """Take another certificate for the last block fed: a validator stores a block with
+        the quorum it decided on and replaces it with the canonical one once the next block
+        binds that. Either is accepted if it certifies the block under the set that did.
+        Raises ``BlockError`` (a ``CommitError``) naming the height otherwise."""
+        if commit == self.last_commit or self.previous is None or self._last_block is None:
+            return
+        verify_seal(self.previous, self._last_block, commit)
+        self.last_commit = commit
 
     def report(self) -> ChainReport:
         return ChainReport(self.state.height, self.tx_count, self.state, tuple(self.block_ids))
@@ -72,6 +86,10 @@ def verify_blocks(genesis: Genesis, blocks: Iterable[StoredBlock]) -> ChainRepor
 
 async def verify_store(store: BlockStore, genesis: Genesis) -> ChainReport:
     """Verify every block of ``store`` from genesis; raise ``BlockError`` at the first bad one."""
+    return (await _verified(store, genesis)).report()
+
+
+async def _verified(store: BlockStore, genesis: Genesis) -> ChainVerifier:
     verifier = ChainVerifier.from_genesis(genesis)
     top = await store.height()
     for height in range(1, top + 1):
@@ -82,7 +100,14 @@ async def verify_store(store: BlockStore, genesis: Genesis) -> ChainReport:
         if stored is None:
             raise BlockError(height, "block missing from the store")
         verifier.feed(stored)
-    return verifier.report()
+    return verifier
+
+
+async def replay_top(store: BlockStore, genesis: Genesis) -> tuple[State | None, State]:
+    """The states before and after the store's top block (None before: an empty store),
+    rebuilt by verified replay."""
+    verifier = await _verified(store, genesis)
+    return verifier.previous, verifier.state
 
 
 async def replay(store: BlockStore, genesis: Genesis) -> State:

@@ -21,6 +21,7 @@ from ledger.chain import ChainReport, first_divergence, verify_store
 from ledger.codec import block_id, block_to_dict, commit_to_dict
 from ledger.consensus.runner import Tuning, run_validator
 from ledger.devchain import demo_settlements, read_csms_key, seal_into_data_dir
+from ledger.duration import parse_duration
 from ledger.errors import BlockError, LedgerError, ReceiptError, StoreError
 from ledger.genesis import load_genesis
 from ledger.home import (
@@ -111,7 +112,9 @@ def ledger_group() -> None:
 
 
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Ledger data dir."
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Ledger data dir, or a CSMS data dir (its ledger/).",
 )
 home_option = click.option(
     "--home", type=click.Path(file_okay=False, path_type=Path), help="One validator's home."
@@ -222,33 +225,44 @@ def ledger_show(height: int, data_dir: Path | None, home: Path | None) -> None:
 
 
 @ledger_group.command("status")
-@click.option("--home", required=True, type=click.Path(file_okay=False, path_type=Path))
+@data_dir_option
+@home_option
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text")
-def ledger_status(home: Path, fmt: str) -> None:
-    """Print the height (and last block) of one validator's store."""
-    config = guard(lambda: load_home(home))
+def ledger_status(data_dir: Path | None, home: Path | None, fmt: str) -> None:
+    """Print the height (and last block) of each validator's store."""
+    configs = homes_of(data_dir, home)
 
-    async def status() -> dict[str, Any]:
-        store = await SqliteBlockStore.open(config.store_path, readonly=True)
-        try:
-            height = await store.height()
-            top = await store.get(height) if height else None
-        finally:
-            await store.close()
-        return {
-            "height": height,
-            "chain_id": config.chain_id,
-            "validator": config.address,
-            "block_id": None if top is None else block_id(top.block.header).hex(),
-            "time": None if top is None else top.block.header.time,
-        }
+    async def status_all() -> list[dict[str, Any]]:
+        return [await _status(c) for c in configs]
 
-    data = run(status)
+    results = run(status_all)
     if fmt == "json":
-        click.echo(json.dumps(data, sort_keys=True))
-    else:
+        for data in results:
+            click.echo(json.dumps(data, sort_keys=True))
+        return
+    for index, data in enumerate(results):
+        if index:
+            click.echo("")
         for key, value in data.items():
             click.echo(f"{key}: {value}")
+
+
+async def _status(config: HomeConfig) -> dict[str, Any]:
+    if not config.store_path.is_file():
+        raise click.ClickException(f"{config.name}: no block store at {config.store_path}")
+    store = await SqliteBlockStore.open(config.store_path, readonly=True)
+    try:
+        height = await store.height()
+        top = await store.get(height) if height else None
+    finally:
+        await store.close()
+    return {
+        "height": height,
+        "chain_id": config.chain_id,
+        "validator": config.address,
+        "block_id": None if top is None else block_id(top.block.header).hex(),
+        "time": None if top is None else top.block.header.time,
+    }
 
 
 @ledger_group.command("proof")
@@ -380,12 +394,29 @@ async def _serve_validator(home: Path, tuning: Tuning) -> None:
     type=click.IntRange(min=1),
     help="Most transactions in one block.",
 )
-def validator_command(home: Path, block_interval_ms: int, max_block_txs: int) -> None:
+@click.option(
+    "--max-idle-interval",
+    default="0",
+    show_default=True,
+    help="Make an empty block after this long without one (90s, 15m, 1h; 0: never). "
+    "Blocks are otherwise made only when there is something to commit.",
+)
+def validator_command(
+    home: Path, block_interval_ms: int, max_block_txs: int, max_idle_interval: str
+) -> None:
     """Run one validator from its home (see `v2g ledger init`) until SIGINT or SIGTERM."""
     config = guard(lambda: load_home(home))
     guard(lambda: load_validator_key(config))
     guard(lambda: load_home_genesis(config))
-    tuning = Tuning(block_interval_ms=block_interval_ms, max_block_txs=max_block_txs)
+    try:
+        idle_s = parse_duration(max_idle_interval)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--max-idle-interval'") from None
+    tuning = Tuning(
+        block_interval_ms=block_interval_ms,
+        max_block_txs=max_block_txs,
+        max_idle_interval_ms=round(idle_s * 1000),
+    )
     try:
         run(lambda: _serve_validator(home, tuning))
     except OSError as exc:

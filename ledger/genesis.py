@@ -4,6 +4,11 @@
 ``"pow"`` (the paper's alternative for a single open node: a block is sealed when its id
 has ``pow_bits`` leading zero bits). A BFT genesis where one validator holds a third of
 the power or more is refused: such a validator could stall the chain alone.
+
+A validator entry may also carry ``url``, where it listens (``ws://HOST:PORT``), so a client
+with only the genesis file can reach validators on other hosts. Addresses are not part of
+the chain's identity: ``genesis_hash`` leaves them out, and they may change without a new
+chain.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Genesis:
     balances: Mapping[str, int] = field(default_factory=dict)
     sealing: str = "bft"
     pow_bits: int = 0
+    urls: Mapping[str, str] = field(default_factory=dict)  # validator address -> ws:// URL
 
     def __post_init__(self) -> None:
         if not self.chain_id:
@@ -81,6 +87,8 @@ def genesis_to_dict(g: Genesis) -> dict[str, Any]:
 
 def genesis_from_dict(data: Any) -> Genesis:
     """Parse and check a genesis document; raise ``GenesisError`` naming what is wrong."""
+    if not isinstance(data, Mapping) or "chain_id" not in data or "validators" not in data:
+        raise GenesisError("not a genesis document (expected an object with chain_id, validators)")
     try:
         fields = (
             "chain_id",
@@ -94,8 +102,13 @@ def genesis_from_dict(data: Any) -> Genesis:
         )
         d = expect_fields(data, fields, "genesis")
         validators = []
+        urls: dict[str, str] = {}
         for i, v in enumerate(d["validators"] if isinstance(d["validators"], list) else [None]):
-            e = expect_fields(v, ("address", "public_key", "power"), f"validators[{i}]")
+            names: tuple[str, ...] = ("address", "public_key", "power")
+            if isinstance(v, Mapping) and "url" in v:
+                names += ("url",)
+                urls[str(v.get("address"))] = _url(v["url"], f"validators[{i}].url")
+            e = expect_fields(v, names, f"validators[{i}]")
             pub = from_hex(e["public_key"], field=f"validators[{i}].public_key", length=32)
             if e["address"] != key_id(pub):
                 raise GenesisError(f"validators[{i}].address does not match its public key")
@@ -126,9 +139,16 @@ def genesis_from_dict(data: Any) -> Genesis:
             },
             sealing=expect_str(d["sealing"], "sealing"),
             pow_bits=expect_int(d["pow_bits"], "pow_bits", minimum=0),
+            urls=urls,
         )
     except (EncodingError, ValueError) as exc:
         raise GenesisError(str(exc)) from exc
+
+
+def _url(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("ws://", "wss://")):
+        raise GenesisError(f"{what}: expected a ws:// or wss:// URL, got {value!r:.60}")
+    return value
 
 
 def genesis_hash(g: Genesis) -> bytes:
@@ -137,8 +157,13 @@ def genesis_hash(g: Genesis) -> bytes:
 
 
 def genesis_json(g: Genesis) -> str:
-    """The genesis file's text: canonical content, indented for people to read."""
-    return json.dumps(json.loads(encode(genesis_to_dict(g))), indent=2, sort_keys=True) + "\n"
+    """The genesis file's text: canonical content, indented for people to read, with each
+    validator's ``url`` when known."""
+    data = json.loads(encode(genesis_to_dict(g)))
+    for entry in data["validators"]:
+        if entry["address"] in g.urls:
+            entry["url"] = g.urls[entry["address"]]
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def load_genesis(path: Path) -> Genesis:
@@ -148,7 +173,7 @@ def load_genesis(path: Path) -> Genesis:
     except OSError as exc:
         raise GenesisError(f"{path}: cannot read: {exc.strerror}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GenesisError(f"{path}: not JSON: {exc}") from exc
+        raise GenesisError(f"{path}: not valid JSON, so not a genesis file: {exc}") from exc
     try:
         return genesis_from_dict(data)
     except GenesisError as exc:

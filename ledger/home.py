@@ -64,8 +64,17 @@ class HomeConfig:
     key_path: Path
 
 
+def ledger_dir(data_dir: Path) -> Path:
+    """The ledger data dir named by ``data_dir``: itself, or the ``ledger/`` of a CSMS data
+    directory (which keeps its embedded validators there)."""
+    if not (data_dir / "validators").is_dir() and (data_dir / "ledger" / "validators").is_dir():
+        return data_dir / "ledger"
+    return data_dir
+
+
 def validator_homes(data_dir: Path) -> list[Path]:
-    """The validator homes of a data dir, v0 first."""
+    """The validator homes of a data dir (or of a CSMS data dir's ``ledger/``), v0 first."""
+    data_dir = ledger_dir(data_dir)
     root = data_dir / "validators"
     if not root.is_dir():
         raise HomeError(f"{root}: no validators directory (run `v2g ledger init` first)")
@@ -112,6 +121,7 @@ def init_data_dir(
         tuple(Validator(key_id_of(k), public_bytes(k), DEFAULT_POWER) for k in vkeys)
     )
     genesis = Genesis(  # checks the power distribution before anything touches the disk
+        urls={key_id_of(k): f"ws://127.0.0.1:{base_port + i}" for i, k in enumerate(vkeys)},
         chain_id=chain_id,
         genesis_time=genesis_time,
         validators=vset,

@@ -80,7 +80,9 @@ class SqliteBlockStore(BlockStore):
             raise StoreError(f"{self._path}: {exc}") from exc
         return int(row[0]) if row and row[0] is not None else 0
 
-    async def append(self, block: Block, commit: Commit | None) -> None:
+    async def append(
+        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+    ) -> None:
         h = block.header.height
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
@@ -90,6 +92,8 @@ class SqliteBlockStore(BlockStore):
                 top = int(row[0]) if row and row[0] is not None else 0
                 if h != top + 1:
                     raise StoreError(f"{self._path}: append: expected height {top + 1}, got {h}")
+                if last_commit is not None and top > 0:
+                    await self._bind_last_commit(top, last_commit)
                 cert = None if commit is None else commit_bytes(commit)
                 await self._conn.execute(
                     "INSERT INTO blocks (height, header, commit_cert) VALUES (?, ?, ?)",
@@ -110,6 +114,21 @@ class SqliteBlockStore(BlockStore):
             await self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: append height {h}: {exc}") from exc
+
+    async def _bind_last_commit(self, top: int, commit: Commit) -> None:
+        """Inside ``append``'s transaction: the block below gets the certificate its successor
+        binds (unless it holds that one already)."""
+        cert = commit_bytes(commit)
+        async with self._conn.execute(
+            "SELECT header, commit_cert FROM blocks WHERE height = ?", (top,)
+        ) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        if row[1] is not None and bytes(row[1]) == cert:
+            return
+        header = header_from_dict(decode(bytes(row[0])))
+        check_commit_for(Block(header, ()), commit)
+        await self._conn.execute("UPDATE blocks SET commit_cert = ? WHERE height = ?", (cert, top))
 
     async def replace_commit(self, height: int, commit: Commit) -> None:
         top = await self.height()

@@ -62,10 +62,19 @@ class BlockStore(ABC):
         """The height of the last stored block (0 when empty)."""
 
     @abstractmethod
-    async def append(self, block: Block, commit: Commit | None) -> None:
+    async def append(
+        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+    ) -> None:
         """Store the next block and its certificate atomically (one unit of work).
 
-        Raises ``StoreError`` unless ``block.header.height == height() + 1``.
+        A validator stores a block the moment it is decided, with the certificate it holds;
+        the next block's header binds the canonical one (``last_commit_hash``), which may hold
+        other precommits. ``last_commit``, when given, is that canonical certificate of the
+        block below: it replaces the stored one in the same unit of work, so every stored
+        block but the top carries the certificate its successor binds.
+
+        Raises ``StoreError`` unless ``block.header.height == height() + 1``, or when
+        ``last_commit`` names another block than the one below.
         """
 
     @abstractmethod
@@ -124,10 +133,16 @@ class MemoryBlockStore(BlockStore):
     async def height(self) -> int:
         return len(self._blocks)
 
-    async def append(self, block: Block, commit: Commit | None) -> None:
+    async def append(
+        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+    ) -> None:
         expected = len(self._blocks) + 1
         if block.header.height != expected:
             raise StoreError(f"append: expected height {expected}, got {block.header.height}")
+        if last_commit is not None and self._blocks:
+            below = self._blocks[-1]
+            check_commit_for(below.block, last_commit)
+            self._blocks[-1] = StoredBlock(below.block, last_commit)
         for sid, index in settlement_ids(block):
             self._settlements.setdefault(sid, (expected, index))
         self._blocks.append(StoredBlock(block, commit))

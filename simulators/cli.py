@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -19,6 +21,7 @@ from rich.table import Table
 from chargepoint.errors import ChargePointError
 from csms.config import load_config
 from csms.errors import CsmsError
+from csms.operators import OperatorRegistry
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
 from simulators.run import FleetRun, embedded_csms, run_scenario, simulation_config
@@ -45,6 +48,11 @@ def summary_table(summary: Summary) -> Table:
         ("commit latency p99 (ms)", summary.commit_latency_p99_ms or "-"),
         ("errors", summary.errors),
         ("wall time (s)", summary.wall_seconds),
+        ("simulated-time speed (asked)", f"{summary.speed or 0:,.0f}x"),
+        (
+            "simulated-time speed (achieved)",
+            "-" if summary.achieved_speed is None else f"{summary.achieved_speed:,.0f}x",
+        ),
     ]
     for name, value in rows:
         table.add_row(name, str(value))
@@ -75,6 +83,8 @@ def report(run: FleetRun, as_json: bool) -> None:
         click.echo(json.dumps({**run.summary.to_json(), "error_lines": run.errors}, indent=2))
     else:
         console.print(summary_table(run.summary))
+        if (line := run.summary.speed_line()) is not None:
+            console.print(f"[yellow]note[/yellow] {line}")
     for line in run.errors[:20]:
         console.print(f"[red]error[/red] {line}")
 
@@ -125,6 +135,7 @@ def simulate_command(
         key_dir = data_dir / "fleet-keys"
         with progress_bar(scenario.total_sessions, sys.stderr.isatty()) as progress:
             if csms_url is not None:
+                await check_reachable(csms_url)
                 async with open_store(data_dir) as store:
                     return await run_scenario(
                         scenario, store, csms_url, key_dir=key_dir, progress=progress
@@ -145,6 +156,53 @@ def simulate_command(
     report(run, as_json)
     if run.errors:
         sys.exit(1)
+
+
+LOGIN_FILE = "demo-login.txt"
+
+
+async def demo_login(registry: OperatorRegistry, data_dir: Path) -> tuple[str, str]:
+    """The demo's operator login, the same every run: kept in ``DATA_DIR/demo-login.txt``
+    (mode 0600). Without the file (a first run, or it was deleted) the demo operator gets
+    a fresh password, written there."""
+    path = data_dir / LOGIN_FILE
+    name = "operator"
+    with contextlib.suppress(OSError, ValueError):
+        stored_name, stored_password = path.read_text(encoding="utf-8").split()[:2]
+        if await registry.authenticate(stored_name, stored_password) is not None:
+            return stored_name, stored_password
+    password = secrets.token_urlsafe(12)
+    if await registry.get(name) is None:
+        await registry.add(name, password, "operator", format_timestamp(utc_now()))
+    else:
+        await registry.set_password(name, password)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(f"{name} {password}\n")
+    path.chmod(0o600)
+    return name, password
+
+
+async def check_reachable(url: str, timeout_s: float = 3.0) -> None:
+    """Fail fast, with one line, when nothing answers at the CSMS's address."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+        raise click.BadParameter(f"expected ws://HOST:PORT/ocpp, got {url!r}", param_hint="--csms")
+    port = parsed.port or (443 if parsed.scheme == "wss" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parsed.hostname, port), timeout=timeout_s
+        )
+    except TimeoutError:
+        raise click.ClickException(
+            f"cannot reach the CSMS at {url}: no answer within {timeout_s:g} s"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot reach the CSMS at {url}: {reason}") from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 @click.command("demo")
@@ -191,8 +249,6 @@ def demo_command(
     )
 
     async def main() -> FleetRun:
-        from csms.operators import OperatorRegistry
-
         data_dir.mkdir(parents=True, exist_ok=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -200,12 +256,8 @@ def demo_command(
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         async with embedded_csms(data_dir, config, serve_web=True) as app:
-            registry = OperatorRegistry(app.store)
-            login = ""
-            if not await registry.list():
-                password = secrets.token_urlsafe(9)
-                await registry.add("operator", password, "operator", format_timestamp(utc_now()))
-                login = f" (log in as operator / {password})"
+            name, password = await demo_login(OperatorRegistry(app.store), data_dir)
+            login = f" (log in as {name} / {password})"
             validators = "the validators of the genesis file"
             if app.embedded is not None:
                 validators = f"{len(app.embedded.urls)} embedded validators"

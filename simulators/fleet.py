@@ -44,6 +44,13 @@ class StationPlan:
 class FleetResult:
     stations: int
     errors: list[str]
+    achieved_speed: float | None = None  # the slowest station clock's real speed
+
+
+@dataclass(frozen=True, slots=True)
+class StationRun:
+    errors: list[str]
+    achieved_speed: float  # station seconds per wall second over the run
 
 
 def plan_fleet(
@@ -93,7 +100,19 @@ async def register_fleet(store: CsmsStore, plans: list[StationPlan]) -> None:
             )
 
 
-def _ev_factory(scenario: Scenario, rng: random.Random) -> Callable[[datetime], Ev]:
+def station_seed(scenario: Scenario, n: int) -> int:
+    """The seed of the EVs arriving at the ``n``-th station (0-based)."""
+    return scenario.seed * 100_003 + n
+
+
+def evse_seed(station: int, evse: int) -> int:
+    """The seed of the EVs arriving at one EVSE of a station seeded ``station``."""
+    return station * 17 + evse
+
+
+def ev_factory(scenario: Scenario, rng: random.Random) -> Callable[[datetime], Ev]:
+    """Fresh EVs drawn from the scenario; each departs after its drawn dwell time."""
+
     def new_ev(at: datetime) -> Ev:
         profile = draw_ev(scenario, rng)
         spec = EvSpec(
@@ -109,8 +128,11 @@ def _ev_factory(scenario: Scenario, rng: random.Random) -> Callable[[datetime], 
     return new_ev
 
 
-async def run_station(scenario: Scenario, plan: StationPlan, csms_url: str, seed: int) -> list[str]:
-    """Run one station's sessions to the end; return its error lines (empty when clean)."""
+async def run_station(
+    scenario: Scenario, plan: StationPlan, csms_url: str, seed: int
+) -> StationRun:
+    """Run one station's sessions to the end: its error lines (empty when clean) and how fast
+    its clock really ran."""
     config = StationConfig(
         url=csms_url,
         station_id=plan.station_id,
@@ -133,27 +155,30 @@ async def run_station(scenario: Scenario, plan: StationPlan, csms_url: str, seed
         evses=scenario.evses_per_station,
         options=EvOptions(),
         stay_seconds=plan.session_seconds,
-        new_ev=_ev_factory(scenario, random.Random(seed)),
+        new_ev_for=lambda evse: ev_factory(scenario, random.Random(evse_seed(seed, evse))),
     )
     clock = AcceleratedClock(speed=scenario.speed, start=plan.start)
     runner = runner_for(config, clock=clock, meters=meters)
     code = await runner.run()
-    return [] if code == 0 else [f"{plan.station_id}: {e}" for e in runner.errors]
+    errors = [] if code == 0 else [f"{plan.station_id}: {e}" for e in runner.errors]
+    return StationRun(errors, clock.achieved_speed())
 
 
 async def run_fleet(scenario: Scenario, plans: list[StationPlan], csms_url: str) -> FleetResult:
     """Run every station concurrently; a failing station does not stop the others."""
     results = await asyncio.gather(
         *(
-            run_station(scenario, plan, csms_url, scenario.seed * 100_003 + n)
+            run_station(scenario, plan, csms_url, station_seed(scenario, n))
             for n, plan in enumerate(plans)
         ),
         return_exceptions=True,
     )
     errors: list[str] = []
+    speeds: list[float] = []
     for plan, result in zip(plans, results, strict=True):
         if isinstance(result, BaseException):
-            errors.append(f"{plan.station_id}: {type(result).__name__}: {result}")
+            errors.append(f"{plan.station_id}: {result or type(result).__name__}")
         else:
-            errors.extend(result)
-    return FleetResult(stations=len(plans), errors=errors)
+            errors.extend(result.errors)
+            speeds.append(result.achieved_speed)
+    return FleetResult(len(plans), errors, min(speeds) if speeds else None)

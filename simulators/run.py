@@ -13,14 +13,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from csms.app import CsmsApp, start_csms
 from csms.config import CsmsConfig
 from csms.identity import RegisteredToken, ev_pseudonym
 from csms.store.sqlite import CsmsStore
-from csms.timeutil import parse_timestamp
+from csms.timeutil import format_timestamp, parse_timestamp
 from ledger.consensus.client import submit_tx
 from ledger.keys import read_key_file
 from ledger.tx import ev_account, operator_account, sign_tx, topup_body
@@ -75,10 +76,15 @@ async def fund_ledger_accounts(app: CsmsApp, plans: list[StationPlan]) -> None:
             log.warning("top-up of %s failed: %s", account, exc)
 
 
-async def fleet_outcomes(store: CsmsStore, station_ids: set[str]) -> list[SessionOutcome]:
+async def fleet_outcomes(
+    store: CsmsStore, station_ids: set[str], earlier: frozenset[tuple[str, str]] = frozenset()
+) -> list[SessionOutcome]:
+    """The ended sessions of ``station_ids``, leaving out those of earlier runs."""
     outcomes = []
     for session in await store.list_sessions():
         if session.station_id not in station_ids or session.state != "ended":
+            continue
+        if (session.station_id, session.transaction_id) in earlier:
             continue
         settled = await store.settlement_for_session(session.station_id, session.transaction_id)
         latency = None
@@ -103,9 +109,13 @@ async def fleet_outcomes(store: CsmsStore, station_ids: set[str]) -> list[Sessio
 
 
 async def _watch(
-    store: CsmsStore, station_ids: set[str], total: int, progress: Progress | None
+    store: CsmsStore,
+    station_ids: set[str],
+    earlier: frozenset[tuple[str, str]],
+    total: int,
+    progress: Progress | None,
 ) -> tuple[int, int]:
-    outcomes = await fleet_outcomes(store, station_ids)
+    outcomes = await fleet_outcomes(store, station_ids, earlier)
     final = sum(o.status in FINAL for o in outcomes)
     if progress is not None:
         progress(len(outcomes), final, total)
@@ -128,26 +138,28 @@ async def run_scenario(
     against a CSMS running elsewhere every EV pays by invoice.
     """
     started = time.monotonic()
+    scenario = await clear_of_earlier_runs(scenario, store)
     plans = plan_fleet(scenario, key_dir, ledger_payments=app is not None)
     await register_fleet(store, plans)
     if app is not None:
         await fund_ledger_accounts(app, plans)
     station_ids = {p.station_id for p in plans}
+    earlier = frozenset((s.station_id, s.transaction_id) for s in await store.list_sessions())
     total = scenario.total_sessions
     fleet = asyncio.create_task(run_fleet(scenario, plans, csms_url))
     while not fleet.done():
-        await _watch(store, station_ids, total, progress)
+        await _watch(store, station_ids, earlier, total, progress)
         await asyncio.wait({fleet}, timeout=0.25)
     result = fleet.result()
     deadline = time.monotonic() + settle_timeout_s
     while time.monotonic() < deadline:
-        ended, final = await _watch(store, station_ids, total, progress)
+        ended, final = await _watch(store, station_ids, earlier, total, progress)
         if final >= ended:
             break
         if app is not None and app.outbox is not None:
             app.outbox.wake()
         await asyncio.sleep(0.25)
-    outcomes = await fleet_outcomes(store, station_ids)
+    outcomes = await fleet_outcomes(store, station_ids, earlier)
     errors = list(result.errors)
     missing = total - len(outcomes)
     if missing > 0 and not errors:
@@ -157,8 +169,32 @@ async def run_scenario(
         stations=len(plans),
         errors=len(errors),
         wall_seconds=time.monotonic() - started,
+        speed=scenario.speed,
+        achieved_speed=result.achieved_speed,
     )
     return FleetRun(summary, errors)
+
+
+async def clear_of_earlier_runs(scenario: Scenario, store: CsmsStore) -> Scenario:
+    """A default timeline (no ``start``) moved back a day at a time until it overlaps no
+    session an earlier run left on the same stations, so one EVSE never runs two at once."""
+    if scenario.start:
+        return scenario
+    ids = {p.station_id for p in plan_fleet(scenario, Path("."), ledger_payments=False)}
+    times = [
+        (parse_timestamp(s.started_at), parse_timestamp(s.ended_at or s.started_at))
+        for s in await store.list_sessions()
+        if s.station_id in ids and s.started_at
+    ]
+    start = scenario.start_time
+    if times:
+        first = min(t[0] for t in times)
+        last = max(t[1] for t in times)
+        for _ in range(366):
+            if start + scenario.span <= first or start >= last:
+                break
+            start -= timedelta(days=1)
+    return replace(scenario, start=format_timestamp(start))
 
 
 def simulation_config(scenario: Scenario, base: CsmsConfig | None = None) -> CsmsConfig:

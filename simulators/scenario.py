@@ -33,7 +33,9 @@ class Scenario:
     reserve_soc_pct: int = 30
     max_charge_kw: float = 11.0
     max_discharge_kw: float = 7.0
-    start: str = "2026-11-25T15:00:00Z"  # simulated arrival time of the first EVs
+    start: str = (
+        ""  # simulated arrival of the first EVs; "" = the latest 15:00 UTC that ends by now
+    )
     arrival_spread_hours: float = 1.0  # arrivals spread over this long after ``start``
     speed: float = 3600.0  # simulated seconds per wall second
     meter_interval_s: int = 300  # TxUpdatedInterval, simulated seconds
@@ -41,12 +43,29 @@ class Scenario:
     seed: int = 1
 
     @property
+    def span(self) -> timedelta:
+        """The longest the simulated timeline can run: arrivals, then back-to-back stays."""
+        hours = self.arrival_spread_hours + self.sessions_per_evse * self.dwell_hours[1]
+        return timedelta(hours=hours, minutes=5 * self.sessions_per_evse)  # + gaps between stays
+
+    @property
     def start_time(self) -> datetime:
+        if not self.start:
+            return latest_start(self.span, datetime.now(UTC))
         return datetime.fromisoformat(self.start.replace("Z", "+00:00")).astimezone(UTC)
 
     @property
     def total_sessions(self) -> int:
         return self.stations * self.evses_per_station * self.sessions_per_evse
+
+
+def latest_start(span: timedelta, now: datetime) -> datetime:
+    """The latest 15:00 UTC (afternoon arrivals, then the evening peak) from which a timeline
+    of ``span`` ends no later than ``now``: simulated records never lie in the future."""
+    start = now.astimezone(UTC).replace(hour=15, minute=0, second=0, microsecond=0)
+    while start + span > now:
+        start -= timedelta(days=1)
+    return start
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +166,8 @@ def parse_scenario(raw: Any, path: Path) -> Scenario:
                 )
             values[key] = number
     scenario = Scenario(**values)
+    if not scenario.start:
+        return scenario
     try:
         scenario.start_time  # noqa: B018 - validates the timestamp
     except ValueError:

@@ -35,9 +35,28 @@ class Summary:
     commit_latency_p99_ms: float | None
     errors: int
     wall_seconds: float
+    speed: float | None = None  # simulated seconds per wall second asked for
+    achieved_speed: float | None = None  # what the slowest station clock really ran at
+
+    @property
+    def slowed_pct(self) -> float:
+        """How much slower than asked simulated time ran (0 when the machine kept up)."""
+        if not self.speed or self.achieved_speed is None:
+            return 0.0
+        return max(0.0, round((1 - self.achieved_speed / self.speed) * 100, 1))
+
+    def speed_line(self) -> str | None:
+        """One line for the summary when the clock slowed down (None when it kept up)."""
+        if self.slowed_pct < 1 or self.achieved_speed is None:
+            return None
+        return (
+            f"simulated time ran at {self.achieved_speed:,.0f}x instead of {self.speed:,.0f}x "
+            f"({self.slowed_pct:.0f} % slower): the machine could not keep up, so the clock "
+            "slowed down; energy and amounts are unaffected"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "slowed_pct": self.slowed_pct}
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -50,7 +69,13 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def summarise(
-    outcomes: Sequence[SessionOutcome], *, stations: int, errors: int, wall_seconds: float
+    outcomes: Sequence[SessionOutcome],
+    *,
+    stations: int,
+    errors: int,
+    wall_seconds: float,
+    speed: float | None = None,
+    achieved_speed: float | None = None,
 ) -> Summary:
     latencies = [o.commit_latency_s for o in outcomes if o.commit_latency_s is not None]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
@@ -67,4 +92,6 @@ def summarise(
         commit_latency_p99_ms=None if p99 is None else round(p99 * 1000, 1),
         errors=errors,
         wall_seconds=round(wall_seconds, 2),
+        speed=speed,
+        achieved_speed=None if achieved_speed is None else round(achieved_speed, 1),
     )

@@ -1,7 +1,7 @@
 """OCPP 2.1 block K, Smart charging, V2X: NotifyEVChargingNeeds (K15-K17) with V2X parameters.
 
 The EV's needs (departure time, energy and SoC targets, charge and discharge power limits) are
-converted at the boundary and stored; ``csms.blocks21.v2x.bound_decision`` keeps a dispatch
+converted at the boundary and stored; ``csms.dispatch_limits`` keeps a dispatch
 decision within them before a 2.1 SetChargingProfile with ``operationMode`` is sent.
 """
 

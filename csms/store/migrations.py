@@ -206,4 +206,23 @@ MIGRATIONS: list[str] = [
     ALTER TABLE station_settings ADD COLUMN security_profile INTEGER
         CHECK (security_profile IN (1, 2, 3));
     """,
+    # who re-settled a flagged session, when, and what came of it
+    """
+    CREATE TABLE resettlements (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        settlement_id   TEXT NOT NULL,
+        by_name         TEXT NOT NULL,
+        at              TEXT NOT NULL,
+        outcome         TEXT NOT NULL,
+        reason          TEXT
+    );
+    CREATE INDEX resettlements_settlement ON resettlements (settlement_id, id);
+    """,
+    # per-station dispatch caps (W, NULL: none) and whether a 2.0.1 station discharges
+    """
+    ALTER TABLE station_settings ADD COLUMN max_charge_w INTEGER CHECK (max_charge_w >= 0);
+    ALTER TABLE station_settings ADD COLUMN max_discharge_w INTEGER CHECK (max_discharge_w >= 0);
+    ALTER TABLE station_settings ADD COLUMN discharge TEXT NOT NULL DEFAULT 'none'
+        CHECK (discharge IN ('none', '2.0.1-negative-limit'));
+    """,
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,10 +18,12 @@ import aiosqlite
 
 from csms.errors import RegistryError
 from csms.model import (
+    DISCHARGE_MODES,
     MeterSample,
     RegisterReading,
     SessionRecord,
     SettlementRecord,
+    StationCaps,
     StationRecord,
     TokenRecord,
     TransactionEventRecord,
@@ -28,8 +32,20 @@ from csms.settling import SettlementOutcome
 from csms.store.events import INSERT_SAMPLE, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
+from csms.timeutil import parse_timestamp
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "csms.sqlite"
+
+
+class Keep(enum.Enum):
+    """A setting left as it is."""
+
+    KEEP = 0
+
+
+KEEP = Keep.KEEP
 
 
 # Turns an ended session into a settlement (or a flag), inside the closing DB transaction.
@@ -54,6 +70,7 @@ class CsmsStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self.session_closer: SessionCloser | None = None
+        self.clock_tolerance_s = 300.0  # see audit_reason
         # One writer connection shared by every coroutine: units of work must not interleave.
         self.write_lock = asyncio.Lock()
         self.group = GroupCommit(lambda: db._conn, self._in_writer_thread, self.write_lock)
@@ -151,6 +168,12 @@ class CsmsStore:
             "UPDATE stations SET password_hash = ?, meter_key = COALESCE(?, meter_key)"
             " WHERE station_id = ?",
             (password_hash, meter_key, station_id),
+        )
+
+    async def set_meter_key(self, station_id: str, meter_key: str) -> None:
+        """Replace a station's registered meter public key (PEM)."""
+        await self.execute_write(
+            "UPDATE stations SET meter_key = ? WHERE station_id = ?", (meter_key, station_id)
         )
 
     async def remove_station(self, station_id: str) -> bool:
@@ -258,6 +281,55 @@ class CsmsStore:
             (station_id, profile),
         )
 
+    async def get_station_caps(self, station_id: str) -> StationCaps:
+        """The operator's dispatch caps for a station (no caps, charge-only 2.0.1 by default)."""
+        row = await self.fetchone(
+            "SELECT max_charge_w, max_discharge_w, discharge FROM station_settings"
+            " WHERE station_id = ?",
+            (station_id,),
+        )
+        if row is None:
+            return StationCaps()
+        return StationCaps(row[0], row[1], str(row[2]))
+
+    async def set_station_caps(
+        self,
+        station_id: str,
+        *,
+        max_charge_w: int | Keep | None = KEEP,
+        max_discharge_w: int | Keep | None = KEEP,
+        discharge: str | Keep = KEEP,
+    ) -> None:
+        """Change some of a registered station's dispatch caps (RegistryError otherwise)."""
+        if discharge is not KEEP and discharge not in DISCHARGE_MODES:
+            raise RegistryError(
+                f"discharge must be one of {', '.join(DISCHARGE_MODES)}, not {discharge!r}"
+            )
+        for name, value in (("max_charge_w", max_charge_w), ("max_discharge_w", max_discharge_w)):
+            if isinstance(value, int) and value < 0:
+                raise RegistryError(f"{name} must be a power in W >= 0, not {value}")
+        if await self.get_station(station_id) is None:
+            raise RegistryError(f"station {station_id!r} is not registered")
+        changes = {
+            name: value
+            for name, value in (
+                ("max_charge_w", max_charge_w),
+                ("max_discharge_w", max_discharge_w),
+                ("discharge", discharge),
+            )
+            if value is not KEEP
+        }
+        if not changes:
+            return
+        columns = ", ".join(changes)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in changes)
+        placeholders = ", ".join("?" for _ in changes)
+        await self.execute_write(
+            f"INSERT INTO station_settings (station_id, {columns}) VALUES (?, {placeholders})"
+            f" ON CONFLICT (station_id) DO UPDATE SET {updates}",
+            (station_id, *changes.values()),
+        )
+
     # -- identity tokens ------------------------------------------------------------------
 
     async def add_token(self, token: TokenRecord) -> None:
@@ -359,7 +431,74 @@ class CsmsStore:
         if session.id_token is not None and session.id_token_type is not None:
             token = await self.get_token(session.id_token, session.id_token_type)
         outcome = self.session_closer(session, samples, station, token)
+        doubt = await self.audit_reason(session, at)
+        if doubt is not None and outcome.status == "pending":
+            outcome = SettlementOutcome(
+                outcome.settlement_id, "flagged", doubt, outcome.ev, None, None
+            )
         await self._insert_settlement(station_id, transaction_id, outcome, at)
+        if outcome.status == "flagged":
+            log.info("%s:%s settlement flagged: %s", station_id, transaction_id, outcome.reason)
+
+    async def audit_reason(self, session: SessionRecord, received_at: str) -> str | None:
+        """Why an auditor would distrust a session's times, or None.
+
+        ``clock_ahead``: it ends (station time) more than ``clock_tolerance_s`` after the CSMS
+        received its end. ``overlapping``: another session of the same EVSE overlaps it.
+        """
+        if session.ended_at is None or session.started_at is None:
+            return None
+        try:
+            ended, received = parse_timestamp(session.ended_at), parse_timestamp(received_at)
+        except ValueError:
+            return None
+        ahead = (ended - received).total_seconds()
+        if ahead > self.clock_tolerance_s:
+            return (
+                f"clock_ahead: the session ends {ahead:.0f} s after the CSMS received its end"
+                f" (tolerance {self.clock_tolerance_s:.0f} s)"
+            )
+        if session.evse_id is None:
+            return None
+        row = await self.fetchone(
+            "SELECT transaction_id, started_at, ended_at FROM sessions WHERE station_id = ?"
+            " AND evse_id = ? AND transaction_id != ? AND started_at < ?"
+            " AND COALESCE(ended_at, ?) > ? LIMIT 1",
+            (
+                session.station_id,
+                session.evse_id,
+                session.transaction_id,
+                session.ended_at,
+                session.ended_at,
+                session.started_at,
+            ),
+        )
+        if row is not None:
+            return (
+                f"overlapping: EVSE {session.evse_id} also ran {row['transaction_id']}"
+                f" from {row['started_at']} to {row['ended_at'] or 'still running'}"
+            )
+        return None
+
+    async def clock_skew(self, station_id: str, recent: int = 20) -> float | None:
+        """Seconds the station's clock runs ahead of the CSMS's (negative: behind): the median
+        of station time minus receive time over its last ``recent`` live transaction events."""
+        rows = await self.fetchall(
+            "SELECT timestamp, received_at FROM transaction_events WHERE station_id = ?"
+            " AND offline = 0 ORDER BY rowid DESC LIMIT ?",
+            (station_id, recent),
+        )
+        gaps = []
+        for row in rows:
+            try:
+                gap = parse_timestamp(row["timestamp"]) - parse_timestamp(row["received_at"])
+            except (TypeError, ValueError):
+                continue
+            gaps.append(gap.total_seconds())
+        if not gaps:
+            return None
+        gaps.sort()
+        return gaps[len(gaps) // 2]
 
     async def _insert_settlement(
         self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str
@@ -394,6 +533,59 @@ class CsmsStore:
             )
 
     # -- settlements and their outbox -------------------------------------------------------
+
+    async def resettle(
+        self, station_id: str, transaction_id: str, *, by: str, at: str
+    ) -> SettlementOutcome:
+        """Settle a flagged session again with today's registry (e.g. a corrected meter key).
+
+        When the evidence now holds, the flagged row becomes the pending settlement (same
+        id) and enters the outbox; otherwise it stays flagged with today's reason. Either
+        way the attempt is logged with ``by``. Raises RegistryError unless it is flagged.
+        """
+        if self.session_closer is None:
+            raise RegistryError("settlement is not set up for this data directory")
+        async with self.transaction() as db:
+            current = await self.settlement_for_session(station_id, transaction_id)
+            if current is None or current.status != "flagged":
+                state = "has no settlement" if current is None else f"is {current.status}"
+                raise RegistryError(
+                    f"session {station_id}:{transaction_id} {state}; only a flagged one can"
+                    " be re-settled"
+                )
+            session = await self.get_session(station_id, transaction_id)
+            assert session is not None
+            samples = await self.meter_samples(station_id, transaction_id)
+            station = await self.get_station(station_id)
+            token = None
+            if session.id_token is not None and session.id_token_type is not None:
+                token = await self.get_token(session.id_token, session.id_token_type)
+            outcome = self.session_closer(session, samples, station, token)
+            if outcome.status == "pending":
+                await db.execute(
+                    "DELETE FROM settlements WHERE settlement_id = ?", (current.settlement_id,)
+                )
+                await self._insert_settlement(station_id, transaction_id, outcome, at)
+            else:
+                await db.execute(
+                    "UPDATE settlements SET reason = ? WHERE settlement_id = ?",
+                    (outcome.reason, current.settlement_id),
+                )
+            await db.execute(
+                "INSERT INTO resettlements (settlement_id, by_name, at, outcome, reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (current.settlement_id, by, at, outcome.status, outcome.reason),
+            )
+        return outcome
+
+    async def resettlements(self, settlement_id: str) -> list[tuple[str, str, str, str | None]]:
+        """Who re-settled ``settlement_id``, when, with what outcome and reason; oldest first."""
+        rows = await self.fetchall(
+            "SELECT by_name, at, outcome, reason FROM resettlements WHERE settlement_id = ?"
+            " ORDER BY id",
+            (settlement_id,),
+        )
+        return [(r["by_name"], r["at"], r["outcome"], r["reason"]) for r in rows]
 
     async def settlement_for_session(
         self, station_id: str, transaction_id: str
@@ -558,7 +750,8 @@ class CsmsStore:
         )
 
     async def register_samples(self, station_id: str, transaction_id: str) -> list[RegisterReading]:
-        """Import/export register pairs by time, for the running cost while a session runs."""
+        """Import/export register pairs by time and event (two events may share a timestamp),
+        to rebuild a running cost (``csms.running``)."""
         from csms.timeutil import parse_timestamp
 
         rows = await self.fetchall(
@@ -566,7 +759,7 @@ class CsmsStore:
             " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
             " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) AS exp"
             " FROM meter_samples WHERE station_id = ? AND transaction_id = ? AND phase IS NULL"
-            " GROUP BY timestamp ORDER BY timestamp",
+            " GROUP BY timestamp, seq_no ORDER BY timestamp, seq_no",
             (station_id, transaction_id),
         )
         return [

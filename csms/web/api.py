@@ -19,6 +19,7 @@ from csms.web.models import (
     CreditOutcomeOut,
     CreditRequest,
     ResetRequest,
+    ResettleOut,
     SessionDetailOut,
     SessionOut,
     StartRequest,
@@ -78,6 +79,9 @@ def _when(value: str | None, name: str) -> datetime | None:
     return moment
 
 
+SESSION_STATUSES = ("pending", "committed", "flagged", "rejected", "active", "ended")
+
+
 def session_filter(
     station: str | None = None,
     status: str | None = None,
@@ -86,6 +90,8 @@ def session_filter(
     pseudonym: str | None = None,
     bad_evidence: bool | None = None,
 ) -> SessionFilter:
+    if status and status not in SESSION_STATUSES:
+        raise BadRequest(f"status: expected one of {', '.join(SESSION_STATUSES)}, got {status!r}")
     return SessionFilter(
         station=station or None,
         status=status or None,
@@ -160,6 +166,8 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             connectors=[
                 ConnectorOut(evse_id=e, connector_id=c, status=s) for e, c, s in v.connectors
             ],
+            clock_skew_s=v.clock_skew_s,
+            discharge=v.discharge,
         )
         for v in await review.stations()
     ]
@@ -194,6 +202,14 @@ async def reset(station_id: str, body: ResetRequest, operator: Actor, review: Re
         operator, station_id, "reset", reset_type=body.type, evse_id=body.evse_id
     )
     return ActionOut(station_id=station_id, action="reset", response=response)
+
+
+@router.post("/sessions/{review_id}/resettle", response_model=ResettleOut)
+async def resettle(review_id: str, operator: Actor, review: Review) -> ResettleOut:
+    outcome = await review.resettle(operator, review_id)
+    return ResettleOut(
+        settlement_id=outcome.settlement_id, status=outcome.status, reason=outcome.reason
+    )
 
 
 @router.post("/sessions/{review_id}/credit", response_model=CreditOutcomeOut, status_code=201)

@@ -6,11 +6,14 @@ CSMS keeps its embedded validators): v0's block store, opened read-only. The las
 of a validator is the newest height whose commit certificate carries its precommit (looked
 for in the last ``lookback`` blocks). Verification is incremental: the blocks verified
 before are not checked again unless a full verification is asked for (``full=True``); a
-failure stays reported until then.
+failure stays reported until then. One request verifies at a time (a lock): concurrent
+requests share the one verifier. The top block's certificate may be replaced by the canonical
+one once the next block is stored; the verifier takes either (``ChainVerifier.rebind``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +62,7 @@ class DataDirLedger:
     lookback: int = 200
     _verifier: ChainVerifier | None = field(default=None)
     _failure: str | None = field(default=None)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def _verify(self, store: SqliteBlockStore, genesis: Genesis, height: int) -> None:
         if self._failure is not None:
@@ -66,7 +70,13 @@ class DataDirLedger:
         if self._verifier is None:
             self._verifier = ChainVerifier.from_genesis(genesis)
         try:
-            for h in range(self._verifier.state.height + 1, height + 1):
+            done = self._verifier.state.height
+            if done:
+                below = await store.get(done)
+                if below is None:
+                    raise LedgerError(f"height {done}: block missing from the store")
+                self._verifier.rebind(below.commit)
+            for h in range(done + 1, height + 1):
                 stored = await store.get(h)
                 if stored is None:
                     raise LedgerError(f"height {h}: block missing from the store")
@@ -76,6 +86,10 @@ class DataDirLedger:
 
     async def status(self, *, verify: bool = True, full: bool = False) -> ChainStatus:
         """The chain now; ``verify`` False skips verification (metrics), ``full`` redoes it."""
+        async with self._lock:
+            return await self._status(verify=verify, full=full)
+
+    async def _status(self, *, verify: bool, full: bool) -> ChainStatus:
         if full:
             self._verifier, self._failure = None, None
         root = ledger_root(self.data_dir)

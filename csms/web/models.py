@@ -111,11 +111,18 @@ class StationOut(BaseModel):
     vendor: str | None
     model: str | None
     connectors: list[ConnectorOut]
+    clock_skew_s: float | None = Field(
+        default=None,
+        description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
+    )
+    discharge: str = Field("", description="what the dispatcher may ask of it, and why")
 
 
 class StartRequest(BaseModel):
     id_token: str
-    token_type: str = "Central"
+    token_type: str | None = Field(
+        None, description="default: the token's registered type, else Central"
+    )
     evse_id: int | None = None
 
 
@@ -139,6 +146,12 @@ class ActionOut(BaseModel):
     station_id: str
     action: str
     response: dict[str, Any]
+
+
+class ResettleOut(BaseModel):
+    settlement_id: str
+    status: str  # pending: settled now, awaiting commit; flagged: still fails
+    reason: str | None
 
 
 class CreditOutcomeOut(BaseModel):

@@ -94,7 +94,11 @@ async def login_form(request: Request, next: str = "/sessions") -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8") from None
+    form = {k: v[0] for k, v in parse_qs(text).items()}
     auth: Auth = request.app.state.auth
     operator = await auth.registry.authenticate(form.get("name", ""), form.get("password", ""))
     if operator is None:
@@ -111,7 +115,9 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    auth: Auth = request.app.state.auth
+    auth.revoke(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response
@@ -166,8 +172,26 @@ async def session_page(
         and review.deps.setup is not None
         and detail.settlement is not None
         and detail.settlement.status == "committed",
+        can_resettle=operator.can_act
+        and review.deps.setup is not None
+        and detail.settlement is not None
+        and detail.settlement.status == "flagged",
         csrf=auth.csrf_token(request),
         message=message,
+    )
+
+
+@router.post("/sessions/{review_id}/resettle")
+async def resettle_form(request: Request, review_id: str) -> Response:
+    operator = require_actor(await _operator(request))
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+    auth: Auth = request.app.state.auth
+    auth.check_csrf(request, form.get("csrf", ""))
+    review: ReviewService = request.app.state.review
+    outcome = await review.resettle(operator, review_id)
+    message = "settled; awaiting commit" if outcome.status == "pending" else outcome.reason
+    return RedirectResponse(
+        f"/sessions/{quote(review_id)}?message={quote(f're-settle: {message}')}", status_code=303
     )
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
-from csms.errors import StationCallError, StationNotConnected
+from csms.dispatch_limits import discharge_summary
+from csms.errors import RegistryError, StationCallError, StationNotConnected
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
@@ -34,6 +35,8 @@ class StationView:
     vendor: str | None
     model: str | None
     connectors: tuple[tuple[int, int, str], ...]
+    clock_skew_s: float | None = None  # station clock minus CSMS clock, recent median
+    discharge: str = ""  # what the dispatcher may ask of it, and why (csms.dispatch_limits)
 
 
 class ReviewService:
@@ -86,16 +89,28 @@ class ReviewService:
         views = []
         for station in await self.deps.store.list_stations():
             statuses = await self.deps.store.connector_statuses(station.station_id)
+            if self.deps.stations is not None:
+                online = station.station_id in connected
+            else:  # a read-only view: the connection log's last word
+                log_entries = await self.deps.store.connection_log(station.station_id)
+                online = bool(log_entries) and log_entries[-1][0] == "connected"
+            if not online:  # nobody knows what a disconnected station's connectors do now
+                statuses = dict.fromkeys(statuses, "Unknown")
             views.append(
                 StationView(
                     station_id=station.station_id,
-                    connected=station.station_id in connected,
+                    connected=online,
                     ocpp_version=connected.get(station.station_id),
                     last_heartbeat=station.last_seen_at,
                     last_boot_at=station.last_boot_at,
                     vendor=station.vendor,
                     model=station.model,
                     connectors=tuple((e, c, s) for (e, c), s in sorted(statuses.items())),
+                    clock_skew_s=await self.deps.store.clock_skew(station.station_id),
+                    discharge=discharge_summary(
+                        connected.get(station.station_id),
+                        await self.deps.store.get_station_caps(station.station_id),
+                    ),
                 )
             )
         return views
@@ -128,6 +143,24 @@ class ReviewService:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         raise BadRequest(f"unknown action {action!r}")
+
+    async def resettle(self, operator: Operator, review_id: str) -> SettlementOutcome:
+        """Re-check a flagged session with today's meter key; settle it if it now passes."""
+        store = self.deps.store
+        if self.deps.setup is None or store.session_closer is None:
+            raise Conflict("re-settling needs the CSMS signing key: do it from the running CSMS")
+        detail = await self.session(review_id)
+        now = format_timestamp(self.deps.clock())
+        try:
+            outcome = await store.resettle(
+                detail.row.station_id, detail.row.transaction_id, by=operator.name, at=now
+            )
+        except RegistryError as exc:
+            raise Conflict(str(exc)) from None
+        log.info("%s re-settled %s: %s", operator.name, review_id, outcome.reason or "settled")
+        if outcome.status == "pending" and self.deps.settlement_written is not None:
+            self.deps.settlement_written()
+        return outcome
 
     async def credit(
         self, operator: Operator, review_id: str, reason: str, amount: int | None

@@ -9,8 +9,14 @@ Peers (``peers.py``): it listens on a websocket and keeps one outbound link per 
 gossip interval it tells its height, resends its own signed messages of the current height
 and relays the votes of its current and proof-of-lock rounds, so what one correct validator
 received, all eventually do. A peer that is ahead is asked for blocks, each verified (header,
-transactions, certificate) before it is stored. A decided block is stored once the next one
-binds its certificate (``tip.py``).
+transactions, certificate) before it is stored.
+
+Blocks are made on demand (CometBFT's ``create_empty_blocks = false``): after a block, the
+next height starts only once there is something to commit (a transaction or evidence in the
+mempool, a validator-set change being a transaction too), or a peer has started it, or
+``max_idle_interval_ms`` (off by default) has passed without a block. A decided block is
+stored at once with the quorum of precommits this validator decided on; the next block's
+header binds the proposer's certificate, which then replaces it (``BlockStore.append``).
 
 Each transaction is decoded and verified once (``ledger.checked``): at submission or when
 gossip brings it (a batch per frame, ``pacing.py``), not again when a block holds it.
@@ -31,10 +37,10 @@ from typing import Any
 from websockets.exceptions import WebSocketException
 
 from ledger.blocks import verify_block
-from ledger.chain import replay
+from ledger.chain import replay_top
 from ledger.checked import CheckedTxs
 from ledger.codec import tx_hash
-from ledger.commit import commit_from_votes
+from ledger.commit import commit_from_votes, verify_commit
 from ledger.consensus.app import LedgerApp
 from ledger.consensus.core import step
 from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
@@ -61,7 +67,7 @@ from ledger.consensus.serving import receipt_document, send_blocks, wait_receipt
 from ledger.consensus.signing import Ed25519Signer, Ed25519Verifier
 from ledger.consensus.state import ConsensusContext, ConsensusState, TimeoutConfig, initial_state
 from ledger.consensus.submissions import Waiters, find_committed
-from ledger.consensus.tip import Tip, load_tip, save_tip
+from ledger.consensus.tip import Tip, load_tip
 from ledger.consensus.wire import (
     BlockMsg,
     GetBlocks,
@@ -74,10 +80,10 @@ from ledger.consensus.wire import (
     TxBatch,
     TxMsg,
 )
-from ledger.errors import DuplicateSettlementError, LedgerError
+from ledger.errors import CommitError, DuplicateSettlementError, LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.state import State
+from ledger.state import State, genesis_state
 from ledger.store import BlockStore
 from ledger.tx import evidence_tx
 from ledger.types import Block, Commit, Tx, Vote, VoteKind
@@ -98,6 +104,7 @@ class NodeConfig:
     port: int = 0
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
     block_interval_ms: int = 200  # pause after a commit to gather transactions
+    max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
     max_block_txs: int = 500
     gossip_interval_ms: int = 300
 
@@ -128,6 +135,7 @@ class ValidatorNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
+        self._block_stored = asyncio.Event()  # set (and replaced) when a block is stored
         self._own: list[Proposal | Vote] = []
         self._outgoing = TxBatcher(lambda txs: self._broadcast(TxBatch(txs)))
         self._fetching = FetchPolicy(patience_s=2 * config.gossip_interval_ms / 1000)
@@ -135,11 +143,14 @@ class ValidatorNode:
         self._state: ConsensusState | None = None
         self._ctx: ConsensusContext | None = None
         self._privval: PrivValidator | None = None
-        self._base_state: State | None = None  # after the last stored block
-        self._base_commit: Commit | None = None  # the last stored block's certificate
-        self._pending: Tip | None = None  # decided, stored once the next block binds a commit
+        self._prev_state: State | None = None  # before the top stored block
+        self._top: Tip | None = None  # the top stored block (None: an empty store)
+        self._genesis_state = genesis_state(config.genesis)
+        self._waiting = False  # the next height is not started yet (nothing to commit)
+        self._ready = False  # the block interval since the last block has passed
+        self._last_block_at = 0.0
         self.evidence = EvidencePool(config.home / "evidence.jsonl")
-        self._tip_path = config.home / "decided_tip.json"
+        self._legacy_tip_path = config.home / "decided_tip.json"
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -147,13 +158,10 @@ class ValidatorNode:
         """Rebuild the state from the store (verifying it), listen, and start consensus."""
         genesis = self.config.genesis
         self.config.home.mkdir(parents=True, exist_ok=True)
-        self._base_state = await replay(self.store, genesis)
-        top = await self.store.height()
-        stored = await self.store.get(top) if top else None
-        self._base_commit = stored.commit if stored is not None else None
+        await self._load_top()
         self._app = LedgerApp(
-            self._base_state,
-            self._base_commit,
+            self._tip_state,
+            None,
             proposer=self.address,
             clock_ms=self._clock_ms,
             pending=self.mempool.take,
@@ -161,7 +169,6 @@ class ValidatorNode:
             checked=self.checked,
             drop=self._drop_pending,
         )
-        self._pending = load_tip(self._tip_path, self._base_state, self._base_commit)
         self._sync_app()
         self._propose_evidence()
         state = self._app.state
@@ -178,9 +185,35 @@ class ValidatorNode:
         await self._peers.listen()
         self._tasks.append(asyncio.create_task(self._run()))
         self._tasks.append(asyncio.create_task(self._gossip()))
-        height = state.height + 1
-        round_, lock = self._privval.resume_point(height)
-        self._queue.put_nowait(NewHeight(height, state.validators, round_, lock))
+        self._rest(ready=True)
+        round_, lock = self._privval.resume_point(state.height + 1)
+        if round_ > 0 or lock is not None:  # this height was under way: rejoin it
+            self._start_next()
+
+    async def _load_top(self) -> None:
+        """Rebuild the states around the top stored block (verifying the store); a decided
+        tip left in a file by an earlier version moves into the store."""
+        self._prev_state, after = await replay_top(self.store, self.config.genesis)
+        height = await self.store.height()
+        stored = await self.store.get(height) if height else None
+        if stored is not None and stored.commit is not None:
+            self._top = Tip(stored.block, stored.commit, after)
+        legacy = load_tip(
+            self._legacy_tip_path, after, stored.commit if stored is not None else None
+        )
+        if legacy is not None:
+            await self.store.append(legacy.block, legacy.commit)
+            self._prev_state, self._top = after, legacy
+        self._legacy_tip_path.unlink(missing_ok=True)
+
+    @property
+    def _tip_state(self) -> State:
+        return self._top.state if self._top is not None else self._genesis_state
+
+    @property
+    def answers_in_flight(self) -> int:
+        """Answers running on this validator's connections (bounded per connection)."""
+        return self._peers.waiting
 
     @property
     def url(self) -> str:
@@ -188,7 +221,7 @@ class ValidatorNode:
 
     @property
     def height(self) -> int:
-        """Height of the last decided block (the store holds all but this last one)."""
+        """Height of the last decided block (stored as soon as it is decided)."""
         return self._app.state.height if self._app is not None else 0
 
     def connect(self, peers: Iterable[str]) -> None:
@@ -219,8 +252,7 @@ class ValidatorNode:
         try:
             record = validate_tx(tx, self._app.state, cache=self.checked)
         except DuplicateSettlementError as exc:
-            tip = self._pending.block if self._pending is not None else None
-            found = await find_committed(tx, self._app.state, tip, self.store)
+            found = await find_committed(tx, self._app.state, None, self.store)
             if found is not None:
                 return found
             raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
@@ -229,6 +261,7 @@ class ValidatorNode:
         fut = self._waiters.wait_for(tx, record)
         if self.mempool.add(tx):
             self._outgoing.add(tx)
+            self._work_arrived()
         return await fut
 
     async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
@@ -289,51 +322,59 @@ class ValidatorNode:
             self._propose_evidence()
 
     async def _decided(self, value: bytes, commit: Commit) -> None:
-        """Store the previous tip with the certificate this block binds; this is the new tip."""
+        """Store the block at once with the certificate decided on; the one below gets the
+        certificate this block binds."""
         assert self._app is not None
         block, bound = self._app.decode(value)
+        if block.header.height != self.height + 1:
+            return  # a fetched copy of this height was stored meanwhile
         after = self._app.state_after(block.header.height, value)
         if after is None:  # the core decided it valid moments ago: this cannot happen
             raise RuntimeError(f"decided block {block.header.height} no longer validates")
-        if self._pending is not None:
-            assert bound is not None  # valid_value accepted a certificate for the tip
-            await self._store(self._pending.block, bound, self._pending.state)
-        self._set_tip(Tip(block, commit, after))
+        await self._store(block, commit, after, bound)
         self._finish(block)
 
     async def _catch_up(self, msg: BlockMsg) -> None:
-        """Apply a fetched block after verifying it (header, transactions, certificate)."""
-        assert self._base_state is not None
+        """Apply a fetched block after verifying it (header, transactions, certificate, and
+        the certificate of the block below that its header binds)."""
+        base = self._tip_state
         block = msg.block
-        if block.header.height != self._base_state.height + 1:
+        if block.header.height != base.height + 1:
             return
+        top = self._top
+        last = msg.last_commit
+        if last is None and top is not None:
+            last = top.commit
         try:
-            after = verify_block(
-                self._base_state,
-                block,
-                msg.commit,
-                last_commit=self._base_commit,
-                checked=self.checked,
-            )
+            if top is not None and last is not None and last != top.commit:
+                self._check_certifies_top(last)
+            after = verify_block(base, block, msg.commit, last_commit=last, checked=self.checked)
         except LedgerError as exc:
             log.warning("validator %s: fetched block refused: %s", self.address, exc)
             return
-        tip = self._pending
-        if msg.final:
-            await self._store(block, msg.commit, after)
-            if tip is not None and tip.block.header.height <= block.header.height:
-                self._set_tip(None)
-        elif tip is None:
-            self._set_tip(Tip(block, msg.commit, after))
-        else:
-            return  # the same decided tip we hold (agreement): nothing new
-        self._sync_app()
+        await self._store(block, msg.commit, after, last)
         self._fetching.progressed()
         self._finish(block, start_now=True)
 
-    async def _store(self, block: Block, commit: Commit, after: State) -> None:
-        await self.store.append(block, commit)
-        self._base_state, self._base_commit = after, commit
+    def _check_certifies_top(self, commit: Commit) -> None:
+        """Raise ``LedgerError`` unless ``commit`` is a valid certificate of the top block."""
+        assert self._top is not None and self._prev_state is not None
+        tip = self._tip_state
+        if commit.height != tip.height or commit.block_id != tip.last_block_id:
+            raise CommitError(commit.height, "certificate of the block below names another block")
+        verify_commit(commit, self._prev_state.validators, tip.chain_id)
+
+    async def _store(
+        self, block: Block, commit: Commit, after: State, last_commit: Commit | None
+    ) -> None:
+        """Append ``block`` (binding ``last_commit`` to the block below) and make it the top."""
+        top = self._top
+        bound = last_commit if top is not None and last_commit != top.commit else None
+        await self.store.append(block, commit, last_commit=bound)
+        self._prev_state, self._top = self._tip_state, Tip(block, commit, after)
+        self._sync_app()
+        self._block_stored.set()  # wakes the receipt waits
+        self._block_stored = asyncio.Event()
 
     def _finish(self, block: Block, *, start_now: bool = False) -> None:
         """A block is final: answer its submitters and start the next height."""
@@ -342,34 +383,96 @@ class ValidatorNode:
         self.evidence.mark_committed(evidence_in(block))
         self._own = []
         self.mempool.remove(self._waiters.answer(block, self._app.state))
-        state = self._app.state
-        nxt = NewHeight(state.height + 1, state.validators)
-        if start_now or len(self.mempool) >= self.config.max_block_txs:
-            self._queue.put_nowait(nxt)
+        self._rest(ready=start_now or len(self.mempool) >= self.config.max_block_txs)
+
+    # ---- blocks on demand -------------------------------------------------------------------
+
+    def _rest(self, *, ready: bool) -> None:
+        """After a block: the next height starts once there is something to commit (and the
+        block interval has passed, unless ``ready``), or a peer starts it, or the idle
+        interval passes."""
+        self._waiting = True
+        self._ready = False
+        self._last_block_at = asyncio.get_running_loop().time()
+        height = self.height + 1
+        if ready:
+            self._wake(height)
         else:
             delay = self.config.block_interval_ms / 1000
-            asyncio.get_running_loop().call_later(delay, self._queue.put_nowait, nxt)
+            asyncio.get_running_loop().call_later(delay, self._wake, height)
+
+    def _wake(self, height: int) -> None:
+        if not self._waiting or height != self.height + 1:
+            return  # a stale timer: that height has started or passed
+        self._ready = True
+        if self._has_work():
+            self._start_next()
+            return
+        idle_s = self.config.max_idle_interval_ms / 1000
+        if idle_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = self._last_block_at + idle_s - loop.time()
+        if remaining <= 0:
+            self._start_next()
+        else:
+            loop.call_later(remaining, self._wake, height)
+
+    def _has_work(self) -> bool:
+        """A pending transaction that still applies (stale ones met first are dropped)."""
+        assert self._app is not None
+        stale = []
+        found = False
+        for tx in self.mempool.take(len(self.mempool)):
+            try:
+                validate_tx(tx, self._app.state, cache=self.checked)
+            except LedgerError:
+                stale.append(tx)
+                continue
+            found = True
+            break
+        if stale:
+            self._drop_pending(stale)
+        return found
+
+    def _signed_by_a_validator(self, msg: Proposal | Vote) -> bool:
+        """Only a validator's signed message starts a height (not anyone's forged one)."""
+        assert self._ctx is not None and self._app is not None
+        validators = self._app.state.validators
+        if isinstance(msg, Proposal):
+            member = validators.get(msg.proposer)
+            return member is not None and self._ctx.verifier.verify_proposal(msg, member)
+        member = validators.get(msg.validator)
+        return member is not None and self._ctx.verifier.verify_vote(msg, member)
+
+    def _work_arrived(self) -> None:
+        if self._waiting and self._ready:
+            self._start_next()
+
+    def _start_next(self) -> None:
+        assert self._app is not None and self._privval is not None
+        if not self._waiting:
+            return
+        self._waiting = self._ready = False
+        state = self._app.state
+        height = state.height + 1
+        round_, lock = self._privval.resume_point(height)
+        self._queue.put_nowait(NewHeight(height, state.validators, round_, lock))
 
     def _propose_evidence(self) -> None:
         """Queue pending evidence as transactions (those the state still accepts)."""
         for ev in self.evidence.pending():
             self._admit(evidence_tx(ev.vote_a, ev.vote_b))
 
-    # ---- the decided tip ------------------------------------------------------------------
-
-    def _set_tip(self, tip: Tip | None) -> None:
-        """Keep the decided tip durably (a restart resumes from it) and point the app at it."""
-        self._pending = tip
-        save_tip(self._tip_path, tip)
-        self._sync_app()
-
     def _sync_app(self) -> None:
-        assert self._app is not None and self._base_state is not None
-        tip = self._pending
-        if tip is None:
-            self._app.advance(self._base_state, self._base_commit, tip_validators=None)
+        """Point the app at the top block: the next block may bind any valid certificate of
+        it (the proposer's, or ours)."""
+        assert self._app is not None
+        top, prev = self._top, self._prev_state
+        if top is None or prev is None:
+            self._app.advance(self._genesis_state, None, tip_validators=None)
         else:
-            self._app.advance(tip.state, tip.commit, tip_validators=self._base_state.validators)
+            self._app.advance(top.state, top.commit, tip_validators=prev.validators)
 
     # ---- peers ------------------------------------------------------------------------------
 
@@ -377,28 +480,35 @@ class ValidatorNode:
         self._peers.broadcast(msg)
 
     async def _on_message(self, msg: Message, reply: Reply) -> None:
+        if (
+            isinstance(msg, Proposal | Vote)
+            and self._waiting
+            and msg.height == self.height + 1
+            and self._signed_by_a_validator(msg)
+        ):
+            self._start_next()  # a peer started the next height: join it
         if isinstance(msg, Proposal):
             self._queue.put_nowait(ReceiveProposal(msg))
         elif isinstance(msg, Vote):
             self._queue.put_nowait(ReceiveVote(msg))
         elif isinstance(msg, Status):
             now = asyncio.get_running_loop().time()
-            if self._base_state is not None and self._fetching.should_fetch(
-                self.height, msg.height, now
-            ):
-                await reply(GetBlocks(self._base_state.height + 1))
+            if self._app is not None and self._fetching.should_fetch(self.height, msg.height, now):
+                await reply(GetBlocks(self.height + 1))
         elif isinstance(msg, GetBlocks):
-            await send_blocks(self.store, msg.from_height, self._pending, reply)
+            await send_blocks(self.store, msg.from_height, reply)
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
         elif isinstance(msg, TxMsg) and msg.submit:
-            self._answer(self._answer_submit(msg.tx, reply))
+            self._answer(reply, self._answer_submit(msg.tx, reply))
         elif isinstance(msg, GetReceipt):
-            self._answer(self._answer_receipt(msg, reply))
+            if not self._answer(reply, self._answer_receipt(msg, reply)):
+                with contextlib.suppress(WebSocketException):
+                    await reply(ReceiptDoc(msg.settlement_id, None))  # too many: not now
         elif isinstance(msg, TxMsg):
             self._admit(msg.tx)
         elif isinstance(msg, TxBatch):
-            self._answer(self._admit_all(msg.txs))
+            self._answer(reply, self._admit_all(msg.txs))
 
     def _drop_pending(self, txs: list[Tx]) -> None:
         """Pending transactions that no longer apply to the ledger: out of the mempool, and
@@ -420,13 +530,18 @@ class ValidatorNode:
             validate_tx(tx, self._app.state, cache=self.checked)
         except LedgerError:
             return
-        self.mempool.add(tx)
+        if self.mempool.add(tx):
+            self._work_arrived()
 
-    def _answer(self, work: Coroutine[Any, Any, None]) -> None:
-        """Answer a client in its own task (the link keeps reading meanwhile)."""
-        task = asyncio.create_task(work)
+    def _answer(self, reply: Reply, work: Coroutine[Any, Any, None]) -> bool:
+        """Answer in a task of the connection (which keeps reading meanwhile, and cancels
+        it when it closes); False when that connection or the node has too many."""
+        task = reply.spawn(work)
+        if task is None:
+            return False
         self._answering.add(task)
         task.add_done_callback(self._answering.discard)
+        return True
 
     async def _answer_submit(self, tx: Tx, reply: Reply) -> None:
         answer: Message
@@ -439,7 +554,9 @@ class ValidatorNode:
 
     async def _answer_receipt(self, msg: GetReceipt, reply: Reply) -> None:
         """Answer with the receipt document, polling the store up to the asked wait."""
-        doc = await wait_receipt_document(self.store, msg.settlement_id, msg.wait_ms)
+        doc = await wait_receipt_document(
+            self.store, msg.settlement_id, msg.wait_ms, lambda: self._block_stored
+        )
         with contextlib.suppress(WebSocketException):
             await reply(ReceiptDoc(msg.settlement_id, doc))
 

@@ -27,6 +27,7 @@ class Tuning:
     block_interval_ms: int = 1000
     gossip_interval_ms: int = 300
     max_block_txs: int = 500
+    max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
 
 
 def validator_urls(data_dir: Path) -> list[str]:
@@ -55,6 +56,7 @@ async def open_validator(
             block_interval_ms=tuning.block_interval_ms,
             max_block_txs=tuning.max_block_txs,
             gossip_interval_ms=tuning.gossip_interval_ms,
+            max_idle_interval_ms=tuning.max_idle_interval_ms,
         ),
         store,
     )
@@ -75,6 +77,9 @@ async def run_validator(
         await store.close()
 
 
+SETTLE_S = 3.0  # at most this long for lagging validators to catch up at a clean stop
+
+
 @dataclass
 class EmbeddedSet:
     """Validators running inside this process; ``urls`` is what clients submit to."""
@@ -86,7 +91,15 @@ class EmbeddedSet:
     def urls(self) -> list[str]:
         return [n.url for n in self.nodes]
 
-    async def stop(self) -> None:
+    async def stop(self, *, settle_s: float = SETTLE_S) -> None:
+        """Stop every validator, first letting those behind store what the others decided
+        (bounded by ``settle_s``): a clean stop leaves each store at the same height."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle_s
+        while self.nodes and loop.time() < deadline:
+            if len({node.height for node in self.nodes}) <= 1:
+                break
+            await asyncio.sleep(0.02)
         for node in self.nodes:
             await node.stop()
         for store in self.stores:

@@ -4,10 +4,11 @@ clients. Reads the store only; answers go through the requester's ``reply``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from ledger.consensus.peers import Reply
-from ledger.consensus.tip import Tip
 from ledger.consensus.wire import BlockMsg
 from ledger.errors import StoreError
 from ledger.receipt import build_receipt, receipt_to_dict
@@ -18,17 +19,20 @@ MAX_RECEIPT_WAIT_MS = 60_000
 RECEIPT_POLL_S = 0.05
 
 
-async def send_blocks(store: BlockStore, from_height: int, tip: Tip | None, reply: Reply) -> None:
-    """Stored blocks from ``from_height`` (a bounded run) with their certificates, then the
-    decided tip (not final: its certificate is not yet bound) when the run reaches it."""
-    stored_top = await store.height()
-    top = min(stored_top, from_height + BLOCKS_PER_REQUEST - 1)
+async def send_blocks(store: BlockStore, from_height: int, reply: Reply) -> None:
+    """Stored blocks from ``from_height`` (a bounded run) with their certificates; the first
+    also carries the certificate of the block below (the canonical one its header binds)."""
+    if from_height < 1:
+        return
+    top = min(await store.height(), from_height + BLOCKS_PER_REQUEST - 1)
+    below = await store.get(from_height - 1) if from_height > 1 else None
+    last = below.commit if below is not None else None
     for height in range(from_height, top + 1):
         stored = await store.get(height)
-        if stored is not None and stored.commit is not None:
-            await reply(BlockMsg(stored.block, stored.commit))
-    if tip is not None and top == stored_top:
-        await reply(BlockMsg(tip.block, tip.commit, final=False))
+        if stored is None or stored.commit is None:
+            return
+        await reply(BlockMsg(stored.block, stored.commit, last))
+        last = None
 
 
 async def receipt_document(store: BlockStore, settlement_id: str) -> dict[str, Any] | None:
@@ -40,14 +44,25 @@ async def receipt_document(store: BlockStore, settlement_id: str) -> dict[str, A
 
 
 async def wait_receipt_document(
-    store: BlockStore, settlement_id: str, wait_ms: int
+    store: BlockStore,
+    settlement_id: str,
+    wait_ms: int,
+    stored_signal: Callable[[], asyncio.Event] | None = None,
 ) -> dict[str, Any] | None:
-    """``receipt_document``, polling up to ``wait_ms`` (a decided block is stored once the
-    next one binds its certificate)."""
+    """``receipt_document``, waiting up to ``wait_ms`` for a block that holds it: looked for
+    again each time ``stored_signal()`` (the event of the next stored block) is set, or every
+    ``RECEIPT_POLL_S`` without one."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(wait_ms, MAX_RECEIPT_WAIT_MS) / 1000
-    while (doc := await receipt_document(store, settlement_id)) is None:
-        if loop.time() >= deadline:
-            break
-        await asyncio.sleep(RECEIPT_POLL_S)
-    return doc
+    while True:
+        signal = stored_signal() if stored_signal is not None else None
+        doc = await receipt_document(store, settlement_id)
+        remaining = deadline - loop.time()
+        if doc is not None or remaining <= 0:
+            return doc
+        if signal is None:
+            await asyncio.sleep(min(RECEIPT_POLL_S, remaining))
+            continue
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await signal.wait()

@@ -1,8 +1,10 @@
-"""The decided tip: the last decided block, kept durably until the next block stores it.
+"""The top block a validator holds, and the decided-tip file of earlier versions.
 
-A block's stored certificate must be the one the next block binds (``last_commit_hash``), so
-a validator stores block ``h`` when block ``h + 1`` is decided, and meanwhile keeps block ``h``
-with the certificate it gathered in one synced file. A restart re-verifies it from there.
+A validator stores each block the moment it is decided, with the quorum of precommits it
+decided on; the next block binds the canonical certificate (``last_commit_hash``), which
+replaces that one when the next block is stored. Earlier versions kept the last decided
+block in ``decided_tip.json`` until the next one was decided: ``load_tip`` reads such a
+file once at start-up so its block moves into the store.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from pathlib import Path
 
 from ledger.blocks import verify_block
 from ledger.canonical import scan
-from ledger.codec import block_bytes, commit_bytes, commit_from_dict, expect_literal, read_block
-from ledger.consensus.privval import write_durably
+from ledger.codec import commit_from_dict, expect_literal, read_block
 from ledger.errors import LedgerError
 from ledger.state import State
 from ledger.types import Block, Commit
@@ -21,7 +22,7 @@ from ledger.types import Block, Commit
 
 @dataclass(frozen=True, slots=True)
 class Tip:
-    """The last decided block, its own certificate, and the state after it."""
+    """The top block, the certificate stored with it, and the state after it."""
 
     block: Block
     commit: Commit
@@ -30,15 +31,6 @@ class Tip:
     @property
     def height(self) -> int:
         return self.block.header.height
-
-
-def save_tip(path: Path, tip: Tip | None) -> None:
-    """Replace the tip file durably (or remove it when the tip is stored)."""
-    if tip is None:
-        path.unlink(missing_ok=True)
-        return
-    data = b'{"block":' + block_bytes(tip.block) + b',"commit":' + commit_bytes(tip.commit) + b"}"
-    write_durably(path, data)  # = encode({"block": block_to_dict, "commit": commit_to_dict})
 
 
 def load_tip(path: Path, base: State, base_commit: Commit | None) -> Tip | None:

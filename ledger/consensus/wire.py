@@ -50,12 +50,16 @@ class GetBlocks:
 
 @dataclass(frozen=True, slots=True)
 class BlockMsg:
-    """A block and a certificate: ``final`` when stored (its canonical certificate, the one
-    the next block binds), else the sender's decided tip with the certificate it gathered."""
+    """A stored block and its certificate (for the sender's top block, the quorum of
+    precommits it decided on; below it, the canonical one its successor binds).
+
+    ``last_commit``: the sender's certificate of the block below, sent with the first block
+    of a run, so the receiver can bind the canonical one in place of its own.
+    """
 
     block: Block
     commit: Commit
-    final: bool = True
+    last_commit: Commit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ class Rejected:
 @dataclass(frozen=True, slots=True)
 class GetReceipt:
     """Ask for the self-contained receipt of a settlement, waiting up to ``wait_ms`` for its
-    block to be stored (a decided block is stored once the next one binds its certificate)."""
+    block to be decided (a block is stored the moment it is decided)."""
 
     settlement_id: str
     wait_ms: int = 0
@@ -142,8 +146,8 @@ def dump(msg: Message) -> str:
         return _dump_proposal(msg)
     if isinstance(msg, BlockMsg):
         block, commit = block_bytes(msg.block), commit_bytes(msg.commit)
-        final = b"true" if msg.final else b"false"
-        tail = b',"final":' + final + b',"type":"block"}'
+        last = b"null" if msg.last_commit is None else commit_bytes(msg.last_commit)
+        tail = b',"last_commit":' + last + b',"type":"block"}'
         return (b'{"block":' + block + b',"commit":' + commit + tail).decode("utf-8")
     return encode(_to_dict(msg)).decode()
 
@@ -162,7 +166,7 @@ def _to_dict(msg: Message) -> dict[str, Any]:
             "type": "block",
             "block": block_to_dict(msg.block),
             "commit": commit_to_dict(msg.commit),
-            "final": msg.final,
+            "last_commit": None if msg.last_commit is None else commit_to_dict(msg.last_commit),
         }
     if isinstance(msg, TxMsg):
         return {"type": "submit" if msg.submit else "tx", "tx": tx_record(msg.tx)}
@@ -223,10 +227,11 @@ def load(text: str | bytes) -> Message:
         if kind == "get_blocks":
             return GetBlocks(_int(data["from_height"]))
         if kind == "block":
+            last = data["last_commit"]
             return BlockMsg(
                 block_from_dict(data["block"]),
                 commit_from_dict(data["commit"]),
-                final=data["final"] is True,
+                None if last is None else commit_from_dict(last),
             )
         if kind in ("tx", "submit"):
             return TxMsg(Tx(encode(data["tx"])), submit=kind == "submit")
@@ -286,10 +291,14 @@ def _load_block(text: str) -> BlockMsg:
         commit = commit_from_dict(raw)
     except (KeyError, TypeError, ValueError) as exc:
         raise EncodingError(f"block frame: {exc}") from exc
-    for final in (True, False):
-        if text[end:] == f',"final":{"true" if final else "false"},"type":"block"}}':
-            return BlockMsg(block, commit, final=final)
-    raise EncodingError("block frame: expected final and type after the commit")
+    raw_last, end = scan(text, expect_literal(text, end, ',"last_commit":'))
+    if text[end:] != ',"type":"block"}':
+        raise EncodingError("block frame: expected last_commit and type after the commit")
+    try:
+        last = None if raw_last is None else commit_from_dict(raw_last)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EncodingError(f"block frame: {exc}") from exc
+    return BlockMsg(block, commit, last)
 
 
 def _int(value: Any) -> int:

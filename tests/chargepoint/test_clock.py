@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -60,3 +63,35 @@ def test_aligned_instants_are_multiples_of_the_interval_from_midnight_utc() -> N
         2026, 3, 2, tzinfo=UTC
     )
     assert next_aligned(at, 0) is None
+
+
+async def test_a_late_wake_up_slows_the_clock_instead_of_skipping_station_time() -> None:
+    wall = [100.0]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = AcceleratedClock(speed=3600, start=start, monotonic=lambda: wall[0])
+
+    async def busy_machine(waiting: Coroutine[Any, Any, Any], timeout: float) -> None:
+        waiting.close()
+        wall[0] += timeout + 0.5  # every wake-up comes half a wall second late
+        raise TimeoutError
+
+    with patch("chargepoint.clock.asyncio.wait_for", busy_machine):
+        await clock.sleep(3600)  # one station hour asked; 1.5 wall seconds went by
+    assert clock.now() == start + timedelta(hours=1)  # not 1.5 h: the overshoot is taken out
+    assert clock.lag_s == pytest.approx(0.5)
+    assert clock.achieved_speed() == pytest.approx(3600 / 1.5)
+    wall[0] += 1.0  # on time from here: the clock runs at full speed again
+    assert clock.now() == start + timedelta(hours=2)
+
+
+def test_station_time_never_goes_backwards() -> None:
+    wall = [0.0]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = AcceleratedClock(speed=10, start=start, monotonic=lambda: wall[0])
+    wall[0] = 1.0
+    first = clock.now()
+    clock.fell_behind(start + timedelta(seconds=5))  # a waiter due at 0.5 s woke at 1.0 s
+    assert clock.lag_s == pytest.approx(0.5)
+    assert clock.now() == first  # held until wall time catches up, never turned back
+    wall[0] = 1.6
+    assert clock.now() == start + timedelta(seconds=11)

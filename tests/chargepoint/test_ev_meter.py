@@ -134,4 +134,4 @@ def test_a_limit_given_for_a_moment_already_metered_applies_from_the_last_step()
     later = read(source, T0 + timedelta(minutes=90), ReadingContext.SAMPLE_PERIODIC, interval=0)
     assert later.export_wh == 7_000
     source.set_limit(None, T0 + timedelta(minutes=90))  # no profile: the EV's own maximum
-    assert source.ev.power_w == 11_000
+    assert source.power_w == 11_000

@@ -116,7 +116,7 @@ async def test_discharge_then_charge_on_the_csms_command(tmp_path: Path) -> None
             STATION, "SetChargingProfile", profile(tx, -7000, clock.now(), 1)
         )
         assert answer["status"] == "Accepted"
-        assert meters[1].ev.power_w == -7000
+        assert meters[1].power_w == -7000
 
         async def exporting() -> bool:
             _, exp = await registers(app, tx)

@@ -43,3 +43,27 @@ def test_bad_file_names_file_key_and_expectation(tmp_path: Path, text: str, frag
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1h", 3600.0), ("15m", 900.0), ("90s", 90.0), ("45", 45.0), ("2.5", 2.5), ("0", 0.0)],
+)
+def test_ledger_max_idle_interval_takes_a_duration(
+    tmp_path: Path, text: str, seconds: float
+) -> None:
+    path = tmp_path / "csms.yaml"
+    path.write_text(f"ledger_max_idle_interval: {text}\n")
+    assert load_config(path).ledger_max_idle_interval == seconds
+    assert CsmsConfig().ledger_max_idle_interval == 0  # off by default
+
+
+@pytest.mark.parametrize("text", ["soon", "-5", "1 week", "true"])
+def test_a_bad_ledger_max_idle_interval_names_file_key_and_form(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "csms.yaml"
+    path.write_text(f"ledger_max_idle_interval: {text}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message and "'ledger_max_idle_interval'" in message
+    assert "duration" in message

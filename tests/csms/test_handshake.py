@@ -135,3 +135,30 @@ async def test_dead_connection_is_detected_and_freed(csms: CsmsApp) -> None:
         await asyncio.sleep(0.05)
     assert STATION not in csms.server.connections
     writer.close()
+
+
+async def test_last_heard_is_the_last_message_of_any_kind_and_links_are_logged(
+    csms: CsmsApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="csms")
+    client = await open_client(csms)
+    assert (await client.call("BootNotification", BOOT))[2]["status"] == "Accepted"
+    await asyncio.sleep(0.05)
+    status = {
+        "timestamp": "2026-11-25T10:00:00.000Z",
+        "connectorStatus": "Occupied",
+        "evseId": 1,
+        "connectorId": 1,
+    }
+    assert (await client.call("StatusNotification", status))[0] == 3
+    await client.ws.close()
+    for _ in range(50):  # the server notices the close
+        if STATION not in csms.server.connections:
+            break
+        await asyncio.sleep(0.02)
+    station = await csms.store.get_station(STATION)
+    assert station is not None and station.last_boot_at and station.last_seen_at
+    assert station.last_seen_at > station.last_boot_at  # the later StatusNotification counts
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any(line.startswith(f"{STATION}: connected (ocpp2.0.1)") for line in lines), lines
+    assert any(line.startswith(f"{STATION}: disconnected") for line in lines), lines

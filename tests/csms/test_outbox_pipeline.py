@@ -35,10 +35,12 @@ class GatedLedger:
         return {"settlement_id": settlement_id}
 
 
-async def settle(store: CsmsStore, session: Session, transaction_id: str) -> None:
+async def settle(store: CsmsStore, session: Session, transaction_id: str, evse_id: int) -> None:
+    """The session's events as ``transaction_id`` on ``evse_id`` (one EVSE runs one at a time)."""
     for event in session.events():
         await store.record_transaction_event(
-            replace(event, transaction_id=transaction_id), format_timestamp(T0)
+            replace(event, transaction_id=transaction_id, evse_id=evse_id),
+            format_timestamp(event.timestamp),
         )
 
 
@@ -58,12 +60,12 @@ async def test_a_settlement_is_not_held_behind_one_in_flight(tmp_path: Path) -> 
     )
     runner = asyncio.create_task(worker.run())
     try:
-        await settle(store, session, "tx-a")
+        await settle(store, session, "tx-a", 1)
         worker.wake()
         async with asyncio.timeout(5):
             while not ledger.submits:
                 await asyncio.sleep(0.01)
-        await settle(store, session, "tx-b")
+        await settle(store, session, "tx-b", 2)
         worker.wake()
         async with asyncio.timeout(5):
             while (await status_of(store, "tx-b")) != ("committed", True):

@@ -81,7 +81,7 @@ async def test_ended_session_is_settled_once_with_its_outbox_entry(store: CsmsSt
     await prepare(store, session)
     events = session.events()
     for event in [*events, events[-1]]:  # the Ended twice
-        await store.record_transaction_event(event, format_timestamp(T0))
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
     settlements = await store.list_settlements()
     assert len(settlements) == 1
     settled = settlements[0]
@@ -109,7 +109,7 @@ async def test_tampered_record_flags_the_session_for_review(store: CsmsStore) ->
         samples=(replace(events[2].samples[0], signed=json.dumps(signed)), events[2].samples[1]),
     )
     for event in [events[0], events[1], tampered]:
-        await store.record_transaction_event(event, format_timestamp(T0))
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
     settled = await store.settlement_for_session(STATION, "tx-42")
     assert settled is not None and settled.status == "flagged"
     assert settled.reason is not None and settled.reason.startswith("bad_signature")
@@ -122,7 +122,7 @@ async def test_missing_meter_key_is_flagged_not_settled(store: CsmsStore) -> Non
     await store.update_station_secret(STATION, "scrypt$x", None)
     await store._db.execute("UPDATE stations SET meter_key = NULL")
     for event in session.events():
-        await store.record_transaction_event(event, format_timestamp(T0))
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
     settled = await store.settlement_for_session(STATION, "tx-42")
     assert settled is not None and settled.status == "flagged"
     assert (settled.reason or "").startswith("no_meter_key")
@@ -155,7 +155,7 @@ async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) 
     session = Session()
     await prepare(store, session)
     for event in session.events():
-        await store.record_transaction_event(event, format_timestamp(T0))
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
     await store.close()  # the CSMS stops before submitting anything
 
     store = await CsmsStore.open(path)
@@ -172,3 +172,74 @@ async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) 
     assert json.loads(settled.receipt or "{}") == {"settlement_id": settled.settlement_id}
     assert await store.outbox_size() == 0
     await store.close()
+
+
+async def test_a_session_flagged_under_a_wrong_key_is_resettled_once_the_key_is_fixed(
+    store: CsmsStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from chargepoint.meter import public_key_pem as pem_of
+    from csms.errors import RegistryError
+
+    caplog.set_level("INFO", logger="csms")
+    session = Session()
+    await prepare(store, session)
+    wrong = pem_of(ec.generate_private_key(ec.SECP256R1())).decode()
+    await store.set_meter_key(STATION, wrong)
+    for event in session.events():
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
+    flagged = await store.settlement_for_session(STATION, "tx-42")
+    assert flagged is not None and flagged.status == "flagged"
+    assert any(
+        r.levelname == "INFO" and "settlement flagged" in r.getMessage() for r in caplog.records
+    )
+    # still the wrong key: it stays flagged, and the attempt is logged
+    again = await store.resettle(STATION, "tx-42", by="bob", at="2026-11-26T09:00:00Z")
+    assert again.status == "flagged" and await store.outbox_size() == 0
+    await store.set_meter_key(STATION, pem_of(session.key).decode())
+    outcome = await store.resettle(STATION, "tx-42", by="alice", at="2026-11-26T10:00:00Z")
+    assert outcome.status == "pending"
+    settled = await store.settlement_for_session(STATION, "tx-42")
+    assert settled is not None and settled.status == "pending" and settled.reason is None
+    assert settled.settlement_id == flagged.settlement_id
+    assert settled.amount == expected_amount() and await store.outbox_size() == 1
+    log = await store.resettlements(settled.settlement_id)
+    assert [(who, result) for who, _, result, _ in log] == [
+        ("bob", "flagged"),
+        ("alice", "pending"),
+    ]
+    with pytest.raises(RegistryError, match="only a flagged one"):
+        await store.resettle(STATION, "tx-42", by="alice", at="2026-11-26T11:00:00Z")
+
+
+async def test_a_session_ending_ahead_of_the_csms_clock_is_flagged(store: CsmsStore) -> None:
+    session = Session()
+    await prepare(store, session)
+    for event in session.events():  # all received at T0: the end lies 75 min ahead
+        await store.record_transaction_event(event, format_timestamp(T0))
+    settled = await store.settlement_for_session(STATION, "tx-42")
+    assert settled is not None and settled.status == "flagged" and settled.tx is None
+    assert (settled.reason or "").startswith("clock_ahead: the session ends 4500 s after")
+    assert await store.clock_skew(STATION) == 30 * 60  # the median event runs 30 min ahead
+
+
+async def test_a_session_overlapping_another_on_the_same_evse_is_flagged(
+    store: CsmsStore,
+) -> None:
+    session = Session()
+    await prepare(store, session)
+    events = session.events()
+    for event in events:
+        at = event.timestamp - timedelta(seconds=10)  # the station's clock runs 10 s ahead
+        await store.record_transaction_event(event, format_timestamp(at))
+    first = await store.settlement_for_session(STATION, "tx-42")
+    assert first is not None and first.status == "pending"
+    assert await store.clock_skew(STATION) == 10
+    for event in events:  # the same EVSE, the same hours, another transaction
+        await store.record_transaction_event(
+            replace(event, transaction_id="tx-43"), format_timestamp(event.timestamp)
+        )
+    second = await store.settlement_for_session(STATION, "tx-43")
+    assert second is not None and second.status == "flagged"
+    assert (second.reason or "").startswith("overlapping: EVSE 1 also ran tx-42")

@@ -75,6 +75,8 @@ async def test_bidirectional_session_is_settled_committed_and_verifiable(tmp_pat
             STATION, hash_password(PASSWORD), "2026-11-25T00:00:00Z",
             public_key_pem(driver.key).decode(),
         )  # fmt: skip
+        # a 2.0.1 station discharges only when declared to take a negative limit as discharge
+        await app.store.set_station_caps(STATION, discharge="2.0.1-negative-limit")
         await app.store.add_token(
             TokenRecord(TOKEN, "ISO14443", "Accepted", "ledger", None, "2026-11-25T00:00:00Z")
         )

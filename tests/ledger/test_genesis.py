@@ -54,7 +54,7 @@ def test_bad_files_name_the_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(GenesisError, match="cannot read"):
         load_genesis(path)
     path.write_text("[")
-    with pytest.raises(GenesisError, match="not JSON"):
+    with pytest.raises(GenesisError, match="not valid JSON"):
         load_genesis(path)
     data = genesis_to_dict(make_net().genesis)
     data["validators"][0]["power"] = 1.5

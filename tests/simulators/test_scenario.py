@@ -38,3 +38,18 @@ def test_bad_scenarios_name_file_key_and_expectation(
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert str(path) in str(info.value) and fragment in str(info.value)
+
+
+def test_the_default_timeline_ends_no_later_than_now() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from simulators.scenario import Scenario, latest_start
+
+    scenario = Scenario(sessions_per_evse=3, dwell_hours=(3.0, 5.0), arrival_spread_hours=1.0)
+    start = scenario.start_time
+    assert start.hour == 15 and start.minute == 0
+    assert start + timedelta(hours=1 + 3 * 5) <= datetime.now(UTC)
+    assert start + timedelta(days=2) > datetime.now(UTC)  # and not needlessly far back
+    now = datetime(2026, 12, 4, 23, 0, tzinfo=UTC)
+    assert latest_start(timedelta(hours=6), now) == datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+    assert latest_start(timedelta(hours=9), now) == datetime(2026, 12, 3, 15, 0, tzinfo=UTC)

@@ -23,3 +23,14 @@ def test_summary_adds_energy_and_amounts_and_counts_statuses() -> None:
     assert summary.amount_total == 0.35
     assert summary.commit_latency_p50_ms == 400.0 and summary.commit_latency_p99_ms == 600.0
     assert summary.to_json()["errors"] == 1
+
+
+def test_the_summary_says_how_much_simulated_time_slowed_down() -> None:
+    from simulators.summary import summarise
+
+    kept_up = summarise([], stations=1, errors=0, wall_seconds=1, speed=600, achieved_speed=599)
+    assert kept_up.speed_line() is None and kept_up.slowed_pct == 0.2
+    slowed = summarise([], stations=1, errors=0, wall_seconds=1, speed=3600, achieved_speed=900)
+    line = slowed.speed_line()
+    assert line is not None and "900x instead of 3,600x" in line and "75 % slower" in line
+    assert slowed.to_json()["slowed_pct"] == 75.0

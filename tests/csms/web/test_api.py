@@ -110,6 +110,8 @@ class FakeStations:
 
 
 async def test_an_operator_starts_stops_and_resets_a_connected_station(world: World) -> None:
+    for station_id in (STATION, OTHER_STATION):
+        await world.store.set_connector_status(station_id, 1, 1, "Available", "2026-11-25T10:00Z")
     stations = FakeStations()
     deps = ReviewDeps(store=world.store, data_dir=world.data_dir, stations=stations)  # type: ignore[arg-type]
     web = await start_web(deps, "127.0.0.1", 0)
@@ -130,11 +132,15 @@ async def test_an_operator_starts_stops_and_resets_a_connected_station(world: Wo
     finally:
         await web.stop()
     assert [c[0] for c in stations.calls] == ["start", "stop", "reset"]
-    assert stations.calls[0][2] == {"id_token": "TMP1", "token_type": "Central", "evse_id": 1}
+    assert stations.calls[0][2] == {"id_token": "TMP1", "token_type": None, "evse_id": 1}
     assert stations.calls[2][2] == {"type": "OnIdle"}
     by_id = {s["station_id"]: s for s in listed}
     assert by_id[STATION]["connected"] and by_id[STATION]["ocpp_version"] == "ocpp2.0.1"
     assert not by_id[OTHER_STATION]["connected"]
+    assert [c["status"] for c in by_id[STATION]["connectors"]] == ["Available"]
+    # a disconnected station's connectors are not known to be available
+    assert [c["status"] for c in by_id[OTHER_STATION]["connectors"]] == ["Unknown"]
+    assert by_id[STATION]["clock_skew_s"] is not None  # from its transaction events
 
 
 async def ids(client: httpx.AsyncClient, **params: str) -> set[str]:
@@ -289,3 +295,43 @@ async def test_chain_and_openapi(client: httpx.AsyncClient, world: World) -> Non
         spec["paths"]
     )
     assert "post" in spec["paths"]["/api/sessions/{review_id}/credit"]
+
+
+async def test_a_flagged_session_is_resettled_once_its_meter_key_is_fixed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    from csms.evidence import parse_public_key, public_key_pem
+
+    path = f"/api/sessions/{world.flagged_id}/resettle"
+    refused = await client.post(path, auth=AS_AUDITOR)
+    assert refused.status_code == 403
+    still = await client.post(path, auth=AS_OPERATOR)
+    assert still.status_code == 200 and still.json()["status"] == "flagged", still.text
+    assert still.json()["reason"]
+    # the station's meter key was registered wrong: register the one its records carry
+    samples = await world.store.meter_samples(OTHER_STATION, "tx-bad")
+    carried = next(json.loads(s.signed)["publicKey"] for s in samples if s.signed)
+    await world.store.set_meter_key(OTHER_STATION, public_key_pem(parse_public_key(carried)))
+    done = await client.post(path, auth=AS_OPERATOR)
+    assert done.status_code == 200 and done.json()["status"] == "pending", done.text
+    settled = await world.store.settlement_for_session(OTHER_STATION, "tx-bad")
+    assert settled is not None and settled.status == "pending" and settled.amount is not None
+    log = await world.store.resettlements(settled.settlement_id)
+    assert [(who, outcome) for who, _, outcome, _ in log] == [
+        (OPERATOR, "flagged"),
+        (OPERATOR, "pending"),
+    ]
+    again = await client.post(path, auth=AS_OPERATOR)
+    assert again.status_code == 409 and "only a flagged one" in again.json()["detail"]
+
+
+async def test_the_pages_say_who_pays_for_an_amount(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    login = await client.post(
+        "/login", data={"name": OPERATOR, "password": OPERATOR_PW}, follow_redirects=False
+    )
+    assert login.status_code in (302, 303), login.text
+    for path in ("/sessions", f"/sessions/{world.settlement_id}"):
+        page = await client.get(path)
+        assert page.status_code == 200 and "the driver is paid" in page.text, path

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
 
 from csms.web.chain import DataDirLedger, ledger_root
+from ledger.codec import block_id
+from ledger.commit import make_commit
 from ledger.devchain import demo_settlements, read_csms_key, seal_into_data_dir
-from ledger.home import init_data_dir, load_home, validator_homes
+from ledger.home import init_data_dir, load_home, load_validator_key, validator_homes
 from ledger.sqlite_store import SqliteBlockStore
 
 
@@ -71,3 +74,41 @@ async def test_verification_is_incremental_and_a_full_pass_rechecks_old_blocks(
     full = await ledger.status(full=True)
     assert full.verified is False and full.verify_error
     assert (await ledger.status()).verified is False  # stays reported
+
+
+async def test_concurrent_full_verifications_all_pass_on_a_good_chain(tmp_path: Path) -> None:
+    await make_ledger(tmp_path, blocks=4)
+    ledger = DataDirLedger(tmp_path)
+    results = await asyncio.gather(*(ledger.status(full=True) for _ in range(3)))
+    assert [r.verified for r in results] == [True, True, True], [r.verify_error for r in results]
+
+
+async def replace_top_commit(root: Path, signers: int) -> None:
+    """Replace the top block's certificate in v0's store by one ``signers`` validators sign,
+    as a validator does when the next block binds another quorum than the one it decided on."""
+    homes = [load_home(h) for h in validator_homes(root)]
+    keys = [load_validator_key(h) for h in homes]
+    store = await SqliteBlockStore.open(homes[0].store_path)
+    try:
+        top = await store.height()
+        stored = await store.get(top)
+        assert stored is not None
+        commit = make_commit(
+            chain_id="c", height=top, block_id=block_id(stored.block.header), keys=keys[:signers]
+        )
+        await store.replace_commit(top, commit)
+    finally:
+        await store.close()
+
+
+async def test_incremental_verification_takes_either_certificate_of_the_top_block(
+    tmp_path: Path,
+) -> None:
+    await make_ledger(tmp_path, blocks=2)
+    ledger = DataDirLedger(tmp_path)
+    assert (await ledger.status()).verified is True
+    await replace_top_commit(tmp_path, signers=3)  # another quorum: as good
+    assert (await ledger.status()).verified is True
+    await replace_top_commit(tmp_path, signers=2)  # not a quorum
+    status = await ledger.status()
+    assert status.verified is False and "expected more than two thirds" in str(status.verify_error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +18,9 @@ from ledger.commit import make_commit
 from ledger.consensus.client import submit_tx
 from ledger.consensus.errors import SubmitRejected
 from ledger.consensus.node import NodeConfig, ValidatorNode
+from ledger.consensus.peers import MAX_WAITS_PER_LINK
 from ledger.consensus.state import TimeoutConfig
-from ledger.consensus.wire import BlockMsg, dump
+from ledger.consensus.wire import BlockMsg, GetReceipt, ReceiptDoc, dump, load
 from ledger.keys import generate_key, key_id_of
 from ledger.signing import sign_vote
 from ledger.sqlite_store import SqliteBlockStore
@@ -30,7 +32,7 @@ FAST = TimeoutConfig(300, 100, 200, 100, 200, 100)
 
 
 async def start_nodes(
-    net: Net, tmp_path: Path, stores: Sequence[BlockStore]
+    net: Net, tmp_path: Path, stores: Sequence[BlockStore], *, max_idle_interval_ms: int = 0
 ) -> list[ValidatorNode]:
     nodes = [
         ValidatorNode(
@@ -41,6 +43,7 @@ async def start_nodes(
                 timeouts=FAST,
                 block_interval_ms=50,
                 gossip_interval_ms=100,
+                max_idle_interval_ms=max_idle_interval_ms,
             ),
             stores[i],
         )
@@ -74,8 +77,7 @@ async def test_four_validators_commit_submitted_settlements(tmp_path: Path) -> N
             asyncio.gather(*(nodes[i % 4].submit(tx) for i, tx in enumerate(txs))), 30
         )
         top = max(r.height for r in receipts)
-        # The store holds a block once the next one binds its certificate: wait for that.
-        await wait_for(lambda: all(n.height > top for n in nodes))
+        await wait_for(lambda: all(n.height >= top for n in nodes))
         for store in stores:
             report = await verify_store(store, net.genesis)
             assert report.state.height >= top
@@ -121,7 +123,7 @@ async def test_one_validator_down_then_catches_up(tmp_path: Path) -> None:
         nodes[3].connect([n.url for n in nodes])
         for n in live:
             n.connect([nodes[3].url])
-        await wait_for(lambda: nodes[3].height > top)
+        await wait_for(lambda: nodes[3].height >= top)
         report = await verify_store(stores[3], net.genesis)
         assert set(report.state.settlements) >= {f"d-{i}" for i in range(6)}
     finally:
@@ -183,13 +185,13 @@ async def test_whole_set_restarts_from_sqlite_stores_and_signer_files(tmp_path: 
     stores = [await SqliteBlockStore.open(p) for p in paths]
     nodes = await start_nodes(net, tmp_path, stores)
     try:
-        assert [n.height for n in nodes] == heights  # resumed from store plus decided tip
+        assert [n.height for n in nodes] == heights  # resumed from the store alone
         second = [net.csms_tx(settlement_body(f"b-{i}")) for i in range(4)]
         receipts = await asyncio.wait_for(
             asyncio.gather(*(n.submit(t) for n, t in zip(nodes, second, strict=True))), 30
         )
         top = max(r.height for r in receipts)
-        await wait_for(lambda: all(n.height > top for n in nodes))
+        await wait_for(lambda: all(n.height >= top for n in nodes))
         for store in stores:
             report = await verify_store(store, net.genesis)
             expected = {f"a-{i}" for i in range(4)} | {f"b-{i}" for i in range(4)}
@@ -263,3 +265,102 @@ def free_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"ws://127.0.0.1:{s.getsockname()[1]}"
+
+
+async def test_an_idle_set_makes_no_block_until_there_is_something_to_commit(
+    tmp_path: Path,
+) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        await asyncio.sleep(1.0)  # 20 block intervals, 10 gossip rounds
+        assert [n.height for n in nodes] == [0, 0, 0, 0]
+        receipt = await asyncio.wait_for(
+            nodes[2].submit(net.csms_tx(settlement_body("wake-1"))), 10
+        )
+        assert receipt.height == 1
+        await asyncio.sleep(1.0)
+        assert [n.height for n in nodes] == [1, 1, 1, 1]
+    finally:
+        await stop_all(nodes)
+
+
+async def test_max_idle_interval_makes_an_empty_block_after_that_long(tmp_path: Path) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores, max_idle_interval_ms=400)
+    try:
+        await wait_for(lambda: all(n.height >= 2 for n in nodes), timeout=10)
+        stored = await stores[0].get(1)
+        assert stored is not None and stored.block.txs == ()
+        assert 1 <= nodes[0].height <= 6  # about one block per 400 ms, not one per interval
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_decided_block_is_in_every_store_at_once_and_binds_the_canonical_commit(
+    tmp_path: Path,
+) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        for i in range(3):
+            tx = net.csms_tx(settlement_body(f"now-{i}"))
+            receipt = await asyncio.wait_for(nodes[i].submit(tx), 10)
+            # The answering validator stored the block before it answered.
+            stored = await stores[i].get(receipt.height)
+            assert stored is not None and stored.commit is not None
+            assert tx_hash(stored.block.txs[receipt.index]) == tx_hash(tx)
+            height = receipt.height
+            await wait_for(lambda: all(n.height >= height for n in nodes))  # noqa: B023
+        for store in stores:
+            # Below the top, each certificate is the one the next header binds; the whole
+            # chain verifies, and so does the top with this validator's own quorum.
+            report = await verify_store(store, net.genesis)
+            assert report.state.height == 3
+            assert set(report.state.settlements) == {"now-0", "now-1", "now-2"}
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_connections_waits_are_bounded_and_freed_when_it_closes(tmp_path: Path) -> None:
+    """A client parks more receipt waits than one connection may have: the extra ones are
+    answered at once with no document, and closing the connection ends the rest."""
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        node = nodes[0]
+        async with connect(node.url, max_size=None) as ws:
+            for i in range(MAX_WAITS_PER_LINK + 200):
+                await ws.send(dump(GetReceipt(f"never-{i}", 60_000)))
+            refused = 0
+            async with asyncio.timeout(20):
+                while refused < 200:
+                    answer = load(await ws.recv())
+                    assert isinstance(answer, ReceiptDoc) and answer.document is None
+                    refused += 1
+            assert node.answers_in_flight == MAX_WAITS_PER_LINK
+        await wait_for(lambda: node.answers_in_flight == 0, timeout=5)
+        # The set still commits afterwards.
+        receipt = await asyncio.wait_for(node.submit(net.csms_tx(settlement_body("after"))), 10)
+        assert receipt.height >= 1
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_strangers_forged_votes_do_not_wake_an_idle_set(tmp_path: Path) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    stranger = generate_key()
+    try:
+        async with connect(nodes[0].url) as ws:
+            for round_ in range(50):  # claims to be validator 1, signed by another key
+                vote = Vote(CHAIN_ID, 1, round_, VoteKind.PREVOTE, None, key_id_of(stranger))
+                forged = dataclasses.replace(sign_vote(vote, stranger), validator=nodes[1].address)
+                await ws.send(dump(forged))
+            await asyncio.sleep(1.0)
+        assert [n.height for n in nodes] == [0, 0, 0, 0]
+    finally:
+        await stop_all(nodes)

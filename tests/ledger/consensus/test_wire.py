@@ -6,11 +6,11 @@ import pytest
 
 from ledger.blocks import build_block
 from ledger.canonical import encode
-from ledger.codec import block_id
+from ledger.codec import block_bytes, block_id, commit_bytes
 from ledger.commit import make_commit
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.messages import Proposal
-from ledger.consensus.tip import Tip, load_tip, save_tip
+from ledger.consensus.tip import load_tip
 from ledger.consensus.wire import (
     BlockMsg,
     GetBlocks,
@@ -28,7 +28,7 @@ from ledger.consensus.wire import (
 )
 from ledger.errors import EncodingError
 from ledger.state import genesis_state
-from ledger.types import Vote, VoteKind
+from ledger.types import Block, Commit, Vote, VoteKind
 from tests.ledger.builders import T0, make_net, settlement_body
 
 
@@ -48,7 +48,7 @@ def test_every_message_round_trips() -> None:
         Vote("c", 1, 2, VoteKind.PRECOMMIT, None, "v1", b"sig"),
         Status("v1", 7),
         GetBlocks(3),
-        BlockMsg(block, commit, final=False),
+        BlockMsg(block, commit, commit),
         BlockMsg(block, commit),
         TxMsg(tx),
         TxMsg(tx, submit=True),
@@ -76,7 +76,7 @@ def test_spliced_frames_are_the_canonical_encoding() -> None:
         chain_id=state0.chain_id, height=1, block_id=block_id(block.header), keys=net.validator_keys
     )
     spliced: list[Message] = [TxMsg(txs[0]), TxMsg(txs[0], submit=True), TxBatch(txs)]
-    spliced += [TxBatch(()), BlockMsg(block, commit), BlockMsg(block, commit, final=False)]
+    spliced += [TxBatch(()), BlockMsg(block, commit), BlockMsg(block, commit, commit)]
     for msg in spliced:
         assert dump(msg).encode() == encode(_to_dict(msg))
         assert load(dump(msg)) == msg
@@ -121,7 +121,14 @@ def test_mempool_keeps_order_dedupes_and_is_bounded() -> None:
     assert pool.take(5) == txs[1:3] and txs[0] not in pool
 
 
-def test_tip_file_round_trips_and_a_bad_one_is_dropped(tmp_path: Path) -> None:
+def save_legacy_tip(path: Path, block: Block, commit: Commit) -> None:
+    """The decided-tip file as earlier versions wrote it."""
+    path.write_bytes(
+        b'{"block":' + block_bytes(block) + b',"commit":' + commit_bytes(commit) + b"}"
+    )
+
+
+def test_legacy_tip_file_is_read_and_a_bad_one_is_dropped(tmp_path: Path) -> None:
     net = make_net(4)
     state0 = genesis_state(net.genesis)
     proposer = state0.validators.validators[0].address
@@ -130,7 +137,7 @@ def test_tip_file_round_trips_and_a_bad_one_is_dropped(tmp_path: Path) -> None:
         chain_id=state0.chain_id, height=1, block_id=block_id(block.header), keys=net.validator_keys
     )
     path = tmp_path / "tip.json"
-    save_tip(path, Tip(block, commit, after))
+    save_legacy_tip(path, block, commit)
     loaded = load_tip(path, state0, None)
     assert loaded is not None and loaded.block == block and loaded.state == after
     weak = make_commit(
@@ -139,7 +146,7 @@ def test_tip_file_round_trips_and_a_bad_one_is_dropped(tmp_path: Path) -> None:
         block_id=block_id(block.header),
         keys=net.validator_keys[:2],
     )
-    save_tip(path, Tip(block, weak, after))
+    save_legacy_tip(path, block, weak)
     assert load_tip(path, state0, None) is None  # its certificate is no quorum: refetch
-    save_tip(path, None)
-    assert not path.exists() and load_tip(path, state0, None) is None
+    path.unlink()
+    assert load_tip(path, state0, None) is None

@@ -1,0 +1,100 @@
+"""Keeping an EV's departure target (pure): discharge only while the target stays reachable.
+
+An EV that said when it leaves and how much energy it wants by then (NotifyEVChargingNeeds:
+``departureTime`` with ``evTargetEnergyRequest``, or the AC/DC ``energyAmount``) is asked to
+discharge only if, after one more dispatch step of discharging, charging at its charge limit
+for the time left still delivers what it needs plus a margin of ``MARGIN`` (10 %) of that
+energy. A discharge that would take it below its floor is refused too: the floor is its energy
+at the time of its needs (its arrival) plus ``evMinV2XEnergyRequest`` (negative: it allows that
+much below; positive: it needs that much before any discharge), or exactly its arrival energy
+when it declared none. A refused discharge becomes a charge at the charge limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from csms.dispatch import Decision
+from csms.dispatch_limits import Limits
+from csms.model import RegisterReading
+
+MARGIN = 0.10  # the share of the remaining energy kept in hand for losses and late samples
+
+
+@dataclass(frozen=True, slots=True)
+class DepartureState:
+    """Where an EV stands against its departure target (energies in Wh, signed)."""
+
+    seconds_left: float
+    energy_to_target_wh: float  # still to deliver to reach the target (<= 0: reached)
+    delivered_wh: float  # net energy delivered since its needs (import - export)
+    floor_wh: float  # the least ``delivered_wh`` may fall to (0: its arrival energy)
+
+
+def departure_state(
+    *,
+    seconds_left: float,
+    target_energy_wh: int,
+    delivered_wh: float,
+    min_v2x_energy_wh: int | None,
+) -> DepartureState:
+    """The state from the EV's needs and the net energy delivered since they were reported."""
+    floor = min_v2x_energy_wh if min_v2x_energy_wh is not None else 0
+    return DepartureState(seconds_left, target_energy_wh - delivered_wh, delivered_wh, floor)
+
+
+def keep_departure(
+    decision: Decision, limits: Limits, state: DepartureState, step_seconds: float
+) -> Decision:
+    """``decision``, unless it is a discharge that would cost the EV its target or its floor."""
+    if decision.mode != "discharge":
+        return decision
+    step = max(step_seconds, 1.0)
+    out_wh = -decision.limit_w * step / 3600
+    charge = Decision("charge", limits.max_charge_w)
+    if state.delivered_wh - out_wh < state.floor_wh:
+        return charge
+    needed_after = max(0.0, state.energy_to_target_wh + out_wh)
+    hours_after = (state.seconds_left - step) / 3600
+    if hours_after <= 0 or needed_after * (1 + MARGIN) > limits.max_charge_w * hours_after:
+        return charge
+    return decision
+
+
+MIN_STEP_SECONDS = 60.0
+
+
+def state_from_registers(
+    *,
+    needs_at: datetime | None,
+    departure: datetime,
+    target_energy_wh: int,
+    min_v2x_energy_wh: int | None,
+    samples: Sequence[RegisterReading],
+) -> tuple[DepartureState, float] | None:
+    """The EV's state at its latest register reading, and the step to expect until the next.
+
+    The baseline is the last reading at or before its needs (``needs_at``), else the first of
+    the session. The step is the gap between the last two readings (at least a minute): how
+    long a discharge decided now may run before the dispatcher sees the EV again.
+    """
+    if not samples:
+        return None
+    baseline = samples[0]
+    if needs_at is not None:
+        for reading in samples:
+            if reading.at > needs_at:
+                break
+            baseline = reading
+    latest = samples[-1]
+    delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
+    gap = (latest.at - samples[-2].at).total_seconds() if len(samples) > 1 else 0.0
+    state = departure_state(
+        seconds_left=(departure - latest.at).total_seconds(),
+        target_energy_wh=target_energy_wh,
+        delivered_wh=delivered,
+        min_v2x_energy_wh=min_v2x_energy_wh,
+    )
+    return state, max(gap, MIN_STEP_SECONDS)

@@ -1,0 +1,122 @@
+"""What a dispatch decision may ask of one EV: the tightest of every declared limit (pure).
+
+The price policy (``csms.dispatch.decide``) says charge or discharge; before anything is sent
+the decision is bounded by, tightest first:
+
+- the EV's latest NotifyEVChargingNeeds (2.0.1 and 2.1; ``v2xChargingParameters`` on 2.1):
+  ``maxChargePower`` / DC ``evMaxPower``, ``maxDischargePower``, ``minDischargePower``, and
+  whether it asked for or offers a bidirectional (``*_BPT``) transfer;
+- the operator's per-station caps (``v2g stations set ID --max-charge-w/--max-discharge-w``);
+- the policy's own charge and discharge powers.
+
+Discharge is only asked of an EV that said it can: on 2.1 an EV whose needs name a BPT transfer
+and do not say ``maxDischargePower: 0``; on 2.0.1 (which has no way to say discharge) only when
+the operator has declared the station takes a negative limit as discharge
+(``--discharge 2.0.1-negative-limit``); never on 1.6. Otherwise the EV charges, and
+``Limits.charge_only_reason`` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from csms.dispatch import Decision, DispatchPolicy
+from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, StationCaps
+from csms.store.charging_needs import EvChargingNeeds
+
+__all__ = [
+    "DISCHARGE_MODES",
+    "NEGATIVE_LIMIT_201",
+    "Limits",
+    "StationCaps",
+    "bound",
+    "discharge_summary",
+    "limits_for",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Magnitudes (W) a decision may use; ``max_discharge_w == 0`` means charge only."""
+
+    max_charge_w: int
+    max_discharge_w: int
+    charge_only_reason: str | None = None
+
+
+def _tightest(*values: int | None) -> int:
+    return max(0, min(v for v in values if v is not None))
+
+
+def limits_for(
+    version: str, needs: EvChargingNeeds | None, caps: StationCaps, policy: DispatchPolicy
+) -> Limits:
+    """The limits for an EV on a station speaking OCPP ``version`` ("1.6", "2.0.1", "2.1")."""
+    ev_charge = needs.max_charge_w if needs is not None else None
+    max_charge = _tightest(policy.charge_w, ev_charge, caps.max_charge_w)
+    reason = _charge_only_reason(version, needs, caps)
+    if reason is None:
+        ev_discharge = needs.max_discharge_w if needs is not None else None
+        max_discharge = _tightest(policy.discharge_w, ev_discharge, caps.max_discharge_w)
+        minimum = needs.min_discharge_w if needs is not None else None
+        if max_discharge == 0:
+            reason = "the discharge limit is 0 W"
+        elif minimum is not None and minimum > max_discharge:
+            reason = (
+                f"the EV discharges at no less than {minimum} W, above the {max_discharge} W cap"
+            )
+        if reason is None:
+            return Limits(max_charge, max_discharge)
+    return Limits(max_charge, 0, reason)
+
+
+def _charge_only_reason(
+    version: str, needs: EvChargingNeeds | None, caps: StationCaps
+) -> str | None:
+    if version == "2.1":
+        if needs is None:
+            return "the EV has not reported its charging needs"
+        if not needs.bidirectional:
+            return f"the EV asked for {needs.requested_transfer}, not a bidirectional transfer"
+        if needs.max_discharge_w == 0:
+            return "the EV declared maxDischargePower 0"
+        return None
+    if version == "2.0.1":
+        if caps.discharge != NEGATIVE_LIMIT_201:
+            return (
+                "OCPP 2.0.1 has no discharge; the station has not been declared to take a"
+                f" negative limit (v2g stations set ID --discharge {NEGATIVE_LIMIT_201})"
+            )
+        if needs is not None and needs.max_discharge_w == 0:
+            return "the EV declared maxDischargePower 0"
+        return None
+    return f"OCPP {version} dispatch is charge only"
+
+
+def bound(decision: Decision, limits: Limits) -> Decision:
+    """``decision`` within ``limits``; a discharge that is not allowed becomes a full charge."""
+    if decision.mode == "discharge":
+        if limits.max_discharge_w <= 0:
+            return Decision("charge", limits.max_charge_w)
+        return Decision("discharge", -min(-decision.limit_w, limits.max_discharge_w))
+    return Decision("charge", max(0, min(decision.limit_w, limits.max_charge_w)))
+
+
+def discharge_summary(version: str | None, caps: StationCaps) -> str:
+    """What the dispatcher may ask of a station, and why, for operators (dashboard and API)."""
+    parts = []
+    short = version.removeprefix("ocpp") if version else None
+    if short == "2.1":
+        parts.append("discharge as each EV declares (NotifyEVChargingNeeds)")
+    elif short == "2.0.1" and caps.discharge == NEGATIVE_LIMIT_201:
+        parts.append("discharge by a negative limit (declared for this station)")
+    elif short is not None:
+        reason = _charge_only_reason(short, None, caps)
+        parts.append(f"charge only: {reason}")
+    elif caps.discharge == NEGATIVE_LIMIT_201:
+        parts.append("a 2.0.1 connection may discharge by a negative limit")
+    if caps.max_charge_w is not None:
+        parts.append(f"charge at most {caps.max_charge_w} W")
+    if caps.max_discharge_w is not None:
+        parts.append(f"discharge at most {caps.max_discharge_w} W")
+    return "; ".join(parts)

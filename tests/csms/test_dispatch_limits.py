@@ -1,0 +1,277 @@
+"""Every profile the dispatcher builds stays within the EV's, the station's and the operator's
+limits, on 1.6, 2.0.1 and 2.1 (a table of cases and a property over generated needs, caps,
+prices and SoC)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from csms.app import CsmsApp
+from csms.cli import stations_group
+from csms.dispatch import Decision, DispatchPolicy, decide
+from csms.dispatch_limits import NEGATIVE_LIMIT_201, StationCaps, bound, limits_for
+from csms.dispatching import profile_request
+from csms.ocpp.schemas import SchemaSet
+from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
+from csms.operators import OperatorRegistry
+from csms.store.charging_needs import EvChargingNeeds
+from csms.store.sqlite import CsmsStore
+from csms.web.deps import ReviewDeps
+from csms.web.server import start_web
+
+POLICY = DispatchPolicy(export_threshold=100_000, charge_w=11_000, discharge_w=9_000)
+DISCHARGE = Decision("discharge", -9_000)
+NEGATIVE = StationCaps(discharge=NEGATIVE_LIMIT_201)
+NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+
+
+def needs(
+    transfer: str = "AC_BPT",
+    *,
+    max_charge_w: int | None = None,
+    max_discharge_w: int | None = None,
+    min_discharge_w: int | None = None,
+    available: tuple[str, ...] = (),
+) -> EvChargingNeeds:
+    return EvChargingNeeds(
+        "CS",
+        1,
+        "2026-11-25T10:00:00.000Z",
+        transfer,
+        available_transfer=available,
+        max_charge_w=max_charge_w,
+        max_discharge_w=max_discharge_w,
+        min_discharge_w=min_discharge_w,
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "reported", "caps", "expected"),
+    [
+        # 2.1: the EV's declaration rules
+        ("2.1", None, StationCaps(), Decision("charge", 11_000)),
+        ("2.1", needs(max_discharge_w=0), StationCaps(), Decision("charge", 11_000)),
+        ("2.1", needs(max_discharge_w=5_000), StationCaps(), Decision("discharge", -5_000)),
+        ("2.1", needs(), StationCaps(), Decision("discharge", -9_000)),
+        ("2.1", needs("AC_three_phase"), StationCaps(), Decision("charge", 11_000)),
+        ("2.1", needs("DC", max_charge_w=7_000), StationCaps(), Decision("charge", 7_000)),
+        (
+            "2.1",
+            needs("AC_three_phase", available=("AC_three_phase", "AC_BPT")),
+            StationCaps(),
+            Decision("discharge", -9_000),
+        ),
+        # the operator's cap, and an EV whose minimum is above it
+        ("2.1", needs(), StationCaps(max_discharge_w=4_000), Decision("discharge", -4_000)),
+        (
+            "2.1",
+            needs(min_discharge_w=5_000),
+            StationCaps(max_discharge_w=4_000),
+            Decision("charge", 11_000),
+        ),
+        (
+            "2.1",
+            needs(max_discharge_w=0),
+            StationCaps(max_charge_w=3_000),
+            Decision("charge", 3_000),
+        ),
+        # 2.0.1: only a station declared to take a negative limit
+        ("2.0.1", None, StationCaps(), Decision("charge", 11_000)),
+        ("2.0.1", needs("AC_three_phase"), StationCaps(), Decision("charge", 11_000)),
+        ("2.0.1", None, NEGATIVE, Decision("discharge", -9_000)),
+        ("2.0.1", needs("DC", max_charge_w=7_400), NEGATIVE, Decision("discharge", -9_000)),
+        ("2.0.1", needs(max_discharge_w=0), NEGATIVE, Decision("charge", 11_000)),
+        # 1.6: never
+        ("1.6", needs(), NEGATIVE, Decision("charge", 11_000)),
+    ],
+)
+def test_a_discharge_decision_is_bounded(
+    version: str, reported: EvChargingNeeds | None, caps: StationCaps, expected: Decision
+) -> None:
+    assert bound(DISCHARGE, limits_for(version, reported, caps, POLICY)) == expected
+
+
+def test_charge_only_says_why() -> None:
+    on_201 = limits_for("2.0.1", None, StationCaps(), POLICY)
+    assert on_201.max_discharge_w == 0
+    assert on_201.charge_only_reason is not None
+    assert "--discharge 2.0.1-negative-limit" in on_201.charge_only_reason
+    refused = limits_for("2.1", needs(max_discharge_w=0), StationCaps(), POLICY)
+    assert refused.charge_only_reason == "the EV declared maxDischargePower 0"
+    assert limits_for("2.1", needs(), StationCaps(), POLICY).charge_only_reason is None
+
+
+# -- the property ---------------------------------------------------------------------------
+
+SCHEMAS = {"1.6": SchemaSet(OCPP16), "2.0.1": SchemaSet(OCPP201), "2.1": SchemaSet(OCPP21)}
+TRANSFERS = ["AC_single_phase", "AC_three_phase", "DC", "AC_BPT", "DC_BPT"]
+power = st.one_of(st.none(), st.integers(0, 30_000))
+
+
+@st.composite
+def ev_needs(draw: st.DrawFn) -> EvChargingNeeds | None:
+    if draw(st.booleans()):
+        return None
+    return needs(
+        draw(st.sampled_from(TRANSFERS)),
+        max_charge_w=draw(power),
+        max_discharge_w=draw(power),
+        min_discharge_w=draw(power),
+        available=tuple(draw(st.lists(st.sampled_from(TRANSFERS), max_size=3, unique=True))),
+    )
+
+
+def periods(version: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    if version == "1.6":
+        return list(payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"])
+    return list(payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    version=st.sampled_from(["1.6", "2.0.1", "2.1"]),
+    reported=ev_needs(),
+    caps=st.builds(
+        StationCaps,
+        max_charge_w=power,
+        max_discharge_w=power,
+        discharge=st.sampled_from(["none", NEGATIVE_LIMIT_201]),
+    ),
+    policy=st.builds(
+        DispatchPolicy,
+        export_threshold=st.integers(0, 1_000_000),
+        charge_w=st.integers(0, 50_000),
+        discharge_w=st.integers(0, 50_000),
+    ),
+    export_price=st.integers(-500_000, 2_000_000),
+    soc=st.floats(0, 100),
+    reserve=st.integers(0, 100),
+)
+def test_every_profile_sent_is_within_every_declared_limit(
+    version: str,
+    reported: EvChargingNeeds | None,
+    caps: StationCaps,
+    policy: DispatchPolicy,
+    export_price: int,
+    soc: float,
+    reserve: int,
+) -> None:
+    wanted = decide(policy, export_price=export_price, soc_pct=soc, reserve_soc_pct=reserve)
+    decision = bound(wanted, limits_for(version, reported, caps, policy))
+    payload = profile_request(
+        version, decision, evse_id=1, transaction_id="7", profile_id=1, start=NOW
+    )
+    SCHEMAS[version].validate_request("SetChargingProfile", payload)
+    ceilings = [policy.charge_w, caps.max_charge_w]
+    floors = [policy.discharge_w, caps.max_discharge_w]
+    if reported is not None:
+        ceilings.append(reported.max_charge_w)
+        floors.append(reported.max_discharge_w)
+    may_discharge = (
+        (version == "2.1" and reported is not None and reported.bidirectional)
+        or (version == "2.0.1" and caps.discharge == NEGATIVE_LIMIT_201)
+    ) and (reported is None or reported.max_discharge_w != 0)
+    for period in periods(version, payload):
+        values = [period[k] for k in ("limit", "setpoint", "dischargeLimit") if k in period]
+        assert values
+        for value in values:
+            assert value <= min(c for c in ceilings if c is not None)
+            if value < 0:
+                assert may_discharge, (version, reported, caps)
+                assert -value <= min(f for f in floors if f is not None)
+                if reported is not None and reported.min_discharge_w is not None:
+                    assert -value >= reported.min_discharge_w
+
+
+# -- the operator's settings ----------------------------------------------------------------
+
+
+def test_dispatch_settings_from_the_cli_reach_the_store(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    runner.invoke(stations_group, ["add", "CS-1", "--password", "s3cret-pass", *data])
+
+    def caps() -> StationCaps:
+        async def read() -> StationCaps:
+            store = await CsmsStore.open_data_dir(tmp_path)
+            try:
+                return await store.get_station_caps("CS-1")
+            finally:
+                await store.close()
+
+        return asyncio.run(read())
+
+    assert caps() == StationCaps()
+    done = runner.invoke(
+        stations_group,
+        ["set", "CS-1", "--discharge", NEGATIVE_LIMIT_201, "--max-discharge-w", "5000", *data],
+    )
+    assert done.exit_code == 0, done.output
+    assert caps() == StationCaps(None, 5_000, NEGATIVE_LIMIT_201)
+    done = runner.invoke(stations_group, ["set", "CS-1", "--max-charge-w", "3000", *data])
+    assert done.exit_code == 0, done.output
+    assert caps() == StationCaps(3_000, 5_000, NEGATIVE_LIMIT_201)
+    done = runner.invoke(
+        stations_group, ["set", "CS-1", "--max-discharge-w", "none", "--discharge", "none", *data]
+    )
+    assert caps() == StationCaps(3_000, None, "none")
+    bad = runner.invoke(stations_group, ["set", "CS-1", "--max-charge-w", "-5", *data])
+    assert bad.exit_code == 2 and "not a power in whole W" in bad.output
+    bad = runner.invoke(stations_group, ["set", "CS-1", "--discharge", "always", *data])
+    assert bad.exit_code == 2 and "always" in bad.output
+    unknown = runner.invoke(stations_group, ["set", "CS-9", "--discharge", "none", *data])
+    assert unknown.exit_code == 1 and "not registered" in unknown.output
+
+
+async def test_the_dashboard_says_why_a_201_station_is_dispatched_charge_only(
+    csms: CsmsApp, tmp_path: Path
+) -> None:
+    from tests.csms.conftest import STATION, open_client
+
+    await OperatorRegistry(csms.store).add("auditor", "auditor-pw", "auditor", "2026-01-01")
+    deps = ReviewDeps(
+        store=csms.store, data_dir=tmp_path, stations=csms.stations, server=csms.server
+    )
+    station = await open_client(csms)  # 2.0.1
+    web = await start_web(deps, "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web.port}") as http:
+            await http.post(
+                "/login",
+                content="name=auditor&password=auditor-pw&next=/stations",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+
+            async def shown() -> tuple[str, str]:
+                api = await http.get("/api/stations", auth=("auditor", "auditor-pw"))
+                page = await http.get("/stations")
+                assert api.status_code == page.status_code == 200, page.text
+                (row,) = [s for s in api.json() if s["station_id"] == STATION]
+                return row["discharge"], html.unescape(page.text)
+
+            why, page = await shown()
+            assert why.startswith("charge only: OCPP 2.0.1 has no discharge")
+            assert "v2g stations set ID --discharge 2.0.1-negative-limit" in why
+            assert why in page
+            await csms.store.set_station_caps(
+                STATION, discharge=NEGATIVE_LIMIT_201, max_discharge_w=5_000
+            )
+            why, page = await shown()
+            assert why == (
+                "discharge by a negative limit (declared for this station);"
+                " discharge at most 5000 W"
+            )
+            assert why in page
+    finally:
+        await web.stop()
+        await station.ws.close()

@@ -17,6 +17,7 @@ import uvicorn
 from csms.operators import OperatorRegistry
 from csms.web.app import create_app
 from csms.web.deps import ReviewDeps
+from csms.web.limits import DEFAULT_MAX_BODY_BYTES, HttpLimits
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ class WebServer:
     @property
     def app(self) -> Any:
         """The FastAPI application being served."""
-        return self._server.config.app
+        app = self._server.config.app
+        return getattr(app, "app", app)  # inside the HttpLimits wrapper
 
     @property
     def port(self) -> int:
@@ -58,9 +60,10 @@ async def start_web(
     port: int,
     *,
     registry: OperatorRegistry | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> WebServer:
     """Start serving on ``host:port`` (0 picks a free port); returns once it listens."""
-    app = create_app(deps, registry=registry)
+    app = HttpLimits(create_app(deps, registry=registry), max_body_bytes)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
     )

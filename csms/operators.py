@@ -62,9 +62,8 @@ class OperatorRegistry:
     operator's row, so a removal or a new password takes effect on the next request.
     """
 
-    def __init__(self, store: CsmsStore, *, cache_ttl: float = 60.0) -> None:
+    def __init__(self, store: CsmsStore) -> None:
         self._store = store
-        self._cache_ttl = cache_ttl
         self._cache_key = os.urandom(32)
         self._verified: dict[bytes, str] = {}  # HMAC(name, password) -> matched hash
 

@@ -153,6 +153,7 @@ def csms_command(
 ) -> None:
     """Run the CSMS: an OCPP websocket server at ws[s]://HOST:PORT/ocpp/<stationId>."""
     from csms.app import start_csms
+    from csms.web.server import WebBindError, bind_reason
 
     if config_path is None and (data_dir / "csms.yaml").is_file():
         config_path = data_dir / "csms.yaml"
@@ -198,8 +199,13 @@ def csms_command(
 
     try:
         run_async(serve)
+    except WebBindError as exc:
+        raise click.ClickException(f"{exc} (change it with --http-port)") from None
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+        raise click.ClickException(
+            f"cannot listen on {config.host}:{config.port}: {bind_reason(exc)}"
+            " (change it with --port)"
+        ) from None
 
 
 @click.group("stations")

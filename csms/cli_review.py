@@ -292,7 +292,7 @@ def dashboard_command(data_dir: Path, host: str, port: int) -> None:
     """Serve a read-only dashboard and API of a data dir (no OCPP server, no actions)."""
     from csms.web.chain import ledger_root
     from csms.web.deps import ReviewDeps
-    from csms.web.server import start_web
+    from csms.web.server import WebBindError, start_web
 
     if not data_dir.is_dir():
         raise click.ClickException(f"{data_dir}: no such data dir")
@@ -304,9 +304,9 @@ def dashboard_command(data_dir: Path, host: str, port: int) -> None:
         deps = ReviewDeps(store=store, data_dir=data_dir, genesis_path=genesis)
         try:
             web = await start_web(deps, host, port)
-        except OSError as exc:
+        except WebBindError as exc:
             await store.close()
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+            raise click.ClickException(f"{exc} (change it with --port)") from None
         click.echo(f"dashboard (read-only) on http://{host}:{web.port}/", err=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

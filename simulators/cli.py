@@ -24,6 +24,7 @@ from csms.errors import CsmsError
 from csms.operators import OperatorRegistry
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
+from csms.web.server import WebBindError
 from simulators.run import FleetRun, embedded_csms, run_scenario, simulation_config
 from simulators.scenario import Scenario, ScenarioError, load_scenario
 from simulators.summary import Summary
@@ -151,6 +152,8 @@ def simulate_command(
 
     try:
         run = asyncio.run(main())
+    except WebBindError as exc:
+        raise click.ClickException(f"{exc} (change it with --http-port)") from None
     except (CsmsError, ChargePointError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     report(run, as_json)
@@ -281,6 +284,8 @@ def demo_command(
 
     try:
         run = asyncio.run(main())
+    except WebBindError as exc:
+        raise click.ClickException(f"{exc} (change it with --http-port)") from None
     except (CsmsError, ChargePointError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if run.errors or run.summary.committed < run.summary.sessions:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 from collections.abc import Generator
 from typing import Any
 
@@ -20,6 +22,30 @@ from csms.web.deps import ReviewDeps
 from csms.web.limits import DEFAULT_MAX_BODY_BYTES, HttpLimits
 
 log = logging.getLogger(__name__)
+
+
+class WebBindError(OSError):
+    """The dashboard/API address cannot be listened on (``address`` is ``host:port``)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {reason}")
+        self.address = f"{host}:{port}"
+
+
+def bind_reason(exc: OSError) -> str:
+    """``address already in use`` rather than the event loop's long wording of it."""
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    return exc.strerror or str(exc)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind here, so a taken port is an OSError rather than uvicorn's SystemExit in a task."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise WebBindError(host, port, bind_reason(exc)) from None
 
 
 class _Server(uvicorn.Server):
@@ -68,7 +94,8 @@ async def start_web(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve(), name="review-web")
+    sock = _listen(host, port)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="review-web")
     while not server.started:
         if task.done():
             try:

@@ -22,7 +22,7 @@ from chargepoint.ev import Ev, EvSpec
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.runner import runner_for
 from chargepoint.transaction import IdToken
-from csms.model import TokenRecord
+from csms.model import NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
@@ -94,6 +94,8 @@ async def register_fleet(store: CsmsStore, plans: list[StationPlan]) -> None:
         else:
             hashed = await asyncio.to_thread(hash_password, plan.password)
             await store.update_station_secret(plan.station_id, hashed, pem)
+        # the simulated 2.0.1 station follows a negative limit by discharging
+        await store.set_station_caps(plan.station_id, discharge=NEGATIVE_LIMIT_201)
         if await store.get_token(plan.token, "ISO14443") is None:
             await store.add_token(
                 TokenRecord(plan.token, "ISO14443", "Accepted", plan.payment, None, now)

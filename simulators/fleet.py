@@ -143,7 +143,7 @@ async def run_station(
         sessions=scenario.evses_per_station * scenario.sessions_per_evse,
         exit_when_done=True,
         id_token=IdToken(plan.token, "ISO14443"),
-        session_seconds=plan.session_seconds,
+        session_seconds=max(60.0, scenario.dwell_hours[1] * 3600),  # each EV leaves at its dwell
         speed=scenario.speed,
         tx_updated_interval=scenario.meter_interval_s,
         connect_timeout=60,

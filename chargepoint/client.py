@@ -28,7 +28,13 @@ from ocpp.v201 import ChargePoint
 from ocpp.v201.enums import Action
 from websockets.exceptions import ConnectionClosed
 
-from chargepoint import availability, provisioning, remote_control, smart_charging
+from chargepoint import (
+    availability,
+    housekeeping,
+    provisioning,
+    remote_control,
+    smart_charging,
+)
 from chargepoint.errors import (
     CallErrorReceived,
     CallFailed,
@@ -280,6 +286,35 @@ class StationClient(ChargePoint):
     @after(Action.get_charging_profiles)
     def after_get_charging_profiles(self, call_unique_id: str, **_: Any) -> None:
         self._run_parked(call_unique_id, "GetChargingProfiles")
+
+    @on(Action.data_transfer)
+    @answering
+    def on_data_transfer(self, vendor_id: str, call_unique_id: str, **_: Any) -> Answer:
+        return housekeeping.data_transfer(vendor_id)
+
+    @on(Action.clear_cache)
+    @answering
+    def on_clear_cache(self, call_unique_id: str, **_: Any) -> Answer:
+        return housekeeping.clear_cache()
+
+    @on(Action.get_local_list_version)
+    @answering
+    def on_get_local_list_version(self, call_unique_id: str, **_: Any) -> Answer:
+        return housekeeping.local_list_version()
+
+    @on(Action.get_transaction_status)
+    @answering
+    def on_get_transaction_status(
+        self, call_unique_id: str, transaction_id: str | None = None, **_: Any
+    ) -> Answer:
+        return housekeeping.transaction_status(self.station, transaction_id)
+
+    @on(Action.unlock_connector)
+    @answering
+    def on_unlock_connector(
+        self, evse_id: int, connector_id: int, call_unique_id: str, **_: Any
+    ) -> Answer:
+        return housekeeping.unlock_connector(self.station, evse_id, connector_id)
 
     @on(Action.cost_updated)
     @answering

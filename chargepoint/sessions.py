@@ -18,7 +18,7 @@ from chargepoint.metering import DepartingMeterSource, ReadingContext
 from chargepoint.provisioning import perform_reset
 from chargepoint.smart_charging import apply_limits
 from chargepoint.station import Station, StopRequest
-from chargepoint.transaction import Evse, IdToken, TriggerReason
+from chargepoint.transaction import ChargingState, Evse, IdToken, TriggerReason
 
 LOG = logging.getLogger(__name__)
 
@@ -134,7 +134,11 @@ async def _sample_until(
             earlier = station.held_samples(evse, before=aligned)
             sample = station.sample(evse, ReadingContext.SAMPLE_CLOCK, "Measurands", at=aligned)
             event = evse.update(
-                now=aligned, trigger=TriggerReason.METER_VALUE_CLOCK, meter=sample, earlier=earlier
+                now=aligned,
+                trigger=TriggerReason.METER_VALUE_CLOCK,
+                meter=sample,
+                earlier=earlier,
+                charging_state=charging_state(station, evse),
             )
             await station.submit(event)
         if due == periodic_due:
@@ -148,8 +152,18 @@ async def _sample_until(
                 trigger=TriggerReason.METER_VALUE_PERIODIC,
                 meter=sample,
                 earlier=earlier,
+                charging_state=charging_state(station, evse),
             )
             await station.submit(event)
+
+
+def charging_state(station: Station, evse: Evse) -> ChargingState | None:
+    """What the EV is doing, as its meter sees it: no power flowing is SuspendedEV (the EV
+    refused or finished), any flow is Charging; None for a meter that does not say."""
+    power = getattr(station.meters.get(evse.evse_id), "power_w", None)
+    if not isinstance(power, int):
+        return None
+    return ChargingState.CHARGING if power != 0 else ChargingState.SUSPENDED_EV
 
 
 def _departure(station: Station, evse: Evse) -> datetime | None:

@@ -111,6 +111,7 @@ def load_settlement_setup(
         tariff=load_tariff(tariff_path),
         pseudonym_key=PseudonymKey(1, read_or_create_key(key_path(data_dir, "pseudonym.key"))),
         slack=timedelta(seconds=config.evidence_slack_seconds),
+        max_power_w=config.max_station_power_w,
     )
 
 

@@ -36,6 +36,7 @@ class CsmsConfig:
     rate_limit_burst: int = 100  # frames served at once before throttling sets in
     max_pending_frames: int = 32  # unanswered frames a station may have; more: "rate limited"
     rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
+    max_sampled_values: int = 200  # sampled values in one message; more: the message is refused
     # settlement
     operator: str = "operator-1"  # the operator id written into every settlement
     tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
@@ -48,6 +49,7 @@ class CsmsConfig:
     # validator in the genesis file, else the homes beside it
     validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    max_station_power_w: int = 350_000  # plausibility: no settlement beyond this power (+10%)
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
@@ -72,6 +74,8 @@ _POSITIVE = {
     "rate_limit_per_s",
     "rate_limit_burst",
     "max_pending_frames",
+    "max_sampled_values",
+    "max_station_power_w",
     "rate_limit_disconnect_after",
     "ping_interval",
     "ping_timeout",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from csms.config import CsmsConfig
 from csms.model import TransactionEventRecord
+from csms.running import RunningCosts
 from csms.store.sqlite import CsmsStore
 from csms.tariffs import Tariff
 from csms.timeutil import Clock, format_timestamp
@@ -21,6 +22,7 @@ class CsmsServices:
     clock: Clock
     tariff: Tariff | None = None  # prices running costs; settlement uses the same tariff
     settlement_written: Callable[[], None] | None = None  # wakes the outbox
+    running_costs: RunningCosts = field(default_factory=RunningCosts)
 
     def now_text(self) -> str:
         return format_timestamp(self.clock())

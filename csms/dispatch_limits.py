@@ -24,7 +24,15 @@ from csms.dispatch import Decision, DispatchPolicy
 from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, StationCaps
 from csms.store.charging_needs import EvChargingNeeds
 
-__all__ = ["DISCHARGE_MODES", "NEGATIVE_LIMIT_201", "Limits", "StationCaps", "bound", "limits_for"]
+__all__ = [
+    "DISCHARGE_MODES",
+    "NEGATIVE_LIMIT_201",
+    "Limits",
+    "StationCaps",
+    "bound",
+    "discharge_summary",
+    "limits_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +100,23 @@ def bound(decision: Decision, limits: Limits) -> Decision:
             return Decision("charge", limits.max_charge_w)
         return Decision("discharge", -min(-decision.limit_w, limits.max_discharge_w))
     return Decision("charge", max(0, min(decision.limit_w, limits.max_charge_w)))
+
+
+def discharge_summary(version: str | None, caps: StationCaps) -> str:
+    """What the dispatcher may ask of a station, and why, for operators (dashboard and API)."""
+    parts = []
+    short = version.removeprefix("ocpp") if version else None
+    if short == "2.1":
+        parts.append("discharge as each EV declares (NotifyEVChargingNeeds)")
+    elif short == "2.0.1" and caps.discharge == NEGATIVE_LIMIT_201:
+        parts.append("discharge by a negative limit (declared for this station)")
+    elif short is not None:
+        reason = _charge_only_reason(short, None, caps)
+        parts.append(f"charge only: {reason}")
+    elif caps.discharge == NEGATIVE_LIMIT_201:
+        parts.append("a 2.0.1 connection may discharge by a negative limit")
+    if caps.max_charge_w is not None:
+        parts.append(f"charge at most {caps.max_charge_w} W")
+    if caps.max_discharge_w is not None:
+        parts.append(f"discharge at most {caps.max_discharge_w} W")
+    return "; ".join(parts)

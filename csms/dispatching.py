@@ -24,7 +24,7 @@ from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
 from csms.model import SessionRecord
 from csms.server import CsmsServer
-from csms.settlement import running_cost, total_cost
+from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.tariffs import Tariff, TariffError
 from csms.timeutil import parse_timestamp
@@ -78,6 +78,7 @@ class Dispatcher:
         self.settings = settings
         self.decisions: dict[tuple[str, str], Decision] = {}
         self.limits: dict[tuple[str, str], Limits] = {}
+        self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
         self.sent = 0
         self._profile_ids = itertools.count(1)
 
@@ -111,6 +112,29 @@ class Dispatcher:
             return Decision("charge", limits.max_charge_w)
         state, step = found
         return keep_departure(decision, limits, state, step)
+
+    async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
+        """CostUpdated with the running cost when it changed since the last one sent.
+
+        The running cost travels only here: a TransactionEvent Updated response carries no
+        totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended).
+        """
+        station_id, transaction_id = key
+        services = self.server.services
+        amount = await services.running_costs.current(
+            services.store, station_id, transaction_id, self.tariff
+        )
+        cost = total_cost(amount)
+        if self.costs.get(key) == cost:
+            return
+        try:
+            await connection.call(
+                "CostUpdated", {"totalCost": cost, "transactionId": transaction_id}
+            )
+        except CsmsError as exc:
+            log.info("%s: CostUpdated not delivered: %s", station_id, exc)
+            return
+        self.costs[key] = cost
 
     async def run_once(self) -> int:
         """One pass over the active sessions; returns the number of profiles sent."""
@@ -147,47 +171,39 @@ class Dispatcher:
                 decision = await self._keep_departure(decision, limits, session, needs)
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
-            if self.decisions.get(key) == decision:
-                continue
-            payload = profile_request(
-                shape,
-                decision,
-                evse_id=session.evse_id,
-                transaction_id=session.transaction_id,
-                profile_id=next(self._profile_ids),
-                start=at,
-            )
-            try:
-                result = await connection.call("SetChargingProfile", payload)
-            except CsmsError as exc:
-                log.warning("%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc)
-                continue
-            self.decisions[key] = decision
-            sent += 1
-            if shape == "1.6":
-                continue  # 1.6 has no CostUpdated
-            try:
-                samples = await store.register_samples(session.station_id, session.transaction_id)
-                await connection.call(
-                    "CostUpdated",
-                    {
-                        "totalCost": total_cost(running_cost(samples, self.tariff)),
-                        "transactionId": session.transaction_id,
-                    },
+            if self.decisions.get(key) != decision:
+                payload = profile_request(
+                    shape,
+                    decision,
+                    evse_id=session.evse_id,
+                    transaction_id=session.transaction_id,
+                    profile_id=next(self._profile_ids),
+                    start=at,
                 )
-            except CsmsError as exc:
-                log.info("%s: CostUpdated not delivered: %s", session.station_id, exc)
-            log.info(
-                "%s %s: %s at %d W (%s)",
-                session.station_id,
-                session.transaction_id,
-                decision.mode,
-                decision.limit_w,
-                result.get("status"),
-            )
+                try:
+                    result = await connection.call("SetChargingProfile", payload)
+                except CsmsError as exc:
+                    log.warning(
+                        "%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc
+                    )
+                else:
+                    self.decisions[key] = decision
+                    sent += 1
+                    log.info(
+                        "%s %s: %s at %d W (%s)",
+                        session.station_id,
+                        session.transaction_id,
+                        decision.mode,
+                        decision.limit_w,
+                        result.get("status"),
+                    )
+            if shape != "1.6":  # 1.6 has no CostUpdated
+                await self._update_cost(connection, key)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
         for gone in set(self.limits) - live:
             del self.limits[gone]
+        for gone in set(self.costs) - live:
+            del self.costs[gone]
         self.sent += sent
         return sent

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from csms.errors import ConfigError
+from csms.numbers import NumberOutOfBounds, bounded_decimal, bounded_int, within_wh
 
 REGISTER_IMPORT = "01-00:B2.08.00*FF"
 REGISTER_EXPORT = "01-00:C2.08.00*FF"
@@ -238,8 +239,10 @@ def _parse(text: str, sha: str, index: int) -> _Parsed:
         raise _Bad("malformed", f"record {index + 1} has no signature section")
     payload_text, signature_text = body[:cut], body[cut + 1 :]
     try:
-        payload = json.loads(payload_text, parse_float=Decimal)
+        payload = json.loads(payload_text, parse_float=bounded_decimal, parse_int=bounded_int)
         signature = json.loads(signature_text)
+    except NumberOutOfBounds as exc:
+        raise _Bad("out_of_range", f"record {index + 1}: {exc}") from exc
     except ValueError as exc:
         raise _Bad("malformed", f"record {index + 1} is not OCMF JSON: {exc}") from exc
     if not isinstance(payload, dict) or not isinstance(signature, dict):
@@ -401,6 +404,8 @@ def _wh(reading: dict[str, Any], page: int) -> int:
         raise _Bad("malformed", f"record {page}: bad register value") from exc
     if wh != wh.to_integral_value() or wh < 0:
         raise _Bad("bad_unit", f"record {page}: register value {value} {unit} is not whole Wh")
+    if not within_wh(int(wh)):
+        raise _Bad("out_of_range", f"record {page}: register value is beyond 64-bit Wh")
     return int(wh)
 
 

@@ -1,9 +1,10 @@
 """The CSMS's side of the ledger port: submit signed settlements to the validators.
 
 ``ValidatorLedger`` talks to validators over websockets (running elsewhere, or the embedded
-set inside this process): ``submit`` returns once a block commits the transaction; the
-self-contained receipt document (Merkle path, header, certificate) is fetched after that,
-once the block is in the validators' stores.
+set inside this process): ``submit`` returns once a block commits the transaction. The
+validator that answers has stored the block (with the certificate it decided on), so the
+self-contained receipt document (Merkle path, header, certificate) is asked for on the same
+connection and kept for ``receipt_document``; failing that, it is fetched later.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from csms.outbox import LedgerReceipt, LedgerRejected, LedgerUnavailable
-from ledger.consensus.client import SubmitFailed, fetch_receipt, submit_tx
+from ledger.consensus.client import SubmitFailed, fetch_receipt, submit_with_receipt
 from ledger.consensus.errors import SubmitRejected
 from ledger.genesis import Genesis
 from ledger.types import Tx
 
 log = logging.getLogger(__name__)
+
+MAX_KEPT_DOCUMENTS = 10_000  # receipts fetched with their commit, until the outbox stores them
 
 
 class ValidatorLedger:
@@ -30,18 +33,28 @@ class ValidatorLedger:
         self.urls = list(urls)
         self.genesis = genesis
         self.timeout_s = timeout_s
+        self._documents: dict[str, dict[str, Any]] = {}  # fetched with the commit, not yet taken
 
     async def submit(self, tx: bytes) -> LedgerReceipt:
         try:
-            receipt = await submit_tx(self.urls, Tx(tx), timeout_s=self.timeout_s)
+            receipt, doc = await submit_with_receipt(
+                self.urls, Tx(tx), timeout_s=self.timeout_s, genesis=self.genesis
+            )
         except SubmitRejected as exc:
             raise LedgerRejected(str(exc)) from None
         except SubmitFailed as exc:
             raise LedgerUnavailable(str(exc)) from None
+        if doc is not None:
+            if len(self._documents) >= MAX_KEPT_DOCUMENTS:
+                del self._documents[next(iter(self._documents))]
+            self._documents[doc["settlement"]["settlement_id"]] = doc
         return LedgerReceipt(receipt.height, receipt.block_id.hex(), receipt.index, {})
 
     async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
         """The receipt a driver can verify offline, or None while the block is not stored."""
+        kept = self._documents.pop(settlement_id, None)
+        if kept is not None:
+            return kept
         try:
             # a document that does not verify against genesis is not taken from any validator
             return await fetch_receipt(self.urls, settlement_id, wait_s=2.0, genesis=self.genesis)

@@ -10,8 +10,9 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from csms.errors import PropertyConstraintViolation
+from csms.errors import OccurrenceConstraintViolation, PropertyConstraintViolation
 from csms.model import MeterSample
+from csms.numbers import NumberOutOfBounds, bounded_decimal, within_wh
 from csms.timeutil import parse_timestamp
 
 # unit -> (normalised unit, factor)
@@ -49,10 +50,15 @@ _DEFAULT_UNIT = {"SoC": "Percent"}
 
 def normalise_value(value: Any, unit: str, multiplier: int) -> tuple[int, str]:
     """Scale a reading to the base unit and round half to even to an integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise PropertyConstraintViolation(f"sampled value {value!r} is not a number")
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise PropertyConstraintViolation(f"sampled value {value!r} is not a number") from None
+        amount = bounded_decimal(str(value))
+    except NumberOutOfBounds as exc:
+        raise PropertyConstraintViolation(f"sampled value: {exc}") from None
+    except (ValueError, InvalidOperation):
+        text = str(value)[:40]
+        raise PropertyConstraintViolation(f"sampled value {text!r} is not a number") from None
     if unit not in _UNITS:
         raise PropertyConstraintViolation(f"unit {unit!r} is not one this CSMS can normalise")
     if not -9 <= multiplier <= 9:
@@ -61,7 +67,12 @@ def normalise_value(value: Any, unit: str, multiplier: int) -> tuple[int, str]:
         raise PropertyConstraintViolation(f"sampled value {value!r} is not a finite number")
     target, factor = _UNITS[unit]
     scaled = amount * factor * (Decimal(10) ** multiplier)
-    return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN)), target
+    result = int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN))
+    if not within_wh(result):
+        raise PropertyConstraintViolation(
+            f"sampled value {value!r} {unit} is outside the signed 64-bit range"
+        )
+    return result, target
 
 
 def meter_value_timestamp(meter_value: dict[str, Any]) -> datetime:
@@ -91,6 +102,24 @@ def sample_from(
         location=sampled.get("location"),
         signed=signed,
     )
+
+
+def check_sampled_value_count(meter_values: Any, limit: int) -> None:
+    """At most ``limit`` sampled values in one message (config ``max_sampled_values``).
+
+    Counted before anything is parsed or stored; past the limit the whole message is refused
+    (OccurrenceConstraintViolation naming the limit), so a station resends it in smaller parts.
+    """
+    if not isinstance(meter_values, list):
+        return
+    count = 0
+    for meter_value in meter_values:
+        sampled = meter_value.get("sampledValue") if isinstance(meter_value, dict) else None
+        count += len(sampled) if isinstance(sampled, list) else 0
+    if count > limit:
+        raise OccurrenceConstraintViolation(
+            f"{count} sampled values in one message; the limit (max_sampled_values) is {limit}"
+        )
 
 
 def parse_meter_values(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:

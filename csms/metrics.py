@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
+from csms.throttle import AuthThrottle, render_throttle
 from csms.timeutil import parse_timestamp
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -30,6 +32,8 @@ class MetricsSnapshot:
     settlements: Mapping[str, int]
     ledger_height: int | None
     commit_latencies: Sequence[float] = field(default=())
+    loop_lag: LagHistogram | None = None
+    throttle: AuthThrottle | None = None
 
 
 def _label(value: str) -> str:
@@ -52,7 +56,7 @@ def commit_latencies(records: Iterable[SettlementRecord]) -> list[float]:
 def count_messages(
     stats: Iterable[tuple[str, Mapping[str, int]]],
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
-    """Split Dispatcher stats (per connection, with its version) into messages and errors."""
+    """Split the process-wide Dispatcher stats (per OCPP version) into messages and errors."""
     messages: Counter[tuple[str, str]] = Counter()
     errors: Counter[tuple[str, str]] = Counter()
     for version, counters in stats:
@@ -104,4 +108,8 @@ def render_metrics(s: MetricsSnapshot) -> str:
     lines.append(f'v2g_settlement_commit_seconds_bucket{{le="+Inf"}} {len(s.commit_latencies)}')
     lines.append(f"v2g_settlement_commit_seconds_sum {sum(s.commit_latencies):.6f}")
     lines.append(f"v2g_settlement_commit_seconds_count {len(s.commit_latencies)}")
+    if s.loop_lag is not None:
+        lines.extend(render_lag(s.loop_lag))
+    if s.throttle is not None:
+        lines.extend(render_throttle(s.throttle))
     return "\n".join(lines) + "\n"

@@ -32,12 +32,14 @@ from csms.blocks16 import HANDLERS_16
 from csms.blocks21 import HANDLERS_21
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
+from csms.credentials import CredentialChecker
 from csms.limits import PendingLimit, TokenBucket
+from csms.looplag import LoopLagMonitor
 from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.tolerance import RequestSchemas
 from csms.ocpp.versions import SUPPORTED, OcppVersion, parse_offer, select_version
-from csms.passwords import verify_password
+from csms.throttle import AuthThrottle
 from csms.tls import check_client_certificate, server_ssl_context
 
 log = logging.getLogger(__name__)
@@ -104,9 +106,22 @@ class CsmsServer:
         self._raw_schemas = {name: RequestSchemas(version) for name, version in SUPPORTED.items()}
         # station id -> deviation kind -> count of tolerated deviations (for metrics)
         self.tolerated: dict[str, Counter[str]] = {}
+        # process-wide counters (Prometheus counters never go back when a station leaves):
+        # subprotocol -> action or "error:<code>" -> count, shared by that version's dispatchers
+        self.message_stats: dict[str, dict[str, int]] = {}
+        self._running: set[StationConnection] = set()  # every connection still running
+        self._rate_limited_closed = 0  # frames refused on connections that have ended
         self._server: Server | None = None
         self._versions: dict[int, OcppVersion] = {}
         self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
+        self.credentials = CredentialChecker()
+        self.loop_lag = LoopLagMonitor()
+        self.throttle = AuthThrottle()
+
+    @property
+    def rate_limited(self) -> int:
+        """Frames refused by the rate limit since the CSMS started (all connections)."""
+        return self._rate_limited_closed + sum(c.rate_limited for c in self._running)
 
     @property
     def port(self) -> int:
@@ -116,6 +131,7 @@ class CsmsServer:
 
     async def start(self) -> None:
         config = self.services.config
+        self.loop_lag.start()
         self._server = await serve(
             self._run_connection,
             config.host,
@@ -135,6 +151,8 @@ class CsmsServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self.loop_lag.stop()
+        self.credentials.close()
 
     def _select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]
@@ -170,12 +188,54 @@ class CsmsServer:
         credentials = basic_credentials(request.headers)
         if credentials is None or credentials[0] != station_id:
             return self._unauthorized(connection, station_id, "missing or malformed credentials")
-        station = await store.get_station(station_id)
-        if station is None:
-            return self._unauthorized(connection, station_id, "unknown station")
-        if not await asyncio.to_thread(verify_password, credentials[1], station.password_hash):
-            return self._unauthorized(connection, station_id, "wrong password")
-        return None
+        return await self._check_password(connection, station_id, credentials[1])
+
+    async def _check_password(
+        self, connection: ServerConnection, station_id: str, password: str
+    ) -> Response | None:
+        """Basic auth with backoff: a throttled address gets 429; a throttled station id gets
+        503 unless the password is one already verified or the address has no failures."""
+        address = str((connection.remote_address or ("?",))[0])
+        by_address, by_station = f"address:{address}", f"station:{station_id}"
+        throttle = self.throttle
+        station = await self.services.store.get_station(station_id)
+        stored = station.password_hash if station is not None else None
+        wait = throttle.retry_after(by_address)
+        status, kind = HTTPStatus.TOO_MANY_REQUESTS, "address"
+        if (
+            not wait
+            and throttle.failure_count(by_address)
+            and not self.credentials.is_cached(station_id, password, stored)
+        ):
+            wait = throttle.retry_after(by_station)
+            status, kind = HTTPStatus.SERVICE_UNAVAILABLE, "station"
+        if wait:
+            throttle.refused[("ocpp", kind)] += 1
+            log.warning(
+                "security: auth_refused path=ocpp station=%s address=%s by=%s retry_after=%d",
+                station_id,
+                address,
+                kind,
+                wait,
+            )
+            response = connection.respond(status, "too many failed attempts\n")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        if await self.credentials.check(station_id, password, stored):
+            throttle.succeeded(by_address)
+            throttle.succeeded(by_station)
+            return None
+        delay = max(throttle.failed(by_address), throttle.failed(by_station))
+        throttle.failures["ocpp"] += 1
+        log.warning(
+            "security: auth_failed path=ocpp station=%s address=%s failures=%d why=%s",
+            station_id,
+            address,
+            throttle.failure_count(by_station),
+            "unknown station" if station is None else "wrong password",
+        )
+        await asyncio.sleep(delay)
+        return self._unauthorized(connection, station_id, "bad credentials")
 
     async def _check_certificate(
         self, connection: ServerConnection, station_id: str
@@ -214,6 +274,7 @@ class CsmsServer:
             tolerant=await store.get_tolerance(station_id) == "tolerant",
             deviations=self.tolerated.setdefault(station_id, Counter()),
             clock=self.services.clock,
+            stats=self.message_stats.setdefault(subprotocol, {}),
         )
         connection = StationConnection(
             websocket,
@@ -236,9 +297,12 @@ class CsmsServer:
             station_id, "connected", self.services.now_text(), str(subprotocol)
         )
         log.info("%s: connected (%s)", station_id, subprotocol)
+        self._running.add(connection)
         try:
             await connection.run()
         finally:
+            self._running.discard(connection)
+            self._rate_limited_closed += connection.rate_limited
             with contextlib.suppress(Exception):  # the last message before the close
                 if connection.heard_once:
                     await connection.heard(force=True)

@@ -21,6 +21,7 @@ from csms.blocks16 import remote as remote16
 from csms.connection import StationConnection
 from csms.errors import StationNotConnected
 from csms.server import CsmsServer
+from csms.store.ocpp16 import Ocpp16Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +78,21 @@ class StationService:
         station_id: str,
         id_token: str,
         *,
-        token_type: str = "Central",
+        token_type: str | None = None,
         evse_id: int | None = None,
         remote_start_id: int | None = None,
     ) -> dict[str, Any]:
-        """RequestStartTransaction (2.x) or RemoteStartTransaction (1.6: idTag, connectorId)."""
+        """RequestStartTransaction (2.x) or RemoteStartTransaction (1.6: idTag, connectorId).
+
+        Without ``token_type`` the token goes with its registered type (so the station's
+        Started is authorized as that token), or ``Central`` if it is not registered.
+        """
         if self._is_16(station_id):
             request = remote16.remote_start_request(id_token, connector_id=evse_id)
             return await self.call(station_id, "RemoteStartTransaction", request)
+        if token_type is None:
+            registered = await Ocpp16Store(self._server.services.store).token_type(id_token)
+            token_type = registered or "Central"
         payload: dict[str, Any] = {
             "idToken": {"idToken": id_token, "type": token_type},
             "remoteStartId": remote_start_id

@@ -23,7 +23,7 @@ from csms.errors import CsmsError
 from csms.evidence import EvidenceCheck
 from csms.tariffs import Tariff, TariffError
 from csms.timeutil import format_timestamp
-from ledger.amounts import PricedInterval, settlement_amount
+from ledger.amounts import PricedInterval, round_half_even_div, settlement_amount
 from ledger.keys import SigningKey
 from ledger.tx import CREDIT, SCHEMA_VERSION, SETTLEMENT, sign_tx
 from ledger.types import Tx
@@ -82,8 +82,23 @@ def settlement_id_for(operator: str, evse_id: str, transaction_id: str) -> str:
     return f"stl-{digest[:32]}"
 
 
+DEFAULT_MAX_POWER_W = 350_000  # a station's rated power unless configured (max_station_power_w)
+POWER_MARGIN = Decimal("0.10")  # plausibility allows this much above the rated power
+ENERGY_MARGIN_WH = 1  # and one Wh for register rounding
+
+
+def plausible_energy(wh: int, seconds: float, max_power_w: int) -> bool:
+    """At most ``max_power_w`` (plus POWER_MARGIN and ENERGY_MARGIN_WH) over ``seconds``."""
+    limit = Decimal(max_power_w) * (1 + POWER_MARGIN) * Decimal(str(seconds)) / 3600
+    return wh <= limit + ENERGY_MARGIN_WH
+
+
 def interval_energy(
-    readings: Sequence[RegisterSample], tariff: Tariff, *, slack: timedelta = timedelta(0)
+    readings: Sequence[RegisterSample],
+    tariff: Tariff,
+    *,
+    slack: timedelta = timedelta(0),
+    max_power_w: int = DEFAULT_MAX_POWER_W,
 ) -> list[IntervalEnergy]:
     """Per-tariff-interval energy from register deltas between consecutive readings.
 
@@ -109,6 +124,13 @@ def interval_energy(
         import_wh, export_wh = b.import_wh - a.import_wh, b.export_wh - a.export_wh
         if import_wh < 0 or export_wh < 0:
             raise SettlementError("register_backwards", f"a register decreases after {ta}")
+        seconds = max(0.0, (b.at - a.at).total_seconds())
+        if not plausible_energy(max(import_wh, export_wh), seconds, max_power_w):
+            raise SettlementError(
+                "implausible_energy",
+                f"{max(import_wh, export_wh)} Wh in {seconds:.0f} s after {format_timestamp(a.at)}"
+                f" is more than {max_power_w} W (max_station_power_w) allows",
+            )
         try:
             price = tariff.price_at(ta)
         except TariffError as exc:
@@ -147,6 +169,7 @@ def build_settlement(
     facts: SessionFacts,
     *,
     slack: timedelta = timedelta(0),
+    max_power_w: int = DEFAULT_MAX_POWER_W,
     corrects: str | None = None,
 ) -> dict[str, Any]:
     """The unsigned settlement record (or a credit record when ``corrects`` is given).
@@ -159,7 +182,7 @@ def build_settlement(
     if facts.payment not in ("invoice", "ledger"):
         raise SettlementError("bad_payment", f"payment must be invoice or ledger: {facts.payment}")
     readings = check.snapshots
-    intervals = interval_energy(readings, tariff, slack=slack)
+    intervals = interval_energy(readings, tariff, slack=slack, max_power_w=max_power_w)
     body: dict[str, Any] = {
         "type": SETTLEMENT if corrects is None else CREDIT,
         "schema": SCHEMA_VERSION,
@@ -202,28 +225,71 @@ def sign_settlement(body: dict[str, Any], key: SigningKey, chain_id: str) -> Tx:
     return sign_tx(body, key, chain_id)
 
 
+@dataclass(frozen=True, slots=True)
+class RunningCost:
+    """The running cost of one transaction so far: the last register readings and the amount.
+
+    Kept per transaction and advanced by each event's own readings (``advance``), so the work
+    per event does not grow with the samples already taken. ``milli`` is exact (milli-units);
+    ``amount`` rounds it once, as the settlement does.
+    """
+
+    at: datetime | None = None
+    import_wh: int | None = None
+    export_wh: int | None = None
+    milli: int = 0
+
+    @property
+    def amount(self) -> int:
+        return round_half_even_div(self.milli, 1000)
+
+    def advance(
+        self, at: datetime, import_wh: int | None, export_wh: int | None, tariff: Tariff
+    ) -> RunningCost:
+        """Fold one reading in (a missing register is unchanged).
+
+        Each delta is priced at the previous reading's time, so a tariff boundary between two
+        readings is attributed to the earlier price. Registers only grow: a reading lower than
+        the last one (late or out of order) adds nothing and does not move the register back.
+        """
+        if self.at is None:
+            return RunningCost(at, import_wh, export_wh, 0)
+        d_import = _delta(self.import_wh, import_wh)
+        d_export = _delta(self.export_wh, export_wh)
+        milli = self.milli
+        if d_import or d_export:
+            try:
+                price = tariff.price_at(self.at)
+            except TariffError:
+                price = None
+            if price is not None:
+                milli += d_import * price.import_price - d_export * price.export_price
+        return RunningCost(
+            max(self.at, at),
+            _high(self.import_wh, import_wh),
+            _high(self.export_wh, export_wh),
+            milli,
+        )
+
+
+def _delta(last: int | None, new: int | None) -> int:
+    return 0 if last is None or new is None else max(0, new - last)
+
+
+def _high(last: int | None, new: int | None) -> int | None:
+    return new if last is None else last if new is None else max(last, new)
+
+
 def running_cost(samples: Sequence[RegisterSample], tariff: Tariff) -> int:
     """Cost so far (micro-units) for CostUpdated, from register samples taken while running.
 
-    An estimate between samples: each delta is priced at its start, so a tariff boundary
-    between two samples is attributed to the earlier price. The final amount comes from the
+    An estimate between samples (see ``RunningCost.advance``); the final amount comes from the
     signed readings only.
     """
-    priced = []
-    for a, b in itertools.pairwise(samples):
-        try:
-            price = tariff.price_at(a.at)
-        except TariffError:
-            continue
-        priced.append(
-            PricedInterval(
-                max(0, b.import_wh - a.import_wh),
-                max(0, b.export_wh - a.export_wh),
-                price.import_price,
-                price.export_price,
-            )
-        )
-    return settlement_amount(priced)
+    state = RunningCost()
+    for sample in samples:
+        state = state.advance(sample.at, sample.import_wh, sample.export_wh, tariff)
+    return state.amount
 
 
 def total_cost(amount: int) -> float:

@@ -17,7 +17,13 @@ from typing import Any, Literal
 from csms.evidence import check_evidence, decode_signed_meter_data, parse_public_key
 from csms.identity import PseudonymKey, RegisteredToken, ev_pseudonym
 from csms.model import MeterSample, SessionRecord, StationRecord, TokenRecord
-from csms.settlement import SessionFacts, SettlementError, build_settlement, settlement_id_for
+from csms.settlement import (
+    DEFAULT_MAX_POWER_W,
+    SessionFacts,
+    SettlementError,
+    build_settlement,
+    settlement_id_for,
+)
 from csms.tariffs import Tariff
 from csms.timeutil import parse_timestamp
 from ledger.keys import SigningKey
@@ -36,6 +42,7 @@ class SettlementSetup:
     tariff: Tariff
     pseudonym_key: PseudonymKey
     slack: timedelta = timedelta(seconds=0)
+    max_power_w: int = DEFAULT_MAX_POWER_W  # plausibility: energy per interval (settlement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +143,9 @@ def settle_session(
         payment="ledger" if token is not None and token.payment == "ledger" else "invoice",
     )
     try:
-        body = build_settlement(check, setup.tariff, facts, slack=setup.slack)
+        body = build_settlement(
+            check, setup.tariff, facts, slack=setup.slack, max_power_w=setup.max_power_w
+        )
     except SettlementError as exc:
         return flag(exc.code, exc.reason, ev)
     tx = sign_tx(body, setup.signer, setup.chain_id)

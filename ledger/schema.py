@@ -68,9 +68,22 @@ def _fields(data: Any, fields: tuple[str, ...], where: str) -> Mapping[str, Any]
     return data
 
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # every integer of a record (amounts, Wh, prices)
+
+
+def _in_range(value: int) -> bool:
+    return INT_MIN <= value <= INT_MAX
+
+
 def _int(value: Any, where: str, *, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SchemaError(f"{where}: not an integer", expected="integer", received=value)
+    if not _in_range(value):
+        raise SchemaError(
+            f"{where}: outside the signed 64-bit range",
+            expected=f"{INT_MIN}..{INT_MAX}",
+            received=f"{len(str(value))}-digit integer",
+        )
     if minimum is not None and value < minimum:
         raise SchemaError(f"{where}: too small", expected=f">= {minimum}", received=value)
     return value
@@ -151,7 +164,11 @@ def _text(value: Any) -> bool:
 
 
 def _count(value: Any) -> bool:
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value <= INT_MAX
+
+
+def _int_ok(value: Any) -> bool:
+    return type(value) is int and _in_range(value)
 
 
 def _hex64(value: Any) -> bool:
@@ -187,9 +204,9 @@ def _settlement_passes(r: Mapping[str, Any], keys: frozenset[str]) -> bool:
             return False
         if not (_count(i["import_wh"]) and _count(i["export_wh"])):
             return False
-        if type(i["import_price"]) is not int or type(i["export_price"]) is not int:
+        if not (_int_ok(i["import_price"]) and _int_ok(i["export_price"])):
             return False
-    if type(r["amount"]) is not int or r["payment"] not in PAYMENTS:
+    if not _int_ok(r["amount"]) or r["payment"] not in PAYMENTS:
         return False
     if type(ev) is not dict or ev.keys() != _EVIDENCE_KEYS or not _hex64(ev["meter_key_sha256"]):
         return False

@@ -15,10 +15,10 @@ from typing import Any
 from csms.blocks.authorization import authorize_token
 from csms.context import StationContext
 from csms.errors import PropertyConstraintViolation
-from csms.metering import parse_meter_values
+from csms.metering import check_sampled_value_count, parse_meter_values
 from csms.model import TransactionEventRecord
 from csms.ocpp.rpc import Handler
-from csms.settlement import running_cost, total_cost
+from csms.settlement import total_cost
 from csms.timeutil import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,18 @@ def to_record(station_id: str, payload: dict[str, Any]) -> TransactionEventRecor
 
 async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
+    if payload.get("eventType") != "Ended":  # an Ended is always stored (its session closes)
+        check_sampled_value_count(payload.get("meterValue"), services.config.max_sampled_values)
     record = to_record(ctx.station_id, payload)
-    if not await services.record_event(record):
+    is_new = await services.record_event(record)
+    if not is_new:
         log.info(
             "%s: duplicate TransactionEvent %s seqNo %d ignored",
             ctx.station_id,
             record.transaction_id,
             record.seq_no,
         )
+    await _advance_running_cost(ctx, record, is_new=is_new)
     response: dict[str, Any] = {}
     cost = await _cost(ctx, record)
     if cost is not None:
@@ -73,18 +77,38 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
     return response
 
 
-async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:
-    """``totalCost``: the settled amount on Ended, the running cost on Updated."""
-    services, store = ctx.services, ctx.services.store
+async def _advance_running_cost(
+    ctx: StationContext, record: TransactionEventRecord, *, is_new: bool
+) -> None:
+    """Fold this event's own readings into its transaction's running cost (``csms.running``)."""
+    services = ctx.services
     if record.event_type == "Ended":
-        settlement = await store.settlement_for_session(ctx.station_id, record.transaction_id)
-        if settlement is None or settlement.amount is None:
-            return None
-        return total_cost(settlement.amount)
-    if record.event_type == "Updated" and services.tariff is not None:
-        samples = await store.register_samples(ctx.station_id, record.transaction_id)
-        return total_cost(running_cost(samples, services.tariff))
-    return None
+        services.running_costs.forget(ctx.station_id, record.transaction_id)
+    elif services.tariff is not None:
+        await services.running_costs.advance(
+            services.store,
+            ctx.station_id,
+            record.transaction_id,
+            record.samples,
+            services.tariff,
+            is_new=is_new,
+        )
+
+
+async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:
+    """``totalCost``: the settled amount, on Ended only.
+
+    The schema says totalCost "SHALL only be sent when charging has ended"; while a session runs
+    its cost goes to the station in CostUpdated (``csms.dispatching``).
+    """
+    if record.event_type != "Ended":
+        return None
+    settlement = await ctx.services.store.settlement_for_session(
+        ctx.station_id, record.transaction_id
+    )
+    if settlement is None or settlement.amount is None:
+        return None
+    return total_cost(settlement.amount)
 
 
 HANDLERS: dict[str, Handler[StationContext]] = {"TransactionEvent": on_transaction_event}

@@ -17,6 +17,7 @@ from csms.blocks16.metering import parse_meter_values_16
 from csms.blocks16.records import updated_record
 from csms.blocks16.transactions import store_event
 from csms.context import StationContext
+from csms.metering import check_sampled_value_count
 from csms.ocpp.rpc import Handler
 from csms.store.ocpp16 import Ocpp16Store
 
@@ -33,6 +34,7 @@ def content_key(payload: dict[str, Any]) -> str:
 
 async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
+    check_sampled_value_count(payload["meterValue"], services.config.max_sampled_values)
     transaction_id = payload.get("transactionId")
     store16 = Ocpp16Store(services.store)
     if transaction_id is not None and not await store16.is_stopped(ctx.station_id, transaction_id):

@@ -750,7 +750,8 @@ class CsmsStore:
         )
 
     async def register_samples(self, station_id: str, transaction_id: str) -> list[RegisterReading]:
-        """Import/export register pairs by time, for the running cost while a session runs."""
+        """Import/export register pairs by time and event (two events may share a timestamp),
+        to rebuild a running cost (``csms.running``)."""
         from csms.timeutil import parse_timestamp
 
         rows = await self.fetchall(
@@ -758,7 +759,7 @@ class CsmsStore:
             " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
             " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) AS exp"
             " FROM meter_samples WHERE station_id = ? AND transaction_id = ? AND phase IS NULL"
-            " GROUP BY timestamp ORDER BY timestamp",
+            " GROUP BY timestamp, seq_no ORDER BY timestamp, seq_no",
             (station_id, transaction_id),
         )
         return [

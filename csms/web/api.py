@@ -162,6 +162,7 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
                 ConnectorOut(evse_id=e, connector_id=c, status=s) for e, c, s in v.connectors
             ],
             clock_skew_s=v.clock_skew_s,
+            discharge=v.discharge,
         )
         for v in await review.stations()
     ]

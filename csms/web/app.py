@@ -77,7 +77,8 @@ async def collect_metrics(review: ReviewService) -> MetricsSnapshot:
     deps = review.deps
     server = deps.server
     connections = list(server.connections.values()) if server is not None else []
-    messages, errors = count_messages((c.subprotocol, c.dispatcher.stats) for c in connections)
+    stats = server.message_stats.items() if server is not None else []
+    messages, errors = count_messages(stats)
     tolerated: Counter[str] = Counter()
     if server is not None:
         for counts in server.tolerated.values():
@@ -90,8 +91,10 @@ async def collect_metrics(review: ReviewService) -> MetricsSnapshot:
         messages=messages,
         call_errors=errors,
         tolerated=tolerated,
-        rate_limited=sum(c.rate_limited for c in connections),
+        rate_limited=server.rate_limited if server is not None else 0,
         settlements=settlements,
         ledger_height=chain.height if chain.available else None,
         commit_latencies=commit_latencies(records),
+        loop_lag=server.loop_lag.histogram if server is not None else None,
+        throttle=server.throttle if server is not None else None,
     )

@@ -115,11 +115,14 @@ class StationOut(BaseModel):
         default=None,
         description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
     )
+    discharge: str = Field("", description="what the dispatcher may ask of it, and why")
 
 
 class StartRequest(BaseModel):
     id_token: str
-    token_type: str = "Central"
+    token_type: str | None = Field(
+        None, description="default: the token's registered type, else Central"
+    )
     evse_id: int | None = None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
+from csms.dispatch_limits import discharge_summary
 from csms.errors import RegistryError, StationCallError, StationNotConnected
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
@@ -35,6 +36,7 @@ class StationView:
     model: str | None
     connectors: tuple[tuple[int, int, str], ...]
     clock_skew_s: float | None = None  # station clock minus CSMS clock, recent median
+    discharge: str = ""  # what the dispatcher may ask of it, and why (csms.dispatch_limits)
 
 
 class ReviewService:
@@ -105,6 +107,10 @@ class ReviewService:
                     model=station.model,
                     connectors=tuple((e, c, s) for (e, c), s in sorted(statuses.items())),
                     clock_skew_s=await self.deps.store.clock_skew(station.station_id),
+                    discharge=discharge_summary(
+                        connected.get(station.station_id),
+                        await self.deps.store.get_station_caps(station.station_id),
+                    ),
                 )
             )
         return views

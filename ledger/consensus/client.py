@@ -92,6 +92,51 @@ async def fetch_receipt(
     return None
 
 
+async def submit_with_receipt(
+    urls: Sequence[str],
+    tx: Tx,
+    *,
+    timeout_s: float = 30.0,
+    wait_s: float = 2.0,
+    genesis: Genesis | None = None,
+) -> tuple[Receipt, dict[str, Any] | None]:
+    """``submit_tx``, then the receipt document asked for on the same connection (the
+    validator that answered has stored the block): one connection, no wait for another.
+
+    The document is None when the transaction has no settlement id, the validator did not
+    give it within ``wait_s``, or it does not verify against ``genesis``.
+    """
+    settlement_id = tx_record(tx).get("settlement_id")
+    errors: list[str] = []
+    for url in urls:
+        try:
+            async with asyncio.timeout(timeout_s), ValidatorSession(url) as session:
+                receipt = await session.submit(tx)
+                doc = await _receipt_on(session, settlement_id, wait_s)
+        except (TimeoutError, OSError, WebSocketException) as exc:
+            errors.append(f"{url}: {type(exc).__name__}: {exc}")
+            continue
+        if doc is not None and genesis is not None:
+            try:
+                verify_receipt(receipt_from_dict(doc), genesis)
+            except LedgerError:
+                doc = None
+        return receipt, doc
+    raise SubmitFailed("no validator committed the transaction: " + "; ".join(errors))
+
+
+async def _receipt_on(
+    session: ValidatorSession, settlement_id: object, wait_s: float
+) -> dict[str, Any] | None:
+    if not isinstance(settlement_id, str):
+        return None
+    try:
+        async with asyncio.timeout(wait_s + 1):
+            return await session.get_receipt(settlement_id, wait_s=wait_s)
+    except TimeoutError:
+        return None
+
+
 async def submit_and_fetch(
     urls: Sequence[str],
     tx: Tx,

@@ -135,6 +135,7 @@ class ValidatorNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
+        self._block_stored = asyncio.Event()  # set (and replaced) when a block is stored
         self._own: list[Proposal | Vote] = []
         self._outgoing = TxBatcher(lambda txs: self._broadcast(TxBatch(txs)))
         self._fetching = FetchPolicy(patience_s=2 * config.gossip_interval_ms / 1000)
@@ -208,6 +209,11 @@ class ValidatorNode:
     @property
     def _tip_state(self) -> State:
         return self._top.state if self._top is not None else self._genesis_state
+
+    @property
+    def answers_in_flight(self) -> int:
+        """Answers running on this validator's connections (bounded per connection)."""
+        return self._peers.waiting
 
     @property
     def url(self) -> str:
@@ -367,6 +373,8 @@ class ValidatorNode:
         await self.store.append(block, commit, last_commit=bound)
         self._prev_state, self._top = self._tip_state, Tip(block, commit, after)
         self._sync_app()
+        self._block_stored.set()  # wakes the receipt waits
+        self._block_stored = asyncio.Event()
 
     def _finish(self, block: Block, *, start_now: bool = False) -> None:
         """A block is final: answer its submitters and start the next height."""
@@ -427,6 +435,16 @@ class ValidatorNode:
             self._drop_pending(stale)
         return found
 
+    def _signed_by_a_validator(self, msg: Proposal | Vote) -> bool:
+        """Only a validator's signed message starts a height (not anyone's forged one)."""
+        assert self._ctx is not None and self._app is not None
+        validators = self._app.state.validators
+        if isinstance(msg, Proposal):
+            member = validators.get(msg.proposer)
+            return member is not None and self._ctx.verifier.verify_proposal(msg, member)
+        member = validators.get(msg.validator)
+        return member is not None and self._ctx.verifier.verify_vote(msg, member)
+
     def _work_arrived(self) -> None:
         if self._waiting and self._ready:
             self._start_next()
@@ -462,7 +480,12 @@ class ValidatorNode:
         self._peers.broadcast(msg)
 
     async def _on_message(self, msg: Message, reply: Reply) -> None:
-        if isinstance(msg, Proposal | Vote) and self._waiting and msg.height == self.height + 1:
+        if (
+            isinstance(msg, Proposal | Vote)
+            and self._waiting
+            and msg.height == self.height + 1
+            and self._signed_by_a_validator(msg)
+        ):
             self._start_next()  # a peer started the next height: join it
         if isinstance(msg, Proposal):
             self._queue.put_nowait(ReceiveProposal(msg))
@@ -477,13 +500,15 @@ class ValidatorNode:
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
         elif isinstance(msg, TxMsg) and msg.submit:
-            self._answer(self._answer_submit(msg.tx, reply))
+            self._answer(reply, self._answer_submit(msg.tx, reply))
         elif isinstance(msg, GetReceipt):
-            self._answer(self._answer_receipt(msg, reply))
+            if not self._answer(reply, self._answer_receipt(msg, reply)):
+                with contextlib.suppress(WebSocketException):
+                    await reply(ReceiptDoc(msg.settlement_id, None))  # too many: not now
         elif isinstance(msg, TxMsg):
             self._admit(msg.tx)
         elif isinstance(msg, TxBatch):
-            self._answer(self._admit_all(msg.txs))
+            self._answer(reply, self._admit_all(msg.txs))
 
     def _drop_pending(self, txs: list[Tx]) -> None:
         """Pending transactions that no longer apply to the ledger: out of the mempool, and
@@ -508,11 +533,15 @@ class ValidatorNode:
         if self.mempool.add(tx):
             self._work_arrived()
 
-    def _answer(self, work: Coroutine[Any, Any, None]) -> None:
-        """Answer a client in its own task (the link keeps reading meanwhile)."""
-        task = asyncio.create_task(work)
+    def _answer(self, reply: Reply, work: Coroutine[Any, Any, None]) -> bool:
+        """Answer in a task of the connection (which keeps reading meanwhile, and cancels
+        it when it closes); False when that connection or the node has too many."""
+        task = reply.spawn(work)
+        if task is None:
+            return False
         self._answering.add(task)
         task.add_done_callback(self._answering.discard)
+        return True
 
     async def _answer_submit(self, tx: Tx, reply: Reply) -> None:
         answer: Message
@@ -525,7 +554,9 @@ class ValidatorNode:
 
     async def _answer_receipt(self, msg: GetReceipt, reply: Reply) -> None:
         """Answer with the receipt document, polling the store up to the asked wait."""
-        doc = await wait_receipt_document(self.store, msg.settlement_id, msg.wait_ms)
+        doc = await wait_receipt_document(
+            self.store, msg.settlement_id, msg.wait_ms, lambda: self._block_stored
+        )
         with contextlib.suppress(WebSocketException):
             await reply(ReceiptDoc(msg.settlement_id, doc))
 

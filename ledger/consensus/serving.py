@@ -4,6 +4,8 @@ clients. Reads the store only; answers go through the requester's ``reply``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from ledger.consensus.peers import Reply
@@ -42,13 +44,25 @@ async def receipt_document(store: BlockStore, settlement_id: str) -> dict[str, A
 
 
 async def wait_receipt_document(
-    store: BlockStore, settlement_id: str, wait_ms: int
+    store: BlockStore,
+    settlement_id: str,
+    wait_ms: int,
+    stored_signal: Callable[[], asyncio.Event] | None = None,
 ) -> dict[str, Any] | None:
-    """``receipt_document``, polling up to ``wait_ms`` (for a block not decided yet)."""
+    """``receipt_document``, waiting up to ``wait_ms`` for a block that holds it: looked for
+    again each time ``stored_signal()`` (the event of the next stored block) is set, or every
+    ``RECEIPT_POLL_S`` without one."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(wait_ms, MAX_RECEIPT_WAIT_MS) / 1000
-    while (doc := await receipt_document(store, settlement_id)) is None:
-        if loop.time() >= deadline:
-            break
-        await asyncio.sleep(RECEIPT_POLL_S)
-    return doc
+    while True:
+        signal = stored_signal() if stored_signal is not None else None
+        doc = await receipt_document(store, settlement_id)
+        remaining = deadline - loop.time()
+        if doc is not None or remaining <= 0:
+            return doc
+        if signal is None:
+            await asyncio.sleep(min(RECEIPT_POLL_S, remaining))
+            continue
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await signal.wait()

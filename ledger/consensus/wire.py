@@ -102,7 +102,7 @@ class Rejected:
 @dataclass(frozen=True, slots=True)
 class GetReceipt:
     """Ask for the self-contained receipt of a settlement, waiting up to ``wait_ms`` for its
-    block to be stored (a decided block is stored once the next one binds its certificate)."""
+    block to be decided (a block is stored the moment it is decided)."""
 
     settlement_id: str
     wait_ms: int = 0

@@ -5,23 +5,29 @@ prices and SoC)."""
 from __future__ import annotations
 
 import asyncio
+import html
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from csms.app import CsmsApp
 from csms.cli import stations_group
 from csms.dispatch import Decision, DispatchPolicy, decide
 from csms.dispatch_limits import NEGATIVE_LIMIT_201, StationCaps, bound, limits_for
 from csms.dispatching import profile_request
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
+from csms.operators import OperatorRegistry
 from csms.store.charging_needs import EvChargingNeeds
 from csms.store.sqlite import CsmsStore
+from csms.web.deps import ReviewDeps
+from csms.web.server import start_web
 
 POLICY = DispatchPolicy(export_threshold=100_000, charge_w=11_000, discharge_w=9_000)
 DISCHARGE = Decision("discharge", -9_000)
@@ -225,3 +231,47 @@ def test_dispatch_settings_from_the_cli_reach_the_store(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "always" in bad.output
     unknown = runner.invoke(stations_group, ["set", "CS-9", "--discharge", "none", *data])
     assert unknown.exit_code == 1 and "not registered" in unknown.output
+
+
+async def test_the_dashboard_says_why_a_201_station_is_dispatched_charge_only(
+    csms: CsmsApp, tmp_path: Path
+) -> None:
+    from tests.csms.conftest import STATION, open_client
+
+    await OperatorRegistry(csms.store).add("auditor", "auditor-pw", "auditor", "2026-01-01")
+    deps = ReviewDeps(
+        store=csms.store, data_dir=tmp_path, stations=csms.stations, server=csms.server
+    )
+    station = await open_client(csms)  # 2.0.1
+    web = await start_web(deps, "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web.port}") as http:
+            await http.post(
+                "/login",
+                content="name=auditor&password=auditor-pw&next=/stations",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+
+            async def shown() -> tuple[str, str]:
+                api = await http.get("/api/stations", auth=("auditor", "auditor-pw"))
+                page = await http.get("/stations")
+                assert api.status_code == page.status_code == 200, page.text
+                (row,) = [s for s in api.json() if s["station_id"] == STATION]
+                return row["discharge"], html.unescape(page.text)
+
+            why, page = await shown()
+            assert why.startswith("charge only: OCPP 2.0.1 has no discharge")
+            assert "v2g stations set ID --discharge 2.0.1-negative-limit" in why
+            assert why in page
+            await csms.store.set_station_caps(
+                STATION, discharge=NEGATIVE_LIMIT_201, max_discharge_w=5_000
+            )
+            why, page = await shown()
+            assert why == (
+                "discharge by a negative limit (declared for this station);"
+                " discharge at most 5000 W"
+            )
+            assert why in page
+    finally:
+        await web.stop()
+        await station.ws.close()

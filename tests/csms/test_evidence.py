@@ -231,3 +231,17 @@ def test_meter_key_file_registration(tmp_path: Path) -> None:
         load_meter_public_key(path)
     with pytest.raises(MeterKeyError, match="cannot read"):
         load_meter_public_key(tmp_path / "absent.pub")
+
+
+@pytest.mark.parametrize(
+    "value", ["1E+999990", "1" * 5000, "9223372036854775.808", "1" + "0" * 39 + ".0"]
+)
+def test_absurd_register_value_is_flagged_quickly(value: str) -> None:
+    import time
+
+    records = texts(session())
+    records[2] = resign(records[2], '"RV":22.000', f'"RV":{value}')
+    started = time.perf_counter()
+    check = check_evidence(records, PUBLIC)
+    assert time.perf_counter() - started < 0.5
+    assert (check.ok, check.code) == (False, "out_of_range")

@@ -57,3 +57,9 @@ def test_unknown_unit_and_out_of_range_multiplier_are_refused() -> None:
     with pytest.raises(PropertyConstraintViolation, match="multiplier"):
         normalise_value(1, "Wh", 10**9)
     assert normalise_value("0.002", "MWh", 0) == (2000, "Wh")
+
+
+@pytest.mark.parametrize("value", ["1E+999990", "1" * 5000, 1e300, "9223372036854775808"])
+def test_absurd_meter_values_are_a_property_constraint_violation(value: object) -> None:
+    with pytest.raises(PropertyConstraintViolation):
+        normalise_value(value, "Wh", 0)

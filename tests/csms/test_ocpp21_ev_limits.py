@@ -15,6 +15,7 @@ from csms.dispatch import DispatchPolicy
 from csms.dispatching import Dispatcher, DispatchSettings
 from csms.model import TokenRecord
 from csms.tariffs import parse_tariff
+from tests.csms.conftest import STATION
 from tests.csms.library_station import library_station
 from tests.csms.test_ocpp21 import T0, TAG, V2X_NEEDS, Station21, energy, event
 
@@ -115,3 +116,16 @@ async def test_an_ev_that_needs_every_hour_to_reach_its_target_is_not_discharged
     await session_with_needs(station, max_charge_power=3_000, ev_target_energy_request=30_000)
     periods = await dispatch_over_a_day(csms, station)
     assert all(v == 3_000 for p in periods for v in signed_values(p)), periods
+
+
+async def test_remote_start_sends_the_tokens_registered_type(
+    csms: CsmsApp, station: Station21
+) -> None:
+    answer = await csms.stations.request_start_transaction(STATION, TAG, evse_id=1)
+    assert answer["status"] == "Accepted"
+    await csms.stations.request_start_transaction(STATION, "NOT-REGISTERED", evse_id=1)
+    sent = [kw["id_token"] for action, kw in station.asked if action == "RequestStartTransaction"]
+    assert sent == [
+        {"id_token": TAG, "type": "ISO14443"},
+        {"id_token": "NOT-REGISTERED", "type": "Central"},
+    ]

@@ -322,3 +322,24 @@ def test_amounts_match_a_decimal_reference_of_the_rounding_rule(
     body = build_settlement(check, tariff, facts())
     assert body["amount"] == decimal_reference(intervals)
     assert body["energy"] == {"import_wh": imported, "export_wh": exported}
+
+
+def test_energy_beyond_the_rated_power_is_implausible_and_never_settled() -> None:
+    from csms.model import RegisterReading
+    from csms.settlement import SettlementError, interval_energy
+
+    tariff = parse_tariff(TARIFF_YAML, source="tou.yaml")
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    hour = [RegisterReading(t0, 0, 0), RegisterReading(t0 + timedelta(hours=1), 0, 0)]
+    # one hour at 350 kW (+10 %) is plausible; a claimed 999,999,999,000 Wh is not
+    ok = [hour[0], RegisterReading(hour[1].at, 385_000, 0)]
+    assert interval_energy(ok, tariff)[0].import_wh == 385_000
+    for claimed in (385_002, 999_999_999_000):
+        bad = [hour[0], RegisterReading(hour[1].at, claimed, 0)]
+        with pytest.raises(SettlementError) as caught:
+            interval_energy(bad, tariff)
+        assert caught.value.code == "implausible_energy"
+    # the station's configured power is honoured, for export too
+    slow = [hour[0], RegisterReading(hour[1].at, 0, 12_000)]
+    with pytest.raises(SettlementError):
+        interval_energy(slow, tariff, max_power_w=10_000)

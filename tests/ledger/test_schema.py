@@ -77,7 +77,10 @@ def test_unknown_type_and_credit_without_corrects() -> None:
         check_record(credit)
 
 
-_ODD_VALUES: list[Any] = [True, False, 0, -1, 7, 1.5, "", "x", None, [], {}, "a" * 64, "EUR"]
+_ODD_VALUES: list[Any] = [
+    *(True, False, 0, -1, 7, 1.5, "", "x", None, [], {}, "a" * 64, "EUR"),
+    *(2**63, -(2**63) - 1, 10**40),
+]
 
 
 def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -121,3 +124,11 @@ def test_the_fast_path_accepts_nothing_the_full_check_refuses(kind: str) -> None
             passed += 1
             _check_settlement_like(record, kind, fields)  # must not raise
     assert 0 < passed < len(variants)
+
+
+@pytest.mark.parametrize("amount", [2**63, -(2**63) - 1, 220 * 10**30])
+def test_amounts_outside_the_64_bit_range_are_refused(amount: int) -> None:
+    record = settlement_body("s-1")
+    record.update(signer="k", sig="ab" * 64, amount=amount)
+    with pytest.raises(SchemaError, match="64-bit"):
+        _check_settlement_like(record, "settlement", SETTLEMENT_FIELDS)

@@ -133,7 +133,7 @@ async def test_an_operator_starts_stops_and_resets_a_connected_station(world: Wo
     finally:
         await web.stop()
     assert [c[0] for c in stations.calls] == ["start", "stop", "reset"]
-    assert stations.calls[0][2] == {"id_token": "TMP1", "token_type": "Central", "evse_id": 1}
+    assert stations.calls[0][2] == {"id_token": "TMP1", "token_type": None, "evse_id": 1}
     assert stations.calls[2][2] == {"type": "OnIdle"}
     by_id = {s["station_id"]: s for s in listed}
     assert by_id[STATION]["connected"] and by_id[STATION]["ocpp_version"] == "ocpp2.0.1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -105,3 +106,34 @@ def test_histogram_buckets_are_cumulative() -> None:
     assert samples["v2g_settlement_commit_seconds_sum"] == 602.3
     assert samples["v2g_ledger_height"] == 7
     assert samples['v2g_settlements{status="flagged"}'] == 0
+
+
+async def test_counters_survive_a_station_leaving_and_coming_back(csms: CsmsApp) -> None:
+    from csms.web.app import collect_metrics
+    from csms.web.service import ReviewService
+
+    review = ReviewService(
+        ReviewDeps(store=csms.store, data_dir=csms.data_dir, stations=None, server=csms.server)  # type: ignore[arg-type]
+    )
+
+    async def heartbeats() -> tuple[int, int]:
+        snapshot = await collect_metrics(review)
+        errors = sum(snapshot.call_errors.values())
+        return snapshot.messages[("ocpp2.0.1", "Heartbeat")], errors
+
+    station = await open_client(csms)
+    for _ in range(3):
+        assert (await station.call("Heartbeat", {}))[0] == 3
+    assert (await station.call("NoSuchAction", {}))[0] == 4
+    assert await heartbeats() == (3, 1)
+    await station.ws.close()
+    for _ in range(100):  # until the CSMS has seen the close
+        if not csms.server.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert not csms.server.connections
+    assert await heartbeats() == (3, 1)  # not 0: a counter never goes back
+    again = await open_client(csms)
+    assert (await again.call("Heartbeat", {}))[0] == 3
+    assert await heartbeats() == (4, 1)
+    await again.ws.close()

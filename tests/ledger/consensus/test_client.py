@@ -14,6 +14,7 @@ from ledger.consensus.client import (
     fetch_receipt,
     submit_and_fetch,
     submit_tx,
+    submit_with_receipt,
 )
 from ledger.genesis import genesis_json
 from ledger.receipt import receipt_from_dict, verify_receipt
@@ -90,5 +91,23 @@ async def test_one_session_carries_many_submissions(tmp_path: Path) -> None:
             receipts = await asyncio.wait_for(asyncio.gather(*map(session.submit, txs)), 30)
         assert [r.tx_hash for r in receipts] == [tx_hash(t) for t in txs]
         assert len({(r.height, r.index) for r in receipts}) == len(txs)
+    finally:
+        await stop_all(nodes)
+
+
+async def test_the_receipt_comes_with_the_commit_on_one_connection(tmp_path: Path) -> None:
+    """The validator that answers has stored the block: its receipt, with the certificate it
+    decided on, is there at once and verifies against genesis."""
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        tx = net.csms_tx(settlement_body("with-receipt-1"))
+        receipt, doc = await asyncio.wait_for(
+            submit_with_receipt([nodes[1].url], tx, wait_s=0.0, genesis=net.genesis), 30
+        )
+        assert doc is not None  # no wait needed: stored before the commit was answered
+        parsed = receipt_from_dict(doc)
+        verify_receipt(parsed, net.genesis)
+        assert parsed.header.height == receipt.height and parsed.tx_index == receipt.index
     finally:
         await stop_all(nodes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +18,9 @@ from ledger.commit import make_commit
 from ledger.consensus.client import submit_tx
 from ledger.consensus.errors import SubmitRejected
 from ledger.consensus.node import NodeConfig, ValidatorNode
+from ledger.consensus.peers import MAX_WAITS_PER_LINK
 from ledger.consensus.state import TimeoutConfig
-from ledger.consensus.wire import BlockMsg, dump
+from ledger.consensus.wire import BlockMsg, GetReceipt, ReceiptDoc, dump, load
 from ledger.keys import generate_key, key_id_of
 from ledger.signing import sign_vote
 from ledger.sqlite_store import SqliteBlockStore
@@ -319,5 +321,46 @@ async def test_a_decided_block_is_in_every_store_at_once_and_binds_the_canonical
             report = await verify_store(store, net.genesis)
             assert report.state.height == 3
             assert set(report.state.settlements) == {"now-0", "now-1", "now-2"}
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_connections_waits_are_bounded_and_freed_when_it_closes(tmp_path: Path) -> None:
+    """A client parks more receipt waits than one connection may have: the extra ones are
+    answered at once with no document, and closing the connection ends the rest."""
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        node = nodes[0]
+        async with connect(node.url, max_size=None) as ws:
+            for i in range(MAX_WAITS_PER_LINK + 200):
+                await ws.send(dump(GetReceipt(f"never-{i}", 60_000)))
+            refused = 0
+            async with asyncio.timeout(20):
+                while refused < 200:
+                    answer = load(await ws.recv())
+                    assert isinstance(answer, ReceiptDoc) and answer.document is None
+                    refused += 1
+            assert node.answers_in_flight == MAX_WAITS_PER_LINK
+        await wait_for(lambda: node.answers_in_flight == 0, timeout=5)
+        # The set still commits afterwards.
+        receipt = await asyncio.wait_for(node.submit(net.csms_tx(settlement_body("after"))), 10)
+        assert receipt.height >= 1
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_strangers_forged_votes_do_not_wake_an_idle_set(tmp_path: Path) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    stranger = generate_key()
+    try:
+        async with connect(nodes[0].url) as ws:
+            for round_ in range(50):  # claims to be validator 1, signed by another key
+                vote = Vote(CHAIN_ID, 1, round_, VoteKind.PREVOTE, None, key_id_of(stranger))
+                forged = dataclasses.replace(sign_vote(vote, stranger), validator=nodes[1].address)
+                await ws.send(dump(forged))
+            await asyncio.sleep(1.0)
+        assert [n.height for n in nodes] == [0, 0, 0, 0]
     finally:
         await stop_all(nodes)

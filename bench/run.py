@@ -98,6 +98,12 @@ TARGETS = (
         lambda f: f["e2e_250ms_blocks_receipt_p99_ms"] < 2000,
         lambda f: f["e2e_250ms_blocks_offered_rate"] >= 19.5,
     ),
+    Target(
+        "Updated round trip at the 10,000th sample of a transaction within 2x of the 1st",
+        ("running_cost_late_over_early", "running_cost_samples"),
+        lambda f: f["running_cost_late_over_early"] < 2,
+        lambda f: f["running_cost_samples"] >= 10_000,
+    ),
 )
 
 

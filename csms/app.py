@@ -169,7 +169,10 @@ async def start_csms(
         await server.start()
         if serve_web:
             app.web = await start_web(
-                _review_deps(app, services), config.http_host, config.http_port
+                _review_deps(app, services),
+                config.http_host,
+                config.http_port,
+                max_body_bytes=config.http_max_body_bytes,
             )
     except BaseException:
         await app.stop()

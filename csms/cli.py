@@ -228,11 +228,13 @@ def stations_add(
     data_dir: Path,
 ) -> None:
     """Register STATION_ID with a password (stored as a salted scrypt hash)."""
-    from csms.server import MAX_STATION_ID
+    from csms.server import MAX_STATION_ID, STATION_ID_CHARS, valid_station_id
 
-    if len(station_id) > MAX_STATION_ID or not station_id.isprintable() or "/" in station_id:
+    if not valid_station_id(station_id):
         raise click.BadParameter(
-            f"at most {MAX_STATION_ID} printable characters, no '/'", param_hint="STATION_ID"
+            f"1 to {MAX_STATION_ID} characters of {STATION_ID_CHARS} (OCPP identifierString"
+            " without ':')",
+            param_hint="STATION_ID",
         )
     if len(password) < 8:
         raise click.BadParameter("at least 8 characters", param_hint="--password")

@@ -61,6 +61,7 @@ class CsmsConfig:
     # operator review: dashboard, JSON API and /metrics (served by ``v2g csms``)
     http_host: str = "127.0.0.1"
     http_port: int = 8080  # 0 picks a free port
+    http_max_body_bytes: int = 65_536  # larger request bodies are answered 413
 
     def with_overrides(self, **overrides: Any) -> CsmsConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -76,6 +77,7 @@ _POSITIVE = {
     "max_pending_frames",
     "max_sampled_values",
     "max_station_power_w",
+    "http_max_body_bytes",
     "rate_limit_disconnect_after",
     "ping_interval",
     "ping_timeout",

@@ -16,6 +16,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -45,6 +46,15 @@ from csms.tls import check_client_certificate, server_ssl_context
 log = logging.getLogger(__name__)
 
 MAX_STATION_ID = 48
+# OCPP's identifierString (a-z A-Z 0-9 * - _ = : + | @ .) without ':', which HTTP Basic
+# cannot carry in a user name and which separates STATION:TRANSACTION in the review ids
+STATION_ID_CHARS = "a-z, A-Z, 0-9 and * - _ = + | @ ."
+_STATION_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]+")
+
+
+def valid_station_id(station_id: str) -> bool:
+    """A station id that can be registered: 1 to 48 of the characters in STATION_ID_CHARS."""
+    return 0 < len(station_id) <= MAX_STATION_ID and _STATION_ID.fullmatch(station_id) is not None
 
 
 def station_id_from_path(path: str) -> str | None:

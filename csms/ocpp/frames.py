@@ -25,6 +25,8 @@ CALLRESULT = 3
 CALLERROR = 4
 UNKNOWN_ID = "-1"
 MAX_ID_LENGTH = 36
+MAX_DEPTH = 32  # arrays and objects nested in one frame (OCPP payloads nest about 8 deep)
+MAX_NUMBER_CHARS = 40  # characters of one JSON number (digits, sign, point, exponent)
 
 _ID_PATTERN = re.compile(r'^\s*\[\s*(-?\d+)\s*,\s*"([^"\\]{1,36})"')
 
@@ -84,15 +86,37 @@ def parse_frame(text: str | bytes) -> Frame:
         except UnicodeDecodeError:
             raise _fail(RpcFrameworkError("frame is not UTF-8 text"), UNKNOWN_ID, None) from None
     try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):
+        message = json.loads(text, parse_int=_bounded_int, parse_float=_bounded_float)
+    except _NumberTooLong:
+        message_type, message_id = _recover_id(text)
+        limit = f"a number is longer than {MAX_NUMBER_CHARS} characters (the frame limit)"
+        raise _fail(FormatViolation(limit), message_id, message_type) from None
+    except RecursionError:
+        message_type, message_id = _recover_id(text)
+        limit = f"arrays and objects nest deeper than {MAX_DEPTH} levels (the frame limit)"
+        raise _fail(FormatViolation(limit), message_id, message_type) from None
+    except ValueError:
         message_type, message_id = _recover_id(text)
         raise _fail(
             RpcFrameworkError("frame is not valid JSON"), message_id, message_type
         ) from None
+    if isinstance(message, list) and message and message[0] in (CALLRESULT, CALLERROR):
+        known_type: int | None = message[0]  # a broken response gets no reply
+    else:
+        known_type = None
     if not isinstance(message, list) or len(message) < 3:
-        raise _fail(RpcFrameworkError("frame is not an OCPP-J array"), UNKNOWN_ID, None)
+        raise _fail(RpcFrameworkError("frame is not an OCPP-J array"), UNKNOWN_ID, known_type)
     message_type, message_id = message[0], message[1]
+    if isinstance(message_id, str) and not _encodable(message_id):
+        raise _fail(
+            FormatViolation("message id is not valid Unicode (a lone surrogate)"),
+            UNKNOWN_ID,
+            known_type,
+        )
+    problem = _shape_problem(message)
+    if problem is not None:
+        reply_to = message_id if isinstance(message_id, str) else UNKNOWN_ID
+        raise _fail(FormatViolation(problem), reply_to, known_type)
     if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_ID_LENGTH:
         raise _fail(
             RpcFrameworkError("message id must be a string of 1 to 36 characters"),
@@ -123,6 +147,49 @@ def parse_frame(text: str | bytes) -> Frame:
         message_id,
         message_type,
     )
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _NumberTooLong(text[:20])
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _NumberTooLong(text[:20])
+    return float(text)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shape_problem(message: Any) -> str | None:
+    """Nesting beyond MAX_DEPTH or a string with a lone surrogate (one pass, no recursion)."""
+    stack: list[tuple[Any, int]] = [(message, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return "a string is not valid Unicode (a lone surrogate)"
+        elif isinstance(value, list | dict):
+            if depth > MAX_DEPTH:
+                return f"arrays and objects nest deeper than {MAX_DEPTH} levels (the frame limit)"
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
+                stack.extend((item, depth + 1) for item in value.values())
+            else:
+                stack.extend((item, depth + 1) for item in value)
+    return None
 
 
 def _parse_call(message: list[Any], message_id: str) -> Call:

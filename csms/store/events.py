@@ -14,11 +14,12 @@ from csms.model import MeterSample, TransactionEventRecord
 from csms.timeutil import format_timestamp
 
 INSERT_EVENT = (
-    "INSERT OR IGNORE INTO transaction_events (station_id, transaction_id, seq_no,"
+    "INSERT INTO transaction_events (station_id, transaction_id, seq_no,"
     " event_type, trigger_reason, offline, timestamp, received_at, raw)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 
+# Portable SQL (csms.store.dialect): CASE rather than the two-argument MAX/MIN.
 UPSERT_SESSION = """
     INSERT INTO sessions (station_id, transaction_id, state, started_seen, started_at,
         ended_at, evse_id, connector_id, id_token, id_token_type, stopped_reason,
@@ -26,18 +27,21 @@ UPSERT_SESSION = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
     ON CONFLICT (station_id, transaction_id) DO UPDATE SET
         state = CASE WHEN excluded.state = 'ended' THEN 'ended' ELSE sessions.state END,
-        started_seen = MAX(sessions.started_seen, excluded.started_seen),
+        started_seen = CASE WHEN excluded.started_seen > sessions.started_seen
+            THEN excluded.started_seen ELSE sessions.started_seen END,
         started_at = CASE
             WHEN excluded.started_seen = 1 THEN excluded.started_at
             WHEN sessions.started_seen = 1 THEN sessions.started_at
-            ELSE MIN(sessions.started_at, excluded.started_at) END,
+            WHEN excluded.started_at < sessions.started_at THEN excluded.started_at
+            ELSE sessions.started_at END,
         ended_at = COALESCE(excluded.ended_at, sessions.ended_at),
         evse_id = COALESCE(sessions.evse_id, excluded.evse_id),
         connector_id = COALESCE(sessions.connector_id, excluded.connector_id),
         id_token = COALESCE(sessions.id_token, excluded.id_token),
         id_token_type = COALESCE(sessions.id_token_type, excluded.id_token_type),
         stopped_reason = COALESCE(excluded.stopped_reason, sessions.stopped_reason),
-        last_seq_no = MAX(sessions.last_seq_no, excluded.last_seq_no),
+        last_seq_no = CASE WHEN excluded.last_seq_no > sessions.last_seq_no
+            THEN excluded.last_seq_no ELSE sessions.last_seq_no END,
         event_count = sessions.event_count + 1,
         offline_events = sessions.offline_events + excluded.offline_events,
         updated_at = excluded.updated_at

@@ -106,15 +106,16 @@ class Ocpp16Store:
         """
         if event_key == START_KEY:
             rowcount = await self._store.execute_write(
-                "INSERT OR IGNORE INTO ocpp16_event_keys (station_id, transaction_id, event_key,"
-                " seq_no) VALUES (?, ?, ?, 0)",
+                "INSERT INTO ocpp16_event_keys (station_id, transaction_id, event_key,"
+                " seq_no) VALUES (?, ?, ?, 0) ON CONFLICT DO NOTHING",
                 (station_id, transaction_id, event_key),
             )
         else:
             rowcount = await self._store.execute_write(
-                "INSERT OR IGNORE INTO ocpp16_event_keys (station_id, transaction_id, event_key,"
+                "INSERT INTO ocpp16_event_keys (station_id, transaction_id, event_key,"
                 " seq_no) VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq_no), 0) + 1"
-                " FROM ocpp16_event_keys WHERE station_id = ? AND transaction_id = ?))",
+                " FROM ocpp16_event_keys WHERE station_id = ? AND transaction_id = ?))"
+                " ON CONFLICT DO NOTHING",
                 (station_id, transaction_id, event_key, station_id, transaction_id),
             )
         is_new = rowcount > 0

@@ -839,8 +839,8 @@ class CsmsStore:
         self, station_id: str, request_id: int, seq_no: int, generated_at: str, raw: str
     ) -> None:
         await self.execute_write(
-            "INSERT OR IGNORE INTO reports (station_id, request_id, seq_no, generated_at, raw)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO reports (station_id, request_id, seq_no, generated_at, raw)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (station_id, request_id, seq_no, generated_at, raw),
         )
 

@@ -79,6 +79,9 @@ def _when(value: str | None, name: str) -> datetime | None:
     return moment
 
 
+SESSION_STATUSES = ("pending", "committed", "flagged", "rejected", "active", "ended")
+
+
 def session_filter(
     station: str | None = None,
     status: str | None = None,
@@ -87,6 +90,8 @@ def session_filter(
     pseudonym: str | None = None,
     bad_evidence: bool | None = None,
 ) -> SessionFilter:
+    if status and status not in SESSION_STATUSES:
+        raise BadRequest(f"status: expected one of {', '.join(SESSION_STATUSES)}, got {status!r}")
     return SessionFilter(
         station=station or None,
         status=status or None,

@@ -15,7 +15,7 @@ import time
 
 from fastapi import Request
 
-from csms.operators import COOKIE_NAME, Operator, OperatorRegistry, read_session
+from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, OperatorRegistry, read_session
 from csms.web.errors import Forbidden, Unauthorized
 
 
@@ -25,6 +25,16 @@ class Auth:
     def __init__(self, registry: OperatorRegistry, secret: bytes) -> None:
         self.registry = registry
         self.secret = secret
+        # cookies logged out before they expire: value -> when it may be forgotten
+        self._revoked: dict[str, float] = {}
+
+    def revoke(self, request: Request) -> None:
+        """Log out: the request's session cookie is refused from now on, on this server."""
+        value = request.cookies.get(COOKIE_NAME)
+        now = time.time()
+        self._revoked = {v: t for v, t in self._revoked.items() if t > now}
+        if value:
+            self._revoked[value] = now + COOKIE_TTL_S
 
     async def basic(self, request: Request) -> Operator:
         header = request.headers.get("authorization", "")
@@ -44,7 +54,7 @@ class Auth:
 
     async def cookie(self, request: Request) -> Operator | None:
         value = request.cookies.get(COOKIE_NAME)
-        if not value:
+        if not value or value in self._revoked:
             return None
         name = read_session(self.secret, value, int(time.time()))
         return None if name is None else await self.registry.get(name)

@@ -103,7 +103,11 @@ async def login_form(request: Request, next: str = "/sessions") -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8") from None
+    form = {k: v[0] for k, v in parse_qs(text).items()}
     auth: Auth = request.app.state.auth
     operator = await auth.registry.authenticate(form.get("name", ""), form.get("password", ""))
     if operator is None:
@@ -120,7 +124,9 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    auth: Auth = request.app.state.auth
+    auth.revoke(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response

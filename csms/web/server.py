@@ -16,6 +16,7 @@ import uvicorn
 from csms.operators import OperatorRegistry
 from csms.web.app import create_app
 from csms.web.deps import ReviewDeps
+from csms.web.limits import DEFAULT_MAX_BODY_BYTES, HttpLimits
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,10 @@ async def start_web(
     port: int,
     *,
     registry: OperatorRegistry | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> WebServer:
     """Start serving on ``host:port`` (0 picks a free port); returns once it listens."""
-    app = create_app(deps, registry=registry)
+    app = HttpLimits(create_app(deps, registry=registry), max_body_bytes)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
     )

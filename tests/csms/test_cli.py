@@ -83,3 +83,15 @@ def test_csms_serves_until_terminated(tmp_path: Path) -> None:
     process.terminate()
     assert process.wait(timeout=20) == 0
     assert (tmp_path / "csms.sqlite").is_file()
+
+
+def test_station_ids_outside_ocpp_identifier_string_are_refused(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    for bad in ("CS:1", "CS 1", "CS/1", "CS\u00e91", "x" * 49):
+        result = v2g("stations", "add", bad, "--password", "s3cret-pass", "--data-dir", data)
+        assert result.returncode == 2 and "identifierString" in result.stderr, (bad, result)
+        assert "Traceback" not in result.stderr
+    ok = v2g(
+        "stations", "add", "CS_1-a.b@c+d|e*f=g", "--password", "s3cret-pass", "--data-dir", data
+    )
+    assert ok.returncode == 0, ok.stderr

@@ -1,0 +1,61 @@
+"""HTTP limits of the review app, against the real server: body cap (413), malformed
+encodings (400), security headers on every page, logout that ends the session on the server,
+and bad filter values (400)."""
+
+from __future__ import annotations
+
+import httpx
+
+from csms.operators import COOKIE_NAME
+from csms.web.limits import DEFAULT_MAX_BODY_BYTES
+from tests.csms.web.test_pages import FORM, log_in
+from tests.csms.web.world import AUDITOR, AUDITOR_PW
+
+
+async def test_a_large_login_body_is_refused_413(client: httpx.AsyncClient) -> None:
+    big = b"name=x&password=" + b"p" * (DEFAULT_MAX_BODY_BYTES + 1)
+    answer = await client.post("/login", content=big, headers=FORM)
+    assert answer.status_code == 413 and "max_body_bytes" in answer.text
+
+    async def chunked() -> object:
+        for _ in range(40):
+            yield b"p" * 4096
+
+    answer = await client.post("/login", content=chunked(), headers=FORM)
+    assert answer.status_code == 413
+    # a normal login still works afterwards
+    assert (await log_in(client, AUDITOR, AUDITOR_PW)).status_code == 303
+
+
+async def test_a_login_body_that_is_not_utf8_is_400(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/login", content=b"name=\xff\xfe&password=x", headers=FORM)
+    assert answer.status_code == 400
+
+
+async def test_every_page_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+    answers = [await client.get("/login"), await client.get("/sessions")]
+    await log_in(client, AUDITOR, AUDITOR_PW)
+    answers += [await client.get(p) for p in ("/sessions", "/chain", "/api/sessions", "/nope")]
+    for answer in answers:
+        csp = answer.headers.get("content-security-policy", "")
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, answer.url
+        assert "script-src" not in csp  # no script may run at all
+        assert answer.headers.get("x-frame-options") == "DENY"
+        assert answer.headers.get("x-content-type-options") == "nosniff"
+
+
+async def test_logout_ends_the_session_on_the_server(client: httpx.AsyncClient) -> None:
+    login = await log_in(client, AUDITOR, AUDITOR_PW)
+    cookie = login.cookies[COOKIE_NAME]
+    assert (await client.get("/chain")).status_code == 200
+    await client.post("/logout")
+    # the old cookie, replayed, no longer opens anything
+    client.cookies.set(COOKIE_NAME, cookie)
+    assert (await client.get("/chain")).status_code == 401
+
+
+async def test_a_bad_status_filter_is_400(client: httpx.AsyncClient) -> None:
+    await log_in(client, AUDITOR, AUDITOR_PW)
+    answer = await client.get("/api/sessions", params={"status": "bogus"})
+    assert answer.status_code == 400 and "status" in answer.text
+    assert (await client.get("/api/sessions", params={"status": "flagged"})).status_code == 200

@@ -30,6 +30,7 @@ class CredentialChecker:
         self._max_cached = max_cached
         self.hashes = 0  # scrypt verifications run (for tests and metrics)
         self.cache_hits = 0
+        self.checks = 0  # checks asked for, hashed or not
 
     def _mac(self, station_id: str, password: str) -> bytes:
         return hmac.new(self._secret, f"{station_id}\x00{password}".encode(), "sha256").digest()
@@ -45,6 +46,7 @@ class CredentialChecker:
 
     async def check(self, station_id: str, password: str, stored: str | None) -> bool:
         """True if ``password`` matches ``stored`` (None: unknown id, checked against a dummy)."""
+        self.checks += 1
         if self.is_cached(station_id, password, stored):
             self.cache_hits += 1
             return True

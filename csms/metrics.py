@@ -33,7 +33,7 @@ class MetricsSnapshot:
     ledger_height: int | None
     commit_latencies: Sequence[float] = field(default=())
     loop_lag: LagHistogram | None = None
-    throttle: AuthThrottle | None = None
+    throttles: Sequence[AuthThrottle] = field(default=())
 
 
 def _label(value: str) -> str:
@@ -110,6 +110,5 @@ def render_metrics(s: MetricsSnapshot) -> str:
     lines.append(f"v2g_settlement_commit_seconds_count {len(s.commit_latencies)}")
     if s.loop_lag is not None:
         lines.extend(render_lag(s.loop_lag))
-    if s.throttle is not None:
-        lines.extend(render_throttle(s.throttle))
+    lines.extend(render_throttle(s.throttles))
     return "\n".join(lines) + "\n"

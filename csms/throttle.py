@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -54,18 +54,23 @@ class AuthThrottle:
         return entry[0] if entry else 0
 
 
-def render_throttle(t: AuthThrottle) -> list[str]:
+def render_throttle(throttles: Iterable[AuthThrottle]) -> list[str]:
+    failures: Counter[str] = Counter()
+    refused: Counter[tuple[str, str]] = Counter()
+    for t in throttles:
+        failures.update(t.failures)
+        refused.update(t.refused)
     lines = [
-        "# HELP v2g_auth_failures_total Failed authentications, by path (ocpp).",
+        "# HELP v2g_auth_failures_total Failed authentications, by path (ocpp, api, login).",
         "# TYPE v2g_auth_failures_total counter",
     ]
-    lines += [f'v2g_auth_failures_total{{path="{p}"}} {n}' for p, n in sorted(t.failures.items())]
+    lines += [f'v2g_auth_failures_total{{path="{p}"}} {n}' for p, n in sorted(failures.items())]
     lines += [
         "# HELP v2g_auth_refused_total Attempts refused by brute-force backoff, by path and key.",
         "# TYPE v2g_auth_refused_total counter",
     ]
     lines += [
         f'v2g_auth_refused_total{{path="{p}",by="{k}"}} {n}'
-        for (p, k), n in sorted(t.refused.items())
+        for (p, k), n in sorted(refused.items())
     ]
     return lines

@@ -19,7 +19,7 @@ from csms.operators import OperatorRegistry, load_session_secret
 from csms.web import api, pages
 from csms.web.auth import Auth
 from csms.web.deps import ReviewDeps
-from csms.web.errors import Unauthorized, WebError
+from csms.web.errors import TooManyAttempts, Unauthorized, WebError
 from csms.web.service import ReviewService
 
 
@@ -53,10 +53,12 @@ def create_app(deps: ReviewDeps, *, registry: OperatorRegistry | None = None) ->
                 request, "base.html", operator, message=str(exc), status_code=exc.status
             )
         headers = {"WWW-Authenticate": 'Basic realm="v2g-bridge"'}
+        if isinstance(exc, TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(
             {"detail": str(exc)},
             status_code=exc.status,
-            headers=headers if isinstance(exc, Unauthorized) else None,
+            headers=headers if isinstance(exc, Unauthorized | TooManyAttempts) else None,
         )
 
     @app.get("/api/openapi.json", include_in_schema=False)
@@ -64,16 +66,18 @@ def create_app(deps: ReviewDeps, *, registry: OperatorRegistry | None = None) ->
         return app.openapi()
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics"])
-    async def metrics(_: api.Reader, review: ReviewService = Depends(api.service)) -> Response:
+    async def metrics(
+        request: Request, _: api.Reader, review: ReviewService = Depends(api.service)
+    ) -> Response:
         return PlainTextResponse(
-            render_metrics(await collect_metrics(review)),
+            render_metrics(await collect_metrics(review, request.app.state.auth)),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
     return app
 
 
-async def collect_metrics(review: ReviewService) -> MetricsSnapshot:
+async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> MetricsSnapshot:
     deps = review.deps
     server = deps.server
     connections = list(server.connections.values()) if server is not None else []
@@ -96,5 +100,6 @@ async def collect_metrics(review: ReviewService) -> MetricsSnapshot:
         ledger_height=chain.height if chain.available else None,
         commit_latencies=commit_latencies(records),
         loop_lag=server.loop_lag.histogram if server is not None else None,
-        throttle=server.throttle if server is not None else None,
+        throttles=([auth.throttle] if auth is not None else [])
+        + ([server.throttle] if server is not None else []),
     )

@@ -7,16 +7,21 @@ logged-in browser post one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import time
 
 from fastapi import Request
 
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, OperatorRegistry, read_session
-from csms.web.errors import Forbidden, Unauthorized
+from csms.throttle import AuthThrottle
+from csms.web.errors import Forbidden, TooManyAttempts, Unauthorized
+
+log = logging.getLogger(__name__)
 
 
 class Auth:
@@ -25,8 +30,45 @@ class Auth:
     def __init__(self, registry: OperatorRegistry, secret: bytes) -> None:
         self.registry = registry
         self.secret = secret
+        self.throttle = AuthThrottle()
         # cookies logged out before they expire: value -> when it may be forgotten
         self._revoked: dict[str, float] = {}
+
+    async def verify(self, name: str, password: str, address: str, path: str) -> Operator | None:
+        """The operator, None for wrong credentials (after the backoff's delay), or
+        TooManyAttempts while the address, or the name from an address that failed, is held."""
+        throttle = self.throttle
+        by_address, by_name = f"address:{address}", f"operator:{name}"
+        wait, kind = throttle.retry_after(by_address), "address"
+        if not wait and throttle.failure_count(by_address):
+            wait, kind = throttle.retry_after(by_name), "operator"
+        if wait:
+            throttle.refused[(path, kind)] += 1
+            log.warning(
+                "security: auth_refused path=%s operator=%s address=%s by=%s retry_after=%d",
+                path,
+                name,
+                address,
+                kind,
+                wait,
+            )
+            raise TooManyAttempts(wait)
+        operator = await self.registry.authenticate(name, password)
+        if operator is not None:
+            throttle.succeeded(by_address)
+            throttle.succeeded(by_name)
+            return operator
+        delay = max(throttle.failed(by_address), throttle.failed(by_name))
+        throttle.failures[path] += 1
+        log.warning(
+            "security: auth_failed path=%s operator=%s address=%s failures=%d",
+            path,
+            name,
+            address,
+            throttle.failure_count(by_name),
+        )
+        await asyncio.sleep(delay)
+        return None
 
     def revoke(self, request: Request) -> None:
         """Log out: the request's session cookie is refused from now on, on this server."""
@@ -47,7 +89,8 @@ class Auth:
             raise Unauthorized("malformed Basic credentials") from None
         if not sep:
             raise Unauthorized("malformed Basic credentials")
-        operator = await self.registry.authenticate(name, password)
+        address = request.client.host if request.client else "?"
+        operator = await self.verify(name, password, address, "api")
         if operator is None:
             raise Unauthorized("wrong name or password")
         return operator

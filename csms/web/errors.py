@@ -6,6 +6,7 @@ WebError
 ├── NotFound       404  no such session, settlement or station
 ├── BadRequest     400  a malformed filter or body
 ├── Conflict       409  the action does not fit the state (read-only view, not connected)
+├── TooManyAttempts 429 too many failed logins from this address or for this name
 └── Upstream       502  the station answered with a CALLERROR or not at all
 """
 
@@ -36,6 +37,14 @@ class BadRequest(WebError):
 
 class Conflict(WebError):
     status = 409
+
+
+class TooManyAttempts(WebError):
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class Upstream(WebError):

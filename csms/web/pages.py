@@ -22,7 +22,7 @@ from csms.review import chart_series
 from csms.web.api import session_filter
 from csms.web.auth import Auth, require_actor
 from csms.web.chart import session_chart
-from csms.web.errors import BadRequest, WebError
+from csms.web.errors import BadRequest, TooManyAttempts, WebError
 from csms.web.service import ReviewService
 
 router = APIRouter(include_in_schema=False)
@@ -109,7 +109,16 @@ async def login(request: Request) -> Response:
         raise BadRequest("the form is not UTF-8") from None
     form = {k: v[0] for k, v in parse_qs(text).items()}
     auth: Auth = request.app.state.auth
-    operator = await auth.registry.authenticate(form.get("name", ""), form.get("password", ""))
+    address = request.client.host if request.client else "?"
+    try:
+        operator = await auth.verify(
+            form.get("name", ""), form.get("password", ""), address, "login"
+        )
+    except TooManyAttempts as held:
+        refusal = login_page(request, form.get("next", "/sessions"), str(held).capitalize() + ".")
+        refusal.status_code = 429
+        refusal.headers["Retry-After"] = str(held.retry_after)
+        return refusal
     if operator is None:
         return login_page(request, form.get("next", "/sessions"), "Wrong name or password.")
     response = RedirectResponse(_safe_next(form.get("next", "/sessions")), status_code=303)

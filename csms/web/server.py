@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 
@@ -33,6 +34,12 @@ class WebServer:
     def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
         self._server = server
         self._task = task
+
+    @property
+    def app(self) -> Any:
+        """The FastAPI application being served."""
+        app = self._server.config.app
+        return getattr(app, "app", app)  # inside the HttpLimits wrapper
 
     @property
     def port(self) -> int:

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -59,14 +58,14 @@ class OperatorRegistry:
 
     scrypt costs tens of milliseconds by design; HTTP Basic sends the password with every
     request, so a successful check is remembered (keyed by an HMAC of name and password,
-    never the password itself) for ``cache_ttl`` seconds.
+    never the password itself) with the stored hash it matched; each request still reads the
+    operator's row, so a removal or a new password takes effect on the next request.
     """
 
-    def __init__(self, store: CsmsStore, *, cache_ttl: float = 60.0) -> None:
+    def __init__(self, store: CsmsStore) -> None:
         self._store = store
-        self._cache_ttl = cache_ttl
         self._cache_key = os.urandom(32)
-        self._verified: dict[bytes, tuple[float, Operator]] = {}
+        self._verified: dict[bytes, str] = {}  # HMAC(name, password) -> matched hash
 
     async def _rows(self, sql: str, params: tuple[str, ...] = ()) -> list[aiosqlite.Row]:
         # Reads share the store's connection; writes go through its serialised writer.
@@ -121,22 +120,20 @@ class OperatorRegistry:
     async def authenticate(self, name: str, password: str) -> Operator | None:
         """The operator if the password is right, else None (unknown names cost the same)."""
         key = hmac.new(self._cache_key, f"{name}\x00{password}".encode(), "sha256").digest()
-        hit = self._verified.get(key)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self._cache_ttl:
-            return hit[1]
         rows = await self._rows(
             "SELECT name, role, created_at, password_hash FROM operators WHERE name = ?", (name,)
         )
         stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
-        ok = await asyncio.to_thread(verify_password, password, stored)
-        if not ok or not rows:
-            return None
-        operator = Operator(rows[0]["name"], check_role(rows[0]["role"]), rows[0]["created_at"])
-        if len(self._verified) > 1024:
-            self._verified.clear()
-        self._verified[key] = (now, operator)
-        return operator
+        # The cache holds the stored hash a password matched: a removed operator or a new
+        # password misses at once, even when another process (the CLI) changed the table.
+        if not (rows and self._verified.get(key) == stored):
+            ok = await asyncio.to_thread(verify_password, password, stored)
+            if not ok or not rows:
+                return None
+            if len(self._verified) > 1024:
+                self._verified.clear()
+            self._verified[key] = stored
+        return Operator(rows[0]["name"], check_role(rows[0]["role"]), rows[0]["created_at"])
 
 
 # A real hash of a random password, checked for unknown names so timing does not tell.

@@ -40,6 +40,19 @@ async def test_add_authenticate_and_remove(registry: OperatorRegistry) -> None:
     assert await registry.authenticate("olivia", "operator-pass") is None
 
 
+async def test_removal_by_another_process_bites_on_the_next_request(
+    registry: OperatorRegistry, tmp_path: Path
+) -> None:
+    await registry.add("carol", "carol-pass-1", "operator", "2026-01-01T00:00:00Z")
+    assert await registry.authenticate("carol", "carol-pass-1") is not None  # now cached
+    other = await CsmsStore.open(tmp_path / "csms.sqlite")  # the CLI, in its own process
+    try:
+        assert await OperatorRegistry(other).remove("carol")
+    finally:
+        await other.close()
+    assert await registry.authenticate("carol", "carol-pass-1") is None
+
+
 @pytest.mark.parametrize(
     ("name", "password", "role", "message"),
     [

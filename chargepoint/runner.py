@@ -19,6 +19,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocpp.v201 import call
@@ -52,6 +53,17 @@ FATAL_HTTP = (401, 403, 404)
 SECURITY_EVENTS = {"PowerUp": "StartupOfTheDevice", "RemoteReset": "ResetOrReboot"}
 
 
+def default_start(config: StationConfig) -> datetime:
+    """Where an accelerated station's clock starts: far enough back that its ``--sessions``
+    end no later than now (a record from the future is one no auditor trusts). A station at
+    real speed, or one running without end, starts now."""
+    now = datetime.now(UTC)
+    if config.speed <= 1 or config.sessions < 1:
+        return now
+    rounds = -(-config.sessions // max(1, config.evses))
+    return now - timedelta(seconds=rounds * (config.session_seconds + 600))
+
+
 class StationRunner:
     """Runs one station until its sessions are done (``--exit``) or it is cancelled.
 
@@ -72,7 +84,7 @@ class StationRunner:
     ) -> None:
         self.config = config
         self.url = station_url(config.url, config.station_id)
-        self.clock = clock or AcceleratedClock(speed=config.speed)
+        self.clock = clock or AcceleratedClock(speed=config.speed, start=default_start(config))
         self._rand = rand
         self.errors: list[ChargePointError] = []
         self._fatal: asyncio.Event = asyncio.Event()

@@ -75,7 +75,9 @@ async def run_session(
         apply_limits(station)  # a TxDefaultProfile governs the new EV from the start
         await station.submit(started)
         begin = started.timestamp
-        end = _departure(station, evse) or begin + timedelta(seconds=seconds)
+        end = begin + timedelta(seconds=seconds)  # at the latest; earlier if the EV leaves
+        if (departure := _departure(station, evse)) is not None and begin < departure < end:
+            end = departure
         await _sample_until(station, evse, stop, begin, end)
         # a session that ran its course ends at its exact instant, however late the wake-up
         end_sample = station.sample(

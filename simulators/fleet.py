@@ -22,7 +22,7 @@ from chargepoint.ev import Ev, EvSpec
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.runner import runner_for
 from chargepoint.transaction import IdToken
-from csms.model import TokenRecord
+from csms.model import NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
@@ -94,6 +94,8 @@ async def register_fleet(store: CsmsStore, plans: list[StationPlan]) -> None:
         else:
             hashed = await asyncio.to_thread(hash_password, plan.password)
             await store.update_station_secret(plan.station_id, hashed, pem)
+        # the simulated 2.0.1 station follows a negative limit by discharging
+        await store.set_station_caps(plan.station_id, discharge=NEGATIVE_LIMIT_201)
         if await store.get_token(plan.token, "ISO14443") is None:
             await store.add_token(
                 TokenRecord(plan.token, "ISO14443", "Accepted", plan.payment, None, now)
@@ -141,7 +143,7 @@ async def run_station(
         sessions=scenario.evses_per_station * scenario.sessions_per_evse,
         exit_when_done=True,
         id_token=IdToken(plan.token, "ISO14443"),
-        session_seconds=plan.session_seconds,
+        session_seconds=max(60.0, scenario.dwell_hours[1] * 3600),  # each EV leaves at its dwell
         speed=scenario.speed,
         tx_updated_interval=scenario.meter_interval_s,
         connect_timeout=60,

@@ -419,10 +419,11 @@ class CsmsStore:
         rows = sample_rows(station_id, transaction_id, evse_id, seq_no, samples)
         await self._db.executemany(INSERT_SAMPLE, rows)
 
-    async def _close_session(self, station_id: str, transaction_id: str, at: str) -> None:
+    async def _judge_session(
+        self, station_id: str, transaction_id: str
+    ) -> tuple[SessionRecord, SettlementOutcome]:
+        """An ended session and what its evidence and the registry make of it today."""
         assert self.session_closer is not None
-        if await self.settlement_for_session(station_id, transaction_id) is not None:
-            return
         session = await self.get_session(station_id, transaction_id)
         assert session is not None
         samples = await self.meter_samples(station_id, transaction_id)
@@ -430,7 +431,12 @@ class CsmsStore:
         token = None
         if session.id_token is not None and session.id_token_type is not None:
             token = await self.get_token(session.id_token, session.id_token_type)
-        outcome = self.session_closer(session, samples, station, token)
+        return session, self.session_closer(session, samples, station, token)
+
+    async def _close_session(self, station_id: str, transaction_id: str, at: str) -> None:
+        if await self.settlement_for_session(station_id, transaction_id) is not None:
+            return
+        session, outcome = await self._judge_session(station_id, transaction_id)
         doubt = await self.audit_reason(session, at)
         if doubt is not None and outcome.status == "pending":
             outcome = SettlementOutcome(
@@ -553,14 +559,7 @@ class CsmsStore:
                     f"session {station_id}:{transaction_id} {state}; only a flagged one can"
                     " be re-settled"
                 )
-            session = await self.get_session(station_id, transaction_id)
-            assert session is not None
-            samples = await self.meter_samples(station_id, transaction_id)
-            station = await self.get_station(station_id)
-            token = None
-            if session.id_token is not None and session.id_token_type is not None:
-                token = await self.get_token(session.id_token, session.id_token_type)
-            outcome = self.session_closer(session, samples, station, token)
+            _, outcome = await self._judge_session(station_id, transaction_id)
             if outcome.status == "pending":
                 await db.execute(
                     "DELETE FROM settlements WHERE settlement_id = ?", (current.settlement_id,)

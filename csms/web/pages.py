@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
+from csms.reports import to_csv
 from csms.review import chart_series
 from csms.web.api import session_filter
 from csms.web.auth import Auth, require_actor
@@ -45,7 +46,15 @@ def money(micro: int | None, currency: str | None) -> str:
     return f"{Decimal(micro).scaleb(-6):.2f} {currency or ''}".strip()
 
 
-templates.env.globals.update(kwh=kwh, money=money)
+def short_time(stamp: str | None) -> str:
+    """``2026-11-25 16:30`` (UTC) for an RFC 3339 time: compact enough for a table."""
+    if not stamp:
+        return ""
+    text = stamp.replace("T", " ")
+    return text[:16] if len(text) >= 16 and text[4] == "-" else stamp
+
+
+templates.env.globals.update(kwh=kwh, money=money, short_time=short_time)
 
 
 def _safe_next(target: str) -> str:
@@ -152,14 +161,44 @@ async def sessions_page(
     wanted = session_filter(station, status, since, until, pseudonym, bad_evidence or None)
     rows = await review.sessions(wanted)
     query = {"since": since, "until": until}
+    currencies = {r.currency for r in rows if r.currency}
+    totals = {
+        "import_wh": sum(r.import_wh for r in rows),
+        "export_wh": sum(r.export_wh for r in rows),
+        "amount": sum(r.amount or 0 for r in rows),
+        "currency": currencies.pop() if len(currencies) == 1 else None,
+    }
     return render(
         request,
         "sessions.html",
         operator,
         rows=rows[:PAGE_ROWS],
         total=len(rows),
+        totals=totals,
         f=wanted,
         q=query,
+        csv_link="/sessions.csv?" + request.url.query if request.url.query else "/sessions.csv",
+    )
+
+
+@router.get("/sessions.csv")
+async def sessions_csv(
+    request: Request,
+    station: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    pseudonym: str | None = None,
+    bad_evidence: bool | None = None,
+) -> Response:
+    """The filtered sessions as CSV (the same columns as ``v2g sessions export``)."""
+    await _operator(request)
+    review: ReviewService = request.app.state.review
+    wanted = session_filter(station, status, since, until, pseudonym, bad_evidence or None)
+    return Response(
+        to_csv(await review.sessions(wanted)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
     )
 
 

@@ -96,7 +96,8 @@ async def test_discharge_then_charge_on_the_csms_command(tmp_path: Path) -> None
     meters = ev_meters(
         key, station_id=STATION, evses=1, options=options, stay_seconds=4 * 3600 + 600
     )
-    start = datetime.now(UTC).replace(minute=40, second=0, microsecond=0)
+    # the session (4 h of station time) ends before now: nothing is stamped in the future
+    start = datetime.now(UTC).replace(minute=40, second=0, microsecond=0) - timedelta(hours=5)
     clock = AcceleratedClock(speed=SPEED, start=start)
     runner = StationRunner(station_config, clock=clock, meters=meters)
     run = asyncio.create_task(runner.run())

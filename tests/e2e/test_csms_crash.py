@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from chargepoint.backoff import Backoff
 from chargepoint.clock import AcceleratedClock
 from chargepoint.config import StationConfig
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
-from chargepoint.runner import StationRunner
+from chargepoint.runner import StationRunner, default_start
 from chargepoint.transaction import IdToken
 from csms.store.sqlite import CsmsStore
 from ledger.sqlite_store import SqliteBlockStore
@@ -152,7 +153,10 @@ async def test_kill_9_the_csms_during_a_fleet_run(tmp_path: Path, processes: Pro
         )  # fmt: skip
         meters = ev_meters(ensure_meter_key(key), station_id=station, evses=1,
                            options=EvOptions(seed=n), stay_seconds=3 * 3600)  # fmt: skip
-        runners.append(StationRunner(config, clock=AcceleratedClock(speed=3600), meters=meters))
+        # the station clock starts far enough back that its sessions end by now, with room
+        # for the hours its clock runs on while the CSMS is down
+        clock = AcceleratedClock(speed=3600, start=default_start(config) - timedelta(hours=24))
+        runners.append(StationRunner(config, clock=clock, meters=meters))
     fleet = asyncio.gather(*(runner.run() for runner in runners))
 
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -335,3 +336,23 @@ async def test_the_pages_say_who_pays_for_an_amount(
     for path in ("/sessions", f"/sessions/{world.settlement_id}"):
         page = await client.get(path)
         assert page.status_code == 200 and "the driver is paid" in page.text, path
+
+
+async def test_the_sessions_page_totals_links_csv_and_says_why_a_session_is_flagged(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    login = await client.post(
+        "/login", data={"name": AUDITOR, "password": AUDITOR_PW}, follow_redirects=False
+    )
+    assert login.status_code in (302, 303), login.text
+    page = (await client.get("/sessions")).text
+    rows = await world.store.list_sessions()
+    total_import = sum(s.import_wh for s in rows) / 1000
+    assert 'id="total-import"' in page and f"{total_import:,.3f}" in page
+    flagged = await world.store.get_settlement(world.flagged_id)
+    assert flagged is not None and flagged.reason and flagged.reason.split(":")[0] in page
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d{3}Z", page)  # compact times in the table
+    assert 'href="/sessions.csv"' in page
+    csv_text = (await client.get("/sessions.csv")).text
+    assert csv_text.splitlines()[0].startswith("settlement_id") or "," in csv_text.splitlines()[0]
+    assert len(csv_text.splitlines()) >= 1 + len(rows)

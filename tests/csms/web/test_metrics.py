@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,8 @@ async def test_metrics_of_a_live_csms(csms: CsmsApp, tmp_path: Path) -> None:
     assert (await station.call("Heartbeat", {}))[0] == 3
     assert (await station.call("Heartbeat", {}))[0] == 3
     assert (await station.call("NoSuchAction", {}))[0] == 4  # a CALLERROR
+    time.sleep(0.3)  # a stall of the event loop, for the lag histogram
+    await asyncio.sleep(0.2)
     deps = ReviewDeps(
         store=csms.store, data_dir=tmp_path, stations=csms.stations, server=csms.server
     )
@@ -60,6 +63,10 @@ async def test_metrics_of_a_live_csms(csms: CsmsApp, tmp_path: Path) -> None:
     assert samples['v2g_settlements{status="pending"}'] == 0
     assert "v2g_ledger_height NaN" in answer.text  # no ledger in this data dir
     assert samples['v2g_settlement_commit_seconds_bucket{le="+Inf"}'] == 0
+    lag = "v2g_event_loop_lag_seconds"
+    assert samples[f"{lag}_count"] >= 2
+    assert samples[f'{lag}_bucket{{le="0.1"}}'] < samples[f'{lag}_bucket{{le="+Inf"}}']
+    assert samples["v2g_event_loop_lag_max_seconds"] >= 0.2
 
 
 def record(created: str, committed: str | None, status: str = "committed") -> SettlementRecord:

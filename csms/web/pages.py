@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
-from csms.review import chart_series
+from csms.review import SessionFilter, chart_series
 from csms.web.api import session_filter
 from csms.web.auth import Auth, require_actor
 from csms.web.chart import session_chart
@@ -146,21 +146,26 @@ async def home() -> Response:
     return RedirectResponse("/sessions", status_code=303)
 
 
-@router.get("/sessions")
-async def sessions_page(
-    request: Request,
+def _form_filter(
     station: str | None = None,
     status: str | None = None,
     since: str | None = None,
     until: str | None = None,
     pseudonym: str | None = None,
     bad_evidence: bool | None = None,
+) -> SessionFilter:
+    """The sessions filter of the page's form (an unticked box filters nothing)."""
+    return session_filter(station, status, since, until, pseudonym, bad_evidence or None)
+
+
+@router.get("/sessions")
+async def sessions_page(
+    request: Request, wanted: SessionFilter = Depends(_form_filter)
 ) -> HTMLResponse:
     operator = await _operator(request)
     review: ReviewService = request.app.state.review
-    wanted = session_filter(station, status, since, until, pseudonym, bad_evidence or None)
     rows = await review.sessions(wanted)
-    query = {"since": since, "until": until}
+    query = {key: request.query_params.get(key) for key in ("since", "until")}
     currencies = {r.currency for r in rows if r.currency}
     totals = {
         "import_wh": sum(r.import_wh for r in rows),
@@ -182,19 +187,10 @@ async def sessions_page(
 
 
 @router.get("/sessions.csv")
-async def sessions_csv(
-    request: Request,
-    station: str | None = None,
-    status: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    pseudonym: str | None = None,
-    bad_evidence: bool | None = None,
-) -> Response:
+async def sessions_csv(request: Request, wanted: SessionFilter = Depends(_form_filter)) -> Response:
     """The filtered sessions as CSV (the same columns as ``v2g sessions export``)."""
     await _operator(request)
     review: ReviewService = request.app.state.review
-    wanted = session_filter(station, status, since, until, pseudonym, bad_evidence or None)
     return Response(
         to_csv(await review.sessions(wanted)),
         media_type="text/csv; charset=utf-8",

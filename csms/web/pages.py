@@ -7,7 +7,7 @@ browser and the status still says "log in first".
 from __future__ import annotations
 
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,17 @@ def short_time(stamp: str | None) -> str:
 
 
 templates.env.globals.update(kwh=kwh, money=money, short_time=short_time)
+
+
+def tariff_boundaries(intervals: list[dict[str, Any]]) -> list[datetime]:
+    """Where the settled intervals change price: each interval's start but the first."""
+    starts = []
+    for interval in intervals[1:]:
+        try:
+            starts.append(parse_timestamp(str(interval.get("start", ""))))
+        except ValueError:
+            continue
+    return starts
 
 
 def _safe_next(target: str) -> str:
@@ -219,7 +230,11 @@ async def session_page(
         "session.html",
         operator,
         d=detail,
-        chart=session_chart(chart_series(detail.samples)),
+        chart=session_chart(
+            chart_series(detail.samples),
+            boundaries=tariff_boundaries(detail.intervals),
+            marks=await review.soc_marks(detail),
+        ),
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None

@@ -97,7 +97,7 @@ async def test_session_page_shows_chart_intervals_evidence_and_block(
     assert f'id="settlement-id">{world.settlement_id}<' in page
     assert '<svg id="session-chart"' in page
     assert len(re.findall(r"<polyline ", page)) == 4
-    assert page.count("<tr><td>2026-11-25T1") == 2  # two tariff intervals
+    assert page.count('<tr><td class="nowrap">2026-11-25 1') == 2  # two tariff intervals
     assert "Signatures and readings check out" in page
     assert "Height <strong>1</strong>" in page
     assert 'name="csrf"' not in page  # an auditor gets no credit form

@@ -42,7 +42,7 @@ class RegistryWatch:
         credentials: CredentialChecker,
         connections: dict[str, StationConnection],
         *,
-        interval: float = 0.5,
+        interval: float = 0.25,
     ) -> None:
         self._store = store
         self._credentials = credentials

@@ -91,7 +91,7 @@ async def test_other_stations_stay_connected(running: CsmsApp) -> None:
     await v2g("stations", "remove", STATION, "--data-dir", str(running.data_dir))
     code, _ = await wait_closed(station.ws, time.monotonic(), 1.0)
     assert code == 1008
-    await asyncio.sleep(0.6)  # another look of the watch
+    await asyncio.sleep(0.5)  # another look of the watch
     assert (await other.call("Heartbeat", {}))[0] == 3
 
 

@@ -17,6 +17,7 @@ from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
 from csms.store.sqlite import KEEP, CsmsStore, Keep
 from csms.timeutil import format_timestamp, utc_now
+from ledger.tables import render_table, utc_text
 
 T = TypeVar("T")
 
@@ -375,15 +376,19 @@ def stations_list(data_dir: Path) -> None:
     if not stations:
         click.echo("no stations registered")
         return
-    click.echo(
-        f"{'STATION':<24} {'MODEL':<20} {'METER KEY':<9} {'TOLERANCE':<9} {'PROFILE':<7} LAST SEEN"
-    )
-    for s, tolerance, profile in stations:
-        model = f"{s.vendor or ''} {s.model or ''}".strip() or "-"
-        click.echo(
-            f"{s.station_id:<24} {model:<20} {'yes' if s.meter_key else 'no':<9} "
-            f"{tolerance:<9} {profile or 'csms':<7} {s.last_seen_at or 'never'}"
+    rows = [
+        (
+            s.station_id,
+            f"{s.vendor or ''} {s.model or ''}".strip() or "-",
+            "yes" if s.meter_key else "no",
+            tolerance,
+            str(profile or "csms"),
+            utc_text(s.last_seen_at, missing="never"),
         )
+        for s, tolerance, profile in stations
+    ]
+    header = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "LAST SEEN (UTC)")
+    click.echo(render_table(header, rows), nl=False)
 
 
 @stations_group.command("remove")
@@ -458,11 +463,19 @@ def tokens_list(data_dir: Path) -> None:
     if not tokens:
         click.echo("no tokens registered")
         return
-    click.echo(f"{'TOKEN':<38} {'TYPE':<16} {'STATUS':<10} {'PAYMENT':<8} EXPIRES")
-    for t in tokens:
-        click.echo(
-            f"{t.id_token:<38} {t.type:<16} {t.status:<10} {t.payment:<8} {t.expires_at or '-'}"
+    rows = [
+        (
+            t.id_token,
+            t.type,
+            t.status,
+            t.payment,
+            utc_text(t.expires_at, missing="never"),
+            utc_text(t.created_at),
         )
+        for t in tokens
+    ]
+    header = ("TOKEN", "TYPE", "STATUS", "PAYMENT", "EXPIRES (UTC)", "ADDED (UTC)")
+    click.echo(render_table(header, rows), nl=False)
 
 
 @tokens_group.command("remove")

@@ -230,6 +230,65 @@ def check_evidence(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RecordCheck:
+    """One record on its own, for a reviewer's table: what it reads and whether it checks.
+
+    ``problem`` is None when the record parses, its signature verifies against the key and
+    its readings are well formed (the checks across records are :func:`check_evidence`'s).
+    """
+
+    sha256: str
+    nature: str
+    page: int | None
+    at: datetime | None
+    import_wh: int | None
+    export_wh: int | None
+    signature: str  # the signature value (SD) as sent, hex
+    problem: str | None
+
+
+def record_checks(
+    records: Sequence[str], meter_key: ec.EllipticCurvePublicKey, *, expected_id: str | None = None
+) -> tuple[RecordCheck, ...]:
+    """Each distinct record checked alone, in page order (unparseable records last)."""
+    checked: list[tuple[tuple[int, str], RecordCheck]] = []
+    for index, text in enumerate(dict.fromkeys(records)):
+        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        try:
+            record = _parse(text, sha, index)
+        except _Bad as bad:
+            checked.append(
+                (
+                    (1 << 62, sha),
+                    RecordCheck(sha, "Unknown", None, None, None, None, "", bad.reason),
+                )
+            )
+            continue
+        problem: str | None = None
+        snapshot: MeterSnapshot | None = None
+        try:
+            _verify_signature(record, meter_key)
+        except _Bad as bad:
+            problem = bad.reason
+        try:
+            snapshot = _snapshot(record, expected_id)
+        except _Bad as bad:
+            problem = problem or bad.reason
+        check = RecordCheck(
+            sha256=sha,
+            nature=_nature_of(record),
+            page=snapshot.page if snapshot else None,
+            at=snapshot.at if snapshot else None,
+            import_wh=snapshot.import_wh if snapshot else None,
+            export_wh=snapshot.export_wh if snapshot else None,
+            signature=str(record.signature.get("SD", "")),
+            problem=problem,
+        )
+        checked.append((_page_key(record), check))
+    return tuple(check for _, check in sorted(checked, key=lambda item: item[0]))
+
+
 def _parse(text: str, sha: str, index: int) -> _Parsed:
     if not text.startswith("OCMF|"):
         raise _Bad("malformed", f"record {index + 1} does not start with 'OCMF|'")

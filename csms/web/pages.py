@@ -7,6 +7,7 @@ browser and the status still says "log in first".
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
 from csms.review import SessionFilter, chart_series
+from csms.timeutil import parse_timestamp
 from csms.web.api import session_filter
 from csms.web.auth import Auth, require_actor
 from csms.web.chart import session_chart
@@ -47,14 +49,31 @@ def money(micro: int | None, currency: str | None) -> str:
 
 
 def short_time(stamp: str | None) -> str:
-    """``2026-11-25 16:30`` (UTC) for an RFC 3339 time: compact enough for a table."""
+    """``2026-11-25 16:30`` in UTC for an RFC 3339 time (any offset): compact for a table.
+
+    Text that is not a timestamp is shown as it is.
+    """
     if not stamp:
         return ""
-    text = stamp.replace("T", " ")
-    return text[:16] if len(text) >= 16 and text[4] == "-" else stamp
+    try:
+        moment = parse_timestamp(stamp)
+    except ValueError:
+        return stamp
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
 templates.env.globals.update(kwh=kwh, money=money, short_time=short_time)
+
+
+def tariff_boundaries(intervals: list[dict[str, Any]]) -> list[datetime]:
+    """Where the settled intervals change price: each interval's start but the first."""
+    starts = []
+    for interval in intervals[1:]:
+        try:
+            starts.append(parse_timestamp(str(interval.get("start", ""))))
+        except ValueError:
+            continue
+    return starts
 
 
 def _safe_next(target: str) -> str:
@@ -211,7 +230,11 @@ async def session_page(
         "session.html",
         operator,
         d=detail,
-        chart=session_chart(chart_series(detail.samples)),
+        chart=session_chart(
+            chart_series(detail.samples),
+            boundaries=tariff_boundaries(detail.intervals),
+            marks=await review.soc_marks(detail),
+        ),
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None

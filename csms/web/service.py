@@ -9,6 +9,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
@@ -17,12 +18,22 @@ from csms.errors import RegistryError, StationCallError, StationNotConnected
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
-from csms.timeutil import format_timestamp
+from csms.store.charging_needs import ChargingNeedsStore
+from csms.timeutil import format_timestamp, parse_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
+from csms.web.chart import SocMarks
 from csms.web.deps import ReviewDeps
 from csms.web.errors import BadRequest, Conflict, NotFound, Upstream
 
 log = logging.getLogger(__name__)
+NEEDS_SLACK = timedelta(minutes=5)
+
+
+def _moment(text: str | None) -> datetime | None:
+    try:
+        return parse_timestamp(text) if text else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,30 @@ class ReviewService:
         if detail is None:
             raise NotFound(f"no session or settlement {review_id!r}")
         return detail
+
+    async def soc_marks(self, detail: SessionDetail) -> SocMarks:
+        """The target SoC and departure the session's EV reported, and the dispatcher's reserve.
+
+        The EV's needs are the last received on the session's EVSE from shortly before its
+        start (``NEEDS_SLACK``: its first messages may beat the transaction's own start) to its end.
+        """
+        row = detail.row
+        needs = None
+        start = _moment(row.started_at)
+        if row.evse_id is not None and start is not None:
+            end = _moment(row.ended_at)
+            needs = await ChargingNeedsStore(self.deps.store).last_between(
+                row.station_id,
+                row.evse_id,
+                format_timestamp(start - NEEDS_SLACK),
+                None if end is None else format_timestamp(end),
+            )
+        departure = _moment(needs.departure_time) if needs is not None else None
+        return SocMarks(
+            target_pct=None if needs is None or needs.target_soc is None else needs.target_soc,
+            reserve_pct=self.deps.reserve_soc_pct,
+            departure=departure,
+        )
 
     async def receipt(self, review_id: str) -> dict[str, Any]:
         detail = await self.session(review_id)

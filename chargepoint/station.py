@@ -37,6 +37,7 @@ from chargepoint.metering import (
 )
 from chargepoint.offline_queue import OfflineQueue
 from chargepoint.payloads import id_token_payload, status_notification_call, transaction_event_call
+from chargepoint.session_report import SessionListener
 from chargepoint.transaction import (
     EventType,
     Evse,
@@ -114,6 +115,7 @@ class Station:
         self.boot_accepted = False
         self.reset_pending = False
         self.sessions_completed = 0
+        self.on_session: SessionListener | None = None  # told of each ended session
         self._on_error = on_error
         self._link: Link | None = None
         self._flush_lock = asyncio.Lock()

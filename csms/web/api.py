@@ -168,6 +168,11 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             ],
             clock_skew_s=v.clock_skew_s,
             discharge=v.discharge,
+            last_ocpp_version=v.last_ocpp_version,
+            tolerance=v.tolerance,
+            security_profile=v.security_profile,
+            meter_key_sha256=v.meter_key_sha256,
+            session_count=v.session_count,
         )
         for v in await review.stations()
     ]

@@ -119,6 +119,11 @@ class StationOut(BaseModel):
         description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
     )
     discharge: str = Field("", description="what the dispatcher may ask of it, and why")
+    last_ocpp_version: str | None = Field(None, description="the version of its last connection")
+    tolerance: str = Field("strict", description="strict | tolerant")
+    security_profile: int | None = Field(None, description="its own; null: the CSMS's")
+    meter_key_sha256: str | None = Field(None, description="SHA-256 of the meter key's DER")
+    session_count: int = 0
 
 
 class StartRequest(BaseModel):

@@ -21,7 +21,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 
 from csms.app import CsmsApp, start_csms
-from csms.cli import stations_group
+from csms.cli_stations import stations_group
 from csms.config import CsmsConfig
 from csms.operators import OperatorRegistry
 from csms.passwords import hash_password

@@ -150,6 +150,15 @@ class CreditRequest(BaseModel):
     )
 
 
+class StationEventOut(BaseModel):
+    id: int
+    action: str = Field(description="the OCPP action the station sent, e.g. NotifyEvent")
+    evse_id: int | None
+    summary: str = Field(description="one line saying what it reported")
+    received_at: str
+    payload: dict[str, Any] = Field(description="the message as received (camelCase)")
+
+
 class ActionOut(BaseModel):
     station_id: str
     action: str

@@ -22,6 +22,7 @@ from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
+from csms.store.station_events import StationEvent, StationEventsStore
 from csms.store.station_overview import OpenTransaction, StationOverview
 from csms.timeutil import format_timestamp, parse_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
@@ -240,6 +241,16 @@ class ReviewService:
                 )
             )
         return views
+
+    async def station_events(
+        self, station_id: str, *, limit: int, action: str | None = None
+    ) -> list[StationEvent]:
+        """What the station reported beyond transactions (NotifyEvent, limits, DER, ...),
+        newest first; 404 for a station not registered."""
+        if await self.deps.store.get_station(station_id) is None:
+            raise NotFound(f"station {station_id!r} is not registered")
+        events = StationEventsStore(self.deps.store)
+        return await events.latest(station_id, limit=limit, action=action)
 
     # -- actions (operators only; the routes check the role) ------------------------------
 

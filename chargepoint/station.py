@@ -29,6 +29,7 @@ from chargepoint.errors import (
     Rejected,
 )
 from chargepoint.ev_needs import charging_needs_call_201, ev_behind
+from chargepoint.local_list import LocalList
 from chargepoint.metering import (
     MeterRequest,
     MeterSource,
@@ -75,6 +76,20 @@ class StopRequest:
             self.event.set()
 
 
+@dataclass
+class Activity:
+    """A long job the CSMS asked for (a log upload, a firmware update) and where it stands."""
+
+    request_id: int
+    status: str
+    task: asyncio.Task[None] | None = None
+    finished: bool = False  # its last status is set (and may still be on its way)
+
+    @property
+    def running(self) -> bool:
+        return not self.finished and self.task is not None and not self.task.done()
+
+
 class Station:
     """One simulated charging station, independent of any particular connection."""
 
@@ -112,6 +127,11 @@ class Station:
         self.profile_timers: dict[int, asyncio.Task[None]] = {}  # next schedule change per EVSE
         self.running_costs: dict[str, float] = {}  # transactionId -> CostUpdated / Updated
         self.total_costs: dict[str, float] = {}  # transactionId -> totalCost answering Ended
+        self.local_list = LocalList()  # SendLocalList (housekeeping)
+        self.log_upload: Activity | None = None  # GetLog (diagnostics)
+        self.firmware_update: Activity | None = None  # UpdateFirmware (firmware)
+        self.pending_keys: dict[str, Any] = {}  # certificate use -> key awaiting its certificate
+        self.certificates: dict[str, str] = {}  # certificate use -> installed PEM chain
 
     @property
     def station_id(self) -> str:
@@ -345,6 +365,15 @@ class Station:
                 await self.flush()
 
     # other station-initiated messages -------------------------------------------------
+
+    async def notify(self, payload: Any) -> None:
+        """Send a notification: a CALLERROR is reported, a lost link is not an error."""
+        try:
+            await self.send(payload)
+        except CallErrorReceived as exc:
+            self.report(exc)
+        except (CallFailed, NotConnected):
+            pass
 
     async def send_status(self, evse: Evse) -> None:
         """StatusNotification for ``evse``'s connector; skipped while offline."""

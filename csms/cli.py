@@ -235,16 +235,14 @@ def stations_add(
     data_dir: Path,
 ) -> None:
     """Register STATION_ID with a password (stored as a salted scrypt hash)."""
-    from csms.server import MAX_STATION_ID, STATION_ID_CHARS, valid_station_id
+    from csms.station_import import password_problem, station_id_problem
 
-    if not valid_station_id(station_id):
-        raise click.BadParameter(
-            f"1 to {MAX_STATION_ID} characters of {STATION_ID_CHARS} (OCPP identifierString"
-            " without ':')",
-            param_hint="STATION_ID",
-        )
-    if len(password) < 8:
-        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    problem = station_id_problem(station_id)
+    if problem:
+        raise click.BadParameter(problem, param_hint="STATION_ID")
+    problem = password_problem(password)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
     key_text = read_meter_key(meter_key) if meter_key else None
     hashed = hash_password(password)
 
@@ -303,6 +301,11 @@ def read_meter_key(path: Path) -> str:
     default=None,
     help="Replace the meter's public key (P-256: PEM, DER or oca:base16:asn1).",
 )
+@click.option(
+    "--password",
+    default=None,
+    help="A new Basic-auth password (a running CSMS drops connections made with the old one).",
+)
 @DATA_DIR
 def stations_set(
     station_id: str,
@@ -312,6 +315,7 @@ def stations_set(
     max_charge_w: str | None,
     max_discharge_w: str | None,
     meter_key: Path | None,
+    password: str | None,
     data_dir: Path,
 ) -> None:
     """Change settings of a registered STATION_ID.
@@ -321,16 +325,24 @@ def stations_set(
     ``v2g sessions resettle ID`` re-checks a session flagged under the old key.
     """
     dispatch = (discharge, max_charge_w, max_discharge_w)
-    if all(v is None for v in (tolerance, profile, meter_key, *dispatch)):
+    if all(v is None for v in (tolerance, profile, meter_key, password, *dispatch)):
         raise click.UsageError(
-            "nothing to set: give --tolerance, --security-profile, --meter-key,"
+            "nothing to set: give --password, --tolerance, --security-profile, --meter-key,"
             " --discharge, --max-charge-w and/or --max-discharge-w"
         )
+    from csms.station_import import password_problem
+
+    problem = None if password is None else password_problem(password)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
     key_text = read_meter_key(meter_key) if meter_key else None
+    hashed = None if password is None else hash_password(password)
 
     async def update(store: CsmsStore) -> None:
         if await store.get_station(station_id) is None:
             raise CsmsError(f"station {station_id!r} is not registered")
+        if hashed is not None:
+            await store.update_station_secret(station_id, hashed, None)
         if key_text is not None:
             await store.set_meter_key(station_id, key_text)
         if tolerance is not None:
@@ -348,7 +360,8 @@ def stations_set(
             )
 
     run_async(lambda: with_store(data_dir, update))
-    changes = [f"tolerance {tolerance}"] if tolerance else []
+    changes = ["password changed"] if hashed else []
+    changes += [f"tolerance {tolerance}"] if tolerance else []
     changes += [f"security profile {profile}"] if profile else []
     changes += [f"discharge {discharge}"] if discharge else []
     changes += [f"max charge {max_charge_w} W"] if max_charge_w else []

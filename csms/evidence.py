@@ -143,18 +143,24 @@ def load_meter_public_key(path: Path) -> ec.EllipticCurvePublicKey:
         data = path.read_bytes()
     except OSError as exc:
         raise MeterKeyError(f"{path}: cannot read meter key: {exc.strerror}") from exc
+    return read_meter_public_key(data, str(path))
+
+
+def read_meter_public_key(data: bytes, source: str) -> ec.EllipticCurvePublicKey:
+    """A meter public key to register from ``data`` (a file's bytes or inline text), with
+    the checks of ``load_meter_public_key``; errors name ``source``."""
     if len(data) > 64 * 1024:
-        raise MeterKeyError(f"{path}: not a meter key (expected {_KEY_FORMATS})")
+        raise MeterKeyError(f"{source}: not a meter key (expected {_KEY_FORMATS})")
     if _is_private_key(data):
         raise MeterKeyError(
-            f"{path}: this is a private key; register the meter's public key only "
+            f"{source}: this is a private key; register the meter's public key only "
             "(e.g. the FILE.pub.pem written beside the key)"
         )
     try:
         return parse_public_key(data)
     except MeterKeyError as exc:
         detail = str(exc) if "P-256" in str(exc) else f"not a meter key (expected {_KEY_FORMATS})"
-        raise MeterKeyError(f"{path}: {detail}") from exc
+        raise MeterKeyError(f"{source}: {detail}") from exc
 
 
 def public_key_pem(key: ec.EllipticCurvePublicKey) -> str:

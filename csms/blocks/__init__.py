@@ -9,6 +9,7 @@ from csms.blocks import (
     provisioning,
     security,
     smart_charging,
+    station_events,
     transactions,
 )
 from csms.context import StationContext
@@ -22,4 +23,5 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **meter_values.HANDLERS,
     **security.HANDLERS,
     **smart_charging.HANDLERS,
+    **station_events.HANDLERS,
 }

@@ -3,10 +3,11 @@ NotifyEVChargingNeeds with its V2X parameters among them); ``HANDLERS_21`` route
 
 from __future__ import annotations
 
-from csms.blocks import HANDLERS_201
+from csms.blocks import HANDLERS_201, station_events
 from csms.context import StationContext
 from csms.ocpp.rpc import Handler
 
 HANDLERS_21: dict[str, Handler[StationContext]] = {
     **HANDLERS_201,
+    **station_events.HANDLERS_21_ONLY,
 }

@@ -12,7 +12,7 @@ from csms.model import MeterSample
 from csms.operators import COOKIE_NAME, load_session_secret, read_session, sign_session
 from csms.review import chart_series
 from csms.web.chart import session_chart
-from csms.web.pages import short_time
+from csms.web.formats import short_time
 from tests.csms.web.world import (
     AUDITOR,
     AUDITOR_PW,
@@ -99,7 +99,7 @@ async def test_session_page_shows_chart_intervals_evidence_and_block(
     assert len(re.findall(r"<polyline ", page)) == 4
     assert page.count('<tr><td class="nowrap">2026-11-25 1') == 2  # two tariff intervals
     assert "Signatures and readings check out" in page
-    assert "Height <strong>1</strong>" in page
+    assert f'Height <strong><a href="/chain/blocks/1#{world.settlement_id}">1</a></strong>' in page
     assert 'name="csrf"' not in page  # an auditor gets no credit form
     bad = (await client.get(f"/sessions/{world.flagged_id}")).text
     assert "wrong_meter_key" in bad and "Not on the ledger yet" in bad

@@ -17,6 +17,7 @@ from csms.errors import RegistryError, StationCallError, StationNotConnected
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
+from csms.store.evse_caps import EvseCapsStore
 from csms.timeutil import format_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
 from csms.web.deps import ReviewDeps
@@ -110,6 +111,7 @@ class ReviewService:
                     discharge=discharge_summary(
                         connected.get(station.station_id),
                         await self.deps.store.get_station_caps(station.station_id),
+                        await EvseCapsStore(self.deps.store).facts(station.station_id),
                     ),
                 )
             )

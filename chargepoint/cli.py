@@ -16,9 +16,15 @@ from chargepoint.errors import ChargePointError
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.meter import public_key_pem
 from chargepoint.runner import runner_for
+from chargepoint.session_report import SessionReport
 from chargepoint.transaction import IdToken
 
 PEM_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)  # --ca, --cert, --key
+
+
+def print_session(report: SessionReport) -> None:
+    """One line on stdout per ended session."""
+    click.echo(report.line())
 
 
 @click.command("chargepoint")
@@ -243,7 +249,7 @@ def chargepoint_command(
             )
         elif print_meter_key:
             raise click.UsageError("--print-meter-key needs --meter-key FILE")
-        runner = runner_for(config, meters=meters)
+        runner = runner_for(config, meters=meters, on_session=print_session)
     except (ChargePointError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     if exit_when_done and logging.getLogger().getEffectiveLevel() >= logging.WARNING:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from chargepoint.local_list import ITEMS_PER_MESSAGE as LOCAL_LIST_ITEMS_PER_MESSAGE
+
 ACTUAL = "Actual"
 
 
@@ -350,6 +352,15 @@ def default_variables(
             max_length=40,
         ),
         var("DeviceDataCtrlr", "ItemsPerMessage", "32", data_type=integer, mutability=ro),
+        var("LocalAuthListCtrlr", "Enabled", "true", data_type=boolean),
+        var("LocalAuthListCtrlr", "Entries", "0", data_type=integer, mutability=ro),
+        var(
+            "LocalAuthListCtrlr",
+            "ItemsPerMessage",
+            str(LOCAL_LIST_ITEMS_PER_MESSAGE),
+            data_type=integer,
+            mutability=ro,
+        ),
         var("ChargingStation", "AvailabilityState", "Available", mutability=ro),
     ]
     for evse_id in range(1, evse_count + 1):

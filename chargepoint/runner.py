@@ -42,6 +42,7 @@ from chargepoint.errors import (
 )
 from chargepoint.metering import MeterSource, SimulatedMeter
 from chargepoint.payloads import boot_notification_call, security_event_call
+from chargepoint.session_report import SessionListener
 from chargepoint.sessions import run_session
 from chargepoint.station import Station
 from chargepoint.transaction import Evse
@@ -81,6 +82,7 @@ class StationRunner:
         clock: Clock | None = None,
         meters: Mapping[int, MeterSource] | None = None,
         rand: Callable[[], float] = random.random,
+        on_session: SessionListener | None = None,
     ) -> None:
         self.config = config
         self.url = station_url(config.url, config.station_id)
@@ -106,6 +108,7 @@ class StationRunner:
             new_transaction_id=lambda: uuid.uuid4().hex,
             on_error=self._on_error,
         )
+        self.station.on_session = on_session
         self.connections = 0
 
     def _on_error(self, error: ChargePointError) -> None:

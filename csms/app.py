@@ -191,6 +191,7 @@ def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
         ledger_dir=None if app.genesis_path is None else app.genesis_path.parent,
         settlement_written=services.settlement_written,
         clock=services.clock,
+        reserve_soc_pct=services.config.reserve_soc_pct if app.dispatcher is not None else None,
     )
 
 

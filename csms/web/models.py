@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from csms.review import CreditRow, SessionDetail, SessionRow, sample_dict
+from csms.timeutil import format_timestamp
 from csms.web.chain import ChainStatus
 
 
@@ -90,6 +92,7 @@ class ChainOut(BaseModel):
     chain_id: str | None
     height: int
     top_hash: str | None
+    last_block_time: str | None = Field(description="the top block's time (RFC 3339, UTC)")
     validators: list[ValidatorOut]
     verified: bool | None
     verify_error: str | None
@@ -205,6 +208,9 @@ def chain_out(status: ChainStatus, counts: dict[str, int]) -> ChainOut:
         chain_id=status.chain_id,
         height=status.height,
         top_hash=status.top_hash,
+        last_block_time=None
+        if status.top_time_ms is None
+        else format_timestamp(datetime.fromtimestamp(status.top_time_ms / 1000, UTC)),
         validators=[
             ValidatorOut(address=v.address, power=v.power, last_vote_height=v.last_vote_height)
             for v in status.validators

@@ -7,6 +7,7 @@ browser and the status still says "log in first".
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
 from csms.review import SessionFilter, chart_series
+from csms.timeutil import parse_timestamp
 from csms.web.api import session_filter
 from csms.web.auth import Auth, require_actor
 from csms.web.chart import session_chart
@@ -26,6 +28,7 @@ from csms.web.errors import BadRequest, TooManyAttempts, WebError
 from csms.web.service import ReviewService
 
 router = APIRouter(include_in_schema=False)
+CHAIN_BLOCKS = 100  # the newest blocks holding settlements listed on the chain page
 PAGE_ROWS = 500  # newest first; narrow the filters (or use the API's offset) for older ones
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -47,14 +50,51 @@ def money(micro: int | None, currency: str | None) -> str:
 
 
 def short_time(stamp: str | None) -> str:
-    """``2026-11-25 16:30`` (UTC) for an RFC 3339 time: compact enough for a table."""
+    """``2026-11-25 16:30`` in UTC for an RFC 3339 time (any offset): compact for a table.
+
+    Text that is not a timestamp is shown as it is.
+    """
     if not stamp:
         return ""
-    text = stamp.replace("T", " ")
-    return text[:16] if len(text) >= 16 and text[4] == "-" else stamp
+    try:
+        moment = parse_timestamp(stamp)
+    except ValueError:
+        return stamp
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
-templates.env.globals.update(kwh=kwh, money=money, short_time=short_time)
+def ms_time(ms: int | None) -> str:
+    """``2026-11-25 16:30:05 UTC`` for a ledger time (Unix milliseconds)."""
+    if ms is None:
+        return ""
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def age(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3 h 10 min``, ``2 d 4 h``: how long ago, for a reader."""
+    whole = max(0, int(seconds))
+    if whole < 120:
+        return f"{whole} s"
+    minutes, hours = whole // 60, whole // 3600
+    if hours < 2:
+        return f"{minutes} min"
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+templates.env.globals.update(kwh=kwh, money=money, short_time=short_time, ms_time=ms_time)
+
+
+def tariff_boundaries(intervals: list[dict[str, Any]]) -> list[datetime]:
+    """Where the settled intervals change price: each interval's start but the first."""
+    starts = []
+    for interval in intervals[1:]:
+        try:
+            starts.append(parse_timestamp(str(interval.get("start", ""))))
+        except ValueError:
+            continue
+    return starts
 
 
 def _safe_next(target: str) -> str:
@@ -211,7 +251,11 @@ async def session_page(
         "session.html",
         operator,
         d=detail,
-        chart=session_chart(chart_series(detail.samples)),
+        chart=session_chart(
+            chart_series(detail.samples),
+            boundaries=tariff_boundaries(detail.intervals),
+            marks=await review.soc_marks(detail),
+        ),
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None
@@ -261,7 +305,29 @@ async def chain_page(request: Request) -> HTMLResponse:
     review: ReviewService = request.app.state.review
     status = await review.chain()
     counts = await review.settlement_counts()
-    return render(request, "chain.html", operator, c=status, counts=counts)
+    blocks = await review.blocks()
+    since_top = None
+    if status.top_time_ms is not None:
+        since_top = age(review.deps.clock().timestamp() - status.top_time_ms / 1000)
+    return render(
+        request,
+        "chain.html",
+        operator,
+        c=status,
+        counts=counts,
+        since_top=since_top,
+        blocks=blocks[:CHAIN_BLOCKS],
+        blocks_total=len(blocks),
+    )
+
+
+@router.get("/chain/blocks/{height}")
+async def block_page(request: Request, height: str) -> HTMLResponse:
+    operator = await _operator(request)
+    if not height.isdigit() or len(height) > 18:
+        raise BadRequest(f"block height: expected a whole number, got {height!r}")
+    review: ReviewService = request.app.state.review
+    return render(request, "block.html", operator, b=await review.block(int(height)))
 
 
 @router.get("/stations")

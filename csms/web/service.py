@@ -8,22 +8,35 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
 from csms.dispatch_limits import discharge_summary
 from csms.errors import RegistryError, StationCallError, StationNotConnected
+from csms.model import SettlementRecord
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
+from csms.store.charging_needs import ChargingNeedsStore
 from csms.store.evse_caps import EvseCapsStore
-from csms.timeutil import format_timestamp
+from csms.timeutil import format_timestamp, parse_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
+from csms.web.chart import SocMarks
 from csms.web.deps import ReviewDeps
 from csms.web.errors import BadRequest, Conflict, NotFound, Upstream
 
 log = logging.getLogger(__name__)
+NEEDS_SLACK = timedelta(minutes=5)
+
+
+def _moment(text: str | None) -> datetime | None:
+    try:
+        return parse_timestamp(text) if text else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +53,52 @@ class StationView:
     discharge: str = ""  # what the dispatcher may ask of it, and why (csms.dispatch_limits)
 
 
+@dataclass(frozen=True, slots=True)
+class BlockView:
+    """A ledger block as the CSMS knows it: the settlements it committed there.
+
+    ``time_ms`` and ``tx_count`` come from a stored receipt's header (None before one is fetched).
+    """
+
+    height: int
+    block_hash: str | None
+    time_ms: int | None
+    tx_count: int | None
+    settlements: tuple[SettlementRecord, ...]
+
+
+def block_views(records: Iterable[SettlementRecord]) -> list[BlockView]:
+    """The committed settlements grouped by block, newest block first, in transaction order."""
+    by_height: dict[int, list[SettlementRecord]] = {}
+    for record in records:
+        if record.block_height is not None:
+            by_height.setdefault(record.block_height, []).append(record)
+    views = []
+    for height in sorted(by_height, reverse=True):
+        held = sorted(by_height[height], key=lambda r: (r.tx_index is None, r.tx_index or 0))
+        header: dict[str, Any] = {}
+        count = None
+        for record in held:
+            try:
+                receipt = json.loads(record.receipt or "null")
+            except ValueError:
+                continue
+            if isinstance(receipt, dict) and isinstance(receipt.get("header"), dict):
+                header, count = receipt["header"], receipt.get("tx_count")
+                break
+        time_ms = header.get("time")
+        views.append(
+            BlockView(
+                height=height,
+                block_hash=next((r.block_hash for r in held if r.block_hash), None),
+                time_ms=time_ms if isinstance(time_ms, int) else None,
+                tx_count=count if isinstance(count, int) else None,
+                settlements=tuple(held),
+            )
+        )
+    return views
+
+
 class ReviewService:
     def __init__(self, deps: ReviewDeps) -> None:
         self.deps = deps
@@ -53,6 +112,30 @@ class ReviewService:
         if detail is None:
             raise NotFound(f"no session or settlement {review_id!r}")
         return detail
+
+    async def soc_marks(self, detail: SessionDetail) -> SocMarks:
+        """The target SoC and departure the session's EV reported, and the dispatcher's reserve.
+
+        The EV's needs are the last received on the session's EVSE from shortly before its
+        start (``NEEDS_SLACK``: its first messages may beat the transaction's own start) to its end.
+        """
+        row = detail.row
+        needs = None
+        start = _moment(row.started_at)
+        if row.evse_id is not None and start is not None:
+            end = _moment(row.ended_at)
+            needs = await ChargingNeedsStore(self.deps.store).last_between(
+                row.station_id,
+                row.evse_id,
+                format_timestamp(start - NEEDS_SLACK),
+                None if end is None else format_timestamp(end),
+            )
+        departure = _moment(needs.departure_time) if needs is not None else None
+        return SocMarks(
+            target_pct=None if needs is None or needs.target_soc is None else needs.target_soc,
+            reserve_pct=self.deps.reserve_soc_pct,
+            departure=departure,
+        )
 
     async def receipt(self, review_id: str) -> dict[str, Any]:
         detail = await self.session(review_id)
@@ -78,6 +161,16 @@ class ReviewService:
             status: counts.get(status, 0)
             for status in ("pending", "committed", "flagged", "rejected")
         }
+
+    async def blocks(self) -> list[BlockView]:
+        """Every block holding settlements of this CSMS, newest first."""
+        return block_views(await self.deps.store.list_settlements())
+
+    async def block(self, height: int) -> BlockView:
+        found = [b for b in await self.blocks() if b.height == height]
+        if not found:
+            raise NotFound(f"block {height} holds no settlement of this CSMS")
+        return found[0]
 
     async def stations(self) -> list[StationView]:
         connected: dict[str, str] = {}

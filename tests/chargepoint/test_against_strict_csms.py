@@ -212,7 +212,7 @@ async def test_every_csms_initiated_call_gets_a_valid_answer(csms: StrictCsms) -
             ("MeterValues", "Accepted"),
             ("TransactionEvent", "Rejected"),
             ("BootNotification", "Rejected"),
-            ("FirmwareStatusNotification", "NotImplemented"),
+            ("PublishFirmwareStatusNotification", "NotImplemented"),
         ]:
             got = await csms.call(STATION, call.TriggerMessage(requested_message=requested))
             assert got.status == status, requested

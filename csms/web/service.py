@@ -61,6 +61,8 @@ class StationView:
     meter_key_problem: str | None = None  # a stored key that cannot be read
     session_count: int = 0
     open_transactions: tuple[OpenTransaction, ...] = ()
+    auth_failures: int = 0  # failed or refused handshakes since the CSMS started
+    auth_held_s: int = 0  # seconds its id is still refused from addresses that failed
 
 
 def meter_key_summary(meter_key: str | None) -> tuple[str | None, str | None]:
@@ -215,6 +217,9 @@ class ReviewService:
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
             fingerprint, key_problem = meter_key_summary(station.meter_key)
+            failures, held = (
+                server.auth_standing(station.station_id) if server is not None else (0, 0)
+            )
             views.append(
                 StationView(
                     station_id=station.station_id,
@@ -238,6 +243,8 @@ class ReviewService:
                     meter_key_problem=key_problem,
                     session_count=counts.get(station.station_id, 0),
                     open_transactions=tuple(await overview.open_transactions(station.station_id)),
+                    auth_failures=failures,
+                    auth_held_s=held,
                 )
             )
         return views

@@ -22,6 +22,7 @@ from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
+from csms.store.evse_caps import EvseCapsStore
 from csms.store.station_events import StationEvent, StationEventsStore
 from csms.store.station_overview import OpenTransaction, StationOverview
 from csms.timeutil import format_timestamp, parse_timestamp
@@ -234,6 +235,7 @@ class ReviewService:
                     discharge=discharge_summary(
                         connected.get(station.station_id),
                         await self.deps.store.get_station_caps(station.station_id),
+                        await EvseCapsStore(self.deps.store).facts(station.station_id),
                     ),
                     last_ocpp_version=await overview.last_protocol(station.station_id),
                     tolerance=await self.deps.store.get_tolerance(station.station_id),

@@ -2,10 +2,10 @@
 
 A supervised background task (never a handler) looks at each active session of a connected
 station, reads its latest state of charge and sample time, prices that moment with the tariff,
-bounds the policy's decision by the EV's declared limits and the operator's caps
-(``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a negative limit
-discharges on a 2.0.1 station declared to take one; ``operationMode`` on 2.1) and CostUpdated
-with the running cost.
+bounds the policy's decision by the EV's declared limits, the EVSE's reported rating and the
+operator's caps (``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a
+negative limit discharges on a 2.0.1 station that may take one; ``operationMode`` on 2.1) and
+CostUpdated with the running cost.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from csms.model import SessionRecord
 from csms.server import CsmsServer
 from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
+from csms.store.evse_caps import EvseCapsStore
 from csms.tariffs import Tariff, TariffError
 from csms.timeutil import parse_timestamp
 
@@ -158,7 +159,8 @@ class Dispatcher:
                 continue
             needs = await ChargingNeedsStore(store).latest(session.station_id, session.evse_id)
             caps = await store.get_station_caps(session.station_id)
-            limits = limits_for(shape, needs, caps, self.settings.policy)
+            evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
+            limits = limits_for(shape, needs, caps, self.settings.policy, evse)
             self.limits[key] = limits
             wanted = decide(
                 self.settings.policy,

@@ -22,6 +22,7 @@ from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
+from csms.store.evse_caps import EvseCapsStore
 from csms.store.station_events import StationEvent, StationEventsStore
 from csms.store.station_overview import OpenTransaction, StationOverview
 from csms.timeutil import format_timestamp, parse_timestamp
@@ -61,6 +62,8 @@ class StationView:
     meter_key_problem: str | None = None  # a stored key that cannot be read
     session_count: int = 0
     open_transactions: tuple[OpenTransaction, ...] = ()
+    auth_failures: int = 0  # failed or refused handshakes since the CSMS started
+    auth_held_s: int = 0  # seconds its id is still refused from addresses that failed
 
 
 def meter_key_summary(meter_key: str | None) -> tuple[str | None, str | None]:
@@ -211,6 +214,9 @@ class ReviewService:
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
             fingerprint, key_problem = meter_key_summary(station.meter_key)
+            failures, held = (
+                server.auth_standing(station.station_id) if server is not None else (0, 0)
+            )
             views.append(
                 StationView(
                     station_id=station.station_id,
@@ -225,6 +231,7 @@ class ReviewService:
                     discharge=discharge_summary(
                         connected.get(station.station_id),
                         await self.deps.store.get_station_caps(station.station_id),
+                        await EvseCapsStore(self.deps.store).facts(station.station_id),
                     ),
                     last_ocpp_version=await overview.last_protocol(station.station_id),
                     tolerance=await self.deps.store.get_tolerance(station.station_id),
@@ -234,6 +241,8 @@ class ReviewService:
                     meter_key_problem=key_problem,
                     session_count=counts.get(station.station_id, 0),
                     open_transactions=tuple(await overview.open_transactions(station.station_id)),
+                    auth_failures=failures,
+                    auth_held_s=held,
                 )
             )
         return views

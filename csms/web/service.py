@@ -139,19 +139,15 @@ class ReviewService:
     async def soc_marks(self, detail: SessionDetail) -> SocMarks:
         """The target SoC and departure the session's EV reported, and the dispatcher's reserve.
 
-        The EV's needs are the last received on the session's EVSE from shortly before its
-        start (``NEEDS_SLACK``: its first messages may beat the transaction's own start) to its end.
+        The EV's needs are the last it stated on the session's EVSE from shortly before the
+        session's start (``NEEDS_SLACK``: they may beat the transaction's own start) to its end.
         """
         row = detail.row
         needs = None
         start = _moment(row.started_at)
         if row.evse_id is not None and start is not None:
-            end = _moment(row.ended_at)
-            needs = await ChargingNeedsStore(self.deps.store).last_between(
-                row.station_id,
-                row.evse_id,
-                format_timestamp(start - NEEDS_SLACK),
-                None if end is None else format_timestamp(end),
+            needs = await ChargingNeedsStore(self.deps.store).for_session(
+                row.station_id, row.evse_id, start - NEEDS_SLACK, _moment(row.ended_at)
             )
         departure = _moment(needs.departure_time) if needs is not None else None
         return SocMarks(

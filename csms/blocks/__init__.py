@@ -8,6 +8,7 @@ from csms.blocks import (
     meter_values,
     provisioning,
     security,
+    smart_charging,
     station_events,
     transactions,
 )
@@ -21,5 +22,6 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **transactions.HANDLERS,
     **meter_values.HANDLERS,
     **security.HANDLERS,
+    **smart_charging.HANDLERS,
     **station_events.HANDLERS,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from csms.blocks import (
     authorization,
     availability,
+    firmware,
     meter_values,
     provisioning,
     security,
@@ -22,4 +23,5 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **meter_values.HANDLERS,
     **security.HANDLERS,
     **station_events.HANDLERS,
+    **firmware.HANDLERS,
 }

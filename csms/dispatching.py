@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from csms.blocks16.remote import set_charging_profile_request_16
-from csms.departure import keep_departure, state_from_registers
+from csms.departure import keep_arrival_energy, keep_departure, state_from_registers
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
@@ -94,14 +94,19 @@ class Dispatcher:
             await asyncio.sleep(self.settings.interval)
 
     async def _keep_departure(
-        self, decision: Decision, limits: Limits, session: SessionRecord, needs: EvChargingNeeds
+        self,
+        decision: Decision,
+        limits: Limits,
+        session: SessionRecord,
+        needs: EvChargingNeeds | None,
     ) -> Decision:
-        """A discharge only while the EV still reaches its departure target (``csms.departure``)."""
-        if needs.departure_time is None or needs.target_energy_wh is None:
-            return decision
+        """A discharge only while the EV still reaches its departure target, or, when it stated
+        none, keeps the energy it arrived with (``csms.departure``)."""
         samples = await self.server.services.store.register_samples(
             session.station_id, session.transaction_id
         )
+        if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
+            return keep_arrival_energy(decision, limits, samples)
         found = state_from_registers(
             needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
             departure=parse_timestamp(needs.departure_time),
@@ -169,7 +174,7 @@ class Dispatcher:
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
             decision = bound(wanted, limits)
-            if decision.mode == "discharge" and needs is not None:
+            if decision.mode == "discharge":
                 decision = await self._keep_departure(decision, limits, session, needs)
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)

@@ -9,6 +9,7 @@ from csms.blocks import (
     meter_values,
     provisioning,
     security,
+    smart_charging,
     station_events,
     transactions,
 )
@@ -22,6 +23,7 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **transactions.HANDLERS,
     **meter_values.HANDLERS,
     **security.HANDLERS,
+    **smart_charging.HANDLERS,
     **station_events.HANDLERS,
     **firmware.HANDLERS,
 }

@@ -175,6 +175,8 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             security_profile=v.security_profile,
             meter_key_sha256=v.meter_key_sha256,
             session_count=v.session_count,
+            auth_failures=v.auth_failures,
+            auth_held_s=v.auth_held_s,
         )
         for v in await review.stations()
     ]

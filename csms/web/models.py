@@ -124,6 +124,8 @@ class StationOut(BaseModel):
     security_profile: int | None = Field(None, description="its own; null: the CSMS's")
     meter_key_sha256: str | None = Field(None, description="SHA-256 of the meter key's DER")
     session_count: int = 0
+    auth_failures: int = Field(0, description="failed or refused handshakes since the CSMS started")
+    auth_held_s: int = Field(0, description="seconds its id is still refused after failures")
 
 
 class StartRequest(BaseModel):

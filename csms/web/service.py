@@ -63,6 +63,8 @@ class StationView:
     meter_key_problem: str | None = None  # a stored key that cannot be read
     session_count: int = 0
     open_transactions: tuple[OpenTransaction, ...] = ()
+    auth_failures: int = 0  # failed or refused handshakes since the CSMS started
+    auth_held_s: int = 0  # seconds its id is still refused from addresses that failed
 
 
 def meter_key_summary(meter_key: str | None) -> tuple[str | None, str | None]:
@@ -138,19 +140,15 @@ class ReviewService:
     async def soc_marks(self, detail: SessionDetail) -> SocMarks:
         """The target SoC and departure the session's EV reported, and the dispatcher's reserve.
 
-        The EV's needs are the last received on the session's EVSE from shortly before its
-        start (``NEEDS_SLACK``: its first messages may beat the transaction's own start) to its end.
+        The EV's needs are the last it stated on the session's EVSE from shortly before the
+        session's start (``NEEDS_SLACK``: they may beat the transaction's own start) to its end.
         """
         row = detail.row
         needs = None
         start = _moment(row.started_at)
         if row.evse_id is not None and start is not None:
-            end = _moment(row.ended_at)
-            needs = await ChargingNeedsStore(self.deps.store).last_between(
-                row.station_id,
-                row.evse_id,
-                format_timestamp(start - NEEDS_SLACK),
-                None if end is None else format_timestamp(end),
+            needs = await ChargingNeedsStore(self.deps.store).for_session(
+                row.station_id, row.evse_id, start - NEEDS_SLACK, _moment(row.ended_at)
             )
         departure = _moment(needs.departure_time) if needs is not None else None
         return SocMarks(
@@ -217,6 +215,9 @@ class ReviewService:
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
             fingerprint, key_problem = meter_key_summary(station.meter_key)
+            failures, held = (
+                server.auth_standing(station.station_id) if server is not None else (0, 0)
+            )
             views.append(
                 StationView(
                     station_id=station.station_id,
@@ -241,6 +242,8 @@ class ReviewService:
                     meter_key_problem=key_problem,
                     session_count=counts.get(station.station_id, 0),
                     open_transactions=tuple(await overview.open_transactions(station.station_id)),
+                    auth_failures=failures,
+                    auth_held_s=held,
                 )
             )
         return views

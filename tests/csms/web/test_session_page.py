@@ -8,9 +8,10 @@ from datetime import timedelta
 import httpx
 
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
-from csms.timeutil import format_timestamp
+from csms.timeutil import format_timestamp, utc_now
 from csms.web.deps import ReviewDeps
 from csms.web.server import start_web
+from csms.web.service import ReviewService
 from tests.csms.signed_session import BOUNDARY, T0
 from tests.csms.web.test_pages import log_in
 from tests.csms.web.world import AUDITOR, AUDITOR_PW, OPERATOR, OPERATOR_PW, STATION, World
@@ -32,7 +33,9 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
         EvChargingNeeds(
             station_id=STATION,
             evse_id=1,
-            received_at=format_timestamp(T0 + timedelta(seconds=2)),
+            # received now, stated in the station's (here: simulated, days earlier) time
+            received_at=format_timestamp(utc_now()),
+            timestamp=format_timestamp(T0 + timedelta(seconds=2)),
             requested_transfer="DC_BPT",
             departure_time=format_timestamp(T0 + timedelta(minutes=70)),
             target_soc=80,
@@ -51,6 +54,18 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
     assert 'data-level="reserve" data-value="25"' in page
     assert 'data-departure="2026-11-25T17:40:00Z"' in page
     assert 'data-level="target"' not in other  # another station's EV said nothing
+    await ChargingNeedsStore(world.store).record(  # a later session's EV on the same EVSE
+        EvChargingNeeds(
+            station_id=STATION,
+            evse_id=1,
+            received_at=format_timestamp(utc_now()),
+            requested_transfer="DC_BPT",
+            timestamp=format_timestamp(T0 + timedelta(hours=3)),
+            target_soc=60,
+        )
+    )
+    detail = await ReviewService(deps).session(world.settlement_id)
+    assert (await ReviewService(deps).soc_marks(detail)).target_pct == 80
 
 
 async def test_evidence_is_a_table_of_records_with_hashes_folded(

@@ -6,7 +6,9 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 
+import csms.review
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.timeutil import format_timestamp, utc_now
 from csms.web.deps import ReviewDeps
@@ -120,3 +122,13 @@ async def test_re_settle_button_is_for_operators_on_flagged_sessions(
     assert done.status_code == 303 and "re-settle" in done.headers["location"]
     shown = (await client.get(done.headers["location"])).text
     assert "re-settle: " in shown and "flagged" in shown  # still the wrong key: still flagged
+
+
+async def test_a_long_evidence_table_shows_its_first_and_last_records(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csms.review, "EVIDENCE_ROWS", 2)
+    await log_in(client, AUDITOR, AUDITOR_PW)
+    page = (await client.get(f"/sessions/{world.settlement_id}")).text
+    assert page.count("signature verifies") == 2 and "Intermediate" not in page
+    assert "The first and last 1 of 3 records are shown one by one" in page

@@ -279,10 +279,13 @@ class Station:
         if not self._needs_due or not self.online.is_set():
             return
         queued = {e.transaction_id for e in self.queue.pending()}
-        for transaction_id, evse_id in list(self._needs_due.items()):
+        for transaction_id in list(self._needs_due):
             if transaction_id in queued:
                 continue
-            del self._needs_due[transaction_id]
+            # another flush (a session on another EVSE) may have taken it while this one waited
+            evse_id = self._needs_due.pop(transaction_id, None)
+            if evse_id is None:
+                continue
             tx = self.evses[evse_id].transaction
             if tx is not None and tx.transaction_id == transaction_id:
                 await self.send_charging_needs(evse_id)

@@ -155,6 +155,7 @@ class ReviewService:
             target_pct=None if needs is None or needs.target_soc is None else needs.target_soc,
             reserve_pct=self.deps.reserve_soc_pct,
             departure=departure,
+            target_energy_wh=None if needs is None else needs.target_energy_wh,
         )
 
     async def receipt(self, review_id: str) -> dict[str, Any]:

@@ -235,7 +235,21 @@ class CsmsServer:
             response = connection.respond(status, "too many failed attempts\n")
             response.headers["Retry-After"] = str(wait)
             return response
-        if await self.credentials.check(station_id, password, stored):
+        checker = self.credentials
+        if checker.busy() and not checker.is_cached(station_id, password, stored):
+            wait = checker.retry_after()
+            throttle.refused[("ocpp", "busy")] += 1
+            log.info(
+                "security: auth_busy path=ocpp station=%s address=%s queued=%d retry_after=%d",
+                station_id,
+                address,
+                checker.queued,
+                wait,
+            )
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy, retry later\n")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        if await checker.check(station_id, password, stored):
             throttle.succeeded(by_address)
             throttle.succeeded(by_station)
             return None

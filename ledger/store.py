@@ -1,9 +1,10 @@
 """The block store: a small interface, and its in-memory twin for tests.
 
 A store holds committed blocks in height order, each with the commit certificate that
-made it final, and an index from settlement id to (height, transaction index) for
-receipts. The state is not stored: it is rebuilt by replaying (and so re-verifying) the
-blocks from genesis (``ledger.chain.replay``).
+made it final, an index from settlement id to (height, transaction index) for receipts, and
+the heights of the blocks that change the validator set (every receipt carries those). The
+state is not stored: it is rebuilt by replaying (and so re-verifying) the blocks from
+genesis (``ledger.chain.replay``).
 
 ``get`` raises ``BlockError`` naming the height when stored bytes cannot be read back
 (corruption), so tools report it like any other bad block.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from ledger.codec import block_id
 from ledger.errors import StoreError
-from ledger.tx import CREDIT, SETTLEMENT
+from ledger.tx import CREDIT, SETTLEMENT, VALIDATOR_UPDATE
 from ledger.types import Block, Commit
 
 
@@ -26,6 +27,15 @@ from ledger.types import Block, Commit
 class StoredBlock:
     block: Block
     commit: Commit | None
+
+
+# The canonical bytes of a validator update hold exactly this (and no other record's do).
+VALIDATOR_UPDATE_MARKER = b'"type":"' + VALIDATOR_UPDATE.encode() + b'"'
+
+
+def changes_validators(block: Block) -> bool:
+    """Whether a block may hold a validator update (a cheap look at the bytes)."""
+    return any(VALIDATOR_UPDATE_MARKER in tx.data for tx in block.txs)
 
 
 def settlement_ids(block: Block) -> list[tuple[str, int]]:
@@ -113,6 +123,12 @@ class BlockStore(ABC):
                 found.append(height)
         return found
 
+    async def change_heights(self, up_to: int) -> list[int]:
+        """Heights ``<= up_to`` of the blocks that may hold a validator update, ascending
+        (``changes_validators``). Stores keep them as they append, so a receipt does not
+        look through every block."""
+        return await self.heights_containing(VALIDATOR_UPDATE_MARKER, up_to)
+
     async def blocks(self, start: int = 1) -> AsyncIterator[StoredBlock]:
         """Every block from ``start`` to the top, in order."""
         top = await self.height()
@@ -129,6 +145,7 @@ class MemoryBlockStore(BlockStore):
     def __init__(self) -> None:
         self._blocks: list[StoredBlock] = []
         self._settlements: dict[str, tuple[int, int]] = {}
+        self._changes: list[int] = []
 
     async def height(self) -> int:
         return len(self._blocks)
@@ -145,7 +162,12 @@ class MemoryBlockStore(BlockStore):
             self._blocks[-1] = StoredBlock(below.block, last_commit)
         for sid, index in settlement_ids(block):
             self._settlements.setdefault(sid, (expected, index))
+        if changes_validators(block):
+            self._changes.append(expected)
         self._blocks.append(StoredBlock(block, commit))
+
+    async def change_heights(self, up_to: int) -> list[int]:
+        return [h for h in self._changes if h <= up_to]
 
     async def replace_commit(self, height: int, commit: Commit) -> None:
         top = len(self._blocks)

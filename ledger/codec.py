@@ -216,17 +216,26 @@ def read_block(text: str, pos: int = 0) -> tuple[Block, int]:
 def read_txs(text: str, pos: int) -> tuple[tuple[Tx, ...], int]:
     """Parse a JSON list of transaction records at ``text[pos]``, each sliced out as its
     bytes (their canonical form is for transaction validation to check); return the end."""
+    txs, _, end = read_txs_parsed(text, pos)
+    return txs, end
+
+
+def read_txs_parsed(text: str, pos: int) -> tuple[tuple[Tx, ...], tuple[dict[str, Any], ...], int]:
+    """``read_txs``, with the record each transaction parsed to on the way (so validation
+    need not parse it again: it only checks that the record encodes back to the bytes)."""
     pos = expect_literal(text, pos, "[")
-    txs = []
+    txs: list[Tx] = []
+    records: list[dict[str, Any]] = []
     if text.startswith("]", pos):
-        return (), pos + 1
+        return (), (), pos + 1
     while True:
         record, end = scan(text, pos)
         if not isinstance(record, dict):
             raise EncodingError("txs: expected objects")
         txs.append(Tx(text[pos:end].encode("utf-8")))
+        records.append(record)
         if text.startswith("]", end):
-            return tuple(txs), end + 1
+            return tuple(txs), tuple(records), end + 1
         pos = expect_literal(text, end, ",")
 
 

@@ -7,6 +7,7 @@ holds exactly what was hashed and signed; reading checks the bytes are still can
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -95,9 +96,16 @@ class SqliteBlockStore(BlockStore):
         return int(row[0]) if row and row[0] is not None else 0
 
     async def append(
-        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+        self,
+        block: Block,
+        commit: Commit | None,
+        *,
+        last_commit: Commit | None = None,
+        settlements: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         h = block.header.height
+        if settlements is None:
+            settlements = settlement_ids(block)
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -120,7 +128,12 @@ class SqliteBlockStore(BlockStore):
                 await self._conn.executemany(
                     "INSERT OR IGNORE INTO settlements (settlement_id, height, idx) "
                     "VALUES (?, ?, ?)",
-                    [(sid, h, i) for sid, i in settlement_ids(block)],
+                    [
+                        (sid, h, i)
+                        for sid, i in (
+                            settlement_ids(block) if settlements is None else settlements
+                        )
+                    ],
                 )
                 if changes_validators(block):
                     await self._conn.execute(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from ledger.codec import block_id
@@ -73,9 +73,18 @@ class BlockStore(ABC):
 
     @abstractmethod
     async def append(
-        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+        self,
+        block: Block,
+        commit: Commit | None,
+        *,
+        last_commit: Commit | None = None,
+        settlements: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         """Store the next block and its certificate atomically (one unit of work).
+
+        ``settlements``: the block's (settlement id, tx index) pairs when the caller has
+        its records decoded already (a validator that just checked the block); else the
+        store reads them from the transactions (``settlement_ids``).
 
         A validator stores a block the moment it is decided, with the certificate it holds;
         the next block's header binds the canonical one (``last_commit_hash``), which may hold
@@ -151,7 +160,12 @@ class MemoryBlockStore(BlockStore):
         return len(self._blocks)
 
     async def append(
-        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+        self,
+        block: Block,
+        commit: Commit | None,
+        *,
+        last_commit: Commit | None = None,
+        settlements: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         expected = len(self._blocks) + 1
         if block.header.height != expected:
@@ -160,7 +174,7 @@ class MemoryBlockStore(BlockStore):
             below = self._blocks[-1]
             check_commit_for(below.block, last_commit)
             self._blocks[-1] = StoredBlock(below.block, last_commit)
-        for sid, index in settlement_ids(block):
+        for sid, index in settlement_ids(block) if settlements is None else settlements:
             self._settlements.setdefault(sid, (expected, index))
         if changes_validators(block):
             self._changes.append(expected)

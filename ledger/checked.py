@@ -37,6 +37,9 @@ class CheckedTxs:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, data: bytes) -> bool:
+        return data in self._entries
+
     def get(self, data: bytes) -> Checked | None:
         return self._entries.get(data)
 

@@ -2,10 +2,10 @@
 
 A supervised background task (never a handler) looks at each active session of a connected
 station, reads its latest state of charge and sample time, prices that moment with the tariff,
-bounds the policy's decision by the EV's declared limits and the operator's caps
-(``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a negative limit
-discharges on a 2.0.1 station declared to take one; ``operationMode`` on 2.1) and CostUpdated
-with the running cost.
+bounds the policy's decision by the EV's declared limits, the EVSE's reported rating and the
+operator's caps (``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a
+negative limit discharges on a 2.0.1 station that may take one; ``operationMode`` on 2.1) and
+CostUpdated with the running cost.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from csms.blocks16.remote import set_charging_profile_request_16
-from csms.departure import keep_departure, state_from_registers
+from csms.departure import keep_arrival_energy, keep_departure, state_from_registers
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
@@ -26,6 +26,7 @@ from csms.model import SessionRecord
 from csms.server import CsmsServer
 from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
+from csms.store.evse_caps import EvseCapsStore
 from csms.tariffs import Tariff, TariffError
 from csms.timeutil import parse_timestamp
 
@@ -93,14 +94,19 @@ class Dispatcher:
             await asyncio.sleep(self.settings.interval)
 
     async def _keep_departure(
-        self, decision: Decision, limits: Limits, session: SessionRecord, needs: EvChargingNeeds
+        self,
+        decision: Decision,
+        limits: Limits,
+        session: SessionRecord,
+        needs: EvChargingNeeds | None,
     ) -> Decision:
-        """A discharge only while the EV still reaches its departure target (``csms.departure``)."""
-        if needs.departure_time is None or needs.target_energy_wh is None:
-            return decision
+        """A discharge only while the EV still reaches its departure target, or, when it stated
+        none, keeps the energy it arrived with (``csms.departure``)."""
         samples = await self.server.services.store.register_samples(
             session.station_id, session.transaction_id
         )
+        if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
+            return keep_arrival_energy(decision, limits, samples)
         found = state_from_registers(
             needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
             departure=parse_timestamp(needs.departure_time),
@@ -158,7 +164,8 @@ class Dispatcher:
                 continue
             needs = await ChargingNeedsStore(store).latest(session.station_id, session.evse_id)
             caps = await store.get_station_caps(session.station_id)
-            limits = limits_for(shape, needs, caps, self.settings.policy)
+            evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
+            limits = limits_for(shape, needs, caps, self.settings.policy, evse)
             self.limits[key] = limits
             wanted = decide(
                 self.settings.policy,
@@ -167,7 +174,7 @@ class Dispatcher:
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
             decision = bound(wanted, limits)
-            if decision.mode == "discharge" and needs is not None:
+            if decision.mode == "discharge":
                 decision = await self._keep_departure(decision, limits, session, needs)
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)

@@ -8,6 +8,8 @@ from csms.blocks import (
     meter_values,
     provisioning,
     security,
+    smart_charging,
+    station_events,
     transactions,
 )
 from csms.context import StationContext
@@ -20,4 +22,6 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **transactions.HANDLERS,
     **meter_values.HANDLERS,
     **security.HANDLERS,
+    **smart_charging.HANDLERS,
+    **station_events.HANDLERS,
 }

@@ -225,4 +225,32 @@ MIGRATIONS: list[str] = [
     ALTER TABLE station_settings ADD COLUMN discharge TEXT NOT NULL DEFAULT 'none'
         CHECK (discharge IN ('none', '2.0.1-negative-limit'));
     """,
+    # what stations report beyond transactions (NotifyEvent, charging limits, DER, ...):
+    # the last few per station (csms.store.station_events bounds it)
+    """
+    CREATE TABLE station_events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        station_id   TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        evse_id      INTEGER,
+        summary      TEXT NOT NULL,
+        received_at  TEXT NOT NULL,
+        raw          TEXT NOT NULL
+    );
+    CREATE INDEX station_events_station ON station_events (station_id, id);
+    """,
+    # what each station reported its EVSEs can do (EVSE 0: the whole station), latest per kind,
+    # and the 1.6 configuration key holding a station's power rating (csms.evse_limits)
+    """
+    CREATE TABLE evse_capabilities (
+        station_id  TEXT NOT NULL REFERENCES stations (station_id) ON DELETE CASCADE,
+        evse_id     INTEGER NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('power', 'bidirectional')),
+        value       INTEGER NOT NULL,
+        source      TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (station_id, evse_id, kind)
+    );
+    ALTER TABLE station_settings ADD COLUMN power_key TEXT;
+    """,
 ]

@@ -119,6 +119,13 @@ class StationOut(BaseModel):
         description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
     )
     discharge: str = Field("", description="what the dispatcher may ask of it, and why")
+    last_ocpp_version: str | None = Field(None, description="the version of its last connection")
+    tolerance: str = Field("strict", description="strict | tolerant")
+    security_profile: int | None = Field(None, description="its own; null: the CSMS's")
+    meter_key_sha256: str | None = Field(None, description="SHA-256 of the meter key's DER")
+    session_count: int = 0
+    auth_failures: int = Field(0, description="failed or refused handshakes since the CSMS started")
+    auth_held_s: int = Field(0, description="seconds its id is still refused after failures")
 
 
 class StartRequest(BaseModel):
@@ -143,6 +150,15 @@ class CreditRequest(BaseModel):
     amount: int | None = Field(
         None, gt=0, description="micro-units credited to the driver; omitted: full reversal"
     )
+
+
+class StationEventOut(BaseModel):
+    id: int
+    action: str = Field(description="the OCPP action the station sent, e.g. NotifyEvent")
+    evse_id: int | None
+    summary: str = Field(description="one line saying what it reported")
+    received_at: str
+    payload: dict[str, Any] = Field(description="the message as received (camelCase)")
 
 
 class ActionOut(BaseModel):

@@ -1,4 +1,4 @@
-"""Every profile the dispatcher builds stays within the EV's, the station's and the operator's
+"""Every profile the dispatcher builds stays within the EV's, the EVSE's and the operator's
 limits, on 1.6, 2.0.1 and 2.1 (a table of cases and a property over generated needs, caps,
 prices and SoC)."""
 
@@ -21,6 +21,7 @@ from csms.cli import stations_group
 from csms.dispatch import Decision, DispatchPolicy, decide
 from csms.dispatch_limits import NEGATIVE_LIMIT_201, StationCaps, bound, limits_for
 from csms.dispatching import profile_request
+from csms.evse_limits import EvseCaps
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
 from csms.operators import OperatorRegistry
@@ -147,6 +148,12 @@ def periods(version: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
         max_discharge_w=power,
         discharge=st.sampled_from(["none", NEGATIVE_LIMIT_201]),
     ),
+    evse=st.builds(
+        EvseCaps,
+        max_power_w=power,
+        bidirectional=st.sampled_from([None, True, False]),
+        bidirectional_source=st.just("V2XChargingCtrlr.SupportedEnergyTransferModes"),
+    ),
     policy=st.builds(
         DispatchPolicy,
         export_threshold=st.integers(0, 1_000_000),
@@ -161,26 +168,31 @@ def test_every_profile_sent_is_within_every_declared_limit(
     version: str,
     reported: EvChargingNeeds | None,
     caps: StationCaps,
+    evse: EvseCaps,
     policy: DispatchPolicy,
     export_price: int,
     soc: float,
     reserve: int,
 ) -> None:
     wanted = decide(policy, export_price=export_price, soc_pct=soc, reserve_soc_pct=reserve)
-    decision = bound(wanted, limits_for(version, reported, caps, policy))
+    decision = bound(wanted, limits_for(version, reported, caps, policy, evse))
     payload = profile_request(
         version, decision, evse_id=1, transaction_id="7", profile_id=1, start=NOW
     )
     SCHEMAS[version].validate_request("SetChargingProfile", payload)
-    ceilings = [policy.charge_w, caps.max_charge_w]
-    floors = [policy.discharge_w, caps.max_discharge_w]
+    ceilings = [policy.charge_w, caps.max_charge_w, evse.max_power_w]
+    floors = [policy.discharge_w, caps.max_discharge_w, evse.max_power_w]
     if reported is not None:
         ceilings.append(reported.max_charge_w)
         floors.append(reported.max_discharge_w)
     may_discharge = (
-        (version == "2.1" and reported is not None and reported.bidirectional)
-        or (version == "2.0.1" and caps.discharge == NEGATIVE_LIMIT_201)
-    ) and (reported is None or reported.max_discharge_w != 0)
+        (
+            (version == "2.1" and reported is not None and reported.bidirectional)
+            or (version == "2.0.1" and (caps.discharge == NEGATIVE_LIMIT_201 or evse.bidirectional))
+        )
+        and (reported is None or reported.max_discharge_w != 0)
+        and evse.bidirectional is not False
+    )
     for period in periods(version, payload):
         values = [period[k] for k in ("limit", "setpoint", "dischargeLimit") if k in period]
         assert values

@@ -18,8 +18,8 @@ from ocpp.routing import on
 from ocpp.v21 import ChargePoint, call, call_result
 
 from csms.app import CsmsApp
+from csms.blocks.smart_charging import to_needs
 from csms.blocks21.profiles import split_phases
-from csms.blocks21.smart_charging import to_needs
 from csms.dispatch import Decision, set_charging_profile_request
 from csms.errors import FormatViolation, OcppCallError
 from csms.model import TokenRecord

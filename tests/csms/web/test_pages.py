@@ -12,7 +12,7 @@ from csms.model import MeterSample
 from csms.operators import COOKIE_NAME, load_session_secret, read_session, sign_session
 from csms.review import chart_series
 from csms.web.chart import session_chart
-from csms.web.pages import short_time
+from csms.web.formats import short_time
 from tests.csms.web.world import (
     AUDITOR,
     AUDITOR_PW,

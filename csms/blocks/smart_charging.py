@@ -1,8 +1,10 @@
-"""OCPP 2.1 block K, Smart charging, V2X: NotifyEVChargingNeeds (K15-K17) with V2X parameters.
+"""Block K, Smart charging: NotifyEVChargingNeeds (K15-K17), OCPP 2.0.1 and 2.1.
 
-The EV's needs (departure time, energy and SoC targets, charge and discharge power limits) are
-converted at the boundary and stored; ``csms.dispatch_limits`` keeps a dispatch
-decision within them before a 2.1 SetChargingProfile with ``operationMode`` is sent.
+What an ISO 15118 EV tells the station at the start of a session: its departure time and the
+energy it wants by then (2.0.1: AC/DC ``energyAmount``; 2.1 also ``v2xChargingParameters``
+with energy and SoC targets and charge and discharge power limits). The needs are converted
+at the boundary and stored; ``csms.dispatch_limits`` keeps a dispatch decision within them
+and ``csms.departure`` keeps the EV's departure target.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ import copy
 import math
 from typing import Any
 
-from csms.dispatch_limits import Limits
+from csms.dispatch_limits import Limits, StationCaps, limits_for, station_limits
+from csms.evse_limits import EvseCaps
+from csms.store.charging_needs import EvChargingNeeds
 
 VOLTS_PER_PHASE = 230
 
@@ -58,6 +60,23 @@ def is_station_wide(version: str, action: str, request: dict[str, Any]) -> bool:
     return purpose in ("ChargePointMaxProfile", "ChargingStationMaxProfile") or (
         profile_target(version, action, request) == 0
     )
+
+
+def request_limits(
+    version: str,
+    action: str,
+    request: dict[str, Any],
+    *,
+    needs: EvChargingNeeds | None,
+    caps: StationCaps,
+    evse: EvseCaps,
+) -> Limits:
+    """The bounds of an operator's profile: a station-wide maximum asks no EV anything
+    (``station_limits``); any other is bounded like the dispatcher's for the EV last seen
+    on its EVSE (``needs``), without the dispatcher's own powers."""
+    if is_station_wide(version, action, request):
+        return station_limits(version, caps, evse)
+    return limits_for(version, needs, caps, None, evse)
 
 
 def clamp_request(

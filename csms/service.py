@@ -20,11 +20,11 @@ from typing import Any
 
 from csms.blocks16 import remote as remote16
 from csms.connection import StationConnection
-from csms.dispatch_limits import Limits, limits_for, station_limits
+from csms.dispatch_limits import Limits
 from csms.errors import StationNotConnected
 from csms.evse_limits import facts_from_configuration, facts_from_variables
 from csms.operator_calls import check_operator_action
-from csms.profile_bounds import clamp_request, is_station_wide, profile_target
+from csms.profile_bounds import clamp_request, profile_target, request_limits
 from csms.server import CsmsServer
 from csms.store.charging_needs import ChargingNeedsStore
 from csms.store.evse_caps import EvseCapsStore
@@ -258,12 +258,14 @@ class StationService:
         if target is None:
             return None
         store = self._server.services.store
-        caps = await store.get_station_caps(station_id)
-        evse = await EvseCapsStore(store).caps(station_id, target or None)
-        if is_station_wide(version, action, request):
-            return station_limits(version, caps, evse)
-        needs = await ChargingNeedsStore(store).latest(station_id, target)
-        return limits_for(version, needs, caps, None, evse)
+        return request_limits(
+            version,
+            action,
+            request,
+            needs=await ChargingNeedsStore(store).latest(station_id, target) if target else None,
+            caps=await store.get_station_caps(station_id),
+            evse=await EvseCapsStore(store).caps(station_id, target or None),
+        )
 
     async def _learn(self, station_id: str, action: str, response: dict[str, Any]) -> None:
         store = self._server.services.store

@@ -116,15 +116,20 @@ def delivered_since(
 
 
 def keep_arrival_energy(
-    decision: Decision, limits: Limits, samples: Sequence[RegisterReading]
+    decision: Decision,
+    limits: Limits,
+    samples: Sequence[RegisterReading],
+    *,
+    min_step_s: float = 0.0,
 ) -> Decision:
     """For an EV without a departure target: a discharge only while, after one more step of
-    it, the EV still holds at least the energy it arrived with (the session's first reading)."""
+    it (at least ``min_step_s``), the EV still holds at least the energy it arrived with
+    (the session's first reading)."""
     if decision.mode != "discharge":
         return decision
     charge = Decision("charge", limits.max_charge_w)
     if not samples:
         return charge
     delivered, step = delivered_since(samples, None)
-    out_wh = -decision.limit_w * step / 3600
+    out_wh = -decision.limit_w * max(step, min_step_s) / 3600
     return charge if delivered - out_wh < 0 else decision

@@ -39,6 +39,7 @@ __all__ = [
     "bound",
     "discharge_summary",
     "limits_for",
+    "station_limits",
 ]
 
 
@@ -89,6 +90,23 @@ def limits_for(
         if reason is None:
             return Limits(max_charge, max_discharge)
     return Limits(max_charge, 0, reason)
+
+
+def station_limits(version: str, caps: StationCaps, evse: EvseCaps | None = None) -> Limits:
+    """The limits of a station-wide maximum profile (1.6 ChargePointMaxProfile, 2.x
+    ChargingStationMaxProfile): it asks no EV anything, so only the station's rating and the
+    operator's caps bound it, and it may allow discharge wherever the station may discharge."""
+    evse = evse or EvseCaps()
+    max_charge = _tightest(caps.max_charge_w, evse.max_power_w)
+    if version == "2.1":
+        reason = (
+            _charge_only_reason(version, None, caps, evse) if evse.bidirectional is False else None
+        )
+    else:
+        reason = _charge_only_reason(version, None, caps, evse)
+    if reason is not None:
+        return Limits(max_charge, 0, reason)
+    return Limits(max_charge, _tightest(caps.max_discharge_w, evse.max_power_w))
 
 
 def _charge_only_reason(

@@ -80,6 +80,7 @@ class Dispatcher:
         self.decisions: dict[tuple[str, str], Decision] = {}
         self.limits: dict[tuple[str, str], Limits] = {}
         self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
+        self.passed_at: dict[tuple[str, str], datetime] = {}  # station time of the last pass
         self.sent = 0
         self._profile_ids = itertools.count(1)
 
@@ -99,14 +100,20 @@ class Dispatcher:
         limits: Limits,
         session: SessionRecord,
         needs: EvChargingNeeds | None,
+        cadence_s: float,
     ) -> Decision:
         """A discharge only while the EV still reaches its departure target, or, when it stated
-        none, keeps the energy it arrived with (``csms.departure``)."""
+        none, keeps the energy it arrived with (``csms.departure``).
+
+        A discharge decided now runs until the next decision: the step is the longer of the
+        gap between the EV's readings and ``cadence_s``, the station time between this
+        session's last two passes (under an accelerated station clock a pass every few wall
+        seconds is hours of station time)."""
         samples = await self.server.services.store.register_samples(
             session.station_id, session.transaction_id
         )
         if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
-            return keep_arrival_energy(decision, limits, samples)
+            return keep_arrival_energy(decision, limits, samples, min_step_s=cadence_s)
         found = state_from_registers(
             needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
             departure=parse_timestamp(needs.departure_time),
@@ -117,7 +124,7 @@ class Dispatcher:
         if found is None:
             return Decision("charge", limits.max_charge_w)
         state, step = found
-        return keep_departure(decision, limits, state, step)
+        return keep_departure(decision, limits, state, max(step, cadence_s))
 
     async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
         """CostUpdated with the running cost when it changed since the last one sent.
@@ -167,6 +174,9 @@ class Dispatcher:
             evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
             limits = limits_for(shape, needs, caps, self.settings.policy, evse)
             self.limits[key] = limits
+            previous = self.passed_at.get(key)
+            cadence = 0.0 if previous is None else max(0.0, (at - previous).total_seconds())
+            self.passed_at[key] = at
             wanted = decide(
                 self.settings.policy,
                 export_price=price.export_price,
@@ -175,7 +185,7 @@ class Dispatcher:
             )
             decision = bound(wanted, limits)
             if decision.mode == "discharge":
-                decision = await self._keep_departure(decision, limits, session, needs)
+                decision = await self._keep_departure(decision, limits, session, needs, cadence)
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
             if self.decisions.get(key) != decision:
@@ -208,6 +218,8 @@ class Dispatcher:
                 await self._update_cost(connection, key)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
+        for gone in set(self.passed_at) - live:
+            del self.passed_at[gone]
         for gone in set(self.limits) - live:
             del self.limits[gone]
         for gone in set(self.costs) - live:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from csms.blocks import (
     authorization,
     availability,
+    firmware,
     meter_values,
     provisioning,
     security,
@@ -24,4 +25,5 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **security.HANDLERS,
     **smart_charging.HANDLERS,
     **station_events.HANDLERS,
+    **firmware.HANDLERS,
 }

@@ -93,6 +93,28 @@ class ChargingNeedsStore:
         )
         return None if row is None else _needs(row)
 
+    async def station_time(self, station_id: str, evse_id: int, now: datetime) -> datetime | None:
+        """The station's clock at CSMS time ``now``, as the last live event of the session
+        running on ``evse_id`` shows it: that event's station time plus the CSMS time since it
+        was received (None without one). 2.0.1 needs carry no time of their own; an ISO 15118
+        EV states them right after the session starts, so this places them on the session's
+        clock, accelerated or not."""
+        row = await self._store.fetchone(
+            "SELECT e.timestamp, e.received_at FROM transaction_events e"
+            " JOIN sessions s ON s.station_id = e.station_id"
+            " AND s.transaction_id = e.transaction_id"
+            " WHERE s.station_id = ? AND s.evse_id = ? AND s.state = 'active' AND e.offline = 0"
+            " ORDER BY e.received_at DESC, e.seq_no DESC LIMIT 1",
+            (station_id, evse_id),
+        )
+        if row is None:
+            return None
+        try:
+            at, received = parse_timestamp(row[0]), parse_timestamp(row[1])
+        except ValueError:
+            return None
+        return at + max(timedelta(0), now - received)
+
     async def for_session(
         self, station_id: str, evse_id: int, start: datetime, end: datetime | None
     ) -> EvChargingNeeds | None:

@@ -167,6 +167,14 @@ class ActionOut(BaseModel):
     response: dict[str, Any]
 
 
+class OcppCallOut(BaseModel):
+    station_id: str
+    action: str
+    request: dict[str, Any]  # as sent: a charging profile after clamping to the bounds
+    response: dict[str, Any]  # the station's answer
+    clamped: list[str]  # what the bounds changed in the request, one line each
+
+
 class ResettleOut(BaseModel):
     settlement_id: str
     status: str  # pending: settled now, awaiting commit; flagged: still fails

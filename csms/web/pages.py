@@ -193,6 +193,7 @@ async def session_page(
     operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     detail = await review.session(review_id)
+    marks = await review.soc_marks(detail)
     auth: Auth = request.app.state.auth
     return render(
         request,
@@ -202,8 +203,9 @@ async def session_page(
         chart=session_chart(
             chart_series(detail.samples),
             boundaries=tariff_boundaries(detail.intervals),
-            marks=await review.soc_marks(detail),
+            marks=marks,
         ),
+        marks=marks,
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None

@@ -15,11 +15,12 @@ from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
 from csms.dispatch_limits import discharge_summary
-from csms.errors import RegistryError, StationCallError, StationNotConnected
+from csms.errors import OcppCallError, RegistryError, StationCallError, StationNotConnected
 from csms.evidence import MeterKeyError, key_fingerprint, parse_public_key
 from csms.model import SettlementRecord
 from csms.operators import Operator
 from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
+from csms.service import OperatorCall
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
 from csms.store.evse_caps import EvseCapsStore
@@ -154,6 +155,7 @@ class ReviewService:
             target_pct=None if needs is None or needs.target_soc is None else needs.target_soc,
             reserve_pct=self.deps.reserve_soc_pct,
             departure=departure,
+            target_energy_wh=None if needs is None else needs.target_energy_wh,
         )
 
     async def receipt(self, review_id: str) -> dict[str, Any]:
@@ -285,6 +287,23 @@ class ReviewService:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         raise BadRequest(f"unknown action {action!r}")
+
+    async def ocpp_call(
+        self, operator: Operator, station_id: str, action: str, request: dict[str, Any]
+    ) -> OperatorCall:
+        """Any message an operator may send (``csms.operator_calls``), schema-checked."""
+        stations = self._live()
+        log.info("%s sends %s to %s", operator.name, action, station_id)
+        try:
+            return await stations.operator_call(station_id, action, request)
+        except StationNotConnected as exc:
+            raise Conflict(str(exc)) from None
+        except StationCallError as exc:  # a CALLERROR or no answer in time
+            raise Upstream(f"{station_id}: {exc}") from None
+        except OcppCallError as exc:  # the request breaks the version's schema
+            raise BadRequest(f"{action}: {exc}") from None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
 
     async def resettle(self, operator: Operator, review_id: str) -> SettlementOutcome:
         """Re-check a flagged session with today's meter key; settle it if it now passes."""

@@ -139,3 +139,39 @@ async def test_a_201_ev_with_needs_keeps_its_departure_target(
     await station.call(event("Updated", 1, at, meter_value=[reading(at, 10_500, 0, 61)]))
     await dispatcher.run_once()
     assert station.limits == [11_000]
+
+
+async def test_a_pass_every_two_station_hours_plans_discharge_two_hours_ahead(
+    csms: CsmsApp, station: Station201
+) -> None:
+    """An accelerated station: readings 5 minutes apart, but the dispatcher sees the session
+    only every 2 hours of station time. A discharge decided now runs 2 hours, not 5 minutes,
+    so with 2 hours to departure and 5 kWh still to go none is asked."""
+    needs = {
+        "requested_energy_transfer": "AC_three_phase",
+        "departure_time": "2026-11-25T14:00:00.000Z",
+        "ac_charging_parameters": {
+            "energy_amount": 20_000,
+            "ev_min_current": 6,
+            "ev_max_current": 16,
+            "ev_max_voltage": 400,
+        },
+    }
+    token = {"id_token": TAG, "type": "ISO14443"}
+    t0 = "2026-11-25T10:00:00.000Z"
+    await station.call(event("Started", 0, t0, id_token=token, meter_value=[reading(t0, 0, 0, 50)]))
+    await station.call(call.NotifyEVChargingNeeds(charging_needs=needs, evse_id=1))
+    dispatcher = Dispatcher(
+        csms.server,
+        parse_tariff(EXPORT_PAYS, source="export-pays.yaml"),
+        DispatchSettings(POLICY, reserve_soc_pct=30, interval=2),
+    )
+    at = "2026-11-25T10:05:00.000Z"
+    await station.call(event("Updated", 1, at, meter_value=[reading(at, 3_000, 0, 55)]))
+    await dispatcher.run_once()  # 10:05: 17 kWh to go in 4 h at 11 kW: room to discharge
+    for seq, (at, wh) in enumerate(
+        [("2026-11-25T11:55:00.000Z", 14_500), ("2026-11-25T12:00:00.000Z", 15_000)], start=2
+    ):
+        await station.call(event("Updated", seq, at, meter_value=[reading(at, wh, 0, 70)]))
+    await dispatcher.run_once()  # 12:00: 5 kWh to go in 2 h; 2 h of discharge would cost it
+    assert station.limits == [-7_000, 11_000], station.limits

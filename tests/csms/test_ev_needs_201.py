@@ -56,3 +56,32 @@ async def test_a_201_needs_without_energy_amount_is_refused_by_schema(
             call.NotifyEVChargingNeeds(charging_needs=bad, evse_id=1), suppress=False
         )
     assert await ChargingNeedsStore(csms.store).latest(STATION, 1) is None
+
+
+async def test_201_needs_are_placed_on_the_sessions_clock(
+    csms: CsmsApp, station: ChargePoint
+) -> None:
+    """2.0.1 needs carry no time: the CSMS places them on the station's clock (an accelerated
+    one here, a day behind), just after the session's last event, not at its own time."""
+    from datetime import timedelta
+
+    from csms.model import TokenRecord
+    from csms.timeutil import parse_timestamp
+
+    await csms.store.add_token(TokenRecord("TAG201", "ISO14443", "Accepted", "invoice", None, "t"))
+    started = call.TransactionEvent(
+        event_type="Started",
+        seq_no=0,
+        timestamp="2026-11-24T10:00:00.000Z",
+        trigger_reason="Authorized",
+        transaction_info={"transaction_id": "tx-1"},
+        evse={"id": 1, "connector_id": 1},
+        id_token={"id_token": "TAG201", "type": "ISO14443"},
+    )
+    await station.call(started)
+    await station.call(call.NotifyEVChargingNeeds(charging_needs=AC_NEEDS, evse_id=1))
+    stored = await ChargingNeedsStore(csms.store).latest(STATION, 1)
+    assert stored is not None and stored.timestamp is not None
+    at = parse_timestamp(stored.timestamp)
+    started_at = parse_timestamp("2026-11-24T10:00:00.000Z")
+    assert started_at <= at < started_at + timedelta(seconds=5), stored.timestamp

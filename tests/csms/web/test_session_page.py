@@ -40,6 +40,7 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
             timestamp=format_timestamp(T0 + timedelta(seconds=2)),
             requested_transfer="DC_BPT",
             departure_time=format_timestamp(T0 + timedelta(minutes=70)),
+            target_energy_wh=12_000,
             target_soc=80,
         )
     )
@@ -55,6 +56,11 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
     assert 'data-level="target" data-value="80"' in page
     assert 'data-level="reserve" data-value="25"' in page
     assert 'data-departure="2026-11-25T17:40:00Z"' in page
+    assert (
+        '<p id="needs">The EV asked for 12.000 kWh more (target SoC 80 %) by 2026-11-25 17:40'
+        " UTC; the dispatcher keeps it above 25 %.</p>"
+    ) in page
+    assert "The EV stated no charging needs; the dispatcher keeps it above 25 %" in other
     assert 'data-level="target"' not in other  # another station's EV said nothing
     await ChargingNeedsStore(world.store).record(  # a later session's EV on the same EVSE
         EvChargingNeeds(

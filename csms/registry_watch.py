@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from csms.connection import StationConnection
 from csms.credentials import CredentialChecker
@@ -49,13 +50,12 @@ class RegistryWatch:
         self._connections = connections
         self.interval = interval
         self._seen: dict[str, str] = {}
-        self._marks: tuple[int, int] = (-1, -1)
+        self._marks: tuple[Any, int] = (None, -1)
         self.revoked = 0  # connections closed because their registration changed
         self._closing: set[asyncio.Task[None]] = set()
 
     async def _marks_now(self) -> tuple[int, int]:
-        row = await self._store.fetchone("PRAGMA data_version")
-        return (int(row[0]) if row else 0, self._store.registry_version)
+        return await self._store.registry_mark()
 
     async def _hashes(self) -> dict[str, str]:
         rows = await self._store.fetchall("SELECT station_id, password_hash FROM stations")

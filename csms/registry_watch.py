@@ -1,9 +1,10 @@
 """Registry changes reach a running CSMS within a second, wherever they were made.
 
 ``v2g stations remove`` and ``v2g stations set --password`` run in another process and write
-the SQLite file. Every ``interval`` seconds the watch asks SQLite whether another connection
-committed (``PRAGMA data_version``, one cheap read) or whether this process changed the
-station registry (``CsmsStore.registry_version``); only then does it read the stations' ids
+the database. Every ``interval`` seconds the watch asks the store whether another connection
+changed it (``CsmsStore.registry_mark``: SQLite's ``PRAGMA data_version``, one cheap read; on
+PostgreSQL a digest of the stations' ids and password hashes) or whether this process changed
+the station registry (``CsmsStore.registry_version``); only then does it read the stations' ids
 and password hashes and compare them with what it saw last. A station that is gone, or whose
 password hash changed, has its verified password forgotten and, when connected, its
 connection closed (1008), so it must authenticate again with what is registered now.

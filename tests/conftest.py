@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.postgres import PostgresServer, PostgresUnavailable, start_postgres
+if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the test session (never skipped: fails saying why)."""
+    try:
+        from tests.postgres import PostgresUnavailable, start_postgres
+    except ImportError as exc:  # an old virtualenv: psycopg came with this change
+        pytest.fail(f"PostgreSQL test server: {exc} (run make .venv/.installed)", pytrace=False)
     try:
         server = start_postgres()
     except PostgresUnavailable as exc:

@@ -4,10 +4,13 @@ Ours: N stations, each with its own password, registered with ``v2g stations imp
 production scrypt cost (timed: ``storm_import_s``), then ``v2g csms`` (its own process, the
 embedded ledger idle) takes N stations connecting at ``--rate`` per second, open loop
 (``bench.loadgen heartbeat --rate``: station i starts at i/rate s; its connect latency counts
-from then, so a CSMS that falls behind shows it). Every station boots, then sends a Heartbeat
-every ``--interval`` s for ``--duration`` s. Reports connect p50/p99, connect failures,
-heartbeat p50/p99, and, from the CSMS's ``/metrics``, the event-loop stalls over 100 ms during
-the storm (``v2g_event_loop_lag_seconds`` before and after) and the worst stall since start.
+from then, so a CSMS that falls behind shows it). A station refused with 429/503 and
+``Retry-After`` retries after it (for at most ``--retry-for`` s, as a station would; its
+latency still counts from its first attempt). Every station boots, then sends a Heartbeat
+every ``--interval`` s for ``--duration`` s. Reports connect p50/p99, connect failures and
+retries, heartbeat p50/p99, and, from the CSMS's ``/metrics``, the event-loop stalls over
+100 ms during the storm (``v2g_event_loop_lag_seconds`` before and after) and the worst stall
+since start.
 
 Every first handshake of a station costs one scrypt verification (~35-60 ms of a worker thread
 at the production cost; later ones hit the credential cache): on 2 cores at most ~50 a second,
@@ -17,7 +20,8 @@ so the storm's connect figures are bounded by hashing, not by the connection pat
 Reference: ``bench.serve reference`` (the ``ocpp`` library's default way, no authentication)
 under the same load generator, in the same run (``storm_reference_*``).
 
-Run: ``python -m bench.bench_storm [--quick] [--stations N] [--rate R] [--hash-cost ...]``.
+Run: ``python -m bench.bench_storm [--quick] [--stations N] [--rate R] [--hash-cost ...]
+[--registry DIR]`` (``--registry``: import once into DIR and reuse it in later runs).
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ from bench.loadgen import station_password
 from bench.serve import cheap_password_hash, station_id
 
 AUDITOR = ("bench-auditor", "bench-auditor-pw")
-SEED = "storm-" + os.urandom(4).hex()
 
 
 def v2g(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
@@ -80,9 +83,9 @@ def wait_for_port(port: int, timeout: float = 120) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
-def import_stations(data_dir: Path, stations: int, hash_cost: str) -> float:
+def import_stations(data_dir: Path, stations: int, hash_cost: str, seed: str) -> float:
     """Register the stations; the seconds ``v2g stations import`` took (production cost)."""
-    rows = [(station_id(i), station_password(station_id(i), SEED)) for i in range(stations)]
+    rows = [(station_id(i), station_password(station_id(i), seed)) for i in range(stations)]
     if hash_cost == "cheap":
         import asyncio
 
@@ -131,7 +134,7 @@ def loadgen(port: int, args: argparse.Namespace, seed: str | None) -> dict[str, 
         "bench.loadgen", "heartbeat", f"ws://127.0.0.1:{port}",
         "--stations", str(args.stations), "--rate", str(args.rate),
         "--connect-concurrency", str(args.stations), "--duration", str(args.duration),
-        "--interval", str(args.interval), *extra,
+        "--interval", str(args.interval), "--retry-for", str(args.retry_for), *extra,
     )  # fmt: skip
     try:
         connected = read_json_line(proc, args.stations / args.rate + 900)
@@ -142,11 +145,26 @@ def loadgen(port: int, args: argparse.Namespace, seed: str | None) -> dict[str, 
     return result
 
 
-def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    data_dir = tmp / "ours"
-    import_s = import_stations(data_dir, args.stations, args.hash_cost)
+def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, str, float | None]:
+    """The CSMS data dir with the stations registered, their password seed, and the import's
+    seconds (None: reused from an earlier run, ``--registry DIR``)."""
+    data_dir = args.registry or tmp / "ours"
+    marker = data_dir / "bench-storm.seed"
+    expected = f"{args.stations} {args.hash_cost}"
+    if args.registry and marker.is_file() and marker.read_text().split(" ", 1)[1] == expected:
+        return data_dir, marker.read_text().split(" ", 1)[0], None
+    if args.registry and data_dir.exists() and any(data_dir.iterdir()):
+        raise SystemExit(f"{data_dir}: not empty and not an earlier bench_storm registry")
+    seed = "storm-" + os.urandom(4).hex()
+    import_s = import_stations(data_dir, args.stations, args.hash_cost, seed)
     v2g("operators", "add", AUDITOR[0], "--password", AUDITOR[1], "--role", "auditor",
         "--data-dir", str(data_dir))  # fmt: skip
+    marker.write_text(f"{seed} {expected}")
+    return data_dir, seed, import_s
+
+
+def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    data_dir, seed, import_s = prepare(args, tmp)
     (data_dir / "csms.yaml").write_text(f"max_connections: {args.stations + 100}\n")
     port, http_port = free_port(), free_port()
     with (tmp / "csms.log").open("wb") as log:
@@ -160,7 +178,7 @@ def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         wait_for_port(http_port)
         time.sleep(1.0)
         before = lag(http_port)
-        result = loadgen(port, args, SEED)
+        result = loadgen(port, args, seed)
         after = lag(http_port)
     finally:
         csms.terminate()
@@ -190,8 +208,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float)
     parser.add_argument("--duration", type=float)
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=600.0,
+        help="a refused (429/503 + Retry-After) station retries for this long, as stations do",
+    )
     parser.add_argument("--hash-cost", choices=["production", "cheap"], default="production")
     parser.add_argument("--only", choices=["ours", "reference"])
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        help="keep the imported stations here and reuse them in later runs (saves the import)",
+    )
     args = parser.parse_args()
     args.stations = args.stations or (300 if args.quick else 10_000)
     args.rate = args.rate or (100.0 if args.quick else 500.0)
@@ -208,6 +237,7 @@ def main() -> None:
             prefix = "storm" if kind == "ours" else "storm_reference"
             emit(f"{prefix}_live", int(result["live"]))
             emit(f"{prefix}_connect_failures", int(result["connect_failures"]))
+            emit(f"{prefix}_connect_retries", int(result["connect_retries"]))
             emit(f"{prefix}_connect_p50_ms", float(result["connect_p50_ms"]))
             emit(f"{prefix}_connect_p99_ms", float(result["connect_p99_ms"]))
             emit(f"{prefix}_connect_all_s", float(result["connect_seconds"]))
@@ -215,7 +245,8 @@ def main() -> None:
             emit(f"{prefix}_heartbeat_p99_ms", float(result["heartbeat_p99_ms"]))
             emit(f"{prefix}_errors", int(result["errors"]) + int(result["call_errors"]))
             if kind == "ours":
-                emit("storm_import_s", float(result["import_s"]))
+                if result["import_s"] is not None:
+                    emit("storm_import_s", float(result["import_s"]))
                 emit("storm_stalls_over_100ms", int(result["stalls_over_100ms"]))
                 emit("storm_max_stall_ms", float(result["max_stall_ms"]))
 

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from bench.common import percentile, raise_open_files_limit
@@ -100,6 +101,7 @@ class Tally:
     call_errors: int = 0
     connect_latencies: list[float] = field(default_factory=list)
     connect_failures: int = 0
+    retries: int = 0  # handshakes retried after a 429/503 with Retry-After
 
     def record(self, sent: float, answered: float) -> None:
         if self.window[0] <= sent and answered <= self.window[1]:
@@ -139,28 +141,42 @@ async def open_station(
     *,
     seed: str | None = None,
     at: float | None = None,
+    retry_for: float = 0.0,
 ) -> Station | None:
     """Connect station ``index``; with ``at``, no earlier than that ``perf_counter`` time (an
-    open-loop arrival: its latency counts from then, however long the CSMS takes)."""
+    open-loop arrival: its latency counts from then, however long the CSMS takes). With
+    ``retry_for`` > 0 a 429/503 refusal is retried after its ``Retry-After`` (plus up to 1 s
+    of jitter), as a station would, for that many seconds after the first attempt."""
     name = station_id(index)
     if at is not None:
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
-    async with gate:
-        began = time.perf_counter() if at is None else at
-        try:
-            ws = await connect(
-                f"{url}/ocpp/{name}",
-                subprotocols=[Subprotocol("ocpp2.0.1")],
-                additional_headers=auth(name, seed),
-                compression=None,
-                ping_interval=None,
-                open_timeout=120,
-                max_queue=4,
-            )
-        except Exception:
-            tally.connect_failures += 1
-            return None
-        tally.connect_latencies.append(time.perf_counter() - began)
+    began = time.perf_counter() if at is None else at
+    while True:
+        async with gate:
+            try:
+                ws = await connect(
+                    f"{url}/ocpp/{name}",
+                    subprotocols=[Subprotocol("ocpp2.0.1")],
+                    additional_headers=auth(name, seed),
+                    compression=None,
+                    ping_interval=None,
+                    open_timeout=120,
+                    max_queue=4,
+                )
+                break
+            except InvalidStatus as refused:
+                status = refused.response.status_code
+                wait = refused.response.headers.get("Retry-After", "")
+                again = status in (429, 503) and wait.isdigit()
+                if not again or time.perf_counter() + int(wait) > began + retry_for:
+                    tally.connect_failures += 1
+                    return None
+            except Exception:
+                tally.connect_failures += 1
+                return None
+        tally.retries += 1
+        await asyncio.sleep(int(wait) + random.random())
+    tally.connect_latencies.append(time.perf_counter() - began)
     return Station(ws, tally)
 
 
@@ -232,7 +248,15 @@ async def run_heartbeats(args: argparse.Namespace) -> dict[str, Any]:
 
     stations = await asyncio.gather(
         *(
-            open_station(args.url, i, tally, gate, seed=args.password_seed, at=arrival(i))
+            open_station(
+                args.url,
+                i,
+                tally,
+                gate,
+                seed=args.password_seed,
+                at=arrival(i),
+                retry_for=args.retry_for,
+            )
             for i in range(args.stations)
         )
     )
@@ -272,6 +296,7 @@ async def run_heartbeats(args: argparse.Namespace) -> dict[str, Any]:
         "heartbeat_p99_ms": percentile(tally.latencies, 0.99) * 1000,
         "errors": tally.errors + tally.connect_failures + boot_failures,
         "connect_failures": tally.connect_failures,
+        "connect_retries": tally.retries,
         "call_errors": tally.call_errors,
     }
 
@@ -290,6 +315,9 @@ def parse_args() -> argparse.Namespace:
         "--rate", type=float, default=0.0, help="heartbeat mode: connections started per second"
     )
     parser.add_argument("--password-seed", help="per-station passwords (bench_storm)")
+    parser.add_argument(
+        "--retry-for", type=float, default=0.0, help="retry 429/503 for this many seconds"
+    )
     return parser.parse_args()
 
 

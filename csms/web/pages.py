@@ -112,7 +112,12 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(_safe_next(form.get("next", "/sessions")), status_code=303)
     response.set_cookie(
         COOKIE_NAME,
-        sign_session(auth.secret, operator.name, int(time.time())),
+        sign_session(
+            auth.secret,
+            operator.name,
+            int(time.time()),
+            await auth.registry.session_stamp(operator.name) or "",
+        ),
         max_age=COOKIE_TTL_S,
         httponly=True,
         samesite="strict",

@@ -12,9 +12,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
+from ocpp.routing import on
 from ocpp.v21 import call
+from ocpp.v21 import call_result as call_result21
+from ocpp.v201 import call as call201
 
 from csms.app import CsmsApp
 from csms.cli import stations_group
@@ -30,6 +34,7 @@ from csms.evse_limits import (
     parse_power_key,
 )
 from csms.model import TokenRecord
+from csms.service import VariableRef
 from csms.store.evse_caps import EvseCapsStore
 from csms.store.sqlite import CsmsStore
 from tests.csms.conftest import STATION
@@ -273,3 +278,90 @@ def test_the_16_power_key_is_set_from_the_cli(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "optionally followed by :W or :kW" in bad.output
     done = runner.invoke(stations_group, ["set", "CS-1", "--power-key", "none", *data])
     assert done.exit_code == 0 and asyncio.run(caps()).power_key is None
+
+
+# -- end to end on 2.0.1: the station says it can discharge ---------------------------------
+
+
+async def test_a_201_station_reporting_bpt_is_discharged_and_the_dashboard_says_why(
+    csms: CsmsApp, tmp_path: Path
+) -> None:
+    from csms.operators import OperatorRegistry
+    from csms.web.deps import ReviewDeps
+    from csms.web.server import start_web
+    from tests.csms.test_dispatch_without_needs import TAG as TAG201
+    from tests.csms.test_dispatch_without_needs import Station201, dispatch
+
+    await csms.store.add_token(TokenRecord(TAG201, "ISO14443", "Accepted", "invoice", None, T0))
+    await OperatorRegistry(csms.store).add("auditor", "auditor-pw", "auditor", "2026-01-01")
+    deps = ReviewDeps(
+        store=csms.store, data_dir=tmp_path, stations=csms.stations, server=csms.server
+    )
+    web = await start_web(deps, "127.0.0.1", 0)
+    try:
+        async with library_station(csms, Station201, ["ocpp2.0.1"], "ocpp2.0.1") as station:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web.port}") as http:
+
+                async def shown() -> str:
+                    got = await http.get("/api/stations", auth=("auditor", "auditor-pw"))
+                    (row,) = [s for s in got.json() if s["station_id"] == STATION]
+                    return str(row["discharge"])
+
+                assert (await shown()).startswith("charge only: OCPP 2.0.1 has no discharge")
+                await station.call(
+                    call201.NotifyReport(
+                        request_id=1,
+                        generated_at=T0,
+                        seq_no=0,
+                        report_data=[
+                            library_item(
+                                v2x("SupportedEnergyTransferModes", "AC_three_phase,AC_BPT")
+                            ),
+                            library_item(power("EVSE", 6_000, evse=1)),
+                        ],
+                    )
+                )
+                assert await shown() == (
+                    "discharge by a negative limit (reported: V2XChargingCtrlr."
+                    "SupportedEnergyTransferModes (NotifyReport)); EVSE 1 rated 6000 W"
+                    " (EVSE 1 Power maxLimit (NotifyReport))"
+                )
+            # exporting pays and the EV holds energy the session gave it: a negative limit,
+            # no deeper than the EVSE's rating
+            await dispatch(csms, station, [(14_000, 0), (14_000, 100), (14_000, 200)])
+            assert station.limits and min(station.limits) == -6_000, station.limits
+            assert max(station.limits) <= 6_000
+    finally:
+        await web.stop()
+
+
+class Station21Variables(Station21):
+    """Reports its V2X controller through GetVariables."""
+
+    @on("GetVariables")
+    async def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        return call_result21.GetVariables(
+            get_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "component": item["component"],
+                    "variable": item["variable"],
+                    "attribute_value": "AC_single_phase,AC_three_phase",
+                }
+                for item in get_variable_data
+            ]
+        )
+
+
+async def test_a_getvariables_answer_is_kept_for_the_bounds(csms: CsmsApp) -> None:
+    async with library_station(csms, Station21Variables, ["ocpp2.1"], "ocpp2.1"):
+        results = await csms.stations.get_variables(
+            STATION,
+            [VariableRef("V2XChargingCtrlr", "SupportedEnergyTransferModes", evse_id=1)],
+        )
+    assert results[0]["attributeValue"] == "AC_single_phase,AC_three_phase"
+    caps = await EvseCapsStore(csms.store).caps(STATION, 1)
+    assert caps.bidirectional is False
+    assert (
+        caps.bidirectional_source == "V2XChargingCtrlr.SupportedEnergyTransferModes (GetVariables)"
+    )

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from ocpp.routing import on
 from ocpp.v21 import call
+from ocpp.v21 import call_result as call_result21
 from ocpp.v201 import call as call201
 
 from csms.app import CsmsApp
@@ -32,6 +34,7 @@ from csms.evse_limits import (
     parse_power_key,
 )
 from csms.model import TokenRecord
+from csms.service import VariableRef
 from csms.store.evse_caps import EvseCapsStore
 from csms.store.sqlite import CsmsStore
 from tests.csms.conftest import STATION
@@ -330,3 +333,35 @@ async def test_a_201_station_reporting_bpt_is_discharged_and_the_dashboard_says_
             assert max(station.limits) <= 6_000
     finally:
         await web.stop()
+
+
+class Station21Variables(Station21):
+    """Reports its V2X controller through GetVariables."""
+
+    @on("GetVariables")
+    async def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        return call_result21.GetVariables(
+            get_variable_result=[
+                {
+                    "attribute_status": "Accepted",
+                    "component": item["component"],
+                    "variable": item["variable"],
+                    "attribute_value": "AC_single_phase,AC_three_phase",
+                }
+                for item in get_variable_data
+            ]
+        )
+
+
+async def test_a_getvariables_answer_is_kept_for_the_bounds(csms: CsmsApp) -> None:
+    async with library_station(csms, Station21Variables, ["ocpp2.1"], "ocpp2.1"):
+        results = await csms.stations.get_variables(
+            STATION,
+            [VariableRef("V2XChargingCtrlr", "SupportedEnergyTransferModes", evse_id=1)],
+        )
+    assert results[0]["attributeValue"] == "AC_single_phase,AC_three_phase"
+    caps = await EvseCapsStore(csms.store).caps(STATION, 1)
+    assert caps.bidirectional is False
+    assert (
+        caps.bidirectional_source == "V2XChargingCtrlr.SupportedEnergyTransferModes (GetVariables)"
+    )

@@ -328,7 +328,8 @@ async def test_a_201_station_reporting_bpt_is_discharged_and_the_dashboard_says_
                 )
             # exporting pays and the EV holds energy the session gave it: a negative limit,
             # no deeper than the EVSE's rating
-            await dispatch(csms, station, [(14_000, 0), (14_000, 100), (14_000, 200)])
+            # (the first look only charges; a discharge is judged over 45 min at 6 kW)
+            await dispatch(csms, station, [(20_000, 0), (20_000, 100), (20_000, 200)])
             assert station.limits and min(station.limits) == -6_000, station.limits
             assert max(station.limits) <= 6_000
     finally:

@@ -238,6 +238,10 @@ MEASURANDS = (
 )
 
 
+# OCPPCommCtrlr's reconnect back-off (chargepoint.backoff), in whole seconds
+RETRY_VARIABLES = ("RetryBackOffWaitMinimum", "RetryBackOffRandomRange", "RetryBackOffRepeatTimes")
+
+
 def default_variables(
     *,
     station_id: str,
@@ -245,6 +249,7 @@ def default_variables(
     heartbeat_interval: int = 300,
     tx_updated_interval: int = 60,
     aligned_interval: int = 900,
+    retry_backoff: tuple[int, int, int] = (3, 10, 3),
 ) -> list[Variable]:
     """The variables this station implements, with their factory values."""
     ro = Mutability.READ_ONLY
@@ -281,6 +286,10 @@ def default_variables(
             str(heartbeat_interval),
             data_type=integer,
             min_limit=1,
+        ),
+        *(
+            var("OCPPCommCtrlr", name, str(value), data_type=integer, min_limit=0)
+            for name, value in zip(RETRY_VARIABLES, retry_backoff, strict=True)
         ),
         var(
             "SampledDataCtrlr",

@@ -8,6 +8,11 @@ energy. A discharge that would take it below its floor is refused too: the floor
 at the time of its needs (its arrival) plus ``evMinV2XEnergyRequest`` (negative: it allows that
 much below; positive: it needs that much before any discharge), or exactly its arrival energy
 when it declared none. A refused discharge becomes a charge at the charge limit.
+
+An EV that stated no departure target (no needs at all: a 1.6 station, or a 2.0.1 station whose
+EV does not speak ISO 15118, or needs without a departure time or target energy) is discharged
+only of energy its own session put in: never below the energy it arrived with
+(``keep_arrival_energy``). Nothing is known of when it leaves, so nothing more is promised.
 """
 
 from __future__ import annotations
@@ -82,19 +87,49 @@ def state_from_registers(
     """
     if not samples:
         return None
+    delivered, step = delivered_since(samples, needs_at)
+    state = departure_state(
+        seconds_left=(departure - samples[-1].at).total_seconds(),
+        target_energy_wh=target_energy_wh,
+        delivered_wh=delivered,
+        min_v2x_energy_wh=min_v2x_energy_wh,
+    )
+    return state, step
+
+
+def delivered_since(
+    samples: Sequence[RegisterReading], since: datetime | None
+) -> tuple[float, float]:
+    """Net Wh delivered into the EV (import - export) from the last reading at or before
+    ``since`` (else the first) to the latest, and the step to expect until the next reading:
+    the gap between the last two (at least ``MIN_STEP_SECONDS``)."""
     baseline = samples[0]
-    if needs_at is not None:
+    if since is not None:
         for reading in samples:
-            if reading.at > needs_at:
+            if reading.at > since:
                 break
             baseline = reading
     latest = samples[-1]
     delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
     gap = (latest.at - samples[-2].at).total_seconds() if len(samples) > 1 else 0.0
-    state = departure_state(
-        seconds_left=(departure - latest.at).total_seconds(),
-        target_energy_wh=target_energy_wh,
-        delivered_wh=delivered,
-        min_v2x_energy_wh=min_v2x_energy_wh,
-    )
-    return state, max(gap, MIN_STEP_SECONDS)
+    return delivered, max(gap, MIN_STEP_SECONDS)
+
+
+def keep_arrival_energy(
+    decision: Decision,
+    limits: Limits,
+    samples: Sequence[RegisterReading],
+    *,
+    lag_s: float = 0.0,
+) -> Decision:
+    """For an EV without a departure target: a discharge only while, after one more step of
+    it (the reading gap plus ``lag_s``, how late a later decision may reach it), the EV still
+    holds at least the energy it arrived with (the session's first reading)."""
+    if decision.mode != "discharge":
+        return decision
+    charge = Decision("charge", limits.max_charge_w)
+    if not samples:
+        return charge
+    delivered, step = delivered_since(samples, None)
+    out_wh = -decision.limit_w * (step + lag_s) / 3600
+    return charge if delivered - out_wh < 0 else decision

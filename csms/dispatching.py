@@ -2,10 +2,10 @@
 
 A supervised background task (never a handler) looks at each active session of a connected
 station, reads its latest state of charge and sample time, prices that moment with the tariff,
-bounds the policy's decision by the EV's declared limits and the operator's caps
-(``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a negative limit
-discharges on a 2.0.1 station declared to take one; ``operationMode`` on 2.1) and CostUpdated
-with the running cost.
+bounds the policy's decision by the EV's declared limits, the EVSE's reported rating and the
+operator's caps (``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a
+negative limit discharges on a 2.0.1 station that may take one; ``operationMode`` on 2.1) and
+CostUpdated with the running cost.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from csms.blocks16.remote import set_charging_profile_request_16
-from csms.departure import keep_departure, state_from_registers
+from csms.departure import keep_arrival_energy, keep_departure, state_from_registers
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
@@ -26,6 +26,7 @@ from csms.model import SessionRecord
 from csms.server import CsmsServer
 from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
+from csms.store.evse_caps import EvseCapsStore
 from csms.tariffs import Tariff, TariffError
 from csms.timeutil import parse_timestamp
 
@@ -79,6 +80,12 @@ class Dispatcher:
         self.decisions: dict[tuple[str, str], Decision] = {}
         self.limits: dict[tuple[str, str], Limits] = {}
         self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
+        # per session: the reading the last pass acted on, and the station time since the one
+        # before (the dispatcher's cadence in station time)
+        self.passed_at: dict[tuple[str, str], tuple[datetime, float]] = {}
+        # the longest such cadence of the last pass: a session seen for the first time
+        # (no cadence of its own yet) is judged with it
+        self.fleet_cadence_s = 0.0
         self.sent = 0
         self._profile_ids = itertools.count(1)
 
@@ -93,14 +100,26 @@ class Dispatcher:
             await asyncio.sleep(self.settings.interval)
 
     async def _keep_departure(
-        self, decision: Decision, limits: Limits, session: SessionRecord, needs: EvChargingNeeds
+        self,
+        decision: Decision,
+        limits: Limits,
+        session: SessionRecord,
+        needs: EvChargingNeeds | None,
+        cadence_s: float,
     ) -> Decision:
-        """A discharge only while the EV still reaches its departure target (``csms.departure``)."""
-        if needs.departure_time is None or needs.target_energy_wh is None:
-            return decision
+        """A discharge only while the EV still reaches its departure target, or, when it stated
+        none, keeps the energy it arrived with (``csms.departure``).
+
+        A discharge decided now on the latest reading stays in force until a decision on a
+        later reading reaches the EV: up to the gap between readings plus twice ``cadence_s``,
+        the station time between the readings this session's last two passes acted on (under
+        an accelerated station clock a pass every few wall seconds is hours of station time).
+        The step the check assumes is that sum."""
         samples = await self.server.services.store.register_samples(
             session.station_id, session.transaction_id
         )
+        if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
+            return keep_arrival_energy(decision, limits, samples, lag_s=2 * cadence_s)
         found = state_from_registers(
             needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
             departure=parse_timestamp(needs.departure_time),
@@ -111,7 +130,7 @@ class Dispatcher:
         if found is None:
             return Decision("charge", limits.max_charge_w)
         state, step = found
-        return keep_departure(decision, limits, state, step)
+        return keep_departure(decision, limits, state, step + 2 * cadence_s)
 
     async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
         """CostUpdated with the running cost when it changed since the last one sent.
@@ -141,6 +160,7 @@ class Dispatcher:
         store = self.server.services.store
         sent = 0
         live = set()
+        pass_cadence = 0.0
         for session in await store.active_sessions():
             key = (session.station_id, session.transaction_id)
             live.add(key)
@@ -158,8 +178,15 @@ class Dispatcher:
                 continue
             needs = await ChargingNeedsStore(store).latest(session.station_id, session.evse_id)
             caps = await store.get_station_caps(session.station_id)
-            limits = limits_for(shape, needs, caps, self.settings.policy)
+            evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
+            limits = limits_for(shape, needs, caps, self.settings.policy, evse)
             self.limits[key] = limits
+            previous, cadence = self.passed_at.get(key, (None, 0.0))
+            if previous is not None and at > previous:
+                cadence = (at - previous).total_seconds()
+            self.passed_at[key] = (at, cadence)
+            pass_cadence = max(pass_cadence, cadence)
+            cadence = max(cadence, self.fleet_cadence_s)
             wanted = decide(
                 self.settings.policy,
                 export_price=price.export_price,
@@ -167,8 +194,11 @@ class Dispatcher:
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
             decision = bound(wanted, limits)
-            if decision.mode == "discharge" and needs is not None:
-                decision = await self._keep_departure(decision, limits, session, needs)
+            if decision.mode == "discharge" and previous is None and not self.fleet_cadence_s:
+                # how long a decision stays in force is not known before a second look
+                decision = Decision("charge", limits.max_charge_w)
+            elif decision.mode == "discharge":
+                decision = await self._keep_departure(decision, limits, session, needs, cadence)
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
             if self.decisions.get(key) != decision:
@@ -201,6 +231,9 @@ class Dispatcher:
                 await self._update_cost(connection, key)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
+        self.fleet_cadence_s = pass_cadence
+        for gone in set(self.passed_at) - live:
+            del self.passed_at[gone]
         for gone in set(self.limits) - live:
             del self.limits[gone]
         for gone in set(self.costs) - live:

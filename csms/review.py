@@ -22,6 +22,7 @@ from csms.settling import signed_records
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, parse_timestamp
 
+EVIDENCE_ROWS = 200  # records checked one by one for the session page, first and last halves
 CHART_MEASURANDS = (
     "Energy.Active.Import.Register",
     "Energy.Active.Export.Register",
@@ -92,7 +93,8 @@ class EvidenceView:
     reason: str | None
     meter_key_sha256: str | None
     records: tuple[tuple[str, str], ...]  # (nature, sha256)
-    checks: tuple[RecordCheck, ...] = ()  # each record alone: time, reading, verdict
+    checks: tuple[RecordCheck, ...] = ()  # records alone (first and last EVIDENCE_ROWS / 2)
+    record_count: int = 0  # distinct records received
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +248,8 @@ def recheck_evidence(
         check.reason,
         check.meter_key_sha256,
         tuple((r.nature, r.sha256) for r in check.records),
-        record_checks(texts, key, expected_id=session.id_token),
+        record_checks(texts, key, expected_id=session.id_token, limit=EVIDENCE_ROWS),
+        len(set(texts)),
     )
 
 

@@ -1,16 +1,16 @@
 """Writing one TransactionEvent: the event row, the session fold and the meter samples.
 
-A plain function over a ``sqlite3`` connection, run on the store's writer thread inside a
-unit of work (alone, or batched by ``csms.store.group``). Idempotent on (station,
+A plain function over the store's synchronous connection (SQLite or PostgreSQL), run on its
+thread inside a unit of work (alone, or batched by ``csms.store.group``). Idempotent on (station,
 transactionId, seqNo): a duplicate inserts nothing and returns False.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from csms.model import MeterSample, TransactionEventRecord
+from csms.store.engine import SyncConnection
 from csms.timeutil import format_timestamp
 
 INSERT_EVENT = (
@@ -115,7 +115,7 @@ def sample_rows(
     ]
 
 
-def write_event(conn: sqlite3.Connection, event: TransactionEventRecord, received_at: str) -> bool:
+def write_event(conn: SyncConnection, event: TransactionEventRecord, received_at: str) -> bool:
     """Store the event and fold it into its session, once: False for a duplicate seqNo."""
     if conn.execute(INSERT_EVENT, event_params(event, received_at)).rowcount == 0:
         return False

@@ -17,7 +17,14 @@ import time
 
 from fastapi import Request
 
-from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, OperatorRegistry, read_session
+from csms.operators import (
+    COOKIE_NAME,
+    COOKIE_TTL_S,
+    Operator,
+    OperatorRegistry,
+    read_session,
+    session_name,
+)
 from csms.throttle import AuthThrottle
 from csms.web.errors import Forbidden, TooManyAttempts, Unauthorized
 
@@ -99,7 +106,11 @@ class Auth:
         value = request.cookies.get(COOKIE_NAME)
         if not value or value in self._revoked:
             return None
-        name = read_session(self.secret, value, int(time.time()))
+        claimed = session_name(value)
+        stamp = None if claimed is None else await self.registry.session_stamp(claimed)
+        if stamp is None:  # malformed, or the operator is gone
+            return None
+        name = read_session(self.secret, value, int(time.time()), stamp=stamp)
         return None if name is None else await self.registry.get(name)
 
     def csrf_token(self, request: Request) -> str:

@@ -7,11 +7,9 @@ browser and the status still says "log in first".
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,11 +18,11 @@ from fastapi.templating import Jinja2Templates
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
 from csms.review import SessionFilter, chart_series
-from csms.timeutil import parse_timestamp
 from csms.web.api import session_filter
-from csms.web.auth import Auth, require_actor
+from csms.web.auth import Auth
 from csms.web.chart import session_chart
 from csms.web.errors import BadRequest, TooManyAttempts, WebError
+from csms.web.formats import age, kwh, money, ms_time, short_time, tariff_boundaries
 from csms.web.service import ReviewService
 
 router = APIRouter(include_in_schema=False)
@@ -39,69 +37,23 @@ class LoginRequired(WebError):
     status = 401
 
 
-def kwh(wh: int | None) -> str:
-    return "" if wh is None else f"{Decimal(wh).scaleb(-3):.3f}"
-
-
-def money(micro: int | None, currency: str | None) -> str:
-    if micro is None:
-        return ""
-    return f"{Decimal(micro).scaleb(-6):.2f} {currency or ''}".strip()
-
-
-def short_time(stamp: str | None) -> str:
-    """``2026-11-25 16:30`` in UTC for an RFC 3339 time (any offset): compact for a table.
-
-    Text that is not a timestamp is shown as it is.
-    """
-    if not stamp:
-        return ""
-    try:
-        moment = parse_timestamp(stamp)
-    except ValueError:
-        return stamp
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
-
-
-def ms_time(ms: int | None) -> str:
-    """``2026-11-25 16:30:05 UTC`` for a ledger time (Unix milliseconds)."""
-    if ms is None:
-        return ""
-    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def age(seconds: float) -> str:
-    """``42 s``, ``5 min``, ``3 h 10 min``, ``2 d 4 h``: how long ago, for a reader."""
-    whole = max(0, int(seconds))
-    if whole < 120:
-        return f"{whole} s"
-    minutes, hours = whole // 60, whole // 3600
-    if hours < 2:
-        return f"{minutes} min"
-    if hours < 48:
-        return f"{hours} h {minutes % 60} min"
-    return f"{hours // 24} d {hours % 24} h"
-
-
 templates.env.globals.update(kwh=kwh, money=money, short_time=short_time, ms_time=ms_time)
-
-
-def tariff_boundaries(intervals: list[dict[str, Any]]) -> list[datetime]:
-    """Where the settled intervals change price: each interval's start but the first."""
-    starts = []
-    for interval in intervals[1:]:
-        try:
-            starts.append(parse_timestamp(str(interval.get("start", ""))))
-        except ValueError:
-            continue
-    return starts
 
 
 def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/sessions"
 
 
-async def _operator(request: Request) -> Operator:
+async def read_form(request: Request) -> dict[str, str]:
+    """A posted form's fields (the first of each name)."""
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8") from None
+    return {k: v[0] for k, v in parse_qs(text).items()}
+
+
+async def operator_of(request: Request) -> Operator:
     auth: Auth = request.app.state.auth
     operator = await auth.cookie(request)
     if operator is None:
@@ -143,11 +95,7 @@ async def login_form(request: Request, next: str = "/sessions") -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    try:
-        text = (await request.body()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("the form is not UTF-8") from None
-    form = {k: v[0] for k, v in parse_qs(text).items()}
+    form = await read_form(request)
     auth: Auth = request.app.state.auth
     address = request.client.host if request.client else "?"
     try:
@@ -164,7 +112,12 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(_safe_next(form.get("next", "/sessions")), status_code=303)
     response.set_cookie(
         COOKIE_NAME,
-        sign_session(auth.secret, operator.name, int(time.time())),
+        sign_session(
+            auth.secret,
+            operator.name,
+            int(time.time()),
+            await auth.registry.session_stamp(operator.name) or "",
+        ),
         max_age=COOKIE_TTL_S,
         httponly=True,
         samesite="strict",
@@ -202,7 +155,7 @@ def _form_filter(
 async def sessions_page(
     request: Request, wanted: SessionFilter = Depends(_form_filter)
 ) -> HTMLResponse:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     rows = await review.sessions(wanted)
     query = {key: request.query_params.get(key) for key in ("since", "until")}
@@ -229,7 +182,7 @@ async def sessions_page(
 @router.get("/sessions.csv")
 async def sessions_csv(request: Request, wanted: SessionFilter = Depends(_form_filter)) -> Response:
     """The filtered sessions as CSV (the same columns as ``v2g sessions export``)."""
-    await _operator(request)
+    await operator_of(request)
     review: ReviewService = request.app.state.review
     return Response(
         to_csv(await review.sessions(wanted)),
@@ -242,9 +195,10 @@ async def sessions_csv(request: Request, wanted: SessionFilter = Depends(_form_f
 async def session_page(
     request: Request, review_id: str, message: str | None = None
 ) -> HTMLResponse:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     detail = await review.session(review_id)
+    marks = await review.soc_marks(detail)
     auth: Auth = request.app.state.auth
     return render(
         request,
@@ -254,8 +208,9 @@ async def session_page(
         chart=session_chart(
             chart_series(detail.samples),
             boundaries=tariff_boundaries(detail.intervals),
-            marks=await review.soc_marks(detail),
+            marks=marks,
         ),
+        marks=marks,
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None
@@ -269,39 +224,9 @@ async def session_page(
     )
 
 
-@router.post("/sessions/{review_id}/resettle")
-async def resettle_form(request: Request, review_id: str) -> Response:
-    operator = require_actor(await _operator(request))
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-    auth: Auth = request.app.state.auth
-    auth.check_csrf(request, form.get("csrf", ""))
-    review: ReviewService = request.app.state.review
-    outcome = await review.resettle(operator, review_id)
-    message = "settled; awaiting commit" if outcome.status == "pending" else outcome.reason
-    return RedirectResponse(
-        f"/sessions/{quote(review_id)}?message={quote(f're-settle: {message}')}", status_code=303
-    )
-
-
-@router.post("/sessions/{review_id}/credit")
-async def credit_form(request: Request, review_id: str) -> Response:
-    operator = require_actor(await _operator(request))
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-    auth: Auth = request.app.state.auth
-    auth.check_csrf(request, form.get("csrf", ""))
-    amount_text = form.get("amount", "").strip()
-    try:
-        amount = int(amount_text) if amount_text else None
-    except ValueError:
-        raise BadRequest(f"amount: expected whole micro-units, got {amount_text!r}") from None
-    review: ReviewService = request.app.state.review
-    await review.credit(operator, review_id, form.get("reason", ""), amount)
-    return RedirectResponse(f"/sessions/{quote(review_id)}", status_code=303)
-
-
 @router.get("/chain")
 async def chain_page(request: Request) -> HTMLResponse:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     status = await review.chain()
     counts = await review.settlement_counts()
@@ -323,7 +248,7 @@ async def chain_page(request: Request) -> HTMLResponse:
 
 @router.get("/chain/blocks/{height}")
 async def block_page(request: Request, height: str) -> HTMLResponse:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     if not height.isdigit() or len(height) > 18:
         raise BadRequest(f"block height: expected a whole number, got {height!r}")
     review: ReviewService = request.app.state.review
@@ -331,7 +256,16 @@ async def block_page(request: Request, height: str) -> HTMLResponse:
 
 
 @router.get("/stations")
-async def stations_page(request: Request) -> HTMLResponse:
-    operator = await _operator(request)
+async def stations_page(request: Request, message: str | None = None) -> HTMLResponse:
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
-    return render(request, "stations.html", operator, stations=await review.stations())
+    auth: Auth = request.app.state.auth
+    return render(
+        request,
+        "stations.html",
+        operator,
+        stations=await review.stations(),
+        can_act=operator.can_act and not review.deps.read_only,
+        csrf=auth.csrf_token(request),
+        message=message,
+    )

@@ -88,7 +88,7 @@ async def test_offline_replay_against_our_csms_does_not_double_count(tmp_path: P
         tx_updated_interval=120,
         connect_timeout=30,
         response_timeout=5,
-        backoff=Backoff(initial=0.2, cap=0.5),
+        backoff=Backoff(wait_minimum=0.2, random_range=0.2, repeat_times=0),
     )
     runner = StationRunner(config)
     run = asyncio.create_task(runner.run())

@@ -185,6 +185,18 @@ def messages_201(transaction_id: str) -> dict[str, dict[str, Any]]:
             ],
         },
         "NotifyEVChargingSchedule": {"timeBase": now(), "evseId": 1, "chargingSchedule": schedule},
+        "NotifyEVChargingNeeds": {
+            "evseId": 1,
+            "chargingNeeds": {
+                "requestedEnergyTransfer": "AC_three_phase",
+                "acChargingParameters": {
+                    "energyAmount": 20000,
+                    "evMinCurrent": 6,
+                    "evMaxCurrent": 16,
+                    "evMaxVoltage": 400,
+                },
+            },
+        },
         "LogStatusNotification": {"status": "Uploaded", "requestId": 3},
         "FirmwareStatusNotification": {"status": "Installed", "requestId": 4},
         "SignCertificate": {"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n"},

@@ -120,16 +120,16 @@ def keep_arrival_energy(
     limits: Limits,
     samples: Sequence[RegisterReading],
     *,
-    min_step_s: float = 0.0,
+    lag_s: float = 0.0,
 ) -> Decision:
     """For an EV without a departure target: a discharge only while, after one more step of
-    it (at least ``min_step_s``), the EV still holds at least the energy it arrived with
-    (the session's first reading)."""
+    it (the reading gap plus ``lag_s``, how late a later decision may reach it), the EV still
+    holds at least the energy it arrived with (the session's first reading)."""
     if decision.mode != "discharge":
         return decision
     charge = Decision("charge", limits.max_charge_w)
     if not samples:
         return charge
     delivered, step = delivered_since(samples, None)
-    out_wh = -decision.limit_w * max(step, min_step_s) / 3600
+    out_wh = -decision.limit_w * (step + lag_s) / 3600
     return charge if delivered - out_wh < 0 else decision

@@ -80,7 +80,12 @@ class Dispatcher:
         self.decisions: dict[tuple[str, str], Decision] = {}
         self.limits: dict[tuple[str, str], Limits] = {}
         self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
-        self.passed_at: dict[tuple[str, str], datetime] = {}  # station time of the last pass
+        # per session: the reading the last pass acted on, and the station time since the one
+        # before (the dispatcher's cadence in station time)
+        self.passed_at: dict[tuple[str, str], tuple[datetime, float]] = {}
+        # the longest such cadence of the last pass: a session seen for the first time
+        # (no cadence of its own yet) is judged with it
+        self.fleet_cadence_s = 0.0
         self.sent = 0
         self._profile_ids = itertools.count(1)
 
@@ -105,15 +110,16 @@ class Dispatcher:
         """A discharge only while the EV still reaches its departure target, or, when it stated
         none, keeps the energy it arrived with (``csms.departure``).
 
-        A discharge decided now runs until the next decision: the step is the longer of the
-        gap between the EV's readings and ``cadence_s``, the station time between this
-        session's last two passes (under an accelerated station clock a pass every few wall
-        seconds is hours of station time)."""
+        A discharge decided now on the latest reading stays in force until a decision on a
+        later reading reaches the EV: up to the gap between readings plus twice ``cadence_s``,
+        the station time between the readings this session's last two passes acted on (under
+        an accelerated station clock a pass every few wall seconds is hours of station time).
+        The step the check assumes is that sum."""
         samples = await self.server.services.store.register_samples(
             session.station_id, session.transaction_id
         )
         if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
-            return keep_arrival_energy(decision, limits, samples, min_step_s=cadence_s)
+            return keep_arrival_energy(decision, limits, samples, lag_s=2 * cadence_s)
         found = state_from_registers(
             needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
             departure=parse_timestamp(needs.departure_time),
@@ -124,7 +130,7 @@ class Dispatcher:
         if found is None:
             return Decision("charge", limits.max_charge_w)
         state, step = found
-        return keep_departure(decision, limits, state, max(step, cadence_s))
+        return keep_departure(decision, limits, state, step + 2 * cadence_s)
 
     async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
         """CostUpdated with the running cost when it changed since the last one sent.
@@ -154,6 +160,7 @@ class Dispatcher:
         store = self.server.services.store
         sent = 0
         live = set()
+        pass_cadence = 0.0
         for session in await store.active_sessions():
             key = (session.station_id, session.transaction_id)
             live.add(key)
@@ -174,9 +181,12 @@ class Dispatcher:
             evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
             limits = limits_for(shape, needs, caps, self.settings.policy, evse)
             self.limits[key] = limits
-            previous = self.passed_at.get(key)
-            cadence = 0.0 if previous is None else max(0.0, (at - previous).total_seconds())
-            self.passed_at[key] = at
+            previous, cadence = self.passed_at.get(key, (None, 0.0))
+            if previous is not None and at > previous:
+                cadence = (at - previous).total_seconds()
+            self.passed_at[key] = (at, cadence)
+            pass_cadence = max(pass_cadence, cadence)
+            cadence = max(cadence, self.fleet_cadence_s)
             wanted = decide(
                 self.settings.policy,
                 export_price=price.export_price,
@@ -184,7 +194,10 @@ class Dispatcher:
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
             decision = bound(wanted, limits)
-            if decision.mode == "discharge":
+            if decision.mode == "discharge" and previous is None and not self.fleet_cadence_s:
+                # how long a decision stays in force is not known before a second look
+                decision = Decision("charge", limits.max_charge_w)
+            elif decision.mode == "discharge":
                 decision = await self._keep_departure(decision, limits, session, needs, cadence)
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
@@ -218,6 +231,7 @@ class Dispatcher:
                 await self._update_cost(connection, key)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
+        self.fleet_cadence_s = pass_cadence
         for gone in set(self.passed_at) - live:
             del self.passed_at[gone]
         for gone in set(self.limits) - live:

@@ -66,6 +66,30 @@ def keep_departure(
 MIN_STEP_SECONDS = 60.0
 
 
+def state_between(
+    *,
+    baseline: RegisterReading,
+    latest: RegisterReading,
+    previous_at: datetime | None,
+    departure: datetime,
+    target_energy_wh: int,
+    min_v2x_energy_wh: int | None,
+) -> tuple[DepartureState, float]:
+    """The EV's state at its ``latest`` register reading against its ``baseline`` (the last
+    reading at or before its needs, else the first of the session), and the step to expect
+    until the next reading: the gap since the reading before the latest (at least a minute),
+    how long a discharge decided now may run before the dispatcher sees the EV again."""
+    delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
+    gap = 0.0 if previous_at is None else (latest.at - previous_at).total_seconds()
+    state = departure_state(
+        seconds_left=(departure - latest.at).total_seconds(),
+        target_energy_wh=target_energy_wh,
+        delivered_wh=delivered,
+        min_v2x_energy_wh=min_v2x_energy_wh,
+    )
+    return state, max(gap, MIN_STEP_SECONDS)
+
+
 def state_from_registers(
     *,
     needs_at: datetime | None,
@@ -74,12 +98,7 @@ def state_from_registers(
     min_v2x_energy_wh: int | None,
     samples: Sequence[RegisterReading],
 ) -> tuple[DepartureState, float] | None:
-    """The EV's state at its latest register reading, and the step to expect until the next.
-
-    The baseline is the last reading at or before its needs (``needs_at``), else the first of
-    the session. The step is the gap between the last two readings (at least a minute): how
-    long a discharge decided now may run before the dispatcher sees the EV again.
-    """
+    """``state_between`` for a session's register readings in time order (None: no reading)."""
     if not samples:
         return None
     baseline = samples[0]
@@ -88,13 +107,11 @@ def state_from_registers(
             if reading.at > needs_at:
                 break
             baseline = reading
-    latest = samples[-1]
-    delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
-    gap = (latest.at - samples[-2].at).total_seconds() if len(samples) > 1 else 0.0
-    state = departure_state(
-        seconds_left=(departure - latest.at).total_seconds(),
+    return state_between(
+        baseline=baseline,
+        latest=samples[-1],
+        previous_at=samples[-2].at if len(samples) > 1 else None,
+        departure=departure,
         target_energy_wh=target_energy_wh,
-        delivered_wh=delivered,
         min_v2x_energy_wh=min_v2x_energy_wh,
     )
-    return state, max(gap, MIN_STEP_SECONDS)

@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from csms.blocks16.remote import set_charging_profile_request_16
-from csms.departure import keep_departure, state_from_registers
+from csms.departure import keep_departure, state_between
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
-from csms.model import SessionRecord
+from csms.model import RegisterReading, SessionRecord
 from csms.server import CsmsServer
 from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
@@ -79,6 +79,8 @@ class Dispatcher:
         self.decisions: dict[tuple[str, str], Decision] = {}
         self.limits: dict[tuple[str, str], Limits] = {}
         self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
+        # the register reading at each session's needs: read once per needs, not per pass
+        self.baselines: dict[tuple[str, str], tuple[datetime, RegisterReading | None]] = {}
         self.sent = 0
         self._profile_ids = itertools.count(1)
 
@@ -95,36 +97,48 @@ class Dispatcher:
     async def _keep_departure(
         self, decision: Decision, limits: Limits, session: SessionRecord, needs: EvChargingNeeds
     ) -> Decision:
-        """A discharge only while the EV still reaches its departure target (``csms.departure``)."""
+        """A discharge only while the EV still reaches its departure target (``csms.departure``).
+
+        O(1) per pass: the latest readings come from the session's stored progress, and the
+        reading at its needs is looked up once per needs.
+        """
         if needs.departure_time is None or needs.target_energy_wh is None:
             return decision
-        samples = await self.server.services.store.register_samples(
-            session.station_id, session.transaction_id
-        )
-        found = state_from_registers(
-            needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
+        store = self.server.services.store
+        key = (session.station_id, session.transaction_id)
+        progress = await store.transaction_progress(*key)
+        latest, baseline = progress.latest, progress.first
+        if latest is None or baseline is None:
+            return Decision("charge", limits.max_charge_w)
+        if needs.timestamp:
+            needs_at = parse_timestamp(needs.timestamp)
+            kept = self.baselines.get(key)
+            if kept is None or kept[0] != needs_at:
+                kept = (needs_at, await store.register_reading_at(*key, needs_at))
+                self.baselines[key] = kept
+            baseline = kept[1] or baseline
+        state, step = state_between(
+            baseline=baseline,
+            latest=latest,
+            previous_at=progress.previous_at,
             departure=parse_timestamp(needs.departure_time),
             target_energy_wh=needs.target_energy_wh,
             min_v2x_energy_wh=needs.min_v2x_energy_wh,
-            samples=samples,
         )
-        if found is None:
-            return Decision("charge", limits.max_charge_w)
-        state, step = found
         return keep_departure(decision, limits, state, step)
 
     async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
         """CostUpdated with the running cost when it changed since the last one sent.
 
         The running cost travels only here: a TransactionEvent Updated response carries no
-        totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended).
+        totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended). It is kept
+        with each stored event (``csms.running``), so reading it is one row.
         """
         station_id, transaction_id = key
-        services = self.server.services
-        amount = await services.running_costs.current(
-            services.store, station_id, transaction_id, self.tariff
+        progress = await self.server.services.store.transaction_progress(
+            station_id, transaction_id, self.tariff
         )
-        cost = total_cost(amount)
+        cost = total_cost(progress.amount)
         if self.costs.get(key) == cost:
             return
         try:
@@ -205,5 +219,7 @@ class Dispatcher:
             del self.limits[gone]
         for gone in set(self.costs) - live:
             del self.costs[gone]
+        for gone in set(self.baselines) - live:
+            del self.baselines[gone]
         self.sent += sent
         return sent

@@ -225,4 +225,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE station_settings ADD COLUMN discharge TEXT NOT NULL DEFAULT 'none'
         CHECK (discharge IN ('none', '2.0.1-negative-limit'));
     """,
+    # where each transaction stands (csms.running), stored with each event: O(1) per event
+    """
+    CREATE TABLE transaction_progress (
+        station_id       TEXT NOT NULL,
+        transaction_id   TEXT NOT NULL,
+        samples          INTEGER NOT NULL,
+        dropped          INTEGER NOT NULL,
+        reading_at       TEXT,
+        import_wh        INTEGER,
+        export_wh        INTEGER,
+        milli            TEXT NOT NULL,
+        previous_at      TEXT,
+        first_at         TEXT,
+        first_import_wh  INTEGER,
+        first_export_wh  INTEGER,
+        import_low       INTEGER,
+        export_low       INTEGER,
+        latest_at        TEXT,
+        soc              INTEGER,
+        soc_at           TEXT,
+        PRIMARY KEY (station_id, transaction_id)
+    );
+    """,
 ]

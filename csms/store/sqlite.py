@@ -28,11 +28,15 @@ from csms.model import (
     TokenRecord,
     TransactionEventRecord,
 )
+from csms.running import TransactionProgress
+from csms.sample_limits import SampleLimit
 from csms.settling import SettlementOutcome
-from csms.store.events import INSERT_SAMPLE, sample_rows, write_event
+from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
-from csms.timeutil import parse_timestamp
+from csms.store.progress import load_progress
+from csms.tariffs import Tariff
+from csms.timeutil import format_timestamp, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -379,28 +383,56 @@ class CsmsStore:
     async def record_transaction_event(
         self, event: TransactionEventRecord, received_at: str
     ) -> bool:
-        """Store an event and fold it into its session, once: False for a duplicate seqNo.
+        """Store an event and fold it into its session, once: False for a duplicate seqNo."""
+        return (await self.store_transaction_event(event, received_at)).is_new
 
-        Events of many stations are group-committed (``csms.store.group``): the caller is
-        answered once its batch is durable. An Ended event that settles its session is a
-        unit of work of its own, so the settlement commits with the session's close.
+    async def store_transaction_event(
+        self,
+        event: TransactionEventRecord,
+        received_at: str,
+        *,
+        tariff: Tariff | None = None,
+        limit: SampleLimit | None = None,
+    ) -> EventWrite:
+        """Store an event, fold it into its session and advance its progress, once.
+
+        ``tariff`` prices the running cost kept with the progress; ``limit`` holds the samples
+        to the per-transaction limit (``csms.sample_limits``). Events of many stations are
+        group-committed (``csms.store.group``): the caller is answered once its batch is
+        durable. An Ended event that settles its session is a unit of work of its own, so the
+        settlement commits with the session's close.
         """
-        if event.event_type == "Ended" and self.session_closer is not None:
-            return await self._record_closing_event(event, received_at)
-        is_new: bool = await self.group.submit(
-            partial(write_event, event=event, received_at=received_at)
+        write = partial(
+            write_event, event=event, received_at=received_at, tariff=tariff, limit=limit
         )
-        return is_new
+        if event.event_type == "Ended" and self.session_closer is not None:
+            return await self._record_closing_event(event, received_at, write)
+        result: EventWrite = await self.group.submit(write)
+        return result
 
-    async def _record_closing_event(self, event: TransactionEventRecord, received_at: str) -> bool:
+    async def _record_closing_event(
+        self,
+        event: TransactionEventRecord,
+        received_at: str,
+        write: Callable[[sqlite3.Connection], EventWrite],
+    ) -> EventWrite:
         async with self.transaction() as db:
             conn = db._conn
-            is_new: bool = await self._in_writer_thread(
-                partial(write_event, conn, event, received_at)
-            )
-            if is_new:
+            result: EventWrite = await self._in_writer_thread(partial(write, conn))
+            if result.is_new:
                 await self._close_session(event.station_id, event.transaction_id, received_at)
-        return is_new
+        return result
+
+    async def transaction_progress(
+        self, station_id: str, transaction_id: str, tariff: Tariff | None = None
+    ) -> TransactionProgress:
+        """Where a transaction stands (``csms.running``): its stored progress, one row."""
+        conn = self._db._conn
+        stored = await self._in_writer_thread(
+            partial(load_progress, conn, station_id, transaction_id, tariff)
+        )
+        progress: TransactionProgress = stored.progress
+        return progress
 
     async def _in_writer_thread(self, fn: Callable[[], Any]) -> Any:
         """Run a synchronous function on the writer connection's own thread."""
@@ -701,26 +733,26 @@ class CsmsStore:
         return await self._session_from_row(row)
 
     async def list_sessions(self, station_id: str | None = None) -> list[SessionRecord]:
-        """Sessions with their register-delta energy, read with one grouped query."""
-        where, inner, params = (
-            ("", "", ())
-            if station_id is None
-            else ("WHERE s.station_id = ?", " AND station_id = ?", (station_id, station_id))
+        """Sessions with their register-delta energy from their stored progress (one query)."""
+        where, params = (
+            ("", ()) if station_id is None else ("WHERE s.station_id = ?", (station_id,))
         )
         rows = await self.fetchall(
-            "SELECT s.*, COALESCE(e.import_wh, 0) AS import_wh, COALESCE(e.export_wh, 0) AS"
-            " export_wh FROM sessions s LEFT JOIN (SELECT station_id, transaction_id,"
-            " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) -"
-            " MIN(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END)"
-            " AS import_wh,"
-            " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) -"
-            " MIN(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END)"
-            " AS export_wh FROM meter_samples WHERE phase IS NULL AND transaction_id IS NOT NULL"
-            f"{inner} GROUP BY station_id, transaction_id) e USING (station_id, transaction_id)"
+            "SELECT s.*, p.samples AS progress_samples,"
+            " COALESCE(p.import_wh - p.import_low, 0) AS import_wh,"
+            " COALESCE(p.export_wh - p.export_low, 0) AS export_wh"
+            " FROM sessions s LEFT JOIN transaction_progress p USING (station_id, transaction_id)"
             f" {where} ORDER BY s.updated_at",
             params,
         )
-        return [self._session_record(dict(row)) for row in rows]
+        sessions = []
+        for row in rows:
+            data = dict(row)
+            if data.pop("progress_samples") is None:  # stored before progress was kept
+                energy = await self.session_energy(data["station_id"], data["transaction_id"])
+                data["import_wh"], data["export_wh"] = energy
+            sessions.append(self._session_record(data))
+        return sessions
 
     @staticmethod
     def _session_record(data: dict[str, Any]) -> SessionRecord:
@@ -735,24 +767,10 @@ class CsmsStore:
 
     async def session_energy(self, station_id: str, transaction_id: str) -> tuple[int, int]:
         """Import and export Wh from register deltas (registers only grow; order-independent)."""
-        rows = await self.fetchall(
-            "SELECT measurand, MAX(value) - MIN(value) AS delta FROM meter_samples"
-            " WHERE station_id = ? AND transaction_id = ? AND phase IS NULL AND measurand IN"
-            " ('Energy.Active.Import.Register', 'Energy.Active.Export.Register')"
-            " GROUP BY measurand",
-            (station_id, transaction_id),
-        )
-        deltas = {row["measurand"]: row["delta"] for row in rows}
-        return (
-            int(deltas.get("Energy.Active.Import.Register", 0)),
-            int(deltas.get("Energy.Active.Export.Register", 0)),
-        )
+        return (await self.transaction_progress(station_id, transaction_id)).energy_wh
 
     async def register_samples(self, station_id: str, transaction_id: str) -> list[RegisterReading]:
-        """Import/export register pairs by time and event (two events may share a timestamp),
-        to rebuild a running cost (``csms.running``)."""
-        from csms.timeutil import parse_timestamp
-
+        """Import/export register pairs by time and event (two events may share a timestamp)."""
         rows = await self.fetchall(
             "SELECT timestamp,"
             " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
@@ -767,6 +785,24 @@ class CsmsStore:
             if r["imp"] is not None or r["exp"] is not None
         ]
 
+    async def register_reading_at(
+        self, station_id: str, transaction_id: str, at: datetime
+    ) -> RegisterReading | None:
+        """The last register reading at or before ``at`` (by time, then event), or None."""
+        row = await self.fetchone(
+            "SELECT timestamp,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) AS exp"
+            " FROM meter_samples WHERE station_id = ? AND transaction_id = ? AND phase IS NULL"
+            " AND measurand IN ('Energy.Active.Import.Register',"
+            " 'Energy.Active.Export.Register') AND timestamp <= ?"
+            " GROUP BY timestamp, seq_no ORDER BY timestamp DESC, seq_no DESC LIMIT 1",
+            (station_id, transaction_id, format_timestamp(at)),
+        )
+        if row is None:
+            return None
+        return RegisterReading(parse_timestamp(row["timestamp"]), row["imp"] or 0, row["exp"] or 0)
+
     async def active_sessions(self) -> list[SessionRecord]:
         rows = await self.fetchall(
             "SELECT * FROM sessions WHERE state = 'active' ORDER BY updated_at"
@@ -777,20 +813,10 @@ class CsmsStore:
         self, station_id: str, transaction_id: str
     ) -> tuple[datetime, int | None] | None:
         """The newest sample time of a session and the SoC reported then (if any)."""
-        from csms.timeutil import parse_timestamp
-
-        row = await self.fetchone(
-            "SELECT MAX(timestamp) FROM meter_samples WHERE station_id = ? AND transaction_id = ?",
-            (station_id, transaction_id),
-        )
-        if row is None or row[0] is None:
+        progress = await self.transaction_progress(station_id, transaction_id)
+        if progress.latest_at is None:
             return None
-        soc = await self.fetchone(
-            "SELECT value FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
-            " AND measurand = 'SoC' ORDER BY timestamp DESC, id DESC LIMIT 1",
-            (station_id, transaction_id),
-        )
-        return parse_timestamp(row[0]), (int(soc[0]) if soc else None)
+        return progress.latest_at, progress.soc
 
     async def transaction_events(
         self, station_id: str, transaction_id: str

@@ -837,26 +837,75 @@ class CsmsStore:
         ]
 
     async def meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
-        from csms.timeutil import parse_timestamp
+        """Every sample of a transaction in time order (settling reads them once, at its end)."""
+        return await self._samples(station_id, transaction_id)
 
-        rows = await self.fetchall(
-            "SELECT * FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
-            " ORDER BY timestamp, id",
+    async def meter_samples_page(
+        self, station_id: str, transaction_id: str, *, offset: int, limit: int
+    ) -> list[MeterSample]:
+        """At most ``limit`` samples of a transaction from ``offset``, in time order."""
+        return await self._samples(
+            station_id, transaction_id, "", " LIMIT ? OFFSET ?", limit, offset
+        )
+
+    async def sample_counts(self, station_id: str, transaction_id: str) -> tuple[int, int]:
+        """Samples stored for a transaction, and those dropped past its limit."""
+        row = await self.fetchone(
+            "SELECT samples, dropped FROM transaction_progress"
+            " WHERE station_id = ? AND transaction_id = ?",
             (station_id, transaction_id),
         )
-        return [
-            MeterSample(
-                timestamp=parse_timestamp(r["timestamp"]),
-                measurand=r["measurand"],
-                value=r["value"],
-                unit=r["unit"],
-                phase=r["phase"],
-                context=r["context"],
-                location=r["location"],
-                signed=r["signed"],
-            )
-            for r in rows
-        ]
+        if row is not None:
+            return int(row[0]), int(row[1])
+        counted = await self.fetchone(  # stored before progress was kept
+            "SELECT COUNT(*) FROM meter_samples WHERE station_id = ? AND transaction_id = ?",
+            (station_id, transaction_id),
+        )
+        return (int(counted[0]) if counted else 0), 0
+
+    async def signed_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
+        """The samples of a transaction that carry a signed meter value, in time order."""
+        return await self._samples(station_id, transaction_id, " AND signed IS NOT NULL")
+
+    async def chart_samples(
+        self, station_id: str, transaction_id: str, measurands: tuple[str, ...], points: int
+    ) -> list[MeterSample]:
+        """Whole-meter samples of ``measurands``, at most about ``points`` of each: every n-th
+        in time order, with the first and the last (the database does the picking)."""
+        marks = ", ".join("?" for _ in measurands)
+        rows = await self.fetchall(
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY measurand"
+            " ORDER BY timestamp, id) AS n, COUNT(*) OVER (PARTITION BY measurand) AS total"
+            " FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
+            f" AND phase IS NULL AND measurand IN ({marks})) picked"
+            " WHERE total <= ? OR (n - 1) % ((total + ? - 1) / ?) = 0 OR n = total"
+            " ORDER BY timestamp, id",
+            (station_id, transaction_id, *measurands, points, points, points),
+        )
+        return [self._sample(r) for r in rows]
+
+    async def _samples(
+        self, station_id: str, transaction_id: str, where: str = "", tail: str = "", *extra: Any
+    ) -> list[MeterSample]:
+        rows = await self.fetchall(
+            "SELECT * FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
+            f"{where} ORDER BY timestamp, id{tail}",
+            (station_id, transaction_id, *extra),
+        )
+        return [self._sample(r) for r in rows]
+
+    @staticmethod
+    def _sample(row: aiosqlite.Row) -> MeterSample:
+        return MeterSample(
+            timestamp=parse_timestamp(row["timestamp"]),
+            measurand=row["measurand"],
+            value=row["value"],
+            unit=row["unit"],
+            phase=row["phase"],
+            context=row["context"],
+            location=row["location"],
+            signed=row["signed"],
+        )
 
     # -- reports and security events ------------------------------------------------------
 

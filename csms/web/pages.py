@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
-from csms.review import SessionFilter, chart_series
+from csms.review import CHART_POINTS, SessionFilter, chart_series
 from csms.web.api import session_filter
 from csms.web.auth import Auth, require_actor
 from csms.web.chart import session_chart
@@ -211,7 +211,8 @@ async def session_page(
         "session.html",
         operator,
         d=detail,
-        chart=session_chart(chart_series(detail.samples)),
+        chart=session_chart(chart_series(detail.chart)),
+        chart_points=CHART_POINTS,
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None

@@ -15,7 +15,14 @@ from csms.corrections import CorrectionError, build_credit
 from csms.dispatch_limits import discharge_summary
 from csms.errors import RegistryError, StationCallError, StationNotConnected
 from csms.operators import Operator
-from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
+from csms.review import (
+    SAMPLE_PAGE,
+    SessionDetail,
+    SessionFilter,
+    SessionRow,
+    load_detail,
+    load_rows,
+)
 from csms.settling import SettlementOutcome
 from csms.timeutil import format_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
@@ -47,8 +54,10 @@ class ReviewService:
     async def sessions(self, wanted: SessionFilter | None = None) -> list[SessionRow]:
         return await load_rows(self.deps.store, wanted)
 
-    async def session(self, review_id: str) -> SessionDetail:
-        detail = await load_detail(self.deps.store, review_id)
+    async def session(
+        self, review_id: str, *, offset: int = 0, limit: int = SAMPLE_PAGE
+    ) -> SessionDetail:
+        detail = await load_detail(self.deps.store, review_id, offset=offset, limit=limit)
         if detail is None:
             raise NotFound(f"no session or settlement {review_id!r}")
         return detail

@@ -1,30 +1,42 @@
-"""Reconnect delays: exponential, capped, jittered so a fleet does not reconnect in step."""
+"""Reconnect delays as OCPP 2.0.1 defines them, so a fleet does not come back in lockstep.
+
+OCPP 2.0.1 (Part 2, "Reconnecting", OCPPCommCtrlr): the first reconnection attempt waits
+``RetryBackOffWaitMinimum`` seconds plus a random part of at most ``RetryBackOffRandomRange``
+seconds; after each failed attempt the wait doubles, at most ``RetryBackOffRepeatTimes``
+times, with a new random part each time; after that it stays at the last wait.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Our factory values (the specification leaves them to the station): the first retry after
+# 3 to 13 s, the longest wait 3 * 2**3 + 10 = 34 s.
+RETRY_WAIT_MINIMUM = 3.0
+RETRY_RANDOM_RANGE = 10.0
+RETRY_REPEAT_TIMES = 3
+
 
 @dataclass(frozen=True)
 class Backoff:
-    """Delay policy in wall seconds: ``initial * factor**attempt``, at most ``cap``.
+    """``wait_minimum * 2**min(attempt, repeat_times) + random_range * rand`` wall seconds."""
 
-    ``jitter`` is the fraction of each delay that is randomised: 0.5 gives a delay uniformly
-    in [d/2, d] ("equal jitter"), so retries spread out yet never collapse to zero.
-    """
-
-    initial: float = 1.0
-    factor: float = 2.0
-    cap: float = 60.0
-    jitter: float = 0.5
+    wait_minimum: float = RETRY_WAIT_MINIMUM  # RetryBackOffWaitMinimum
+    random_range: float = RETRY_RANDOM_RANGE  # RetryBackOffRandomRange
+    repeat_times: int = RETRY_REPEAT_TIMES  # RetryBackOffRepeatTimes
 
     def __post_init__(self) -> None:
-        if self.initial <= 0 or self.factor < 1 or self.cap < self.initial:
-            raise ValueError("need 0 < initial <= cap and factor >= 1")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be within [0, 1]")
+        if self.wait_minimum < 0 or self.random_range < 0:
+            raise ValueError("RetryBackOffWaitMinimum and RetryBackOffRandomRange must be >= 0")
+        if not 0 <= self.repeat_times <= 32:
+            raise ValueError("RetryBackOffRepeatTimes must be within 0..32")
 
     def delay(self, attempt: int, rand: float) -> float:
         """The wait before retry number ``attempt`` (0-based); ``rand`` is uniform in [0, 1)."""
-        base = min(self.cap, self.initial * self.factor ** min(attempt, 64))
-        return base * (1 - self.jitter) + base * self.jitter * rand
+        doubled = self.wait_minimum * 2 ** min(max(attempt, 0), self.repeat_times)
+        return doubled + self.random_range * rand
+
+    @property
+    def longest(self) -> float:
+        """The longest wait this policy can draw (the back-off window of one retry)."""
+        return self.wait_minimum * 2**self.repeat_times + self.random_range

@@ -20,6 +20,9 @@ from enum import StrEnum
 
 NOMINAL_VOLTAGE = 230  # V per phase, to turn an A limit into W
 DEFAULT_PHASES = 3  # OCPP 2.0.1: numberPhases absent means three
+RATED_CURRENT_A = 32  # what each EVSE can carry per phase: the limit when no profile says one
+RATED_POWER_W = RATED_CURRENT_A * NOMINAL_VOLTAGE * DEFAULT_PHASES
+MAX_COMPOSITE_PERIODS = 1024  # a composite schedule longer than this is cut short
 _CYCLES = {"Daily": timedelta(days=1), "Weekly": timedelta(days=7)}
 
 
@@ -225,17 +228,17 @@ class ProfileStore:
     def find(self, criteria: Criteria) -> list[Installed]:
         return [i for i in self._items if criteria.matches(i)]
 
-    def _relevant(self, evse_id: int, transaction_id: str) -> Iterable[Installed]:
+    def _relevant(self, evse_id: int, transaction_id: str | None) -> Iterable[Installed]:
         for item in self._items:
             p = item.profile
             if p.purpose is Purpose.TX and item.evse_id == evse_id:
-                if p.transaction_id == transaction_id:
+                if transaction_id is not None and p.transaction_id == transaction_id:
                     yield item
             elif p.purpose is Purpose.TX_DEFAULT and item.evse_id in (0, evse_id):
                 yield item
 
     def limit(
-        self, evse_id: int, transaction_id: str, tx_start: datetime, now: datetime
+        self, evse_id: int, transaction_id: str | None, tx_start: datetime | None, now: datetime
     ) -> int | None:
         """The setpoint (W, < 0 discharges) for the EVSE's transaction now; None: no limit."""
         for purpose in (Purpose.TX, Purpose.TX_DEFAULT):
@@ -255,7 +258,7 @@ class ProfileStore:
         return None
 
     def next_change(
-        self, evse_id: int, transaction_id: str, tx_start: datetime, now: datetime
+        self, evse_id: int, transaction_id: str | None, tx_start: datetime | None, now: datetime
     ) -> datetime | None:
         """The first instant after ``now`` at which :meth:`limit` may change."""
         times = [
@@ -264,3 +267,30 @@ class ProfileStore:
             if (t := next_change(i.profile, now, tx_start)) is not None
         ]
         return min(times) if times else None
+
+    def composite(
+        self,
+        evse_id: int,
+        transaction_id: str | None,
+        tx_start: datetime | None,
+        start: datetime,
+        duration_s: int,
+    ) -> list[tuple[int, int]]:
+        """The composite schedule (K08) of ``duration_s`` seconds from ``start``: periods as
+        (seconds from ``start``, limit in W), where no profile limits the EVSE its rated
+        power; consecutive equal limits merge. ``transaction_id`` None: no transaction runs,
+        so only TxDefaultProfiles apply (EVSE 0: the station-wide ones)."""
+        end = start + timedelta(seconds=max(0, duration_s))
+        periods: list[tuple[int, int]] = []
+        moment: datetime | None = start
+        while moment is not None and moment < end and len(periods) < MAX_COMPOSITE_PERIODS:
+            found = self.limit(evse_id, transaction_id, tx_start, moment)
+            rated = RATED_POWER_W if found is None else found
+            limit = max(-RATED_POWER_W, min(rated, RATED_POWER_W))
+            offset = int((moment - start).total_seconds())
+            if periods and periods[-1][0] == offset:
+                periods.pop()
+            if not periods or periods[-1][1] != limit:
+                periods.append((offset, limit))
+            moment = self.next_change(evse_id, transaction_id, tx_start, moment)
+        return periods or [(0, RATED_POWER_W)]

@@ -9,16 +9,27 @@ from pathlib import Path
 
 import click
 
-from chargepoint.backoff import Backoff
+from chargepoint.backoff import (
+    RETRY_RANDOM_RANGE,
+    RETRY_REPEAT_TIMES,
+    RETRY_WAIT_MINIMUM,
+    Backoff,
+)
 from chargepoint.config import ID_TOKEN_TYPES, OCPP_VERSIONS, StationConfig
 from chargepoint.connection import TlsFiles
 from chargepoint.errors import ChargePointError
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.meter import public_key_pem
 from chargepoint.runner import runner_for
+from chargepoint.session_report import SessionReport
 from chargepoint.transaction import IdToken
 
 PEM_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)  # --ca, --cert, --key
+
+
+def print_session(report: SessionReport) -> None:
+    """One line on stdout per ended session."""
+    click.echo(report.line())
 
 
 @click.command("chargepoint")
@@ -112,11 +123,25 @@ PEM_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)  # --ca, --ce
     help="Seconds to wait for the CSMS to answer a call.",
 )
 @click.option(
-    "--max-backoff",
-    default=60.0,
+    "--retry-wait-min",
+    default=RETRY_WAIT_MINIMUM,
     show_default=True,
-    type=float,
-    help="Cap of the reconnect delay in seconds.",
+    type=click.FloatRange(0, 86400),
+    help="RetryBackOffWaitMinimum: seconds before the first reconnect, doubled per failure.",
+)
+@click.option(
+    "--retry-random-range",
+    default=RETRY_RANDOM_RANGE,
+    show_default=True,
+    type=click.FloatRange(0, 86400),
+    help="RetryBackOffRandomRange: at most this many random seconds added to each wait.",
+)
+@click.option(
+    "--retry-repeat-times",
+    default=RETRY_REPEAT_TIMES,
+    show_default=True,
+    type=click.IntRange(0, 32),
+    help="RetryBackOffRepeatTimes: how many times the wait doubles.",
 )
 @click.option(
     "--meter-key",
@@ -181,7 +206,9 @@ def chargepoint_command(
     speed: float,
     connect_timeout: float,
     response_timeout: float,
-    max_backoff: float,
+    retry_wait_min: float,
+    retry_random_range: float,
+    retry_repeat_times: int,
     meter_key: Path | None,
     print_meter_key: bool,
     battery_kwh: float,
@@ -211,7 +238,7 @@ def chargepoint_command(
             aligned_interval=aligned_interval,
             connect_timeout=connect_timeout,
             response_timeout=response_timeout,
-            backoff=Backoff(initial=min(1.0, max_backoff), cap=max_backoff),
+            backoff=Backoff(retry_wait_min, retry_random_range, retry_repeat_times),
             ocpp_version=ocpp_version,
         )
         meters = None
@@ -243,7 +270,7 @@ def chargepoint_command(
             )
         elif print_meter_key:
             raise click.UsageError("--print-meter-key needs --meter-key FILE")
-        runner = runner_for(config, meters=meters)
+        runner = runner_for(config, meters=meters, on_session=print_session)
     except (ChargePointError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     if exit_when_done and logging.getLogger().getEffectiveLevel() >= logging.WARNING:

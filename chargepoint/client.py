@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +20,12 @@ from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_ca
 from ocpp.exceptions import (
     GenericError,
     InternalError,
+    NotImplementedError,
+    NotSupportedError,
     OCPPError,
     PropertyConstraintViolationError,
 )
-from ocpp.messages import Call, validate_payload
+from ocpp.messages import Call, MessageType, unpack, validate_payload
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint
 from ocpp.v201.enums import Action
@@ -30,6 +33,8 @@ from websockets.exceptions import ConnectionClosed
 
 from chargepoint import (
     availability,
+    certificates,
+    diagnostics,
     housekeeping,
     provisioning,
     remote_control,
@@ -43,7 +48,9 @@ from chargepoint.errors import (
     NotConnected,
     StateError,
 )
+from chargepoint.firmware import update_firmware
 from chargepoint.payloads import (
+    as_time,
     charging_profile_from,
     criteria_from,
     get_requests,
@@ -72,6 +79,30 @@ Answer = tuple[Any, FollowUp | None]
 Handler = Callable[..., Answer]
 
 
+def unserved_error(version: str, action: str) -> OCPPError:
+    """The CALLERROR for a request with no handler: NotImplemented for an action of the
+    version, NotSupported for one it does not define."""
+    from ocpp.v16.enums import Action as Action16
+    from ocpp.v21.enums import Action as Action21
+
+    actions: type[Any] = {"1.6": Action16, "2.1": Action21}.get(version, Action)
+    try:
+        actions(action)
+    except ValueError:
+        return NotSupportedError(description=f"{action} is not an OCPP {version} action")
+    return NotImplementedError(description=f"{action} is not implemented by this station")
+
+
+class OneLineLog(logging.LoggerAdapter):
+    """The library's logger with its tracebacks cut to one line: a request the station
+    answers with a CALLERROR is logged once, never as a stack trace."""
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        kwargs.pop("exc_info", None)
+        error = sys.exc_info()[1]
+        self.info(f"{msg}: %s", *args, repr(error), **kwargs)
+
+
 def answering(handler: Handler) -> Callable[..., Any]:
     """Wrap an ``@on`` handler: map its errors to CALLERRORs, park its follow-up, return the
     result dataclass. ``functools.wraps`` keeps the signature the library inspects."""
@@ -95,7 +126,12 @@ class StationClient(ChargePoint):
     def __init__(
         self, station: Station, connection: Any, *, response_timeout: float = 30.0
     ) -> None:
-        super().__init__(station.station_id, connection, response_timeout=response_timeout)
+        super().__init__(
+            station.station_id,
+            connection,
+            response_timeout=response_timeout,
+            logger=OneLineLog(logging.getLogger("ocpp"), {}),
+        )
         self.station = station
         self.closed = asyncio.Event()
         self._follow_ups: dict[str, FollowUp] = {}
@@ -143,6 +179,29 @@ class StationClient(ChargePoint):
             raise CallFailed(f"{self.id}: own {action} is not schema-valid: {exc}") from exc
 
     # inbound ----------------------------------------------------------------------------
+
+    async def route_message(self, raw_msg: str) -> None:
+        """The library's routing, except that a request without a handler (or one that fails
+        validation) is answered with its CALLERROR and one log line, on every version."""
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as exc:
+            LOG.info("%s: unusable frame dropped: %s", self.id, exc)
+            return
+        if msg.message_type_id != MessageType.Call:
+            self._response_queue.put_nowait(msg)
+            return
+        error: OCPPError | None = None
+        if "_on_action" not in self.route_map.get(msg.action, {}):
+            error = unserved_error(self._ocpp_version, msg.action)
+        else:
+            try:
+                await self._handle_call(msg)
+            except OCPPError as exc:
+                error = exc
+        if error is not None:
+            LOG.info("%s: %s answered %s: %s", self.id, msg.action, error.code, error.description)
+            await self._send(msg.create_call_error(error).to_json())
 
     def _run_parked(self, unique_id: str, action: str) -> None:
         """Start the follow-up parked by the handler, now that its answer is on the wire."""
@@ -300,7 +359,82 @@ class StationClient(ChargePoint):
     @on(Action.get_local_list_version)
     @answering
     def on_get_local_list_version(self, call_unique_id: str, **_: Any) -> Answer:
-        return housekeeping.local_list_version()
+        return housekeeping.local_list_version(self.station)
+
+    @on(Action.send_local_list)
+    @answering
+    def on_send_local_list(
+        self,
+        version_number: int,
+        update_type: str,
+        call_unique_id: str,
+        local_authorization_list: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> Answer:
+        return housekeeping.send_local_list(
+            self.station, int(version_number), update_type, local_authorization_list
+        )
+
+    @on(Action.get_composite_schedule)
+    @answering
+    def on_get_composite_schedule(
+        self,
+        duration: int,
+        evse_id: int,
+        call_unique_id: str,
+        charging_rate_unit: str | None = None,
+        **_: Any,
+    ) -> Answer:
+        return smart_charging.get_composite_schedule(
+            self.station, int(evse_id), int(duration), charging_rate_unit
+        )
+
+    @on(Action.get_log)
+    @answering
+    def on_get_log(
+        self,
+        log: dict[str, Any],
+        log_type: str,
+        request_id: int,
+        call_unique_id: str,
+        **_: Any,
+    ) -> Answer:
+        return diagnostics.get_log(self.station, int(request_id), log_type, log["remote_location"])
+
+    @after(Action.get_log)
+    def after_get_log(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "GetLog")
+
+    @on(Action.update_firmware)
+    @answering
+    def on_update_firmware(
+        self, request_id: int, firmware: dict[str, Any], call_unique_id: str, **_: Any
+    ) -> Answer:
+        install = firmware.get("install_date_time")
+        return update_firmware(
+            self.station,
+            int(request_id),
+            firmware["location"],
+            as_time(firmware["retrieve_date_time"], "retrieveDateTime"),
+            install_at=None if install is None else as_time(install, "installDateTime"),
+            signature=firmware.get("signature"),
+            signing_certificate=firmware.get("signing_certificate"),
+        )
+
+    @after(Action.update_firmware)
+    def after_update_firmware(self, call_unique_id: str, **_: Any) -> None:
+        self._run_parked(call_unique_id, "UpdateFirmware")
+
+    @on(Action.certificate_signed)
+    @answering
+    def on_certificate_signed(
+        self,
+        certificate_chain: str,
+        call_unique_id: str,
+        certificate_type: str | None = None,
+        **_: Any,
+    ) -> Answer:
+        return certificates.certificate_signed(self.station, certificate_chain, certificate_type)
 
     @on(Action.get_transaction_status)
     @answering

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from chargepoint.local_list import ITEMS_PER_MESSAGE as LOCAL_LIST_ITEMS_PER_MESSAGE
+
 ACTUAL = "Actual"
 
 
@@ -236,6 +238,10 @@ MEASURANDS = (
 )
 
 
+# OCPPCommCtrlr's reconnect back-off (chargepoint.backoff), in whole seconds
+RETRY_VARIABLES = ("RetryBackOffWaitMinimum", "RetryBackOffRandomRange", "RetryBackOffRepeatTimes")
+
+
 def default_variables(
     *,
     station_id: str,
@@ -243,6 +249,7 @@ def default_variables(
     heartbeat_interval: int = 300,
     tx_updated_interval: int = 60,
     aligned_interval: int = 900,
+    retry_backoff: tuple[int, int, int] = (3, 10, 3),
 ) -> list[Variable]:
     """The variables this station implements, with their factory values."""
     ro = Mutability.READ_ONLY
@@ -279,6 +286,10 @@ def default_variables(
             str(heartbeat_interval),
             data_type=integer,
             min_limit=1,
+        ),
+        *(
+            var("OCPPCommCtrlr", name, str(value), data_type=integer, min_limit=0)
+            for name, value in zip(RETRY_VARIABLES, retry_backoff, strict=True)
         ),
         var(
             "SampledDataCtrlr",
@@ -350,6 +361,15 @@ def default_variables(
             max_length=40,
         ),
         var("DeviceDataCtrlr", "ItemsPerMessage", "32", data_type=integer, mutability=ro),
+        var("LocalAuthListCtrlr", "Enabled", "true", data_type=boolean),
+        var("LocalAuthListCtrlr", "Entries", "0", data_type=integer, mutability=ro),
+        var(
+            "LocalAuthListCtrlr",
+            "ItemsPerMessage",
+            str(LOCAL_LIST_ITEMS_PER_MESSAGE),
+            data_type=integer,
+            mutability=ro,
+        ),
         var("ChargingStation", "AvailabilityState", "Available", mutability=ro),
     ]
     for evse_id in range(1, evse_count + 1):

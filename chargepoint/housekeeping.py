@@ -1,11 +1,17 @@
 """2.0.1 CSMS requests the simulated station answers without changing its charging:
-DataTransfer (no vendor extensions), ClearCache, GetLocalListVersion, GetTransactionStatus
-and UnlockConnector. Each answer is the one the specification gives for this station."""
+DataTransfer (no vendor extensions), ClearCache, SendLocalList and GetLocalListVersion,
+GetTransactionStatus and UnlockConnector. Each answer is the one the specification gives
+for this station."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from ocpp.v201 import call_result
 
+from chargepoint.local_list import LocalListError, list_changes
+from chargepoint.payloads import status_info
 from chargepoint.station import FollowUp, Station
 
 Answer = tuple[object, FollowUp | None]
@@ -21,9 +27,25 @@ def clear_cache() -> Answer:
     return call_result.ClearCache(status="Accepted"), None
 
 
-def local_list_version() -> Answer:
-    """No local authorization list has been sent: version 0 (D02)."""
-    return call_result.GetLocalListVersion(version_number=0), None
+def send_local_list(
+    station: Station,
+    version: int,
+    update_type: str,
+    entries: Sequence[Mapping[str, Any]] | None,
+) -> Answer:
+    """D01: apply the update; Failed or VersionMismatch (with a reason) leaves the list."""
+    try:
+        station.local_list.apply(update_type, version, list_changes(entries or ()))
+    except LocalListError as exc:
+        info = status_info(exc.reason)
+        return call_result.SendLocalList(status=exc.status, status_info=info), None
+    station.device_model.write("LocalAuthListCtrlr", "Entries", str(len(station.local_list)))
+    return call_result.SendLocalList(status="Accepted"), None
+
+
+def local_list_version(station: Station) -> Answer:
+    """D02: the version of the list held; 0 when no list was ever sent."""
+    return call_result.GetLocalListVersion(version_number=station.local_list.version), None
 
 
 def transaction_status(station: Station, transaction_id: str | None) -> Answer:

@@ -260,6 +260,17 @@ def _time(raw: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def as_time(raw: Any, field: str) -> datetime:
+    """A required RFC 3339 time from the CSMS; ValueError naming ``field`` if it is none."""
+    try:
+        moment = _time(raw)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ValueError(f"{field} {raw!r} is not a timestamp")
+    return moment
+
+
 def charging_profile_from(raw: Mapping[str, Any]) -> ChargingProfile:
     """ChargingProfileType dict to the station's ChargingProfile (the first schedule counts).
 

@@ -2,6 +2,8 @@
 
 RequestStartTransaction, RequestStopTransaction and TriggerMessage: each returns the
 answer and the follow-up that the client runs in a supervised task after answering.
+TriggerMessage covers every MessageTriggerEnumType value but PublishFirmwareStatusNotification
+(NotImplemented: that belongs to a local controller, which this station is not).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from functools import partial
 
 from ocpp.v201 import call, call_result
 
-from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected, StateError
+from chargepoint import certificates, diagnostics, firmware
+from chargepoint.errors import StateError
 from chargepoint.metering import ReadingContext
 from chargepoint.payloads import meter_values_call
 from chargepoint.sessions import run_session
@@ -90,6 +93,13 @@ def trigger_message(
         if not busy:
             return _trigger_rejected("NoTransaction"), None
         follow_up = partial(_send_transaction_updates, station, busy)
+    elif requested == "LogStatusNotification":
+        follow_up = partial(diagnostics.send_log_status, station)
+    elif requested == "FirmwareStatusNotification":
+        follow_up = partial(firmware.send_firmware_status, station)
+    elif requested in certificates.TRIGGERS:
+        use = certificates.TRIGGERS[requested]
+        follow_up = partial(certificates.send_sign_request, station, use)
     else:
         return call_result.TriggerMessage(status="NotImplemented"), None
     return call_result.TriggerMessage(status="Accepted"), follow_up
@@ -108,12 +118,7 @@ def _request_boot(station: Station) -> FollowUp:
 
 async def send_checked(station: Station, payload: object) -> None:
     """Send a triggered message; a CALLERROR is reported, a lost link is not an error."""
-    try:
-        await station.send(payload)
-    except CallErrorReceived as exc:
-        station.report(exc)
-    except (CallFailed, NotConnected):
-        pass
+    await station.notify(payload)
 
 
 async def send_statuses(station: Station, evses: list[Evse]) -> None:

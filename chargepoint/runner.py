@@ -1,10 +1,11 @@
 """The station's composition root: builds everything, owns the connection loop and shutdown.
 
-Connection loop: connect (backoff with jitter between failures) -> BootNotification until
-Accepted -> StatusNotifications and queued-event replay -> heartbeats at the CSMS's
-interval, until the link drops or a Reset asks for a reboot; then again. A session driver
-runs ``--sessions K`` sessions spread over the EVSEs. In ``--exit`` mode the first error
-(a refused handshake, a Rejected boot, a CALLERROR, an idToken not Accepted) ends the run.
+Connection loop: connect (OCPP 2.0.1 randomised back-off between failures, ``backoff``) ->
+BootNotification until Accepted -> StatusNotifications and queued-event replay ->
+heartbeats at the CSMS's interval, until the link drops or a Reset asks for a reboot; then
+again. A session driver runs ``--sessions K`` sessions spread over the EVSEs. In ``--exit``
+mode the first error (a refused handshake, a Rejected boot, a CALLERROR, an idToken not
+Accepted) ends the run.
 
 Protocol timers (heartbeat, backoff, timeouts) are wall seconds; session timers (meter
 interval, session length) are station seconds on the accelerated clock.
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,11 +27,12 @@ from typing import Any
 from ocpp.v201 import call
 from websockets.asyncio.client import ClientConnection
 
+from chargepoint.backoff import Backoff
 from chargepoint.client import StationClient
 from chargepoint.clock import AcceleratedClock, Clock
 from chargepoint.config import StationConfig
 from chargepoint.connection import open_connection, station_url
-from chargepoint.device_model import DeviceModel, default_variables
+from chargepoint.device_model import RETRY_VARIABLES, DeviceModel, default_variables
 from chargepoint.errors import (
     CallErrorReceived,
     CallFailed,
@@ -42,6 +45,7 @@ from chargepoint.errors import (
 )
 from chargepoint.metering import MeterSource, SimulatedMeter
 from chargepoint.payloads import boot_notification_call, security_event_call
+from chargepoint.session_report import SessionListener
 from chargepoint.sessions import run_session
 from chargepoint.station import Station
 from chargepoint.transaction import Evse
@@ -81,6 +85,7 @@ class StationRunner:
         clock: Clock | None = None,
         meters: Mapping[int, MeterSource] | None = None,
         rand: Callable[[], float] = random.random,
+        on_session: SessionListener | None = None,
     ) -> None:
         self.config = config
         self.url = station_url(config.url, config.station_id)
@@ -88,12 +93,19 @@ class StationRunner:
         self._rand = rand
         self.errors: list[ChargePointError] = []
         self._fatal: asyncio.Event = asyncio.Event()
+        backoff = config.backoff
+        self._factory_retry = (
+            math.ceil(backoff.wait_minimum),
+            math.ceil(backoff.random_range),
+            backoff.repeat_times,
+        )
         device_model = DeviceModel(
             default_variables(
                 station_id=config.station_id,
                 evse_count=config.evses,
                 tx_updated_interval=config.tx_updated_interval,
                 aligned_interval=config.aligned_interval,
+                retry_backoff=self._factory_retry,
             )
         )
         if config.password is not None:
@@ -106,7 +118,17 @@ class StationRunner:
             new_transaction_id=lambda: uuid.uuid4().hex,
             on_error=self._on_error,
         )
+        self.station.on_session = on_session
         self.connections = 0
+
+    def backoff(self) -> Backoff:
+        """The reconnect policy in force: the configured one (in fractions of a second if so
+        configured) until the CSMS sets the OCPPCommCtrlr RetryBackOff* variables, then theirs."""
+        model = self.station.device_model
+        values = tuple(model.read_int("OCPPCommCtrlr", name) for name in RETRY_VARIABLES)
+        if values == self._factory_retry:
+            return self.config.backoff
+        return Backoff(float(values[0]), float(values[1]), min(values[2], 32))
 
     def _on_error(self, error: ChargePointError) -> None:
         self.errors.append(error)
@@ -191,7 +213,7 @@ class StationRunner:
                 too_long = loop.time() >= give_up_at
                 if self.config.exit_when_done and (refused or too_long):
                     raise
-                delay = self.config.backoff.delay(attempt, self._rand())
+                delay = self.backoff().delay(attempt, self._rand())
                 LOG.info("%s: %s; retrying in %.1f s", self.config.station_id, exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
@@ -205,7 +227,7 @@ class StationRunner:
                 continue
             # a link that never got past boot counts as a failed attempt; a lost one starts over
             attempt = attempt + 1 if outcome == "not-booted" else 0
-            await asyncio.sleep(self.config.backoff.delay(attempt, self._rand()))
+            await asyncio.sleep(self.backoff().delay(attempt, self._rand()))
 
     async def _serve(self, ws: ClientConnection, reason: str) -> str:
         """One connection's life: ended by a "reboot" (Reset), "lost", or "not-booted"."""

@@ -16,6 +16,7 @@ from chargepoint.clock import next_aligned
 from chargepoint.errors import CallTimeout, NotConnected
 from chargepoint.metering import DepartingMeterSource, ReadingContext
 from chargepoint.provisioning import perform_reset
+from chargepoint.session_report import session_report
 from chargepoint.smart_charging import apply_limits
 from chargepoint.station import Station, StopRequest
 from chargepoint.transaction import ChargingState, Evse, IdToken, TriggerReason
@@ -58,18 +59,19 @@ async def run_session(
     stop = station.register_stop(transaction_id)
     try:
         now = station.clock.now()  # one instant for the event and its Begin reading
+        begin_sample = station.sample(
+            evse,
+            ReadingContext.TRANSACTION_BEGIN,
+            "TxStartedMeasurands",
+            starting=(transaction_id, token),
+            at=now,
+        )
         started = evse.begin(
             now=now,
             transaction_id=transaction_id,
             id_token=token,
             trigger=TriggerReason.REMOTE_START if remote else TriggerReason.AUTHORIZED,
-            meter=station.sample(
-                evse,
-                ReadingContext.TRANSACTION_BEGIN,
-                "TxStartedMeasurands",
-                starting=(transaction_id, token),
-                at=now,
-            ),
+            meter=begin_sample,
             remote_start_id=remote_start_id,
         )
         apply_limits(station)  # a TxDefaultProfile governs the new EV from the start
@@ -95,6 +97,17 @@ async def run_session(
         )
         apply_limits(station)  # the EV is idle now: no timer for its profiles
         await station.submit(ended)
+        if station.on_session is not None:
+            station.on_session(
+                session_report(
+                    station_id=station.station_id,
+                    evse_id=evse.evse_id,
+                    transaction_id=transaction_id,
+                    begin=begin_sample,
+                    end=end_sample,
+                    reason=str(stop.reason),
+                )
+            )
     finally:
         station.forget_stop(transaction_id)
         station.profiles.clear_transaction(transaction_id)  # TxProfiles end with it

@@ -1,10 +1,11 @@
 """Smart Charging (OCPP 2.0.1 part K) and the running cost (part I, CostUpdated).
 
 SetChargingProfile (K01), ClearChargingProfile (K10), GetChargingProfiles (K09) keep the
-station's ``ProfileStore``; :func:`apply_limits` turns it into each running transaction's EV
-setpoint now (positive charges, negative discharges, clamped by the EV itself) and arms a
-timer for the schedule's next change, so a multi-period schedule is followed on the station
-clock. CostUpdated stores the running cost the CSMS reports.
+station's ``ProfileStore`` and GetCompositeSchedule (K08) reads it; :func:`apply_limits`
+turns it into each running transaction's EV setpoint now (positive charges, negative
+discharges, clamped by the EV itself) and arms a timer for the schedule's next change, so a
+multi-period schedule is followed on the station clock. CostUpdated stores the running cost
+the CSMS reports.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from itertools import groupby
 from ocpp.v201 import call, call_result
 
 from chargepoint.charging_profiles import (
+    DEFAULT_PHASES,
+    NOMINAL_VOLTAGE,
     ChargingProfile,
     Criteria,
     ProfileError,
     Purpose,
     check_profile,
 )
+from chargepoint.clock import format_timestamp
 from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected
 from chargepoint.metering import ControllableMeterSource
 from chargepoint.payloads import charging_profile_payload, status_info
@@ -94,6 +98,47 @@ def get_charging_profiles(
                 return
 
     return call_result.GetChargingProfiles(status="Accepted"), report
+
+
+def get_composite_schedule(
+    station: Station, evse_id: int, duration: int, unit: str | None
+) -> tuple[call_result.GetCompositeSchedule, FollowUp | None]:
+    """K08: the limits the installed profiles (and the EVSE's rating) set for the next
+    ``duration`` seconds, in W or (3 phases at the nominal voltage) A."""
+    if evse_id != 0 and evse_id not in station.evses:
+        info = status_info("UnknownEvse")
+        return call_result.GetCompositeSchedule(status="Rejected", status_info=info), None
+    rate = unit or "W"
+    if rate not in ("W", "A"):
+        info = status_info("UnsupportedRateUnit")
+        return call_result.GetCompositeSchedule(status="Rejected", status_info=info), None
+    now = station.clock.now()
+    tx = station.evses[evse_id].transaction if evse_id else None
+    periods = station.profiles.composite(
+        evse_id,
+        None if tx is None else tx.transaction_id,
+        None if tx is None else tx.started_at,
+        now,
+        duration,
+    )
+    watts_per_amp = NOMINAL_VOLTAGE * DEFAULT_PHASES
+    schedule = {
+        "evse_id": evse_id,
+        "duration": duration,
+        "schedule_start": format_timestamp(now),
+        "charging_rate_unit": rate,
+        "charging_schedule_period": [
+            {"start_period": start, "limit": watts}
+            if rate == "W"
+            else {
+                "start_period": start,
+                "limit": round(watts / watts_per_amp, 1),
+                "number_phases": DEFAULT_PHASES,
+            }
+            for start, watts in periods
+        ],
+    }
+    return call_result.GetCompositeSchedule(status="Accepted", schedule=schedule), None
 
 
 def cost_updated(

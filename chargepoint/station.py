@@ -28,6 +28,7 @@ from chargepoint.errors import (
     NotConnected,
     Rejected,
 )
+from chargepoint.local_list import LocalList
 from chargepoint.metering import (
     MeterRequest,
     MeterSource,
@@ -36,6 +37,7 @@ from chargepoint.metering import (
 )
 from chargepoint.offline_queue import OfflineQueue
 from chargepoint.payloads import id_token_payload, status_notification_call, transaction_event_call
+from chargepoint.session_report import SessionListener
 from chargepoint.transaction import (
     EventType,
     Evse,
@@ -73,6 +75,20 @@ class StopRequest:
             self.event.set()
 
 
+@dataclass
+class Activity:
+    """A long job the CSMS asked for (a log upload, a firmware update) and where it stands."""
+
+    request_id: int
+    status: str
+    task: asyncio.Task[None] | None = None
+    finished: bool = False  # its last status is set (and may still be on its way)
+
+    @property
+    def running(self) -> bool:
+        return not self.finished and self.task is not None and not self.task.done()
+
+
 class Station:
     """One simulated charging station, independent of any particular connection."""
 
@@ -99,6 +115,7 @@ class Station:
         self.boot_accepted = False
         self.reset_pending = False
         self.sessions_completed = 0
+        self.on_session: SessionListener | None = None  # told of each ended session
         self._on_error = on_error
         self._link: Link | None = None
         self._flush_lock = asyncio.Lock()
@@ -108,6 +125,11 @@ class Station:
         self.profile_timers: dict[int, asyncio.Task[None]] = {}  # next schedule change per EVSE
         self.running_costs: dict[str, float] = {}  # transactionId -> CostUpdated / Updated
         self.total_costs: dict[str, float] = {}  # transactionId -> totalCost answering Ended
+        self.local_list = LocalList()  # SendLocalList (housekeeping)
+        self.log_upload: Activity | None = None  # GetLog (diagnostics)
+        self.firmware_update: Activity | None = None  # UpdateFirmware (firmware)
+        self.pending_keys: dict[str, Any] = {}  # certificate use -> key awaiting its certificate
+        self.certificates: dict[str, str] = {}  # certificate use -> installed PEM chain
 
     @property
     def station_id(self) -> str:
@@ -296,6 +318,15 @@ class Station:
                 await self.flush()
 
     # other station-initiated messages -------------------------------------------------
+
+    async def notify(self, payload: Any) -> None:
+        """Send a notification: a CALLERROR is reported, a lost link is not an error."""
+        try:
+            await self.send(payload)
+        except CallErrorReceived as exc:
+            self.report(exc)
+        except (CallFailed, NotConnected):
+            pass
 
     async def send_status(self, evse: Evse) -> None:
         """StatusNotification for ``evse``'s connector; skipped while offline."""

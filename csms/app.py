@@ -55,6 +55,7 @@ class CsmsApp:
     setup: SettlementSetup | None = None
     genesis_path: Path | None = None
     outbox: OutboxWorker | None = None
+    ledger: ValidatorLedger | None = None
     dispatcher: Dispatcher | None = None
     embedded: EmbeddedSet | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -73,6 +74,8 @@ class CsmsApp:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.server.stop()
+        if self.ledger is not None:
+            await self.ledger.close()
         if self.embedded is not None:
             await self.embedded.stop()
         await self.store.close()
@@ -191,6 +194,7 @@ def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
         ledger_dir=None if app.genesis_path is None else app.genesis_path.parent,
         settlement_written=services.settlement_written,
         clock=services.clock,
+        reserve_soc_pct=services.config.reserve_soc_pct if app.dispatcher is not None else None,
     )
 
 
@@ -242,7 +246,8 @@ async def _start_settlement(
     app.store.session_closer = session_closer(setup)
     app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
-    app.outbox = OutboxWorker(app.store, ValidatorLedger(urls, genesis), services.clock)
+    app.ledger = ValidatorLedger(urls, genesis)
+    app.outbox = OutboxWorker(app.store, app.ledger, services.clock)
     services.settlement_written = app.outbox.wake
     app.dispatcher = Dispatcher(
         app.server,

@@ -17,6 +17,7 @@ from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
 from csms.store.sqlite import KEEP, CsmsStore, Keep
 from csms.timeutil import format_timestamp, utc_now
+from ledger.tables import render_table, utc_text
 
 T = TypeVar("T")
 
@@ -234,16 +235,14 @@ def stations_add(
     data_dir: Path,
 ) -> None:
     """Register STATION_ID with a password (stored as a salted scrypt hash)."""
-    from csms.server import MAX_STATION_ID, STATION_ID_CHARS, valid_station_id
+    from csms.station_import import password_problem, station_id_problem
 
-    if not valid_station_id(station_id):
-        raise click.BadParameter(
-            f"1 to {MAX_STATION_ID} characters of {STATION_ID_CHARS} (OCPP identifierString"
-            " without ':')",
-            param_hint="STATION_ID",
-        )
-    if len(password) < 8:
-        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    problem = station_id_problem(station_id)
+    if problem:
+        raise click.BadParameter(problem, param_hint="STATION_ID")
+    problem = password_problem(password)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
     key_text = read_meter_key(meter_key) if meter_key else None
     hashed = hash_password(password)
 
@@ -302,6 +301,11 @@ def read_meter_key(path: Path) -> str:
     default=None,
     help="Replace the meter's public key (P-256: PEM, DER or oca:base16:asn1).",
 )
+@click.option(
+    "--password",
+    default=None,
+    help="A new Basic-auth password (a running CSMS drops connections made with the old one).",
+)
 @DATA_DIR
 def stations_set(
     station_id: str,
@@ -311,6 +315,7 @@ def stations_set(
     max_charge_w: str | None,
     max_discharge_w: str | None,
     meter_key: Path | None,
+    password: str | None,
     data_dir: Path,
 ) -> None:
     """Change settings of a registered STATION_ID.
@@ -320,16 +325,24 @@ def stations_set(
     ``v2g sessions resettle ID`` re-checks a session flagged under the old key.
     """
     dispatch = (discharge, max_charge_w, max_discharge_w)
-    if all(v is None for v in (tolerance, profile, meter_key, *dispatch)):
+    if all(v is None for v in (tolerance, profile, meter_key, password, *dispatch)):
         raise click.UsageError(
-            "nothing to set: give --tolerance, --security-profile, --meter-key,"
+            "nothing to set: give --password, --tolerance, --security-profile, --meter-key,"
             " --discharge, --max-charge-w and/or --max-discharge-w"
         )
+    from csms.station_import import password_problem
+
+    problem = None if password is None else password_problem(password)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
     key_text = read_meter_key(meter_key) if meter_key else None
+    hashed = None if password is None else hash_password(password)
 
     async def update(store: CsmsStore) -> None:
         if await store.get_station(station_id) is None:
             raise CsmsError(f"station {station_id!r} is not registered")
+        if hashed is not None:
+            await store.update_station_secret(station_id, hashed, None)
         if key_text is not None:
             await store.set_meter_key(station_id, key_text)
         if tolerance is not None:
@@ -347,7 +360,8 @@ def stations_set(
             )
 
     run_async(lambda: with_store(data_dir, update))
-    changes = [f"tolerance {tolerance}"] if tolerance else []
+    changes = ["password changed"] if hashed else []
+    changes += [f"tolerance {tolerance}"] if tolerance else []
     changes += [f"security profile {profile}"] if profile else []
     changes += [f"discharge {discharge}"] if discharge else []
     changes += [f"max charge {max_charge_w} W"] if max_charge_w else []
@@ -375,15 +389,19 @@ def stations_list(data_dir: Path) -> None:
     if not stations:
         click.echo("no stations registered")
         return
-    click.echo(
-        f"{'STATION':<24} {'MODEL':<20} {'METER KEY':<9} {'TOLERANCE':<9} {'PROFILE':<7} LAST SEEN"
-    )
-    for s, tolerance, profile in stations:
-        model = f"{s.vendor or ''} {s.model or ''}".strip() or "-"
-        click.echo(
-            f"{s.station_id:<24} {model:<20} {'yes' if s.meter_key else 'no':<9} "
-            f"{tolerance:<9} {profile or 'csms':<7} {s.last_seen_at or 'never'}"
+    rows = [
+        (
+            s.station_id,
+            f"{s.vendor or ''} {s.model or ''}".strip() or "-",
+            "yes" if s.meter_key else "no",
+            tolerance,
+            str(profile or "csms"),
+            utc_text(s.last_seen_at, missing="never"),
         )
+        for s, tolerance, profile in stations
+    ]
+    header = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "LAST SEEN (UTC)")
+    click.echo(render_table(header, rows), nl=False)
 
 
 @stations_group.command("remove")
@@ -458,11 +476,19 @@ def tokens_list(data_dir: Path) -> None:
     if not tokens:
         click.echo("no tokens registered")
         return
-    click.echo(f"{'TOKEN':<38} {'TYPE':<16} {'STATUS':<10} {'PAYMENT':<8} EXPIRES")
-    for t in tokens:
-        click.echo(
-            f"{t.id_token:<38} {t.type:<16} {t.status:<10} {t.payment:<8} {t.expires_at or '-'}"
+    rows = [
+        (
+            t.id_token,
+            t.type,
+            t.status,
+            t.payment,
+            utc_text(t.expires_at, missing="never"),
+            utc_text(t.created_at),
         )
+        for t in tokens
+    ]
+    header = ("TOKEN", "TYPE", "STATUS", "PAYMENT", "EXPIRES (UTC)", "ADDED (UTC)")
+    click.echo(render_table(header, rows), nl=False)
 
 
 @tokens_group.command("remove")

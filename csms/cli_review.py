@@ -20,15 +20,9 @@ from csms.reports import CdrParty, cdr, cdrs_json, csv_rows, to_csv
 from csms.review import SessionRow, load_detail, load_rows
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
+from ledger.tables import amount_text, kwh_text, render_table, utc_text
 
 log = logging.getLogger(__name__)
-
-
-def human_time(stamp: str | None) -> str:
-    """``2026-11-25 16:30:00`` for an RFC 3339 UTC time ("-" for none)."""
-    if not stamp:
-        return "-"
-    return stamp.replace("T", " ").removesuffix("Z").split(".")[0]
 
 
 # -- operators -------------------------------------------------------------------------------
@@ -68,11 +62,8 @@ def operators_list(data_dir: Path) -> None:
     if not operators:
         click.echo("no operators registered")
         return
-    width = max(len("NAME"), *(len(o.name) for o in operators))
-    click.echo(f"{'NAME':<{width}}  {'ROLE':<8}  ADDED (UTC)")
-    for operator in operators:
-        added = human_time(operator.created_at)
-        click.echo(f"{operator.name:<{width}}  {operator.role:<8}  {added}")
+    rows = [(o.name, o.role, utc_text(o.created_at)) for o in operators]
+    click.echo(render_table(("NAME", "ROLE", "ADDED (UTC)"), rows), nl=False)
 
 
 @operators_group.command("passwd")
@@ -113,48 +104,50 @@ def operators_remove(name: str, data_dir: Path) -> None:
 # -- sessions --------------------------------------------------------------------------------
 
 
-def _money(micro: int | None) -> str:
-    return "" if micro is None else f"{micro / 1_000_000:.2f}"
-
-
 def table(rows: list[SessionRow]) -> str:
-    """A plain, aligned table: one line per session, credits indented below it."""
-    head = ("SETTLEMENT", "STARTED", "STATION", "IMPORT kWh", "EXPORT kWh", "AMOUNT", "STATUS")
-    lines: list[tuple[str, ...]] = [head]
+    """One line per session, its credits indented below it; energy in kWh, amounts in
+    currency units (> 0 the driver pays), times in UTC."""
+    header = (
+        "SETTLEMENT",
+        "STARTED (UTC)",
+        "ENDED (UTC)",
+        "STATION",
+        "IMPORT kWh",
+        "EXPORT kWh",
+        "AMOUNT",
+        "STATUS",
+        "REASON",
+    )
+    lines: list[tuple[str, ...]] = []
     for r in rows:
         lines.append(
             (
                 r.settlement_id or r.id,
-                (r.started_at or "")[:19].replace("T", " "),
+                utc_text(r.started_at),
+                utc_text(r.ended_at),
                 r.station_id,
-                f"{r.import_wh / 1000:.3f}",
-                f"{r.export_wh / 1000:.3f}",
-                f"{_money(r.amount)} {r.currency or ''}".strip(),
+                kwh_text(r.import_wh),
+                kwh_text(r.export_wh),
+                amount_text(r.amount, r.currency),
                 r.status,
+                r.reason or "",
             )
         )
         for c in r.credits:
             lines.append(
                 (
-                    f"  credit {c.settlement_id}",
-                    c.created_at[:19].replace("T", " "),
+                    f"credit {c.settlement_id}",
+                    utc_text(c.created_at),
                     "",
                     "",
                     "",
-                    f"{_money(c.amount)} {c.currency or ''}".strip(),
+                    "",
+                    amount_text(c.amount, c.currency),
                     c.status,
+                    c.reason or "",
                 )
             )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    right = {3, 4, 5}
-    out = []
-    for line in lines:
-        cells = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(line)
-        ]
-        out.append("  ".join(cells).rstrip())
-    return "\n".join(out) + "\n"
+    return render_table(header, lines, right={4, 5, 6})
 
 
 def _write(text: str, output: Path | None) -> None:

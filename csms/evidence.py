@@ -143,18 +143,24 @@ def load_meter_public_key(path: Path) -> ec.EllipticCurvePublicKey:
         data = path.read_bytes()
     except OSError as exc:
         raise MeterKeyError(f"{path}: cannot read meter key: {exc.strerror}") from exc
+    return read_meter_public_key(data, str(path))
+
+
+def read_meter_public_key(data: bytes, source: str) -> ec.EllipticCurvePublicKey:
+    """A meter public key to register from ``data`` (a file's bytes or inline text), with
+    the checks of ``load_meter_public_key``; errors name ``source``."""
     if len(data) > 64 * 1024:
-        raise MeterKeyError(f"{path}: not a meter key (expected {_KEY_FORMATS})")
+        raise MeterKeyError(f"{source}: not a meter key (expected {_KEY_FORMATS})")
     if _is_private_key(data):
         raise MeterKeyError(
-            f"{path}: this is a private key; register the meter's public key only "
+            f"{source}: this is a private key; register the meter's public key only "
             "(e.g. the FILE.pub.pem written beside the key)"
         )
     try:
         return parse_public_key(data)
     except MeterKeyError as exc:
         detail = str(exc) if "P-256" in str(exc) else f"not a meter key (expected {_KEY_FORMATS})"
-        raise MeterKeyError(f"{path}: {detail}") from exc
+        raise MeterKeyError(f"{source}: {detail}") from exc
 
 
 def public_key_pem(key: ec.EllipticCurvePublicKey) -> str:
@@ -228,6 +234,65 @@ def check_evidence(
         records=tuple(digests),
         meter_key_sha256=fingerprint,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCheck:
+    """One record on its own, for a reviewer's table: what it reads and whether it checks.
+
+    ``problem`` is None when the record parses, its signature verifies against the key and
+    its readings are well formed (the checks across records are :func:`check_evidence`'s).
+    """
+
+    sha256: str
+    nature: str
+    page: int | None
+    at: datetime | None
+    import_wh: int | None
+    export_wh: int | None
+    signature: str  # the signature value (SD) as sent, hex
+    problem: str | None
+
+
+def record_checks(
+    records: Sequence[str], meter_key: ec.EllipticCurvePublicKey, *, expected_id: str | None = None
+) -> tuple[RecordCheck, ...]:
+    """Each distinct record checked alone, in page order (unparseable records last)."""
+    checked: list[tuple[tuple[int, str], RecordCheck]] = []
+    for index, text in enumerate(dict.fromkeys(records)):
+        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        try:
+            record = _parse(text, sha, index)
+        except _Bad as bad:
+            checked.append(
+                (
+                    (1 << 62, sha),
+                    RecordCheck(sha, "Unknown", None, None, None, None, "", bad.reason),
+                )
+            )
+            continue
+        problem: str | None = None
+        snapshot: MeterSnapshot | None = None
+        try:
+            _verify_signature(record, meter_key)
+        except _Bad as bad:
+            problem = bad.reason
+        try:
+            snapshot = _snapshot(record, expected_id)
+        except _Bad as bad:
+            problem = problem or bad.reason
+        check = RecordCheck(
+            sha256=sha,
+            nature=_nature_of(record),
+            page=snapshot.page if snapshot else None,
+            at=snapshot.at if snapshot else None,
+            import_wh=snapshot.import_wh if snapshot else None,
+            export_wh=snapshot.export_wh if snapshot else None,
+            signature=str(record.signature.get("SD", "")),
+            problem=problem,
+        )
+        checked.append((_page_key(record), check))
+    return tuple(check for _, check in sorted(checked, key=lambda item: item[0]))
 
 
 def _parse(text: str, sha: str, index: int) -> _Parsed:

@@ -1,7 +1,10 @@
 """The CSMS's side of the ledger port: submit signed settlements to the validators.
 
 ``ValidatorLedger`` talks to validators over websockets (running elsewhere, or the embedded
-set inside this process): ``submit`` returns once a block commits the transaction. The
+set inside this process) as a client (``ledger.consensus.handshake``: it may submit and read,
+never vote), checking that each connection reached a validator of its genesis. It keeps one
+connection per validator for all settlements. ``submit`` returns once a block commits the
+transaction. The
 validator that answers has stored the block (with the certificate it decided on), so the
 self-contained receipt document (Merkle path, header, certificate) is asked for on the same
 connection and kept for ``receipt_document``; failing that, it is fetched later.
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from csms.outbox import LedgerReceipt, LedgerRejected, LedgerUnavailable
-from ledger.consensus.client import SubmitFailed, fetch_receipt, submit_with_receipt
+from ledger.consensus.client import SubmitFailed, ValidatorClient
 from ledger.consensus.errors import SubmitRejected
 from ledger.genesis import Genesis
 from ledger.types import Tx
@@ -33,13 +36,12 @@ class ValidatorLedger:
         self.urls = list(urls)
         self.genesis = genesis
         self.timeout_s = timeout_s
+        self._client = ValidatorClient(self.urls, genesis=genesis)
         self._documents: dict[str, dict[str, Any]] = {}  # fetched with the commit, not yet taken
 
     async def submit(self, tx: bytes) -> LedgerReceipt:
         try:
-            receipt, doc = await submit_with_receipt(
-                self.urls, Tx(tx), timeout_s=self.timeout_s, genesis=self.genesis
-            )
+            receipt, doc = await self._client.submit_with_receipt(Tx(tx), timeout_s=self.timeout_s)
         except SubmitRejected as exc:
             raise LedgerRejected(str(exc)) from None
         except SubmitFailed as exc:
@@ -57,7 +59,11 @@ class ValidatorLedger:
             return kept
         try:
             # a document that does not verify against genesis is not taken from any validator
-            return await fetch_receipt(self.urls, settlement_id, wait_s=2.0, genesis=self.genesis)
+            return await self._client.fetch_receipt(settlement_id, wait_s=2.0)
         except (SubmitFailed, OSError) as exc:
             log.info("receipt of %s not available yet: %s", settlement_id, exc)
             return None
+
+    async def close(self) -> None:
+        """Close the connections to the validators."""
+        await self._client.close()

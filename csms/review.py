@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from csms.evidence import check_evidence, parse_public_key
+from csms.evidence import RecordCheck, check_evidence, parse_public_key, record_checks
 from csms.model import MeterSample, SessionRecord, SettlementRecord
 from csms.settling import signed_records
 from csms.store.sqlite import CsmsStore
@@ -96,6 +96,7 @@ class EvidenceView:
     reason: str | None
     meter_key_sha256: str | None
     records: tuple[tuple[str, str], ...]  # (nature, sha256)
+    checks: tuple[RecordCheck, ...] = ()  # each record alone: time, reading, verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,7 @@ def recheck_evidence(
         check.reason,
         check.meter_key_sha256,
         tuple((r.nature, r.sha256) for r in check.records),
+        record_checks(texts, key, expected_id=session.id_token),
     )
 
 

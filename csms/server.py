@@ -16,7 +16,6 @@ import base64
 import binascii
 import contextlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -40,21 +39,12 @@ from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.tolerance import RequestSchemas
 from csms.ocpp.versions import SUPPORTED, OcppVersion, parse_offer, select_version
+from csms.registry_watch import RegistryWatch
+from csms.station_import import MAX_STATION_ID
 from csms.throttle import AuthThrottle
 from csms.tls import check_client_certificate, server_ssl_context
 
 log = logging.getLogger(__name__)
-
-MAX_STATION_ID = 48
-# OCPP's identifierString (a-z A-Z 0-9 * - _ = : + | @ .) without ':', which HTTP Basic
-# cannot carry in a user name and which separates STATION:TRANSACTION in the review ids
-STATION_ID_CHARS = "a-z, A-Z, 0-9 and * - _ = + | @ ."
-_STATION_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]+")
-
-
-def valid_station_id(station_id: str) -> bool:
-    """A station id that can be registered: 1 to 48 of the characters in STATION_ID_CHARS."""
-    return 0 < len(station_id) <= MAX_STATION_ID and _STATION_ID.fullmatch(station_id) is not None
 
 
 def station_id_from_path(path: str) -> str | None:
@@ -127,6 +117,8 @@ class CsmsServer:
         self.credentials = CredentialChecker()
         self.loop_lag = LoopLagMonitor()
         self.throttle = AuthThrottle()
+        self.registry_watch = RegistryWatch(services.store, self.credentials, self.connections)
+        self._watching: asyncio.Task[None] | None = None
 
     @property
     def rate_limited(self) -> int:
@@ -142,6 +134,8 @@ class CsmsServer:
     async def start(self) -> None:
         config = self.services.config
         self.loop_lag.start()
+        await self.registry_watch.start()
+        self._watching = asyncio.create_task(self.registry_watch.run(), name="registry-watch")
         self._server = await serve(
             self._run_connection,
             config.host,
@@ -157,6 +151,11 @@ class CsmsServer:
         )
 
     async def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+            self._watching = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

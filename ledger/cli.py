@@ -38,6 +38,8 @@ from ledger.pow import solve_puzzle
 from ledger.receipt import build_receipt, receipt_from_dict, receipt_to_dict, verify_receipt
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.store import StoredBlock
+from ledger.tables import amount_text, kwh_text, render_table, rfc3339_ms, utc_text, who_pays
+from ledger.types import Header
 
 T = TypeVar("T")
 
@@ -240,11 +242,18 @@ def ledger_status(data_dir: Path | None, home: Path | None, fmt: str) -> None:
         for data in results:
             click.echo(json.dumps(data, sort_keys=True))
         return
-    for index, data in enumerate(results):
-        if index:
-            click.echo("")
-        for key, value in data.items():
-            click.echo(f"{key}: {value}")
+    header = ("VALIDATOR", "CHAIN", "HEIGHT", "LAST BLOCK (UTC)", "BLOCK ID")
+    rows = [
+        (
+            config.name,
+            data["chain_id"],
+            str(data["height"]),
+            utc_text(data["time"]),
+            data["block_id"] or "-",
+        )
+        for config, data in zip(configs, results, strict=True)
+    ]
+    click.echo(render_table(header, rows, right={2}), nl=False)
 
 
 async def _status(config: HomeConfig) -> dict[str, Any]:
@@ -261,7 +270,8 @@ async def _status(config: HomeConfig) -> dict[str, Any]:
         "chain_id": config.chain_id,
         "validator": config.address,
         "block_id": None if top is None else block_id(top.block.header).hex(),
-        "time": None if top is None else top.block.header.time,
+        "time": None if top is None else top.block.header.time,  # Unix milliseconds
+        "time_utc": None if top is None else rfc3339_ms(top.block.header.time),
     }
 
 
@@ -312,10 +322,28 @@ def ledger_verify_receipt(file: Path, genesis_file: Path) -> None:
     except ReceiptError as exc:
         raise click.ClickException(f"{file}: receipt INVALID: {exc}") from exc
     record = json.loads(receipt.settlement.data)
-    click.echo(
-        f"receipt OK: {record['type']} {record['settlement_id']} amount {record['amount']} "
-        f"committed at height {receipt.header.height} "
-        f"(block {block_id(receipt.header).hex()})"
+    click.echo(f"receipt OK: {receipt_summary(record, receipt.header)}")
+
+
+def receipt_summary(record: dict[str, Any], header: Header) -> str:
+    """A verified record in words: amount in currency units and who pays, energy in kWh,
+    where and when it was committed."""
+    text = f"{record['type']} {record['settlement_id']}"
+    if isinstance(record.get("corrects"), str):
+        text += f" (corrects {record['corrects']})"
+    amount = record.get("amount")
+    if isinstance(amount, int):
+        currency = (record.get("tariff") or {}).get("currency")
+        text += f": amount {amount_text(amount, currency, places=6)} ({who_pays(amount)})"
+    energy = record.get("energy") or {}
+    if isinstance(energy.get("import_wh"), int) and isinstance(energy.get("export_wh"), int):
+        text += (
+            f", {kwh_text(energy['import_wh'])} kWh imported,"
+            f" {kwh_text(energy['export_wh'])} kWh exported"
+        )
+    return (
+        f"{text}; committed at height {header.height} (block {block_id(header).hex()})"
+        f" at {utc_text(header.time)} UTC"
     )
 
 

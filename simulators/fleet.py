@@ -148,7 +148,7 @@ async def run_station(
         tx_updated_interval=scenario.meter_interval_s,
         connect_timeout=60,
         response_timeout=60,
-        backoff=Backoff(initial=0.2, cap=2.0),
+        backoff=Backoff(wait_minimum=0.2, random_range=0.2, repeat_times=2),
     )
     key = ensure_meter_key(plan.meter_key)
     meters = ev_meters(

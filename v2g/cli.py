@@ -18,7 +18,7 @@ import click
 # command name -> ("module:attribute", one-line help); imported only when the command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "csms": ("csms.cli:csms_command", "Run the CSMS (OCPP server)."),
-    "stations": ("csms.cli:stations_group", "Manage the station registry."),
+    "stations": ("csms.cli_stations:stations_group", "Manage the station registry."),
     "tokens": ("csms.cli:tokens_group", "Manage the idToken registry."),
     "chargepoint": ("chargepoint.cli:chargepoint_command", "Run a simulated charging station."),
     "keys": ("ledger.cli:keys_group", "Generate and inspect Ed25519 key files."),

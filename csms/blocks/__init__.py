@@ -8,6 +8,7 @@ from csms.blocks import (
     meter_values,
     provisioning,
     security,
+    station_events,
     transactions,
 )
 from csms.context import StationContext
@@ -20,4 +21,5 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **transactions.HANDLERS,
     **meter_values.HANDLERS,
     **security.HANDLERS,
+    **station_events.HANDLERS,
 }

@@ -3,7 +3,7 @@ plus the 2.1-only V2X messages; ``HANDLERS_21`` routes them."""
 
 from __future__ import annotations
 
-from csms.blocks import HANDLERS_201
+from csms.blocks import HANDLERS_201, station_events
 from csms.blocks21 import smart_charging
 from csms.context import StationContext
 from csms.ocpp.rpc import Handler
@@ -11,4 +11,5 @@ from csms.ocpp.rpc import Handler
 HANDLERS_21: dict[str, Handler[StationContext]] = {
     **HANDLERS_201,
     **smart_charging.HANDLERS,
+    **station_events.HANDLERS_21_ONLY,
 }

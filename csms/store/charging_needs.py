@@ -6,7 +6,9 @@ it wants, and how much it allows to be discharged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from csms.store.sqlite import CsmsStore
 
@@ -85,10 +87,26 @@ class ChargingNeedsStore:
             " WHERE station_id = ? AND evse_id = ? ORDER BY id DESC LIMIT 1",
             (station_id, evse_id),
         )
-        if row is None:
-            return None
-        data = dict(zip(_COLUMNS, row, strict=True))
-        available = data.pop("available_transfer")
-        return EvChargingNeeds(
-            **data, available_transfer=tuple(available.split(",")) if available else ()
+        return None if row is None else _needs(row)
+
+    async def last_between(
+        self, station_id: str, evse_id: int, since: str, until: str | None
+    ) -> EvChargingNeeds | None:
+        """The last needs received on one EVSE in [since, until] (RFC 3339 UTC texts as
+        stored; ``until`` None: up to now): what the EV of a session asked for."""
+        bound = "" if until is None else " AND received_at <= ?"
+        row = await self._store.fetchone(
+            f"SELECT {', '.join(_COLUMNS)} FROM ev_charging_needs"
+            f" WHERE station_id = ? AND evse_id = ? AND received_at >= ?{bound}"
+            " ORDER BY id DESC LIMIT 1",
+            (station_id, evse_id, since) + (() if until is None else (until,)),
         )
+        return None if row is None else _needs(row)
+
+
+def _needs(row: Sequence[Any]) -> EvChargingNeeds:
+    data = dict(zip(_COLUMNS, row, strict=True))
+    available = data.pop("available_transfer")
+    return EvChargingNeeds(
+        **data, available_transfer=tuple(available.split(",")) if available else ()
+    )

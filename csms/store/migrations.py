@@ -225,6 +225,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE station_settings ADD COLUMN discharge TEXT NOT NULL DEFAULT 'none'
         CHECK (discharge IN ('none', '2.0.1-negative-limit'));
     """,
+    # what stations report beyond transactions (NotifyEvent, charging limits, DER, ...):
+    # the last few per station (csms.store.station_events bounds it)
+    """
+    CREATE TABLE station_events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        station_id   TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        evse_id      INTEGER,
+        summary      TEXT NOT NULL,
+        received_at  TEXT NOT NULL,
+        raw          TEXT NOT NULL
+    );
+    CREATE INDEX station_events_station ON station_events (station_id, id);
+    """,
     # where each transaction stands (csms.running), stored with each event: O(1) per event
     """
     CREATE TABLE transaction_progress (

@@ -75,6 +75,7 @@ class CsmsStore:
         self._db = db
         self.session_closer: SessionCloser | None = None
         self.clock_tolerance_s = 300.0  # see audit_reason
+        self.registry_version = 0  # stations added, removed or given a new password here
         # One writer connection shared by every coroutine: units of work must not interleave.
         self.write_lock = asyncio.Lock()
         self.group = GroupCommit(lambda: db._conn, self._in_writer_thread, self.write_lock)
@@ -164,6 +165,42 @@ class CsmsStore:
             )
         except aiosqlite.IntegrityError:
             raise RegistryError(f"station {station_id!r} is already registered") from None
+        finally:
+            self.registry_version += 1  # after the write: the registry watch reads it then
+
+    async def add_stations(
+        self,
+        stations: list[tuple[str, str, str | None, str | None, int | None]],
+        created_at: str,
+    ) -> None:
+        """Register many stations ``(id, password hash, meter key, tolerance, profile)`` in one
+        transaction: all of them, or none (RegistryError naming a station already there)."""
+        settings = [(s[0], s[3] or "strict", s[4]) for s in stations if s[3] or s[4]]
+        try:
+            async with self.transaction() as db:
+                await db.executemany(
+                    "INSERT INTO stations (station_id, password_hash, meter_key, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(s[0], s[1], s[2], created_at) for s in stations],
+                )
+                await db.executemany(
+                    "INSERT INTO station_settings (station_id, tolerance, security_profile)"
+                    " VALUES (?, ?, ?)",
+                    settings,
+                )
+        except aiosqlite.IntegrityError:
+            taken = {s.station_id for s in await self.list_stations()}
+            first = next((s[0] for s in stations if s[0] in taken), "?")
+            raise RegistryError(f"station {first!r} is already registered") from None
+        finally:
+            self.registry_version += 1
+
+    async def station_settings(self) -> dict[str, tuple[str, int | None]]:
+        """Every station's ``(tolerance, own security profile)`` that differs from the default."""
+        rows = await self.fetchall(
+            "SELECT station_id, tolerance, security_profile FROM station_settings"
+        )
+        return {r[0]: (str(r[1]), None if r[2] is None else int(r[2])) for r in rows}
 
     async def update_station_secret(
         self, station_id: str, password_hash: str, meter_key: str | None
@@ -173,6 +210,7 @@ class CsmsStore:
             " WHERE station_id = ?",
             (password_hash, meter_key, station_id),
         )
+        self.registry_version += 1
 
     async def set_meter_key(self, station_id: str, meter_key: str) -> None:
         """Replace a station's registered meter public key (PEM)."""
@@ -184,6 +222,7 @@ class CsmsStore:
         rowcount = await self.execute_write(
             "DELETE FROM stations WHERE station_id = ?", (station_id,)
         )
+        self.registry_version += 1
         return rowcount > 0
 
     async def get_station(self, station_id: str) -> StationRecord | None:

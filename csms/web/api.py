@@ -23,6 +23,7 @@ from csms.web.models import (
     SessionDetailOut,
     SessionOut,
     StartRequest,
+    StationEventOut,
     StationOut,
     StopRequest,
     chain_out,
@@ -176,8 +177,37 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             ],
             clock_skew_s=v.clock_skew_s,
             discharge=v.discharge,
+            last_ocpp_version=v.last_ocpp_version,
+            tolerance=v.tolerance,
+            security_profile=v.security_profile,
+            meter_key_sha256=v.meter_key_sha256,
+            session_count=v.session_count,
         )
         for v in await review.stations()
+    ]
+
+
+@router.get("/stations/{station_id}/events", response_model=list[StationEventOut])
+async def station_events(
+    station_id: str,
+    _: Reader,
+    review: Review,
+    action: Annotated[str | None, Query(description="only this action, e.g. NotifyEvent")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="at most this many, newest first")
+    ] = 100,
+) -> list[StationEventOut]:
+    events = await review.station_events(station_id, limit=limit, action=action or None)
+    return [
+        StationEventOut(
+            id=e.id,
+            action=e.action,
+            evse_id=e.evse_id,
+            summary=e.summary,
+            received_at=e.received_at,
+            payload=e.payload,
+        )
+        for e in events
     ]
 
 

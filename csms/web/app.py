@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from csms.metrics import MetricsSnapshot, commit_latencies, count_messages, render_metrics
 from csms.operators import OperatorRegistry, load_session_secret
-from csms.web import api, pages
+from csms.web import actions, api, pages
 from csms.web.auth import Auth
 from csms.web.deps import ReviewDeps
 from csms.web.errors import TooManyAttempts, Unauthorized, WebError
@@ -40,6 +40,7 @@ def create_app(deps: ReviewDeps, *, registry: OperatorRegistry | None = None) ->
     )
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(actions.router)
 
     @app.exception_handler(WebError)
     async def web_error(request: Request, exc: Exception) -> Response:

@@ -40,6 +40,7 @@ class ChainStatus:
     chain_id: str | None = None
     height: int = 0
     top_hash: str | None = None
+    top_time_ms: int | None = None  # the top block header's time (Unix ms)
     validators: tuple[ValidatorStatus, ...] = ()
     verified: bool | None = None
     verify_error: str | None = None
@@ -113,13 +114,15 @@ class DataDirLedger:
             height = await store.height()
             last_vote: dict[str, int] = {}
             members = {v.address: v.power for v in genesis.validators.validators}
-            top_hash = None
+            top_hash: str | None = None
+            top_time: int | None = None
             for h in range(height, max(0, height - self.lookback), -1):
                 stored = await store.get(h)
                 if stored is None:
                     break
                 if top_hash is None:
                     top_hash = block_id(stored.block.header).hex()
+                    top_time = stored.block.header.time
                 for sig in stored.commit.signatures if stored.commit else ():
                     last_vote.setdefault(sig.validator, h)
                     members.setdefault(sig.validator, 0)
@@ -136,6 +139,7 @@ class DataDirLedger:
             chain_id=genesis.chain_id,
             height=height,
             top_hash=top_hash,
+            top_time_ms=top_time,
             validators=tuple(
                 ValidatorStatus(address, power, last_vote.get(address))
                 for address, power in sorted(members.items())

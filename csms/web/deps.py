@@ -23,7 +23,7 @@ class ReviewDeps:
     ``setup`` signs corrections (without it credits are refused); ``settlement_written``
     wakes the outbox after a credit is queued; ``ledger_status`` reports the chain (default:
     read the validator stores of ``ledger_dir``, or of ``data_dir`` or ``data_dir/ledger``);
-    ``genesis_path`` is offered to receipt users.
+    ``genesis_path`` is offered to receipt users; ``reserve_soc_pct`` is marked on SoC charts.
     """
 
     store: CsmsStore
@@ -36,6 +36,7 @@ class ReviewDeps:
     ledger_status: LedgerStatus | None = None
     settlement_written: Callable[[], None] | None = None
     clock: Clock = utc_now
+    reserve_soc_pct: int | None = None  # the dispatcher's reserve, when it dispatches
 
     @property
     def read_only(self) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from csms.review import CreditRow, SessionDetail, SessionRow, sample_dict
+from csms.timeutil import format_timestamp
 from csms.web.chain import ChainStatus
 
 
@@ -98,6 +100,7 @@ class ChainOut(BaseModel):
     chain_id: str | None
     height: int
     top_hash: str | None
+    last_block_time: str | None = Field(description="the top block's time (RFC 3339, UTC)")
     validators: list[ValidatorOut]
     verified: bool | None
     verify_error: str | None
@@ -124,6 +127,11 @@ class StationOut(BaseModel):
         description="seconds the station's clock runs ahead of the CSMS's (negative: behind)",
     )
     discharge: str = Field("", description="what the dispatcher may ask of it, and why")
+    last_ocpp_version: str | None = Field(None, description="the version of its last connection")
+    tolerance: str = Field("strict", description="strict | tolerant")
+    security_profile: int | None = Field(None, description="its own; null: the CSMS's")
+    meter_key_sha256: str | None = Field(None, description="SHA-256 of the meter key's DER")
+    session_count: int = 0
 
 
 class StartRequest(BaseModel):
@@ -148,6 +156,15 @@ class CreditRequest(BaseModel):
     amount: int | None = Field(
         None, gt=0, description="micro-units credited to the driver; omitted: full reversal"
     )
+
+
+class StationEventOut(BaseModel):
+    id: int
+    action: str = Field(description="the OCPP action the station sent, e.g. NotifyEvent")
+    evse_id: int | None
+    summary: str = Field(description="one line saying what it reported")
+    received_at: str
+    payload: dict[str, Any] = Field(description="the message as received (camelCase)")
 
 
 class ActionOut(BaseModel):
@@ -217,6 +234,9 @@ def chain_out(status: ChainStatus, counts: dict[str, int]) -> ChainOut:
         chain_id=status.chain_id,
         height=status.height,
         top_hash=status.top_hash,
+        last_block_time=None
+        if status.top_time_ms is None
+        else format_timestamp(datetime.fromtimestamp(status.top_time_ms / 1000, UTC)),
         validators=[
             ValidatorOut(address=v.address, power=v.power, last_vote_height=v.last_vote_height)
             for v in status.validators

@@ -7,10 +7,9 @@ browser and the status still says "log in first".
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,12 +19,14 @@ from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
 from csms.review import CHART_POINTS, SessionFilter, chart_series
 from csms.web.api import session_filter
-from csms.web.auth import Auth, require_actor
+from csms.web.auth import Auth
 from csms.web.chart import session_chart
 from csms.web.errors import BadRequest, TooManyAttempts, WebError
+from csms.web.formats import age, kwh, money, ms_time, short_time, tariff_boundaries
 from csms.web.service import ReviewService
 
 router = APIRouter(include_in_schema=False)
+CHAIN_BLOCKS = 100  # the newest blocks holding settlements listed on the chain page
 PAGE_ROWS = 500  # newest first; narrow the filters (or use the API's offset) for older ones
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -36,32 +37,23 @@ class LoginRequired(WebError):
     status = 401
 
 
-def kwh(wh: int | None) -> str:
-    return "" if wh is None else f"{Decimal(wh).scaleb(-3):.3f}"
-
-
-def money(micro: int | None, currency: str | None) -> str:
-    if micro is None:
-        return ""
-    return f"{Decimal(micro).scaleb(-6):.2f} {currency or ''}".strip()
-
-
-def short_time(stamp: str | None) -> str:
-    """``2026-11-25 16:30`` (UTC) for an RFC 3339 time: compact enough for a table."""
-    if not stamp:
-        return ""
-    text = stamp.replace("T", " ")
-    return text[:16] if len(text) >= 16 and text[4] == "-" else stamp
-
-
-templates.env.globals.update(kwh=kwh, money=money, short_time=short_time)
+templates.env.globals.update(kwh=kwh, money=money, short_time=short_time, ms_time=ms_time)
 
 
 def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/sessions"
 
 
-async def _operator(request: Request) -> Operator:
+async def read_form(request: Request) -> dict[str, str]:
+    """A posted form's fields (the first of each name)."""
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8") from None
+    return {k: v[0] for k, v in parse_qs(text).items()}
+
+
+async def operator_of(request: Request) -> Operator:
     auth: Auth = request.app.state.auth
     operator = await auth.cookie(request)
     if operator is None:
@@ -103,11 +95,7 @@ async def login_form(request: Request, next: str = "/sessions") -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    try:
-        text = (await request.body()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("the form is not UTF-8") from None
-    form = {k: v[0] for k, v in parse_qs(text).items()}
+    form = await read_form(request)
     auth: Auth = request.app.state.auth
     address = request.client.host if request.client else "?"
     try:
@@ -162,7 +150,7 @@ def _form_filter(
 async def sessions_page(
     request: Request, wanted: SessionFilter = Depends(_form_filter)
 ) -> HTMLResponse:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     rows = await review.sessions(wanted)
     query = {key: request.query_params.get(key) for key in ("since", "until")}
@@ -189,7 +177,7 @@ async def sessions_page(
 @router.get("/sessions.csv")
 async def sessions_csv(request: Request, wanted: SessionFilter = Depends(_form_filter)) -> Response:
     """The filtered sessions as CSV (the same columns as ``v2g sessions export``)."""
-    await _operator(request)
+    await operator_of(request)
     review: ReviewService = request.app.state.review
     return Response(
         to_csv(await review.sessions(wanted)),
@@ -202,7 +190,7 @@ async def sessions_csv(request: Request, wanted: SessionFilter = Depends(_form_f
 async def session_page(
     request: Request, review_id: str, message: str | None = None
 ) -> HTMLResponse:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     detail = await review.session(review_id)
     auth: Auth = request.app.state.auth
@@ -211,7 +199,11 @@ async def session_page(
         "session.html",
         operator,
         d=detail,
-        chart=session_chart(chart_series(detail.chart)),
+        chart=session_chart(
+            chart_series(detail.chart),
+            boundaries=tariff_boundaries(detail.intervals),
+            marks=await review.soc_marks(detail),
+        ),
         chart_points=CHART_POINTS,
         can_credit=operator.can_act
         and review.deps.setup is not None
@@ -226,47 +218,48 @@ async def session_page(
     )
 
 
-@router.post("/sessions/{review_id}/resettle")
-async def resettle_form(request: Request, review_id: str) -> Response:
-    operator = require_actor(await _operator(request))
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-    auth: Auth = request.app.state.auth
-    auth.check_csrf(request, form.get("csrf", ""))
-    review: ReviewService = request.app.state.review
-    outcome = await review.resettle(operator, review_id)
-    message = "settled; awaiting commit" if outcome.status == "pending" else outcome.reason
-    return RedirectResponse(
-        f"/sessions/{quote(review_id)}?message={quote(f're-settle: {message}')}", status_code=303
-    )
-
-
-@router.post("/sessions/{review_id}/credit")
-async def credit_form(request: Request, review_id: str) -> Response:
-    operator = require_actor(await _operator(request))
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-    auth: Auth = request.app.state.auth
-    auth.check_csrf(request, form.get("csrf", ""))
-    amount_text = form.get("amount", "").strip()
-    try:
-        amount = int(amount_text) if amount_text else None
-    except ValueError:
-        raise BadRequest(f"amount: expected whole micro-units, got {amount_text!r}") from None
-    review: ReviewService = request.app.state.review
-    await review.credit(operator, review_id, form.get("reason", ""), amount)
-    return RedirectResponse(f"/sessions/{quote(review_id)}", status_code=303)
-
-
 @router.get("/chain")
 async def chain_page(request: Request) -> HTMLResponse:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     status = await review.chain()
     counts = await review.settlement_counts()
-    return render(request, "chain.html", operator, c=status, counts=counts)
+    blocks = await review.blocks()
+    since_top = None
+    if status.top_time_ms is not None:
+        since_top = age(review.deps.clock().timestamp() - status.top_time_ms / 1000)
+    return render(
+        request,
+        "chain.html",
+        operator,
+        c=status,
+        counts=counts,
+        since_top=since_top,
+        blocks=blocks[:CHAIN_BLOCKS],
+        blocks_total=len(blocks),
+    )
+
+
+@router.get("/chain/blocks/{height}")
+async def block_page(request: Request, height: str) -> HTMLResponse:
+    operator = await operator_of(request)
+    if not height.isdigit() or len(height) > 18:
+        raise BadRequest(f"block height: expected a whole number, got {height!r}")
+    review: ReviewService = request.app.state.review
+    return render(request, "block.html", operator, b=await review.block(int(height)))
 
 
 @router.get("/stations")
-async def stations_page(request: Request) -> HTMLResponse:
-    operator = await _operator(request)
+async def stations_page(request: Request, message: str | None = None) -> HTMLResponse:
+    operator = await operator_of(request)
     review: ReviewService = request.app.state.review
-    return render(request, "stations.html", operator, stations=await review.stations())
+    auth: Auth = request.app.state.auth
+    return render(
+        request,
+        "stations.html",
+        operator,
+        stations=await review.stations(),
+        can_act=operator.can_act and not review.deps.read_only,
+        csrf=auth.csrf_token(request),
+        message=message,
+    )

@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
 from csms.dispatch_limits import discharge_summary
 from csms.errors import RegistryError, StationCallError, StationNotConnected
+from csms.evidence import MeterKeyError, key_fingerprint, parse_public_key
+from csms.model import SettlementRecord
 from csms.operators import Operator
 from csms.review import (
     SAMPLE_PAGE,
@@ -24,12 +28,24 @@ from csms.review import (
     load_rows,
 )
 from csms.settling import SettlementOutcome
-from csms.timeutil import format_timestamp
+from csms.store.charging_needs import ChargingNeedsStore
+from csms.store.station_events import StationEvent, StationEventsStore
+from csms.store.station_overview import OpenTransaction, StationOverview
+from csms.timeutil import format_timestamp, parse_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
+from csms.web.chart import SocMarks
 from csms.web.deps import ReviewDeps
 from csms.web.errors import BadRequest, Conflict, NotFound, Upstream
 
 log = logging.getLogger(__name__)
+NEEDS_SLACK = timedelta(minutes=5)
+
+
+def _moment(text: str | None) -> datetime | None:
+    try:
+        return parse_timestamp(text) if text else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +60,70 @@ class StationView:
     connectors: tuple[tuple[int, int, str], ...]
     clock_skew_s: float | None = None  # station clock minus CSMS clock, recent median
     discharge: str = ""  # what the dispatcher may ask of it, and why (csms.dispatch_limits)
+    last_ocpp_version: str | None = None  # the subprotocol of its last connection
+    tolerance: str = "strict"
+    security_profile: int | None = None  # its own; None: the CSMS's
+    csms_security_profile: int | None = None  # the CSMS's (None in a read-only view)
+    meter_key_sha256: str | None = None  # SHA-256 of the key's DER, as settlements carry it
+    meter_key_problem: str | None = None  # a stored key that cannot be read
+    session_count: int = 0
+    open_transactions: tuple[OpenTransaction, ...] = ()
+
+
+def meter_key_summary(meter_key: str | None) -> tuple[str | None, str | None]:
+    """(fingerprint, problem) of a registered meter key; (None, None) when there is none."""
+    if meter_key is None:
+        return None, None
+    try:
+        return key_fingerprint(parse_public_key(meter_key)), None
+    except MeterKeyError as exc:
+        return None, str(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockView:
+    """A ledger block as the CSMS knows it: the settlements it committed there.
+
+    ``time_ms`` and ``tx_count`` come from a stored receipt's header (None before one is fetched).
+    """
+
+    height: int
+    block_hash: str | None
+    time_ms: int | None
+    tx_count: int | None
+    settlements: tuple[SettlementRecord, ...]
+
+
+def block_views(records: Iterable[SettlementRecord]) -> list[BlockView]:
+    """The committed settlements grouped by block, newest block first, in transaction order."""
+    by_height: dict[int, list[SettlementRecord]] = {}
+    for record in records:
+        if record.block_height is not None:
+            by_height.setdefault(record.block_height, []).append(record)
+    views = []
+    for height in sorted(by_height, reverse=True):
+        held = sorted(by_height[height], key=lambda r: (r.tx_index is None, r.tx_index or 0))
+        header: dict[str, Any] = {}
+        count = None
+        for record in held:
+            try:
+                receipt = json.loads(record.receipt or "null")
+            except ValueError:
+                continue
+            if isinstance(receipt, dict) and isinstance(receipt.get("header"), dict):
+                header, count = receipt["header"], receipt.get("tx_count")
+                break
+        time_ms = header.get("time")
+        views.append(
+            BlockView(
+                height=height,
+                block_hash=next((r.block_hash for r in held if r.block_hash), None),
+                time_ms=time_ms if isinstance(time_ms, int) else None,
+                tx_count=count if isinstance(count, int) else None,
+                settlements=tuple(held),
+            )
+        )
+    return views
 
 
 class ReviewService:
@@ -61,6 +141,30 @@ class ReviewService:
         if detail is None:
             raise NotFound(f"no session or settlement {review_id!r}")
         return detail
+
+    async def soc_marks(self, detail: SessionDetail) -> SocMarks:
+        """The target SoC and departure the session's EV reported, and the dispatcher's reserve.
+
+        The EV's needs are the last received on the session's EVSE from shortly before its
+        start (``NEEDS_SLACK``: its first messages may beat the transaction's own start) to its end.
+        """
+        row = detail.row
+        needs = None
+        start = _moment(row.started_at)
+        if row.evse_id is not None and start is not None:
+            end = _moment(row.ended_at)
+            needs = await ChargingNeedsStore(self.deps.store).last_between(
+                row.station_id,
+                row.evse_id,
+                format_timestamp(start - NEEDS_SLACK),
+                None if end is None else format_timestamp(end),
+            )
+        departure = _moment(needs.departure_time) if needs is not None else None
+        return SocMarks(
+            target_pct=None if needs is None or needs.target_soc is None else needs.target_soc,
+            reserve_pct=self.deps.reserve_soc_pct,
+            departure=departure,
+        )
 
     async def receipt(self, review_id: str) -> dict[str, Any]:
         detail = await self.session(review_id)
@@ -87,6 +191,16 @@ class ReviewService:
             for status in ("pending", "committed", "flagged", "rejected")
         }
 
+    async def blocks(self) -> list[BlockView]:
+        """Every block holding settlements of this CSMS, newest first."""
+        return block_views(await self.deps.store.list_settlements())
+
+    async def block(self, height: int) -> BlockView:
+        found = [b for b in await self.blocks() if b.height == height]
+        if not found:
+            raise NotFound(f"block {height} holds no settlement of this CSMS")
+        return found[0]
+
     async def stations(self) -> list[StationView]:
         connected: dict[str, str] = {}
         if self.deps.stations is not None:
@@ -95,6 +209,10 @@ class ReviewService:
                     connected[station_id] = self.deps.stations.ocpp_version(station_id)
                 except StationNotConnected:
                     pass
+        overview = StationOverview(self.deps.store)
+        counts = await overview.session_counts()
+        server = self.deps.server
+        csms_profile = server.services.config.security_profile if server is not None else None
         views = []
         for station in await self.deps.store.list_stations():
             statuses = await self.deps.store.connector_statuses(station.station_id)
@@ -105,6 +223,7 @@ class ReviewService:
                 online = bool(log_entries) and log_entries[-1][0] == "connected"
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
+            fingerprint, key_problem = meter_key_summary(station.meter_key)
             views.append(
                 StationView(
                     station_id=station.station_id,
@@ -120,9 +239,27 @@ class ReviewService:
                         connected.get(station.station_id),
                         await self.deps.store.get_station_caps(station.station_id),
                     ),
+                    last_ocpp_version=await overview.last_protocol(station.station_id),
+                    tolerance=await self.deps.store.get_tolerance(station.station_id),
+                    security_profile=await self.deps.store.get_security_profile(station.station_id),
+                    csms_security_profile=csms_profile,
+                    meter_key_sha256=fingerprint,
+                    meter_key_problem=key_problem,
+                    session_count=counts.get(station.station_id, 0),
+                    open_transactions=tuple(await overview.open_transactions(station.station_id)),
                 )
             )
         return views
+
+    async def station_events(
+        self, station_id: str, *, limit: int, action: str | None = None
+    ) -> list[StationEvent]:
+        """What the station reported beyond transactions (NotifyEvent, limits, DER, ...),
+        newest first; 404 for a station not registered."""
+        if await self.deps.store.get_station(station_id) is None:
+            raise NotFound(f"station {station_id!r} is not registered")
+        events = StationEventsStore(self.deps.store)
+        return await events.latest(station_id, limit=limit, action=action)
 
     # -- actions (operators only; the routes check the role) ------------------------------
 

@@ -10,6 +10,10 @@ The CSMS outbox's narrow port to the ledger:
   (``ledger.receipt.receipt_to_dict``) that ``v2g ledger verify-receipt`` checks offline, once
   a validator's store holds the block; ``submit_and_fetch`` does both.
 - ``ValidatorSession`` keeps one connection with many submissions in flight (load drivers).
+
+Every connection opens with the client handshake (``handshake.py``): the session declares the
+``client`` role, which may submit and read but never send consensus messages. Given the
+genesis, it also checks that the other end proves a validator key of that chain.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from ledger.codec import tx_hash, tx_record
-from ledger.consensus.errors import ConsensusError, SubmitRejected
+from ledger.consensus.errors import ConsensusError, HandshakeFailed, SubmitRejected
+from ledger.consensus.handshake import Role, ValidatorKeys
+from ledger.consensus.peers import greet
 from ledger.consensus.wire import (
     GetReceipt,
     Receipt,
@@ -40,26 +46,23 @@ from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.types import Tx
 
 MAX_FRAME = 16 * 1024 * 1024
+UNREACHABLE = (TimeoutError, OSError, WebSocketException, HandshakeFailed)
 
 
 class SubmitFailed(ConsensusError):
     """No validator could be reached or none answered before the deadline."""
 
 
-async def submit_tx(urls: Sequence[str], tx: Tx, *, timeout_s: float = 30.0) -> Receipt:
+async def submit_tx(
+    urls: Sequence[str], tx: Tx, *, timeout_s: float = 30.0, genesis: Genesis | None = None
+) -> Receipt:
     """Send ``tx`` to the first validator that takes it; return its commit receipt.
 
     Raises ``SubmitRejected`` when a validator refuses it (invalid: trying others would not
     help) and ``SubmitFailed`` when no validator answered in ``timeout_s`` seconds each.
     """
-    errors: list[str] = []
-    for url in urls:
-        try:
-            async with asyncio.timeout(timeout_s), ValidatorSession(url) as session:
-                return await session.submit(tx)
-        except (TimeoutError, OSError, WebSocketException) as exc:
-            errors.append(f"{url}: {type(exc).__name__}: {exc}")
-    raise SubmitFailed("no validator committed the transaction: " + "; ".join(errors))
+    async with ValidatorClient(urls, genesis=genesis) as client:
+        return await client.submit(tx, timeout_s=timeout_s)
 
 
 async def fetch_receipt(
@@ -75,21 +78,8 @@ async def fetch_receipt(
     ``genesis``, a document that does not verify against it is skipped (a faulty validator
     cannot hand out a bad receipt).
     """
-    for url in urls:
-        try:
-            async with asyncio.timeout(wait_s + 5), ValidatorSession(url) as session:
-                doc = await session.get_receipt(settlement_id, wait_s=wait_s)
-        except (TimeoutError, OSError, WebSocketException):
-            continue
-        if doc is None:
-            continue
-        if genesis is not None:
-            try:
-                verify_receipt(receipt_from_dict(doc), genesis)
-            except LedgerError:
-                continue
-        return doc
-    return None
+    async with ValidatorClient(urls, genesis=genesis) as client:
+        return await client.fetch_receipt(settlement_id, wait_s=wait_s)
 
 
 async def submit_with_receipt(
@@ -100,36 +90,129 @@ async def submit_with_receipt(
     wait_s: float = 2.0,
     genesis: Genesis | None = None,
 ) -> tuple[Receipt, dict[str, Any] | None]:
-    """``submit_tx``, then the receipt document asked for on the same connection (the
-    validator that answered has stored the block): one connection, no wait for another.
+    """``submit_tx``, then the receipt document asked for on the same connection (see
+    ``ValidatorClient.submit_with_receipt``)."""
+    async with ValidatorClient(urls, genesis=genesis) as client:
+        return await client.submit_with_receipt(tx, timeout_s=timeout_s, wait_s=wait_s)
 
-    The document is None when the transaction has no settlement id, the validator did not
-    give it within ``wait_s``, or it does not verify against ``genesis``.
+
+class ValidatorClient:
+    """Validators a client keeps talking to: one connection to each, opened when first
+    needed and again after it drops, carrying any number of requests at once (so a CSMS
+    pays one handshake per validator, not one per settlement).
+
+    Each call tries the validators in turn. With ``genesis``, every connection checks that
+    it reached a validator of that chain, and receipt documents that do not verify against
+    it are not taken.
     """
-    settlement_id = tx_record(tx).get("settlement_id")
-    errors: list[str] = []
-    for url in urls:
-        try:
-            async with asyncio.timeout(timeout_s), ValidatorSession(url) as session:
-                receipt = await session.submit(tx)
-                doc = await _receipt_on(session, settlement_id, wait_s)
-        except (TimeoutError, OSError, WebSocketException) as exc:
-            errors.append(f"{url}: {type(exc).__name__}: {exc}")
-            continue
-        if doc is not None and genesis is not None:
+
+    def __init__(self, urls: Sequence[str], *, genesis: Genesis | None = None) -> None:
+        self.urls = list(urls)
+        self.genesis = genesis
+        self._sessions: dict[str, ValidatorSession] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> ValidatorClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
+
+    async def submit(self, tx: Tx, *, timeout_s: float = 30.0) -> Receipt:
+        """``submit_tx`` on the kept connections."""
+        receipt, _ = await self._submit(tx, timeout_s=timeout_s, wait_s=None)
+        return receipt
+
+    async def submit_with_receipt(
+        self, tx: Tx, *, timeout_s: float = 30.0, wait_s: float = 2.0
+    ) -> tuple[Receipt, dict[str, Any] | None]:
+        """Submit ``tx``, then ask the validator that answered (it has stored the block)
+        for the receipt document on the same connection: no wait for another validator.
+
+        The document is None when the transaction has no settlement id, the validator did
+        not give it within ``wait_s``, or it does not verify against the genesis.
+        """
+        return await self._submit(tx, timeout_s=timeout_s, wait_s=wait_s)
+
+    async def fetch_receipt(
+        self, settlement_id: str, *, wait_s: float = 10.0
+    ) -> dict[str, Any] | None:
+        """``fetch_receipt`` on the kept connections."""
+        for url in self.urls:
             try:
-                verify_receipt(receipt_from_dict(doc), genesis)
-            except LedgerError:
-                doc = None
-        return receipt, doc
-    raise SubmitFailed("no validator committed the transaction: " + "; ".join(errors))
+                async with asyncio.timeout(wait_s + 5):
+                    session = await self._session(url)
+                    doc = await session.get_receipt(settlement_id, wait_s=wait_s)
+            except UNREACHABLE as exc:
+                await self._forget(url, exc)
+                continue
+            doc = self._checked(doc)
+            if doc is not None:
+                return doc
+        return None
+
+    async def _submit(
+        self, tx: Tx, *, timeout_s: float, wait_s: float | None
+    ) -> tuple[Receipt, dict[str, Any] | None]:
+        settlement_id = tx_record(tx).get("settlement_id") if wait_s is not None else None
+        errors: list[str] = []
+        for url in self.urls:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    session = await self._session(url)
+                    receipt = await session.submit(tx)
+                    doc = None
+                    if isinstance(settlement_id, str) and wait_s is not None:
+                        doc = await _receipt_on(session, settlement_id, wait_s)
+            except UNREACHABLE as exc:
+                errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                await self._forget(url, exc)
+                continue
+            return receipt, self._checked(doc)
+        raise SubmitFailed("no validator committed the transaction: " + "; ".join(errors))
+
+    def _checked(self, doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None or self.genesis is None:
+            return doc
+        try:
+            verify_receipt(receipt_from_dict(doc), self.genesis)
+        except LedgerError:
+            return None
+        return doc
+
+    async def _session(self, url: str) -> ValidatorSession:
+        """The open connection to ``url``, opened (with its handshake) if there is none."""
+        async with self._opening.setdefault(url, asyncio.Lock()):
+            session = self._sessions.get(url)
+            if session is not None and not session.closed:
+                return session
+            session = ValidatorSession(url, genesis=self.genesis)
+            await session.__aenter__()
+            self._sessions[url] = session
+            return session
+
+    async def _forget(self, url: str, exc: BaseException) -> None:
+        """Drop a connection that failed (not one that is only slow to answer)."""
+        if isinstance(exc, TimeoutError):
+            return
+        session = self._sessions.pop(url, None)
+        if session is not None:
+            await session.close()
 
 
 async def _receipt_on(
-    session: ValidatorSession, settlement_id: object, wait_s: float
+    session: ValidatorSession, settlement_id: str, wait_s: float
 ) -> dict[str, Any] | None:
-    if not isinstance(settlement_id, str):
-        return None
     try:
         async with asyncio.timeout(wait_s + 1):
             return await session.get_receipt(settlement_id, wait_s=wait_s)
@@ -153,6 +236,16 @@ async def submit_and_fetch(
     return receipt, doc
 
 
+def genesis_validator_keys(genesis: Genesis) -> ValidatorKeys:
+    """The validator lookup a client checks a listener's proof with."""
+
+    def lookup(address: str) -> bytes | None:
+        member = genesis.validators.get(address)
+        return None if member is None else member.public_key
+
+    return lookup
+
+
 class ValidatorSession:
     """One websocket to a validator with any number of submissions and queries in flight.
 
@@ -160,8 +253,12 @@ class ValidatorSession:
     dropped connection fails every call in flight with the ``WebSocketException``.
     """
 
-    def __init__(self, url: str, *, open_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, genesis: Genesis | None = None, open_timeout_s: float = 5.0
+    ) -> None:
         self.url = url
+        self.genesis = genesis
+        self.validator: str | None = None  # the address the other end proved (with genesis)
         self._open_timeout = open_timeout_s
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -169,9 +266,22 @@ class ValidatorSession:
         self._queries: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
 
     async def __aenter__(self) -> ValidatorSession:
-        self._ws = await connect(
+        ws = await connect(
             self.url, open_timeout=self._open_timeout, max_size=MAX_FRAME, compression=None
         )
+        genesis = self.genesis
+        try:
+            async with asyncio.timeout(self._open_timeout):
+                self.validator = await greet(
+                    ws,
+                    role=Role.CLIENT,
+                    chain_id=None if genesis is None else genesis.chain_id,
+                    validators=None if genesis is None else genesis_validator_keys(genesis),
+                )
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws = ws
         self._reader = asyncio.create_task(self._read(self._ws))
         return self
 
@@ -192,13 +302,22 @@ class ValidatorSession:
             await self._ws.close()
         self._fail_all(ConnectionError(f"{self.url}: session closed"))
 
+    @property
+    def closed(self) -> bool:
+        """The connection is gone (or never opened): open a new session."""
+        return self._reader is None or self._reader.done()
+
     async def submit(self, tx: Tx) -> Receipt:
         """Send ``tx``; return its receipt once committed (``SubmitRejected`` if invalid)."""
         assert self._ws is not None, "use `async with ValidatorSession(url)`"
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._submits.setdefault(tx_hash(tx), []).append(fut)
-        await self._ws.send(dump(TxMsg(tx, submit=True)))
-        return await fut
+        key = tx_hash(tx)
+        self._submits.setdefault(key, []).append(fut)
+        try:
+            await self._ws.send(dump(TxMsg(tx, submit=True)))
+            return await fut
+        finally:
+            _forget_future(self._submits, key, fut)
 
     async def get_receipt(
         self, settlement_id: str, *, wait_s: float = 0.0
@@ -207,8 +326,11 @@ class ValidatorSession:
         assert self._ws is not None, "use `async with ValidatorSession(url)`"
         fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._queries.setdefault(settlement_id, []).append(fut)
-        await self._ws.send(dump(GetReceipt(settlement_id, int(wait_s * 1000))))
-        return await fut
+        try:
+            await self._ws.send(dump(GetReceipt(settlement_id, int(wait_s * 1000))))
+            return await fut
+        finally:
+            _forget_future(self._queries, settlement_id, fut)
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
@@ -252,3 +374,16 @@ class ValidatorSession:
                 fut.set_exception(exc)
         self._submits.clear()
         self._queries.clear()
+
+
+def _forget_future(
+    waiting: dict[Any, list[asyncio.Future[Any]]], key: Any, fut: asyncio.Future[Any]
+) -> None:
+    """Take a finished or abandoned call out of the table its answer is matched in."""
+    futures = waiting.get(key)
+    if futures is None:
+        return
+    with contextlib.suppress(ValueError):
+        futures.remove(fut)
+    if not futures:
+        del waiting[key]

@@ -8,7 +8,9 @@ One tree, rooted at :class:`ConsensusError`::
     │                         with one it already signed (or regresses height/round/step)
     ├── SignerStateError      the private validator's durable state is unreadable or inconsistent
     ├── EvidenceStoreError    the evidence file is corrupt before its last line
-    └── SubmitRejected        a submitted transaction fails validation against the state
+    ├── SubmitRejected        a submitted transaction fails validation against the state
+    └── HandshakeFailed       a connection's opening did not prove what it claimed (another
+                              chain, not a validator, a signature that fails, a late answer)
 """
 
 from __future__ import annotations
@@ -36,3 +38,7 @@ class EvidenceStoreError(ConsensusError):
 
 class SubmitRejected(ConsensusError):
     """A submitted transaction failed validation against the committed state."""
+
+
+class HandshakeFailed(ConsensusError):
+    """A connection's opening handshake failed: the connection is closed, nothing read."""

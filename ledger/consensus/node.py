@@ -5,7 +5,10 @@ feeds it events from one queue (peer messages, timers, caught-up blocks), signs 
 asks for through the crash-safe ``PrivValidator`` (durable before anything is sent), commits
 decided blocks to the ``BlockStore`` and answers clients' submissions with receipts.
 
-Peers (``peers.py``): it listens on a websocket and keeps one outbound link per peer. Every
+Peers (``peers.py``): it listens on a websocket and keeps one outbound link per peer. Each
+connection opens with a handshake (``handshake.py``): validator links prove a genesis key both
+ways; clients declare their role and may only submit and read, so votes, proposals and blocks
+reach the core from validators only. Every
 gossip interval it tells its height, resends its own signed messages of the current height
 and relays the votes of its current and proof-of-lock rounds, so what one correct validator
 received, all eventually do. A peer that is ahead is asked for blocks, each verified (header,
@@ -72,6 +75,7 @@ from ledger.consensus.wire import (
     BlockMsg,
     GetBlocks,
     GetReceipt,
+    GetStatus,
     Message,
     Receipt,
     ReceiptDoc,
@@ -131,7 +135,14 @@ class ValidatorNode:
         self._signer = Ed25519Signer(config.key)
         self.address = self._signer.address
         self._queue: asyncio.Queue[Event | BlockMsg] = asyncio.Queue()
-        self._peers = PeerNetwork(self._on_message, host=config.host, port=config.port)
+        self._peers = PeerNetwork(
+            self._on_message,
+            host=config.host,
+            port=config.port,
+            chain_id=config.genesis.chain_id,
+            key=config.key,
+            validators=self._validator_key,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
@@ -216,8 +227,30 @@ class ValidatorNode:
         return self._peers.waiting
 
     @property
+    def dropped_frames(self) -> int:
+        """Frames dropped unread because their connection's role may not send them
+        (consensus messages from clients)."""
+        return self._peers.dropped
+
+    @property
+    def client_links(self) -> int:
+        """Connections open in the client role."""
+        return self._peers.clients
+
+    @property
+    def handshake_failures(self) -> int:
+        return self._peers.handshake_failures
+
+    @property
     def url(self) -> str:
         return self._peers.url
+
+    def _validator_key(self, address: str) -> bytes | None:
+        """The public key of a genesis validator (or one a governance change added)."""
+        member = self.config.genesis.validators.get(address)
+        if member is None and self._app is not None:
+            member = self._app.state.validators.get(address)
+        return None if member is None else member.public_key
 
     @property
     def height(self) -> int:
@@ -497,6 +530,8 @@ class ValidatorNode:
                 await reply(GetBlocks(self.height + 1))
         elif isinstance(msg, GetBlocks):
             await send_blocks(self.store, msg.from_height, reply)
+        elif isinstance(msg, GetStatus):
+            await reply(Status(self.address, self.height))
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
         elif isinstance(msg, TxMsg) and msg.submit:

@@ -1,4 +1,12 @@
-"""Websocket links between validators: one server for inbound frames, one link per peer.
+"""Websocket links between validators, and from clients: one server, one link per peer.
+
+Every connection opens with the handshake of ``handshake.py`` before anything else is read
+(at most ``HANDSHAKE_S``; a failure closes it with code 1008 and the reason, and is counted
+in ``handshake_failures``). A **validator link** proves a genesis validator key in both
+directions and carries everything; a **client link** (role ``client``, no key) may only
+submit transactions and ask for receipts, blocks and status. Any other frame on a client
+link (a vote, a proposal, a block, gossip) is dropped unread by the node and counted in
+``dropped``, so a stranger's forged votes cost a parse, never a signature check.
 
 A node sends its own messages on its outbound links (reconnecting when one drops) and answers
 a peer on the connection the request came on. Frames are parsed here; the node only ever sees
@@ -10,37 +18,91 @@ Answers that take a while (a submission waiting for its block, a receipt waiting
 stored) run as tasks owned by the connection they answer (``Link.spawn``): at most
 ``MAX_WAITS_PER_LINK`` on one connection and ``MAX_WAITS`` in all; more are refused, and a
 connection's tasks are cancelled when it closes, so a client that goes away leaves no work.
+At most ``MAX_CLIENTS`` client links and ``MAX_OPENING`` unfinished handshakes at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import WebSocketException
 
-from ledger.consensus.wire import Message, dump, load
+from ledger.consensus.errors import HandshakeFailed
+from ledger.consensus.handshake import (
+    Auth,
+    Hello,
+    Role,
+    Side,
+    ValidatorKeys,
+    check_auth,
+    check_hello,
+    new_hello,
+    prove,
+)
+from ledger.consensus.wire import GetBlocks, GetReceipt, GetStatus, Message, TxMsg, dump, load
 from ledger.errors import LedgerError
+from ledger.keys import SigningKey
+
+log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024 * 1024
 OUTBOX_SIZE = 10_000
 RECONNECT_S = 0.2
+REFUSED_RECONNECT_S = 2.0  # after a failed handshake: the peer will not change its mind soon
+HANDSHAKE_S = 5.0  # the whole opening, both halves
 MAX_WAITS_PER_LINK = 1_000  # answers in flight on one connection
 MAX_WAITS = 20_000  # answers in flight on all connections together
+MAX_CLIENTS = 256  # client links open at once
+MAX_OPENING = 64  # inbound connections still in their handshake
+MAX_REQUEST = 1024  # a client's request other than a submission
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+
+M = TypeVar("M", Hello, Auth)
+
+
+def client_frame_passes(frame: str | bytes) -> bool:
+    """A cheap look at a client's frame before it is parsed: a submission or a small
+    request. Anything else (a vote, a proposal, a block, gossip) is dropped unread."""
+    if isinstance(frame, bytes):
+        frame = frame.decode("utf-8", "replace")
+    if frame.startswith('{"tx":{'):
+        return frame.endswith(',"type":"submit"}')
+    return len(frame) <= MAX_REQUEST and '"type":"get_' in frame
+
+
+def client_may_send(msg: Message) -> bool:
+    """What a client link carries: submissions and reads, never consensus or gossip."""
+    if isinstance(msg, TxMsg):
+        return msg.submit
+    return isinstance(msg, GetReceipt | GetBlocks | GetStatus)
 
 
 class Link:
-    """One connection as its messages' handler sees it: ``await link(msg)`` answers on it,
-    ``link.spawn(work)`` runs a longer answer as a task bound to it."""
+    """One open connection as its messages' handler sees it: ``await link(msg)`` answers
+    on it, ``link.spawn(work)`` runs a longer answer as a task bound to it. ``role`` and
+    ``peer`` (the validator address it proved; None for a client) come from its handshake."""
 
-    def __init__(self, ws: ClientConnection | ServerConnection, network: PeerNetwork) -> None:
+    def __init__(
+        self,
+        ws: ClientConnection | ServerConnection,
+        network: PeerNetwork,
+        *,
+        role: Role,
+        peer: str | None,
+    ) -> None:
         self._ws = ws
         self._network = network
+        self.role = role
+        self.peer = peer
         self.tasks: set[asyncio.Task[None]] = set()
+        self.dropped = 0  # frames its role may not send
 
     async def __call__(self, msg: Message) -> None:
         await self._ws.send(dump(msg))
@@ -71,18 +133,79 @@ Reply = Link
 Handler = Callable[[Message, Reply], Awaitable[None]]
 
 
+async def _expect(ws: ClientConnection | ServerConnection, kind: type[M]) -> M:
+    """The next frame, which must be a ``kind`` (``HandshakeFailed`` otherwise)."""
+    frame = await ws.recv()
+    try:
+        msg = load(frame)
+    except LedgerError as exc:
+        raise HandshakeFailed(f"expected {kind.__name__.lower()}: {exc}") from None
+    if not isinstance(msg, kind):
+        raise HandshakeFailed(f"expected {kind.__name__.lower()} first, got {type(msg).__name__}")
+    return msg
+
+
+async def greet(
+    ws: ClientConnection,
+    *,
+    role: Role,
+    chain_id: str | None,
+    key: SigningKey | None = None,
+    validators: ValidatorKeys | None = None,
+) -> str | None:
+    """The dialer's half of the handshake on a fresh connection ``ws``.
+
+    A validator (``role`` VALIDATOR) proves ``key``; a client proves nothing. With
+    ``validators``, the listener's proof is checked and its address returned (None without).
+    ``chain_id`` None takes the listener's (a client that has no genesis). Raises
+    ``HandshakeFailed``; a listener that refuses this end closes the connection.
+    """
+    theirs = await _expect(ws, Hello)
+    chain = theirs.chain_id if chain_id is None else chain_id
+    check_hello(theirs, chain)
+    mine = new_hello(chain, role)
+    await ws.send(dump(mine))
+    if role is Role.VALIDATOR:
+        if key is None:
+            raise ValueError("a validator link needs the validator key")
+        await ws.send(dump(prove(key, chain, Side.DIALER, mine, theirs)))
+    auth = await _expect(ws, Auth)
+    if validators is None:
+        return None
+    return check_auth(
+        auth, chain_id=chain, side=Side.LISTENER, mine=mine, theirs=theirs, validators=validators
+    )
+
+
 class PeerNetwork:
     """Listen for peers and clients; keep outbound links to peer URLs."""
 
-    def __init__(self, handler: Handler, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        host: str,
+        port: int,
+        chain_id: str,
+        key: SigningKey,
+        validators: ValidatorKeys,
+    ) -> None:
         self._handler = handler
         self._host = host
         self._port = port
+        self._chain_id = chain_id
+        self._key = key
+        self._validators = validators
         self._server: Server | None = None
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._opening = 0  # inbound handshakes under way
+        self._refusals: dict[str, str] = {}  # peer URL -> why it last refused (logged once)
+        self.clients = 0  # client links open
         self.waiting = 0  # answers in flight on all connections
         self.refused = 0  # answers refused for being over a limit
+        self.dropped = 0  # frames dropped because the link's role may not send them
+        self.handshake_failures = 0  # inbound and outbound openings that failed
 
     async def listen(self) -> None:
         self._server = await serve(
@@ -121,32 +244,112 @@ class PeerNetwork:
 
     async def _link(self, url: str, outbox: asyncio.Queue[str]) -> None:
         while True:
+            pause = RECONNECT_S
             try:
                 async with connect(url, max_size=MAX_FRAME, open_timeout=2, compression=None) as ws:
+                    try:
+                        async with asyncio.timeout(HANDSHAKE_S):
+                            peer = await greet(
+                                ws,
+                                role=Role.VALIDATOR,
+                                chain_id=self._chain_id,
+                                key=self._key,
+                                validators=self._validators,
+                            )
+                    except HandshakeFailed as exc:
+                        self._refused_by(url, str(exc))
+                        pause = REFUSED_RECONNECT_S
+                        await ws.close(POLICY_VIOLATION, str(exc)[:120])
+                        continue
+                    self._refusals.pop(url, None)
                     writing = asyncio.create_task(_write(ws, outbox))
                     try:
-                        await self._read(ws)
+                        await self._read(ws, Link(ws, self, role=Role.VALIDATOR, peer=peer))
                     finally:
                         writing.cancel()
             except (TimeoutError, OSError, WebSocketException):
                 pass
-            await asyncio.sleep(RECONNECT_S)
+            finally:
+                await asyncio.sleep(pause)
+
+    def _refused_by(self, url: str, reason: str) -> None:
+        self.handshake_failures += 1
+        if self._refusals.get(url) != reason:
+            self._refusals[url] = reason
+            log.warning("peer %s is not a validator link: %s", url, reason)
 
     async def _serve(self, ws: ServerConnection) -> None:
-        with contextlib.suppress(WebSocketException):
-            await self._read(ws)
-
-    async def _read(self, ws: ClientConnection | ServerConnection) -> None:
-        link = Link(ws, self)
+        if self._opening >= MAX_OPENING:
+            await ws.close(TRY_AGAIN_LATER, "too many connections opening")
+            return
+        self._opening += 1
         try:
+            async with asyncio.timeout(HANDSHAKE_S):
+                role, peer = await self._accept(ws)
+        except (HandshakeFailed, TimeoutError) as exc:
+            self.handshake_failures += 1
+            reason = str(exc) or "handshake took too long"
+            with contextlib.suppress(WebSocketException):
+                await ws.close(POLICY_VIOLATION, f"handshake failed: {reason}"[:120])
+            return
+        except WebSocketException:
+            return
+        finally:
+            self._opening -= 1
+        if role is Role.CLIENT:
+            if self.clients >= MAX_CLIENTS:
+                await ws.close(TRY_AGAIN_LATER, "too many clients")
+                return
+            self.clients += 1
+        try:
+            with contextlib.suppress(WebSocketException):
+                await self._read(ws, Link(ws, self, role=role, peer=peer))
+        finally:
+            if role is Role.CLIENT:
+                self.clients -= 1
+
+    async def _accept(self, ws: ServerConnection) -> tuple[Role, str | None]:
+        """The listener's half: hello, then this validator's proof; a validator dialer
+        must prove its key in turn."""
+        mine = new_hello(self._chain_id, Role.VALIDATOR)
+        await ws.send(dump(mine))
+        theirs = await _expect(ws, Hello)
+        check_hello(theirs, self._chain_id)
+        await ws.send(dump(prove(self._key, self._chain_id, Side.LISTENER, mine, theirs)))
+        if theirs.role is Role.CLIENT:
+            return Role.CLIENT, None
+        auth = await _expect(ws, Auth)
+        address = check_auth(
+            auth,
+            chain_id=self._chain_id,
+            side=Side.DIALER,
+            mine=mine,
+            theirs=theirs,
+            validators=self._validators,
+        )
+        return Role.VALIDATOR, address
+
+    async def _read(self, ws: ClientConnection | ServerConnection, link: Link) -> None:
+        try:
+            client = link.role is Role.CLIENT
             async for frame in ws:
+                if client and not client_frame_passes(frame):
+                    self._drop(link)
+                    continue
                 try:
                     msg = load(frame)
                 except LedgerError:
                     continue  # a malformed frame is dropped, the link stays
+                if isinstance(msg, Hello | Auth) or (client and not client_may_send(msg)):
+                    self._drop(link)
+                    continue
                 await self._handler(msg, link)
         finally:
             link.cancel_all()  # nobody is left to answer
+
+    def _drop(self, link: Link) -> None:
+        link.dropped += 1
+        self.dropped += 1
 
 
 async def _write(ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:

@@ -30,6 +30,7 @@ from ledger.consensus.codec import (
     vote_from_dict,
     vote_to_dict,
 )
+from ledger.consensus.handshake import Auth, Hello, Role
 from ledger.consensus.messages import Proposal
 from ledger.errors import EncodingError
 from ledger.types import Block, Commit, Tx, Vote
@@ -41,6 +42,11 @@ class Status:
 
     address: str
     height: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    """A client asks for the validator's ``Status``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,9 @@ Message = (
     | Rejected
     | GetReceipt
     | ReceiptDoc
+    | GetStatus
+    | Hello
+    | Auth
 )
 
 
@@ -184,6 +193,17 @@ def _to_dict(msg: Message) -> dict[str, Any]:
         return {"type": "get_receipt", "settlement_id": msg.settlement_id, "wait_ms": msg.wait_ms}
     if isinstance(msg, ReceiptDoc):
         return {"type": "receipt_doc", "settlement_id": msg.settlement_id, "doc": msg.document}
+    if isinstance(msg, GetStatus):
+        return {"type": "get_status"}
+    if isinstance(msg, Hello):
+        return {
+            "type": "hello",
+            "chain_id": msg.chain_id,
+            "nonce": msg.nonce.hex(),
+            "role": str(msg.role),
+        }
+    if isinstance(msg, Auth):
+        return {"type": "auth", "address": msg.address, "sig": msg.signature.hex()}
     return {"type": "rejected", "reason": msg.reason, "tx_hash": msg.tx_hash.hex()}
 
 
@@ -251,6 +271,16 @@ def load(text: str | bytes) -> Message:
             if doc is not None and not isinstance(doc, dict):
                 raise EncodingError("receipt_doc: doc must be an object or null")
             return ReceiptDoc(_str(data["settlement_id"]), doc)
+        if kind == "get_status":
+            return GetStatus()
+        if kind == "hello":
+            role = _str(data["role"])
+            if role not in tuple(Role):
+                raise EncodingError(f"hello: role must be one of {[str(r) for r in Role]}")
+            nonce = bytes.fromhex(_str(data["nonce"]))
+            return Hello(_str(data["chain_id"]), nonce, Role(role))
+        if kind == "auth":
+            return Auth(_str(data["address"]), bytes.fromhex(_str(data["sig"])))
     except (KeyError, TypeError, ValueError) as exc:
         raise EncodingError(f"{kind} frame: {exc}") from exc
     raise EncodingError(f"unknown frame type {kind!r:.40}")

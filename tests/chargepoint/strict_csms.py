@@ -149,6 +149,26 @@ class StrictCsmsPoint(ChargePoint):
         self._record("MeterValues")
         return call_result.MeterValues()
 
+    @on(Action.log_status_notification)
+    def on_log_status(self, **_: Any) -> call_result.LogStatusNotification:
+        self._record("LogStatusNotification")
+        return call_result.LogStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, **_: Any) -> call_result.FirmwareStatusNotification:
+        self._record("FirmwareStatusNotification")
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, **_: Any) -> call_result.SignCertificate:
+        self._record("SignCertificate")
+        return call_result.SignCertificate(status="Accepted")
+
+    @on(Action.report_charging_profiles)
+    def on_report_charging_profiles(self, **_: Any) -> call_result.ReportChargingProfiles:
+        self._record("ReportChargingProfiles")
+        return call_result.ReportChargingProfiles()
+
 
 class StrictCsms:
     """A websockets server on 127.0.0.1 checking path, Basic auth and subprotocol."""

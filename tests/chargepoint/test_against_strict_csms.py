@@ -42,7 +42,7 @@ def config(csms: StrictCsms, **overrides: Any) -> StationConfig:
         speed=6_000,
         connect_timeout=5,
         response_timeout=5,
-        backoff=Backoff(initial=0.05, cap=0.2),
+        backoff=Backoff(wait_minimum=0.05, random_range=0.05, repeat_times=1),
     )
     settings.update(overrides)
     return StationConfig(**settings)
@@ -212,7 +212,7 @@ async def test_every_csms_initiated_call_gets_a_valid_answer(csms: StrictCsms) -
             ("MeterValues", "Accepted"),
             ("TransactionEvent", "Rejected"),
             ("BootNotification", "Rejected"),
-            ("FirmwareStatusNotification", "NotImplemented"),
+            ("PublishFirmwareStatusNotification", "NotImplemented"),
         ]:
             got = await csms.call(STATION, call.TriggerMessage(requested_message=requested))
             assert got.status == status, requested

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -128,10 +129,33 @@ async def test_inbound_get_variables_is_answered_and_bad_payload_gets_callerror(
     await conn.inbox.put(json.dumps([2, "m2", "GetVariables", {"getVariableData": "nope"}]))
     error = await next_out(conn)
     assert error[0] == 4 and error[1] == "m2"
-    await conn.inbox.put(json.dumps([2, "m3", "UpdateFirmware", {}]))
-    error = await next_out(conn)
-    assert error[:3] == [4, "m3", "NotImplemented"]
     serving.cancel()
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+async def test_a_request_the_station_cannot_serve_gets_one_line_and_no_traceback(
+    version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, conn, serving = await start_client()
+    client._ocpp_version = version
+    caplog.set_level(logging.DEBUG)
+    for unique_id, action, payload in [
+        ("r1", "ReserveNow", {"id": 1, "expiryDateTime": "2026-01-01T00:00:00Z"}),
+        ("r2", "Frobnicate", {}),
+        ("r3", "UpdateFirmware", {}),
+    ]:
+        await conn.inbox.put(json.dumps([2, unique_id, action, payload]))
+    answers = [await next_out(conn) for _ in range(3)]
+    serving.cancel()
+    assert [a[:3] for a in answers[:2]] == [
+        [4, "r1", "NotImplemented"],
+        [4, "r2", "NotSupported"],
+    ]
+    assert answers[2][0] == 4 and answers[2][1] == "r3"  # not schema-valid
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert "Traceback" not in caplog.text
+    lines = [r.getMessage() for r in caplog.records if "ReserveNow" in r.getMessage()]
+    assert any("NotImplemented" in line for line in lines), lines
 
 
 async def test_follow_up_runs_only_after_the_answer_is_sent() -> None:

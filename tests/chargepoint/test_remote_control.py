@@ -59,6 +59,11 @@ async def test_trigger_message_statuses() -> None:
             "MeterValues",
             "TransactionEvent",
             "LogStatusNotification",
+            "FirmwareStatusNotification",
+            "SignChargingStationCertificate",
+            "SignV2GCertificate",
+            "SignCombinedCertificate",
+            "PublishFirmwareStatusNotification",
         )
     }
     assert status == {
@@ -67,7 +72,12 @@ async def test_trigger_message_statuses() -> None:
         "StatusNotification": "Accepted",
         "MeterValues": "Accepted",
         "TransactionEvent": "Rejected",
-        "LogStatusNotification": "NotImplemented",
+        "LogStatusNotification": "Accepted",
+        "FirmwareStatusNotification": "Accepted",
+        "SignChargingStationCertificate": "Accepted",
+        "SignV2GCertificate": "Accepted",
+        "SignCombinedCertificate": "Accepted",
+        "PublishFirmwareStatusNotification": "NotImplemented",  # not a local controller
     }
     assert remote_control.trigger_message(station, "Heartbeat", 9)[0].status == "Rejected"
 

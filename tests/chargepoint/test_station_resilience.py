@@ -63,8 +63,10 @@ async def test_cli_gives_up_on_an_unreachable_csms_with_one_line() -> None:
         "--exit",
         "--connect-timeout",
         "0.5",
-        "--max-backoff",
-        "0.1",
+        "--retry-wait-min",
+        "0.05",
+        "--retry-random-range",
+        "0.05",
     )
     assert code == 1
     assert "cannot connect" in output

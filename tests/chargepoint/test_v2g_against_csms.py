@@ -90,7 +90,7 @@ async def test_discharge_then_charge_on_the_csms_command(tmp_path: Path) -> None
         tx_updated_interval=300,
         connect_timeout=10,
         response_timeout=5,
-        backoff=Backoff(initial=0.1, cap=0.5),
+        backoff=Backoff(wait_minimum=0.1, random_range=0.1, repeat_times=1),
     )
     options = EvOptions(battery_kwh=60, soc_pct=50, reserve_soc_pct=20, target_soc_pct=50)
     meters = ev_meters(

@@ -257,7 +257,7 @@ async def test_station_runs_a_session_over_mutual_tls(profile3: CsmsApp, pki: Pk
         speed=6_000,
         connect_timeout=5,
         response_timeout=5,
-        backoff=Backoff(initial=0.05, cap=0.2),
+        backoff=Backoff(wait_minimum=0.05, random_range=0.05, repeat_times=1),
     )
     await profile3.store.add_token(
         TokenRecord(config.id_token.id_token, "ISO14443", "Accepted", "invoice", None, "2026")

@@ -149,7 +149,8 @@ async def test_kill_9_the_csms_during_a_fleet_run(tmp_path: Path, processes: Pro
             url=f"ws://127.0.0.1:{port}/ocpp", station_id=station, password="crash-password",
             evses=1, sessions=SESSIONS, exit_when_done=True, id_token=IdToken(token),
             session_seconds=3 * 3600, speed=3600, tx_updated_interval=600,
-            connect_timeout=60, response_timeout=10, backoff=Backoff(initial=0.2, cap=1.0),
+            connect_timeout=60, response_timeout=10,
+            backoff=Backoff(wait_minimum=0.2, random_range=0.2, repeat_times=1),
         )  # fmt: skip
         meters = ev_meters(ensure_meter_key(key), station_id=station, evses=1,
                            options=EvOptions(seed=n), stay_seconds=3 * 3600)  # fmt: skip

@@ -4,6 +4,7 @@ double counting when the CSMS goes away in the middle of a session."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ from csms.passwords import hash_password
 from csms.timeutil import format_timestamp, utc_now
 
 PASSWORD = "station-password"
+SESSION_LINE = re.compile(
+    r"^CS-E2E EVSE [12] transaction (?P<tx>\w+): \d{4}-\d\d-\d\d \d\d:\d\d:\d\d -> "
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \((?P<duration>\d+ h \d\d min)\), "
+    r"(?P<kwh_in>[\d.]+) kWh in, (?P<kwh_out>[\d.]+) kWh out(, SoC \d+ -> \d+ %)?, ended \w+$",
+    re.MULTILINE,
+)
 
 
 async def start(data_dir: Path, port: int = 0) -> object:
@@ -43,12 +50,20 @@ async def test_station_cli_runs_sessions_against_our_csms(tmp_path: Path) -> Non
             "--session-seconds", "1800", "--meter-interval", "300",
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        _out, err = await asyncio.wait_for(process.communicate(), 60)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()
         sessions = await app.store.list_sessions("CS-E2E")
         assert len(sessions) == 2
         assert all(s.state == "ended" and s.started_seen for s in sessions)
         assert all(s.import_wh > 0 for s in sessions)
+        # one line per session: its times, 30 min, and the energy the CSMS stored
+        lines = {m["tx"]: m for m in SESSION_LINE.finditer(out.decode())}
+        assert set(lines) == {s.transaction_id for s in sessions}, out.decode()
+        for s in sessions:
+            line = lines[s.transaction_id]
+            assert line["duration"] == "0 h 30 min"
+            assert round(float(line["kwh_in"]) * 1000) == s.import_wh
+            assert round(float(line["kwh_out"]) * 1000) == s.export_wh
         station = await app.store.get_station("CS-E2E")
         assert station is not None and station.last_boot_at is not None
         statuses = await app.store.connector_statuses("CS-E2E")
@@ -73,7 +88,7 @@ async def test_offline_replay_against_our_csms_does_not_double_count(tmp_path: P
         tx_updated_interval=120,
         connect_timeout=30,
         response_timeout=5,
-        backoff=Backoff(initial=0.2, cap=0.5),
+        backoff=Backoff(wait_minimum=0.2, random_range=0.2, repeat_times=0),
     )
     runner = StationRunner(config)
     run = asyncio.create_task(runner.run())

@@ -132,7 +132,7 @@ def station_config(url: str, version: str, *, sessions: int, speed: float) -> St
         tx_updated_interval=600,
         connect_timeout=10,
         response_timeout=5,
-        backoff=Backoff(initial=0.1, cap=0.5),
+        backoff=Backoff(wait_minimum=0.1, random_range=0.1, repeat_times=1),
         ocpp_version=version,
     )
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from ledger.home import load_home, load_home_genesis, load_validator_key, valida
 from ledger.sealing import seal_block
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.state import genesis_state
+from tests.table_checks import assert_aligned
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,6 +89,40 @@ def test_verify_status_show_on_a_good_chain(pristine: Path) -> None:
     assert block["header"]["height"] == 2
     assert len(block["txs"]) == 3
     assert block["commit"]["block_id"] == block["block_id"]
+
+
+def test_status_is_a_table_with_utc_times_not_epoch_ms(pristine: Path) -> None:
+    status = v2g("ledger", "status", "--data-dir", pristine)
+    assert status.returncode == 0, status.stderr
+    rows = assert_aligned(status.stdout)
+    assert rows[0] == ["VALIDATOR", "CHAIN", "HEIGHT", "LAST BLOCK (UTC)", "BLOCK ID"]
+    assert [row[:3] for row in rows[1:]] == [[f"v{i}", "cli-test", "3"] for i in range(4)]
+    for row in rows[1:]:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[3]), row
+        assert re.fullmatch(r"[0-9a-f]{64}", row[4]), row
+    assert not re.search(r"\b\d{13}\b", status.stdout)  # no epoch milliseconds
+    as_json = json.loads(v2g("ledger", "status", "--home", pristine / "validators" / "v0",
+                             "--format", "json").stdout)  # fmt: skip
+    assert as_json["time_utc"].replace("T", " ").startswith(rows[1][3])
+    assert as_json["time_utc"].endswith("Z") and isinstance(as_json["time"], int)
+
+
+def test_verify_receipt_states_the_amount_in_currency_units_and_who_pays(
+    pristine: Path, tmp_path: Path
+) -> None:
+    proof = v2g("ledger", "proof", "demo-4", "--data-dir", pristine)
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(proof.stdout)
+    record = json.loads(proof.stdout)["settlement"]
+    ok = v2g("ledger", "verify-receipt", receipt, "--genesis", pristine / "genesis.json")
+    assert ok.returncode == 0, ok.stderr
+    micro = json.loads(record["data"])["amount"] if "data" in record else record["amount"]
+    units = f"{Decimal(micro).scaleb(-6):.6f} EUR"
+    payer = "paid by the driver" if micro > 0 else "paid to the driver"
+    assert f"amount {units} ({payer})" in ok.stdout, ok.stdout
+    assert f"amount {micro} " not in ok.stdout  # no bare micro-units
+    assert re.search(r"kWh imported", ok.stdout) and re.search(r"kWh exported", ok.stdout)
+    assert re.search(r"committed at height 2 .* at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", ok.stdout)
 
 
 # Where to change a value but keep the record well-formed: a digit inside a field.

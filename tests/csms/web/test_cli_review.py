@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from click.testing import CliRunner, Result
 from csms.cli_review import operators_group, sessions_group
 from tests.csms.web.ocpi_rules import CDR, violations
 from tests.csms.web.world import OPERATOR, OPERATOR_PW, STATION, World
+from tests.table_checks import assert_aligned
 
 
 @pytest.fixture
@@ -80,11 +82,32 @@ def test_operators_add_list_remove(tmp_path: Path) -> None:
     assert gone.exit_code == 1 and "no operator" in gone.output
 
 
+async def test_sessions_list_is_an_aligned_table_with_units(data_dir: Path, world: World) -> None:
+    rows = assert_aligned(await arun(sessions_group, "list", "--data-dir", str(data_dir)))
+    assert rows[0] == [
+        "SETTLEMENT",
+        "STARTED (UTC)",
+        "ENDED (UTC)",
+        "STATION",
+        "IMPORT kWh",
+        "EXPORT kWh",
+        "AMOUNT",
+        "STATUS",
+        "REASON",
+    ]
+    by_id = {row[0]: row for row in rows[1:]}
+    good = by_id[world.settlement_id]
+    assert good[3:] == [STATION, "4.500", "3.000", "-0.10 EUR", "committed"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", good[1]), good
+    flagged = by_id[world.flagged_id]
+    assert flagged[-2] == "flagged" and flagged[-1], flagged  # the reason is shown
+
+
 async def test_sessions_list_show_and_export(data_dir: Path, world: World, tmp_path: Path) -> None:
     d = str(data_dir)
     table = await arun(sessions_group, "list", "--data-dir", d)
     header, *lines = table.splitlines()
-    assert header.split()[:3] == ["SETTLEMENT", "STARTED", "STATION"]
+    assert header.split()[:3] == ["SETTLEMENT", "STARTED", "(UTC)"]
     good = next(line for line in lines if line.startswith(world.settlement_id))
     assert STATION in good and "4.500" in good and "-0.10 EUR" in good and "committed" in good
     rows = json.loads(await arun(sessions_group, "list", "--data-dir", d, "--format", "json"))

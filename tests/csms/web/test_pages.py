@@ -12,6 +12,7 @@ from csms.model import MeterSample
 from csms.operators import COOKIE_NAME, load_session_secret, read_session, sign_session
 from csms.review import chart_series
 from csms.web.chart import session_chart
+from csms.web.formats import short_time
 from tests.csms.web.world import (
     AUDITOR,
     AUDITOR_PW,
@@ -96,9 +97,9 @@ async def test_session_page_shows_chart_intervals_evidence_and_block(
     assert f'id="settlement-id">{world.settlement_id}<' in page
     assert '<svg id="session-chart"' in page
     assert len(re.findall(r"<polyline ", page)) == 4
-    assert page.count("<tr><td>2026-11-25T1") == 2  # two tariff intervals
+    assert page.count('<tr><td class="nowrap">2026-11-25 1') == 2  # two tariff intervals
     assert "Signatures and readings check out" in page
-    assert "Height <strong>1</strong>" in page
+    assert f'Height <strong><a href="/chain/blocks/1#{world.settlement_id}">1</a></strong>' in page
     assert 'name="csrf"' not in page  # an auditor gets no credit form
     bad = (await client.get(f"/sessions/{world.flagged_id}")).text
     assert "wrong_meter_key" in bad and "Not on the ledger yet" in bad
@@ -144,3 +145,18 @@ def test_chart_of_nothing_and_of_a_discharge() -> None:
     svg = session_chart(chart_series(samples))
     assert svg.count("<polyline ") == 1 and 'data-points="2"' in svg
     assert ">7<" in svg and ">-3<" in svg  # the axis spans +7 kW charging to -3 kW discharging
+
+
+def test_short_time_is_compact_utc_whatever_the_offset() -> None:
+    assert short_time("2026-11-25T16:30:59Z") == "2026-11-25 16:30"
+    assert short_time("2026-11-25T18:30:00+02:00") == "2026-11-25 16:30"  # shown in UTC
+    assert short_time("2026-11-25T16:30:00.123456Z") == "2026-11-25 16:30"
+    assert short_time(None) == "" and short_time("garbage") == "garbage"
+
+
+async def test_sessions_page_shows_compact_utc_dates(client: httpx.AsyncClient) -> None:
+    await log_in(client, AUDITOR, AUDITOR_PW)
+    page = (await client.get("/sessions")).text
+    assert "<th>Started (UTC)</th>" in page
+    assert '<td class="nowrap">2026-11-25 16:30</td>' in page
+    assert "2026-11-25T16:30" not in page  # no RFC 3339 stamps in the table

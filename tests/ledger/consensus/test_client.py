@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ledger.codec import tx_hash
 from ledger.consensus.client import (
+    ValidatorClient,
     ValidatorSession,
     fetch_receipt,
     submit_and_fetch,
@@ -20,7 +21,7 @@ from ledger.genesis import genesis_json
 from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.store import MemoryBlockStore
 from tests.ledger.builders import make_net, settlement_body
-from tests.ledger.consensus.test_node import start_nodes, stop_all, wait_for
+from tests.ledger.consensus.live import start_nodes, stop_all, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -109,5 +110,37 @@ async def test_the_receipt_comes_with_the_commit_on_one_connection(tmp_path: Pat
         parsed = receipt_from_dict(doc)
         verify_receipt(parsed, net.genesis)
         assert parsed.header.height == receipt.height and parsed.tx_index == receipt.index
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_client_keeps_one_connection_per_validator_for_many_settlements(
+    tmp_path: Path,
+) -> None:
+    """The CSMS's client: one handshake per validator, not one per settlement; a dropped
+    connection is opened again on the next call, and closing frees the validator's side."""
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    node = nodes[0]
+    try:
+        async with ValidatorClient([node.url], genesis=net.genesis) as client:
+            for i in range(3):
+                tx = net.csms_tx(settlement_body(f"kept-{i}"))
+                _, doc = await asyncio.wait_for(client.submit_with_receipt(tx), 30)
+                assert doc is not None
+                assert node.client_links == 1
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(client.submit(net.csms_tx(settlement_body(f"many-{i}"))) for i in range(8))
+                ),
+                30,
+            )
+            assert node.client_links == 1
+            assert node.handshake_failures == 0
+            await client.close()  # as if it dropped: the next call opens a new one
+            await wait_for(lambda: node.client_links == 0, timeout=5)
+            assert await client.fetch_receipt("kept-0", wait_s=1) is not None
+            assert node.client_links == 1
+        await wait_for(lambda: node.client_links == 0, timeout=5)
     finally:
         await stop_all(nodes)

@@ -8,6 +8,7 @@ from ledger.blocks import build_block
 from ledger.canonical import encode
 from ledger.codec import block_bytes, block_id, commit_bytes
 from ledger.commit import make_commit
+from ledger.consensus.handshake import Auth, Hello, Role
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.messages import Proposal
 from ledger.consensus.tip import load_tip
@@ -15,6 +16,7 @@ from ledger.consensus.wire import (
     BlockMsg,
     GetBlocks,
     GetReceipt,
+    GetStatus,
     Message,
     Receipt,
     ReceiptDoc,
@@ -57,6 +59,10 @@ def test_every_message_round_trips() -> None:
         Receipt(4, 1, b"\x02" * 32, b"\x03" * 32),
         Rejected("SignatureError: s-1", b"\x03" * 32),
         GetReceipt("s-1", 2500),
+        GetStatus(),
+        Hello("c", b"\x05" * 32, Role.CLIENT),
+        Hello("c", b"\x05" * 32, Role.VALIDATOR),
+        Auth("v1", b"\x06" * 64),
         TxBatch(()),
         TxBatch((tx, net.csms_tx(settlement_body("s-2")))),
         ReceiptDoc("s-1", {"type": "v2g-receipt", "tx_index": 0}),

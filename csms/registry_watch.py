@@ -1,0 +1,95 @@
+"""Registry changes reach a running CSMS within a second, wherever they were made.
+
+``v2g stations remove`` and ``v2g stations set --password`` run in another process and write
+the SQLite file. Every ``interval`` seconds the watch asks SQLite whether another connection
+committed (``PRAGMA data_version``, one cheap read) or whether this process changed the
+station registry (``CsmsStore.registry_version``); only then does it read the stations' ids
+and password hashes and compare them with what it saw last. A station that is gone, or whose
+password hash changed, has its verified password forgotten and, when connected, its
+connection closed (1008), so it must authenticate again with what is registered now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from csms.connection import StationConnection
+from csms.credentials import CredentialChecker
+from csms.store.sqlite import CsmsStore
+
+log = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+
+
+def registry_changes(before: dict[str, str], now: dict[str, str]) -> dict[str, str]:
+    """Station id -> why its past authentication no longer holds (removed, password changed)."""
+    changed: dict[str, str] = {}
+    for station_id, hashed in before.items():
+        current = now.get(station_id)
+        if current is None:
+            changed[station_id] = "registration removed"
+        elif current != hashed:
+            changed[station_id] = "password changed"
+    return changed
+
+
+class RegistryWatch:
+    def __init__(
+        self,
+        store: CsmsStore,
+        credentials: CredentialChecker,
+        connections: dict[str, StationConnection],
+        *,
+        interval: float = 0.25,
+    ) -> None:
+        self._store = store
+        self._credentials = credentials
+        self._connections = connections
+        self.interval = interval
+        self._seen: dict[str, str] = {}
+        self._marks: tuple[int, int] = (-1, -1)
+        self.revoked = 0  # connections closed because their registration changed
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def _marks_now(self) -> tuple[int, int]:
+        row = await self._store.fetchone("PRAGMA data_version")
+        return (int(row[0]) if row else 0, self._store.registry_version)
+
+    async def _hashes(self) -> dict[str, str]:
+        rows = await self._store.fetchall("SELECT station_id, password_hash FROM stations")
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    async def start(self) -> None:
+        """The first look: what is registered when the CSMS starts."""
+        self._marks = await self._marks_now()
+        self._seen = await self._hashes()
+
+    async def check(self) -> None:
+        """One look: forget and disconnect the stations whose registration changed."""
+        marks = await self._marks_now()
+        if marks == self._marks:
+            return
+        self._marks = marks
+        now = await self._hashes()
+        changed = registry_changes(self._seen, now)
+        self._seen = now
+        for station_id, why in changed.items():
+            self._credentials.forget(station_id)
+            connection = self._connections.get(station_id)
+            if connection is None:
+                continue
+            log.warning("security: station_revoked station=%s why=%s", station_id, why)
+            self.revoked += 1
+            task = asyncio.create_task(connection.websocket.close(POLICY_VIOLATION, why))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check()
+            except Exception as exc:  # a busy database: look again next time
+                log.warning("registry watch: %s", exc)

@@ -1,0 +1,223 @@
+"""Validator links and client links over real websockets: the handshake, what each role may
+send, and a stranger's flood of forged votes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ledger.blocks import build_block
+from ledger.codec import block_id
+from ledger.commit import make_commit
+from ledger.consensus.client import ValidatorSession
+from ledger.consensus.errors import HandshakeFailed
+from ledger.consensus.handshake import Auth, Hello, Role, Side, new_hello, prove
+from ledger.consensus.messages import Proposal
+from ledger.consensus.node import NodeConfig, ValidatorNode
+from ledger.consensus.signing import proposal_sign_bytes
+from ledger.consensus.wire import (
+    BlockMsg,
+    GetStatus,
+    Message,
+    Status,
+    TxBatch,
+    TxMsg,
+    dump,
+    load,
+)
+from ledger.keys import generate_key, sign
+from ledger.signing import sign_vote
+from ledger.state import genesis_state
+from ledger.store import MemoryBlockStore
+from ledger.types import Vote, VoteKind
+from tests.ledger.builders import CHAIN_ID, T0, Net, make_net, settlement_body
+from tests.ledger.consensus.live import FAST, link_to, start_nodes, stop_all, wait_for
+
+
+async def closed_with(ws: ClientConnection) -> str:
+    """Read until the validator closes the connection; its reason (the code must be 1008)."""
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(10):
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    return closed.value.rcvd.reason
+
+
+async def hello_of(ws: ClientConnection) -> Hello:
+    hello = load(await ws.recv())
+    assert isinstance(hello, Hello)
+    return hello
+
+
+async def test_a_handshake_fails_for_another_chain_a_replayed_proof_or_a_strangers_key(
+    tmp_path: Path,
+) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    node, key = nodes[0], net.validator_keys[1]
+    try:
+        # Anything before the hello closes the connection.
+        async with connect(node.url) as ws:
+            await hello_of(ws)
+            await ws.send(dump(GetStatus()))
+            assert "expected hello" in await closed_with(ws)
+        # A hello for another chain.
+        async with connect(node.url) as ws:
+            await hello_of(ws)
+            await ws.send(dump(new_hello("another-chain", Role.CLIENT)))
+            assert "another-chain" in await closed_with(ws)
+        # A proof signed for another chain (the hello names this one).
+        async with connect(node.url) as ws:
+            theirs = await hello_of(ws)
+            mine = new_hello(CHAIN_ID, Role.VALIDATOR)
+            await ws.send(dump(mine))
+            await ws.send(dump(prove(key, "another-chain", Side.DIALER, mine, theirs)))
+            assert "signature does not verify" in await closed_with(ws)
+        # A key that is not a validator's.
+        async with connect(node.url) as ws:
+            theirs = await hello_of(ws)
+            mine = new_hello(CHAIN_ID, Role.VALIDATOR)
+            await ws.send(dump(mine))
+            await ws.send(dump(prove(generate_key(), CHAIN_ID, Side.DIALER, mine, theirs)))
+            assert "is not a validator" in await closed_with(ws)
+        # A proof recorded from a good handshake, replayed on a new connection.
+        async with connect(node.url) as ws:
+            theirs = await hello_of(ws)
+            mine = new_hello(CHAIN_ID, Role.VALIDATOR)
+            recorded = prove(key, CHAIN_ID, Side.DIALER, mine, theirs)
+            await ws.send(dump(mine))
+            await ws.send(dump(recorded))
+            assert isinstance(load(await ws.recv()), Auth)
+            await ws.send(dump(GetStatus()))
+            assert isinstance(load(await ws.recv()), Status)  # accepted: a validator link
+        async with connect(node.url) as ws:
+            await hello_of(ws)  # a fresh nonce
+            await ws.send(dump(mine))
+            await ws.send(dump(recorded))
+            assert "signature does not verify" in await closed_with(ws)
+        assert node.handshake_failures == 5
+        # A client with the genesis checks the validator's proof in turn.
+        other = dataclasses.replace(net.genesis, chain_id="another-chain")
+        with pytest.raises(HandshakeFailed, match="another-chain"):
+            async with ValidatorSession(node.url, genesis=other):
+                pass
+        async with ValidatorSession(node.url, genesis=net.genesis) as session:
+            assert session.validator == node.address
+        observer = ValidatorNode(
+            NodeConfig(net.genesis, generate_key(), tmp_path / "observer", timeouts=FAST),
+            MemoryBlockStore(),
+        )
+        await observer.start()
+        try:
+            with pytest.raises(HandshakeFailed, match="is not a validator"):
+                async with ValidatorSession(observer.url, genesis=net.genesis):
+                    pass
+        finally:
+            await observer.stop()
+    finally:
+        await stop_all(nodes)
+
+
+async def test_consensus_messages_from_a_client_are_dropped_and_counted(tmp_path: Path) -> None:
+    """Even genuinely signed votes and a block with a quorum certificate are not taken from
+    a client link; the very same block on a validator link is."""
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    node, key = nodes[0], net.validator_keys[1]
+    state = genesis_state(net.genesis)
+    tx = net.csms_tx(settlement_body("s-1"))
+    block, _ = build_block(state, [tx], time=T0 + 1, proposer=node.address, last_commit=None)
+    bid = block_id(block.header)
+    certificate = make_commit(chain_id=CHAIN_ID, height=1, block_id=bid, keys=net.validator_keys)
+    vote = sign_vote(Vote(CHAIN_ID, 1, 0, VoteKind.PREVOTE, bid, ""), key)
+    shell = Proposal(CHAIN_ID, 1, 0, b"", bid, -1, vote.validator, b"")
+    proposal = dataclasses.replace(shell, signature=sign(key, proposal_sign_bytes(shell)))
+    frames: list[Message] = [
+        vote,
+        proposal,
+        BlockMsg(block, certificate),
+        TxMsg(tx),  # gossip, not a submission
+        TxBatch((tx,)),
+        Status(vote.validator, 9),
+    ]
+    try:
+        async with link_to(node.url) as ws:  # a client
+            for msg in frames:
+                await ws.send(dump(msg))
+            await ws.send(dump(GetStatus()))
+            answer = load(await ws.recv())  # frames are read in order: the others are done
+            assert isinstance(answer, Status) and answer.height == 0
+        assert node.dropped_frames == len(frames)
+        await asyncio.sleep(0.5)
+        assert [n.height for n in nodes] == [0, 0, 0, 0]  # nothing woke or moved the set
+        assert len(node.mempool) == 0
+        async with link_to(node.url, key=key) as ws:  # a validator
+            await ws.send(dump(BlockMsg(block, certificate)))
+            await wait_for(lambda: node.height == 1, timeout=10)
+        assert node.dropped_frames == len(frames)
+    finally:
+        await stop_all(nodes)
+
+
+async def blocks_made(net: Net, nodes: list[ValidatorNode], prefix: str, seconds: float) -> float:
+    """Blocks a second while one submitter after another commits a settlement."""
+    loop = asyncio.get_running_loop()
+    start_height, started = nodes[0].height, loop.time()
+    index = 0
+    while loop.time() - started < seconds:
+        tx = net.csms_tx(settlement_body(f"{prefix}-{index}"))
+        await asyncio.wait_for(nodes[index % 4].submit(tx), 10)
+        index += 1
+    return (nodes[0].height - start_height) / (loop.time() - started)
+
+
+FLOOD_RATE = 1500  # forged votes a second to each validator
+WINDOW_S = 3.0
+
+
+async def test_a_strangers_forged_vote_flood_does_not_slow_block_production(
+    tmp_path: Path,
+) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        quiet = await blocks_made(net, nodes, "quiet", WINDOW_S)
+        flooder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.ledger.consensus.flood",
+            "--chain-id",
+            CHAIN_ID,
+            "--claim",
+            nodes[1].address,
+            "--seconds",
+            str(WINDOW_S + 1),
+            "--rate",
+            str(FLOOD_RATE),
+            *(n.url for n in nodes),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert flooder.stdout is not None
+            line = await asyncio.wait_for(flooder.stdout.readline(), 20)
+            assert line.strip() == b"flooding", "the flood process could not connect"
+            flooded = await blocks_made(net, nodes, "flooded", WINDOW_S)
+            out, _ = await asyncio.wait_for(flooder.communicate(), 20)
+        finally:
+            if flooder.returncode is None:
+                flooder.kill()
+                await flooder.wait()
+        sent = int(out)
+        assert sent >= FLOOD_RATE * WINDOW_S * 4 * 0.5  # the flood was real
+        await wait_for(lambda: sum(n.dropped_frames for n in nodes) == sent, timeout=10)
+        print(f"blocks/s quiet {quiet:.1f}, under {sent} forged votes {flooded:.1f}")
+        assert flooded >= 0.75 * quiet
+    finally:
+        await stop_all(nodes)

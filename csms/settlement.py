@@ -129,7 +129,9 @@ def interval_energy(
             raise SettlementError(
                 "implausible_energy",
                 f"{max(import_wh, export_wh)} Wh in {seconds:.0f} s after {format_timestamp(a.at)}"
-                f" is more than {max_power_w} W (max_station_power_w) allows",
+                f" is more than a rated power of {max_power_w} W allows (plus"
+                f" {POWER_MARGIN:.0%} and {ENERGY_MARGIN_WH} Wh; v2g stations set --max-power-w,"
+                " else max_station_power_w)",
             )
         try:
             price = tariff.price_at(ta)

@@ -262,4 +262,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (station_id, transaction_id)
     );
     """,
+    # a station's rated power (W, NULL: max_station_power_w), for settlement plausibility
+    """
+    ALTER TABLE station_settings ADD COLUMN max_power_w INTEGER CHECK (max_power_w > 0);
+    """,
 ]

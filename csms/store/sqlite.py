@@ -225,13 +225,30 @@ class CsmsStore:
         self.registry_version += 1
         return rowcount > 0
 
+    _STATIONS = (
+        "SELECT s.*, st.max_power_w FROM stations s"
+        " LEFT JOIN station_settings st ON st.station_id = s.station_id"
+    )
+
     async def get_station(self, station_id: str) -> StationRecord | None:
-        row = await self.fetchone("SELECT * FROM stations WHERE station_id = ?", (station_id,))
+        row = await self.fetchone(f"{self._STATIONS} WHERE s.station_id = ?", (station_id,))
         return StationRecord(**dict(row)) if row else None
 
     async def list_stations(self) -> list[StationRecord]:
-        rows = await self.fetchall("SELECT * FROM stations ORDER BY station_id")
+        rows = await self.fetchall(f"{self._STATIONS} ORDER BY s.station_id")
         return [StationRecord(**dict(row)) for row in rows]
+
+    async def set_max_power(self, station_id: str, max_power_w: int | None) -> None:
+        """A registered station's rated power in W (None: the CSMS's max_station_power_w)."""
+        if max_power_w is not None and max_power_w <= 0:
+            raise RegistryError(f"max_power_w must be a power in W > 0, not {max_power_w}")
+        if await self.get_station(station_id) is None:
+            raise RegistryError(f"station {station_id!r} is not registered")
+        await self.execute_write(
+            "INSERT INTO station_settings (station_id, max_power_w) VALUES (?, ?)"
+            " ON CONFLICT (station_id) DO UPDATE SET max_power_w = excluded.max_power_w",
+            (station_id, max_power_w),
+        )
 
     async def record_boot(
         self,

@@ -266,4 +266,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE station_settings ADD COLUMN max_power_w INTEGER CHECK (max_power_w > 0);
     """,
+    # dashboard sessions logged out before their cookie expires (SHA-256 of the cookie)
+    """
+    CREATE TABLE revoked_web_sessions (
+        digest      TEXT PRIMARY KEY,
+        expires_at  INTEGER NOT NULL
+    );
+    """,
 ]

@@ -123,7 +123,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     auth: Auth = request.app.state.auth
-    auth.revoke(request)
+    await auth.revoke(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response

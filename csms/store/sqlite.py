@@ -31,6 +31,7 @@ from csms.model import (
 from csms.running import TransactionProgress
 from csms.sample_limits import SampleLimit
 from csms.settling import SettlementOutcome
+from csms.station_import import station_id_problem
 from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
@@ -57,6 +58,12 @@ SessionCloser = Callable[
     [SessionRecord, list[MeterSample], StationRecord | None, TokenRecord | None],
     SettlementOutcome,
 ]
+
+
+def _check_station_id(station_id: str) -> None:
+    problem = station_id_problem(station_id)
+    if problem is not None:
+        raise RegistryError(problem)
 
 
 def _execute_rowcount(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> int:
@@ -157,6 +164,9 @@ class CsmsStore:
     async def add_station(
         self, station_id: str, password_hash: str, created_at: str, meter_key: str | None = None
     ) -> None:
+        """Register a station; RegistryError for an id outside OCPP's identifierString
+        characters (without ':') or one already registered."""
+        _check_station_id(station_id)
         try:
             await self.execute_write(
                 "INSERT INTO stations (station_id, password_hash, meter_key, created_at)"
@@ -175,6 +185,8 @@ class CsmsStore:
     ) -> None:
         """Register many stations ``(id, password hash, meter key, tolerance, profile)`` in one
         transaction: all of them, or none (RegistryError naming a station already there)."""
+        for station in stations:
+            _check_station_id(station[0])
         settings = [(s[0], s[3] or "strict", s[4]) for s in stations if s[3] or s[4]]
         try:
             async with self.transaction() as db:

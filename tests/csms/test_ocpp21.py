@@ -76,6 +76,12 @@ class Station21(ChargePoint):
         self.asked.append(("RequestStartTransaction", kwargs))
         return call_result.RequestStartTransaction(status="Accepted")
 
+    @on("CostUpdated")
+    async def on_cost_updated(self, **kwargs: Any) -> Any:
+        # answered, so a dispatch pass does not wait out call_timeout for each one
+        self.asked.append(("CostUpdated", kwargs))
+        return call_result.CostUpdated()
+
 
 @pytest.fixture
 async def station(csms: CsmsApp) -> AsyncIterator[Station21]:

@@ -3,7 +3,8 @@
 Starts ``--validators`` (4) processes with ``v2g validator --home`` on homes made by
 ``init_data_dir`` in a temp dir (ephemeral loopback ports), then a load generator in this
 process submits N pre-signed settlements over one pipelined session per validator, keeping
-at most ``--window`` in flight, and waits for every commit receipt.
+at most ``--window`` in flight (shared out between the sessions), and waits for every commit
+receipt.
 
 The ceiling is what signature checks alone allow: every validator verifies each settlement's
 Ed25519 signature once, and the validators share this machine's cores, so
@@ -36,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from ledger.consensus.client import ValidatorSession
+from ledger.consensus.peers import MAX_WAITS_PER_LINK
 from ledger.devchain import demo_settlements, read_csms_key
 from ledger.home import init_data_dir, validator_homes
 from ledger.keys import generate_key, public_bytes, sign, verify
@@ -134,11 +136,14 @@ async def load(
         await session.__aenter__()
     try:
         await asyncio.wait_for(sessions[0].submit(warmup), 60)  # links up, first block made
-        gate = asyncio.Semaphore(window)
+        # The window is shared out between the sessions: a validator answers at most
+        # MAX_WAITS_PER_LINK submissions waiting on one connection (more are told "busy").
+        per_session = max(1, min(window // len(sessions), MAX_WAITS_PER_LINK))
+        gates = [asyncio.Semaphore(per_session) for _ in sessions]
         latencies: list[float] = []
 
         async def one(i: int, tx: Tx) -> None:
-            async with gate:
+            async with gates[i % len(sessions)]:
                 began = time.perf_counter()
                 await sessions[i % len(sessions)].submit(tx)
                 latencies.append(time.perf_counter() - began)

@@ -7,7 +7,8 @@ a time as OCPP requires. Two modes:
   loop (the next sent as soon as the last is answered; with ``--interval`` > 0, one every
   interval per station instead: a paced load). Counts answers and their latency in a
   measuring window that opens after a warm-up, once every station is connected.
-- ``heartbeat``: connects every station (connect latency = handshake), Boot, then a
+- ``heartbeat``: connects every station (connect latency = handshake; with ``--rate R``
+  station i starts at i/R seconds, open loop, and its latency counts from then), Boot, then a
   Heartbeat every ``--interval`` seconds per station (random phase) for ``--duration``.
   Prints ``{"phase": "connected", ...}`` once all are up so the caller can read memory.
 
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import base64
 import gc
+import hmac
 import itertools
 import json
 import random
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from bench.common import percentile, raise_open_files_limit
@@ -41,8 +44,16 @@ def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def auth(station: str) -> dict[str, str]:
-    token = base64.b64encode(f"{station}:{PASSWORD}".encode()).decode()
+def station_password(station: str, seed: str | None) -> str:
+    """The bench password (``bench.serve``), or one of its own per station derived from
+    ``seed`` (the stations ``bench_storm`` imports)."""
+    if seed is None:
+        return PASSWORD
+    return hmac.new(seed.encode(), station.encode(), "sha256").hexdigest()[:24]
+
+
+def auth(station: str, seed: str | None = None) -> dict[str, str]:
+    token = base64.b64encode(f"{station}:{station_password(station, seed)}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
 
 
@@ -90,6 +101,7 @@ class Tally:
     call_errors: int = 0
     connect_latencies: list[float] = field(default_factory=list)
     connect_failures: int = 0
+    retries: int = 0  # handshakes retried after a 429/503 with Retry-After
 
     def record(self, sent: float, answered: float) -> None:
         if self.window[0] <= sent and answered <= self.window[1]:
@@ -122,25 +134,49 @@ class Station:
 
 
 async def open_station(
-    url: str, index: int, tally: Tally, gate: asyncio.Semaphore
+    url: str,
+    index: int,
+    tally: Tally,
+    gate: asyncio.Semaphore,
+    *,
+    seed: str | None = None,
+    at: float | None = None,
+    retry_for: float = 0.0,
 ) -> Station | None:
+    """Connect station ``index``; with ``at``, no earlier than that ``perf_counter`` time (an
+    open-loop arrival: its latency counts from then, however long the CSMS takes). With
+    ``retry_for`` > 0 a 429/503 refusal is retried after its ``Retry-After`` (plus up to 1 s
+    of jitter), as a station would, for that many seconds after the first attempt."""
     name = station_id(index)
-    async with gate:
-        began = time.perf_counter()
-        try:
-            ws = await connect(
-                f"{url}/ocpp/{name}",
-                subprotocols=[Subprotocol("ocpp2.0.1")],
-                additional_headers=auth(name),
-                compression=None,
-                ping_interval=None,
-                open_timeout=120,
-                max_queue=4,
-            )
-        except Exception:
-            tally.connect_failures += 1
-            return None
-        tally.connect_latencies.append(time.perf_counter() - began)
+    if at is not None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+    began = time.perf_counter() if at is None else at
+    while True:
+        async with gate:
+            try:
+                ws = await connect(
+                    f"{url}/ocpp/{name}",
+                    subprotocols=[Subprotocol("ocpp2.0.1")],
+                    additional_headers=auth(name, seed),
+                    compression=None,
+                    ping_interval=None,
+                    open_timeout=120,
+                    max_queue=4,
+                )
+                break
+            except InvalidStatus as refused:
+                status = refused.response.status_code
+                wait = refused.response.headers.get("Retry-After", "")
+                again = status in (429, 503) and wait.isdigit()
+                if not again or time.perf_counter() + int(wait) > began + retry_for:
+                    tally.connect_failures += 1
+                    return None
+            except Exception:
+                tally.connect_failures += 1
+                return None
+        tally.retries += 1
+        await asyncio.sleep(int(wait) + random.random())
+    tally.connect_latencies.append(time.perf_counter() - began)
     return Station(ws, tally)
 
 
@@ -205,8 +241,24 @@ async def run_heartbeats(args: argparse.Namespace) -> dict[str, Any]:
     tally = Tally()
     gate = asyncio.Semaphore(args.connect_concurrency)
     began = time.perf_counter()
+    rate = args.rate
+
+    def arrival(i: int) -> float | None:
+        return began + i / rate if rate > 0 else None
+
     stations = await asyncio.gather(
-        *(open_station(args.url, i, tally, gate) for i in range(args.stations))
+        *(
+            open_station(
+                args.url,
+                i,
+                tally,
+                gate,
+                seed=args.password_seed,
+                at=arrival(i),
+                retry_for=args.retry_for,
+            )
+            for i in range(args.stations)
+        )
     )
     live = [s for s in stations if s is not None]
     connect_seconds = time.perf_counter() - began
@@ -243,6 +295,8 @@ async def run_heartbeats(args: argparse.Namespace) -> dict[str, Any]:
         "heartbeat_p50_ms": percentile(tally.latencies, 0.50) * 1000,
         "heartbeat_p99_ms": percentile(tally.latencies, 0.99) * 1000,
         "errors": tally.errors + tally.connect_failures + boot_failures,
+        "connect_failures": tally.connect_failures,
+        "connect_retries": tally.retries,
         "call_errors": tally.call_errors,
     }
 
@@ -257,6 +311,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between calls")
     parser.add_argument("--connect-concurrency", type=int, default=200)
     parser.add_argument("--connect-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="heartbeat mode: connections started per second"
+    )
+    parser.add_argument("--password-seed", help="per-station passwords (bench_storm)")
+    parser.add_argument(
+        "--retry-for", type=float, default=0.0, help="retry 429/503 for this many seconds"
+    )
     return parser.parse_args()
 
 

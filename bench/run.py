@@ -99,6 +99,30 @@ TARGETS = (
         lambda f: f["e2e_250ms_blocks_offered_rate"] >= 19.5,
     ),
     Target(
+        "Storm: 10,000 stations imported at production cost, 500/s, all connect",
+        ("storm_live", "storm_stations", "storm_rate"),
+        lambda f: f["storm_live"] == f["storm_stations"],
+        lambda f: f["storm_stations"] >= 10_000 and f["storm_rate"] >= 500,
+    ),
+    Target(
+        "Storm: connect p99 < 2 s (reference: storm_reference_connect_p99_ms)",
+        ("storm_connect_p99_ms", "storm_stations", "storm_rate"),
+        lambda f: f["storm_connect_p99_ms"] < 2000,
+        lambda f: f["storm_stations"] >= 10_000 and f["storm_rate"] >= 500,
+    ),
+    Target(
+        "Storm: heartbeat p99 < 100 ms",
+        ("storm_heartbeat_p99_ms", "storm_stations", "storm_rate"),
+        lambda f: f["storm_heartbeat_p99_ms"] < 100,
+        lambda f: f["storm_stations"] >= 10_000 and f["storm_rate"] >= 500,
+    ),
+    Target(
+        "Storm: no event-loop stall over 100 ms",
+        ("storm_stalls_over_100ms", "storm_stations", "storm_rate"),
+        lambda f: f["storm_stalls_over_100ms"] == 0,
+        lambda f: f["storm_stations"] >= 10_000 and f["storm_rate"] >= 500,
+    ),
+    Target(
         "Updated round trip at the 10,000th sample of a transaction within 2x of the 1st",
         ("running_cost_late_over_early", "running_cost_samples"),
         lambda f: f["running_cost_late_over_early"] < 2,

@@ -57,15 +57,20 @@ FATAL_HTTP = (401, 403, 404)
 SECURITY_EVENTS = {"PowerUp": "StartupOfTheDevice", "RemoteReset": "ResetOrReboot"}
 
 
+STARTUP_WALL_S = 30.0  # wall seconds an accelerated station may take to connect, boot, authorize
+
+
 def default_start(config: StationConfig) -> datetime:
     """Where an accelerated station's clock starts: far enough back that its ``--sessions``
-    end no later than now (a record from the future is one no auditor trusts). A station at
-    real speed, or one running without end, starts now."""
+    end no later than now (a record from the future is one no auditor trusts), even when
+    connecting and booting take up to ``STARTUP_WALL_S`` wall seconds, which the clock runs
+    through at full speed. A station at real speed, or one running without end, starts now."""
     now = datetime.now(UTC)
     if config.speed <= 1 or config.sessions < 1:
         return now
     rounds = -(-config.sessions // max(1, config.evses))
-    return now - timedelta(seconds=rounds * (config.session_seconds + 600))
+    startup = STARTUP_WALL_S * config.speed
+    return now - timedelta(seconds=rounds * (config.session_seconds + 600) + startup)
 
 
 class StationRunner:

@@ -28,6 +28,7 @@ from chargepoint.errors import (
     NotConnected,
     Rejected,
 )
+from chargepoint.ev_needs import charging_needs_call_201, ev_behind
 from chargepoint.local_list import LocalList
 from chargepoint.metering import (
     MeterRequest,
@@ -120,6 +121,7 @@ class Station:
         self._link: Link | None = None
         self._flush_lock = asyncio.Lock()
         self._stops: dict[str, StopRequest] = {}
+        self._needs_due: dict[str, int] = {}  # transaction id -> EVSE, needs not sent yet
         self._tasks: set[asyncio.Task[None]] = set()
         self.profiles = ProfileStore()  # SetChargingProfile (smart_charging)
         self.profile_timers: dict[int, asyncio.Task[None]] = {}  # next schedule change per EVSE
@@ -258,11 +260,59 @@ class Station:
     # transaction events ---------------------------------------------------------------
 
     async def submit(self, event: TxEvent) -> None:
-        """Queue ``event`` behind any unsent ones and try to send them all in order."""
+        """Queue ``event`` behind any unsent ones and try to send them all in order; once a
+        Started event is through, the EV's charging needs follow it."""
+        if event.event_type is EventType.STARTED:
+            self._needs_due[event.transaction_id] = event.evse_id
+        elif event.event_type is EventType.ENDED:
+            self._needs_due.pop(event.transaction_id, None)
         self.queue.push(event, offline=not self.online.is_set())
         await self.flush()
 
     async def flush(self) -> None:
+        """Send queued events, then the needs of transactions whose Started went through.
+
+        A Started event may be queued (offline, or before the boot was accepted): the needs
+        follow it whenever it is delivered, never before it.
+        """
+        await self._flush_events()
+        if not self._needs_due or not self.online.is_set():
+            return
+        queued = {e.transaction_id for e in self.queue.pending()}
+        for transaction_id in list(self._needs_due):
+            if transaction_id in queued:
+                continue
+            # another flush (a session on another EVSE) may have taken it while this one waited
+            evse_id = self._needs_due.pop(transaction_id, None)
+            if evse_id is None:
+                continue
+            tx = self.evses[evse_id].transaction
+            if tx is not None and tx.transaction_id == transaction_id:
+                await self.send_charging_needs(evse_id)
+
+    def charging_needs_call(self, evse_id: int) -> Any | None:
+        """The NotifyEVChargingNeeds of the EV on ``evse_id`` in this station's OCPP version
+        (2.0.1: departure and energy to its target); None without an EV model behind it."""
+        ev = ev_behind(self.meters[evse_id])
+        return None if ev is None else charging_needs_call_201(evse_id, ev, self.clock.now())
+
+    async def send_charging_needs(self, evse_id: int) -> None:
+        """NotifyEVChargingNeeds for the EV on ``evse_id``; best effort. A CSMS that does not
+        implement the message (it is optional) is no error."""
+        payload = self.charging_needs_call(evse_id)
+        if payload is None:
+            return
+        try:
+            await self.send(payload)
+        except CallErrorReceived as exc:
+            if exc.code in ("NotImplemented", "NotSupported"):
+                LOG.info("%s: the CSMS takes no charging needs: %s", self.station_id, exc)
+            else:
+                self.report(exc)
+        except (CallFailed, NotConnected) as exc:
+            LOG.info("%s: charging needs of EVSE %s not sent: %s", self.station_id, evse_id, exc)
+
+    async def _flush_events(self) -> None:
         """Send queued events oldest first until the queue is empty or the link fails."""
         async with self._flush_lock:
             while (head := self.queue.peek()) is not None and self.online.is_set():

@@ -13,6 +13,7 @@ import click
 
 from csms.config import check_security, load_config
 from csms.errors import ConfigError, CsmsError
+from csms.evse_limits import parse_power_key
 from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
 from csms.store.sqlite import KEEP, CsmsStore, Keep
@@ -49,6 +50,23 @@ class _Watts(click.ParamType):
 
 
 WATTS = _Watts()
+
+
+class _PowerKey(click.ParamType):
+    name = "KEY[:W|:kW]|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        text = str(value)
+        if text == "none":
+            return text
+        try:
+            parse_power_key(text)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return text
+
+
+POWER_KEY = _PowerKey()
 
 SECURITY_PROFILE = click.option(
     "--security-profile",
@@ -304,6 +322,13 @@ def read_meter_key(path: Path) -> str:
     " flagged implausible_energy and never signed.",
 )
 @click.option(
+    "--power-key",
+    type=POWER_KEY,
+    default=None,
+    help="OCPP 1.6: the configuration key in which the station reports its power rating"
+    " (KEY for W, KEY:kW for kW; none forgets it); read from every GetConfiguration answer.",
+)
+@click.option(
     "--meter-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -323,6 +348,7 @@ def stations_set(
     max_charge_w: str | None,
     max_discharge_w: str | None,
     max_power_w: str | None,
+    power_key: str | None,
     meter_key: Path | None,
     password: str | None,
     data_dir: Path,
@@ -333,12 +359,12 @@ def stations_set(
     the dispatcher's next pass. A new meter key applies to sessions settled from now on;
     ``v2g sessions resettle ID`` re-checks a session flagged under the old key.
     """
-    dispatch = (discharge, max_charge_w, max_discharge_w)
+    dispatch = (discharge, max_charge_w, max_discharge_w, power_key)
     settings = (tolerance, profile, meter_key, password, max_power_w, *dispatch)
     if all(v is None for v in settings):
         raise click.UsageError(
             "nothing to set: give --password, --tolerance, --security-profile, --meter-key,"
-            " --discharge, --max-charge-w, --max-discharge-w and/or --max-power-w"
+            " --discharge, --max-charge-w, --max-discharge-w, --power-key and/or --max-power-w"
         )
     if max_power_w == "0":
         raise click.BadParameter("a rated power must be above 0 W", param_hint="--max-power-w")
@@ -369,6 +395,7 @@ def stations_set(
                 discharge=KEEP if discharge is None else discharge,
                 max_charge_w=_watts(max_charge_w),
                 max_discharge_w=_watts(max_discharge_w),
+                power_key=KEEP if power_key is None else None if power_key == "none" else power_key,
             )
         if max_power_w is not None:
             await store.set_max_power(
@@ -383,6 +410,7 @@ def stations_set(
     changes += [f"max charge {max_charge_w} W"] if max_charge_w else []
     changes += [f"max discharge {max_discharge_w} W"] if max_discharge_w else []
     changes += [f"rated power {max_power_w} W"] if max_power_w else []
+    changes += [f"power key {power_key}"] if power_key else []
     changes += ["meter key replaced"] if key_text else []
     click.echo(f"station {station_id}: {', '.join(changes)}")
 

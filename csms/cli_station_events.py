@@ -28,7 +28,7 @@ def stations_events(
     station_id: str, action: str | None, limit: int, as_json: bool, data_dir: Path
 ) -> None:
     """What STATION_ID reported beyond transactions (NotifyEvent, charging limits, profile
-    reports, EV schedules, DER, settlements), newest first."""
+    reports, EV schedules, DER, settlements, firmware/diagnostics/log status), newest first."""
 
     async def fetch(store: CsmsStore) -> list[StationEvent] | None:
         if await store.get_station(station_id) is None:

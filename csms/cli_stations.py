@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+import csms.cli_station_call  # registers ``stations call``
 import csms.cli_station_events  # noqa: F401 - registers ``stations events``
 from csms.cli import DATA_DIR, run_async, stations_group, with_store
 from csms.passwords import hash_password

@@ -7,13 +7,19 @@
   executor from the store or other work, and at most one check per station id is queued there
   at a time: a flood of guesses for one id waits in its own line, not in front of other stations.
 - An unknown id is checked against a dummy hash, so timing does not tell which ids exist.
+- The pool's backlog is bounded: past ``max_queued`` checks waiting, ``busy()`` says so and the
+  server answers 503 with ``Retry-After`` (``retry_after()``: how long the backlog takes) at
+  once, instead of holding a handshake until it times out (a reconnect storm after a restart,
+  when nothing is cached yet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from csms.passwords import hash_password, verify_password
@@ -22,7 +28,9 @@ _DUMMY_HASH = hash_password(os.urandom(16).hex())
 
 
 class CredentialChecker:
-    def __init__(self, *, workers: int = 2, max_cached: int = 100_000) -> None:
+    def __init__(
+        self, *, workers: int = 2, max_cached: int = 100_000, max_queued: int = 256
+    ) -> None:
         self._secret = os.urandom(32)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
         self._verified: dict[str, tuple[bytes, str]] = {}  # id -> (hmac, stored hash)
@@ -31,6 +39,18 @@ class CredentialChecker:
         self.hashes = 0  # scrypt verifications run (for tests and metrics)
         self.cache_hits = 0
         self.checks = 0  # checks asked for, hashed or not
+        self.max_queued = max_queued
+        self.queued = 0  # hashes waiting for or running in the pool
+        self.hash_seconds = 0.05  # running average of one verification
+        self._workers = workers
+
+    def busy(self) -> bool:
+        """True when the pool's backlog is full: a new check would wait too long."""
+        return self.queued >= self.max_queued
+
+    def retry_after(self) -> int:
+        """Whole seconds the current backlog takes to clear (at least 1)."""
+        return max(1, math.ceil(self.queued * self.hash_seconds / self._workers))
 
     def _mac(self, station_id: str, password: str) -> bytes:
         return hmac.new(self._secret, f"{station_id}\x00{password}".encode(), "sha256").digest()
@@ -56,7 +76,13 @@ class CredentialChecker:
                 self.hashes += 1
                 loop = asyncio.get_running_loop()
                 target = stored if stored is not None else _DUMMY_HASH
-                ok = await loop.run_in_executor(self._pool, verify_password, password, target)
+                self.queued += 1
+                try:
+                    ok = await loop.run_in_executor(
+                        self._pool, self._timed_verify, password, target
+                    )
+                finally:
+                    self.queued -= 1
         finally:
             if not line.locked() and self._lines.get(station_id) is line:
                 del self._lines[station_id]
@@ -66,6 +92,14 @@ class CredentialChecker:
             self._verified.clear()
         self._verified[station_id] = (self._mac(station_id, password), stored)
         return True
+
+    def _timed_verify(self, password: str, stored: str) -> bool:
+        began = time.perf_counter()
+        try:
+            return verify_password(password, stored)
+        finally:
+            took = time.perf_counter() - began
+            self.hash_seconds += (took - self.hash_seconds) * 0.1
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

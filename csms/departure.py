@@ -8,6 +8,11 @@ energy. A discharge that would take it below its floor is refused too: the floor
 at the time of its needs (its arrival) plus ``evMinV2XEnergyRequest`` (negative: it allows that
 much below; positive: it needs that much before any discharge), or exactly its arrival energy
 when it declared none. A refused discharge becomes a charge at the charge limit.
+
+An EV that stated no departure target (no needs at all: a 1.6 station, or a 2.0.1 station whose
+EV does not speak ISO 15118, or needs without a departure time or target energy) is discharged
+only of energy its own session put in: never below the energy it arrived with
+(``keep_arrival_energy``). Nothing is known of when it leaves, so nothing more is promised.
 """
 
 from __future__ import annotations
@@ -66,6 +71,18 @@ def keep_departure(
 MIN_STEP_SECONDS = 60.0
 
 
+def delivered_between(
+    baseline: RegisterReading, latest: RegisterReading, previous_at: datetime | None
+) -> tuple[float, float]:
+    """Net Wh delivered into the EV (import - export) from ``baseline`` to ``latest``, and the
+    step to expect until the next reading: the gap since the reading before the latest (at
+    least ``MIN_STEP_SECONDS``), how long a discharge decided now may run before the
+    dispatcher sees the EV again."""
+    delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
+    gap = 0.0 if previous_at is None else (latest.at - previous_at).total_seconds()
+    return delivered, max(gap, MIN_STEP_SECONDS)
+
+
 def state_between(
     *,
     baseline: RegisterReading,
@@ -76,18 +93,15 @@ def state_between(
     min_v2x_energy_wh: int | None,
 ) -> tuple[DepartureState, float]:
     """The EV's state at its ``latest`` register reading against its ``baseline`` (the last
-    reading at or before its needs, else the first of the session), and the step to expect
-    until the next reading: the gap since the reading before the latest (at least a minute),
-    how long a discharge decided now may run before the dispatcher sees the EV again."""
-    delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
-    gap = 0.0 if previous_at is None else (latest.at - previous_at).total_seconds()
+    reading at or before its needs, else the first of the session), and the step."""
+    delivered, step = delivered_between(baseline, latest, previous_at)
     state = departure_state(
         seconds_left=(departure - latest.at).total_seconds(),
         target_energy_wh=target_energy_wh,
         delivered_wh=delivered,
         min_v2x_energy_wh=min_v2x_energy_wh,
     )
-    return state, max(gap, MIN_STEP_SECONDS)
+    return state, step
 
 
 def state_from_registers(
@@ -115,3 +129,26 @@ def state_from_registers(
         target_energy_wh=target_energy_wh,
         min_v2x_energy_wh=min_v2x_energy_wh,
     )
+
+
+def keep_arrival_energy(
+    decision: Decision,
+    limits: Limits,
+    first: RegisterReading | None,
+    latest: RegisterReading | None,
+    previous_at: datetime | None,
+    *,
+    min_step_s: float = 0.0,
+) -> Decision:
+    """For an EV without a departure target: a discharge only while, after one more step of
+    it (at least ``min_step_s``), the EV still holds at least the energy it arrived with
+    (the session's ``first`` reading; ``latest`` and the time of the one before it are the
+    newest)."""
+    if decision.mode != "discharge":
+        return decision
+    charge = Decision("charge", limits.max_charge_w)
+    if first is None or latest is None:
+        return charge
+    delivered, step = delivered_between(first, latest, previous_at)
+    out_wh = -decision.limit_w * max(step, min_step_s) / 3600
+    return charge if delivered - out_wh < 0 else decision

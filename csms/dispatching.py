@@ -2,10 +2,10 @@
 
 A supervised background task (never a handler) looks at each active session of a connected
 station, reads its latest state of charge and sample time, prices that moment with the tariff,
-bounds the policy's decision by the EV's declared limits and the operator's caps
-(``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a negative limit
-discharges on a 2.0.1 station declared to take one; ``operationMode`` on 2.1) and CostUpdated
-with the running cost.
+bounds the policy's decision by the EV's declared limits, the EVSE's reported rating and the
+operator's caps (``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a
+negative limit discharges on a 2.0.1 station that may take one; ``operationMode`` on 2.1) and
+CostUpdated with the running cost.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from datetime import datetime
 from typing import Any
 
 from csms.blocks16.remote import set_charging_profile_request_16
-from csms.departure import keep_departure, state_between
+from csms.departure import keep_arrival_energy, keep_departure, state_between
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
 from csms.model import RegisterReading, SessionRecord
+from csms.running import TransactionProgress
 from csms.server import CsmsServer
 from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
+from csms.store.evse_caps import EvseCapsStore
 from csms.tariffs import Tariff, TariffError
 from csms.timeutil import parse_timestamp
 
@@ -79,6 +81,7 @@ class Dispatcher:
         self.decisions: dict[tuple[str, str], Decision] = {}
         self.limits: dict[tuple[str, str], Limits] = {}
         self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
+        self.passed_at: dict[tuple[str, str], datetime] = {}  # station time of the last pass
         # the register reading at each session's needs: read once per needs, not per pass
         self.baselines: dict[tuple[str, str], tuple[datetime, RegisterReading | None]] = {}
         self.sent = 0
@@ -95,28 +98,39 @@ class Dispatcher:
             await asyncio.sleep(self.settings.interval)
 
     async def _keep_departure(
-        self, decision: Decision, limits: Limits, session: SessionRecord, needs: EvChargingNeeds
+        self,
+        decision: Decision,
+        limits: Limits,
+        session: SessionRecord,
+        needs: EvChargingNeeds | None,
+        cadence_s: float,
+        progress: TransactionProgress,
     ) -> Decision:
-        """A discharge only while the EV still reaches its departure target (``csms.departure``).
+        """A discharge only while the EV still reaches its departure target, or, when it stated
+        none, keeps the energy it arrived with (``csms.departure``).
 
-        O(1) per pass: the latest readings come from the session's stored progress, and the
-        reading at its needs is looked up once per needs.
-        """
-        if needs.departure_time is None or needs.target_energy_wh is None:
-            return decision
-        store = self.server.services.store
-        key = (session.station_id, session.transaction_id)
-        progress = await store.transaction_progress(*key)
-        latest, baseline = progress.latest, progress.first
-        if latest is None or baseline is None:
+        A discharge decided now runs until the next decision: the step is the longer of the
+        gap between the EV's readings and ``cadence_s``, the station time between this
+        session's last two passes (under an accelerated station clock a pass every few wall
+        seconds is hours of station time). O(1) per pass: the first, latest and previous
+        readings come from the session's stored ``progress``; the reading at its needs is
+        looked up once per needs."""
+        latest, first = progress.latest, progress.first
+        if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
+            return keep_arrival_energy(
+                decision, limits, first, latest, progress.previous_at, min_step_s=cadence_s
+            )
+        if latest is None or first is None:
             return Decision("charge", limits.max_charge_w)
+        baseline = first
         if needs.timestamp:
+            key = (session.station_id, session.transaction_id)
             needs_at = parse_timestamp(needs.timestamp)
             kept = self.baselines.get(key)
             if kept is None or kept[0] != needs_at:
-                kept = (needs_at, await store.register_reading_at(*key, needs_at))
-                self.baselines[key] = kept
-            baseline = kept[1] or baseline
+                reading = await self.server.services.store.register_reading_at(*key, needs_at)
+                kept = self.baselines[key] = (needs_at, reading)
+            baseline = kept[1] or first
         state, step = state_between(
             baseline=baseline,
             latest=latest,
@@ -125,19 +139,18 @@ class Dispatcher:
             target_energy_wh=needs.target_energy_wh,
             min_v2x_energy_wh=needs.min_v2x_energy_wh,
         )
-        return keep_departure(decision, limits, state, step)
+        return keep_departure(decision, limits, state, max(step, cadence_s))
 
-    async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
+    async def _update_cost(
+        self, connection: Any, key: tuple[str, str], progress: TransactionProgress
+    ) -> None:
         """CostUpdated with the running cost when it changed since the last one sent.
 
         The running cost travels only here: a TransactionEvent Updated response carries no
         totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended). It is kept
-        with each stored event (``csms.running``), so reading it is one row.
+        with each stored event (``csms.running``): the pass reads it with the session's row.
         """
         station_id, transaction_id = key
-        progress = await self.server.services.store.transaction_progress(
-            station_id, transaction_id, self.tariff
-        )
         cost = total_cost(progress.amount)
         if self.costs.get(key) == cost:
             return
@@ -162,18 +175,22 @@ class Dispatcher:
             shape = _VERSION_SHAPE.get(connection.subprotocol) if connection else None
             if connection is None or shape is None or session.evse_id is None:
                 continue
-            state = await store.latest_state(session.station_id, session.transaction_id)
-            if state is None:
+            progress = await store.transaction_progress(*key, self.tariff)
+            if progress.latest_at is None:
                 continue
-            at, soc = state
+            at, soc = progress.latest_at, progress.soc
             try:
                 price = self.tariff.price_at(at)
             except TariffError:
                 continue
             needs = await ChargingNeedsStore(store).latest(session.station_id, session.evse_id)
             caps = await store.get_station_caps(session.station_id)
-            limits = limits_for(shape, needs, caps, self.settings.policy)
+            evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
+            limits = limits_for(shape, needs, caps, self.settings.policy, evse)
             self.limits[key] = limits
+            previous = self.passed_at.get(key)
+            cadence = 0.0 if previous is None else max(0.0, (at - previous).total_seconds())
+            self.passed_at[key] = at
             wanted = decide(
                 self.settings.policy,
                 export_price=price.export_price,
@@ -181,8 +198,10 @@ class Dispatcher:
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
             decision = bound(wanted, limits)
-            if decision.mode == "discharge" and needs is not None:
-                decision = await self._keep_departure(decision, limits, session, needs)
+            if decision.mode == "discharge":
+                decision = await self._keep_departure(
+                    decision, limits, session, needs, cadence, progress
+                )
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
             if self.decisions.get(key) != decision:
@@ -212,9 +231,11 @@ class Dispatcher:
                         result.get("status"),
                     )
             if shape != "1.6":  # 1.6 has no CostUpdated
-                await self._update_cost(connection, key)
+                await self._update_cost(connection, key, progress)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
+        for gone in set(self.passed_at) - live:
+            del self.passed_at[gone]
         for gone in set(self.limits) - live:
             del self.limits[gone]
         for gone in set(self.costs) - live:

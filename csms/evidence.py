@@ -255,44 +255,61 @@ class RecordCheck:
 
 
 def record_checks(
-    records: Sequence[str], meter_key: ec.EllipticCurvePublicKey, *, expected_id: str | None = None
+    records: Sequence[str],
+    meter_key: ec.EllipticCurvePublicKey,
+    *,
+    expected_id: str | None = None,
+    limit: int | None = None,
 ) -> tuple[RecordCheck, ...]:
-    """Each distinct record checked alone, in page order (unparseable records last)."""
-    checked: list[tuple[tuple[int, str], RecordCheck]] = []
+    """Each distinct record checked alone, in page order (unparseable records last).
+
+    With ``limit``, only the first and last ``limit // 2`` records are checked and returned
+    (the rest are only parsed, to be ordered): a reviewer's table stays bounded however many
+    records a station sent.
+    """
+    parsed: list[tuple[tuple[int, str], _Parsed | None, str, str | None]] = []
     for index, text in enumerate(dict.fromkeys(records)):
         sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
         try:
             record = _parse(text, sha, index)
+            parsed.append((_page_key(record), record, sha, None))
         except _Bad as bad:
-            checked.append(
-                (
-                    (1 << 62, sha),
-                    RecordCheck(sha, "Unknown", None, None, None, None, "", bad.reason),
-                )
-            )
-            continue
-        problem: str | None = None
-        snapshot: MeterSnapshot | None = None
-        try:
-            _verify_signature(record, meter_key)
-        except _Bad as bad:
-            problem = bad.reason
-        try:
-            snapshot = _snapshot(record, expected_id)
-        except _Bad as bad:
-            problem = problem or bad.reason
-        check = RecordCheck(
-            sha256=sha,
-            nature=_nature_of(record),
-            page=snapshot.page if snapshot else None,
-            at=snapshot.at if snapshot else None,
-            import_wh=snapshot.import_wh if snapshot else None,
-            export_wh=snapshot.export_wh if snapshot else None,
-            signature=str(record.signature.get("SD", "")),
-            problem=problem,
-        )
-        checked.append((_page_key(record), check))
-    return tuple(check for _, check in sorted(checked, key=lambda item: item[0]))
+            parsed.append(((1 << 62, sha), None, sha, bad.reason))
+    parsed.sort(key=lambda item: item[0])
+    if limit is not None and len(parsed) > limit:
+        parsed = parsed[: limit // 2] + parsed[len(parsed) - (limit - limit // 2) :]
+    return tuple(_check_alone(r, sha, bad, meter_key, expected_id) for _, r, sha, bad in parsed)
+
+
+def _check_alone(
+    record: _Parsed | None,
+    sha: str,
+    unparsed: str | None,
+    meter_key: ec.EllipticCurvePublicKey,
+    expected_id: str | None,
+) -> RecordCheck:
+    if record is None:
+        return RecordCheck(sha, "Unknown", None, None, None, None, "", unparsed)
+    problem: str | None = None
+    snapshot: MeterSnapshot | None = None
+    try:
+        _verify_signature(record, meter_key)
+    except _Bad as bad:
+        problem = bad.reason
+    try:
+        snapshot = _snapshot(record, expected_id)
+    except _Bad as bad:
+        problem = problem or bad.reason
+    return RecordCheck(
+        sha256=sha,
+        nature=_nature_of(record),
+        page=snapshot.page if snapshot else None,
+        at=snapshot.at if snapshot else None,
+        import_wh=snapshot.import_wh if snapshot else None,
+        export_wh=snapshot.export_wh if snapshot else None,
+        signature=str(record.signature.get("SD", "")),
+        problem=problem,
+    )
 
 
 def _parse(text: str, sha: str, index: int) -> _Parsed:

@@ -140,3 +140,4 @@ class StationCaps:
     max_charge_w: int | None = None
     max_discharge_w: int | None = None
     discharge: str = "none"  # one of DISCHARGE_MODES
+    power_key: str | None = None  # 1.6: the configuration key holding the power rating

@@ -117,6 +117,11 @@ class OperatorRegistry:
             else None
         )
 
+    async def session_stamp(self, name: str) -> str | None:
+        """What a session cookie of ``name`` is bound to (its password hash); None if gone."""
+        rows = await self._rows("SELECT password_hash FROM operators WHERE name = ?", (name,))
+        return str(rows[0]["password_hash"]) if rows else None
+
     async def authenticate(self, name: str, password: str) -> Operator | None:
         """The operator if the password is right, else None (unknown names cost the same)."""
         key = hmac.new(self._cache_key, f"{name}\x00{password}".encode(), "sha256").digest()
@@ -157,21 +162,32 @@ def load_session_secret(data_dir: Path) -> bytes:
     return path.read_bytes()
 
 
-def sign_session(secret: bytes, name: str, issued_at: int) -> str:
-    """A cookie value ``name.issued_at.mac``: proves who logged in and when."""
+def sign_session(secret: bytes, name: str, issued_at: int, stamp: str = "") -> str:
+    """A cookie value ``name.issued_at.mac``: proves who logged in and when. ``stamp`` (the
+    operator's password hash) is covered by the MAC but not carried: a new password, or the
+    operator's removal, makes every cookie issued before it worthless."""
     payload = f"{name}.{issued_at}"
-    mac = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    mac = hmac.new(secret, f"{payload}\x00{stamp}".encode(), hashlib.sha256).hexdigest()
     return f"{payload}.{mac}"
 
 
-def read_session(secret: bytes, value: str, now: int, *, ttl: int = COOKIE_TTL_S) -> str | None:
-    """The operator name a cookie vouches for, or None if forged, malformed or expired."""
+def session_name(value: str) -> str | None:
+    """The name a cookie claims, not yet verified (to look up its stamp)."""
+    parts = value.rsplit(".", 2)
+    return parts[0] if len(parts) == 3 else None
+
+
+def read_session(
+    secret: bytes, value: str, now: int, *, ttl: int = COOKIE_TTL_S, stamp: str = ""
+) -> str | None:
+    """The operator name a cookie vouches for, or None if forged, malformed, expired or
+    signed under another ``stamp`` (a password since changed)."""
     try:
         name, issued, mac = value.rsplit(".", 2)
         issued_at = int(issued)
     except ValueError:
         return None
-    expected = hmac.new(secret, f"{name}.{issued}".encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(secret, f"{name}.{issued}\x00{stamp}".encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(mac, expected):
         return None
     if not 0 <= now - issued_at <= ttl:

@@ -26,6 +26,8 @@ SAMPLE_PAGE = 500  # samples in one page of a session's detail, unless asked oth
 MAX_SAMPLE_PAGE = 5_000  # the most one page holds
 CHART_POINTS = 1_000  # about the most points the chart draws of each measurand
 
+EVIDENCE_ROWS = 200  # records checked one by one for the session page, first and last halves
+
 CHART_MEASURANDS = (
     "Energy.Active.Import.Register",
     "Energy.Active.Export.Register",
@@ -96,7 +98,8 @@ class EvidenceView:
     reason: str | None
     meter_key_sha256: str | None
     records: tuple[tuple[str, str], ...]  # (nature, sha256)
-    checks: tuple[RecordCheck, ...] = ()  # each record alone: time, reading, verdict
+    checks: tuple[RecordCheck, ...] = ()  # records alone (first and last EVIDENCE_ROWS / 2)
+    record_count: int = 0  # distinct records received
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +269,8 @@ def recheck_evidence(
         check.reason,
         check.meter_key_sha256,
         tuple((r.nature, r.sha256) for r in check.records),
-        record_checks(texts, key, expected_id=session.id_token),
+        record_checks(texts, key, expected_id=session.id_token, limit=EVIDENCE_ROWS),
+        len(set(texts)),
     )
 
 

@@ -117,6 +117,9 @@ class CsmsServer:
         self.credentials = CredentialChecker()
         self.loop_lag = LoopLagMonitor()
         self.throttle = AuthThrottle()
+        # failed handshakes per registered station since start (unknown ids are not kept:
+        # a spray of made-up ids costs no memory); shown on the stations page
+        self.auth_failures: Counter[str] = Counter()
         self.registry_watch = RegistryWatch(services.store, self.credentials, self.connections)
         self._watching: asyncio.Task[None] | None = None
 
@@ -220,6 +223,8 @@ class CsmsServer:
             status, kind = HTTPStatus.SERVICE_UNAVAILABLE, "station"
         if wait:
             throttle.refused[("ocpp", kind)] += 1
+            if station is not None:
+                self.auth_failures[station_id] += 1
             log.warning(
                 "security: auth_refused path=ocpp station=%s address=%s by=%s retry_after=%d",
                 station_id,
@@ -230,12 +235,28 @@ class CsmsServer:
             response = connection.respond(status, "too many failed attempts\n")
             response.headers["Retry-After"] = str(wait)
             return response
-        if await self.credentials.check(station_id, password, stored):
+        checker = self.credentials
+        if checker.busy() and not checker.is_cached(station_id, password, stored):
+            wait = checker.retry_after()
+            throttle.refused[("ocpp", "busy")] += 1
+            log.info(
+                "security: auth_busy path=ocpp station=%s address=%s queued=%d retry_after=%d",
+                station_id,
+                address,
+                checker.queued,
+                wait,
+            )
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy, retry later\n")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        if await checker.check(station_id, password, stored):
             throttle.succeeded(by_address)
             throttle.succeeded(by_station)
             return None
         delay = max(throttle.failed(by_address), throttle.failed(by_station))
         throttle.failures["ocpp"] += 1
+        if station is not None:
+            self.auth_failures[station_id] += 1
         log.warning(
             "security: auth_failed path=ocpp station=%s address=%s failures=%d why=%s",
             station_id,
@@ -259,6 +280,11 @@ class CsmsServer:
         if await self.services.store.get_station(station_id) is None:
             return self._unauthorized(connection, station_id, "unknown station")
         return None
+
+    def auth_standing(self, station_id: str) -> tuple[int, int]:
+        """(failed or refused handshakes since start, seconds the id is still held back)."""
+        held = self.throttle.retry_after(f"station:{station_id}")
+        return self.auth_failures.get(station_id, 0), held
 
     def _unauthorized(self, connection: ServerConnection, station_id: str, why: str) -> Response:
         log.warning("%s: refused at handshake: %s", station_id, why)

@@ -13,15 +13,34 @@ Transfer before 2.1) raise ``ValueError`` before anything is sent.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from csms.blocks16 import remote as remote16
 from csms.connection import StationConnection
+from csms.dispatch_limits import Limits
 from csms.errors import StationNotConnected
+from csms.evse_limits import facts_from_configuration, facts_from_variables
+from csms.operator_calls import check_operator_action
+from csms.profile_bounds import clamp_request, profile_target, request_limits
 from csms.server import CsmsServer
+from csms.store.charging_needs import ChargingNeedsStore
+from csms.store.evse_caps import EvseCapsStore
 from csms.store.ocpp16 import Ocpp16Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCall:
+    """What was sent (after clamping), what the station answered, and what was clamped."""
+
+    action: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+    clamped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +137,8 @@ class StationService:
         self, station_id: str, refs: Iterable[VariableRef]
     ) -> list[dict[str, Any]]:
         self._require(station_id, {"ocpp2.0.1", "ocpp2.1"}, "GetVariables")
-        result = await self.call(
-            station_id, "GetVariables", {"getVariableData": [r.to_ocpp() for r in refs]}
-        )
+        request = {"getVariableData": [r.to_ocpp() for r in refs]}
+        result = (await self.operator_call(station_id, "GetVariables", request)).response
         return list(result["getVariableResult"])
 
     async def set_variables(
@@ -194,7 +212,7 @@ class StationService:
         """GetConfiguration (1.6 only): ``configurationKey`` and ``unknownKey`` lists."""
         self._require(station_id, {"ocpp1.6"}, "GetConfiguration")
         request = remote16.get_configuration_request(keys)
-        return await self.call(station_id, "GetConfiguration", request)
+        return (await self.operator_call(station_id, "GetConfiguration", request)).response
 
     async def set_charging_profile(
         self, station_id: str, request: dict[str, Any]
@@ -204,9 +222,62 @@ class StationService:
         Build it with ``csms.dispatch.set_charging_profile_request`` (2.0.1, or ``version="2.1"``
         for ``operationMode``/``setpoint``/``dischargeLimit``) or
         ``csms.blocks16.remote.set_charging_profile_request_16``; it is validated against the
-        negotiated version's schema before it is sent.
+        negotiated version's schema and clamped to the dispatch bounds before it is sent.
         """
-        return await self.call(station_id, "SetChargingProfile", request)
+        return (await self.operator_call(station_id, "SetChargingProfile", request)).response
+
+    async def operator_call(
+        self, station_id: str, action: str, request: dict[str, Any]
+    ) -> OperatorCall:
+        """Any message an operator may send (``csms.operator_calls``), as the spec writes it.
+
+        Checked against the negotiated version's schema (an ``OcppCallError`` names what is
+        wrong); a charging profile in it is clamped to the bounds an EV on that EVSE has
+        (``csms.profile_bounds``); what a GetVariables or GetConfiguration answer says about
+        the EVSEs is kept for the bounds (``csms.evse_limits``).
+        """
+        connection = self.connection(station_id)
+        subprotocol = connection.subprotocol
+        check_operator_action(subprotocol, action)
+        connection.dispatcher.schemas.validate_request(action, request)
+        version = subprotocol.removeprefix("ocpp")
+        limits = await self._profile_limits(station_id, version, action, request)
+        clamped: list[str] = []
+        if limits is not None:
+            request, clamped = clamp_request(version, action, request, limits)
+            if clamped:
+                log.warning("%s: %s clamped: %s", station_id, action, "; ".join(clamped))
+        response = await connection.call(action, request)
+        await self._learn(station_id, action, response)
+        return OperatorCall(action, request, response, tuple(clamped))
+
+    async def _profile_limits(
+        self, station_id: str, version: str, action: str, request: dict[str, Any]
+    ) -> Limits | None:
+        target = profile_target(version, action, request)
+        if target is None:
+            return None
+        store = self._server.services.store
+        return request_limits(
+            version,
+            action,
+            request,
+            needs=await ChargingNeedsStore(store).latest(station_id, target) if target else None,
+            caps=await store.get_station_caps(station_id),
+            evse=await EvseCapsStore(store).caps(station_id, target or None),
+        )
+
+    async def _learn(self, station_id: str, action: str, response: dict[str, Any]) -> None:
+        store = self._server.services.store
+        if action == "GetVariables":
+            facts = facts_from_variables(response.get("getVariableResult") or ())
+        elif action == "GetConfiguration":
+            power_key = (await store.get_station_caps(station_id)).power_key
+            facts = facts_from_configuration(response.get("configurationKey") or (), power_key)
+        else:
+            return
+        if facts:
+            await EvseCapsStore(store).record(station_id, facts, self._server.services.now_text())
 
     async def notify_allowed_energy_transfer(
         self, station_id: str, transaction_id: str, allowed: Iterable[str]

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.tx import CREDIT, SETTLEMENT
+from ledger.types import Block
+
 
 @dataclass(frozen=True, slots=True)
 class Checked:
@@ -34,6 +37,9 @@ class CheckedTxs:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, data: bytes) -> bool:
+        return data in self._entries
+
     def get(self, data: bytes) -> Checked | None:
         return self._entries.get(data)
 
@@ -41,3 +47,16 @@ class CheckedTxs:
         if data not in self._entries and len(self._entries) >= self._limit:
             del self._entries[next(iter(self._entries))]
         self._entries[data] = checked
+
+
+def settlement_index(block: Block, checked: CheckedTxs) -> list[tuple[str, int]] | None:
+    """A block's (settlement id, tx index) pairs from the records checked on the way in, for
+    the store's index without parsing the block again; None if one is not at hand."""
+    found = []
+    for index, tx in enumerate(block.txs):
+        hit = checked.get(tx.data)
+        if hit is None:
+            return None
+        if hit.record["type"] in (SETTLEMENT, CREDIT):
+            found.append((hit.record["settlement_id"], index))
+    return found

@@ -7,7 +7,8 @@ wrong length raise ``EncodingError``, so a corrupted record is never half-read.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ledger.canonical import (
@@ -201,36 +202,96 @@ def block_bytes(block: Block) -> bytes:
     return b'{"header":' + header_bytes(block.header) + b',"txs":[' + txs + b"]}"
 
 
-def read_block(text: str, pos: int = 0) -> tuple[Block, int]:
+def read_block(
+    text: str, pos: int = 0, *, known: Callable[[bytes], bool] | None = None
+) -> tuple[Block, int]:
     """Parse the ``block_bytes`` form that starts at ``text[pos]``; return it and its end.
 
     The header must be canonical; each transaction is sliced out as it stands, its canonical
     form left to transaction validation (which refuses anything else), so a block is not
-    re-encoded on its way in. Raises ``EncodingError``.
+    re-encoded on its way in. ``known``: whether some bytes are a transaction the reader has
+    already checked (``read_known_txs``). Raises ``EncodingError``.
     """
     pos = expect_literal(text, pos, '{"header":')
     raw_header, end = scan(text, pos)
     if encode_decoded(raw_header) != text[pos:end].encode("utf-8"):
         raise EncodingError("block.header: not in canonical form")
     header = header_from_dict(raw_header)
-    txs, pos = read_txs(text, expect_literal(text, end, ',"txs":'))
+    at = expect_literal(text, end, ',"txs":')
+    txs, pos = read_txs(text, at) if known is None else read_known_txs(text, at, known)
     return Block(header=header, txs=txs), expect_literal(text, pos, "}")
+
+
+# Where a transaction of a list may end: a brace followed by the next one or the list's end.
+_TX_END = re.compile(r"\}(?=,\{|\])")
+MAX_END_GUESSES = 64
+
+
+def read_known_txs(
+    text: str, pos: int, known: Callable[[bytes], bool]
+) -> tuple[tuple[Tx, ...], int]:
+    """``read_txs`` for a list of transactions the reader has mostly seen before (a
+    proposal whose transactions were gossiped first): each one's end is found by trying the
+    places it may end until the bytes so far are a ``known`` transaction, without parsing
+    it; one that is not known is parsed (``scan``). A known transaction is a whole JSON
+    object, and a JSON value's end follows from its start, so the end found is its end."""
+    pos = expect_literal(text, pos, "[")
+    txs: list[Tx] = []
+    if text.startswith("]", pos):
+        return (), pos + 1
+    while True:
+        end = _known_end(text, pos, known)
+        if end is None:
+            record, end = scan(text, pos)
+            if not isinstance(record, dict):
+                raise EncodingError("txs: expected objects")
+            data = text[pos:end].encode("utf-8")
+        else:
+            data = text[pos:end].encode("utf-8")
+        txs.append(Tx(data))
+        if text.startswith("]", end):
+            return tuple(txs), end + 1
+        pos = expect_literal(text, end, ",")
+
+
+def _known_end(text: str, pos: int, known: Callable[[bytes], bool]) -> int | None:
+    if not text.startswith("{", pos):
+        return None
+    search = pos
+    for _ in range(MAX_END_GUESSES):
+        found = _TX_END.search(text, search)
+        if found is None:
+            return None
+        end = found.end()
+        if known(text[pos:end].encode("utf-8")):
+            return end
+        search = end
+    return None
 
 
 def read_txs(text: str, pos: int) -> tuple[tuple[Tx, ...], int]:
     """Parse a JSON list of transaction records at ``text[pos]``, each sliced out as its
     bytes (their canonical form is for transaction validation to check); return the end."""
+    txs, _, end = read_txs_parsed(text, pos)
+    return txs, end
+
+
+def read_txs_parsed(text: str, pos: int) -> tuple[tuple[Tx, ...], tuple[dict[str, Any], ...], int]:
+    """``read_txs``, with the record each transaction parsed to on the way (so validation
+    need not parse it again: it only checks that the record encodes back to the bytes)."""
     pos = expect_literal(text, pos, "[")
-    txs = []
+    txs: list[Tx] = []
+    records: list[dict[str, Any]] = []
     if text.startswith("]", pos):
-        return (), pos + 1
+        return (), (), pos + 1
     while True:
         record, end = scan(text, pos)
         if not isinstance(record, dict):
             raise EncodingError("txs: expected objects")
         txs.append(Tx(text[pos:end].encode("utf-8")))
+        records.append(record)
         if text.startswith("]", end):
-            return tuple(txs), end + 1
+            return tuple(txs), tuple(records), end + 1
         pos = expect_literal(text, end, ",")
 
 

@@ -6,6 +6,7 @@ validator's address and the ``signer`` of a transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -51,10 +52,17 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        _public_key(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(public_key: bytes) -> Ed25519PublicKey:
+    """A raw public key loaded once: the few keys a validator checks (CSMS, aggregator,
+    validators) are used for every transaction and vote."""
+    return Ed25519PublicKey.from_public_bytes(public_key)
 
 
 def write_key_file(path: Path, key: SigningKey) -> None:

@@ -7,6 +7,7 @@ holds exactly what was hashed and signed; reading checks the bytes are still can
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -14,7 +15,14 @@ import aiosqlite
 from ledger.canonical import decode
 from ledger.codec import commit_bytes, commit_from_dict, header_bytes, header_from_dict
 from ledger.errors import BlockError, EncodingError, StoreError
-from ledger.store import BlockStore, StoredBlock, check_commit_for, settlement_ids
+from ledger.store import (
+    VALIDATOR_UPDATE_MARKER,
+    BlockStore,
+    StoredBlock,
+    changes_validators,
+    check_commit_for,
+    settlement_ids,
+)
 from ledger.types import Block, Commit, Tx
 
 SCHEMA = """
@@ -36,13 +44,18 @@ CREATE TABLE IF NOT EXISTS settlements (
 );
 """
 
+# Version 1 adds the heights of the blocks that change the validator set, found once in the
+# stored transactions of an older store.
+INDEX_VERSION = 1
+
 
 class SqliteBlockStore(BlockStore):
     """Blocks in one SQLite file. Open with ``await SqliteBlockStore.open(path)``."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path, *, indexed: bool = True) -> None:
         self._conn = conn
         self._path = path
+        self._indexed = indexed  # holds ``validator_changes`` (an older store read-only: not)
 
     @classmethod
     async def open(cls, path: Path, *, readonly: bool = False) -> SqliteBlockStore:
@@ -63,11 +76,13 @@ class SqliteBlockStore(BlockStore):
                 await conn.execute("PRAGMA journal_mode=WAL")
                 await conn.execute("PRAGMA synchronous=FULL")
                 await conn.executescript(SCHEMA)
+                await _upgrade(conn)
             await conn.execute("SELECT count(*) FROM blocks")
+            indexed = await _index_version(conn) >= INDEX_VERSION
         except sqlite3.Error as exc:
             await conn.close()  # the connection's thread would otherwise keep the process alive
             raise StoreError(f"{path}: not a usable block store: {exc}") from exc
-        return cls(conn, path)
+        return cls(conn, path, indexed=indexed)
 
     async def close(self) -> None:
         await self._conn.close()
@@ -81,9 +96,16 @@ class SqliteBlockStore(BlockStore):
         return int(row[0]) if row and row[0] is not None else 0
 
     async def append(
-        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+        self,
+        block: Block,
+        commit: Commit | None,
+        *,
+        last_commit: Commit | None = None,
+        settlements: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         h = block.header.height
+        if settlements is None:
+            settlements = settlement_ids(block)
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -106,8 +128,17 @@ class SqliteBlockStore(BlockStore):
                 await self._conn.executemany(
                     "INSERT OR IGNORE INTO settlements (settlement_id, height, idx) "
                     "VALUES (?, ?, ?)",
-                    [(sid, h, i) for sid, i in settlement_ids(block)],
+                    [
+                        (sid, h, i)
+                        for sid, i in (
+                            settlement_ids(block) if settlements is None else settlements
+                        )
+                    ],
                 )
+                if changes_validators(block):
+                    await self._conn.execute(
+                        "INSERT INTO validator_changes (height) VALUES (?)", (h,)
+                    )
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
@@ -145,6 +176,18 @@ class SqliteBlockStore(BlockStore):
             await self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: replace_commit {height}: {exc}") from exc
+
+    async def change_heights(self, up_to: int) -> list[int]:
+        if not self._indexed:
+            return await super().change_heights(up_to)
+        try:
+            async with self._conn.execute(
+                "SELECT height FROM validator_changes WHERE height <= ? ORDER BY height", (up_to,)
+            ) as cur:
+                rows = await cur.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: {exc}") from exc
+        return [int(row[0]) for row in rows]
 
     async def heights_containing(self, needle: bytes, up_to: int) -> list[int]:
         try:
@@ -196,3 +239,30 @@ class SqliteBlockStore(BlockStore):
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: {exc}") from exc
         return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def _upgrade(conn: aiosqlite.Connection) -> None:
+    """Bring an older store's indexes up to ``INDEX_VERSION`` (in one transaction)."""
+    if await _index_version(conn) >= INDEX_VERSION:
+        return
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS validator_changes (height INTEGER PRIMARY KEY)"
+        )
+        await conn.execute(
+            "INSERT OR IGNORE INTO validator_changes (height) "
+            "SELECT DISTINCT height FROM txs WHERE instr(data, ?) > 0",
+            (VALIDATOR_UPDATE_MARKER,),
+        )
+        await conn.execute(f"PRAGMA user_version = {INDEX_VERSION}")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+
+
+async def _index_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return 0 if row is None else int(row[0])

@@ -1,9 +1,10 @@
 """The block store: a small interface, and its in-memory twin for tests.
 
 A store holds committed blocks in height order, each with the commit certificate that
-made it final, and an index from settlement id to (height, transaction index) for
-receipts. The state is not stored: it is rebuilt by replaying (and so re-verifying) the
-blocks from genesis (``ledger.chain.replay``).
+made it final, an index from settlement id to (height, transaction index) for receipts, and
+the heights of the blocks that change the validator set (every receipt carries those). The
+state is not stored: it is rebuilt by replaying (and so re-verifying) the blocks from
+genesis (``ledger.chain.replay``).
 
 ``get`` raises ``BlockError`` naming the height when stored bytes cannot be read back
 (corruption), so tools report it like any other bad block.
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from ledger.codec import block_id
 from ledger.errors import StoreError
-from ledger.tx import CREDIT, SETTLEMENT
+from ledger.tx import CREDIT, SETTLEMENT, VALIDATOR_UPDATE
 from ledger.types import Block, Commit
 
 
@@ -26,6 +27,15 @@ from ledger.types import Block, Commit
 class StoredBlock:
     block: Block
     commit: Commit | None
+
+
+# The canonical bytes of a validator update hold exactly this (and no other record's do).
+VALIDATOR_UPDATE_MARKER = b'"type":"' + VALIDATOR_UPDATE.encode() + b'"'
+
+
+def changes_validators(block: Block) -> bool:
+    """Whether a block may hold a validator update (a cheap look at the bytes)."""
+    return any(VALIDATOR_UPDATE_MARKER in tx.data for tx in block.txs)
 
 
 def settlement_ids(block: Block) -> list[tuple[str, int]]:
@@ -63,9 +73,18 @@ class BlockStore(ABC):
 
     @abstractmethod
     async def append(
-        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+        self,
+        block: Block,
+        commit: Commit | None,
+        *,
+        last_commit: Commit | None = None,
+        settlements: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         """Store the next block and its certificate atomically (one unit of work).
+
+        ``settlements``: the block's (settlement id, tx index) pairs when the caller has
+        its records decoded already (a validator that just checked the block); else the
+        store reads them from the transactions (``settlement_ids``).
 
         A validator stores a block the moment it is decided, with the certificate it holds;
         the next block's header binds the canonical one (``last_commit_hash``), which may hold
@@ -113,6 +132,12 @@ class BlockStore(ABC):
                 found.append(height)
         return found
 
+    async def change_heights(self, up_to: int) -> list[int]:
+        """Heights ``<= up_to`` of the blocks that may hold a validator update, ascending
+        (``changes_validators``). Stores keep them as they append, so a receipt does not
+        look through every block."""
+        return await self.heights_containing(VALIDATOR_UPDATE_MARKER, up_to)
+
     async def blocks(self, start: int = 1) -> AsyncIterator[StoredBlock]:
         """Every block from ``start`` to the top, in order."""
         top = await self.height()
@@ -129,12 +154,18 @@ class MemoryBlockStore(BlockStore):
     def __init__(self) -> None:
         self._blocks: list[StoredBlock] = []
         self._settlements: dict[str, tuple[int, int]] = {}
+        self._changes: list[int] = []
 
     async def height(self) -> int:
         return len(self._blocks)
 
     async def append(
-        self, block: Block, commit: Commit | None, *, last_commit: Commit | None = None
+        self,
+        block: Block,
+        commit: Commit | None,
+        *,
+        last_commit: Commit | None = None,
+        settlements: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         expected = len(self._blocks) + 1
         if block.header.height != expected:
@@ -143,9 +174,14 @@ class MemoryBlockStore(BlockStore):
             below = self._blocks[-1]
             check_commit_for(below.block, last_commit)
             self._blocks[-1] = StoredBlock(below.block, last_commit)
-        for sid, index in settlement_ids(block):
+        for sid, index in settlement_ids(block) if settlements is None else settlements:
             self._settlements.setdefault(sid, (expected, index))
+        if changes_validators(block):
+            self._changes.append(expected)
         self._blocks.append(StoredBlock(block, commit))
+
+    async def change_heights(self, up_to: int) -> list[int]:
+        return [h for h in self._changes if h <= up_to]
 
     async def replace_commit(self, height: int, commit: Commit) -> None:
         top = len(self._blocks)

@@ -12,6 +12,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from ledger.amounts import PricedInterval, settlement_amount
+from ledger.canonical import encode_decoded
 from ledger.checked import Checked, CheckedTxs
 from ledger.codec import tx_record, vote_from_dict
 from ledger.errors import (
@@ -361,39 +362,64 @@ def signer_key(record: Mapping[str, Any], view: LedgerView) -> bytes | None:
 
 
 def validate_checked(
-    tx: Tx, view: LedgerView, *, height: int, cache: CheckedTxs | None
+    tx: Tx,
+    view: LedgerView,
+    *,
+    height: int,
+    cache: CheckedTxs | None,
+    parsed: dict[str, Any] | None = None,
 ) -> Mapping[str, Any]:
     """``validate_record`` of ``tx``'s record, decoding and verifying it only if ``cache``
-    holds no earlier check of it (and keeping this one); return the record."""
+    holds no earlier check of it (and keeping this one); return the record.
+
+    ``parsed``: the record already parsed from ``tx.data`` (by a frame reader), only checked
+    to encode back to exactly those bytes rather than parsed again.
+    """
     hit = cache.get(tx.data) if cache is not None else None
     if hit is not None:
         validate_record(hit.record, view, height=height, checked=hit)
         return hit.record
-    record = decode_tx(tx)
+    record = decode_tx(tx, parsed)
     validate_record(record, view, height=height)
     if cache is not None:
         cache.put(tx.data, Checked(record, signer_key(record, view)))
     return record
 
 
-def decode_tx(tx: Tx) -> dict[str, Any]:
+def decode_tx(tx: Tx, parsed: dict[str, Any] | None = None) -> dict[str, Any]:
     """A transaction's record; oversized or non-canonical bytes are a ``SchemaError``.
 
-    The record keeps its bytes (``CanonicalRecord``) for the signature check.
+    The record keeps its bytes (``CanonicalRecord``) for the signature check. With
+    ``parsed`` (the record a reader parsed from these bytes), the bytes are not parsed
+    again: the record must encode back to them exactly.
     """
     if len(tx.data) > MAX_TX_BYTES:
         raise SchemaError(
             "transaction too large", expected=f"<= {MAX_TX_BYTES} bytes", received=len(tx.data)
         )
+    if parsed is not None:
+        try:
+            canonical = encode_decoded(parsed) == tx.data
+        except (UnicodeError, RecursionError, ValueError):
+            canonical = False
+        if not canonical:
+            raise SchemaError("transaction: bytes are valid JSON but not in canonical form")
+        return CanonicalRecord(parsed, tx.data)
     try:
         return CanonicalRecord(tx_record(tx), tx.data)
     except EncodingError as exc:
         raise SchemaError(f"transaction: {exc}") from exc
 
 
-def validate_tx(tx: Tx, state: State, *, cache: CheckedTxs | None = None) -> Mapping[str, Any]:
+def validate_tx(
+    tx: Tx,
+    state: State,
+    *,
+    cache: CheckedTxs | None = None,
+    parsed: dict[str, Any] | None = None,
+) -> Mapping[str, Any]:
     """Check a transaction for inclusion in the next block after ``state``; return its record.
 
     With ``cache``, a transaction checked before is not decoded or verified again.
     """
-    return validate_checked(tx, state, height=state.height + 1, cache=cache)
+    return validate_checked(tx, state, height=state.height + 1, cache=cache, parsed=parsed)

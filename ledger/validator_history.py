@@ -94,9 +94,7 @@ def change_from_dict(data: Any) -> ValidatorChange:
 async def collect_changes(store: BlockStore, up_to: int) -> tuple[ValidatorChange, ...]:
     """Every block at or below ``up_to`` holding a validator update, with proofs."""
     changes = []
-    # Canonical bytes of an update hold this exactly: only those blocks are read.
-    marker = b'"type":"' + VALIDATOR_UPDATE.encode() + b'"'
-    for height in await store.heights_containing(marker, up_to):
+    for height in await store.change_heights(up_to):  # kept by the store: no scan
         stored = await store.get(height)
         if stored is None or stored.commit is None:
             break

@@ -21,12 +21,14 @@ from chargepoint.config import StationConfig
 from chargepoint.ev import Ev, EvSpec
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.runner import runner_for
+from chargepoint.session_report import SessionReport
 from chargepoint.transaction import IdToken
 from csms.model import NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
 from simulators.scenario import Scenario, draw_ev
+from simulators.summary import departure_outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +47,14 @@ class FleetResult:
     stations: int
     errors: list[str]
     achieved_speed: float | None = None  # the slowest station clock's real speed
+    departures: tuple[str, ...] = ()  # each EV's departure outcome (``summary.departure_outcome``)
 
 
 @dataclass(frozen=True, slots=True)
 class StationRun:
     errors: list[str]
     achieved_speed: float  # station seconds per wall second over the run
+    departures: tuple[str, ...] = ()
 
 
 def plan_fleet(
@@ -160,10 +164,26 @@ async def run_station(
         new_ev_for=lambda evse: ev_factory(scenario, random.Random(evse_seed(seed, evse))),
     )
     clock = AcceleratedClock(speed=scenario.speed, start=plan.start)
-    runner = runner_for(config, clock=clock, meters=meters)
+    departures: list[str] = []
+
+    def on_session(report: SessionReport) -> None:
+        """The EV that just left (still behind its meter): did it get its target?"""
+        ev = meters[report.evse_id].ev
+        departures.append(
+            departure_outcome(
+                target_soc_pct=ev.spec.target_soc_pct,
+                arrival_soc_pct=report.soc_start if report.soc_start is not None else 0,
+                final_soc_pct=ev.soc_pct,
+                capacity_wh=ev.spec.capacity_wh,
+                max_charge_w=ev.spec.max_charge_w,
+                seconds=report.seconds,
+            )
+        )
+
+    runner = runner_for(config, clock=clock, meters=meters, on_session=on_session)
     code = await runner.run()
     errors = [] if code == 0 else [f"{plan.station_id}: {e}" for e in runner.errors]
-    return StationRun(errors, clock.achieved_speed())
+    return StationRun(errors, clock.achieved_speed(), tuple(departures))
 
 
 async def run_fleet(scenario: Scenario, plans: list[StationPlan], csms_url: str) -> FleetResult:
@@ -177,10 +197,12 @@ async def run_fleet(scenario: Scenario, plans: list[StationPlan], csms_url: str)
     )
     errors: list[str] = []
     speeds: list[float] = []
+    departures: list[str] = []
     for plan, result in zip(plans, results, strict=True):
         if isinstance(result, BaseException):
             errors.append(f"{plan.station_id}: {result or type(result).__name__}")
         else:
             errors.extend(result.errors)
             speeds.append(result.achieved_speed)
-    return FleetResult(len(plans), errors, min(speeds) if speeds else None)
+            departures.extend(result.departures)
+    return FleetResult(len(plans), errors, min(speeds) if speeds else None, tuple(departures))

@@ -171,6 +171,7 @@ async def run_scenario(
         wall_seconds=time.monotonic() - started,
         speed=scenario.speed,
         achieved_speed=result.achieved_speed,
+        departures=result.departures,
     )
     return FleetRun(summary, errors)
 

@@ -21,6 +21,29 @@ class SessionOutcome:
     commit_latency_s: float | None  # settlement written -> committed
 
 
+MET, MISSED, OUT_OF_REACH = "met", "missed", "out of reach"
+TARGET_TOLERANCE_PCT = 1.0  # within one SoC point of the target counts as met
+
+
+def departure_outcome(
+    *,
+    target_soc_pct: float,
+    arrival_soc_pct: float,
+    final_soc_pct: float,
+    capacity_wh: int,
+    max_charge_w: int,
+    seconds: float,
+) -> str:
+    """Whether an EV left with its target SoC (within one point): ``met``, ``missed``, or
+    ``out of reach`` when charging at its limit for the whole stay could not have got it there."""
+    if final_soc_pct >= target_soc_pct - TARGET_TOLERANCE_PCT:
+        return MET
+    needed_wh = capacity_wh * (target_soc_pct - arrival_soc_pct) / 100
+    if needed_wh > max_charge_w * seconds / 3600:
+        return OUT_OF_REACH
+    return MISSED
+
+
 @dataclass(frozen=True, slots=True)
 class Summary:
     stations: int
@@ -37,6 +60,9 @@ class Summary:
     wall_seconds: float
     speed: float | None = None  # simulated seconds per wall second asked for
     achieved_speed: float | None = None  # what the slowest station clock really ran at
+    targets_met: int = 0  # EVs that left within one SoC point of their target
+    targets_missed: int = 0  # EVs that could have reached it and did not
+    targets_out_of_reach: int = 0  # EVs that could not have, even charging all the time
 
     @property
     def slowed_pct(self) -> float:
@@ -76,7 +102,9 @@ def summarise(
     wall_seconds: float,
     speed: float | None = None,
     achieved_speed: float | None = None,
+    departures: Sequence[str] = (),
 ) -> Summary:
+    """The run's figures; ``departures`` holds each EV's ``departure_outcome``."""
     latencies = [o.commit_latency_s for o in outcomes if o.commit_latency_s is not None]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     return Summary(
@@ -94,4 +122,7 @@ def summarise(
         wall_seconds=round(wall_seconds, 2),
         speed=speed,
         achieved_speed=None if achieved_speed is None else round(achieved_speed, 1),
+        targets_met=sum(d == MET for d in departures),
+        targets_missed=sum(d == MISSED for d in departures),
+        targets_out_of_reach=sum(d == OUT_OF_REACH for d in departures),
     )

@@ -40,6 +40,10 @@ class Station16(Station):
         self.remote_start_ids = itertools.count(1)  # 1.6 has none: numbered here
         self.reset_reason = "HardReset"  # or SoftReset: how the last Reset ends transactions
 
+    def charging_needs_call(self, evse_id: int) -> Any | None:
+        """None: 1.6 has no message for an EV's charging needs."""
+        return None
+
     def transaction_for(self, csms_id: int) -> str | None:
         """The station's transaction id for a CSMS transactionId, if it is running here."""
         running = set(self.running_transactions())

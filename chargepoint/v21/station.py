@@ -2,8 +2,9 @@
 
 Once a transaction's Started event has gone out (at once, or replayed after boot or an
 outage), the EV behind the EVSE (if the meter has one: an ISO 15118-20 EV) states its
-charging needs. NotifyAllowedEnergyTransfer is remembered per transaction, and a
-discharge it does not allow is refused.
+charging needs with V2X parameters (the shared ``Station`` sends them; 2.1 only shapes them).
+NotifyAllowedEnergyTransfer is remembered per transaction, and a discharge it does not allow
+is refused.
 """
 
 from __future__ import annotations
@@ -11,19 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chargepoint.errors import CallErrorReceived, CallFailed, NotConnected
-from chargepoint.ev import Ev
+from chargepoint.ev_needs import ev_behind
 from chargepoint.station import Station
 from chargepoint.transaction import EventType, TxEvent
 from chargepoint.v21.needs import charging_needs_call
 
 LOG = logging.getLogger(__name__)
-
-
-def ev_behind(meter: object) -> Ev | None:
-    """The EV model behind a meter, if the meter has one."""
-    ev = getattr(meter, "ev", None)
-    return ev if isinstance(ev, Ev) else None
 
 
 class Station21(Station):
@@ -32,46 +26,17 @@ class Station21(Station):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.allowed_transfer: dict[str, tuple[str, ...]] = {}  # transaction id -> modes
-        self._needs_due: dict[str, int] = {}  # transaction id -> EVSE, needs not sent yet
 
     async def submit(self, event: TxEvent) -> None:
-        """Queue and send ``event``; once a Started event is through, the EV's charging needs."""
-        if event.event_type is EventType.STARTED:
-            self._needs_due[event.transaction_id] = event.evse_id
-        elif event.event_type is EventType.ENDED:
-            self._needs_due.pop(event.transaction_id, None)
+        """Queue and send ``event``; an ended transaction's allowed transfers are forgotten."""
+        if event.event_type is EventType.ENDED:
             self.allowed_transfer.pop(event.transaction_id, None)
         await super().submit(event)
 
-    async def flush(self) -> None:
-        """Send queued events, then the needs of transactions whose Started went through.
-
-        A Started event may be queued (offline, or before the boot was accepted): the needs
-        follow it whenever it is delivered, never before it.
-        """
-        await super().flush()
-        if not self._needs_due or not self.online.is_set():
-            return
-        queued = {e.transaction_id for e in self.queue.pending()}
-        for transaction_id, evse_id in list(self._needs_due.items()):
-            if transaction_id in queued:
-                continue
-            del self._needs_due[transaction_id]
-            tx = self.evses[evse_id].transaction
-            if tx is not None and tx.transaction_id == transaction_id:
-                await self.send_charging_needs(evse_id)
-
-    async def send_charging_needs(self, evse_id: int) -> None:
-        """NotifyEVChargingNeeds for the EV on ``evse_id``; best effort (none without an EV)."""
+    def charging_needs_call(self, evse_id: int) -> Any | None:
+        """2.1's NotifyEVChargingNeeds, with V2X parameters (an ISO 15118-20 EV)."""
         ev = ev_behind(self.meters[evse_id])
-        if ev is None:
-            return
-        try:
-            await self.send(charging_needs_call(evse_id, ev, self.clock.now()))
-        except CallErrorReceived as exc:
-            self.report(exc)
-        except (CallFailed, NotConnected) as exc:
-            LOG.info("%s: charging needs of EVSE %s not sent: %s", self.station_id, evse_id, exc)
+        return None if ev is None else charging_needs_call(evse_id, ev, self.clock.now())
 
     def allow_transfer(self, transaction_id: str, modes: tuple[str, ...]) -> bool:
         """Record the transfer modes the CSMS allows; False if no such transaction runs here."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from csms.blocks import (
     authorization,
     availability,
+    firmware,
     meter_values,
     provisioning,
     security,
+    smart_charging,
     station_events,
     transactions,
 )
@@ -21,5 +23,7 @@ HANDLERS_201: dict[str, Handler[StationContext]] = {
     **transactions.HANDLERS,
     **meter_values.HANDLERS,
     **security.HANDLERS,
+    **smart_charging.HANDLERS,
     **station_events.HANDLERS,
+    **firmware.HANDLERS,
 }

@@ -1,4 +1,8 @@
-"""Block B, Provisioning: BootNotification (B01) and NotifyReport (B07)."""
+"""Block B, Provisioning: BootNotification (B01) and NotifyReport (B07).
+
+A report is stored as received; what it says about the EVSEs' power and discharge
+(``csms.evse_limits``) is kept for the dispatch bounds.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import json
 from typing import Any
 
 from csms.context import StationContext
+from csms.evse_limits import facts_from_report
 from csms.ocpp.rpc import Handler
+from csms.store.evse_caps import EvseCapsStore
 
 
 async def on_boot_notification(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +42,10 @@ async def on_notify_report(ctx: StationContext, payload: dict[str, Any]) -> dict
         payload["generatedAt"],
         json.dumps(payload, separators=(",", ":")),
     )
+    facts = facts_from_report(payload.get("reportData") or ())
+    if facts:
+        services = ctx.services
+        await EvseCapsStore(services.store).record(ctx.station_id, facts, services.now_text())
     return {}
 
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from csms.store.sqlite import CsmsStore
+from csms.timeutil import format_timestamp, parse_timestamp
+
+MAX_CANDIDATES = 50  # needs read to find a session's (an EV states a few per session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +93,56 @@ class ChargingNeedsStore:
         )
         return None if row is None else _needs(row)
 
-    async def last_between(
-        self, station_id: str, evse_id: int, since: str, until: str | None
-    ) -> EvChargingNeeds | None:
-        """The last needs received on one EVSE in [since, until] (RFC 3339 UTC texts as
-        stored; ``until`` None: up to now): what the EV of a session asked for."""
-        bound = "" if until is None else " AND received_at <= ?"
+    async def station_time(self, station_id: str, evse_id: int, now: datetime) -> datetime | None:
+        """The station's clock at CSMS time ``now``, as the last live event of the session
+        running on ``evse_id`` shows it: that event's station time plus the CSMS time since it
+        was received (None without one). 2.0.1 needs carry no time of their own; an ISO 15118
+        EV states them right after the session starts, so this places them on the session's
+        clock, accelerated or not."""
         row = await self._store.fetchone(
-            f"SELECT {', '.join(_COLUMNS)} FROM ev_charging_needs"
-            f" WHERE station_id = ? AND evse_id = ? AND received_at >= ?{bound}"
-            " ORDER BY id DESC LIMIT 1",
-            (station_id, evse_id, since) + (() if until is None else (until,)),
+            "SELECT e.timestamp, e.received_at FROM transaction_events e"
+            " JOIN sessions s ON s.station_id = e.station_id"
+            " AND s.transaction_id = e.transaction_id"
+            " WHERE s.station_id = ? AND s.evse_id = ? AND s.state = 'active' AND e.offline = 0"
+            " ORDER BY e.received_at DESC, e.seq_no DESC LIMIT 1",
+            (station_id, evse_id),
         )
-        return None if row is None else _needs(row)
+        if row is None:
+            return None
+        try:
+            at, received = parse_timestamp(row[0]), parse_timestamp(row[1])
+        except ValueError:
+            return None
+        return at + max(timedelta(0), now - received)
+
+    async def for_session(
+        self, station_id: str, evse_id: int, start: datetime, end: datetime | None
+    ) -> EvChargingNeeds | None:
+        """The last needs an EV stated on one EVSE within a session's window [start, end]
+        (``end`` None: still running), by the station's own clock (``timestamp``, the clock of
+        the session's times, accelerated in a simulation), else by the CSMS's receive time.
+
+        The stored texts are narrowed by a day either way in SQL (offsets, precision), then
+        compared as instants; at most ``MAX_CANDIDATES`` rows are read.
+        """
+        low = format_timestamp(start - timedelta(days=1))
+        high = "9999" if end is None else format_timestamp(end + timedelta(days=1))
+        rows = await self._store.fetchall(
+            f"SELECT {', '.join(_COLUMNS)} FROM ev_charging_needs"
+            " WHERE station_id = ? AND evse_id = ?"
+            " AND COALESCE(timestamp, received_at) >= ? AND COALESCE(timestamp, received_at) <= ?"
+            " ORDER BY id DESC LIMIT ?",
+            (station_id, evse_id, low, high, MAX_CANDIDATES),
+        )
+        for row in rows:
+            needs = _needs(row)
+            try:
+                said = parse_timestamp(needs.timestamp or needs.received_at)
+            except ValueError:
+                continue
+            if start <= said and (end is None or said <= end):
+                return needs
+        return None
 
 
 def _needs(row: Sequence[Any]) -> EvChargingNeeds:

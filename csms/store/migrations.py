@@ -239,6 +239,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX station_events_station ON station_events (station_id, id);
     """,
+    # what each station reported its EVSEs can do (EVSE 0: the whole station), latest per kind,
+    # and the 1.6 configuration key holding a station's power rating (csms.evse_limits)
+    """
+    CREATE TABLE evse_capabilities (
+        station_id  TEXT NOT NULL REFERENCES stations (station_id) ON DELETE CASCADE,
+        evse_id     INTEGER NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('power', 'bidirectional')),
+        value       INTEGER NOT NULL,
+        source      TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (station_id, evse_id, kind)
+    );
+    ALTER TABLE station_settings ADD COLUMN power_key TEXT;
+    """,
     # where each transaction stands (csms.running), stored with each event: O(1) per event
     """
     CREATE TABLE transaction_progress (

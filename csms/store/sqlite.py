@@ -356,13 +356,13 @@ class CsmsStore:
     async def get_station_caps(self, station_id: str) -> StationCaps:
         """The operator's dispatch caps for a station (no caps, charge-only 2.0.1 by default)."""
         row = await self.fetchone(
-            "SELECT max_charge_w, max_discharge_w, discharge FROM station_settings"
+            "SELECT max_charge_w, max_discharge_w, discharge, power_key FROM station_settings"
             " WHERE station_id = ?",
             (station_id,),
         )
         if row is None:
             return StationCaps()
-        return StationCaps(row[0], row[1], str(row[2]))
+        return StationCaps(row[0], row[1], str(row[2]), row[3])
 
     async def set_station_caps(
         self,
@@ -371,6 +371,7 @@ class CsmsStore:
         max_charge_w: int | Keep | None = KEEP,
         max_discharge_w: int | Keep | None = KEEP,
         discharge: str | Keep = KEEP,
+        power_key: str | Keep | None = KEEP,
     ) -> None:
         """Change some of a registered station's dispatch caps (RegistryError otherwise)."""
         if discharge is not KEEP and discharge not in DISCHARGE_MODES:
@@ -388,6 +389,7 @@ class CsmsStore:
                 ("max_charge_w", max_charge_w),
                 ("max_discharge_w", max_discharge_w),
                 ("discharge", discharge),
+                ("power_key", power_key),
             )
             if value is not KEEP
         }

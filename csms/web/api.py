@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from csms.operators import Operator
@@ -18,6 +18,7 @@ from csms.web.models import (
     ConnectorOut,
     CreditOutcomeOut,
     CreditRequest,
+    OcppCallOut,
     ResetRequest,
     ResettleOut,
     SessionDetailOut,
@@ -182,6 +183,8 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             security_profile=v.security_profile,
             meter_key_sha256=v.meter_key_sha256,
             session_count=v.session_count,
+            auth_failures=v.auth_failures,
+            auth_held_s=v.auth_held_s,
         )
         for v in await review.stations()
     ]
@@ -209,6 +212,30 @@ async def station_events(
         )
         for e in events
     ]
+
+
+@router.post(
+    "/stations/{station_id}/ocpp/{action}",
+    response_model=OcppCallOut,
+    description="Send one OCPP message to a connected station: the body is its payload as the"
+    " specification writes it (camelCase), checked against the schema of the station's OCPP"
+    " version; a charging profile in it is clamped to the dispatch bounds first.",
+)
+async def ocpp_call(
+    station_id: str,
+    action: str,
+    body: Annotated[dict[str, Any], Body()],
+    operator: Actor,
+    review: Review,
+) -> OcppCallOut:
+    done = await review.ocpp_call(operator, station_id, action, body)
+    return OcppCallOut(
+        station_id=station_id,
+        action=action,
+        request=done.request,
+        response=done.response,
+        clamped=list(done.clamped),
+    )
 
 
 @router.post("/stations/{station_id}/start", response_model=ActionOut)

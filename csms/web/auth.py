@@ -17,7 +17,14 @@ import time
 
 from fastapi import Request
 
-from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, OperatorRegistry, read_session
+from csms.operators import (
+    COOKIE_NAME,
+    COOKIE_TTL_S,
+    Operator,
+    OperatorRegistry,
+    read_session,
+    session_name,
+)
 from csms.store.sqlite import CsmsStore
 from csms.throttle import AuthThrottle
 from csms.web.errors import Forbidden, TooManyAttempts, Unauthorized
@@ -79,7 +86,7 @@ class Auth:
         """
         value = request.cookies.get(COOKIE_NAME)
         now = int(time.time())
-        if not value or read_session(self.secret, value, now) is None:
+        if not value or await self._vouched(value, now) is None:
             return
         issued_at = int(value.rsplit(".", 2)[1])
         await self._store.execute_write(
@@ -114,11 +121,20 @@ class Auth:
             raise Unauthorized("wrong name or password")
         return operator
 
+    async def _vouched(self, value: str, now: int) -> str | None:
+        """The operator a cookie vouches for: signed here, unexpired, under the operator's
+        current password (``csms.operators.sign_session``); None otherwise."""
+        claimed = session_name(value)
+        stamp = None if claimed is None else await self.registry.session_stamp(claimed)
+        if stamp is None:  # malformed, or the operator is gone
+            return None
+        return read_session(self.secret, value, now, stamp=stamp)
+
     async def cookie(self, request: Request) -> Operator | None:
         value = request.cookies.get(COOKIE_NAME)
         if not value:
             return None
-        name = read_session(self.secret, value, int(time.time()))
+        name = await self._vouched(value, int(time.time()))
         if name is None or await self._is_revoked(value):
             return None
         return await self.registry.get(name)

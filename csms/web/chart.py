@@ -28,6 +28,7 @@ class SocMarks:
     target_pct: float | None = None
     reserve_pct: float | None = None
     departure: datetime | None = None
+    target_energy_wh: int | None = None  # what the EV asked for by its departure (not drawn)
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,8 @@ class StationOut(BaseModel):
     security_profile: int | None = Field(None, description="its own; null: the CSMS's")
     meter_key_sha256: str | None = Field(None, description="SHA-256 of the meter key's DER")
     session_count: int = 0
+    auth_failures: int = Field(0, description="failed or refused handshakes since the CSMS started")
+    auth_held_s: int = Field(0, description="seconds its id is still refused after failures")
 
 
 class StartRequest(BaseModel):
@@ -171,6 +173,14 @@ class ActionOut(BaseModel):
     station_id: str
     action: str
     response: dict[str, Any]
+
+
+class OcppCallOut(BaseModel):
+    station_id: str
+    action: str
+    request: dict[str, Any]  # as sent: a charging profile after clamping to the bounds
+    response: dict[str, Any]  # the station's answer
+    clamped: list[str]  # what the bounds changed in the request, one line each
 
 
 class ResettleOut(BaseModel):

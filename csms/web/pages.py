@@ -112,7 +112,12 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(_safe_next(form.get("next", "/sessions")), status_code=303)
     response.set_cookie(
         COOKIE_NAME,
-        sign_session(auth.secret, operator.name, int(time.time())),
+        sign_session(
+            auth.secret,
+            operator.name,
+            int(time.time()),
+            await auth.registry.session_stamp(operator.name) or "",
+        ),
         max_age=COOKIE_TTL_S,
         httponly=True,
         samesite="strict",
@@ -193,6 +198,7 @@ async def session_page(
     operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     detail = await review.session(review_id)
+    marks = await review.soc_marks(detail)
     auth: Auth = request.app.state.auth
     return render(
         request,
@@ -202,8 +208,9 @@ async def session_page(
         chart=session_chart(
             chart_series(detail.chart),
             boundaries=tariff_boundaries(detail.intervals),
-            marks=await review.soc_marks(detail),
+            marks=marks,
         ),
+        marks=marks,
         chart_points=CHART_POINTS,
         can_credit=operator.can_act
         and review.deps.setup is not None

@@ -15,7 +15,7 @@ from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
 from csms.dispatch_limits import discharge_summary
-from csms.errors import RegistryError, StationCallError, StationNotConnected
+from csms.errors import OcppCallError, RegistryError, StationCallError, StationNotConnected
 from csms.evidence import MeterKeyError, key_fingerprint, parse_public_key
 from csms.model import SettlementRecord
 from csms.operators import Operator
@@ -27,8 +27,10 @@ from csms.review import (
     load_detail,
     load_rows,
 )
+from csms.service import OperatorCall
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
+from csms.store.evse_caps import EvseCapsStore
 from csms.store.station_events import StationEvent, StationEventsStore
 from csms.store.station_overview import OpenTransaction, StationOverview
 from csms.timeutil import format_timestamp, parse_timestamp
@@ -68,6 +70,8 @@ class StationView:
     meter_key_problem: str | None = None  # a stored key that cannot be read
     session_count: int = 0
     open_transactions: tuple[OpenTransaction, ...] = ()
+    auth_failures: int = 0  # failed or refused handshakes since the CSMS started
+    auth_held_s: int = 0  # seconds its id is still refused from addresses that failed
 
 
 def meter_key_summary(meter_key: str | None) -> tuple[str | None, str | None]:
@@ -145,25 +149,22 @@ class ReviewService:
     async def soc_marks(self, detail: SessionDetail) -> SocMarks:
         """The target SoC and departure the session's EV reported, and the dispatcher's reserve.
 
-        The EV's needs are the last received on the session's EVSE from shortly before its
-        start (``NEEDS_SLACK``: its first messages may beat the transaction's own start) to its end.
+        The EV's needs are the last it stated on the session's EVSE from shortly before the
+        session's start (``NEEDS_SLACK``: they may beat the transaction's own start) to its end.
         """
         row = detail.row
         needs = None
         start = _moment(row.started_at)
         if row.evse_id is not None and start is not None:
-            end = _moment(row.ended_at)
-            needs = await ChargingNeedsStore(self.deps.store).last_between(
-                row.station_id,
-                row.evse_id,
-                format_timestamp(start - NEEDS_SLACK),
-                None if end is None else format_timestamp(end),
+            needs = await ChargingNeedsStore(self.deps.store).for_session(
+                row.station_id, row.evse_id, start - NEEDS_SLACK, _moment(row.ended_at)
             )
         departure = _moment(needs.departure_time) if needs is not None else None
         return SocMarks(
             target_pct=None if needs is None or needs.target_soc is None else needs.target_soc,
             reserve_pct=self.deps.reserve_soc_pct,
             departure=departure,
+            target_energy_wh=None if needs is None else needs.target_energy_wh,
         )
 
     async def receipt(self, review_id: str) -> dict[str, Any]:
@@ -224,6 +225,9 @@ class ReviewService:
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
             fingerprint, key_problem = meter_key_summary(station.meter_key)
+            failures, held = (
+                server.auth_standing(station.station_id) if server is not None else (0, 0)
+            )
             views.append(
                 StationView(
                     station_id=station.station_id,
@@ -238,6 +242,7 @@ class ReviewService:
                     discharge=discharge_summary(
                         connected.get(station.station_id),
                         await self.deps.store.get_station_caps(station.station_id),
+                        await EvseCapsStore(self.deps.store).facts(station.station_id),
                     ),
                     last_ocpp_version=await overview.last_protocol(station.station_id),
                     tolerance=await self.deps.store.get_tolerance(station.station_id),
@@ -247,6 +252,8 @@ class ReviewService:
                     meter_key_problem=key_problem,
                     session_count=counts.get(station.station_id, 0),
                     open_transactions=tuple(await overview.open_transactions(station.station_id)),
+                    auth_failures=failures,
+                    auth_held_s=held,
                 )
             )
         return views
@@ -289,6 +296,23 @@ class ReviewService:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         raise BadRequest(f"unknown action {action!r}")
+
+    async def ocpp_call(
+        self, operator: Operator, station_id: str, action: str, request: dict[str, Any]
+    ) -> OperatorCall:
+        """Any message an operator may send (``csms.operator_calls``), schema-checked."""
+        stations = self._live()
+        log.info("%s sends %s to %s", operator.name, action, station_id)
+        try:
+            return await stations.operator_call(station_id, action, request)
+        except StationNotConnected as exc:
+            raise Conflict(str(exc)) from None
+        except StationCallError as exc:  # a CALLERROR or no answer in time
+            raise Upstream(f"{station_id}: {exc}") from None
+        except OcppCallError as exc:  # the request breaks the version's schema
+            raise BadRequest(f"{action}: {exc}") from None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
 
     async def resettle(self, operator: Operator, review_id: str) -> SettlementOutcome:
         """Re-check a flagged session with today's meter key; settle it if it now passes."""

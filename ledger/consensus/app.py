@@ -29,11 +29,13 @@ def encode_value(block: Block, last_commit: Commit | None) -> bytes:
     return b'{"block":' + block_bytes(block) + b',"last_commit":' + commit + b"}"
 
 
-def decode_value(value: bytes) -> tuple[Block, Commit | None]:
+def decode_value(
+    value: bytes, *, known: Callable[[bytes], bool] | None = None
+) -> tuple[Block, Commit | None]:
     """Raise ``LedgerError`` (an ``EncodingError``) unless ``value`` is a value's form.
 
     Its transactions are taken as they stand (``read_block``): validating the block checks
-    that each is canonical.
+    that each is canonical. ``known``: transactions checked before, found without parsing.
     """
     try:
         text = value.decode("utf-8")
@@ -41,7 +43,7 @@ def decode_value(value: bytes) -> tuple[Block, Commit | None]:
         raise EncodingError(f"value: not UTF-8: {exc}") from exc
     if not text.startswith('{"block":'):
         raise EncodingError("value: expected an object with block and last_commit")
-    block, pos = read_block(text, len('{"block":'))
+    block, pos = read_block(text, len('{"block":'), known=known)
     if not text.startswith(',"last_commit":', pos):
         raise EncodingError("value: expected an object with block and last_commit")
     pos += len(',"last_commit":')
@@ -104,7 +106,8 @@ class LedgerApp:
         """``decode_value``, once per value: a proposal arrives from every peer's gossip."""
         found = self._decoded.get(value)
         if found is None:
-            found = decode_value(value)
+            known = None if self._txs is None else self._txs.__contains__
+            found = decode_value(value, known=known)
             self._remember(value, found)
         return found
 

@@ -28,10 +28,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from ledger.codec import tx_hash, tx_record
-from ledger.consensus.errors import ConsensusError, HandshakeFailed, SubmitRejected
+from ledger.consensus.errors import ConsensusError, HandshakeFailed, SubmitBusy, SubmitRejected
 from ledger.consensus.handshake import Role, ValidatorKeys
 from ledger.consensus.peers import greet
 from ledger.consensus.wire import (
+    Busy,
     GetReceipt,
     Receipt,
     ReceiptDoc,
@@ -46,7 +47,7 @@ from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.types import Tx
 
 MAX_FRAME = 16 * 1024 * 1024
-UNREACHABLE = (TimeoutError, OSError, WebSocketException, HandshakeFailed)
+UNREACHABLE = (TimeoutError, OSError, WebSocketException, HandshakeFailed, SubmitBusy)
 
 
 class SubmitFailed(ConsensusError):
@@ -202,8 +203,8 @@ class ValidatorClient:
             return session
 
     async def _forget(self, url: str, exc: BaseException) -> None:
-        """Drop a connection that failed (not one that is only slow to answer)."""
-        if isinstance(exc, TimeoutError):
+        """Drop a connection that failed (not one that is only slow or busy)."""
+        if isinstance(exc, TimeoutError | SubmitBusy):
             return
         session = self._sessions.pop(url, None)
         if session is not None:
@@ -343,6 +344,9 @@ class ValidatorSession:
                     self._resolve_submit(msg.tx_hash, msg)
                 elif isinstance(msg, Rejected):
                     self._resolve_submit(msg.tx_hash, SubmitRejected(msg.reason))
+                elif isinstance(msg, Busy):
+                    busy = SubmitBusy(f"{self.url}: too many submissions waiting, try later")
+                    self._resolve_submit(msg.tx_hash, busy)
                 elif isinstance(msg, ReceiptDoc):
                     for fut in self._queries.pop(msg.settlement_id, []):
                         if not fut.done():
@@ -352,7 +356,7 @@ class ValidatorSession:
             return
         self._fail_all(ConnectionError(f"{self.url}: connection closed"))
 
-    def _resolve_submit(self, key: bytes, outcome: Receipt | SubmitRejected) -> None:
+    def _resolve_submit(self, key: bytes, outcome: Receipt | SubmitRejected | SubmitBusy) -> None:
         if not key:  # a validator that names no transaction: one submission in flight
             key = next(iter(self._submits), b"")
         for fut in self._submits.pop(key, []):

@@ -9,6 +9,7 @@ One tree, rooted at :class:`ConsensusError`::
     ├── SignerStateError      the private validator's durable state is unreadable or inconsistent
     ├── EvidenceStoreError    the evidence file is corrupt before its last line
     ├── SubmitRejected        a submitted transaction fails validation against the state
+    ├── SubmitBusy            a validator refused a submission for now (too many waiting)
     └── HandshakeFailed       a connection's opening did not prove what it claimed (another
                               chain, not a validator, a signature that fails, a late answer)
 """
@@ -42,3 +43,8 @@ class SubmitRejected(ConsensusError):
 
 class HandshakeFailed(ConsensusError):
     """A connection's opening handshake failed: the connection is closed, nothing read."""
+
+
+class SubmitBusy(ConsensusError):
+    """A validator has too many submissions waiting on the connection: not admitted, try
+    again later or at another validator (unlike ``SubmitRejected``, nothing is wrong with it)."""

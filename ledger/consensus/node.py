@@ -41,7 +41,7 @@ from websockets.exceptions import WebSocketException
 
 from ledger.blocks import verify_block
 from ledger.chain import replay_top
-from ledger.checked import CheckedTxs
+from ledger.checked import CheckedTxs, settlement_index
 from ledger.codec import tx_hash
 from ledger.commit import commit_from_votes, verify_commit
 from ledger.consensus.app import LedgerApp
@@ -73,6 +73,7 @@ from ledger.consensus.submissions import Waiters, find_committed
 from ledger.consensus.tip import Tip, load_tip
 from ledger.consensus.wire import (
     BlockMsg,
+    Busy,
     GetBlocks,
     GetReceipt,
     GetStatus,
@@ -403,7 +404,9 @@ class ValidatorNode:
         """Append ``block`` (binding ``last_commit`` to the block below) and make it the top."""
         top = self._top
         bound = last_commit if top is not None and last_commit != top.commit else None
-        await self.store.append(block, commit, last_commit=bound)
+        await self.store.append(
+            block, commit, last_commit=bound, settlements=settlement_index(block, self.checked)
+        )
         self._prev_state, self._top = self._tip_state, Tip(block, commit, after)
         self._sync_app()
         self._block_stored.set()  # wakes the receipt waits
@@ -535,7 +538,9 @@ class ValidatorNode:
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
         elif isinstance(msg, TxMsg) and msg.submit:
-            self._answer(reply, self._answer_submit(msg.tx, reply))
+            if not self._answer(reply, self._answer_submit(msg.tx, reply)):
+                with contextlib.suppress(WebSocketException):
+                    await reply(Busy(tx_hash(msg.tx)))  # too many: not now
         elif isinstance(msg, GetReceipt):
             if not self._answer(reply, self._answer_receipt(msg, reply)):
                 with contextlib.suppress(WebSocketException):
@@ -543,7 +548,7 @@ class ValidatorNode:
         elif isinstance(msg, TxMsg):
             self._admit(msg.tx)
         elif isinstance(msg, TxBatch):
-            self._answer(reply, self._admit_all(msg.txs))
+            self._answer(reply, self._admit_all(msg))
 
     def _drop_pending(self, txs: list[Tx]) -> None:
         """Pending transactions that no longer apply to the ledger: out of the mempool, and
@@ -551,18 +556,20 @@ class ValidatorNode:
         self.mempool.remove(txs)
         self._waiters.reject(txs, "no longer valid against the ledger: dropped")
 
-    async def _admit_all(self, txs: tuple[Tx, ...]) -> None:
+    async def _admit_all(self, batch: TxBatch) -> None:
         """Admit gossiped transactions a few at a time, letting consensus messages in
-        between: checking a signature takes a while and votes should not wait for many."""
-        for index, tx in enumerate(txs):
+        between: checking a signature takes a while and votes should not wait for many.
+        Each is parsed once: the frame reader's record is checked, not parsed again."""
+        records = batch.records
+        for index, tx in enumerate(batch.txs):
             if index and index % ADMIT_CHUNK == 0:
                 await asyncio.sleep(0)
-            self._admit(tx)
+            self._admit(tx, None if records is None else records[index])
 
-    def _admit(self, tx: Tx) -> None:
+    def _admit(self, tx: Tx, parsed: dict[str, Any] | None = None) -> None:
         assert self._app is not None
         try:
-            validate_tx(tx, self._app.state, cache=self.checked)
+            validate_tx(tx, self._app.state, cache=self.checked, parsed=parsed)
         except LedgerError:
             return
         if self.mempool.add(tx):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.canonical import encode, scan
@@ -21,7 +21,7 @@ from ledger.codec import (
     commit_to_dict,
     expect_literal,
     read_block,
-    read_txs,
+    read_txs_parsed,
     tx_record,
 )
 from ledger.consensus.codec import (
@@ -78,9 +78,13 @@ class TxMsg:
 
 @dataclass(frozen=True, slots=True)
 class TxBatch:
-    """Transactions gossiped to peers together (one frame instead of one each)."""
+    """Transactions gossiped to peers together (one frame instead of one each).
+
+    ``records``: as read from a frame, each transaction's parsed record (not yet checked to
+    be canonical), so that admitting it does not parse it again; None when sent."""
 
     txs: tuple[Tx, ...]
+    records: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,14 @@ class Rejected:
 
     reason: str
     tx_hash: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """A submission refused for now: its connection (or the validator) has too many
+    waiting. Nothing was admitted; the client may retry later or elsewhere."""
+
+    tx_hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +145,7 @@ Message = (
     | TxBatch
     | Receipt
     | Rejected
+    | Busy
     | GetReceipt
     | ReceiptDoc
     | GetStatus
@@ -195,6 +208,8 @@ def _to_dict(msg: Message) -> dict[str, Any]:
         return {"type": "receipt_doc", "settlement_id": msg.settlement_id, "doc": msg.document}
     if isinstance(msg, GetStatus):
         return {"type": "get_status"}
+    if isinstance(msg, Busy):
+        return {"type": "busy", "tx_hash": msg.tx_hash.hex()}
     if isinstance(msg, Hello):
         return {
             "type": "hello",
@@ -226,10 +241,10 @@ def load(text: str | bytes) -> Message:
     if text.startswith('{"block":{"header":'):
         return _load_block(text)
     if text.startswith('{"txs":['):
-        txs, end = read_txs(text, 7)
+        txs, records, end = read_txs_parsed(text, 7)
         if text[end:] != ',"type":"txs"}':
             raise EncodingError("txs frame: trailing data")
-        return TxBatch(txs)
+        return TxBatch(txs, records)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -273,6 +288,8 @@ def load(text: str | bytes) -> Message:
             return ReceiptDoc(_str(data["settlement_id"]), doc)
         if kind == "get_status":
             return GetStatus()
+        if kind == "busy":
+            return Busy(bytes.fromhex(_str(data["tx_hash"])))
         if kind == "hello":
             role = _str(data["role"])
             if role not in tuple(Role):

@@ -144,6 +144,11 @@ class StrictCsmsPoint(ChargePoint):
         self._record("NotifyReport")
         return call_result.NotifyReport()
 
+    @on(Action.notify_ev_charging_needs)
+    def on_charging_needs(self, **_: Any) -> call_result.NotifyEVChargingNeeds:
+        self._record("NotifyEVChargingNeeds")
+        return call_result.NotifyEVChargingNeeds(status="Accepted")
+
     @on(Action.meter_values)
     def on_meter_values(self, **_: Any) -> call_result.MeterValues:
         self._record("MeterValues")

@@ -95,3 +95,21 @@ def test_station_time_never_goes_backwards() -> None:
     assert clock.now() == first  # held until wall time catches up, never turned back
     wall[0] = 1.6
     assert clock.now() == start + timedelta(seconds=11)
+
+
+def test_an_accelerated_station_ends_its_sessions_by_now_even_after_a_slow_start() -> None:
+    """Connecting and booting under load can take seconds of wall time, hours of station time
+    at 3600x: the default start leaves room for them, so no session ends in the future."""
+    from chargepoint.config import StationConfig
+    from chargepoint.runner import default_start
+
+    config = StationConfig(
+        url="ws://127.0.0.1:1/ocpp", station_id="CS1", sessions=3, evses=2,
+        session_seconds=7200, speed=3600,
+    )  # fmt: skip
+    before = datetime.now(UTC)
+    start = default_start(config)
+    slow_start = timedelta(seconds=20 * config.speed)  # 20 wall seconds to get going
+    two_rounds = 2 * timedelta(seconds=config.session_seconds + 600)
+    assert start + slow_start + two_rounds <= before
+    assert default_start(StationConfig(url="ws://h/ocpp", station_id="CS1")) >= before  # real time

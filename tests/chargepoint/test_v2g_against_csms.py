@@ -156,7 +156,9 @@ async def test_discharge_then_charge_on_the_csms_command(tmp_path: Path) -> None
             hour += timedelta(hours=1)
         assert len(hours) >= 3 and set(hours) <= signed_at
         settlement = await app.store.settlement_for_session(STATION, tx)
-        assert settlement is not None and settlement.status in ("pending", "committed"), settlement
+        assert settlement is not None and settlement.status in ("pending", "committed"), (
+            settlement.reason if settlement else None
+        )
         # the settled energy is the register deltas between the Begin and End records
         begin, end = records[0]["RD"], records[-1]["RD"]
         assert settlement.import_wh == kwh_delta(begin[0], end[0])
@@ -240,7 +242,9 @@ async def test_cli_station_with_a_meter_key_is_settled_by_the_csms(tmp_path: Pat
         (session,) = await app.store.list_sessions(STATION)
         assert session.state == "ended" and session.import_wh > 0
         settlement = await app.store.settlement_for_session(STATION, session.transaction_id)
-        assert settlement is not None and settlement.status in ("pending", "committed"), settlement
+        assert settlement is not None and settlement.status in ("pending", "committed"), (
+            settlement.reason if settlement else None
+        )
         assert settlement.import_wh == session.import_wh
     finally:
         await app.stop()

@@ -130,3 +130,25 @@ def test_throttle_backs_off_exponentially_then_forgets_on_success() -> None:
     assert t.retry_after("k") == 0
     t.succeeded("k")
     assert t.failure_count("k") == 0
+
+
+async def test_a_full_hashing_backlog_is_answered_503_with_retry_after_at_once(
+    csms: CsmsApp,
+) -> None:
+    checker = csms.server.credentials
+    checker.max_queued = 2
+    ids = [f"CS-STORM-{n}" for n in range(12)]
+    now = format_timestamp(utc_now())
+    for station_id in ids:
+        await csms.store.add_station(station_id, hash_password(f"{station_id}-pw"), now)
+    started = time.perf_counter()
+    statuses = await asyncio.gather(
+        *(status_of(csms, s, f"{s}-pw", "127.0.0.1") for s in ids)
+    )  # status_of checks that every 503 carries Retry-After
+    assert set(statuses) == {101, 503} and statuses.count(101) >= 2, statuses
+    assert csms.server.throttle.refused[("ocpp", "busy")] == statuses.count(503)
+    assert time.perf_counter() - started < 5
+    refused = [s for s, status in zip(ids, statuses, strict=True) if status == 503]
+    for station_id in refused:  # a refusal for load is no failure: it connects when retried
+        assert await handshake(csms, station_id, f"{station_id}-pw")
+    assert not csms.server.auth_failures

@@ -1,4 +1,4 @@
-"""Every profile the dispatcher builds stays within the EV's, the station's and the operator's
+"""Every profile the dispatcher builds stays within the EV's, the EVSE's and the operator's
 limits, on 1.6, 2.0.1 and 2.1 (a table of cases and a property over generated needs, caps,
 prices and SoC)."""
 
@@ -21,9 +21,11 @@ from csms.cli import stations_group
 from csms.dispatch import Decision, DispatchPolicy, decide
 from csms.dispatch_limits import NEGATIVE_LIMIT_201, StationCaps, bound, limits_for
 from csms.dispatching import profile_request
+from csms.evse_limits import EvseCaps
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
 from csms.operators import OperatorRegistry
+from csms.profile_bounds import clamp_request, is_station_wide, request_limits
 from csms.store.charging_needs import EvChargingNeeds
 from csms.store.sqlite import CsmsStore
 from csms.web.deps import ReviewDeps
@@ -147,6 +149,12 @@ def periods(version: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
         max_discharge_w=power,
         discharge=st.sampled_from(["none", NEGATIVE_LIMIT_201]),
     ),
+    evse=st.builds(
+        EvseCaps,
+        max_power_w=power,
+        bidirectional=st.sampled_from([None, True, False]),
+        bidirectional_source=st.just("V2XChargingCtrlr.SupportedEnergyTransferModes"),
+    ),
     policy=st.builds(
         DispatchPolicy,
         export_threshold=st.integers(0, 1_000_000),
@@ -161,26 +169,31 @@ def test_every_profile_sent_is_within_every_declared_limit(
     version: str,
     reported: EvChargingNeeds | None,
     caps: StationCaps,
+    evse: EvseCaps,
     policy: DispatchPolicy,
     export_price: int,
     soc: float,
     reserve: int,
 ) -> None:
     wanted = decide(policy, export_price=export_price, soc_pct=soc, reserve_soc_pct=reserve)
-    decision = bound(wanted, limits_for(version, reported, caps, policy))
+    decision = bound(wanted, limits_for(version, reported, caps, policy, evse))
     payload = profile_request(
         version, decision, evse_id=1, transaction_id="7", profile_id=1, start=NOW
     )
     SCHEMAS[version].validate_request("SetChargingProfile", payload)
-    ceilings = [policy.charge_w, caps.max_charge_w]
-    floors = [policy.discharge_w, caps.max_discharge_w]
+    ceilings = [policy.charge_w, caps.max_charge_w, evse.max_power_w]
+    floors = [policy.discharge_w, caps.max_discharge_w, evse.max_power_w]
     if reported is not None:
         ceilings.append(reported.max_charge_w)
         floors.append(reported.max_discharge_w)
     may_discharge = (
-        (version == "2.1" and reported is not None and reported.bidirectional)
-        or (version == "2.0.1" and caps.discharge == NEGATIVE_LIMIT_201)
-    ) and (reported is None or reported.max_discharge_w != 0)
+        (
+            (version == "2.1" and reported is not None and reported.bidirectional)
+            or (version == "2.0.1" and (caps.discharge == NEGATIVE_LIMIT_201 or evse.bidirectional))
+        )
+        and (reported is None or reported.max_discharge_w != 0)
+        and evse.bidirectional is not False
+    )
     for period in periods(version, payload):
         values = [period[k] for k in ("limit", "setpoint", "dischargeLimit") if k in period]
         assert values
@@ -306,3 +319,144 @@ async def test_the_dashboard_says_why_a_201_station_is_dispatched_charge_only(
     finally:
         await web.stop()
         await station.ws.close()
+
+
+# -- the property, for profiles an operator sends -------------------------------------------
+
+PURPOSES = {
+    "1.6": ["TxProfile", "TxDefaultProfile", "ChargePointMaxProfile"],
+    "2.0.1": ["TxProfile", "TxDefaultProfile", "ChargingStationMaxProfile"],
+    "2.1": ["TxProfile", "TxDefaultProfile", "ChargingStationMaxProfile"],
+}
+SIGNED_21 = ("limit", "limit_L2", "dischargeLimit", "setpoint", "setpoint_L3", "v2xBaseline")
+value = st.one_of(st.integers(-200_000, 200_000), st.integers(-2_000, 2_000).map(lambda n: n / 10))
+
+
+@st.composite
+def operator_profile(draw: st.DrawFn, version: str) -> tuple[str, dict[str, Any]]:
+    """An operator's SetChargingProfile or remote start with a profile, any powers at all."""
+    purpose = draw(st.sampled_from(PURPOSES[version]))
+    target = 0 if purpose.endswith("MaxProfile") else draw(st.integers(0, 2))
+    unit = draw(st.sampled_from(["W", "A"]))
+    periods = []
+    for n in range(draw(st.integers(1, 4))):
+        period: dict[str, Any] = {"startPeriod": n * 900}
+        if draw(st.booleans()):
+            period["numberPhases"] = draw(st.integers(1, 3))
+        if version == "2.1":
+            for name in draw(st.lists(st.sampled_from(SIGNED_21), min_size=1, unique=True)):
+                period[name] = draw(value)
+        else:
+            period["limit"] = draw(value)
+        periods.append(period)
+    if version == "1.6":
+        action = draw(st.sampled_from(["SetChargingProfile", "RemoteStartTransaction"]))
+        profile: dict[str, Any] = {
+            "chargingProfileId": 3,
+            "stackLevel": 1,
+            "chargingProfilePurpose": purpose,
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": periods},
+        }
+        if action == "RemoteStartTransaction":
+            profile["chargingProfilePurpose"] = "TxProfile"
+            return action, {
+                "idTag": "T1",
+                "connectorId": max(target, 1),
+                "chargingProfile": profile,
+            }
+        return action, {"connectorId": target, "csChargingProfiles": profile}
+    action = draw(st.sampled_from(["SetChargingProfile", "RequestStartTransaction"]))
+    profile = {
+        "id": 3,
+        "stackLevel": 1,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": [
+            {"id": 1, "chargingRateUnit": unit, "chargingSchedulePeriod": periods}
+        ],
+    }
+    if action == "RequestStartTransaction":
+        profile["chargingProfilePurpose"] = "TxProfile"
+        start = {"idToken": {"idToken": "T1", "type": "Central"}, "remoteStartId": 1}
+        return action, {**start, "evseId": max(target, 1), "chargingProfile": profile}
+    return action, {"evseId": target, "chargingProfile": profile}
+
+
+@st.composite
+def operator_case(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
+    version = draw(st.sampled_from(["1.6", "2.0.1", "2.1"]))
+    return (version, *draw(operator_profile(version)))
+
+
+def schedule_periods(version: str, action: str, request: dict[str, Any]) -> list[tuple[str, Any]]:
+    key = "csChargingProfiles" if version == "1.6" and action == "SetChargingProfile" else None
+    profile = request[key or "chargingProfile"]
+    schedules = profile["chargingSchedule"]
+    schedules = [schedules] if isinstance(schedules, dict) else schedules
+    return [(s["chargingRateUnit"], p) for s in schedules for p in s["chargingSchedulePeriod"]]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    case=operator_case(),
+    reported=ev_needs(),
+    caps=st.builds(
+        StationCaps,
+        max_charge_w=power,
+        max_discharge_w=power,
+        discharge=st.sampled_from(["none", NEGATIVE_LIMIT_201]),
+    ),
+    evse=st.builds(
+        EvseCaps,
+        max_power_w=power,
+        bidirectional=st.sampled_from([None, True, False]),
+        bidirectional_source=st.just("V2XChargingCtrlr.SupportedEnergyTransferModes"),
+    ),
+)
+def test_every_operator_profile_sent_is_within_every_declared_limit(
+    case: tuple[str, str, dict[str, Any]],
+    reported: EvChargingNeeds | None,
+    caps: StationCaps,
+    evse: EvseCaps,
+) -> None:
+    version, action, request = case
+    station_wide = is_station_wide(version, action, request)
+    needs_seen = None if station_wide else reported
+    limits = request_limits(version, action, request, needs=needs_seen, caps=caps, evse=evse)
+    sent, _ = clamp_request(version, action, request, limits)
+    SCHEMAS[version].validate_request(action, sent)
+    ceilings = [caps.max_charge_w, evse.max_power_w]
+    floors = [caps.max_discharge_w, evse.max_power_w]
+    if needs_seen is not None:
+        ceilings.append(needs_seen.max_charge_w)
+        floors.append(needs_seen.max_discharge_w)
+    station_may = evse.bidirectional is not False and (
+        version == "2.1"
+        or (version == "2.0.1" and (caps.discharge == NEGATIVE_LIMIT_201 or evse.bidirectional))
+    )
+    ev_may = station_wide or (
+        (version == "2.0.1" or (needs_seen is not None and needs_seen.bidirectional))
+        and (needs_seen is None or needs_seen.max_discharge_w != 0)
+        and not (
+            needs_seen is not None
+            and needs_seen.min_discharge_w is not None
+            and needs_seen.min_discharge_w > min(f for f in [*floors, 10**7] if f is not None)
+        )
+    )
+    ceiling = min(c for c in [*ceilings, 10**7] if c is not None)
+    floor = min(f for f in [*floors, 10**7] if f is not None)
+    for unit, period in schedule_periods(version, action, sent):
+        volts = 230 * period.get("numberPhases", 3) if unit == "A" else 1
+        for name, number in period.items():
+            if name in ("startPeriod", "numberPhases"):
+                continue
+            watts = number * volts
+            assert watts <= ceiling + 1e-6, (name, number, limits)
+            if name.startswith("limit") and version != "2.0.1":
+                assert number >= 0, (name, number)
+            if name.startswith("dischargeLimit"):
+                assert number <= 0, (name, number)
+            if number < 0:
+                assert station_may and ev_may, (version, name, number, caps, evse, needs_seen)
+                assert -watts <= floor + 1e-6, (name, number, limits)

@@ -18,8 +18,8 @@ from ocpp.routing import on
 from ocpp.v21 import ChargePoint, call, call_result
 
 from csms.app import CsmsApp
+from csms.blocks.smart_charging import to_needs
 from csms.blocks21.profiles import split_phases
-from csms.blocks21.smart_charging import to_needs
 from csms.dispatch import Decision, set_charging_profile_request
 from csms.errors import FormatViolation, OcppCallError
 from csms.model import TokenRecord
@@ -303,9 +303,18 @@ async def test_per_phase_profile_reaches_a_strict_21_station_intact(
     csms: CsmsApp, station: Station21
 ) -> None:
     request = discharge_request_with_phases()
+    # before the EV said it may discharge, the profile is clamped to charge only
     assert await csms.stations.set_charging_profile(STATION, request) == {"status": "Accepted"}
-    ((_, kwargs),) = station.asked
-    (period,) = kwargs["charging_profile"]["charging_schedule"][0]["charging_schedule_period"]
+    (period,) = station.asked[-1][1]["charging_profile"]["charging_schedule"][0][
+        "charging_schedule_period"
+    ]
+    assert (period["discharge_limit_l2"], period["setpoint_l3"]) == (0, 0)
+    # an EV that may discharge 10 kW: the profile reaches the station intact
+    await station.call(call.NotifyEVChargingNeeds(evse_id=1, charging_needs=V2X_NEEDS))
+    assert await csms.stations.set_charging_profile(STATION, request) == {"status": "Accepted"}
+    (period,) = station.asked[-1][1]["charging_profile"]["charging_schedule"][0][
+        "charging_schedule_period"
+    ]
     # the station validated the spec's names on the wire; its own handler sees them snake_cased
     assert (period["discharge_limit_l2"], period["setpoint_l3"]) == (-2_333, -2_333)
 

@@ -108,3 +108,19 @@ async def test_a_removed_operator_is_refused_on_the_next_request(running: CsmsAp
         assert (await http.get("/api/stations", auth=("carol", "carol-pass"))).status_code == 401
         page = await http.get("/stations")  # the session cookie of a removed operator
         assert page.status_code in (303, 401) and "carol" not in page.text
+
+
+async def test_a_new_operator_password_ends_the_old_dashboard_sessions(running: CsmsApp) -> None:
+    data = str(running.data_dir)
+    await v2g("operators", "add", "dave", "--password", "dave-pass-1", "--data-dir", data)
+    assert running.web is not None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.web.port}") as http:
+        login = await http.post("/login", data={"name": "dave", "password": "dave-pass-1"})
+        assert login.status_code == 303
+        assert (await http.get("/stations")).status_code == 200
+        await v2g("operators", "passwd", "dave", "--password", "dave-pass-2", "--data-dir", data)
+        assert (await http.get("/stations")).status_code == 401  # the old session is over
+        assert (await http.get("/api/stations", auth=("dave", "dave-pass-1"))).status_code == 401
+        assert (await http.get("/api/stations", auth=("dave", "dave-pass-2"))).status_code == 200
+        again = await http.post("/login", data={"name": "dave", "password": "dave-pass-2"})
+        assert again.status_code == 303 and (await http.get("/stations")).status_code == 200

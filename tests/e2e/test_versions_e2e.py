@@ -44,7 +44,9 @@ from csms.passwords import hash_password
 from csms.settling import SettlementOutcome, SettlementSetup, session_closer
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
 from csms.tariffs import parse_tariff
-from csms.timeutil import format_timestamp, utc_now
+from csms.timeutil import format_timestamp, parse_timestamp, utc_now
+from csms.web.deps import ReviewDeps
+from csms.web.service import ReviewService
 from ledger.keys import generate_key
 from tests.chargepoint.fakes import ev_spec
 
@@ -346,6 +348,11 @@ async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms:
     assert settlement is not None and settlement.status == "pending", settlement
     assert (settlement.import_wh, settlement.export_wh) == (imported, exported)
     assert settlement.amount == expected_amount(imported, exported)
+    # the session page marks what this EV stated: its target SoC and its departure
+    review = ReviewService(ReviewDeps(store=csms.app.store, data_dir=csms.app.data_dir))
+    marks = await review.soc_marks(await review.session(settlement.settlement_id))
+    assert marks.target_pct == meter.ev.spec.target_soc_pct
+    assert marks.departure == parse_timestamp(needs.departure_time)
 
 
 @pytest.mark.parametrize(("version", "subprotocol"), [("1.6", "ocpp1.6"), ("2.1", "ocpp2.1")])

@@ -144,3 +144,50 @@ async def test_heights_containing_finds_the_blocks_with_a_marker(store: BlockSto
     assert await store.heights_containing(marker, 1) == []
     assert await store.heights_containing(b'"settlement_id":"s-', 3) == [1, 2, 3]
     assert await store.heights_containing(b"nowhere", 3) == []
+
+
+async def test_change_heights_are_kept_as_blocks_are_appended(store: BlockStore) -> None:
+    """Receipts carry every validator change: the store keeps their heights, so building a
+    receipt does not look through every stored transaction."""
+    net = make_net()
+    update = validator_update_body(update_id="u1", changes=[(public_bytes(generate_key()), 5)])
+    net.seal([net.csms_tx(settlement_body("s-1"))])
+    net.seal([net.csms_tx(settlement_body("s-2")), net.aggregator_tx(update)])
+    net.seal([net.csms_tx(settlement_body("s-3"))])
+    for sealed in net.chain:
+        await store.append(sealed.block, sealed.commit)
+
+    async def no_scan(needle: bytes, up_to: int) -> list[int]:
+        raise AssertionError("scanned the stored transactions")
+
+    store.heights_containing = no_scan  # type: ignore[method-assign]
+    assert await store.change_heights(3) == [2]
+    assert await store.change_heights(1) == []
+
+
+async def test_an_older_sqlite_store_gets_its_change_heights_once(tmp_path: Path) -> None:
+    net = make_net()
+    update = validator_update_body(update_id="u1", changes=[(public_bytes(generate_key()), 5)])
+    net.seal([net.aggregator_tx(update)])
+    net.seal([net.csms_tx(settlement_body("s-1"))])
+    path = tmp_path / "blocks.sqlite"
+    store = await SqliteBlockStore.open(path)
+    for sealed in net.chain:
+        await store.append(sealed.block, sealed.commit)
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as a version without the index left it
+        conn.execute("DROP TABLE validator_changes")
+        conn.execute("PRAGMA user_version = 0")
+    readonly = await SqliteBlockStore.open(path, readonly=True)
+    try:
+        assert await readonly.change_heights(2) == [1]  # read-only: found by a scan
+    finally:
+        await readonly.close()
+    store = await SqliteBlockStore.open(path)
+    try:
+        assert await store.change_heights(2) == [1]
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT height FROM validator_changes").fetchall() == [(1,)]
+            assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    finally:
+        await store.close()

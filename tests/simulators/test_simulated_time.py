@@ -52,6 +52,10 @@ async def run_at(speed: float, tmp_path: Path) -> dict[tuple[str, int, int], tup
             scenario, app.store, url, key_dir=tmp_path / "keys", settle_timeout_s=0
         )
         assert run.errors == [], run.errors
+        summary = run.summary
+        departures = summary.targets_met + summary.targets_missed + summary.targets_out_of_reach
+        assert departures == scenario.total_sessions, summary  # every EV's target accounted for
+        assert summary.targets_missed == 0, summary  # charged at their limit all night
         sessions = [s for s in await app.store.list_sessions() if s.state == "ended"]
     finally:
         await app.stop()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime
 
 import httpx
 
+from csms.web.formats import age
 from tests.csms.web.test_pages import log_in
 from tests.csms.web.world import AUDITOR, AUDITOR_PW, World
 
@@ -46,3 +48,23 @@ async def test_block_page_lists_its_settlements(client: httpx.AsyncClient, world
     assert bad.status_code == 400 and "whole number" in bad.text
     client.cookies.clear()
     assert (await client.get("/chain/blocks/1")).status_code == 401
+
+
+def test_ages_read_as_a_person_would_say_them() -> None:
+    assert [age(s) for s in (-3, 42, 119, 600, 7199, 7260, 49 * 3600 + 60)] == [
+        "0 s", "42 s", "119 s", "10 min", "119 min", "2 h 1 min", "2 d 1 h"
+    ]  # fmt: skip
+
+
+async def test_without_a_readable_ledger_the_newest_receipt_tells_the_block_time(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    shutil.rmtree(world.data_dir / "validators")  # e.g. validators on other hosts
+    await log_in(client, AUDITOR, AUDITOR_PW)
+    page = (await client.get("/chain")).text
+    assert "No ledger found" in page
+    assert re.search(
+        r'id="last-block-time">Newest block holding a settlement of this CSMS: height 1,'
+        r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+        page,
+    )

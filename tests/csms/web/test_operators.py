@@ -92,3 +92,6 @@ def test_cookies_name_who_logged_in_until_they_expire() -> None:
     name, issued, mac = cookie.rsplit(".", 2)
     assert read_session(secret, f"{name}.{int(issued) + 1}.{mac}", now) is None
     assert read_session(secret, "no-dots", now) is None
+    bound = sign_session(secret, "ops.team@site", now, "scrypt$hash-a")
+    assert read_session(secret, bound, now, stamp="scrypt$hash-a") == "ops.team@site"
+    assert read_session(secret, bound, now, stamp="scrypt$hash-b") is None  # a new password

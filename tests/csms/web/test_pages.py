@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from csms.model import MeterSample
-from csms.operators import COOKIE_NAME, load_session_secret, read_session, sign_session
+from csms.operators import (
+    COOKIE_NAME,
+    OperatorRegistry,
+    load_session_secret,
+    read_session,
+    sign_session,
+)
 from csms.review import chart_series
 from csms.web.chart import session_chart
 from csms.web.formats import short_time
@@ -49,7 +55,10 @@ async def test_login_sets_a_signed_cookie_that_opens_the_pages(
     assert answer.status_code == 303 and answer.headers["location"] == "/chain"
     cookie = answer.cookies[COOKIE_NAME]
     secret = load_session_secret(world.data_dir)
-    assert read_session(secret, cookie, int(time.time())) == AUDITOR
+    stamp = await OperatorRegistry(world.store).session_stamp(AUDITOR)
+    assert stamp is not None and stamp not in cookie  # bound to the password hash, not carrying it
+    assert read_session(secret, cookie, int(time.time()), stamp=stamp) == AUDITOR
+    assert read_session(secret, cookie, int(time.time())) is None
     assert ((world.data_dir / "keys" / "web-session.key").stat().st_mode & 0o777) == 0o600
     chain = await client.get("/chain")
     assert chain.status_code == 200 and '<td id="height">1</td>' in chain.text
@@ -74,7 +83,12 @@ async def test_forged_and_expired_cookies_are_refused(
     for value in (forged, expired, tampered, "garbage"):
         client.cookies.set(COOKIE_NAME, value)
         assert (await client.get("/sessions")).status_code == 401, value
-    client.cookies.set(COOKIE_NAME, sign_session(secret, OPERATOR, now))
+    unbound = sign_session(secret, OPERATOR, now)  # not bound to the operator's password
+    client.cookies.set(COOKIE_NAME, unbound)
+    assert (await client.get("/sessions")).status_code == 401
+    stamp = await OperatorRegistry(world.store).session_stamp(OPERATOR)
+    assert stamp is not None
+    client.cookies.set(COOKIE_NAME, sign_session(secret, OPERATOR, now, stamp))
     assert (await client.get("/sessions")).status_code == 200
 
 

@@ -6,11 +6,14 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 
+import csms.review
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
-from csms.timeutil import format_timestamp
+from csms.timeutil import format_timestamp, utc_now
 from csms.web.deps import ReviewDeps
 from csms.web.server import start_web
+from csms.web.service import ReviewService
 from tests.csms.signed_session import BOUNDARY, T0
 from tests.csms.web.test_pages import log_in
 from tests.csms.web.world import AUDITOR, AUDITOR_PW, OPERATOR, OPERATOR_PW, STATION, World
@@ -32,9 +35,12 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
         EvChargingNeeds(
             station_id=STATION,
             evse_id=1,
-            received_at=format_timestamp(T0 + timedelta(seconds=2)),
+            # received now, stated in the station's (here: simulated, days earlier) time
+            received_at=format_timestamp(utc_now()),
+            timestamp=format_timestamp(T0 + timedelta(seconds=2)),
             requested_transfer="DC_BPT",
             departure_time=format_timestamp(T0 + timedelta(minutes=70)),
+            target_energy_wh=12_000,
             target_soc=80,
         )
     )
@@ -50,7 +56,24 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
     assert 'data-level="target" data-value="80"' in page
     assert 'data-level="reserve" data-value="25"' in page
     assert 'data-departure="2026-11-25T17:40:00Z"' in page
+    assert (
+        '<p id="needs">The EV asked for 12.000 kWh more (target SoC 80 %) by 2026-11-25 17:40'
+        " UTC; the dispatcher keeps it above 25 %.</p>"
+    ) in page
+    assert "The EV stated no charging needs; the dispatcher keeps it above 25 %" in other
     assert 'data-level="target"' not in other  # another station's EV said nothing
+    await ChargingNeedsStore(world.store).record(  # a later session's EV on the same EVSE
+        EvChargingNeeds(
+            station_id=STATION,
+            evse_id=1,
+            received_at=format_timestamp(utc_now()),
+            requested_transfer="DC_BPT",
+            timestamp=format_timestamp(T0 + timedelta(hours=3)),
+            target_soc=60,
+        )
+    )
+    detail = await ReviewService(deps).session(world.settlement_id)
+    assert (await ReviewService(deps).soc_marks(detail)).target_pct == 80
 
 
 async def test_evidence_is_a_table_of_records_with_hashes_folded(
@@ -105,3 +128,13 @@ async def test_re_settle_button_is_for_operators_on_flagged_sessions(
     assert done.status_code == 303 and "re-settle" in done.headers["location"]
     shown = (await client.get(done.headers["location"])).text
     assert "re-settle: " in shown and "flagged" in shown  # still the wrong key: still flagged
+
+
+async def test_a_long_evidence_table_shows_its_first_and_last_records(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csms.review, "EVIDENCE_ROWS", 2)
+    await log_in(client, AUDITOR, AUDITOR_PW)
+    page = (await client.get(f"/sessions/{world.settlement_id}")).text
+    assert page.count("signature verifies") == 2 and "Intermediate" not in page
+    assert "The first and last 1 of 3 records are shown one by one" in page

@@ -15,7 +15,7 @@ from ledger.consensus.client import submit_tx
 from ledger.consensus.errors import SubmitRejected
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.peers import MAX_WAITS_PER_LINK
-from ledger.consensus.wire import BlockMsg, GetReceipt, ReceiptDoc, dump, load
+from ledger.consensus.wire import BlockMsg, Busy, GetReceipt, ReceiptDoc, TxMsg, dump, load
 from ledger.keys import generate_key, key_id_of
 from ledger.signing import sign_vote
 from ledger.sqlite_store import SqliteBlockStore
@@ -294,6 +294,13 @@ async def test_a_connections_waits_are_bounded_and_freed_when_it_closes(tmp_path
                     assert isinstance(answer, ReceiptDoc) and answer.document is None
                     refused += 1
             assert node.answers_in_flight == MAX_WAITS_PER_LINK
+            # A submission over the limit is answered at once as busy (never left waiting),
+            # and nothing of it is admitted.
+            busy = net.csms_tx(settlement_body("over-the-limit"))
+            await ws.send(dump(TxMsg(busy, submit=True)))
+            answer = load(await asyncio.wait_for(ws.recv(), 10))
+            assert answer == Busy(tx_hash(busy))
+            assert busy not in node.mempool
         await wait_for(lambda: node.answers_in_flight == 0, timeout=5)
         # The set still commits afterwards.
         receipt = await asyncio.wait_for(node.submit(net.csms_tx(settlement_body("after"))), 10)

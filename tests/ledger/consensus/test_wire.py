@@ -14,6 +14,7 @@ from ledger.consensus.messages import Proposal
 from ledger.consensus.tip import load_tip
 from ledger.consensus.wire import (
     BlockMsg,
+    Busy,
     GetBlocks,
     GetReceipt,
     GetStatus,
@@ -60,6 +61,7 @@ def test_every_message_round_trips() -> None:
         Rejected("SignatureError: s-1", b"\x03" * 32),
         GetReceipt("s-1", 2500),
         GetStatus(),
+        Busy(b"\x07" * 32),
         Hello("c", b"\x05" * 32, Role.CLIENT),
         Hello("c", b"\x05" * 32, Role.VALIDATOR),
         Auth("v1", b"\x06" * 64),

@@ -1,14 +1,17 @@
-"""OCPP 2.1 block K, Smart charging, V2X: NotifyEVChargingNeeds (K15-K17) with V2X parameters.
+"""Block K, Smart charging: NotifyEVChargingNeeds (K15-K17), OCPP 2.0.1 and 2.1.
 
-The EV's needs (departure time, energy and SoC targets, charge and discharge power limits) are
-converted at the boundary and stored; ``csms.dispatch_limits`` keeps a dispatch
-decision within them before a 2.1 SetChargingProfile with ``operationMode`` is sent.
+What an ISO 15118 EV tells the station at the start of a session: its departure time and the
+energy it wants by then (2.0.1: AC/DC ``energyAmount``; 2.1 also ``v2xChargingParameters``
+with energy and SoC targets and charge and discharge power limits). The needs are converted
+at the boundary and stored; ``csms.dispatch_limits`` keeps a dispatch decision within them
+and ``csms.departure`` keeps the EV's departure target.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -16,7 +19,7 @@ from csms.context import StationContext
 from csms.errors import PropertyConstraintViolation
 from csms.ocpp.rpc import Handler
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
-from csms.timeutil import parse_timestamp
+from csms.timeutil import format_timestamp, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +72,13 @@ def to_needs(station_id: str, payload: dict[str, Any], received_at: str) -> EvCh
 async def on_notify_ev_charging_needs(
     ctx: StationContext, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    needs = to_needs(ctx.station_id, payload, ctx.services.now_text())
-    await ChargingNeedsStore(ctx.services.store).record(needs)
+    now = ctx.services.clock()
+    needs = to_needs(ctx.station_id, payload, format_timestamp(now))
+    store = ChargingNeedsStore(ctx.services.store)
+    if needs.timestamp is None:  # 2.0.1: place them on the station's clock
+        at = await store.station_time(ctx.station_id, needs.evse_id, now)
+        needs = replace(needs, timestamp=None if at is None else format_timestamp(at))
+    await store.record(needs)
     log.info(
         "%s: EVSE %d needs %s (departure %s, target %s Wh, discharge up to %s W)",
         ctx.station_id,

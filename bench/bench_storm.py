@@ -1,0 +1,255 @@
+"""Benchmark: a connection storm against ``v2g csms``, ours beside the reference CSMS.
+
+Ours: N stations, each with its own password, registered with ``v2g stations import`` at the
+production scrypt cost (timed: ``storm_import_s``), then ``v2g csms`` (its own process, the
+embedded ledger idle) takes N stations connecting at ``--rate`` per second, open loop
+(``bench.loadgen heartbeat --rate``: station i starts at i/rate s; its connect latency counts
+from then, so a CSMS that falls behind shows it). A station refused with 429/503 and
+``Retry-After`` retries after it (for at most ``--retry-for`` s, as a station would; its
+latency still counts from its first attempt). Every station boots, then sends a Heartbeat
+every ``--interval`` s for ``--duration`` s. Reports connect p50/p99, connect failures and
+retries, heartbeat p50/p99, and, from the CSMS's ``/metrics``, the event-loop stalls over
+100 ms during the storm (``v2g_event_loop_lag_seconds`` before and after) and the worst stall
+since start.
+
+Every first handshake of a station costs one scrypt verification (~35-60 ms of a worker thread
+at the production cost; later ones hit the credential cache): on 2 cores at most ~50 a second,
+so the storm's connect figures are bounded by hashing, not by the connection path.
+``--hash-cost cheap`` imports at scrypt N=16 instead (as ``bench.serve``) to show the rest.
+
+Reference: ``bench.serve reference`` (the ``ocpp`` library's default way, no authentication)
+under the same load generator, in the same run (``storm_reference_*``).
+
+Run: ``python -m bench.bench_storm [--quick] [--stations N] [--rate R] [--hash-cost ...]
+[--registry DIR]`` (``--registry``: import once into DIR and reuse it in later runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    REPO,
+    emit,
+    raise_open_files_limit,
+    read_json_line,
+    spawn_module,
+    stop_process,
+)
+from bench.loadgen import station_password
+from bench.serve import cheap_password_hash, station_id
+
+AUDITOR = ("bench-auditor", "bench-auditor-pw")
+
+
+def v2g(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "v2g", *args], cwd=REPO, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"v2g {args[0]} {args[1]}: {result.stderr.strip()}")
+    return result
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 120) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def import_stations(data_dir: Path, stations: int, hash_cost: str, seed: str) -> float:
+    """Register the stations; the seconds ``v2g stations import`` took (production cost)."""
+    rows = [(station_id(i), station_password(station_id(i), seed)) for i in range(stations)]
+    if hash_cost == "cheap":
+        import asyncio
+
+        from csms.store.sqlite import CsmsStore
+
+        async def register() -> None:
+            store = await CsmsStore.open_data_dir(data_dir)
+            try:
+                await store.add_stations(
+                    [(s, cheap_password_hash(p), None, None, None) for s, p in rows], "t"
+                )
+            finally:
+                await store.close()
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        asyncio.run(register())
+        return time.monotonic() - began
+    csv_file = data_dir.parent / "stations.csv"
+    csv_file.write_text("station_id,password\n" + "".join(f"{s},{p}\n" for s, p in rows))
+    began = time.monotonic()
+    v2g("stations", "import", str(csv_file), "--data-dir", str(data_dir))
+    return time.monotonic() - began
+
+
+def lag(port: int) -> tuple[int, int, float]:
+    """(loop-lag samples, those over 100 ms, worst stall since start) from ``/metrics``."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    token = base64.b64encode(f"{AUDITOR[0]}:{AUDITOR[1]}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        text = answer.read().decode()
+
+    def value(pattern: str) -> float:
+        found = re.search(pattern + r" ([0-9.e+-]+)", text)
+        return float(found.group(1)) if found else 0.0
+
+    count = int(value(r"v2g_event_loop_lag_seconds_count"))
+    within = int(value(r'v2g_event_loop_lag_seconds_bucket\{le="0\.1"\}'))
+    return count, count - within, value("v2g_event_loop_lag_max_seconds")
+
+
+def loadgen(port: int, args: argparse.Namespace, seed: str | None) -> dict[str, Any]:
+    extra = ["--password-seed", seed] if seed else []
+    proc = spawn_module(
+        "bench.loadgen", "heartbeat", f"ws://127.0.0.1:{port}",
+        "--stations", str(args.stations), "--rate", str(args.rate),
+        "--connect-concurrency", str(args.stations), "--duration", str(args.duration),
+        "--interval", str(args.interval), "--retry-for", str(args.retry_for), *extra,
+    )  # fmt: skip
+    try:
+        connected = read_json_line(proc, args.stations / args.rate + 900)
+        result = read_json_line(proc, args.duration + 600)
+    finally:
+        stop_process(proc)
+    result["live"] = connected.get("live", 0)
+    return result
+
+
+def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, str, float | None]:
+    """The CSMS data dir with the stations registered, their password seed, and the import's
+    seconds (None: reused from an earlier run, ``--registry DIR``)."""
+    data_dir = args.registry or tmp / "ours"
+    marker = data_dir / "bench-storm.seed"
+    expected = f"{args.stations} {args.hash_cost}"
+    if args.registry and marker.is_file() and marker.read_text().split(" ", 1)[1] == expected:
+        return data_dir, marker.read_text().split(" ", 1)[0], None
+    if args.registry and data_dir.exists() and any(data_dir.iterdir()):
+        raise SystemExit(f"{data_dir}: not empty and not an earlier bench_storm registry")
+    seed = "storm-" + os.urandom(4).hex()
+    import_s = import_stations(data_dir, args.stations, args.hash_cost, seed)
+    v2g("operators", "add", AUDITOR[0], "--password", AUDITOR[1], "--role", "auditor",
+        "--data-dir", str(data_dir))  # fmt: skip
+    marker.write_text(f"{seed} {expected}")
+    return data_dir, seed, import_s
+
+
+def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    data_dir, seed, import_s = prepare(args, tmp)
+    (data_dir / "csms.yaml").write_text(f"max_connections: {args.stations + 100}\n")
+    port, http_port = free_port(), free_port()
+    with (tmp / "csms.log").open("wb") as log:
+        csms = subprocess.Popen(
+            [sys.executable, "-m", "v2g", "csms", "--data-dir", str(data_dir),
+             "--port", str(port), "--http-port", str(http_port)],
+            cwd=REPO, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        wait_for_port(port)
+        wait_for_port(http_port)
+        time.sleep(1.0)
+        before = lag(http_port)
+        result = loadgen(port, args, seed)
+        after = lag(http_port)
+    finally:
+        csms.terminate()
+        try:
+            csms.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            csms.kill()
+    result["import_s"] = import_s
+    result["stalls_over_100ms"] = after[1] - before[1]
+    result["max_stall_ms"] = after[2] * 1000
+    return result
+
+
+def measure_reference(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    server = spawn_module("bench.serve", "reference", "--data-dir", str(tmp / "reference"))
+    try:
+        started = read_json_line(server, 300)
+        return loadgen(int(str(started["port"])), args, None)
+    finally:
+        stop_process(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--stations", type=int)
+    parser.add_argument("--rate", type=float)
+    parser.add_argument("--duration", type=float)
+    parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=600.0,
+        help="a refused (429/503 + Retry-After) station retries for this long, as stations do",
+    )
+    parser.add_argument("--hash-cost", choices=["production", "cheap"], default="production")
+    parser.add_argument("--only", choices=["ours", "reference"])
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        help="keep the imported stations here and reuse them in later runs (saves the import)",
+    )
+    args = parser.parse_args()
+    args.stations = args.stations or (300 if args.quick else 10_000)
+    args.rate = args.rate or (100.0 if args.quick else 500.0)
+    args.duration = args.duration or (10.0 if args.quick else 30.0)
+    emit("open_files_limit", raise_open_files_limit())
+    emit("storm_stations", args.stations)
+    emit("storm_rate", args.rate)
+    emit("storm_hash_cost", args.hash_cost)
+    with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
+        kinds = [args.only] if args.only else ["reference", "ours"]
+        for kind in kinds:
+            measure = measure_ours if kind == "ours" else measure_reference
+            result = measure(args, Path(tmp))
+            prefix = "storm" if kind == "ours" else "storm_reference"
+            emit(f"{prefix}_live", int(result["live"]))
+            emit(f"{prefix}_connect_failures", int(result["connect_failures"]))
+            emit(f"{prefix}_connect_retries", int(result["connect_retries"]))
+            emit(f"{prefix}_connect_p50_ms", float(result["connect_p50_ms"]))
+            emit(f"{prefix}_connect_p99_ms", float(result["connect_p99_ms"]))
+            emit(f"{prefix}_connect_all_s", float(result["connect_seconds"]))
+            emit(f"{prefix}_heartbeat_p50_ms", float(result["heartbeat_p50_ms"]))
+            emit(f"{prefix}_heartbeat_p99_ms", float(result["heartbeat_p99_ms"]))
+            emit(f"{prefix}_errors", int(result["errors"]) + int(result["call_errors"]))
+            if kind == "ours":
+                if result["import_s"] is not None:
+                    emit("storm_import_s", float(result["import_s"]))
+                emit("storm_stalls_over_100ms", int(result["stalls_over_100ms"]))
+                emit("storm_max_stall_ms", float(result["max_stall_ms"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -65,7 +65,12 @@ async def test_a_logged_out_cookie_stays_refused_after_a_restart(
     login = await log_in(client, AUDITOR, AUDITOR_PW)
     cookie = login.cookies[COOKIE_NAME]
     # a second browser, logged in a minute earlier and not logged out
-    kept = sign_session(load_session_secret(world.data_dir), AUDITOR, int(time.time()) - 60)
+    row = await world.store.fetchone(
+        "SELECT password_hash FROM operators WHERE name = ?", (AUDITOR,)
+    )
+    assert row is not None
+    secret, earlier = load_session_secret(world.data_dir), int(time.time()) - 60
+    kept = sign_session(secret, AUDITOR, earlier, row[0])
     await client.post("/logout")
     # junk cookies are not recorded: only a cookie this server signed
     for junk in ("x", sign_session(b"not-our-secret", AUDITOR, int(time.time()))):

@@ -27,6 +27,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "chromium could not be installed: the browser test will say so"
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq postgresql) \
+		|| echo "postgresql could not be installed: the PostgreSQL tests will say so"
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

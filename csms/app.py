@@ -162,7 +162,7 @@ async def start_csms(
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = await CsmsStore.open_data_dir(data_dir)
+    store = await CsmsStore.open_data_dir(data_dir, config.database or None)
     services = CsmsServices(store=store, config=config, clock=clock)
     server = CsmsServer(services)
     app = CsmsApp(data_dir, store, server, StationService(server))

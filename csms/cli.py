@@ -16,18 +16,59 @@ from csms.errors import ConfigError, CsmsError
 from csms.evse_limits import parse_power_key
 from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, TokenRecord
 from csms.passwords import hash_password
+from csms.store.engine import is_postgresql_url
 from csms.store.sqlite import KEEP, CsmsStore, Keep
 from csms.timeutil import format_timestamp, utc_now
 from ledger.tables import render_table, utc_text
 
 T = TypeVar("T")
 
-DATA_DIR = click.option(
+_DATABASE_KEY = "v2g.database"
+
+
+def _remember_database(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None and not is_postgresql_url(value):
+        raise click.BadParameter(
+            f"expected a postgresql://USER@HOST/DATABASE URL, got {value!r}", ctx, param
+        )
+    ctx.meta[_DATABASE_KEY] = value
+
+
+# On every command that opens the store (and so has --data-dir).
+DATABASE = click.option(
+    "--database",
+    metavar="URL",
+    default=None,
+    expose_value=False,
+    callback=_remember_database,
+    help="PostgreSQL database (postgresql://USER@HOST/DATABASE) instead of"
+    " DATA_DIR/csms.sqlite (default: 'database:' in DATA_DIR/csms.yaml).",
+)
+_DATA_DIR = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Directory holding the CSMS database and keys.",
 )
+
+
+def DATA_DIR(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--data-dir DIR`` and ``--database URL``."""
+    return DATABASE(_DATA_DIR(command))
+
+
+def database_for(data_dir: Path, config_database: str | None = None) -> str | None:
+    """The store's database URL: ``--database``, else the configuration's ``database:``
+    (``config_database``, or DATA_DIR/csms.yaml's), else None for DATA_DIR/csms.sqlite."""
+    ctx = click.get_current_context(silent=True)
+    given = None if ctx is None else ctx.meta.get(_DATABASE_KEY)
+    if given:
+        return str(given)
+    if config_database is None:
+        config_file = data_dir / "csms.yaml"
+        config_database = load_config(config_file).database if config_file.is_file() else ""
+    return config_database or None
+
 
 TLS_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 TOLERANCE = click.option(
@@ -104,8 +145,11 @@ async def with_store(
     (``create``) make a new data directory; the others refuse a missing one."""
     from csms.store.sqlite import DB_NAME
 
-    if not create and not (data_dir / DB_NAME).is_file():
+    database = database_for(data_dir)
+    if not create and database is None and not (data_dir / DB_NAME).is_file():
         raise CsmsError(f"{data_dir}: not a CSMS data directory (no {DB_NAME} in it)")
+    if not create and database is not None and not data_dir.is_dir():
+        raise CsmsError(f"{data_dir}: not a CSMS data directory (no such directory)")
     if create:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +157,7 @@ async def with_store(
             raise CsmsError(
                 f"{data_dir}: cannot create the data directory: {exc.strerror}"
             ) from None
-    store = await CsmsStore.open_data_dir(data_dir)
+    store = await CsmsStore.open_data_dir(data_dir, database)
     try:
         return await action(store)
     finally:
@@ -190,6 +234,7 @@ def csms_command(
             http_host=http_host,
             http_port=http_port,
         )
+        config = config.with_overrides(database=database_for(data_dir, config.database))
         check_security(config, "command line")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from csms.cli import DATA_DIR, run_async, with_store
+from csms.cli import DATA_DIR, database_for, run_async, with_store
 from csms.errors import CsmsError
 from csms.operators import ROLES, OperatorError, OperatorRegistry
 from csms.reports import CdrParty, cdr, cdrs_json, csv_rows, to_csv
@@ -289,9 +289,13 @@ def dashboard_command(data_dir: Path, host: str, port: int) -> None:
 
     if not data_dir.is_dir():
         raise click.ClickException(f"{data_dir}: no such data dir")
+    try:
+        database = database_for(data_dir)
+    except CsmsError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def serve() -> None:
-        store = await CsmsStore.open_data_dir(data_dir)
+        store = await CsmsStore.open_data_dir(data_dir, database)
         root = ledger_root(data_dir)
         genesis = None if root is None else root / "genesis.json"
         deps = ReviewDeps(store=store, data_dir=data_dir, genesis_path=genesis)

@@ -86,7 +86,7 @@ def stations_call(
     password: str | None,
 ) -> None:
     """Send ACTION with PAYLOAD (its JSON as the OCPP specification writes it) to the
-    connected STATION_ID, e.g. ``v2g stations call CS1 UnlockConnector '{"connectorId": 1}'``.
+    connected STATION_ID, e.g.: v2g stations call CS1 UnlockConnector '{"connectorId": 1}'
 
     The payload is checked against the schema of the station's OCPP version; a charging
     profile is clamped to the dispatch bounds first.

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from csms.errors import ConfigError
+from csms.store.engine import is_postgresql_url
 from ledger.duration import parse_duration
 
 
@@ -59,6 +60,9 @@ class CsmsConfig:
     discharge_w: int = 7_000
     reserve_soc_pct: int = 30  # never ask an EV at or below this SoC to discharge
 
+    # where the store lives: empty for DATA_DIR/csms.sqlite, or a postgresql:// URL (several
+    # CSMS processes may share one PostgreSQL database; keys stay in each DATA_DIR)
+    database: str = ""
     # operator review: dashboard, JSON API and /metrics (served by ``v2g csms``)
     http_host: str = "127.0.0.1"
     http_port: int = 8080  # 0 picks a free port
@@ -161,6 +165,11 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")
         if key == "security_profile" and value not in (1, 2, 3):
             raise ConfigError(f"{path}: key 'security_profile': expected 1, 2 or 3, got {value!r}")
+        if key == "database" and value and not is_postgresql_url(value):
+            raise ConfigError(
+                f"{path}: key 'database': expected a postgresql://USER@HOST/DATABASE URL"
+                f" (leave it out for DATA_DIR/csms.sqlite), got {value!r}"
+            )
         if key.startswith("tls_") and value:
             value = str((path.parent / value).resolve())
         values[key] = value

@@ -16,9 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import aiosqlite
+from typing import Any, Literal
 
 from csms.errors import CsmsError
 from csms.passwords import hash_password, verify_password
@@ -67,7 +65,7 @@ class OperatorRegistry:
         self._cache_key = os.urandom(32)
         self._verified: dict[bytes, str] = {}  # HMAC(name, password) -> matched hash
 
-    async def _rows(self, sql: str, params: tuple[str, ...] = ()) -> list[aiosqlite.Row]:
+    async def _rows(self, sql: str, params: tuple[str, ...] = ()) -> list[Any]:
         # Reads share the store's connection; writes go through its serialised writer.
         return await self._store.fetchall(sql, params)
 
@@ -83,7 +81,7 @@ class OperatorRegistry:
                 "INSERT INTO operators (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
                 (name, hashed, checked, created_at),
             )
-        except aiosqlite.IntegrityError:
+        except self._store.integrity_errors:
             raise OperatorError(f"operator {name!r} already exists") from None
         return Operator(name, checked, created_at)
 

@@ -35,6 +35,7 @@ PROFILE_FIELDS_16 = {
     "RemoteStartTransaction": ("chargingProfile", "connectorId"),
 }
 
+STARTS = ("RequestStartTransaction", "RemoteStartTransaction")
 _CHARGE_ONLY = ("minChargingRate",)
 _PHASED = ("", "_L2", "_L3")
 
@@ -73,9 +74,12 @@ def request_limits(
 ) -> Limits:
     """The bounds of an operator's profile: a station-wide maximum asks no EV anything
     (``station_limits``); any other is bounded like the dispatcher's for the EV last seen
-    on its EVSE (``needs``), without the dispatcher's own powers."""
+    on its EVSE (``needs``), without the dispatcher's own powers. A remote start's profile is
+    for an EV that has declared nothing yet: ``needs`` are not used for it."""
     if is_station_wide(version, action, request):
         return station_limits(version, caps, evse)
+    if action in STARTS:
+        needs = None
     return limits_for(version, needs, caps, None, evse)
 
 

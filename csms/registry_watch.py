@@ -1,9 +1,10 @@
 """Registry changes reach a running CSMS within a second, wherever they were made.
 
 ``v2g stations remove`` and ``v2g stations set --password`` run in another process and write
-the SQLite file. Every ``interval`` seconds the watch asks SQLite whether another connection
-committed (``PRAGMA data_version``, one cheap read) or whether this process changed the
-station registry (``CsmsStore.registry_version``); only then does it read the stations' ids
+the database. Every ``interval`` seconds the watch asks the store whether another connection
+changed it (``CsmsStore.registry_mark``: SQLite's ``PRAGMA data_version``, one cheap read; on
+PostgreSQL a digest of the stations' ids and password hashes) or whether this process changed
+the station registry (``CsmsStore.registry_version``); only then does it read the stations' ids
 and password hashes and compare them with what it saw last. A station that is gone, or whose
 password hash changed, has its verified password forgotten and, when connected, its
 connection closed (1008), so it must authenticate again with what is registered now.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from csms.connection import StationConnection
 from csms.credentials import CredentialChecker
@@ -49,13 +51,12 @@ class RegistryWatch:
         self._connections = connections
         self.interval = interval
         self._seen: dict[str, str] = {}
-        self._marks: tuple[int, int] = (-1, -1)
+        self._marks: tuple[Any, int] = (None, -1)
         self.revoked = 0  # connections closed because their registration changed
         self._closing: set[asyncio.Task[None]] = set()
 
     async def _marks_now(self) -> tuple[int, int]:
-        row = await self._store.fetchone("PRAGMA data_version")
-        return (int(row[0]) if row else 0, self._store.registry_version)
+        return await self._store.registry_mark()
 
     async def _hashes(self) -> dict[str, str]:
         rows = await self._store.fetchall("SELECT station_id, password_hash FROM stations")

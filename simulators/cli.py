@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from chargepoint.errors import ChargePointError
+from csms.cli import DATABASE, database_for
 from csms.config import load_config
 from csms.errors import CsmsError
 from csms.operators import OperatorRegistry
@@ -94,8 +95,8 @@ def report(run: FleetRun, as_json: bool) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_store(data_dir: Path) -> AsyncIterator[CsmsStore]:
-    store = await CsmsStore.open_data_dir(data_dir)
+async def open_store(data_dir: Path, database: str | None) -> AsyncIterator[CsmsStore]:
+    store = await CsmsStore.open_data_dir(data_dir, database)
     try:
         yield store
     finally:
@@ -125,6 +126,7 @@ async def open_store(data_dir: Path) -> AsyncIterator[CsmsStore]:
     help="Embedded CSMS only: settle to the running validators of this genesis.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@DATABASE
 def simulate_command(
     scenario_path: Path, data_dir: Path, csms_url: str | None, genesis: Path | None, as_json: bool
 ) -> None:
@@ -133,6 +135,10 @@ def simulate_command(
         scenario = load_scenario(scenario_path)
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        database = database_for(data_dir)
+    except CsmsError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def main() -> FleetRun:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -140,12 +146,12 @@ def simulate_command(
         with progress_bar(scenario.total_sessions, sys.stderr.isatty()) as progress:
             if csms_url is not None:
                 await check_reachable(csms_url)
-                async with open_store(data_dir) as store:
+                async with open_store(data_dir, database) as store:
                     return await run_scenario(
                         scenario, store, csms_url, key_dir=key_dir, progress=progress
                     )
             config = simulation_config(scenario).with_overrides(
-                genesis=None if genesis is None else str(genesis.resolve())
+                genesis=None if genesis is None else str(genesis.resolve()), database=database
             )
             async with embedded_csms(data_dir, config) as app:
                 url = f"ws://127.0.0.1:{app.port}/ocpp"
@@ -228,6 +234,7 @@ async def check_reachable(url: str, timeout_s: float = 3.0) -> None:
 )
 @click.option("--http-port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--speed", type=float, default=3600.0, show_default=True, help="Time acceleration.")
+@DATABASE
 def demo_command(
     data_dir: Path,
     stations: int,
@@ -248,6 +255,7 @@ def demo_command(
     config_path = data_dir / "csms.yaml"
     try:
         base = load_config(config_path if config_path.is_file() else None)
+        base = base.with_overrides(database=database_for(data_dir, base.database))
     except CsmsError as exc:
         raise click.ClickException(str(exc)) from None
     config = simulation_config(scenario, base).with_overrides(

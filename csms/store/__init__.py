@@ -1,1 +1,1 @@
-"""CSMS storage: an aiosqlite database in the data directory, with versioned migrations."""
+"""CSMS storage: SQLite in the data directory or a PostgreSQL database, versioned migrations."""

@@ -1,7 +1,7 @@
 """Writing one TransactionEvent: the event row, the session fold and the meter samples.
 
-A plain function over a ``sqlite3`` connection, run on the store's writer thread inside a
-unit of work (alone, or batched by ``csms.store.group``). Idempotent on (station,
+A plain function over the store's synchronous connection (SQLite or PostgreSQL), run on its
+thread inside a unit of work (alone, or batched by ``csms.store.group``). Idempotent on (station,
 transactionId, seqNo): a duplicate inserts nothing. The transaction's progress
 (``csms.store.progress``) is advanced by the event's own samples in the same unit, and the
 samples are held to the per-transaction limit (``csms.sample_limits``).
@@ -9,12 +9,12 @@ samples are held to the per-transaction limit (``csms.sample_limits``).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from csms.model import MeterSample, TransactionEventRecord
 from csms.sample_limits import SampleLimit, keep_samples
+from csms.store.engine import SyncConnection
 from csms.store.progress import StoredProgress, load_progress, save_progress
 from csms.tariffs import Tariff
 from csms.timeutil import format_timestamp
@@ -130,7 +130,7 @@ class EventWrite:
 
 
 def write_event(
-    conn: sqlite3.Connection,
+    conn: SyncConnection,
     event: TransactionEventRecord,
     received_at: str,
     *,

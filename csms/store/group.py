@@ -1,9 +1,10 @@
-"""Group commit: the units of work of many stations in one SQLite transaction.
+"""Group commit: the units of work of many stations in one database transaction.
 
-Each unit is a plain function over the ``sqlite3`` connection. Units submitted while a batch
-is being written wait and form the next batch, so a busy CSMS pays one BEGIN/COMMIT and one
-hop to the database thread per batch instead of per event, while an idle one writes a lone
-unit at once (no timer). A caller is answered only after its batch commits.
+Each unit is a plain function over the store's synchronous connection (SQLite or PostgreSQL).
+Units submitted while a batch is being written wait and form the next batch, so a busy CSMS
+pays one BEGIN/COMMIT and one hop to the database thread per batch instead of per event, while
+an idle one writes a lone unit at once (no timer). A caller is answered only after its batch
+commits.
 
 Guarantees (tested in ``tests/csms/store/test_group.py``):
 - units run in submission order, so one station's events keep their order;
@@ -15,13 +16,14 @@ Guarantees (tested in ``tests/csms/store/test_group.py``):
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-Unit = Callable[[sqlite3.Connection], Any]
+from csms.store.engine import SyncConnection
+
+Unit = Callable[[SyncConnection], Any]
 # Runs a synchronous function on the one writer connection's thread (and returns its result).
 BatchRunner = Callable[[Callable[[], list["Outcome"]]], Awaitable[list["Outcome"]]]
 
@@ -34,10 +36,12 @@ class Outcome:
     error: BaseException | None = None
 
 
-def write_batch(conn: sqlite3.Connection, units: list[Unit]) -> list[Outcome]:
-    """BEGIN IMMEDIATE, each unit in its own SAVEPOINT, COMMIT (ROLLBACK if that fails)."""
+def write_batch(
+    conn: SyncConnection, units: list[Unit], begin: str = "BEGIN IMMEDIATE"
+) -> list[Outcome]:
+    """BEGIN, each unit in its own SAVEPOINT, COMMIT (ROLLBACK if that fails)."""
     outcomes: list[Outcome] = []
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(begin)
     try:
         for unit in units:
             conn.execute("SAVEPOINT unit")
@@ -63,12 +67,14 @@ class GroupCommit:
 
     def __init__(
         self,
-        conn: Callable[[], sqlite3.Connection],
+        conn: Callable[[], SyncConnection],
         run: BatchRunner,
         lock: asyncio.Lock,
         *,
         max_batch: int = 1000,
+        begin: str = "BEGIN IMMEDIATE",
     ) -> None:
+        self._begin = begin
         self._conn = conn
         self._run = run
         self._lock = lock  # the store's write lock: batches never interleave with other work
@@ -93,7 +99,7 @@ class GroupCommit:
             conn = self._conn()
             try:
                 async with self._lock:
-                    outcomes = await self._run(partial(write_batch, conn, units))
+                    outcomes = await self._run(partial(write_batch, conn, units, self._begin))
             except asyncio.CancelledError:
                 for _, future in batch:
                     future.cancel()

@@ -8,7 +8,6 @@ the stored samples, event by event.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from csms.model import MeterSample, RegisterReading
 from csms.running import TransactionProgress
 from csms.settlement import RunningCost
+from csms.store.engine import SyncConnection
 from csms.tariffs import Tariff
 from csms.timeutil import format_timestamp, parse_timestamp
 
@@ -99,7 +99,7 @@ def to_params(station_id: str, transaction_id: str, stored: StoredProgress) -> t
 
 
 def load_progress(
-    conn: sqlite3.Connection, station_id: str, transaction_id: str, tariff: Tariff | None
+    conn: SyncConnection, station_id: str, transaction_id: str, tariff: Tariff | None
 ) -> StoredProgress:
     """The stored progress; for a transaction without a row, built from its stored samples."""
     row = conn.execute(SELECT_PROGRESS, (station_id, transaction_id)).fetchone()
@@ -109,13 +109,13 @@ def load_progress(
 
 
 def save_progress(
-    conn: sqlite3.Connection, station_id: str, transaction_id: str, stored: StoredProgress
+    conn: SyncConnection, station_id: str, transaction_id: str, stored: StoredProgress
 ) -> None:
     conn.execute(UPSERT_PROGRESS, to_params(station_id, transaction_id, stored))
 
 
 def _rebuild(
-    conn: sqlite3.Connection, station_id: str, transaction_id: str, tariff: Tariff | None
+    conn: SyncConnection, station_id: str, transaction_id: str, tariff: Tariff | None
 ) -> TransactionProgress:
     """Once, for a transaction stored before progress was kept: its samples event by event."""
     progress = TransactionProgress()

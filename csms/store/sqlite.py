@@ -1,4 +1,5 @@
-"""The CSMS database: aiosqlite, WAL, one writer connection, one transaction per unit of work."""
+"""The CSMS database: engine-neutral queries over one writer connection (``csms.store.engine``:
+SQLite or PostgreSQL), one transaction per unit of work, group commit for many stations."""
 
 from __future__ import annotations
 
@@ -6,15 +7,12 @@ import asyncio
 import enum
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from csms.errors import RegistryError
 from csms.model import (
@@ -32,6 +30,13 @@ from csms.running import TransactionProgress
 from csms.sample_limits import SampleLimit
 from csms.settling import SettlementOutcome
 from csms.station_import import station_id_problem
+from csms.store.engine import (
+    Engine,
+    PostgresEngine,
+    SqliteEngine,
+    SyncConnection,
+    is_postgresql_url,
+)
 from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
@@ -52,6 +57,11 @@ class Keep(enum.Enum):
 
 KEEP = Keep.KEEP
 
+# Oldest first; a settlement before the credits that correct it (portable: no rowid).
+_SETTLEMENT_ORDER = (
+    "ORDER BY created_at, CASE WHEN kind = 'settlement' THEN 0 ELSE 1 END, settlement_id"
+)
+
 
 # Turns an ended session into a settlement (or a flag), inside the closing DB transaction.
 SessionCloser = Callable[
@@ -66,7 +76,7 @@ def _check_station_id(station_id: str) -> None:
         raise RegistryError(problem)
 
 
-def _execute_rowcount(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> int:
+def _execute_rowcount(sql: str, params: tuple[Any, ...], conn: SyncConnection) -> int:
     return int(conn.execute(sql, params).rowcount)
 
 
@@ -78,26 +88,30 @@ class CsmsStore:
     together with the session's close, or not at all.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.dialect = engine.dialect
+        self.integrity_errors = engine.integrity_errors
         self.session_closer: SessionCloser | None = None
         self.clock_tolerance_s = 300.0  # see audit_reason
         self.registry_version = 0  # stations added, removed or given a new password here
         # One writer connection shared by every coroutine: units of work must not interleave.
         self.write_lock = asyncio.Lock()
-        self.group = GroupCommit(lambda: db._conn, self._in_writer_thread, self.write_lock)
+        self.group = GroupCommit(
+            engine.conn, engine.run, self.write_lock, begin=engine.dialect.begin
+        )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One unit of work: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), serialised."""
+    async def transaction(self) -> AsyncIterator[Engine]:
+        """One unit of work: BEGIN ... COMMIT (ROLLBACK on error), serialised."""
         async with self.write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            await self._engine.execute(self.dialect.begin)
             try:
-                yield self._db
+                yield self._engine
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._engine.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
+            await self._engine.execute("COMMIT")
 
     async def execute_write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """A single-statement write, a unit of work of its own; returns the row count.
@@ -110,54 +124,66 @@ class CsmsStore:
 
     @classmethod
     async def open(cls, path: Path | str) -> CsmsStore:
-        """Open (creating and migrating) the database; ``path`` may be ":memory:"."""
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db)
-        await store._migrate()
+        """Open (creating and migrating) the database: a SQLite file, ":memory:", or a
+        ``postgresql://`` URL."""
+        engine: Engine
+        if is_postgresql_url(str(path)):
+            engine = await PostgresEngine.open(str(path))
+        else:
+            engine = await SqliteEngine.open(path)
+        store = cls(engine)
+        try:
+            await store._migrate()
+        except BaseException:
+            await engine.close()
+            raise
         return store
 
     @classmethod
-    async def open_data_dir(cls, data_dir: Path | str) -> CsmsStore:
-        return await cls.open(Path(data_dir) / DB_NAME)
+    async def open_data_dir(cls, data_dir: Path | str, database: str | None = None) -> CsmsStore:
+        """The data directory's SQLite file, or the PostgreSQL database at ``database``."""
+        return await cls.open(database or Path(data_dir) / DB_NAME)
 
     async def close(self) -> None:
-        await self._db.close()
+        await self._engine.close()
+
+    async def registry_mark(self) -> tuple[Any, int]:
+        """Changes when the stations table changes here or in another process."""
+        return (await self._engine.registry_mark(), self.registry_version)
 
     async def _migrate(self) -> None:
-        await self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        async with self._db.execute("SELECT MAX(version) FROM schema_version") as cursor:
-            row = await cursor.fetchone()
-        current = (row[0] if row else None) or 0
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version <= current:
-                continue
-            statements = [s.strip() for s in script.split(";") if s.strip()]
-            async with self.transaction():
-                for statement in statements:
-                    await self._db.execute(statement)
-                await self._db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        postgresql = self.dialect.name == "postgresql"
+        if postgresql:  # processes starting together migrate one at a time
+            await self._engine.execute("SELECT pg_advisory_lock(7420151)")
+        try:
+            await self._engine.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)"
+            )
+            current = await self.schema_version()
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                statements = [s.strip() for s in script.split(";") if s.strip()]
+                async with self.transaction():
+                    for statement in statements:
+                        await self._engine.execute(self.dialect.ddl(statement))
+                    await self._engine.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        finally:
+            if postgresql:
+                await self._engine.execute("SELECT pg_advisory_unlock(7420151)")
 
     async def schema_version(self) -> int:
-        async with self._db.execute("SELECT MAX(version) FROM schema_version") as cursor:
-            row = await cursor.fetchone()
+        row = await self._engine.fetchone("SELECT MAX(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
 
-    async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
-        """One row of a read on the store's connection (reads need no writer lock)."""
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+    async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """One row of a read on the store's connection (reads need no writer lock): by
+        position, by column name, or ``dict(row)``."""
+        return await self._engine.fetchone(sql, params)
 
-    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Every row of a read on the store's connection."""
-        async with self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await self._engine.fetchall(sql, params)
 
     # -- stations -------------------------------------------------------------------------
 
@@ -173,7 +199,7 @@ class CsmsStore:
                 " VALUES (?, ?, ?, ?)",
                 (station_id, password_hash, meter_key, created_at),
             )
-        except aiosqlite.IntegrityError:
+        except self.integrity_errors:
             raise RegistryError(f"station {station_id!r} is already registered") from None
         finally:
             self.registry_version += 1  # after the write: the registry watch reads it then
@@ -200,7 +226,7 @@ class CsmsStore:
                     " VALUES (?, ?, ?)",
                     settings,
                 )
-        except aiosqlite.IntegrityError:
+        except self.integrity_errors:
             taken = {s.station_id for s in await self.list_stations()}
             first = next((s[0] for s in stations if s[0] in taken), "?")
             raise RegistryError(f"station {first!r} is already registered") from None
@@ -422,7 +448,7 @@ class CsmsStore:
                     token.personal,
                 ),
             )
-        except aiosqlite.IntegrityError:
+        except self.integrity_errors:
             raise RegistryError(
                 f"token {token.id_token!r} of type {token.type} is already registered"
             ) from None
@@ -484,10 +510,10 @@ class CsmsStore:
         self,
         event: TransactionEventRecord,
         received_at: str,
-        write: Callable[[sqlite3.Connection], EventWrite],
+        write: Callable[[SyncConnection], EventWrite],
     ) -> EventWrite:
-        async with self.transaction() as db:
-            conn = db._conn
+        async with self.transaction():
+            conn = self._engine.conn()
             result: EventWrite = await self._in_writer_thread(partial(write, conn))
             if result.is_new:
                 await self._close_session(event.station_id, event.transaction_id, received_at)
@@ -497,7 +523,7 @@ class CsmsStore:
         self, station_id: str, transaction_id: str, tariff: Tariff | None = None
     ) -> TransactionProgress:
         """Where a transaction stands (``csms.running``): its stored progress, one row."""
-        conn = self._db._conn
+        conn = self._engine.conn()
         stored = await self._in_writer_thread(
             partial(load_progress, conn, station_id, transaction_id, tariff)
         )
@@ -506,7 +532,7 @@ class CsmsStore:
 
     async def _in_writer_thread(self, fn: Callable[[], Any]) -> Any:
         """Run a synchronous function on the writer connection's own thread."""
-        return await self._db._execute(fn)
+        return await self._engine.run(fn)
 
     async def _insert_samples(
         self,
@@ -519,7 +545,7 @@ class CsmsStore:
         if not samples:
             return
         rows = sample_rows(station_id, transaction_id, evse_id, seq_no, samples)
-        await self._db.executemany(INSERT_SAMPLE, rows)
+        await self._engine.executemany(INSERT_SAMPLE, rows)
 
     async def _judge_session(
         self, station_id: str, transaction_id: str
@@ -593,7 +619,7 @@ class CsmsStore:
         of station time minus receive time over its last ``recent`` live transaction events."""
         rows = await self.fetchall(
             "SELECT timestamp, received_at FROM transaction_events WHERE station_id = ?"
-            " AND offline = 0 ORDER BY rowid DESC LIMIT ?",
+            " AND offline = 0 ORDER BY received_at DESC LIMIT ?",
             (station_id, recent),
         )
         gaps = []
@@ -612,7 +638,7 @@ class CsmsStore:
         self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str
     ) -> None:
         body = outcome.body
-        await self._db.execute(
+        await self._engine.execute(
             "INSERT INTO settlements (settlement_id, station_id, transaction_id, kind, status,"
             " reason, corrects, ev, import_wh, export_wh, amount, currency, body, tx, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -635,7 +661,7 @@ class CsmsStore:
             ),
         )
         if outcome.status == "pending":
-            await self._db.execute(
+            await self._engine.execute(
                 "INSERT INTO outbox (settlement_id, next_attempt_at) VALUES (?, ?)",
                 (outcome.settlement_id, at),
             )
@@ -706,10 +732,10 @@ class CsmsStore:
 
     async def list_settlements(self, status: str | None = None) -> list[SettlementRecord]:
         if status is None:
-            rows = await self.fetchall("SELECT * FROM settlements ORDER BY created_at, rowid")
+            rows = await self.fetchall(f"SELECT * FROM settlements {_SETTLEMENT_ORDER}")
         else:
             rows = await self.fetchall(
-                "SELECT * FROM settlements WHERE status = ? ORDER BY created_at, rowid", (status,)
+                f"SELECT * FROM settlements WHERE status = ? {_SETTLEMENT_ORDER}", (status,)
             )
         return [SettlementRecord(**dict(row)) for row in rows]
 
@@ -744,12 +770,14 @@ class CsmsStore:
     ) -> None:
         """Record where the ledger committed it and take it off the outbox, atomically."""
         async with self.transaction():
-            await self._db.execute(
+            await self._engine.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
                 " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
                 (at, block_height, block_hash, tx_index, receipt, settlement_id),
             )
-            await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+            await self._engine.execute(
+                "DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,)
+            )
 
     async def settlements_without_receipt(self, limit: int = 100) -> list[str]:
         rows = await self.fetchall(
@@ -767,11 +795,13 @@ class CsmsStore:
     async def mark_rejected(self, settlement_id: str, reason: str) -> None:
         """The ledger refused the transaction for good: off the outbox, reason kept for review."""
         async with self.transaction():
-            await self._db.execute(
+            await self._engine.execute(
                 "UPDATE settlements SET status = 'rejected', reason = ? WHERE settlement_id = ?",
                 (reason, settlement_id),
             )
-            await self._db.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+            await self._engine.execute(
+                "DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,)
+            )
 
     async def outbox_attempts(self, settlement_id: str) -> int:
         row = await self.fetchone(
@@ -830,7 +860,7 @@ class CsmsStore:
         data["started_seen"] = bool(data["started_seen"])
         return SessionRecord(**data)
 
-    async def _session_from_row(self, row: aiosqlite.Row) -> SessionRecord:
+    async def _session_from_row(self, row: Any) -> SessionRecord:
         data = dict(row)
         energy = await self.session_energy(data["station_id"], data["transaction_id"])
         return self._session_record({**data, "import_wh": energy[0], "export_wh": energy[1]})
@@ -965,7 +995,7 @@ class CsmsStore:
         return [self._sample(r) for r in rows]
 
     @staticmethod
-    def _sample(row: aiosqlite.Row) -> MeterSample:
+    def _sample(row: Any) -> MeterSample:
         return MeterSample(
             timestamp=parse_timestamp(row["timestamp"]),
             measurand=row["measurand"],

@@ -1,4 +1,5 @@
-"""Fixtures: a real CSMS on 127.0.0.1:0 with a SQLite file, and a raw OCPP-J test client."""
+"""Fixtures: a real CSMS on 127.0.0.1:0 with a SQLite file (or PostgreSQL), and a raw OCPP-J
+test client."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from csms.app import CsmsApp, start_csms
 from csms.config import CsmsConfig
 from csms.passwords import hash_password
+from csms.store.engine import is_postgresql_url
 from csms.timeutil import format_timestamp, utc_now
 
 STATION = "CS-TEST-1"
@@ -26,9 +28,21 @@ def auth_header(station_id: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def csms(tmp_path: Path) -> AsyncIterator[CsmsApp]:
+def csms_database() -> str:
+    """The CSMS's database: its data directory's SQLite file. A test module that overrides
+    this with the ``database`` fixture runs on both engines."""
+    return ""
+
+
+@pytest.fixture
+async def csms(tmp_path: Path, csms_database: str) -> AsyncIterator[CsmsApp]:
     config = CsmsConfig(
-        port=0, ping_interval=0.3, ping_timeout=0.3, close_timeout=0.3, call_timeout=5
+        port=0,
+        ping_interval=0.3,
+        ping_timeout=0.3,
+        close_timeout=0.3,
+        call_timeout=5,
+        database=csms_database if is_postgresql_url(csms_database) else "",
     )
     app = await start_csms(tmp_path / "data", config)
     await app.store.add_station(STATION, hash_password(PASSWORD), format_timestamp(utc_now()))

@@ -31,6 +31,12 @@ T_MID = "2026-11-25T10:30:00.000Z"
 T_END = "2026-11-25T11:00:00.000Z"
 
 
+@pytest.fixture
+def csms_database(database: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database
+
+
 class Station16(ChargePoint):
     """Answers every 1.6 CSMS-initiated call and remembers what it was asked."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 from csms.outbox import LedgerReceipt, OutboxWorker
 from csms.store.sqlite import CsmsStore
@@ -50,8 +49,8 @@ async def status_of(store: CsmsStore, transaction_id: str) -> tuple[str, bool]:
     return settled.status, settled.receipt is not None
 
 
-async def test_a_settlement_is_not_held_behind_one_in_flight(tmp_path: Path) -> None:
-    store = await CsmsStore.open(tmp_path / "csms.sqlite")
+async def test_a_settlement_is_not_held_behind_one_in_flight(database: str) -> None:
+    store = await CsmsStore.open(database)
     session = Session()
     await prepare(store, session)
     ledger = GatedLedger()

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from pathlib import Path
 
 import pytest
 
@@ -52,8 +51,8 @@ def expected_amount() -> int:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[CsmsStore]:
-    store = await CsmsStore.open(tmp_path / "csms.sqlite")
+async def store(database: str) -> AsyncIterator[CsmsStore]:
+    store = await CsmsStore.open(database)
     yield store
     await store.close()
 
@@ -120,7 +119,7 @@ async def test_missing_meter_key_is_flagged_not_settled(store: CsmsStore) -> Non
     session = Session()
     await prepare(store, session)
     await store.update_station_secret(STATION, "scrypt$x", None)
-    await store._db.execute("UPDATE stations SET meter_key = NULL")
+    await store.execute_write("UPDATE stations SET meter_key = NULL")
     for event in session.events():
         await store.record_transaction_event(event, format_timestamp(event.timestamp))
     settled = await store.settlement_for_session(STATION, "tx-42")
@@ -149,8 +148,8 @@ class Ledger:
         return {"settlement_id": settlement_id}
 
 
-async def test_outbox_survives_restart_and_commits_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "csms.sqlite"
+async def test_outbox_survives_restart_and_commits_exactly_once(database: str) -> None:
+    path = database
     store = await CsmsStore.open(path)
     session = Session()
     await prepare(store, session)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from csms.model import TransactionEventRecord
 from csms.store.sqlite import CsmsStore
@@ -14,8 +13,8 @@ def event(station: str, seq_no: int, event_type: str) -> TransactionEventRecord:
     return numbered_event(station, seq_no, event_type, wh_per_seq=1000)
 
 
-async def test_concurrent_units_of_work_all_land(tmp_path: Path) -> None:
-    store = await CsmsStore.open(tmp_path / "csms.sqlite")
+async def test_concurrent_units_of_work_all_land(database: str) -> None:
+    store = await CsmsStore.open(database)
     stations = [f"CS-{i}" for i in range(20)]
     kinds = ["Started", "Updated", "Updated", "Ended"]
     results = await asyncio.gather(

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from csms.app import CsmsApp
 from csms.model import TokenRecord
 from tests.csms.builders import transaction_event
 from tests.csms.conftest import STATION, open_client
+
+
+@pytest.fixture
+def csms_database(database: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database
 
 
 def session_events(transaction_id: str = "tx-1") -> list[dict[str, object]]:

@@ -1,0 +1,211 @@
+"""The store's engines: SQLite (aiosqlite) or PostgreSQL (psycopg 3), behind one small surface.
+
+The store's queries and units of work are engine-neutral: portable SQL (``csms.store.dialect``)
+run by plain functions over a synchronous DB-API connection, on that connection's own thread.
+An engine is what differs: how to connect, how its driver spells parameters, which errors
+mean a broken constraint, and how to tell that another process changed the station registry.
+
+- SQLite: aiosqlite's connection thread over ``sqlite3`` (WAL, one file in the data directory).
+- PostgreSQL: a psycopg 3 connection on a thread of its own, so the same units of work (group
+  commit, one TransactionEvent) run unchanged; autocommit, with explicit BEGIN/COMMIT as in SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import aiosqlite
+
+from csms.errors import CsmsError
+from csms.store.dialect import POSTGRESQL, SQLITE, Dialect
+
+T = TypeVar("T")
+
+
+def is_postgresql_url(database: str) -> bool:
+    return database.startswith(("postgresql://", "postgres://"))
+
+
+class SyncConnection(Protocol):
+    """What a unit of work may use: ``execute`` (portable SQL, ``?`` params) and friends."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+
+class Engine:
+    """One connection to one database, used from the event loop (engine-neutral part)."""
+
+    dialect: Dialect = SQLITE
+    integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+
+    def conn(self) -> SyncConnection:
+        """The synchronous connection, for functions run on its thread (``run``)."""
+        raise NotImplementedError
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the connection's own thread."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def registry_mark(self) -> Any:
+        """A value that changes when another connection changes the stations table."""
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement; its row count."""
+        conn = self.conn()
+        return await self.run(lambda: int(conn.execute(sql, params).rowcount))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        conn = self.conn()
+        await self.run(lambda: conn.executemany(sql, rows))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        conn = self.conn()
+        return await self.run(lambda: conn.execute(sql, params).fetchone())
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        conn = self.conn()
+        return await self.run(lambda: list(conn.execute(sql, params).fetchall()))
+
+
+class SqliteEngine(Engine):
+    """aiosqlite: WAL, NORMAL sync, foreign keys on, a 5 s busy timeout."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SqliteEngine:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            await db.execute(f"PRAGMA {pragma}")
+        await db.execute("PRAGMA busy_timeout=5000")
+        return cls(db)
+
+    def conn(self) -> SyncConnection:
+        return self._db._conn
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        result: T = await self._db._execute(fn)
+        return result
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def registry_mark(self) -> Any:
+        row = await self.fetchone("PRAGMA data_version")
+        return int(row[0]) if row else 0
+
+
+class Row(tuple[Any, ...]):
+    """A result row read by position, by column name, or as ``dict(row)`` (like sqlite3.Row)."""
+
+    _names: tuple[str, ...]
+    _index: dict[str, int]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._names
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    names = tuple(c.name for c in cursor.description or ())
+    index = {name: i for i, name in enumerate(names)}
+
+    def make(values: Sequence[Any]) -> Row:
+        row = Row(values)
+        row._names = names
+        row._index = index
+        return row
+
+    return make
+
+
+class _PgConnection:
+    """A psycopg connection that takes the store's portable SQL (``?`` placeholders)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(POSTGRESQL.sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(POSTGRESQL.sql(sql), rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self._conn.info.transaction_status != TransactionStatus.IDLE)
+
+
+class PostgresEngine(Engine):
+    """psycopg 3 on a thread of its own; autocommit, explicit transactions."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, conn: Any, executor: ThreadPoolExecutor) -> None:
+        import psycopg
+
+        self._raw = conn
+        self._conn = _PgConnection(conn)
+        self._executor = executor
+        self.integrity_errors = (psycopg.IntegrityError,)
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresEngine:
+        import psycopg
+
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgresql")
+        loop = asyncio.get_running_loop()
+        try:
+            conn = await loop.run_in_executor(
+                executor,
+                lambda: psycopg.connect(url, autocommit=True, row_factory=_row_factory),
+            )
+        except psycopg.Error as exc:
+            executor.shutdown(wait=False)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CsmsError(f"cannot open the PostgreSQL database: {first}") from None
+        return cls(conn, executor)
+
+    def conn(self) -> SyncConnection:
+        return self._conn
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def close(self) -> None:
+        await self.run(self._raw.close)
+        self._executor.shutdown(wait=True)
+
+    async def registry_mark(self) -> Any:
+        row = await self.fetchone(
+            "SELECT COUNT(*), md5(COALESCE(string_agg(station_id || ':' || password_hash, ','"
+            " ORDER BY station_id), '')) FROM stations"
+        )
+        return (row[0], row[1]) if row else None

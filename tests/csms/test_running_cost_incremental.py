@@ -24,6 +24,14 @@ from tests.csms.builders import energy_sample, transaction_event
 from tests.csms.conftest import PASSWORD, STATION, open_client
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def csms_database(database: str) -> str:
+    """The ``csms`` tests here run on SQLite and on PostgreSQL."""
+    return database
+
+
 SAME_SECOND = "2026-11-25T10:00:01.000Z"
 
 

@@ -138,17 +138,17 @@ def keep_arrival_energy(
     latest: RegisterReading | None,
     previous_at: datetime | None,
     *,
-    min_step_s: float = 0.0,
+    lag_s: float = 0.0,
 ) -> Decision:
     """For an EV without a departure target: a discharge only while, after one more step of
-    it (at least ``min_step_s``), the EV still holds at least the energy it arrived with
-    (the session's ``first`` reading; ``latest`` and the time of the one before it are the
-    newest)."""
+    it (the reading gap plus ``lag_s``, how late a later decision may reach it), the EV still
+    holds at least the energy it arrived with (the session's ``first`` reading; ``latest``
+    and the time of the one before it are the newest)."""
     if decision.mode != "discharge":
         return decision
     charge = Decision("charge", limits.max_charge_w)
     if first is None or latest is None:
         return charge
     delivered, step = delivered_between(first, latest, previous_at)
-    out_wh = -decision.limit_w * max(step, min_step_s) / 3600
+    out_wh = -decision.limit_w * (step + lag_s) / 3600
     return charge if delivered - out_wh < 0 else decision

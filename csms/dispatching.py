@@ -81,7 +81,12 @@ class Dispatcher:
         self.decisions: dict[tuple[str, str], Decision] = {}
         self.limits: dict[tuple[str, str], Limits] = {}
         self.costs: dict[tuple[str, str], float] = {}  # the running cost last sent
-        self.passed_at: dict[tuple[str, str], datetime] = {}  # station time of the last pass
+        # per session: the reading the last pass acted on, and the station time since the one
+        # before (the dispatcher's cadence in station time)
+        self.passed_at: dict[tuple[str, str], tuple[datetime, float]] = {}
+        # the longest such cadence of the last pass: a session seen for the first time
+        # (no cadence of its own yet) is judged with it
+        self.fleet_cadence_s = 0.0
         # the register reading at each session's needs: read once per needs, not per pass
         self.baselines: dict[tuple[str, str], tuple[datetime, RegisterReading | None]] = {}
         self.sent = 0
@@ -109,16 +114,18 @@ class Dispatcher:
         """A discharge only while the EV still reaches its departure target, or, when it stated
         none, keeps the energy it arrived with (``csms.departure``).
 
-        A discharge decided now runs until the next decision: the step is the longer of the
-        gap between the EV's readings and ``cadence_s``, the station time between this
-        session's last two passes (under an accelerated station clock a pass every few wall
-        seconds is hours of station time). O(1) per pass: the first, latest and previous
-        readings come from the session's stored ``progress``; the reading at its needs is
-        looked up once per needs."""
+        A discharge decided now on the latest reading stays in force until a decision on a
+        later reading reaches the EV: up to the gap between readings plus twice ``cadence_s``,
+        the station time between the readings this session's last two passes acted on (under
+        an accelerated station clock a pass every few wall seconds is hours of station time).
+        The step the check assumes is that sum.
+
+        O(1) per pass: the first, latest and previous readings come from the session's stored
+        ``progress``; the reading at its needs is looked up once per needs."""
         latest, first = progress.latest, progress.first
         if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
             return keep_arrival_energy(
-                decision, limits, first, latest, progress.previous_at, min_step_s=cadence_s
+                decision, limits, first, latest, progress.previous_at, lag_s=2 * cadence_s
             )
         if latest is None or first is None:
             return Decision("charge", limits.max_charge_w)
@@ -139,7 +146,7 @@ class Dispatcher:
             target_energy_wh=needs.target_energy_wh,
             min_v2x_energy_wh=needs.min_v2x_energy_wh,
         )
-        return keep_departure(decision, limits, state, max(step, cadence_s))
+        return keep_departure(decision, limits, state, step + 2 * cadence_s)
 
     async def _update_cost(
         self, connection: Any, key: tuple[str, str], progress: TransactionProgress
@@ -168,6 +175,7 @@ class Dispatcher:
         store = self.server.services.store
         sent = 0
         live = set()
+        pass_cadence = 0.0
         for session in await store.active_sessions():
             key = (session.station_id, session.transaction_id)
             live.add(key)
@@ -188,9 +196,12 @@ class Dispatcher:
             evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
             limits = limits_for(shape, needs, caps, self.settings.policy, evse)
             self.limits[key] = limits
-            previous = self.passed_at.get(key)
-            cadence = 0.0 if previous is None else max(0.0, (at - previous).total_seconds())
-            self.passed_at[key] = at
+            previous, cadence = self.passed_at.get(key, (None, 0.0))
+            if previous is not None and at > previous:
+                cadence = (at - previous).total_seconds()
+            self.passed_at[key] = (at, cadence)
+            pass_cadence = max(pass_cadence, cadence)
+            cadence = max(cadence, self.fleet_cadence_s)
             wanted = decide(
                 self.settings.policy,
                 export_price=price.export_price,
@@ -198,7 +209,10 @@ class Dispatcher:
                 reserve_soc_pct=self.settings.reserve_soc_pct,
             )
             decision = bound(wanted, limits)
-            if decision.mode == "discharge":
+            if decision.mode == "discharge" and previous is None and not self.fleet_cadence_s:
+                # how long a decision stays in force is not known before a second look
+                decision = Decision("charge", limits.max_charge_w)
+            elif decision.mode == "discharge":
                 decision = await self._keep_departure(
                     decision, limits, session, needs, cadence, progress
                 )
@@ -234,6 +248,7 @@ class Dispatcher:
                 await self._update_cost(connection, key, progress)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
+        self.fleet_cadence_s = pass_cadence
         for gone in set(self.passed_at) - live:
             del self.passed_at[gone]
         for gone in set(self.limits) - live:

@@ -105,9 +105,11 @@ async def test_an_ev_without_needs_is_not_discharged_below_its_arrival_energy(
 async def test_an_ev_without_needs_gives_back_only_what_it_was_given(
     csms: CsmsApp, station: Station201
 ) -> None:
-    # it took 5 kWh: a quarter hour at 7 kW (1.75 kWh) fits, twice more too, a fourth does not
-    await dispatch(csms, station, [(15_000, 0), (15_000, 1_750), (15_000, 3_500), (15_000, 5_000)])
-    assert station.limits == [-7_000, 11_000], station.limits
+    # it took 6 kWh. A look every quarter hour: a discharge decided now may last until a
+    # decision on the next reading arrives, 45 min at most (the reading gap plus twice the
+    # cadence), 5.25 kWh at 7 kW: that fits once (the first look only charges), not after
+    await dispatch(csms, station, [(16_000, 0), (16_000, 0), (16_000, 1_750)])
+    assert station.limits == [11_000, -7_000, 11_000], station.limits
 
 
 async def test_a_201_ev_with_needs_keeps_its_departure_target(
@@ -145,8 +147,9 @@ async def test_a_pass_every_two_station_hours_plans_discharge_two_hours_ahead(
     csms: CsmsApp, station: Station201
 ) -> None:
     """An accelerated station: readings 5 minutes apart, but the dispatcher sees the session
-    only every 2 hours of station time. A discharge decided now runs 2 hours, not 5 minutes,
-    so with 2 hours to departure and 5 kWh still to go none is asked."""
+    only every 2 hours of station time. A discharge decided now may run that long, not 5
+    minutes, so with 2 hours to departure and 5 kWh still to go none is asked. Nor is one at
+    the dispatcher's very first look, before it knows how long a decision stays in force."""
     needs = {
         "requested_energy_transfer": "AC_three_phase",
         "departure_time": "2026-11-25T14:00:00.000Z",
@@ -166,6 +169,7 @@ async def test_a_pass_every_two_station_hours_plans_discharge_two_hours_ahead(
         parse_tariff(EXPORT_PAYS, source="export-pays.yaml"),
         DispatchSettings(POLICY, reserve_soc_pct=30, interval=2),
     )
+    await dispatcher.run_once()  # 10:00, the first look: how long a decision lasts is unknown
     at = "2026-11-25T10:05:00.000Z"
     await station.call(event("Updated", 1, at, meter_value=[reading(at, 3_000, 0, 55)]))
     await dispatcher.run_once()  # 10:05: 17 kWh to go in 4 h at 11 kW: room to discharge
@@ -174,4 +178,4 @@ async def test_a_pass_every_two_station_hours_plans_discharge_two_hours_ahead(
     ):
         await station.call(event("Updated", seq, at, meter_value=[reading(at, wh, 0, 70)]))
     await dispatcher.run_once()  # 12:00: 5 kWh to go in 2 h; 2 h of discharge would cost it
-    assert station.limits == [-7_000, 11_000], station.limits
+    assert station.limits == [11_000, -7_000, 11_000], station.limits

@@ -328,7 +328,7 @@ async def test_a_201_station_reporting_bpt_is_discharged_and_the_dashboard_says_
                 )
             # exporting pays and the EV holds energy the session gave it: a negative limit,
             # no deeper than the EVSE's rating
-            await dispatch(csms, station, [(14_000, 0), (14_000, 100), (14_000, 200)])
+            await dispatch(csms, station, [(16_000, 0), (16_000, 0), (16_000, 1_500)])
             assert station.limits and min(station.limits) == -6_000, station.limits
             assert max(station.limits) <= 6_000
     finally:

@@ -45,6 +45,12 @@ from tests.csms.test_ocpp21_ev_limits import dispatch_over_a_day, session_with_n
 POLICY = DispatchPolicy(export_threshold=100_000, charge_w=11_000, discharge_w=9_000)
 
 
+@pytest.fixture
+def csms_database(database: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database
+
+
 def power(name: str, max_limit: Any, *, evse: int | None = None, unit: str = "W") -> dict[str, Any]:
     component: dict[str, Any] = {"name": name}
     if evse is not None:

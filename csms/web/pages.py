@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
-from csms.review import SessionFilter, chart_series
+from csms.review import CHART_POINTS, SessionFilter, chart_series
 from csms.web.api import session_filter
 from csms.web.auth import Auth
 from csms.web.chart import session_chart
@@ -128,7 +128,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     auth: Auth = request.app.state.auth
-    auth.revoke(request)
+    await auth.revoke(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response
@@ -206,11 +206,12 @@ async def session_page(
         operator,
         d=detail,
         chart=session_chart(
-            chart_series(detail.samples),
+            chart_series(detail.chart),
             boundaries=tariff_boundaries(detail.intervals),
             marks=marks,
         ),
         marks=marks,
+        chart_points=CHART_POINTS,
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None

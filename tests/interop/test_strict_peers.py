@@ -5,8 +5,9 @@ a ``violation`` (and a CALLERROR), as would one of the peer's own.
 
 Each station sends every message the CSMS handles for its version (taken from the CSMS's own
 handler tables, so a newly handled message needs a payload here), and provokes every request
-the CSMS sends that an operator or the dispatcher can cause: remote start and stop, reset
-(through the JSON API), SetChargingProfile and CostUpdated (the dispatcher, on meter values).
+the CSMS sends (the README's table): remote start and stop and reset through their API routes,
+SetChargingProfile and CostUpdated from the dispatcher on meter values, and every other one
+through the operator API's ``POST /api/stations/{id}/ocpp/{action}``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from csms.blocks import HANDLERS_201
 from csms.blocks16 import HANDLERS_16
 from tests.interop.peer import CsmsProcess, StrictPeer, v2g
+from tests.test_readme_messages import table
 
 STATION, PASSWORD = "CP-STRICT-PEER", "strict-peer-password-1"
 TOKEN = "TOKENSTRICT1"
@@ -49,6 +51,26 @@ ANSWERS_201: dict[str, Any] = {
     "GetBaseReport": {"status": "Accepted"},
     "ReserveNow": {"status": "Accepted"},
     "CancelReservation": {"status": "Accepted"},
+    "ClearDisplayMessage": {"status": "Accepted"},
+    "ClearVariableMonitoring": {"clearMonitoringResult": [{"status": "Accepted", "id": 1}]},
+    "CustomerInformation": {"status": "Accepted"},
+    "GetDisplayMessages": {"status": "Unknown"},
+    "GetMonitoringReport": {"status": "Accepted"},
+    "GetReport": {"status": "Accepted"},
+    "SetDisplayMessage": {"status": "Accepted"},
+    "SetMonitoringBase": {"status": "Accepted"},
+    "SetMonitoringLevel": {"status": "Accepted"},
+    "SetVariableMonitoring": {
+        "setMonitoringResult": [
+            {
+                "status": "Accepted",
+                "type": "Delta",
+                "severity": 5,
+                "component": {"name": "OCPPCommCtrlr"},
+                "variable": {"name": "HeartbeatInterval"},
+            }
+        ]
+    },
     "GetVariables": {
         "getVariableResult": [
             {
@@ -90,6 +112,9 @@ ANSWERS_16: dict[str, Any] = {
     "ClearCache": {"status": "Accepted"},
     "GetCompositeSchedule": {"status": "Rejected"},
     "DataTransfer": {"status": "UnknownVendorId"},
+    "ExtendedTriggerMessage": {"status": "Accepted"},
+    "GetLog": {"status": "Accepted", "filename": "station.log"},
+    "SignedUpdateFirmware": {"status": "Accepted"},
 }
 
 
@@ -219,6 +244,129 @@ def messages_16() -> dict[str, dict[str, Any]]:
     }
 
 
+def operator_requests_201() -> dict[str, dict[str, Any]]:
+    """A schema-valid request for every CSMS-to-station message of 2.0.1 an operator sends."""
+    variable = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+    token = {"idToken": TOKEN, "type": "ISO14443"}
+    return {
+        "CancelReservation": {"reservationId": 1},
+        "ChangeAvailability": {"operationalStatus": "Operative"},
+        "ClearCache": {},
+        "ClearChargingProfile": {"chargingProfileId": 9},
+        "ClearDisplayMessage": {"id": 1},
+        "ClearVariableMonitoring": {"id": [1]},
+        "CustomerInformation": {"requestId": 1, "report": True, "clear": False, "idToken": token},
+        "DataTransfer": {"vendorId": "com.example", "messageId": "ping"},
+        "GetBaseReport": {"requestId": 2, "reportBase": "FullInventory"},
+        "GetChargingProfiles": {
+            "requestId": 3,
+            "chargingProfile": {"chargingProfilePurpose": "TxProfile"},
+        },
+        "GetCompositeSchedule": {"duration": 3600, "evseId": 1},
+        "GetDisplayMessages": {"requestId": 4},
+        "GetLocalListVersion": {},
+        "GetLog": {
+            "log": {"remoteLocation": "https://logs.example.com/upload"},
+            "logType": "DiagnosticsLog",
+            "requestId": 5,
+        },
+        "GetMonitoringReport": {"requestId": 6},
+        "GetReport": {"requestId": 7},
+        "GetTransactionStatus": {},
+        "GetVariables": {"getVariableData": [variable]},
+        "ReserveNow": {"id": 1, "expiryDateTime": now(3600), "idToken": token},
+        "SendLocalList": {"versionNumber": 1, "updateType": "Full"},
+        "SetDisplayMessage": {
+            "message": {
+                "id": 1,
+                "priority": "NormalCycle",
+                "message": {"format": "UTF8", "content": "welcome"},
+            }
+        },
+        "SetMonitoringBase": {"monitoringBase": "All"},
+        "SetMonitoringLevel": {"severity": 5},
+        "SetVariableMonitoring": {
+            "setMonitoringData": [{"value": 1, "type": "Delta", "severity": 5, **variable}]
+        },
+        "SetVariables": {"setVariableData": [{"attributeValue": "300", **variable}]},
+        "TriggerMessage": {"requestedMessage": "Heartbeat"},
+        "UnlockConnector": {"evseId": 1, "connectorId": 1},
+        "UpdateFirmware": {
+            "requestId": 8,
+            "firmware": {"location": "https://fw.example.com/f.bin", "retrieveDateTime": now()},
+        },
+    }
+
+
+def operator_requests_16() -> dict[str, dict[str, Any]]:
+    """A schema-valid request for every CSMS-to-station message of 1.6 an operator sends."""
+    return {
+        "CancelReservation": {"reservationId": 1},
+        "ChangeAvailability": {"connectorId": 0, "type": "Operative"},
+        "ChangeConfiguration": {"key": "HeartbeatInterval", "value": "300"},
+        "ClearCache": {},
+        "ClearChargingProfile": {"id": 9},
+        "DataTransfer": {"vendorId": "com.example", "messageId": "ping"},
+        "ExtendedTriggerMessage": {"requestedMessage": "Heartbeat"},
+        "GetCompositeSchedule": {"connectorId": 1, "duration": 3600},
+        "GetConfiguration": {},
+        "GetDiagnostics": {"location": "ftp://diagnostics.example.com/"},
+        "GetLocalListVersion": {},
+        "GetLog": {
+            "logType": "DiagnosticsLog",
+            "requestId": 1,
+            "log": {"remoteLocation": "https://logs.example.com/upload"},
+        },
+        "ReserveNow": {
+            "connectorId": 1,
+            "expiryDate": now(3600),
+            "idTag": TOKEN,
+            "reservationId": 1,
+        },
+        "SendLocalList": {"listVersion": 1, "updateType": "Full"},
+        "SignedUpdateFirmware": {
+            "requestId": 2,
+            "firmware": {
+                "location": "https://fw.example.com/f.bin",
+                "retrieveDateTime": now(),
+                "signingCertificate": "-----BEGIN CERTIFICATE-----",
+                "signature": "c2lnbmF0dXJl",
+            },
+        },
+        "TriggerMessage": {"requestedMessage": "Heartbeat"},
+        "UnlockConnector": {"connectorId": 1},
+        "UpdateFirmware": {"location": "https://fw.example.com/f.bin", "retrieveDate": now()},
+    }
+
+
+def csms_sends(column: int) -> set[str]:
+    """The README's CSMS-to-station rows marked for one version (0: 1.6, 1: 2.0.1)."""
+    return {
+        name
+        for (name, way), marks in table().items()
+        if way == "CSMS to station" and marks[column] == "yes"
+    }
+
+
+async def send_the_rest(
+    csms: CsmsProcess, peer: StrictPeer, column: int, requests: dict[str, dict[str, Any]]
+) -> None:
+    """Every CSMS-to-station message of the version not seen yet goes through the operator
+    API (``POST /api/stations/{id}/ocpp/{action}``) and reaches the peer."""
+    seen = {r["method"] for r in peer.of_type("inbound")}
+    rest = csms_sends(column) - seen
+    missing = rest - set(requests)
+    assert not missing, f"no strict-peer request for {missing}"
+    async with httpx.AsyncClient(base_url=csms.http_url, timeout=20) as http:
+        for action in sorted(rest):
+            answer = await http.post(
+                f"/api/stations/{STATION}/ocpp/{action}", json=requests[action], auth=OPERATOR
+            )
+            assert answer.status_code == 200, (action, answer.text)
+            await peer.inbound(action)
+    assert csms_sends(column) <= {r["method"] for r in peer.of_type("inbound")}
+
+
 @pytest.fixture
 async def csms(tmp_path: Path) -> AsyncIterator[CsmsProcess]:
     data = tmp_path / "data"
@@ -331,6 +479,7 @@ async def test_a_strict_201_station_and_the_csms_stay_within_the_schemas(
         assert ended["type"] == "result", ended
         assert (await api(csms, "reset", {"type": "OnIdle"}))["status"] == "Accepted"
         assert (await peer.inbound("Reset"))["type"] == "OnIdle"
+        await send_the_rest(csms, peer, 1, operator_requests_201())
         assert_clean(peer, ANSWERS_201)
         assert peer.of_type("error") == []
     finally:
@@ -408,6 +557,7 @@ async def test_a_strict_16_station_and_the_csms_stay_within_the_schemas(
         assert stopped["type"] == "result", stopped
         assert (await api(csms, "reset", {"type": "OnIdle"}))["status"] == "Accepted"
         assert (await peer.inbound("Reset"))["type"] == "Soft"
+        await send_the_rest(csms, peer, 0, operator_requests_16())
         assert_clean(peer, ANSWERS_16)
         assert peer.of_type("error") == []
     finally:

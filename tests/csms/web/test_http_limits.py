@@ -4,12 +4,17 @@ and bad filter values (400)."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
-from csms.operators import COOKIE_NAME
+from csms.operators import COOKIE_NAME, load_session_secret, sign_session
+from csms.store.sqlite import CsmsStore
+from csms.web.deps import ReviewDeps
 from csms.web.limits import DEFAULT_MAX_BODY_BYTES
+from csms.web.server import start_web
 from tests.csms.web.test_pages import FORM, log_in
-from tests.csms.web.world import AUDITOR, AUDITOR_PW
+from tests.csms.web.world import AUDITOR, AUDITOR_PW, World
 
 
 async def test_a_large_login_body_is_refused_413(client: httpx.AsyncClient) -> None:
@@ -52,6 +57,39 @@ async def test_logout_ends_the_session_on_the_server(client: httpx.AsyncClient) 
     # the old cookie, replayed, no longer opens anything
     client.cookies.set(COOKIE_NAME, cookie)
     assert (await client.get("/chain")).status_code == 401
+
+
+async def test_a_logged_out_cookie_stays_refused_after_a_restart(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    login = await log_in(client, AUDITOR, AUDITOR_PW)
+    cookie = login.cookies[COOKIE_NAME]
+    # a second browser, logged in a minute earlier and not logged out
+    row = await world.store.fetchone(
+        "SELECT password_hash FROM operators WHERE name = ?", (AUDITOR,)
+    )
+    assert row is not None
+    secret, earlier = load_session_secret(world.data_dir), int(time.time()) - 60
+    kept = sign_session(secret, AUDITOR, earlier, row[0])
+    await client.post("/logout")
+    # junk cookies are not recorded: only a cookie this server signed
+    for junk in ("x", sign_session(b"not-our-secret", AUDITOR, int(time.time()))):
+        client.cookies.set(COOKIE_NAME, junk)
+        await client.post("/logout")
+    rows = await world.store.fetchall("SELECT digest FROM revoked_web_sessions")
+    assert len(rows) == 1 and cookie not in rows[0][0]
+    # a new server process on the same data: its own store connection, its own memory
+    store = await CsmsStore.open_data_dir(world.data_dir)
+    web = await start_web(ReviewDeps(store=store, data_dir=world.data_dir), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web.port}") as again:
+            again.cookies.set(COOKIE_NAME, cookie)
+            assert (await again.get("/chain")).status_code == 401
+            again.cookies.set(COOKIE_NAME, kept)
+            assert (await again.get("/chain")).status_code == 200
+    finally:
+        await web.stop()
+        await store.close()
 
 
 async def test_a_bad_status_filter_is_400(client: httpx.AsyncClient) -> None:

@@ -159,12 +159,14 @@ class CsmsStore:
             await self._engine.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)"
             )
-            current = await self.schema_version()
             for version, script in enumerate(MIGRATIONS, start=1):
-                if version <= current:
+                if version <= await self.schema_version():
                     continue
                 statements = [s.strip() for s in script.split(";") if s.strip()]
                 async with self.transaction():
+                    # Read again under the write lock: another process may have just applied it.
+                    if version <= await self.schema_version():
+                        continue
                     for statement in statements:
                         await self._engine.execute(self.dialect.ddl(statement))
                     await self._engine.execute("INSERT INTO schema_version VALUES (?)", (version,))

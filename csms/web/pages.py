@@ -29,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 CHAIN_BLOCKS = 100  # the newest blocks holding settlements listed on the chain page
 PAGE_ROWS = 500  # newest first; narrow the filters (or use the API's offset) for older ones
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STYLESHEET = Path(__file__).parent / "static" / "app.css"  # the only styles (CSP: 'self')
 
 
 class LoginRequired(WebError):
@@ -83,6 +84,16 @@ def render(
 def login_page(request: Request, next_path: str, message: str | None = None) -> HTMLResponse:
     return render(
         request, "login.html", None, next=_safe_next(next_path), message=message, status_code=401
+    )
+
+
+@router.get("/static/app.css")
+async def stylesheet() -> Response:
+    """The dashboard's one stylesheet, public (the login page uses it); no inline styles."""
+    return Response(
+        STYLESHEET.read_bytes(),
+        media_type="text/css; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
     )
 
 

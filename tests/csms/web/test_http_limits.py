@@ -49,6 +49,24 @@ async def test_every_page_carries_the_security_headers(client: httpx.AsyncClient
         assert answer.headers.get("x-content-type-options") == "nosniff"
 
 
+async def test_no_page_needs_an_inline_style(client: httpx.AsyncClient, world: World) -> None:
+    """CSP style-src 'self': every style comes from the stylesheet, served without login."""
+    sheet = await client.get("/static/app.css")
+    assert sheet.status_code == 200 and sheet.headers["content-type"].startswith("text/css")
+    assert "#session-chart .tick" in sheet.text and ".narrow" in sheet.text
+    pages = [await client.get("/login")]
+    await log_in(client, AUDITOR, AUDITOR_PW)
+    for path in ("/sessions", "/chain", "/stations", f"/sessions/{world.settlement_id}"):
+        pages.append(await client.get(path))
+    assert '<svg id="session-chart"' in pages[-1].text
+    for page in pages:
+        assert page.status_code == 200, page.url
+        csp = page.headers["content-security-policy"]
+        assert "style-src 'self'" in csp and "unsafe-inline" not in csp
+        assert '<link rel="stylesheet" href="/static/app.css">' in page.text, page.url
+        assert "<style" not in page.text and " style=" not in page.text, page.url
+
+
 async def test_logout_ends_the_session_on_the_server(client: httpx.AsyncClient) -> None:
     login = await log_in(client, AUDITOR, AUDITOR_PW)
     cookie = login.cookies[COOKIE_NAME]

@@ -1,9 +1,9 @@
 """A transaction's stored progress (``csms.running``): one row, read and written with each event.
 
-Plain functions over a ``sqlite3`` connection, run inside the unit of work that stores the event
-(``csms.store.events``), so the progress is durable with the samples it describes. A
-transaction stored before progress was kept has no row: its first new event builds it once from
-the stored samples, event by event.
+Plain functions over the store's synchronous connection (either engine), run inside the unit of
+work that stores the event (``csms.store.events``), so the progress is durable with the samples
+it describes. A transaction stored before progress was kept has no row: its first new event
+builds it once from the stored samples, event by event.
 """
 
 from __future__ import annotations

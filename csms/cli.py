@@ -362,9 +362,9 @@ def read_meter_key(path: Path) -> str:
     "--max-power-w",
     type=WATTS,
     default=None,
-    help="The station's rated power (W > 0, or none for the CSMS's max_station_power_w):"
-    " a session whose energy between two signed readings passes it (plus 10 % and 1 Wh) is"
-    " flagged implausible_energy and never signed.",
+    help="The station's rated power (W > 0; none: the rating it reported, if lower than the"
+    " CSMS's max_station_power_w, else that): a session whose energy between two signed"
+    " readings passes it (plus 10 % and 1 Wh) is flagged implausible_energy and never signed.",
 )
 @click.option(
     "--power-key",

@@ -161,6 +161,17 @@ def settle_session(
     return SettlementOutcome(settlement_id, "pending", None, ev, body, tx.data)
 
 
+def rated_power(station: StationRecord, default_w: int) -> int:
+    """The power a station's energy is held to before signing: the operator's setting
+    (``v2g stations set --max-power-w``), else the rating the station reported when it is
+    lower than ``default_w`` (``max_station_power_w``; a report never loosens it), else that."""
+    if station.max_power_w is not None:
+        return station.max_power_w
+    if station.reported_power_w is not None and 0 < station.reported_power_w < default_w:
+        return station.reported_power_w
+    return default_w
+
+
 def session_closer(
     setup: SettlementSetup,
 ) -> Callable[
@@ -175,7 +186,7 @@ def session_closer(
         token: TokenRecord | None,
     ) -> SettlementOutcome:
         meter_key = station.meter_key if station is not None else None
-        power = station.max_power_w if station is not None else None
+        power = None if station is None else rated_power(station, setup.max_power_w)
         return settle_session(
             setup, session, samples, meter_key=meter_key, token=token, max_power_w=power
         )

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -277,6 +278,16 @@ class CsmsStore:
     async def list_stations(self) -> list[StationRecord]:
         rows = await self.fetchall(f"{self._STATIONS} ORDER BY s.station_id")
         return [StationRecord(**dict(row)) for row in rows]
+
+    async def reported_power(self, station_id: str, evse_id: int | None) -> int | None:
+        """The power rating the station reported (device model or 1.6 key): the tightest of
+        its own (EVSE 0) and the EVSE's, in W; None if it reported none."""
+        row = await self.fetchone(
+            "SELECT MIN(value) FROM evse_capabilities WHERE station_id = ? AND kind = 'power'"
+            " AND evse_id IN (0, ?)",
+            (station_id, 0 if evse_id is None else evse_id),
+        )
+        return None if row is None or row[0] is None else int(row[0])
 
     async def set_max_power(self, station_id: str, max_power_w: int | None) -> None:
         """A registered station's rated power in W (None: the CSMS's max_station_power_w)."""
@@ -558,6 +569,9 @@ class CsmsStore:
         assert session is not None
         samples = await self.meter_samples(station_id, transaction_id)
         station = await self.get_station(station_id)
+        if station is not None:
+            reported = await self.reported_power(station_id, session.evse_id)
+            station = replace(station, reported_power_w=reported)
         token = None
         if session.id_token is not None and session.id_token_type is not None:
             token = await self.get_token(session.id_token, session.id_token_type)

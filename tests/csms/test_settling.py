@@ -269,3 +269,36 @@ async def test_a_session_beyond_the_stations_rated_power_is_flagged_not_signed(
         await store.set_max_power(STATION, 0)
     with pytest.raises(RegistryError, match="not registered"):
         await store.set_max_power("CS-NONE", 11_000)
+
+
+async def test_a_reported_rating_tightens_the_check_and_the_operators_setting_wins(
+    store: CsmsStore,
+) -> None:
+    """A station that reported 5 kW (device model or 1.6 key) is held to it; a report above
+    max_station_power_w never loosens the check; the operator's --max-power-w overrides both."""
+    session = Session()
+    await prepare(store, session)
+    await store.execute_write(
+        "INSERT INTO evse_capabilities (station_id, evse_id, kind, value, source, updated_at)"
+        " VALUES (?, 0, 'power', 5000, 'test', ?)",
+        (STATION, "2026-11-25T00:00:00Z"),
+    )
+    for event in session.events():
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
+    flagged = await store.settlement_for_session(STATION, "tx-42")
+    assert flagged is not None and flagged.status == "flagged"
+    assert "rated power of 5000 W" in (flagged.reason or "")
+    await store.set_max_power(STATION, 22_000)  # the operator knows better
+    outcome = await store.resettle(STATION, "tx-42", by="alice", at="2026-11-26T10:00:00Z")
+    assert outcome.status == "pending"
+
+
+def test_a_reported_rating_never_loosens_the_default() -> None:
+    from csms.model import StationRecord
+    from csms.settling import rated_power
+
+    station = StationRecord(STATION, "h", None, "t")
+    assert rated_power(station, 350_000) == 350_000
+    assert rated_power(replace(station, reported_power_w=11_000), 350_000) == 11_000
+    assert rated_power(replace(station, reported_power_w=10**9), 350_000) == 350_000
+    assert rated_power(replace(station, reported_power_w=11_000, max_power_w=50_000), 1) == 50_000

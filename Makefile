@@ -24,9 +24,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+INTEROP := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.package-lock.json
+
+# the strict OCPP peers (ocpp-rpc, pinned by package-lock.json) of tests/interop
+$(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	(command -v node >/dev/null && command -v npm >/dev/null) \
+		|| (apt-get update -qq && apt-get install -y -qq nodejs npm) \
+		|| echo "nodejs/npm could not be installed: the strict-peer tests will say so"
+	! command -v npm >/dev/null || (cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error)
+
 pytest: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "chromium could not be installed: the browser test will say so"
+	$(MAKE) $(INTEROP_STAMP) || echo "npm ci failed: the strict-peer tests will say so"
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq postgresql) \
 		|| echo "postgresql could not be installed: the PostgreSQL tests will say so"
@@ -41,4 +52,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(INTEROP)/node_modules

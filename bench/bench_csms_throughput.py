@@ -6,6 +6,8 @@ each sending TransactionEvent Updated frames in a closed loop after Boot and Sta
 
 - ``ours``: ``start_csms(..., ledger="off")``, schema validation on for requests and answers,
   every event persisted to SQLite (event row, session fold, meter samples), rate limits raised;
+- ``postgresql``: the same CSMS on a PostgreSQL 15 server started for the run (a fresh database
+  per measurement; the server's durable defaults: fsync on, synchronous_commit on);
 - ``reference``: ``bench.reference_csms``, the ``ocpp`` library's default way.
 
 Prints messages/s and p50/p99 latency for each and ``csms_throughput_ratio`` (ours /
@@ -30,6 +32,9 @@ from bench.common import (
     spawn_module,
     stop_process,
 )
+from tests.postgres import DURABLE, PostgresUnavailable, start_postgres
+
+PREFIX = {"ours": "csms", "postgresql": "csms_pg", "reference": "reference"}
 
 
 def measure(kind: str, args: argparse.Namespace, data_dir: Path, interval: float) -> dict[str, Any]:
@@ -37,8 +42,17 @@ def measure(kind: str, args: argparse.Namespace, data_dir: Path, interval: float
 
     ``interval`` 0 is the closed loop (saturation: throughput); > 0 paces each station.
     """
+    extra: tuple[str, ...] = ()
+    if kind == "postgresql":
+        extra = ("--database", args.postgres.create_database())
     server = spawn_module(
-        "bench.serve", kind, "--data-dir", str(data_dir), "--stations", str(args.stations)
+        "bench.serve",
+        "reference" if kind == "reference" else "ours",
+        "--data-dir",
+        str(data_dir),
+        "--stations",
+        str(args.stations),
+        *extra,
     )
     try:
         started = read_json_line(server, 120)
@@ -82,19 +96,30 @@ def main() -> None:
     raise_open_files_limit()
     emit("csms_stations", args.stations)
     emit("csms_rounds", args.rounds)
+    try:
+        args.postgres = start_postgres(settings=DURABLE)
+    except PostgresUnavailable as exc:
+        raise SystemExit(f"bench_csms_throughput: PostgreSQL: {exc}") from None
+    try:
+        run(args)
+    finally:
+        args.postgres.stop()
+
+
+def run(args: argparse.Namespace) -> None:
+    kinds = ("reference", "ours", "postgresql")
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-csms-") as tmp:
-        # Rounds alternate reference and ours; each kind keeps its best round, so a burst
-        # of other work on the machine does not decide the ratio.
+        # Rounds alternate the kinds; each kind keeps its best round, so a burst of other
+        # work on the machine does not decide the ratio.
         for round_no in range(args.rounds):
-            for kind in ("reference", "ours"):
+            for kind in kinds:
                 result = measure(kind, args, Path(tmp) / f"{kind}-{round_no}", 0.0)
-                prefix = "csms" if kind == "ours" else "reference"
-                emit(f"{prefix}_round{round_no}_msgs_per_s", float(result["rate"]))
+                emit(f"{PREFIX[kind]}_round{round_no}_msgs_per_s", float(result["rate"]))
                 if kind not in results or result["rate"] > results[kind]["rate"]:
                     results[kind] = result
     for kind, result in results.items():
-        prefix = "csms" if kind == "ours" else "reference"
+        prefix = PREFIX[kind]
         emit(f"{prefix}_msgs_per_s", float(result["rate"]))
         emit(f"{prefix}_p50_ms", float(result["p50_ms"]))
         emit(f"{prefix}_p99_ms", float(result["p99_ms"]))
@@ -104,13 +129,16 @@ def main() -> None:
     reference = float(results["reference"]["rate"])
     ours = float(results["ours"]["rate"])
     emit("csms_throughput_ratio", ours / reference if reference else 0.0)
+    on_pg = float(results["postgresql"]["rate"])
+    emit("csms_pg_throughput_ratio", on_pg / reference if reference else 0.0)
+    emit("csms_pg_vs_sqlite_ratio", on_pg / ours if ours else 0.0)
     # Latency at a steady load below saturation: every station sends one Updated per
     # ``--paced-interval`` seconds (closed-loop latency is only stations / throughput).
     emit("paced_msgs_per_s_offered", args.stations / args.paced_interval)
     with tempfile.TemporaryDirectory(prefix="bench-csms-paced-") as tmp:
-        for kind in ("reference", "ours"):
+        for kind in kinds:
             result = measure(kind, args, Path(tmp) / kind, args.paced_interval)
-            prefix = "csms_paced" if kind == "ours" else "reference_paced"
+            prefix = f"{PREFIX[kind]}_paced"
             emit(f"{prefix}_msgs_per_s", float(result["rate"]))
             emit(f"{prefix}_p50_ms", float(result["p50_ms"]))
             emit(f"{prefix}_p99_ms", float(result["p99_ms"]))

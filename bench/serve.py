@@ -61,6 +61,7 @@ async def serve_ours(args: argparse.Namespace, stop: asyncio.Event) -> None:
         rate_limit_burst=100_000,
         max_connections=args.stations + 100,
         dispatch_interval=3600.0,
+        database=args.database or "",
     )
     tuning = None
     if args.block_interval_ms:
@@ -157,6 +158,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ledger", choices=["off", "embedded"], default="off")
     parser.add_argument("--meter-key", help="PEM public key registered for every station")
     parser.add_argument("--tariff", help="tariff YAML to install in the data dir")
+    parser.add_argument("--database", help="postgresql:// URL instead of DATA_DIR/csms.sqlite")
     parser.add_argument("--watch-pauses", action="store_true", help="log GC and loop stalls")
     parser.add_argument("--block-interval-ms", type=int, help="embedded ledger block interval")
     return parser.parse_args()

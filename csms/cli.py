@@ -359,6 +359,14 @@ def read_meter_key(path: Path) -> str:
     help="Operator cap on the discharging power the dispatcher asks of this station (W, or none).",
 )
 @click.option(
+    "--max-power-w",
+    type=WATTS,
+    default=None,
+    help="The station's rated power (W > 0; none: the rating it reported, if lower than the"
+    " CSMS's max_station_power_w, else that): a session whose energy between two signed"
+    " readings passes it (plus 10 % and 1 Wh) is flagged implausible_energy and never signed.",
+)
+@click.option(
     "--power-key",
     type=POWER_KEY,
     default=None,
@@ -384,6 +392,7 @@ def stations_set(
     discharge: str | None,
     max_charge_w: str | None,
     max_discharge_w: str | None,
+    max_power_w: str | None,
     power_key: str | None,
     meter_key: Path | None,
     password: str | None,
@@ -396,11 +405,14 @@ def stations_set(
     ``v2g sessions resettle ID`` re-checks a session flagged under the old key.
     """
     dispatch = (discharge, max_charge_w, max_discharge_w, power_key)
-    if all(v is None for v in (tolerance, profile, meter_key, password, *dispatch)):
+    settings = (tolerance, profile, meter_key, password, max_power_w, *dispatch)
+    if all(v is None for v in settings):
         raise click.UsageError(
             "nothing to set: give --password, --tolerance, --security-profile, --meter-key,"
-            " --discharge, --max-charge-w, --max-discharge-w and/or --power-key"
+            " --discharge, --max-charge-w, --max-discharge-w, --power-key and/or --max-power-w"
         )
+    if max_power_w == "0":
+        raise click.BadParameter("a rated power must be above 0 W", param_hint="--max-power-w")
     from csms.station_import import password_problem
 
     problem = None if password is None else password_problem(password)
@@ -430,6 +442,10 @@ def stations_set(
                 max_discharge_w=_watts(max_discharge_w),
                 power_key=KEEP if power_key is None else None if power_key == "none" else power_key,
             )
+        if max_power_w is not None:
+            await store.set_max_power(
+                station_id, None if max_power_w == "none" else int(max_power_w)
+            )
 
     run_async(lambda: with_store(data_dir, update))
     changes = ["password changed"] if hashed else []
@@ -438,6 +454,7 @@ def stations_set(
     changes += [f"discharge {discharge}"] if discharge else []
     changes += [f"max charge {max_charge_w} W"] if max_charge_w else []
     changes += [f"max discharge {max_discharge_w} W"] if max_discharge_w else []
+    changes += [f"rated power {max_power_w} W"] if max_power_w else []
     changes += [f"power key {power_key}"] if power_key else []
     changes += ["meter key replaced"] if key_text else []
     click.echo(f"station {station_id}: {', '.join(changes)}")

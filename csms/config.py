@@ -37,7 +37,8 @@ class CsmsConfig:
     rate_limit_burst: int = 100  # frames served at once before throttling sets in
     max_pending_frames: int = 32  # unanswered frames a station may have; more: "rate limited"
     rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
-    max_sampled_values: int = 200  # sampled values in one message; more: the message is refused
+    max_sampled_values: int = 200  # sampled values in one message; more: refused or truncated
+    max_samples_per_transaction: int = 100_000  # samples stored per transaction; likewise
     # settlement
     operator: str = "operator-1"  # the operator id written into every settlement
     tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
@@ -80,6 +81,7 @@ _POSITIVE = {
     "rate_limit_burst",
     "max_pending_frames",
     "max_sampled_values",
+    "max_samples_per_transaction",
     "max_station_power_w",
     "http_max_body_bytes",
     "rate_limit_disconnect_after",

@@ -71,6 +71,39 @@ def keep_departure(
 MIN_STEP_SECONDS = 60.0
 
 
+def delivered_between(
+    baseline: RegisterReading, latest: RegisterReading, previous_at: datetime | None
+) -> tuple[float, float]:
+    """Net Wh delivered into the EV (import - export) from ``baseline`` to ``latest``, and the
+    step to expect until the next reading: the gap since the reading before the latest (at
+    least ``MIN_STEP_SECONDS``), how long a discharge decided now may run before the
+    dispatcher sees the EV again."""
+    delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
+    gap = 0.0 if previous_at is None else (latest.at - previous_at).total_seconds()
+    return delivered, max(gap, MIN_STEP_SECONDS)
+
+
+def state_between(
+    *,
+    baseline: RegisterReading,
+    latest: RegisterReading,
+    previous_at: datetime | None,
+    departure: datetime,
+    target_energy_wh: int,
+    min_v2x_energy_wh: int | None,
+) -> tuple[DepartureState, float]:
+    """The EV's state at its ``latest`` register reading against its ``baseline`` (the last
+    reading at or before its needs, else the first of the session), and the step."""
+    delivered, step = delivered_between(baseline, latest, previous_at)
+    state = departure_state(
+        seconds_left=(departure - latest.at).total_seconds(),
+        target_energy_wh=target_energy_wh,
+        delivered_wh=delivered,
+        min_v2x_energy_wh=min_v2x_energy_wh,
+    )
+    return state, step
+
+
 def state_from_registers(
     *,
     needs_at: datetime | None,
@@ -79,57 +112,43 @@ def state_from_registers(
     min_v2x_energy_wh: int | None,
     samples: Sequence[RegisterReading],
 ) -> tuple[DepartureState, float] | None:
-    """The EV's state at its latest register reading, and the step to expect until the next.
-
-    The baseline is the last reading at or before its needs (``needs_at``), else the first of
-    the session. The step is the gap between the last two readings (at least a minute): how
-    long a discharge decided now may run before the dispatcher sees the EV again.
-    """
+    """``state_between`` for a session's register readings in time order (None: no reading)."""
     if not samples:
         return None
-    delivered, step = delivered_since(samples, needs_at)
-    state = departure_state(
-        seconds_left=(departure - samples[-1].at).total_seconds(),
-        target_energy_wh=target_energy_wh,
-        delivered_wh=delivered,
-        min_v2x_energy_wh=min_v2x_energy_wh,
-    )
-    return state, step
-
-
-def delivered_since(
-    samples: Sequence[RegisterReading], since: datetime | None
-) -> tuple[float, float]:
-    """Net Wh delivered into the EV (import - export) from the last reading at or before
-    ``since`` (else the first) to the latest, and the step to expect until the next reading:
-    the gap between the last two (at least ``MIN_STEP_SECONDS``)."""
     baseline = samples[0]
-    if since is not None:
+    if needs_at is not None:
         for reading in samples:
-            if reading.at > since:
+            if reading.at > needs_at:
                 break
             baseline = reading
-    latest = samples[-1]
-    delivered = (latest.import_wh - latest.export_wh) - (baseline.import_wh - baseline.export_wh)
-    gap = (latest.at - samples[-2].at).total_seconds() if len(samples) > 1 else 0.0
-    return delivered, max(gap, MIN_STEP_SECONDS)
+    return state_between(
+        baseline=baseline,
+        latest=samples[-1],
+        previous_at=samples[-2].at if len(samples) > 1 else None,
+        departure=departure,
+        target_energy_wh=target_energy_wh,
+        min_v2x_energy_wh=min_v2x_energy_wh,
+    )
 
 
 def keep_arrival_energy(
     decision: Decision,
     limits: Limits,
-    samples: Sequence[RegisterReading],
+    first: RegisterReading | None,
+    latest: RegisterReading | None,
+    previous_at: datetime | None,
     *,
     lag_s: float = 0.0,
 ) -> Decision:
     """For an EV without a departure target: a discharge only while, after one more step of
     it (the reading gap plus ``lag_s``, how late a later decision may reach it), the EV still
-    holds at least the energy it arrived with (the session's first reading)."""
+    holds at least the energy it arrived with (the session's ``first`` reading; ``latest``
+    and the time of the one before it are the newest)."""
     if decision.mode != "discharge":
         return decision
     charge = Decision("charge", limits.max_charge_w)
-    if not samples:
+    if first is None or latest is None:
         return charge
-    delivered, step = delivered_since(samples, None)
+    delivered, step = delivered_between(first, latest, previous_at)
     out_wh = -decision.limit_w * (step + lag_s) / 3600
     return charge if delivered - out_wh < 0 else decision

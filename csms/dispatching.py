@@ -18,11 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from csms.blocks16.remote import set_charging_profile_request_16
-from csms.departure import keep_arrival_energy, keep_departure, state_from_registers
+from csms.departure import keep_arrival_energy, keep_departure, state_between
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
 from csms.errors import CsmsError
-from csms.model import SessionRecord
+from csms.model import RegisterReading, SessionRecord
+from csms.running import TransactionProgress
 from csms.server import CsmsServer
 from csms.settlement import total_cost
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
@@ -86,6 +87,8 @@ class Dispatcher:
         # the longest such cadence of the last pass: a session seen for the first time
         # (no cadence of its own yet) is judged with it
         self.fleet_cadence_s = 0.0
+        # the register reading at each session's needs: read once per needs, not per pass
+        self.baselines: dict[tuple[str, str], tuple[datetime, RegisterReading | None]] = {}
         self.sent = 0
         self._profile_ids = itertools.count(1)
 
@@ -106,6 +109,7 @@ class Dispatcher:
         session: SessionRecord,
         needs: EvChargingNeeds | None,
         cadence_s: float,
+        progress: TransactionProgress,
     ) -> Decision:
         """A discharge only while the EV still reaches its departure target, or, when it stated
         none, keeps the energy it arrived with (``csms.departure``).
@@ -114,36 +118,47 @@ class Dispatcher:
         later reading reaches the EV: up to the gap between readings plus twice ``cadence_s``,
         the station time between the readings this session's last two passes acted on (under
         an accelerated station clock a pass every few wall seconds is hours of station time).
-        The step the check assumes is that sum."""
-        samples = await self.server.services.store.register_samples(
-            session.station_id, session.transaction_id
-        )
+        The step the check assumes is that sum.
+
+        O(1) per pass: the first, latest and previous readings come from the session's stored
+        ``progress``; the reading at its needs is looked up once per needs."""
+        latest, first = progress.latest, progress.first
         if needs is None or needs.departure_time is None or needs.target_energy_wh is None:
-            return keep_arrival_energy(decision, limits, samples, lag_s=2 * cadence_s)
-        found = state_from_registers(
-            needs_at=parse_timestamp(needs.timestamp) if needs.timestamp else None,
+            return keep_arrival_energy(
+                decision, limits, first, latest, progress.previous_at, lag_s=2 * cadence_s
+            )
+        if latest is None or first is None:
+            return Decision("charge", limits.max_charge_w)
+        baseline = first
+        if needs.timestamp:
+            key = (session.station_id, session.transaction_id)
+            needs_at = parse_timestamp(needs.timestamp)
+            kept = self.baselines.get(key)
+            if kept is None or kept[0] != needs_at:
+                reading = await self.server.services.store.register_reading_at(*key, needs_at)
+                kept = self.baselines[key] = (needs_at, reading)
+            baseline = kept[1] or first
+        state, step = state_between(
+            baseline=baseline,
+            latest=latest,
+            previous_at=progress.previous_at,
             departure=parse_timestamp(needs.departure_time),
             target_energy_wh=needs.target_energy_wh,
             min_v2x_energy_wh=needs.min_v2x_energy_wh,
-            samples=samples,
         )
-        if found is None:
-            return Decision("charge", limits.max_charge_w)
-        state, step = found
         return keep_departure(decision, limits, state, step + 2 * cadence_s)
 
-    async def _update_cost(self, connection: Any, key: tuple[str, str]) -> None:
+    async def _update_cost(
+        self, connection: Any, key: tuple[str, str], progress: TransactionProgress
+    ) -> None:
         """CostUpdated with the running cost when it changed since the last one sent.
 
         The running cost travels only here: a TransactionEvent Updated response carries no
-        totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended).
+        totalCost (2.0.1 and 2.1: totalCost is sent only when charging has ended). It is kept
+        with each stored event (``csms.running``): the pass reads it with the session's row.
         """
         station_id, transaction_id = key
-        services = self.server.services
-        amount = await services.running_costs.current(
-            services.store, station_id, transaction_id, self.tariff
-        )
-        cost = total_cost(amount)
+        cost = total_cost(progress.amount)
         if self.costs.get(key) == cost:
             return
         try:
@@ -168,10 +183,10 @@ class Dispatcher:
             shape = _VERSION_SHAPE.get(connection.subprotocol) if connection else None
             if connection is None or shape is None or session.evse_id is None:
                 continue
-            state = await store.latest_state(session.station_id, session.transaction_id)
-            if state is None:
+            progress = await store.transaction_progress(*key, self.tariff)
+            if progress.latest_at is None:
                 continue
-            at, soc = state
+            at, soc = progress.latest_at, progress.soc
             try:
                 price = self.tariff.price_at(at)
             except TariffError:
@@ -198,7 +213,9 @@ class Dispatcher:
                 # how long a decision stays in force is not known before a second look
                 decision = Decision("charge", limits.max_charge_w)
             elif decision.mode == "discharge":
-                decision = await self._keep_departure(decision, limits, session, needs, cadence)
+                decision = await self._keep_departure(
+                    decision, limits, session, needs, cadence, progress
+                )
             if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
                 log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
             if self.decisions.get(key) != decision:
@@ -228,7 +245,7 @@ class Dispatcher:
                         result.get("status"),
                     )
             if shape != "1.6":  # 1.6 has no CostUpdated
-                await self._update_cost(connection, key)
+                await self._update_cost(connection, key, progress)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
         self.fleet_cadence_s = pass_cadence
@@ -238,5 +255,7 @@ class Dispatcher:
             del self.limits[gone]
         for gone in set(self.costs) - live:
             del self.costs[gone]
+        for gone in set(self.baselines) - live:
+            del self.baselines[gone]
         self.sent += sent
         return sent

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from csms.errors import OccurrenceConstraintViolation, PropertyConstraintViolation
+from csms.errors import PropertyConstraintViolation
 from csms.model import MeterSample
 from csms.numbers import NumberOutOfBounds, bounded_decimal, within_wh
 from csms.timeutil import parse_timestamp
@@ -102,24 +102,6 @@ def sample_from(
         location=sampled.get("location"),
         signed=signed,
     )
-
-
-def check_sampled_value_count(meter_values: Any, limit: int) -> None:
-    """At most ``limit`` sampled values in one message (config ``max_sampled_values``).
-
-    Counted before anything is parsed or stored; past the limit the whole message is refused
-    (OccurrenceConstraintViolation naming the limit), so a station resends it in smaller parts.
-    """
-    if not isinstance(meter_values, list):
-        return
-    count = 0
-    for meter_value in meter_values:
-        sampled = meter_value.get("sampledValue") if isinstance(meter_value, dict) else None
-        count += len(sampled) if isinstance(sampled, list) else 0
-    if count > limit:
-        raise OccurrenceConstraintViolation(
-            f"{count} sampled values in one message; the limit (max_sampled_values) is {limit}"
-        )
 
 
 def parse_meter_values(meter_values: list[dict[str, Any]]) -> tuple[MeterSample, ...]:

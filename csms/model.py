@@ -22,6 +22,8 @@ class StationRecord:
     firmware: str | None = None
     last_boot_at: str | None = None
     last_seen_at: str | None = None
+    max_power_w: int | None = None  # rated power for plausibility (None: max_station_power_w)
+    reported_power_w: int | None = None  # the rating it reported, read when it is settled
 
 
 @dataclass(frozen=True, slots=True)

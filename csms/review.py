@@ -22,7 +22,12 @@ from csms.settling import signed_records
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, parse_timestamp
 
+SAMPLE_PAGE = 500  # samples in one page of a session's detail, unless asked otherwise
+MAX_SAMPLE_PAGE = 5_000  # the most one page holds
+CHART_POINTS = 1_000  # about the most points the chart draws of each measurand
+
 EVIDENCE_ROWS = 200  # records checked one by one for the session page, first and last halves
+
 CHART_MEASURANDS = (
     "Energy.Active.Import.Register",
     "Energy.Active.Export.Register",
@@ -98,14 +103,30 @@ class EvidenceView:
 
 
 @dataclass(frozen=True, slots=True)
+class SamplePage:
+    """One page of a session's samples, so a detail has a bounded size however long it ran."""
+
+    samples: tuple[MeterSample, ...]
+    offset: int
+    limit: int
+    total: int  # samples stored for the session
+    dropped: int = 0  # samples dropped past max_samples_per_transaction (tolerant stations)
+
+
+@dataclass(frozen=True, slots=True)
 class SessionDetail:
     row: SessionRow
-    samples: tuple[MeterSample, ...]
+    page: SamplePage
+    chart: tuple[MeterSample, ...]  # at most about CHART_POINTS of each charted measurand
     settlement: SettlementRecord | None
     body: dict[str, Any] | None
     evidence: EvidenceView
     receipt: dict[str, Any] | None
     credits: tuple[SettlementRecord, ...] = field(default=())
+
+    @property
+    def samples(self) -> tuple[MeterSample, ...]:
+        return self.page.samples
 
     @property
     def intervals(self) -> list[dict[str, Any]]:
@@ -253,7 +274,11 @@ def recheck_evidence(
     )
 
 
-async def load_detail(store: CsmsStore, review_id: str) -> SessionDetail | None:
+async def load_detail(
+    store: CsmsStore, review_id: str, *, offset: int = 0, limit: int = SAMPLE_PAGE
+) -> SessionDetail | None:
+    """A session with one page of its samples (``offset``, ``limit`` up to MAX_SAMPLE_PAGE),
+    a downsampled chart series and its evidence checked again: bounded whatever it holds."""
     found = await find_session(store, review_id)
     if found is None:
         return None
@@ -269,12 +294,17 @@ async def load_detail(store: CsmsStore, review_id: str) -> SessionDetail | None:
     ]
     credits = tuple(s for s in related if s.kind == "credit")
     row = build_rows([session], related)[0]
-    samples = tuple(await store.meter_samples(station_id, transaction_id))
+    offset, limit = max(0, offset), min(max(1, limit), MAX_SAMPLE_PAGE)
+    samples = await store.meter_samples_page(station_id, transaction_id, offset=offset, limit=limit)
+    total, dropped = await store.sample_counts(station_id, transaction_id)
+    page = SamplePage(tuple(samples), offset, limit, total, dropped)
+    chart = await store.chart_samples(station_id, transaction_id, CHART_MEASURANDS, CHART_POINTS)
     station = await store.get_station(station_id)
-    evidence = recheck_evidence(session, samples, station.meter_key if station else None)
+    signed = await store.signed_samples(station_id, transaction_id)
+    evidence = recheck_evidence(session, signed, station.meter_key if station else None)
     body = json.loads(settlement.body) if settlement and settlement.body else None
     receipt = json.loads(settlement.receipt) if settlement and settlement.receipt else None
-    return SessionDetail(row, samples, settlement, body, evidence, receipt, credits)
+    return SessionDetail(row, page, tuple(chart), settlement, body, evidence, receipt, credits)
 
 
 def chart_series(samples: Iterable[MeterSample]) -> dict[str, list[tuple[datetime, int]]]:

@@ -300,20 +300,22 @@ class CsmsServer:
             return
         store = self.services.store
         config = self.services.config
+        tolerant = await store.get_tolerance(station_id) == "tolerant"
+        deviations = self.tolerated.setdefault(station_id, Counter())
         dispatcher: Dispatcher[StationContext] = Dispatcher(
             version=SUPPORTED[subprotocol],
             handlers=self._handlers[subprotocol],
             schemas=self._schemas[subprotocol],
             validate_responses=config.validate_responses,
             tolerance=self._raw_schemas[subprotocol],
-            tolerant=await store.get_tolerance(station_id) == "tolerant",
-            deviations=self.tolerated.setdefault(station_id, Counter()),
+            tolerant=tolerant,
+            deviations=deviations,
             clock=self.services.clock,
             stats=self.message_stats.setdefault(subprotocol, {}),
         )
         connection = StationConnection(
             websocket,
-            StationContext(station_id, self.services),
+            StationContext(station_id, self.services, tolerant, deviations),
             dispatcher,
             call_timeout=config.call_timeout,
             rate_limit=TokenBucket(config.rate_limit_per_s, config.rate_limit_burst),

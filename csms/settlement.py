@@ -129,7 +129,9 @@ def interval_energy(
             raise SettlementError(
                 "implausible_energy",
                 f"{max(import_wh, export_wh)} Wh in {seconds:.0f} s after {format_timestamp(a.at)}"
-                f" is more than {max_power_w} W (max_station_power_w) allows",
+                f" is more than a rated power of {max_power_w} W allows (plus"
+                f" {POWER_MARGIN:.0%} and {ENERGY_MARGIN_WH} Wh; v2g stations set --max-power-w,"
+                " else max_station_power_w)",
             )
         try:
             price = tariff.price_at(ta)
@@ -244,9 +246,9 @@ class RunningCost:
         return round_half_even_div(self.milli, 1000)
 
     def advance(
-        self, at: datetime, import_wh: int | None, export_wh: int | None, tariff: Tariff
+        self, at: datetime, import_wh: int | None, export_wh: int | None, tariff: Tariff | None
     ) -> RunningCost:
-        """Fold one reading in (a missing register is unchanged).
+        """Fold one reading in (a missing register is unchanged; no tariff: nothing priced).
 
         Each delta is priced at the previous reading's time, so a tariff boundary between two
         readings is attributed to the earlier price. Registers only grow: a reading lower than
@@ -257,7 +259,7 @@ class RunningCost:
         d_import = _delta(self.import_wh, import_wh)
         d_export = _delta(self.export_wh, export_wh)
         milli = self.milli
-        if d_import or d_export:
+        if (d_import or d_export) and tariff is not None:
             try:
                 price = tariff.price_at(self.at)
             except TariffError:

@@ -99,8 +99,13 @@ def settle_session(
     *,
     meter_key: str | None,
     token: TokenRecord | None,
+    max_power_w: int | None = None,
 ) -> SettlementOutcome:
-    """Turn an ended session into a signed settlement, or flag it with the reason."""
+    """Turn an ended session into a signed settlement, or flag it with the reason.
+
+    ``max_power_w``: the station's rated power for the plausibility check (None: the setup's
+    ``max_station_power_w``).
+    """
     settlement_id = settlement_id_for(
         setup.operator, evse_label(session.station_id, session.evse_id), session.transaction_id
     )
@@ -144,12 +149,27 @@ def settle_session(
     )
     try:
         body = build_settlement(
-            check, setup.tariff, facts, slack=setup.slack, max_power_w=setup.max_power_w
+            check,
+            setup.tariff,
+            facts,
+            slack=setup.slack,
+            max_power_w=max_power_w or setup.max_power_w,
         )
     except SettlementError as exc:
         return flag(exc.code, exc.reason, ev)
     tx = sign_tx(body, setup.signer, setup.chain_id)
     return SettlementOutcome(settlement_id, "pending", None, ev, body, tx.data)
+
+
+def rated_power(station: StationRecord, default_w: int) -> int:
+    """The power a station's energy is held to before signing: the operator's setting
+    (``v2g stations set --max-power-w``), else the rating the station reported when it is
+    lower than ``default_w`` (``max_station_power_w``; a report never loosens it), else that."""
+    if station.max_power_w is not None:
+        return station.max_power_w
+    if station.reported_power_w is not None and 0 < station.reported_power_w < default_w:
+        return station.reported_power_w
+    return default_w
 
 
 def session_closer(
@@ -166,6 +186,9 @@ def session_closer(
         token: TokenRecord | None,
     ) -> SettlementOutcome:
         meter_key = station.meter_key if station is not None else None
-        return settle_session(setup, session, samples, meter_key=meter_key, token=token)
+        power = None if station is None else rated_power(station, setup.max_power_w)
+        return settle_session(
+            setup, session, samples, meter_key=meter_key, token=token, max_power_w=power
+        )
 
     return close

@@ -60,11 +60,15 @@ def expect_fields(data: Any, fields: tuple[str, ...] | set[str], what: str) -> M
     return data
 
 
-def expect_int(value: Any, what: str, *, minimum: int | None = None) -> int:
+def expect_int(
+    value: Any, what: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise EncodingError(f"{what}: expected an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise EncodingError(f"{what}: expected >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise EncodingError(f"{what}: expected <= {maximum}, got a {len(str(value))}-digit value")
     return value
 
 

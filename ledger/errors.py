@@ -20,6 +20,7 @@
     │   ├── DuplicateTransactionError an (operator, transaction_id) already settled
     │   ├── UnknownSettlementError   a credit that references no settlement
     │   ├── InsufficientBalanceError a ledger payment larger than the payer's balance
+    │   ├── BalanceRangeError        a payment or top-up that takes a balance past 2**63 - 1
     │   ├── ReplayError              a transaction (or its id) committed before
     │   ├── GovernanceError          a validator or key change that breaks a set rule
     │   └── InvalidEvidenceError     double-sign evidence that proves nothing
@@ -113,6 +114,11 @@ class UnknownSettlementError(TxError):
 
 class InsufficientBalanceError(TxError):
     """A ledger payment larger than the paying account's balance."""
+
+
+class BalanceRangeError(TxError):
+    """A payment or top-up that would take an account's balance beyond the integer range
+    every balance stays in (0 to 2**63 - 1, ``ledger.schema.INT_MAX``)."""
 
 
 class ReplayError(TxError):

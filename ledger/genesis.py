@@ -23,6 +23,7 @@ from ledger.canonical import DOMAIN_GENESIS, digest, encode, from_hex
 from ledger.codec import expect_fields, expect_int, expect_str, validator_set_to_list
 from ledger.errors import EncodingError, GenesisError
 from ledger.keys import key_id
+from ledger.schema import INT_MAX
 from ledger.types import Validator, ValidatorSet
 
 SEALINGS = ("bft", "pow")
@@ -135,7 +136,8 @@ def genesis_from_dict(data: Any) -> Genesis:
             csms_keys=csms,
             aggregator_key=agg_pub,
             balances={
-                str(a): expect_int(b, f"balances.{a}", minimum=0) for a, b in balances.items()
+                str(a): expect_int(b, f"balances.{a}", minimum=0, maximum=INT_MAX)
+                for a, b in balances.items()
             },
             sealing=expect_str(d["sealing"], "sealing"),
             pow_bits=expect_int(d["pow_bits"], "pow_bits", minimum=0),

@@ -17,6 +17,7 @@ from ledger.checked import Checked, CheckedTxs
 from ledger.codec import tx_record, vote_from_dict
 from ledger.errors import (
     AmountMismatchError,
+    BalanceRangeError,
     DuplicateSettlementError,
     DuplicateTransactionError,
     EncodingError,
@@ -34,7 +35,7 @@ from ledger.errors import (
 )
 from ledger.genesis import check_power_distribution
 from ledger.keys import key_id, verify
-from ledger.schema import check_record
+from ledger.schema import INT_MAX, check_record
 from ledger.signing import verify_vote
 from ledger.state import SettledRef, State
 from ledger.tx import (
@@ -160,18 +161,32 @@ def _check_amounts(record: Mapping[str, Any]) -> None:
         )
 
 
+def _check_receivable(view: LedgerView, account: str, amount: int, what: str) -> None:
+    """Balances stay within 0..INT_MAX: ``account`` may receive ``amount`` only if it fits."""
+    balance = view.balances.get(account, 0)
+    if balance > INT_MAX - amount:
+        raise BalanceRangeError(
+            f"{what}: account {account} would hold more than {INT_MAX}",
+            expected=f"<= {INT_MAX - balance}",
+            received=amount,
+        )
+
+
 def _check_ledger_payment(record: Mapping[str, Any], view: LedgerView) -> None:
     if record["payment"] != "ledger" or record["amount"] == 0:
         return
     amount = record["amount"]
-    payer = ev_account(record["ev"]) if amount > 0 else operator_account(record["operator"])
+    ev, op = ev_account(record["ev"]), operator_account(record["operator"])
+    payer, payee = (ev, op) if amount > 0 else (op, ev)
+    what = f"{record['type']} {record['settlement_id']}"
     balance = view.balances.get(payer, 0)
     if balance < abs(amount):
         raise InsufficientBalanceError(
-            f"{record['type']} {record['settlement_id']}: account {payer} cannot pay",
+            f"{what}: account {payer} cannot pay",
             expected=f">= {abs(amount)}",
             received=balance,
         )
+    _check_receivable(view, payee, abs(amount), what)
 
 
 def validate_settlement(
@@ -220,6 +235,7 @@ def validate_topup(
 ) -> None:
     check_aggregator_signed(record, view, verified_key)
     _check_fresh_id(view, f"topup:{record['topup_id']}")
+    _check_receivable(view, record["account"], record["amount"], f"topup {record['topup_id']}")
 
 
 def updated_validators(record: Mapping[str, Any], current: ValidatorSet) -> ValidatorSet:

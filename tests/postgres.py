@@ -2,16 +2,18 @@
 
 Debian's ``postgresql`` package provides the binaries (``make pytest`` installs it when
 missing). The server listens on a Unix socket in its own directory only (no TCP port to
-collide with), with fsync off: it is thrown away after the test session. Each test gets a
+collide with), with fsync off for the tests (it is thrown away after the session). Each test gets a
 fresh database copied from a migrated template (``CREATE DATABASE ... TEMPLATE``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -77,13 +79,18 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()  # smart shutdown
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: ends open sessions
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _stop_with_parent() -> None:
+    """In the server process: a fast shutdown when the process that started it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
 
 
 def _last_line(path: Path) -> str:
@@ -94,8 +101,14 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "empty log"
 
 
-def start_postgres(timeout: float = 30.0) -> PostgresServer:
+# Thrown away after the tests: no fsync. A benchmark passes DURABLE (PostgreSQL's defaults).
+THROWAWAY = {"fsync": "off", "full_page_writes": "off"}
+DURABLE: dict[str, str] = {}
+
+
+def start_postgres(timeout: float = 30.0, settings: dict[str, str] | None = None) -> PostgresServer:
     """initdb and start a server in a new temp dir; PostgresUnavailable saying why if not."""
+    settings = THROWAWAY if settings is None else settings
     bindir = _bindir()
     root = Path(tempfile.mkdtemp(prefix="v2g-postgres-"))
     data, socket_dir, log = root / "data", root / "socket", root / "server.log"
@@ -131,15 +144,13 @@ def start_postgres(timeout: float = 30.0) -> PostgresServer:
                 "-c",
                 "listen_addresses=",
                 "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
                 "max_connections=200",
+                *(arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=root,
+            preexec_fn=_stop_with_parent,
             **as_user,  # type: ignore[call-overload]
         )
     server = PostgresServer(root, process)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from csms.context import StationContext
-from csms.metering import check_sampled_value_count, parse_meter_values
+from csms.metering import parse_meter_values
 from csms.ocpp.rpc import Handler
 
 
 async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
-    check_sampled_value_count(payload["meterValue"], ctx.services.config.max_sampled_values)
-    samples = parse_meter_values(payload["meterValue"])
+    meter_values = ctx.limit_sampled_values(payload["meterValue"], "MeterValues")
+    samples = parse_meter_values(meter_values)
     await ctx.services.store.record_meter_values(ctx.station_id, payload["evseId"], samples)
     return {}
 

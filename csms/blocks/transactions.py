@@ -15,7 +15,7 @@ from typing import Any
 from csms.blocks.authorization import authorize_token
 from csms.context import StationContext
 from csms.errors import PropertyConstraintViolation
-from csms.metering import check_sampled_value_count, parse_meter_values
+from csms.metering import parse_meter_values
 from csms.model import TransactionEventRecord
 from csms.ocpp.rpc import Handler
 from csms.settlement import total_cost
@@ -54,10 +54,13 @@ def to_record(station_id: str, payload: dict[str, Any]) -> TransactionEventRecor
 
 async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
-    if payload.get("eventType") != "Ended":  # an Ended is always stored (its session closes)
-        check_sampled_value_count(payload.get("meterValue"), services.config.max_sampled_values)
+    if payload.get("eventType") != "Ended" and "meterValue" in payload:
+        # an Ended is always stored (its session closes); its samples are held to the
+        # per-transaction limit when stored
+        meter_values = ctx.limit_sampled_values(payload["meterValue"], "TransactionEvent")
+        payload = {**payload, "meterValue": meter_values}
     record = to_record(ctx.station_id, payload)
-    is_new = await services.record_event(record)
+    is_new = await ctx.record_event(record)  # its running cost is kept with it
     if not is_new:
         log.info(
             "%s: duplicate TransactionEvent %s seqNo %d ignored",
@@ -65,7 +68,6 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
             record.transaction_id,
             record.seq_no,
         )
-    await _advance_running_cost(ctx, record, is_new=is_new)
     response: dict[str, Any] = {}
     cost = await _cost(ctx, record)
     if cost is not None:
@@ -75,24 +77,6 @@ async def on_transaction_event(ctx: StationContext, payload: dict[str, Any]) -> 
             services, record.id_token, record.id_token_type
         )
     return response
-
-
-async def _advance_running_cost(
-    ctx: StationContext, record: TransactionEventRecord, *, is_new: bool
-) -> None:
-    """Fold this event's own readings into its transaction's running cost (``csms.running``)."""
-    services = ctx.services
-    if record.event_type == "Ended":
-        services.running_costs.forget(ctx.station_id, record.transaction_id)
-    elif services.tariff is not None:
-        await services.running_costs.advance(
-            services.store,
-            ctx.station_id,
-            record.transaction_id,
-            record.samples,
-            services.tariff,
-            is_new=is_new,
-        )
 
 
 async def _cost(ctx: StationContext, record: TransactionEventRecord) -> float | None:

@@ -17,7 +17,6 @@ from csms.blocks16.metering import parse_meter_values_16
 from csms.blocks16.records import updated_record
 from csms.blocks16.transactions import store_event
 from csms.context import StationContext
-from csms.metering import check_sampled_value_count
 from csms.ocpp.rpc import Handler
 from csms.store.ocpp16 import Ocpp16Store
 
@@ -34,7 +33,10 @@ def content_key(payload: dict[str, Any]) -> str:
 
 async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     services = ctx.services
-    check_sampled_value_count(payload["meterValue"], services.config.max_sampled_values)
+    payload = {
+        **payload,
+        "meterValue": ctx.limit_sampled_values(payload["meterValue"], "MeterValues"),
+    }
     transaction_id = payload.get("transactionId")
     store16 = Ocpp16Store(services.store)
     if transaction_id is not None and not await store16.is_stopped(ctx.station_id, transaction_id):
@@ -43,7 +45,7 @@ async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[
         seq_no, _ = await store16.sequence_number(
             ctx.station_id, transaction_id, content_key(payload)
         )
-        await store_event(services, updated_record(ctx.station_id, transaction_id, seq_no, payload))
+        await store_event(ctx, updated_record(ctx.station_id, transaction_id, seq_no, payload))
         return {}
     if transaction_id is not None:
         log.info(

@@ -14,7 +14,7 @@ from typing import Any
 
 from csms.blocks16.authorization import authorize_id_tag
 from csms.blocks16.records import ended_record, started_record
-from csms.context import CsmsServices, StationContext
+from csms.context import StationContext
 from csms.model import TransactionEventRecord
 from csms.ocpp.rpc import Handler
 from csms.store.ocpp16 import START_KEY, STOP_KEY, Ocpp16Store
@@ -22,9 +22,9 @@ from csms.store.ocpp16 import START_KEY, STOP_KEY, Ocpp16Store
 log = logging.getLogger(__name__)
 
 
-async def store_event(services: CsmsServices, record: TransactionEventRecord) -> bool:
-    """Fold one event into the session model, once."""
-    is_new = await services.record_event(record)
+async def store_event(ctx: StationContext, record: TransactionEventRecord) -> bool:
+    """Fold one event into the session model, once (its running cost kept with it)."""
+    is_new = await ctx.record_event(record)
     if not is_new:
         log.info(
             "%s: duplicate 1.6 %s of transaction %s (seqNo %d) ignored",
@@ -54,7 +54,7 @@ async def on_start_transaction(ctx: StationContext, payload: dict[str, Any]) -> 
     )
     record = started_record(ctx.station_id, transaction_id, payload, id_token_type=token_type)
     await store16.sequence_number(ctx.station_id, transaction_id, START_KEY)
-    await store_event(services, record)
+    await store_event(ctx, record)
     return {"idTagInfo": info, "transactionId": transaction_id}
 
 
@@ -86,7 +86,7 @@ async def on_stop_transaction(ctx: StationContext, payload: dict[str, Any]) -> d
         connector_id=connector_id,
         id_token_type=token_type,
     )
-    await store_event(services, record)
+    await store_event(ctx, record)
     return {} if info is None else {"idTagInfo": info}
 
 

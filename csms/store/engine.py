@@ -95,9 +95,11 @@ class SqliteEngine(Engine):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        # The busy timeout first: switching a new file to WAL takes a lock another process
+        # opening it at the same moment may hold ("database is locked" otherwise).
+        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL"):
             await db.execute(f"PRAGMA {pragma}")
-        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute("PRAGMA foreign_keys=ON")
         return cls(db)
 
     def conn(self) -> SyncConnection:

@@ -2,15 +2,21 @@
 
 A plain function over the store's synchronous connection (SQLite or PostgreSQL), run on its
 thread inside a unit of work (alone, or batched by ``csms.store.group``). Idempotent on (station,
-transactionId, seqNo): a duplicate inserts nothing and returns False.
+transactionId, seqNo): a duplicate inserts nothing. The transaction's progress
+(``csms.store.progress``) is advanced by the event's own samples in the same unit, and the
+samples are held to the per-transaction limit (``csms.sample_limits``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from csms.model import MeterSample, TransactionEventRecord
+from csms.sample_limits import SampleLimit, keep_samples
 from csms.store.engine import SyncConnection
+from csms.store.progress import StoredProgress, load_progress, save_progress
+from csms.tariffs import Tariff
 from csms.timeutil import format_timestamp
 
 INSERT_EVENT = (
@@ -115,14 +121,47 @@ def sample_rows(
     ]
 
 
-def write_event(conn: SyncConnection, event: TransactionEventRecord, received_at: str) -> bool:
-    """Store the event and fold it into its session, once: False for a duplicate seqNo."""
+@dataclass(frozen=True, slots=True)
+class EventWrite:
+    """What storing one event did: False for a duplicate; samples dropped past the limit."""
+
+    is_new: bool
+    dropped: int = 0
+
+
+def write_event(
+    conn: SyncConnection,
+    event: TransactionEventRecord,
+    received_at: str,
+    *,
+    tariff: Tariff | None = None,
+    limit: SampleLimit | None = None,
+) -> EventWrite:
+    """Store the event, fold it into its session and advance its progress, once.
+
+    Raises OccurrenceConstraintViolation (the unit is rolled back) when ``limit`` refuses it.
+    """
     if conn.execute(INSERT_EVENT, event_params(event, received_at)).rowcount == 0:
-        return False
+        return EventWrite(False)
     conn.execute(UPSERT_SESSION, session_params(event, received_at))
-    if event.samples:
+    stored = load_progress(conn, event.station_id, event.transaction_id, tariff)
+    samples, dropped = event.samples, 0
+    if limit is not None:
+        samples, dropped = keep_samples(
+            limit,
+            stored.progress.samples,
+            samples,
+            ended=event.event_type == "Ended",
+            transaction_id=event.transaction_id,
+        )
+    if samples:
         rows = sample_rows(
-            event.station_id, event.transaction_id, event.evse_id or 0, event.seq_no, event.samples
+            event.station_id, event.transaction_id, event.evse_id or 0, event.seq_no, samples
         )
         conn.executemany(INSERT_SAMPLE, rows)
-    return True
+    if samples or dropped:
+        advanced = StoredProgress(
+            stored.progress.advance(samples, tariff), stored.dropped + dropped
+        )
+        save_progress(conn, event.station_id, event.transaction_id, advanced)
+    return EventWrite(True, dropped)

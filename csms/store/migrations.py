@@ -253,4 +253,38 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE station_settings ADD COLUMN power_key TEXT;
     """,
+    # where each transaction stands (csms.running), stored with each event: O(1) per event
+    """
+    CREATE TABLE transaction_progress (
+        station_id       TEXT NOT NULL,
+        transaction_id   TEXT NOT NULL,
+        samples          INTEGER NOT NULL,
+        dropped          INTEGER NOT NULL,
+        reading_at       TEXT,
+        import_wh        INTEGER,
+        export_wh        INTEGER,
+        milli            TEXT NOT NULL,
+        previous_at      TEXT,
+        first_at         TEXT,
+        first_import_wh  INTEGER,
+        first_export_wh  INTEGER,
+        import_low       INTEGER,
+        export_low       INTEGER,
+        latest_at        TEXT,
+        soc              INTEGER,
+        soc_at           TEXT,
+        PRIMARY KEY (station_id, transaction_id)
+    );
+    """,
+    # a station's rated power (W, NULL: max_station_power_w), for settlement plausibility
+    """
+    ALTER TABLE station_settings ADD COLUMN max_power_w INTEGER CHECK (max_power_w > 0);
+    """,
+    # dashboard sessions logged out before their cookie expires (SHA-256 of the cookie)
+    """
+    CREATE TABLE revoked_web_sessions (
+        digest      TEXT PRIMARY KEY,
+        expires_at  INTEGER NOT NULL
+    );
+    """,
 ]

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -26,7 +27,10 @@ from csms.model import (
     TokenRecord,
     TransactionEventRecord,
 )
+from csms.running import TransactionProgress
+from csms.sample_limits import SampleLimit
 from csms.settling import SettlementOutcome
+from csms.station_import import station_id_problem
 from csms.store.engine import (
     Engine,
     PostgresEngine,
@@ -34,10 +38,12 @@ from csms.store.engine import (
     SyncConnection,
     is_postgresql_url,
 )
-from csms.store.events import INSERT_SAMPLE, sample_rows, write_event
+from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
 from csms.store.migrations import MIGRATIONS
-from csms.timeutil import parse_timestamp
+from csms.store.progress import load_progress
+from csms.tariffs import Tariff
+from csms.timeutil import format_timestamp, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,12 @@ SessionCloser = Callable[
     [SessionRecord, list[MeterSample], StationRecord | None, TokenRecord | None],
     SettlementOutcome,
 ]
+
+
+def _check_station_id(station_id: str) -> None:
+    problem = station_id_problem(station_id)
+    if problem is not None:
+        raise RegistryError(problem)
 
 
 def _execute_rowcount(sql: str, params: tuple[Any, ...], conn: SyncConnection) -> int:
@@ -148,12 +160,14 @@ class CsmsStore:
             await self._engine.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)"
             )
-            current = await self.schema_version()
             for version, script in enumerate(MIGRATIONS, start=1):
-                if version <= current:
+                if version <= await self.schema_version():
                     continue
                 statements = [s.strip() for s in script.split(";") if s.strip()]
                 async with self.transaction():
+                    # Read again under the write lock: another process may have just applied it.
+                    if version <= await self.schema_version():
+                        continue
                     for statement in statements:
                         await self._engine.execute(self.dialect.ddl(statement))
                     await self._engine.execute("INSERT INTO schema_version VALUES (?)", (version,))
@@ -179,6 +193,9 @@ class CsmsStore:
     async def add_station(
         self, station_id: str, password_hash: str, created_at: str, meter_key: str | None = None
     ) -> None:
+        """Register a station; RegistryError for an id outside OCPP's identifierString
+        characters (without ':') or one already registered."""
+        _check_station_id(station_id)
         try:
             await self.execute_write(
                 "INSERT INTO stations (station_id, password_hash, meter_key, created_at)"
@@ -197,6 +214,8 @@ class CsmsStore:
     ) -> None:
         """Register many stations ``(id, password hash, meter key, tolerance, profile)`` in one
         transaction: all of them, or none (RegistryError naming a station already there)."""
+        for station in stations:
+            _check_station_id(station[0])
         settings = [(s[0], s[3] or "strict", s[4]) for s in stations if s[3] or s[4]]
         try:
             async with self.transaction() as db:
@@ -247,13 +266,40 @@ class CsmsStore:
         self.registry_version += 1
         return rowcount > 0
 
+    _STATIONS = (
+        "SELECT s.*, st.max_power_w FROM stations s"
+        " LEFT JOIN station_settings st ON st.station_id = s.station_id"
+    )
+
     async def get_station(self, station_id: str) -> StationRecord | None:
-        row = await self.fetchone("SELECT * FROM stations WHERE station_id = ?", (station_id,))
+        row = await self.fetchone(f"{self._STATIONS} WHERE s.station_id = ?", (station_id,))
         return StationRecord(**dict(row)) if row else None
 
     async def list_stations(self) -> list[StationRecord]:
-        rows = await self.fetchall("SELECT * FROM stations ORDER BY station_id")
+        rows = await self.fetchall(f"{self._STATIONS} ORDER BY s.station_id")
         return [StationRecord(**dict(row)) for row in rows]
+
+    async def reported_power(self, station_id: str, evse_id: int | None) -> int | None:
+        """The power rating the station reported (device model or 1.6 key): the tightest of
+        its own (EVSE 0) and the EVSE's, in W; None if it reported none."""
+        row = await self.fetchone(
+            "SELECT MIN(value) FROM evse_capabilities WHERE station_id = ? AND kind = 'power'"
+            " AND evse_id IN (0, ?)",
+            (station_id, 0 if evse_id is None else evse_id),
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def set_max_power(self, station_id: str, max_power_w: int | None) -> None:
+        """A registered station's rated power in W (None: the CSMS's max_station_power_w)."""
+        if max_power_w is not None and max_power_w <= 0:
+            raise RegistryError(f"max_power_w must be a power in W > 0, not {max_power_w}")
+        if await self.get_station(station_id) is None:
+            raise RegistryError(f"station {station_id!r} is not registered")
+        await self.execute_write(
+            "INSERT INTO station_settings (station_id, max_power_w) VALUES (?, ?)"
+            " ON CONFLICT (station_id) DO UPDATE SET max_power_w = excluded.max_power_w",
+            (station_id, max_power_w),
+        )
 
     async def record_boot(
         self,
@@ -446,28 +492,56 @@ class CsmsStore:
     async def record_transaction_event(
         self, event: TransactionEventRecord, received_at: str
     ) -> bool:
-        """Store an event and fold it into its session, once: False for a duplicate seqNo.
+        """Store an event and fold it into its session, once: False for a duplicate seqNo."""
+        return (await self.store_transaction_event(event, received_at)).is_new
 
-        Events of many stations are group-committed (``csms.store.group``): the caller is
-        answered once its batch is durable. An Ended event that settles its session is a
-        unit of work of its own, so the settlement commits with the session's close.
+    async def store_transaction_event(
+        self,
+        event: TransactionEventRecord,
+        received_at: str,
+        *,
+        tariff: Tariff | None = None,
+        limit: SampleLimit | None = None,
+    ) -> EventWrite:
+        """Store an event, fold it into its session and advance its progress, once.
+
+        ``tariff`` prices the running cost kept with the progress; ``limit`` holds the samples
+        to the per-transaction limit (``csms.sample_limits``). Events of many stations are
+        group-committed (``csms.store.group``): the caller is answered once its batch is
+        durable. An Ended event that settles its session is a unit of work of its own, so the
+        settlement commits with the session's close.
         """
-        if event.event_type == "Ended" and self.session_closer is not None:
-            return await self._record_closing_event(event, received_at)
-        is_new: bool = await self.group.submit(
-            partial(write_event, event=event, received_at=received_at)
+        write = partial(
+            write_event, event=event, received_at=received_at, tariff=tariff, limit=limit
         )
-        return is_new
+        if event.event_type == "Ended" and self.session_closer is not None:
+            return await self._record_closing_event(event, received_at, write)
+        result: EventWrite = await self.group.submit(write)
+        return result
 
-    async def _record_closing_event(self, event: TransactionEventRecord, received_at: str) -> bool:
+    async def _record_closing_event(
+        self,
+        event: TransactionEventRecord,
+        received_at: str,
+        write: Callable[[SyncConnection], EventWrite],
+    ) -> EventWrite:
         async with self.transaction():
             conn = self._engine.conn()
-            is_new: bool = await self._in_writer_thread(
-                partial(write_event, conn, event, received_at)
-            )
-            if is_new:
+            result: EventWrite = await self._in_writer_thread(partial(write, conn))
+            if result.is_new:
                 await self._close_session(event.station_id, event.transaction_id, received_at)
-        return is_new
+        return result
+
+    async def transaction_progress(
+        self, station_id: str, transaction_id: str, tariff: Tariff | None = None
+    ) -> TransactionProgress:
+        """Where a transaction stands (``csms.running``): its stored progress, one row."""
+        conn = self._engine.conn()
+        stored = await self._in_writer_thread(
+            partial(load_progress, conn, station_id, transaction_id, tariff)
+        )
+        progress: TransactionProgress = stored.progress
+        return progress
 
     async def _in_writer_thread(self, fn: Callable[[], Any]) -> Any:
         """Run a synchronous function on the writer connection's own thread."""
@@ -495,6 +569,9 @@ class CsmsStore:
         assert session is not None
         samples = await self.meter_samples(station_id, transaction_id)
         station = await self.get_station(station_id)
+        if station is not None:
+            reported = await self.reported_power(station_id, session.evse_id)
+            station = replace(station, reported_power_w=reported)
         token = None
         if session.id_token is not None and session.id_token_type is not None:
             token = await self.get_token(session.id_token, session.id_token_type)
@@ -772,26 +849,26 @@ class CsmsStore:
         return await self._session_from_row(row)
 
     async def list_sessions(self, station_id: str | None = None) -> list[SessionRecord]:
-        """Sessions with their register-delta energy, read with one grouped query."""
-        where, inner, params = (
-            ("", "", ())
-            if station_id is None
-            else ("WHERE s.station_id = ?", " AND station_id = ?", (station_id, station_id))
+        """Sessions with their register-delta energy from their stored progress (one query)."""
+        where, params = (
+            ("", ()) if station_id is None else ("WHERE s.station_id = ?", (station_id,))
         )
         rows = await self.fetchall(
-            "SELECT s.*, COALESCE(e.import_wh, 0) AS import_wh, COALESCE(e.export_wh, 0) AS"
-            " export_wh FROM sessions s LEFT JOIN (SELECT station_id, transaction_id,"
-            " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) -"
-            " MIN(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END)"
-            " AS import_wh,"
-            " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) -"
-            " MIN(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END)"
-            " AS export_wh FROM meter_samples WHERE phase IS NULL AND transaction_id IS NOT NULL"
-            f"{inner} GROUP BY station_id, transaction_id) e USING (station_id, transaction_id)"
+            "SELECT s.*, p.samples AS progress_samples,"
+            " COALESCE(p.import_wh - p.import_low, 0) AS import_wh,"
+            " COALESCE(p.export_wh - p.export_low, 0) AS export_wh"
+            " FROM sessions s LEFT JOIN transaction_progress p USING (station_id, transaction_id)"
             f" {where} ORDER BY s.updated_at",
             params,
         )
-        return [self._session_record(dict(row)) for row in rows]
+        sessions = []
+        for row in rows:
+            data = dict(row)
+            if data.pop("progress_samples") is None:  # stored before progress was kept
+                energy = await self.session_energy(data["station_id"], data["transaction_id"])
+                data["import_wh"], data["export_wh"] = energy
+            sessions.append(self._session_record(data))
+        return sessions
 
     @staticmethod
     def _session_record(data: dict[str, Any]) -> SessionRecord:
@@ -806,24 +883,10 @@ class CsmsStore:
 
     async def session_energy(self, station_id: str, transaction_id: str) -> tuple[int, int]:
         """Import and export Wh from register deltas (registers only grow; order-independent)."""
-        rows = await self.fetchall(
-            "SELECT measurand, MAX(value) - MIN(value) AS delta FROM meter_samples"
-            " WHERE station_id = ? AND transaction_id = ? AND phase IS NULL AND measurand IN"
-            " ('Energy.Active.Import.Register', 'Energy.Active.Export.Register')"
-            " GROUP BY measurand",
-            (station_id, transaction_id),
-        )
-        deltas = {row["measurand"]: row["delta"] for row in rows}
-        return (
-            int(deltas.get("Energy.Active.Import.Register", 0)),
-            int(deltas.get("Energy.Active.Export.Register", 0)),
-        )
+        return (await self.transaction_progress(station_id, transaction_id)).energy_wh
 
     async def register_samples(self, station_id: str, transaction_id: str) -> list[RegisterReading]:
-        """Import/export register pairs by time and event (two events may share a timestamp),
-        to rebuild a running cost (``csms.running``)."""
-        from csms.timeutil import parse_timestamp
-
+        """Import/export register pairs by time and event (two events may share a timestamp)."""
         rows = await self.fetchall(
             "SELECT timestamp,"
             " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
@@ -838,6 +901,24 @@ class CsmsStore:
             if r["imp"] is not None or r["exp"] is not None
         ]
 
+    async def register_reading_at(
+        self, station_id: str, transaction_id: str, at: datetime
+    ) -> RegisterReading | None:
+        """The last register reading at or before ``at`` (by time, then event), or None."""
+        row = await self.fetchone(
+            "SELECT timestamp,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Import.Register' THEN value END) AS imp,"
+            " MAX(CASE WHEN measurand = 'Energy.Active.Export.Register' THEN value END) AS exp"
+            " FROM meter_samples WHERE station_id = ? AND transaction_id = ? AND phase IS NULL"
+            " AND measurand IN ('Energy.Active.Import.Register',"
+            " 'Energy.Active.Export.Register') AND timestamp <= ?"
+            " GROUP BY timestamp, seq_no ORDER BY timestamp DESC, seq_no DESC LIMIT 1",
+            (station_id, transaction_id, format_timestamp(at)),
+        )
+        if row is None:
+            return None
+        return RegisterReading(parse_timestamp(row["timestamp"]), row["imp"] or 0, row["exp"] or 0)
+
     async def active_sessions(self) -> list[SessionRecord]:
         rows = await self.fetchall(
             "SELECT * FROM sessions WHERE state = 'active' ORDER BY updated_at"
@@ -848,20 +929,10 @@ class CsmsStore:
         self, station_id: str, transaction_id: str
     ) -> tuple[datetime, int | None] | None:
         """The newest sample time of a session and the SoC reported then (if any)."""
-        from csms.timeutil import parse_timestamp
-
-        row = await self.fetchone(
-            "SELECT MAX(timestamp) FROM meter_samples WHERE station_id = ? AND transaction_id = ?",
-            (station_id, transaction_id),
-        )
-        if row is None or row[0] is None:
+        progress = await self.transaction_progress(station_id, transaction_id)
+        if progress.latest_at is None:
             return None
-        soc = await self.fetchone(
-            "SELECT value FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
-            " AND measurand = 'SoC' ORDER BY timestamp DESC, id DESC LIMIT 1",
-            (station_id, transaction_id),
-        )
-        return parse_timestamp(row[0]), (int(soc[0]) if soc else None)
+        return progress.latest_at, progress.soc
 
     async def transaction_events(
         self, station_id: str, transaction_id: str
@@ -882,26 +953,75 @@ class CsmsStore:
         ]
 
     async def meter_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
-        from csms.timeutil import parse_timestamp
+        """Every sample of a transaction in time order (settling reads them once, at its end)."""
+        return await self._samples(station_id, transaction_id)
 
-        rows = await self.fetchall(
-            "SELECT * FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
-            " ORDER BY timestamp, id",
+    async def meter_samples_page(
+        self, station_id: str, transaction_id: str, *, offset: int, limit: int
+    ) -> list[MeterSample]:
+        """At most ``limit`` samples of a transaction from ``offset``, in time order."""
+        return await self._samples(
+            station_id, transaction_id, "", " LIMIT ? OFFSET ?", limit, offset
+        )
+
+    async def sample_counts(self, station_id: str, transaction_id: str) -> tuple[int, int]:
+        """Samples stored for a transaction, and those dropped past its limit."""
+        row = await self.fetchone(
+            "SELECT samples, dropped FROM transaction_progress"
+            " WHERE station_id = ? AND transaction_id = ?",
             (station_id, transaction_id),
         )
-        return [
-            MeterSample(
-                timestamp=parse_timestamp(r["timestamp"]),
-                measurand=r["measurand"],
-                value=r["value"],
-                unit=r["unit"],
-                phase=r["phase"],
-                context=r["context"],
-                location=r["location"],
-                signed=r["signed"],
-            )
-            for r in rows
-        ]
+        if row is not None:
+            return int(row[0]), int(row[1])
+        counted = await self.fetchone(  # stored before progress was kept
+            "SELECT COUNT(*) FROM meter_samples WHERE station_id = ? AND transaction_id = ?",
+            (station_id, transaction_id),
+        )
+        return (int(counted[0]) if counted else 0), 0
+
+    async def signed_samples(self, station_id: str, transaction_id: str) -> list[MeterSample]:
+        """The samples of a transaction that carry a signed meter value, in time order."""
+        return await self._samples(station_id, transaction_id, " AND signed IS NOT NULL")
+
+    async def chart_samples(
+        self, station_id: str, transaction_id: str, measurands: tuple[str, ...], points: int
+    ) -> list[MeterSample]:
+        """Whole-meter samples of ``measurands``, at most about ``points`` of each: every n-th
+        in time order, with the first and the last (the database does the picking)."""
+        marks = ", ".join("?" for _ in measurands)
+        rows = await self.fetchall(
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY measurand"
+            " ORDER BY timestamp, id) AS n, COUNT(*) OVER (PARTITION BY measurand) AS total"
+            " FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
+            f" AND phase IS NULL AND measurand IN ({marks})) picked"
+            " WHERE total <= ? OR (n - 1) % ((total + ? - 1) / ?) = 0 OR n = total"
+            " ORDER BY timestamp, id",
+            (station_id, transaction_id, *measurands, points, points, points),
+        )
+        return [self._sample(r) for r in rows]
+
+    async def _samples(
+        self, station_id: str, transaction_id: str, where: str = "", tail: str = "", *extra: Any
+    ) -> list[MeterSample]:
+        rows = await self.fetchall(
+            "SELECT * FROM meter_samples WHERE station_id = ? AND transaction_id = ?"
+            f"{where} ORDER BY timestamp, id{tail}",
+            (station_id, transaction_id, *extra),
+        )
+        return [self._sample(r) for r in rows]
+
+    @staticmethod
+    def _sample(row: Any) -> MeterSample:
+        return MeterSample(
+            timestamp=parse_timestamp(row["timestamp"]),
+            measurand=row["measurand"],
+            value=row["value"],
+            unit=row["unit"],
+            phase=row["phase"],
+            context=row["context"],
+            location=row["location"],
+            signed=row["signed"],
+        )
 
     # -- reports and security events ------------------------------------------------------
 

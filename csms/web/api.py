@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from csms.operators import Operator
-from csms.review import SessionFilter
+from csms.review import MAX_SAMPLE_PAGE, SAMPLE_PAGE, SessionFilter
 from csms.web.auth import Auth, require_actor
 from csms.web.errors import BadRequest
 from csms.web.models import (
@@ -129,8 +129,16 @@ async def list_sessions(
 
 
 @router.get("/sessions/{review_id}", response_model=SessionDetailOut)
-async def get_session(review_id: str, _: Reader, review: Review) -> SessionDetailOut:
-    detail = await review.session(review_id)
+async def get_session(
+    review_id: str,
+    _: Reader,
+    review: Review,
+    offset: Annotated[int, Query(ge=0, description="the first sample of the page")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_SAMPLE_PAGE, description="samples in the page")
+    ] = SAMPLE_PAGE,
+) -> SessionDetailOut:
+    detail = await review.session(review_id, offset=offset, limit=limit)
     return detail_out(detail, f"/api/sessions/{detail.row.id}/receipt")
 
 

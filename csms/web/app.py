@@ -36,7 +36,7 @@ def create_app(deps: ReviewDeps, *, registry: OperatorRegistry | None = None) ->
     )
     app.state.review = ReviewService(deps)
     app.state.auth = Auth(
-        registry or OperatorRegistry(deps.store), load_session_secret(deps.data_dir)
+        registry or OperatorRegistry(deps.store), load_session_secret(deps.data_dir), deps.store
     )
     app.include_router(api.router)
     app.include_router(pages.router)

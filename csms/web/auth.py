@@ -25,6 +25,7 @@ from csms.operators import (
     read_session,
     session_name,
 )
+from csms.store.sqlite import CsmsStore
 from csms.throttle import AuthThrottle
 from csms.web.errors import Forbidden, TooManyAttempts, Unauthorized
 
@@ -34,12 +35,12 @@ log = logging.getLogger(__name__)
 class Auth:
     """Checks credentials against the operator registry; owned by the app."""
 
-    def __init__(self, registry: OperatorRegistry, secret: bytes) -> None:
+    def __init__(self, registry: OperatorRegistry, secret: bytes, store: CsmsStore) -> None:
         self.registry = registry
         self.secret = secret
         self.throttle = AuthThrottle()
-        # cookies logged out before they expire: value -> when it may be forgotten
-        self._revoked: dict[str, float] = {}
+        # cookies logged out before they expire, kept in the store (a restart keeps them)
+        self._store = store
 
     async def verify(self, name: str, password: str, address: str, path: str) -> Operator | None:
         """The operator, None for wrong credentials (after the backoff's delay), or
@@ -77,13 +78,31 @@ class Auth:
         await asyncio.sleep(delay)
         return None
 
-    def revoke(self, request: Request) -> None:
-        """Log out: the request's session cookie is refused from now on, on this server."""
+    async def revoke(self, request: Request) -> None:
+        """Log out: the request's session cookie is refused from now on, also after a restart.
+
+        Only a cookie this server signed and that has not expired is recorded (by its SHA-256,
+        until it would have expired), so anonymous requests cannot grow the table.
+        """
         value = request.cookies.get(COOKIE_NAME)
-        now = time.time()
-        self._revoked = {v: t for v, t in self._revoked.items() if t > now}
-        if value:
-            self._revoked[value] = now + COOKIE_TTL_S
+        now = int(time.time())
+        if not value or await self._vouched(value, now) is None:
+            return
+        issued_at = int(value.rsplit(".", 2)[1])
+        await self._store.execute_write(
+            "DELETE FROM revoked_web_sessions WHERE expires_at < ?", (now,)
+        )
+        await self._store.execute_write(
+            "INSERT INTO revoked_web_sessions (digest, expires_at) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (_digest(value), issued_at + COOKIE_TTL_S),
+        )
+
+    async def _is_revoked(self, value: str) -> bool:
+        row = await self._store.fetchone(
+            "SELECT 1 FROM revoked_web_sessions WHERE digest = ?", (_digest(value),)
+        )
+        return row is not None
 
     async def basic(self, request: Request) -> Operator:
         header = request.headers.get("authorization", "")
@@ -102,16 +121,23 @@ class Auth:
             raise Unauthorized("wrong name or password")
         return operator
 
-    async def cookie(self, request: Request) -> Operator | None:
-        value = request.cookies.get(COOKIE_NAME)
-        if not value or value in self._revoked:
-            return None
+    async def _vouched(self, value: str, now: int) -> str | None:
+        """The operator a cookie vouches for: signed here, unexpired, under the operator's
+        current password (``csms.operators.sign_session``); None otherwise."""
         claimed = session_name(value)
         stamp = None if claimed is None else await self.registry.session_stamp(claimed)
         if stamp is None:  # malformed, or the operator is gone
             return None
-        name = read_session(self.secret, value, int(time.time()), stamp=stamp)
-        return None if name is None else await self.registry.get(name)
+        return read_session(self.secret, value, now, stamp=stamp)
+
+    async def cookie(self, request: Request) -> Operator | None:
+        value = request.cookies.get(COOKIE_NAME)
+        if not value:
+            return None
+        name = await self._vouched(value, int(time.time()))
+        if name is None or await self._is_revoked(value):
+            return None
+        return await self.registry.get(name)
 
     def csrf_token(self, request: Request) -> str:
         value = request.cookies.get(COOKIE_NAME, "")
@@ -120,6 +146,10 @@ class Auth:
     def check_csrf(self, request: Request, token: str) -> None:
         if not hmac.compare_digest(self.csrf_token(request), token):
             raise Forbidden("the form is stale or was not sent by this dashboard; reload it")
+
+
+def _digest(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode()).hexdigest()
 
 
 def require_actor(operator: Operator) -> Operator:

@@ -226,12 +226,6 @@ def session_chart(
         f'<svg id="session-chart" xmlns="http://www.w3.org/2000/svg" role="img"'
         f' viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}"'
         f' aria-label="Energy, power and state of charge over the session">'
-        "<style>.bg{fill:#fafafa}.frame{stroke:#ccc}.zero{stroke:#999;stroke-dasharray:3 3}"
-        ".grid{stroke:#e3e3e3}.boundary{stroke:#e67700;stroke-dasharray:6 3}"
-        ".departure{stroke:#2b8a3e;stroke-dasharray:2 2}.level{stroke-dasharray:5 3}"
-        ".title{font:bold 12px sans-serif}.tick{font:11px sans-serif;text-anchor:end}"
-        ".tick-c{font:11px sans-serif;text-anchor:middle}.note{font:11px sans-serif;fill:#e67700}"
-        ".tick-l{font:11px sans-serif}.legend{font:12px sans-serif}</style>"
         + "".join(body)
         + "</svg>"
     )

@@ -72,7 +72,15 @@ class BlockOut(BaseModel):
 
 class SessionDetailOut(BaseModel):
     session: SessionOut
-    samples: list[SampleOut]
+    samples: list[SampleOut] = Field(
+        description="one page of the session's samples in time order (see samples_offset)"
+    )
+    samples_offset: int = Field(description="the index of the page's first sample")
+    samples_limit: int = Field(description="the most samples a page holds (`limit`)")
+    samples_total: int = Field(description="samples stored for the session")
+    samples_dropped: int = Field(
+        description="samples dropped past max_samples_per_transaction (tolerant stations)"
+    )
     intervals: list[dict[str, Any]]
     settlement: dict[str, Any] | None = Field(description="the signed record as stored")
     evidence: EvidenceOut
@@ -211,6 +219,10 @@ def detail_out(detail: SessionDetail, receipt_url: str | None) -> SessionDetailO
     return SessionDetailOut(
         session=session_out(detail.row),
         samples=[SampleOut(**sample_dict(s)) for s in detail.samples],
+        samples_offset=detail.page.offset,
+        samples_limit=detail.page.limit,
+        samples_total=detail.page.total,
+        samples_dropped=detail.page.dropped,
         intervals=detail.intervals,
         settlement=detail.body,
         evidence=EvidenceOut(

@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
 from csms.reports import to_csv
-from csms.review import SessionFilter, chart_series
+from csms.review import CHART_POINTS, SessionFilter, chart_series
 from csms.web.api import session_filter
 from csms.web.auth import Auth
 from csms.web.chart import session_chart
@@ -29,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 CHAIN_BLOCKS = 100  # the newest blocks holding settlements listed on the chain page
 PAGE_ROWS = 500  # newest first; narrow the filters (or use the API's offset) for older ones
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STYLESHEET = Path(__file__).parent / "static" / "app.css"  # the only styles (CSP: 'self')
 
 
 class LoginRequired(WebError):
@@ -86,6 +87,16 @@ def login_page(request: Request, next_path: str, message: str | None = None) -> 
     )
 
 
+@router.get("/static/app.css")
+async def stylesheet() -> Response:
+    """The dashboard's one stylesheet, public (the login page uses it); no inline styles."""
+    return Response(
+        STYLESHEET.read_bytes(),
+        media_type="text/css; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
 @router.get("/login")
 async def login_form(request: Request, next: str = "/sessions") -> HTMLResponse:
     response = login_page(request, next)
@@ -128,7 +139,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     auth: Auth = request.app.state.auth
-    auth.revoke(request)
+    await auth.revoke(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME)
     return response
@@ -206,11 +217,12 @@ async def session_page(
         operator,
         d=detail,
         chart=session_chart(
-            chart_series(detail.samples),
+            chart_series(detail.chart),
             boundaries=tariff_boundaries(detail.intervals),
             marks=marks,
         ),
         marks=marks,
+        chart_points=CHART_POINTS,
         can_credit=operator.can_act
         and review.deps.setup is not None
         and detail.settlement is not None

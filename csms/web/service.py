@@ -19,7 +19,14 @@ from csms.errors import OcppCallError, RegistryError, StationCallError, StationN
 from csms.evidence import MeterKeyError, key_fingerprint, parse_public_key
 from csms.model import SettlementRecord
 from csms.operators import Operator
-from csms.review import SessionDetail, SessionFilter, SessionRow, load_detail, load_rows
+from csms.review import (
+    SAMPLE_PAGE,
+    SessionDetail,
+    SessionFilter,
+    SessionRow,
+    load_detail,
+    load_rows,
+)
 from csms.service import OperatorCall
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
@@ -131,8 +138,10 @@ class ReviewService:
     async def sessions(self, wanted: SessionFilter | None = None) -> list[SessionRow]:
         return await load_rows(self.deps.store, wanted)
 
-    async def session(self, review_id: str) -> SessionDetail:
-        detail = await load_detail(self.deps.store, review_id)
+    async def session(
+        self, review_id: str, *, offset: int = 0, limit: int = SAMPLE_PAGE
+    ) -> SessionDetail:
+        detail = await load_detail(self.deps.store, review_id, offset=offset, limit=limit)
         if detail is None:
             raise NotFound(f"no session or settlement {review_id!r}")
         return detail

@@ -246,6 +246,37 @@ def test_dispatch_settings_from_the_cli_reach_the_store(tmp_path: Path) -> None:
     assert unknown.exit_code == 1 and "not registered" in unknown.output
 
 
+def test_rated_power_from_the_cli_reaches_the_store(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    runner.invoke(stations_group, ["add", "CS-1", "--password", "s3cret-pass", *data])
+
+    def rated() -> int | None:
+        async def read() -> int | None:
+            store = await CsmsStore.open_data_dir(tmp_path)
+            try:
+                station = await store.get_station("CS-1")
+                assert station is not None
+                return station.max_power_w
+            finally:
+                await store.close()
+
+        return asyncio.run(read())
+
+    assert rated() is None
+    done = runner.invoke(stations_group, ["set", "CS-1", "--max-power-w", "22000", *data])
+    assert done.exit_code == 0 and "rated power 22000 W" in done.output, done.output
+    assert rated() == 22_000
+    assert (
+        runner.invoke(stations_group, ["set", "CS-1", "--max-power-w", "none", *data]).exit_code
+        == 0
+    )
+    assert rated() is None
+    for bad in ("0", "-1", "22kW"):
+        refused = runner.invoke(stations_group, ["set", "CS-1", "--max-power-w", bad, *data])
+        assert refused.exit_code == 2 and "--max-power-w" in refused.output, refused.output
+
+
 async def test_the_dashboard_says_why_a_201_station_is_dispatched_charge_only(
     csms: CsmsApp, tmp_path: Path
 ) -> None:

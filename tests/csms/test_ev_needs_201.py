@@ -26,6 +26,12 @@ AC_NEEDS = {
 
 
 @pytest.fixture
+def csms_database(database: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database
+
+
+@pytest.fixture
 async def station(csms: CsmsApp) -> AsyncIterator[ChargePoint]:
     async with library_station(csms, ChargePoint, ["ocpp2.0.1"], "ocpp2.0.1") as cp:
         yield cp

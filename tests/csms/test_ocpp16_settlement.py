@@ -45,6 +45,12 @@ METER_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
 @pytest.fixture
+def csms_database(database: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database
+
+
+@pytest.fixture
 async def station(csms: CsmsApp) -> AsyncIterator[ChargePoint]:
     store = csms.store
     await store.add_token(TokenRecord(TAG, "ISO14443", "Accepted", "invoice", None, "x"))

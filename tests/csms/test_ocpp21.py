@@ -60,6 +60,7 @@ class Station21(ChargePoint):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.asked: list[tuple[str, dict[str, Any]]] = []
+        self.costs: list[float] = []
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, **kwargs: Any) -> Any:
@@ -75,6 +76,12 @@ class Station21(ChargePoint):
     async def on_request_start(self, **kwargs: Any) -> Any:
         self.asked.append(("RequestStartTransaction", kwargs))
         return call_result.RequestStartTransaction(status="Accepted")
+
+    @on("CostUpdated")
+    async def on_cost_updated(self, **kwargs: Any) -> Any:
+        # answered as a real station does: unanswered, every dispatch pass waits out a timeout
+        self.costs.append(kwargs["total_cost"])
+        return call_result.CostUpdated()
 
 
 @pytest.fixture

@@ -129,3 +129,33 @@ async def test_remote_start_sends_the_tokens_registered_type(
         {"id_token": TAG, "type": "ISO14443"},
         {"id_token": "NOT-REGISTERED", "type": "Central"},
     ]
+
+
+async def test_the_departure_check_reads_no_samples_per_pass(
+    csms: CsmsApp, station: Station21, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EV's state comes from the stored progress; the reading at its needs is read once."""
+    store = csms.store
+    lookups = []
+    reading_at = store.register_reading_at
+
+    async def refuse(*args: Any) -> Any:
+        raise AssertionError("the dispatcher read every sample of the session")
+
+    async def counted(*args: Any) -> Any:
+        lookups.append(args)
+        return await reading_at(*args)
+
+    monkeypatch.setattr(store, "register_samples", refuse)
+    monkeypatch.setattr(store, "meter_samples", refuse)
+    monkeypatch.setattr(store, "register_reading_at", counted)
+    await session_with_needs(
+        station,
+        max_discharge_power=5_000,
+        min_discharge_power=1_000,
+        max_charge_power=3_000,
+        ev_target_energy_request=2_000,
+    )
+    periods = await dispatch_over_a_day(csms, station)
+    assert -5_000 in [v for p in periods for v in signed_values(p)]
+    assert len(lookups) == 1, lookups

@@ -43,6 +43,12 @@ AUDITOR = ("audrey", "auditor-pw")
 SOON = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 
 
+@pytest.fixture
+def csms_database(database: str) -> str:
+    """These tests run on SQLite and on PostgreSQL."""
+    return database
+
+
 def test_every_operator_action_has_a_request_schema_in_its_version() -> None:
     for subprotocol, actions in OPERATOR_ACTIONS.items():
         schemas = SchemaSet(SUPPORTED[subprotocol])

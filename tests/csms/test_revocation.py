@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from csms.app import CsmsApp, start_csms
 from csms.config import CsmsConfig
 from csms.passwords import hash_password
+from csms.store.engine import is_postgresql_url
 from csms.timeutil import format_timestamp, utc_now
 from tests.csms.conftest import PASSWORD, STATION, open_client
 
@@ -31,8 +32,13 @@ async def v2g(*args: str) -> str:
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[CsmsApp]:
-    config = CsmsConfig(port=0, http_port=0, close_timeout=0.3, call_timeout=2)
+async def running(tmp_path: Path, database: str) -> AsyncIterator[CsmsApp]:
+    """A CSMS on each engine; the CLI finds the same database through DATA_DIR/csms.yaml."""
+    on = database if is_postgresql_url(database) else ""
+    if on:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "csms.yaml").write_text(f"database: {on}\n")
+    config = CsmsConfig(port=0, http_port=0, close_timeout=0.3, call_timeout=2, database=on)
     app = await start_csms(tmp_path / "data", config, serve_web=True)
     await app.store.add_station(STATION, hash_password(PASSWORD), format_timestamp(utc_now()))
     yield app

@@ -1,19 +1,37 @@
-"""The running cost answered to Updated events: kept per transaction, advanced by each event's
-own readings, and exact when readings share a timestamp (chargers with 1-second clocks)."""
+"""The running cost of a transaction: stored with each event, advanced by the event's own
+readings, exact when readings share a timestamp (chargers with 1-second clocks), and read
+back after a restart without rereading the samples."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from csms.app import CsmsApp
+import pytest
+
+from csms.app import CsmsApp, start_csms
+from csms.config import CsmsConfig
+from csms.metering import parse_meter_values
 from csms.model import RegisterReading
-from csms.running import RunningCosts
+from csms.passwords import hash_password
+from csms.running import TransactionProgress
 from csms.settlement import RunningCost, running_cost, total_cost
+from csms.store import progress as stored_progress
+from csms.store.sqlite import CsmsStore
 from csms.tariffs import Tariff, parse_tariff
-from tests.csms.builders import transaction_event
-from tests.csms.conftest import STATION, open_client
+from tests.csms.builders import energy_sample, transaction_event
+from tests.csms.conftest import PASSWORD, STATION, open_client
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def csms_database(database: str) -> str:
+    """The ``csms`` tests here run on SQLite and on PostgreSQL."""
+    return database
+
+
 SAME_SECOND = "2026-11-25T10:00:01.000Z"
 
 
@@ -35,10 +53,10 @@ async def test_updates_sharing_a_timestamp_all_count(csms: CsmsApp) -> None:
     client = await open_client(csms)
     start = transaction_event("Started", 0, timestamp="2026-11-25T10:00:00.000Z", import_wh=1000)
     assert (await client.call("TransactionEvent", start))[0] == 3
-    services, store = csms.server.services, csms.store
+    store = csms.store
 
     async def cost() -> float:
-        return total_cost(await services.running_costs.current(store, STATION, "tx-1", TARIFF))
+        return total_cost((await store.transaction_progress(STATION, "tx-1")).amount)
 
     costs = []
     for seq, wh in ((1, 2000), (2, 3000), (3, 4000)):
@@ -51,16 +69,110 @@ async def test_updates_sharing_a_timestamp_all_count(csms: CsmsApp) -> None:
     again = transaction_event("Updated", 3, timestamp=SAME_SECOND, import_wh=4000)
     assert (await client.call("TransactionEvent", again))[0] == 3
     assert await cost() == costs[-1]
-    # after a restart (state lost) the state is rebuilt from the stored samples: same amount
-    csms.server.services.running_costs = RunningCosts()
-    event = transaction_event("Updated", 4, timestamp=SAME_SECOND, import_wh=5000)
-    assert (await client.call("TransactionEvent", event))[0] == 3
-    assert await cost() == expected(tariff, 4000)
-    # an Ended drops the kept state; the cost is then computed from the stored samples
-    ended = transaction_event("Ended", 5, timestamp=SAME_SECOND, import_wh=5000)
+    ended = transaction_event("Ended", 4, timestamp=SAME_SECOND, import_wh=5000)
     assert (await client.call("TransactionEvent", ended))[0] == 3
     assert await cost() == expected(tariff, 4000)
+    assert (await store.transaction_progress(STATION, "tx-1")).energy_wh == (4000, 0)
     await client.ws.close()
+
+
+def _no_rereading(store: CsmsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every way of reading a transaction's samples back fail."""
+
+    async def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a transaction's samples were read back")
+
+    def refuse_sync(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a transaction's samples were read back")
+
+    monkeypatch.setattr(store, "register_samples", refuse)
+    monkeypatch.setattr(store, "meter_samples", refuse)
+    monkeypatch.setattr(stored_progress, "_rebuild", refuse_sync)
+
+
+async def test_after_a_restart_the_next_updated_continues_from_the_stored_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = CsmsConfig(port=0, close_timeout=0.3, call_timeout=5)
+    app = await start_csms(tmp_path / "data", config)
+    app.server.services.tariff = TARIFF
+    try:
+        await app.store.add_station(STATION, hash_password(PASSWORD), "2026-11-25T09:00:00.000Z")
+        client = await open_client(app)
+        at = "2026-11-25T10:00:00.000Z"
+        start = transaction_event("Started", 0, timestamp=at, import_wh=1000)
+        assert (await client.call("TransactionEvent", start))[0] == 3
+        for seq in range(1, 4):
+            at = f"2026-11-25T10:0{seq}:00.000Z"
+            event = transaction_event("Updated", seq, timestamp=at, import_wh=1000 + 500 * seq)
+            assert (await client.call("TransactionEvent", event))[0] == 3
+        await client.ws.close()
+    finally:
+        await app.stop()
+
+    app = await start_csms(tmp_path / "data", config)
+    app.server.services.tariff = TARIFF
+    try:
+        _no_rereading(app.store, monkeypatch)
+        client = await open_client(app)
+        event = transaction_event(
+            "Updated", 4, timestamp="2026-11-25T10:04:00.000Z", import_wh=3500
+        )
+        answer = await client.call("TransactionEvent", event)
+        assert answer[0] == 3, answer
+        progress = await app.store.transaction_progress(STATION, "tx-1")
+        assert total_cost(progress.amount) == expected(TARIFF, 2500)
+        assert progress.samples == 10 and progress.energy_wh == (2500, 0)
+        assert await app.store.latest_state(STATION, "tx-1") == (
+            datetime(2026, 11, 25, 10, 4, tzinfo=UTC),
+            None,
+        )
+        await client.ws.close()
+    finally:
+        await app.stop()
+
+
+async def test_a_transaction_stored_without_progress_is_rebuilt_once(csms: CsmsApp) -> None:
+    """Transactions stored by a CSMS that kept no progress continue where they stand."""
+    csms.server.services.tariff = TARIFF
+    client = await open_client(csms)
+    for seq, wh in enumerate((1000, 1600, 2400)):
+        kind = "Started" if seq == 0 else "Updated"
+        at = f"2026-11-25T10:0{seq}:00.000Z"
+        event = transaction_event(kind, seq, timestamp=at, import_wh=wh)
+        assert (await client.call("TransactionEvent", event))[0] == 3
+    kept = await csms.store.transaction_progress(STATION, "tx-1")
+    await csms.store.execute_write("DELETE FROM transaction_progress")
+    assert await csms.store.transaction_progress(STATION, "tx-1", TARIFF) == kept
+    event = transaction_event("Updated", 3, timestamp="2026-11-25T10:03:00.000Z", import_wh=3000)
+    assert (await client.call("TransactionEvent", event))[0] == 3
+    progress = await csms.store.transaction_progress(STATION, "tx-1")
+    assert progress.samples == 8 and progress.energy_wh == (2000, 0)
+    assert total_cost(progress.amount) == expected(TARIFF, 2000)
+    await client.ws.close()
+
+
+def test_progress_keeps_what_the_dispatcher_reads() -> None:
+    """Latest and first readings, the step, the newest time and SoC, whatever the order."""
+
+    def samples(minute: int, wh: int, soc: int | None = None) -> list[Any]:
+        at = f"2026-11-25T10:{minute:02d}:00.000Z"
+        values = [energy_sample(at, wh, 10 * minute, "Sample.Periodic")]
+        if soc is not None:
+            values[0]["sampledValue"].append({"value": soc, "measurand": "SoC"})
+        return list(parse_meter_values(values))
+
+    progress = TransactionProgress()
+    for minute, wh, soc in ((0, 1000, 40), (10, 2000, 50), (20, 3000, None), (5, 1500, 45)):
+        progress = progress.advance(samples(minute, wh, soc), TARIFF)
+    assert progress.samples == 11
+    assert progress.latest == RegisterReading(T0.replace(minute=20), 3000, 200)
+    assert progress.first == RegisterReading(T0, 1000, 0)
+    assert progress.previous_at == T0.replace(minute=10)  # the late 10:05 reading is older
+    assert progress.energy_wh == (2000, 200)
+    assert (progress.latest_at, progress.soc) == (T0.replace(minute=20), 50)
+    row = stored_progress.to_params(STATION, "tx-1", stored_progress.StoredProgress(progress, 3))
+    assert stored_progress.from_row(row[2:]) == stored_progress.StoredProgress(progress, 3)
 
 
 def test_incremental_equals_recomputing() -> None:

@@ -242,3 +242,63 @@ async def test_a_session_overlapping_another_on_the_same_evse_is_flagged(
     second = await store.settlement_for_session(STATION, "tx-43")
     assert second is not None and second.status == "flagged"
     assert (second.reason or "").startswith("overlapping: EVSE 1 also ran tx-42")
+
+
+async def test_a_session_beyond_the_stations_rated_power_is_flagged_not_signed(
+    store: CsmsStore,
+) -> None:
+    """4 kWh in the first 30 minutes is 8 kW: implausible for a station rated 5 kW, although
+    within the CSMS's default of 350 kW; without the rating it settles."""
+    from csms.errors import RegistryError
+
+    session = Session()
+    await prepare(store, session)
+    await store.set_max_power(STATION, 5_000)
+    assert (await store.get_station(STATION)).max_power_w == 5_000  # type: ignore[union-attr]
+    for event in session.events():
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
+    flagged = await store.settlement_for_session(STATION, "tx-42")
+    assert flagged is not None and flagged.status == "flagged" and flagged.body is None
+    assert (flagged.reason or "").startswith("implausible_energy: 4000 Wh in 1800 s")
+    assert "rated power of 5000 W" in (flagged.reason or "")
+    assert await store.outbox_size() == 0
+    await store.set_max_power(STATION, None)
+    outcome = await store.resettle(STATION, "tx-42", by="alice", at="2026-11-26T10:00:00Z")
+    assert outcome.status == "pending" and await store.outbox_size() == 1
+    with pytest.raises(RegistryError, match="> 0"):
+        await store.set_max_power(STATION, 0)
+    with pytest.raises(RegistryError, match="not registered"):
+        await store.set_max_power("CS-NONE", 11_000)
+
+
+async def test_a_reported_rating_tightens_the_check_and_the_operators_setting_wins(
+    store: CsmsStore,
+) -> None:
+    """A station that reported 5 kW (device model or 1.6 key) is held to it; a report above
+    max_station_power_w never loosens the check; the operator's --max-power-w overrides both."""
+    session = Session()
+    await prepare(store, session)
+    await store.execute_write(
+        "INSERT INTO evse_capabilities (station_id, evse_id, kind, value, source, updated_at)"
+        " VALUES (?, 0, 'power', 5000, 'test', ?)",
+        (STATION, "2026-11-25T00:00:00Z"),
+    )
+    for event in session.events():
+        await store.record_transaction_event(event, format_timestamp(event.timestamp))
+    flagged = await store.settlement_for_session(STATION, "tx-42")
+    assert flagged is not None and flagged.status == "flagged"
+    assert "rated power of 5000 W" in (flagged.reason or "")
+    await store.set_max_power(STATION, 22_000)  # the operator knows better
+    outcome = await store.resettle(STATION, "tx-42", by="alice", at="2026-11-26T10:00:00Z")
+    assert outcome.status == "pending"
+
+
+def test_a_reported_rating_never_loosens_the_default() -> None:
+    from csms.model import StationRecord
+    from csms.settling import rated_power
+
+    station = StationRecord(STATION, "h", None, "t")
+    assert rated_power(station, 350_000) == 350_000
+    assert rated_power(replace(station, reported_power_w=11_000), 350_000) == 11_000
+    assert rated_power(replace(station, reported_power_w=10**9), 350_000) == 350_000
+    assert rated_power(replace(station, reported_power_w=11_000, max_power_w=50_000), 1) == 50_000

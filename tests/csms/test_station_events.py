@@ -25,6 +25,7 @@ from csms.cli_stations import stations_group
 from csms.config import CsmsConfig
 from csms.operators import OperatorRegistry
 from csms.passwords import hash_password
+from csms.store.engine import is_postgresql_url
 from csms.store.station_events import StationEventsStore
 from csms.timeutil import format_timestamp, utc_now
 from tests.csms.conftest import PASSWORD, STATION
@@ -131,8 +132,12 @@ V21_ONLY = [
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> Any:
-    config = CsmsConfig(port=0, http_port=0, close_timeout=0.3, call_timeout=5)
+async def app(tmp_path: Path, database: str) -> Any:
+    on = database if is_postgresql_url(database) else ""
+    if on:  # the CLI finds the same database through DATA_DIR/csms.yaml
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "csms.yaml").write_text(f"database: {on}\n")
+    config = CsmsConfig(port=0, http_port=0, close_timeout=0.3, call_timeout=5, database=on)
     csms = await start_csms(tmp_path / "data", config, serve_web=True)
     await csms.store.add_station(STATION, hash_password(PASSWORD), format_timestamp(utc_now()))
     await OperatorRegistry(csms.store).add("ada", "auditor-pw", "auditor", "t")

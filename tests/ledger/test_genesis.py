@@ -66,3 +66,14 @@ def test_bad_files_name_the_file_and_field(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(GenesisError, match=r"validators\[0\]\.address"):
         load_genesis(path)
+
+
+def test_a_balance_beyond_the_integer_range_is_refused() -> None:
+    from ledger.schema import INT_MAX
+
+    document = genesis_to_dict(make_net().genesis)
+    document["balances"] = {"ev:a": INT_MAX}
+    assert genesis_from_dict(document).balances == {"ev:a": INT_MAX}
+    document["balances"] = {"ev:a": INT_MAX + 1}
+    with pytest.raises(GenesisError, match=r"balances\.ev:a: expected <= 9223372036854775807"):
+        genesis_from_dict(document)

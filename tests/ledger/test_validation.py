@@ -14,6 +14,7 @@ from ledger.amounts import PricedInterval, settlement_amount
 from ledger.apply import apply_txs
 from ledger.errors import (
     AmountMismatchError,
+    BalanceRangeError,
     DuplicateSettlementError,
     DuplicateTransactionError,
     GovernanceError,
@@ -29,6 +30,7 @@ from ledger.errors import (
     UnknownSettlementError,
 )
 from ledger.keys import generate_key, public_bytes
+from ledger.schema import INT_MAX
 from ledger.signing import sign_vote
 from ledger.state import State
 from ledger.tx import (
@@ -133,6 +135,12 @@ def _insufficient(net: Net, body: dict[str, Any], k: int) -> Tx:
     return resign(net, settlement_body(body["settlement_id"], intervals=rows, payment="ledger"))
 
 
+def _beyond_range(net: Net, body: dict[str, Any], k: int) -> Tx:
+    # "ev:y" holds 5: a top-up that takes it past INT_MAX
+    amount = INT_MAX - k % 5
+    return net.aggregator_tx(topup_body(topup_id=f"big{k}", account="ev:y", amount=amount))
+
+
 def _not_aggregator(net: Net, body: dict[str, Any], k: int) -> Tx:
     return net.csms_tx(topup_body(topup_id=f"t{k}", account="ev:x", amount=k + 1))
 
@@ -163,6 +171,7 @@ CASES: dict[str, Case] = {
     "duplicate transaction": (_dup_transaction, DuplicateTransactionError),
     "credit of nothing": (_unknown_credit, UnknownSettlementError),
     "insufficient balance": (_insufficient, InsufficientBalanceError),
+    "balance beyond range": (_beyond_range, BalanceRangeError),
     "top-up not by aggregator": (_not_aggregator, NotAggregatorError),
     "replayed top-up": (_replay, ReplayError),
     "governance rule": (_governance, GovernanceError),
@@ -238,6 +247,23 @@ def test_ledger_payment_moves_the_net_amount() -> None:
     state = apply(state, net.csms_tx(credit))
     assert state.balances[op] == 1_200_000 - 800_000 - 300_000
     assert state.settlements["c-1"].kind == "credit"
+
+
+def test_a_payment_cannot_take_the_payee_past_the_integer_range() -> None:
+    net = make_net()
+    ev, op = ev_account("ev-pseudo-1"), operator_account("op-1")
+    state = apply(
+        net.state,
+        net.aggregator_tx(topup_body(topup_id="t1", account=ev, amount=5_000_000)),
+        net.aggregator_tx(topup_body(topup_id="t2", account=op, amount=INT_MAX - 1_000_000)),
+    )
+    body = settlement_body("s-1", payment="ledger")  # the driver pays 1_200_000
+    with pytest.raises(BalanceRangeError, match=op):
+        validate_tx(net.csms_tx(body), state)
+    assert state.balances[op] == INT_MAX - 1_000_000  # nothing moved
+    fits = settlement_body("s-2", intervals=[(1_000, 0, 1_000_000, 0)], payment="ledger")
+    state = apply(state, net.csms_tx(fits))  # exactly 1_000_000: the payee holds INT_MAX
+    assert state.balances[op] == INT_MAX
 
 
 def test_credit_must_match_the_original() -> None:

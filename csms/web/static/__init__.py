@@ -1,0 +1,1 @@
+"""The dashboard's stylesheet (a package so that wheels ship ``app.css``)."""

@@ -1,0 +1,66 @@
+"""The same store on SQLite and PostgreSQL: migrations, group commit, rows, constraint errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from csms.errors import RegistryError
+from csms.store.migrations import MIGRATIONS
+from csms.store.sqlite import CsmsStore
+
+
+async def test_processes_opening_a_new_database_together_migrate_it_once(database: str) -> None:
+    stores = await asyncio.gather(*(CsmsStore.open(database) for _ in range(3)))
+    try:
+        assert [await s.schema_version() for s in stores] == [len(MIGRATIONS)] * 3
+        rows = await stores[0].fetchall("SELECT version FROM schema_version ORDER BY version")
+        assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+        await stores[1].add_station("CS-1", "h", "t")  # one schema, seen by every connection
+        assert [s.station_id for s in await stores[2].list_stations()] == ["CS-1"]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_failing_unit_is_rolled_back_alone_in_its_batch(database: str) -> None:
+    store = await CsmsStore.open(database)
+
+    def insert(event: str) -> Any:
+        def unit(conn: Any) -> int:
+            conn.execute(
+                "INSERT INTO connections_log (station_id, event, at) VALUES ('CS-1', ?, 't')",
+                (event,),
+            )
+            if event == "bad":
+                conn.execute("INSERT INTO operators (name) VALUES ('x')")  # NOT NULL broken
+            return 1
+
+        return unit
+
+    results = await asyncio.gather(
+        *(store.group.submit(insert(e)) for e in ("a", "bad", "b")), return_exceptions=True
+    )
+    assert results[0] == 1 and results[2] == 1
+    assert isinstance(results[1], store.integrity_errors)
+    assert await store.connection_log("CS-1") == [("a", None), ("b", None)]
+    await store.close()
+
+
+async def test_rows_read_by_name_position_and_as_dict(database: str) -> None:
+    store = await CsmsStore.open(database)
+    await store.add_station("CS-1", "h", "t", "pem")
+    row = await store.fetchone("SELECT station_id, meter_key FROM stations")
+    assert row[0] == "CS-1" and row["meter_key"] == "pem"
+    assert dict(row) == {"station_id": "CS-1", "meter_key": "pem"}
+    assert await store.fetchone("SELECT * FROM stations WHERE station_id = 'none'") is None
+    with pytest.raises(RegistryError, match="already registered"):
+        await store.add_station("CS-1", "h", "t")
+    with pytest.raises(RegistryError, match="already registered"):
+        await store.add_stations(
+            [("CS-2", "h", None, None, None), ("CS-1", "h", None, None, None)], "t"
+        )
+    assert [s.station_id for s in await store.list_stations()] == ["CS-1"]  # all or nothing
+    await store.close()

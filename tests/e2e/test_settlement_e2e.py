@@ -96,7 +96,10 @@ async def test_bidirectional_session_is_settled_committed_and_verifiable(tmp_pat
             return driver.event(kind, seq, "tx-v2g-1", at, reading)
 
         frames = [signed("Started", 0, t0, "Begin", "Transaction.Begin")]
-        driver.move(9_000, 0, t0)  # charge 9 kWh before the peak
+        # charge 25 kWh before the peak: enough that a discharge at 7 kW, judged over the
+        # 1 h reading gap plus twice the dispatcher's cadence in station time (up to 3 h
+        # here, whichever passes saw the readings), still keeps the energy the EV arrived with
+        driver.move(25_000, 0, t0)
         frames.append(signed("Updated", 1, peak, "Intermediate", "Sample.Clock"))
         driver.move(0, 6_500, peak)  # discharge 6.5 kWh at the high export price
         frames.append(signed("Updated", 2, evening, "Intermediate", "Sample.Clock"))
@@ -130,8 +133,8 @@ async def test_bidirectional_session_is_settled_committed_and_verifiable(tmp_pat
         assert set(limits) <= {config.charge_w, -config.discharge_w}
         assert any(f[2] == "CostUpdated" for f in received)
 
-        # independent computation: 9 kWh @0.25, -6.5 kWh @0.42, 4.2 kWh @0.30
-        milli = Decimal(9_000 * 250_000 - 6_500 * 420_000 + 4_200 * 300_000) / 1000
+        # independent computation: 25 kWh @0.25, -6.5 kWh @0.42, 4.2 kWh @0.30
+        milli = Decimal(25_000 * 250_000 - 6_500 * 420_000 + 4_200 * 300_000) / 1000
         expected = int(milli.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
         assert answers[-1][2]["totalCost"] == float(Decimal(expected).scaleb(-6))
 

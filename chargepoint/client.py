@@ -18,6 +18,8 @@ from typing import Any
 
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import (
+    FormationViolationError,
+    FormatViolationError,
     GenericError,
     InternalError,
     NotImplementedError,
@@ -91,6 +93,14 @@ def unserved_error(version: str, action: str) -> OCPPError:
     except ValueError:
         return NotSupportedError(description=f"{action} is not an OCPP {version} action")
     return NotImplementedError(description=f"{action} is not implemented by this station")
+
+
+def out_of_range_error(version: str, action: str) -> OCPPError:
+    """The CALLERROR for a request holding a number too large to check against its schema
+    (``1e27`` against ``multipleOf 0.1`` overflows the library's decimal check): 1.6 names
+    it FormationViolation, later versions FormatViolation."""
+    error = FormationViolationError if version == "1.6" else FormatViolationError
+    return error(description=f"{action}: a number is too large to be checked")
 
 
 class OneLineLog(logging.LoggerAdapter):
@@ -199,6 +209,8 @@ class StationClient(ChargePoint):
                 await self._handle_call(msg)
             except OCPPError as exc:
                 error = exc
+            except ArithmeticError:
+                error = out_of_range_error(self._ocpp_version, msg.action)
         if error is not None:
             LOG.info("%s: %s answered %s: %s", self.id, msg.action, error.code, error.description)
             await self._send(msg.create_call_error(error).to_json())

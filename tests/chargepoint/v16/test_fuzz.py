@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chargepoint.v16.client import StationClient16
@@ -113,6 +113,24 @@ def build() -> tuple[Station16, StationClient16, FakeConnection]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames)
+@example(  # a limit too large for the decimal multipleOf check gets its CALLERROR
+    (
+        "SetChargingProfile",
+        {
+            "connectorId": 1,
+            "csChargingProfiles": {
+                "chargingProfileId": 1,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": {
+                    "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 1e27}],
+                },
+            },
+        },
+    )
+)
 def test_every_16_call_gets_one_answer_of_the_right_kind(frame: tuple[str, dict[str, Any]]) -> None:
     action, payload = frame
     answer_one(build, action, payload, "1.6")

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from csms.timeutil import parse_timestamp
+from ledger.tables import amount_text, kwh_text, utc_text
 
 
 def kwh(wh: int | None) -> str:
-    return "" if wh is None else f"{Decimal(wh).scaleb(-3):.3f}"
+    return "" if wh is None else kwh_text(wh)
 
 
 def money(micro: int | None, currency: str | None) -> str:
-    if micro is None:
-        return ""
-    return f"{Decimal(micro).scaleb(-6):.2f} {currency or ''}".strip()
+    return "" if micro is None else amount_text(micro, currency)
 
 
 def short_time(stamp: str | None) -> str:
@@ -35,9 +33,7 @@ def short_time(stamp: str | None) -> str:
 
 def ms_time(ms: int | None) -> str:
     """``2026-11-25 16:30:05 UTC`` for a ledger time (Unix milliseconds)."""
-    if ms is None:
-        return ""
-    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return "" if ms is None else f"{utc_text(ms)} UTC"
 
 
 def age(seconds: float) -> str:

@@ -24,6 +24,8 @@ class StationRecord:
     last_seen_at: str | None = None
     max_power_w: int | None = None  # rated power for plausibility (None: max_station_power_w)
     reported_power_w: int | None = None  # the rating it reported, read when it is settled
+    security_profile: int | None = None  # its own profile (None: the CSMS's)
+    tolerance: str = "strict"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from csms.context import CsmsServices, StationContext
 from csms.credentials import CredentialChecker
 from csms.limits import PendingLimit, TokenBucket
 from csms.looplag import LoopLagMonitor
+from csms.model import StationRecord
 from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.tolerance import RequestSchemas
@@ -191,26 +192,30 @@ class CsmsServer:
         if station_id not in self.connections and live >= config.max_connections:
             log.warning("%s: refused: %d stations connected", station_id, live)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
-        store = self.services.store
-        profile = await store.get_security_profile(station_id) or config.security_profile
+        station = await self.services.store.get_station(station_id)  # one read per handshake
+        own = station.security_profile if station is not None else None
+        profile = own or config.security_profile
         if profile >= 2 and connection.transport.get_extra_info("ssl_object") is None:
             return self._unauthorized(connection, station_id, f"profile {profile} needs TLS")
         if profile == 3:
-            return await self._check_certificate(connection, station_id)
+            return self._check_certificate(connection, station_id, station)
         credentials = basic_credentials(request.headers)
         if credentials is None or credentials[0] != station_id:
             return self._unauthorized(connection, station_id, "missing or malformed credentials")
-        return await self._check_password(connection, station_id, credentials[1])
+        return await self._check_password(connection, station_id, credentials[1], station)
 
     async def _check_password(
-        self, connection: ServerConnection, station_id: str, password: str
+        self,
+        connection: ServerConnection,
+        station_id: str,
+        password: str,
+        station: StationRecord | None,
     ) -> Response | None:
         """Basic auth with backoff: a throttled address gets 429; a throttled station id gets
         503 unless the password is one already verified or the address has no failures."""
         address = str((connection.remote_address or ("?",))[0])
         by_address, by_station = f"address:{address}", f"station:{station_id}"
         throttle = self.throttle
-        station = await self.services.store.get_station(station_id)
         stored = station.password_hash if station is not None else None
         wait = throttle.retry_after(by_address)
         status, kind = HTTPStatus.TOO_MANY_REQUESTS, "address"
@@ -267,8 +272,8 @@ class CsmsServer:
         await asyncio.sleep(delay)
         return self._unauthorized(connection, station_id, "bad credentials")
 
-    async def _check_certificate(
-        self, connection: ServerConnection, station_id: str
+    def _check_certificate(
+        self, connection: ServerConnection, station_id: str, station: StationRecord | None
     ) -> Response | None:
         """Security profile 3: the verified client certificate names a registered station."""
         ssl_object = connection.transport.get_extra_info("ssl_object")
@@ -277,7 +282,7 @@ class CsmsServer:
         if refusal is not None:
             log.warning("%s: refused at handshake: %s", station_id, refusal.reason)
             return connection.respond(refusal.status, f"{refusal.status.phrase.lower()}\n")
-        if await self.services.store.get_station(station_id) is None:
+        if station is None:
             return self._unauthorized(connection, station_id, "unknown station")
         return None
 

@@ -267,7 +267,8 @@ class CsmsStore:
         return rowcount > 0
 
     _STATIONS = (
-        "SELECT s.*, st.max_power_w FROM stations s"
+        "SELECT s.*, st.max_power_w, st.security_profile,"
+        " COALESCE(st.tolerance, 'strict') AS tolerance FROM stations s"
         " LEFT JOIN station_settings st ON st.station_id = s.station_id"
     )
 

@@ -14,7 +14,7 @@ import click
 from csms.config import check_security, load_config
 from csms.errors import ConfigError, CsmsError
 from csms.evse_limits import parse_power_key
-from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, TokenRecord
+from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, StationRecord, TokenRecord
 from csms.passwords import hash_password
 from csms.store.engine import is_postgresql_url
 from csms.store.sqlite import KEEP, CsmsStore, Keep
@@ -465,15 +465,8 @@ def stations_set(
 def stations_list(data_dir: Path) -> None:
     """List registered stations."""
 
-    async def fetch(store: CsmsStore) -> list[tuple[Any, str, int | None]]:
-        return [
-            (
-                s,
-                await store.get_tolerance(s.station_id),
-                await store.get_security_profile(s.station_id),
-            )
-            for s in await store.list_stations()
-        ]
+    async def fetch(store: CsmsStore) -> list[StationRecord]:
+        return await store.list_stations()
 
     stations = run_async(lambda: with_store(data_dir, fetch))
     if not stations:
@@ -484,11 +477,11 @@ def stations_list(data_dir: Path) -> None:
             s.station_id,
             f"{s.vendor or ''} {s.model or ''}".strip() or "-",
             "yes" if s.meter_key else "no",
-            tolerance,
-            str(profile or "csms"),
+            s.tolerance,
+            str(s.security_profile or "csms"),
             utc_text(s.last_seen_at, missing="never"),
         )
-        for s, tolerance, profile in stations
+        for s in stations
     ]
     header = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "LAST SEEN (UTC)")
     click.echo(render_table(header, rows), nl=False)

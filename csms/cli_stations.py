@@ -106,9 +106,8 @@ def stations_export(output: Path | None, data_dir: Path) -> None:
     """Write the registry as import CSV, passwords left empty (only their hashes are kept)."""
 
     async def fetch(store: CsmsStore) -> list[ExportRow]:
-        settings = await store.station_settings()
         return [
-            ExportRow(s.station_id, s.meter_key, *settings.get(s.station_id, ("strict", None)))
+            ExportRow(s.station_id, s.meter_key, s.tolerance, s.security_profile)
             for s in await store.list_stations()
         ]
 

@@ -236,13 +236,6 @@ class CsmsStore:
         finally:
             self.registry_version += 1
 
-    async def station_settings(self) -> dict[str, tuple[str, int | None]]:
-        """Every station's ``(tolerance, own security profile)`` that differs from the default."""
-        rows = await self.fetchall(
-            "SELECT station_id, tolerance, security_profile FROM station_settings"
-        )
-        return {r[0]: (str(r[1]), None if r[2] is None else int(r[2])) for r in rows}
-
     async def update_station_secret(
         self, station_id: str, password_hash: str, meter_key: str | None
     ) -> None:

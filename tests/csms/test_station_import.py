@@ -26,13 +26,8 @@ def registry(data: Path) -> dict[str, tuple[str, str | None, str, int | None]]:
     async def read() -> dict[str, tuple[str, str | None, str, int | None]]:
         store = await CsmsStore.open_data_dir(data)
         try:
-            settings = await store.station_settings()
             return {
-                s.station_id: (
-                    s.password_hash,
-                    s.meter_key,
-                    *settings.get(s.station_id, ("strict", None)),
-                )
+                s.station_id: (s.password_hash, s.meter_key, s.tolerance, s.security_profile)
                 for s in await store.list_stations()
             }
         finally:

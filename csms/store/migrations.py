@@ -287,4 +287,8 @@ MIGRATIONS: list[str] = [
         expires_at  INTEGER NOT NULL
     );
     """,
+    # the chain page reads settlements by block, newest first
+    """
+    CREATE INDEX settlements_block ON settlements (block_height);
+    """,
 ]

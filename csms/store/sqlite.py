@@ -7,7 +7,7 @@ import asyncio
 import enum
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -747,6 +747,30 @@ class CsmsStore:
             rows = await self.fetchall(
                 f"SELECT * FROM settlements WHERE status = ? {_SETTLEMENT_ORDER}", (status,)
             )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
+    async def settlement_blocks(self, limit: int) -> tuple[list[int], int]:
+        """The newest ``limit`` block heights holding settlements, newest first, and how many
+        blocks hold any."""
+        rows = await self.fetchall(
+            "SELECT DISTINCT block_height FROM settlements WHERE block_height IS NOT NULL"
+            " ORDER BY block_height DESC LIMIT ?",
+            (limit,),
+        )
+        total = await self.fetchone(
+            "SELECT COUNT(DISTINCT block_height) FROM settlements WHERE block_height IS NOT NULL"
+        )
+        return [int(r[0]) for r in rows], int(total[0]) if total else 0
+
+    async def settlements_in_blocks(self, heights: Sequence[int]) -> list[SettlementRecord]:
+        """The settlements held by these blocks."""
+        if not heights:
+            return []
+        marks = ", ".join("?" * len(heights))
+        rows = await self.fetchall(
+            f"SELECT * FROM settlements WHERE block_height IN ({marks}) {_SETTLEMENT_ORDER}",
+            tuple(heights),
+        )
         return [SettlementRecord(**dict(row)) for row in rows]
 
     async def add_credit(

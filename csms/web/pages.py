@@ -242,7 +242,7 @@ async def chain_page(request: Request) -> HTMLResponse:
     review: ReviewService = request.app.state.review
     status = await review.chain()
     counts = await review.settlement_counts()
-    blocks = await review.blocks()
+    blocks, blocks_total = await review.blocks(CHAIN_BLOCKS)
     since_top = None
     if status.top_time_ms is not None:
         since_top = age(review.deps.clock().timestamp() - status.top_time_ms / 1000)
@@ -253,8 +253,8 @@ async def chain_page(request: Request) -> HTMLResponse:
         c=status,
         counts=counts,
         since_top=since_top,
-        blocks=blocks[:CHAIN_BLOCKS],
-        blocks_total=len(blocks),
+        blocks=blocks,
+        blocks_total=blocks_total,
     )
 
 

@@ -192,12 +192,15 @@ class ReviewService:
             for status in ("pending", "committed", "flagged", "rejected")
         }
 
-    async def blocks(self) -> list[BlockView]:
-        """Every block holding settlements of this CSMS, newest first."""
-        return block_views(await self.deps.store.list_settlements())
+    async def blocks(self, limit: int) -> tuple[list[BlockView], int]:
+        """The newest ``limit`` blocks holding settlements of this CSMS, newest first, and how
+        many blocks hold any."""
+        store = self.deps.store
+        heights, total = await store.settlement_blocks(limit)
+        return block_views(await store.settlements_in_blocks(heights)), total
 
     async def block(self, height: int) -> BlockView:
-        found = [b for b in await self.blocks() if b.height == height]
+        found = block_views(await self.deps.store.settlements_in_blocks([height]))
         if not found:
             raise NotFound(f"block {height} holds no settlement of this CSMS")
         return found[0]

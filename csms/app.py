@@ -256,6 +256,8 @@ async def _start_settlement(
             DispatchPolicy(config.export_threshold, config.charge_w, config.discharge_w),
             reserve_soc_pct=config.reserve_soc_pct,
             interval=config.dispatch_interval,
+            concurrency=config.dispatch_concurrency,
+            call_timeout=config.dispatch_call_timeout,
         ),
     )
     app.tasks.append(asyncio.create_task(app.outbox.run(), name="outbox"))

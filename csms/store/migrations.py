@@ -291,4 +291,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX settlements_block ON settlements (block_height);
     """,
+    # the outbox claimed by one CSMS process at a time: who, and until when (a lease)
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
 ]

@@ -291,6 +291,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX settlements_block ON settlements (block_height);
     """,
+    # the outbox claimed by one CSMS process at a time: who, and until when (a lease)
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
     # several CSMS processes on one PostgreSQL database (csms.cluster): which process holds
     # each station's live connection (a lease renewed by the holder, on the database's clock),
     # and calls from one process's API to a station connected to another, with their answers

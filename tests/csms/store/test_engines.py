@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from csms.errors import RegistryError
-from csms.store.engine import LostConnection, PostgresEngine
+from csms.store.engine import LostConnection, PostgresEngine, is_postgresql_url
 from csms.store.migrations import MIGRATIONS
 from csms.store.sqlite import CsmsStore
 from tests.postgres import PostgresServer
@@ -132,3 +132,31 @@ async def test_a_terminated_postgresql_connection_is_opened_again(
     finally:
         await store.close()
         postgres.drop_database(url)
+
+
+async def test_the_registry_counter_counts_registry_changes_only(database: str) -> None:
+    store, other = await CsmsStore.open(database), await CsmsStore.open(database)
+
+    async def version() -> int:
+        row = await other.fetchone("SELECT version FROM registry_changes")
+        return int(row[0])
+
+    try:
+        counts = [await version()]
+        await store.add_station("CS-1", "h", "t")
+        counts.append(await version())
+        await store.touch_station("CS-1", "t2")  # heartbeats and boots are not registry changes
+        await store.record_boot(
+            "CS-1", vendor="v", model="m", serial_number=None, firmware=None, at="t3"
+        )
+        counts.append(await version())
+        await store.update_station_secret("CS-1", "h2", None)
+        counts.append(await version())
+        await store.execute_write("DELETE FROM stations")  # by hand, outside the store's methods
+        counts.append(await version())
+        assert counts == [0, 1, 1, 2, 3]
+        if is_postgresql_url(database):  # what the registry watch reads there: the counter
+            assert (await other.registry_mark())[0] == 3
+    finally:
+        await store.close()
+        await other.close()

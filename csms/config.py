@@ -51,6 +51,9 @@ class CsmsConfig:
     # validator in the genesis file, else the homes beside it
     validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    # after a station's boot: ask what its EVSEs can do (csms.evse_discovery)
+    evse_discovery: bool = True
+    max_report_parts: int = 64  # NotifyReport parts kept per report; later ones acknowledged only
     max_station_power_w: int = 350_000  # plausibility: no settlement beyond this power (+10%)
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
@@ -92,6 +95,7 @@ _POSITIVE = {
     "max_pending_frames",
     "max_sampled_values",
     "max_samples_per_transaction",
+    "max_report_parts",
     "max_station_power_w",
     "http_max_body_bytes",
     "rate_limit_disconnect_after",

@@ -34,6 +34,7 @@ class MetricsSnapshot:
     commit_latencies: Sequence[float] = field(default=())
     loop_lag: LagHistogram | None = None
     throttles: Sequence[AuthThrottle] = field(default=())
+    discovery: Mapping[str, int] = field(default_factory=dict)  # csms.evse_discovery outcomes
 
 
 def _label(value: str) -> str:
@@ -92,6 +93,13 @@ def render_metrics(s: MetricsSnapshot) -> str:
         lines.append(f'v2g_ocpp_tolerated_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_ocpp_rate_limited_total", "counter", "Frames refused by the rate limit.")
     lines.append(f"v2g_ocpp_rate_limited_total {s.rate_limited}")
+    family(
+        "v2g_evse_discovery_total",
+        "counter",
+        "What the CSMS asked stations about their EVSEs after boot, and what came of it.",
+    )
+    for outcome, n in sorted(s.discovery.items()):
+        lines.append(f'v2g_evse_discovery_total{{outcome="{_label(outcome)}"}} {n}')
     family("v2g_settlements", "gauge", "Settlements and credits in the CSMS, by status.")
     for status in STATUSES:
         lines.append(f'v2g_settlements{{status="{status}"}} {s.settlements.get(status, 0)}')

@@ -103,4 +103,5 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         loop_lag=server.loop_lag.histogram if server is not None else None,
         throttles=([auth.throttle] if auth is not None else [])
         + ([server.throttle] if server is not None else []),
+        discovery=dict(server.services.discovery) if server is not None else {},
     )

@@ -246,7 +246,7 @@ async def _start_settlement(
     app.store.session_closer = session_closer(setup)
     app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
-    app.ledger = ValidatorLedger(urls, genesis)
+    app.ledger = ValidatorLedger(urls, genesis, key=setup.signer)
     app.outbox = OutboxWorker(app.store, app.ledger, services.clock)
     services.settlement_written = app.outbox.wake
     app.dispatcher = Dispatcher(

@@ -40,7 +40,7 @@ from csms.store.engine import (
 )
 from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
-from csms.store.migrations import MIGRATIONS
+from csms.store.migrations import MIGRATIONS, REGISTRY_TRIGGERS
 from csms.store.progress import load_progress
 from csms.tariffs import Tariff
 from csms.timeutil import format_timestamp, parse_timestamp
@@ -171,6 +171,9 @@ class CsmsStore:
                     for statement in statements:
                         await self._engine.execute(self.dialect.ddl(statement))
                     await self._engine.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            async with self.transaction():
+                for statement in REGISTRY_TRIGGERS[self.dialect.name]:
+                    await self._engine.execute(statement)
         finally:
             if postgresql:
                 await self._engine.execute("SELECT pg_advisory_unlock(7420151)")

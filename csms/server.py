@@ -6,7 +6,8 @@ and present the right HTTP Basic credentials (security profiles 1 and 2), or, wi
 a client certificate whose CN is the station id (``csms.tls``). The profile is the CSMS's
 unless the registry gives the station its own (a legacy station on Basic auth over TLS).
 Past ``max_connections`` live stations a new one gets 503. One live connection per station
-id: a new one replaces the old.
+id: a new one replaces the old, here or, with processes sharing a PostgreSQL database
+(``csms.cluster``), on whichever process held it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from csms import gc_pacing
 from csms.blocks import HANDLERS_201
 from csms.blocks16 import HANDLERS_16
 from csms.blocks21 import HANDLERS_21
+from csms.cluster import Cluster
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
 from csms.credentials import CredentialChecker
@@ -130,6 +132,8 @@ class CsmsServer:
         # a spray of made-up ids costs no memory); shown on the stations page
         self.auth_failures: Counter[str] = Counter()
         self.registry_watch = RegistryWatch(services.store, self.credentials, self.connections)
+        # with processes sharing a PostgreSQL database: leases and calls between them
+        self.cluster: Cluster | None = None
         self._watching: asyncio.Task[None] | None = None
 
     @property
@@ -147,6 +151,8 @@ class CsmsServer:
         config = self.services.config
         self.loop_lag.start()
         await self.registry_watch.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         self._watching = asyncio.create_task(self.registry_watch.run(), name="registry-watch")
         self._server = await serve(
             self._run_connection,
@@ -172,6 +178,8 @@ class CsmsServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.loop_lag.stop()
         self.credentials.close()
 
@@ -349,6 +357,13 @@ class CsmsServer:
                 config.max_pending_frames, config.rate_limit_disconnect_after
             ),
         )
+        if self.cluster is not None:
+            try:
+                connection.lease_epoch = await self.cluster.take(station_id, str(subprotocol))
+            except Exception as exc:  # no database: nothing this connection sends could be kept
+                log.warning("%s: cannot take its lease: %s", station_id, exc)
+                await websocket.close(code=1011, reason="database unavailable, retry later")
+                return
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
         gc_pacing.apply(self._gc.observe(len(self.connections)))
@@ -373,6 +388,9 @@ class CsmsServer:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
                 gc_pacing.apply(self._gc.observe(len(self.connections)))
+            if self.cluster is not None and connection.lease_epoch is not None:
+                with contextlib.suppress(Exception):  # else it lapses in lease_seconds
+                    await self.cluster.release(station_id, connection.lease_epoch)
             detail = f"code={websocket.close_code} reason={websocket.close_reason or ''}"
             sent = websocket.protocol.close_sent
             if sent is not None and websocket.protocol.close_rcvd is None:

@@ -256,7 +256,7 @@ async def _start_settlement(
     app.store.session_closer = session_closer(setup)
     app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
-    app.ledger = ValidatorLedger(urls, genesis)
+    app.ledger = ValidatorLedger(urls, genesis, key=setup.signer)
     app.outbox = OutboxWorker(app.store, app.ledger, services.clock)
     services.settlement_written = app.outbox.wake
     app.dispatcher = Dispatcher(
@@ -266,6 +266,8 @@ async def _start_settlement(
             DispatchPolicy(config.export_threshold, config.charge_w, config.discharge_w),
             reserve_soc_pct=config.reserve_soc_pct,
             interval=config.dispatch_interval,
+            concurrency=config.dispatch_concurrency,
+            call_timeout=config.dispatch_call_timeout,
         ),
     )
     app.tasks.append(asyncio.create_task(app.outbox.run(), name="outbox"))

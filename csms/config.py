@@ -55,6 +55,8 @@ class CsmsConfig:
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
+    dispatch_concurrency: int = 32  # sessions a pass decides at once
+    dispatch_call_timeout: float = 10.0  # seconds a dispatch call may take, queueing included
     export_threshold: int = 250_000  # discharge when the export price (micro/kWh) is above
     charge_w: int = 11_000
     discharge_w: int = 7_000
@@ -81,6 +83,8 @@ class CsmsConfig:
 _POSITIVE = {
     "heartbeat_interval",
     "dispatch_interval",
+    "dispatch_concurrency",
+    "dispatch_call_timeout",
     "charge_w",
     "max_connections",
     "rate_limit_per_s",

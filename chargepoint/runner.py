@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chargepoint.backoff import Backoff
 from chargepoint.client import StationClient
-from chargepoint.clock import AcceleratedClock, Clock
+from chargepoint.clock import AcceleratedClock, Clock, Hold
 from chargepoint.config import StationConfig
 from chargepoint.connection import open_connection, station_url
 from chargepoint.device_model import RETRY_VARIABLES, DeviceModel, default_variables
@@ -62,20 +62,18 @@ FATAL_HTTP = (401, 403, 404)
 SECURITY_EVENTS = {"PowerUp": "StartupOfTheDevice", "RemoteReset": "ResetOrReboot"}
 
 
-STARTUP_WALL_S = 30.0  # wall seconds an accelerated station may take to connect, boot, authorize
-
-
 def default_start(config: StationConfig) -> datetime:
     """Where an accelerated station's clock starts: far enough back that its ``--sessions``
-    end no later than now (a record from the future is one no auditor trusts), even when
-    connecting and booting take up to ``STARTUP_WALL_S`` wall seconds, which the clock runs
-    through at full speed. A station at real speed, or one running without end, starts now."""
+    end no later than now (a record from the future is one no auditor trusts). Connecting,
+    booting, plug-in and authorization take no station time (the session driver holds the
+    clock through them), so the sessions run back to back from the start, ``session_seconds``
+    each at most; a minute per round is left for a wake-up the clock could not take out.
+    A station at real speed, or one running without end, starts now."""
     now = datetime.now(UTC)
     if config.speed <= 1 or config.sessions < 1:
         return now
     rounds = -(-config.sessions // max(1, config.evses))
-    startup = STARTUP_WALL_S * config.speed
-    return now - timedelta(seconds=rounds * (config.session_seconds + 600) + startup)
+    return now - timedelta(seconds=rounds * (config.session_seconds + 60))
 
 
 class StationRunner:
@@ -104,6 +102,12 @@ class StationRunner:
         self._at = 0  # index in ``urls`` of the CSMS to connect to next
         self.failovers = 0  # moves to another CSMS URL
         self.clock = clock or AcceleratedClock(speed=config.speed, start=default_start(config))
+        # the session driver's hold on the clock, one per EVSE, taken from the start:
+        # connecting and booting take no station time (see ``drive_sessions``)
+        self._holds = {n: Hold(self.clock) for n in range(1, config.evses + 1)}
+        if config.sessions > 0:
+            for hold in self._holds.values():
+                hold.take()
         self._rand = rand
         self.errors: list[ChargePointError] = []
         self._fatal: asyncio.Event = asyncio.Event()
@@ -187,25 +191,37 @@ class StationRunner:
         numbers = itertools.count()
 
         async def worker(evse: Evse) -> None:
-            while next(numbers) < self.config.sessions:
-                while True:
-                    await self.station.online.wait()
-                    if not evse.idle:
+            # connecting, booting, plug-in and authorization take no station time: the first
+            # EV arrives at the clock's start and each next one the instant the last one left
+            hold = self._holds[evse.evse_id]
+            try:
+                while next(numbers) < self.config.sessions:
+                    while True:
+                        if self.station.boot_accepted and not self.station.online.is_set():
+                            hold.give()  # a lost link: the sessions on other EVSEs go on
+                        await self.station.online.wait()
+                        if not evse.idle:  # e.g. a remote start's session: let it run
+                            hold.give()
+                            await asyncio.sleep(0.05)
+                            continue
+                        hold.take()
+                        try:
+                            done = await run_session(
+                                self.station,
+                                evse,
+                                self.config.id_token,
+                                seconds=self.config.session_seconds,
+                                hold=hold,
+                            )
+                        except ChargePointError as exc:  # e.g. an idToken not Accepted
+                            self.station.report(exc)  # fatal with --exit; else it is lost
+                            break
+                        if done:
+                            break
+                        hold.give()
                         await asyncio.sleep(0.05)
-                        continue
-                    try:
-                        done = await run_session(
-                            self.station,
-                            evse,
-                            self.config.id_token,
-                            seconds=self.config.session_seconds,
-                        )
-                    except ChargePointError as exc:  # e.g. an idToken not Accepted
-                        self.station.report(exc)  # fatal with --exit; else the session is lost
-                        break
-                    if done:
-                        break
-                    await asyncio.sleep(0.05)
+            finally:
+                hold.give()
 
         await asyncio.gather(*(worker(e) for e in self.station.evses.values()))
         await self.station.drained()

@@ -166,7 +166,9 @@ async def run_station(
         stay_seconds=plan.session_seconds,
         new_ev_for=lambda evse: ev_factory(scenario, random.Random(evse_seed(seed, evse))),
     )
-    clock = AcceleratedClock(speed=scenario.speed, start=plan.start)
+    # held until the runner holds it for its session driver: the first EVs arrive at
+    # ``plan.start`` however long this process takes to get the stations going
+    clock = AcceleratedClock(speed=scenario.speed, start=plan.start, held=True)
     departures: list[str] = []
 
     def on_session(report: SessionReport) -> None:
@@ -184,6 +186,7 @@ async def run_station(
         )
 
     runner = runner_for(config, clock=clock, meters=meters, on_session=on_session)
+    clock.release()
     code = await runner.run()
     errors = [] if code == 0 else [f"{plan.station_id}: {e}" for e in runner.errors]
     return StationRun(errors, clock.achieved_speed(), tuple(departures))

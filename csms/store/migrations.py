@@ -305,6 +305,32 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO registry_changes (id, version) VALUES (1, 0);
     """,
+    # several CSMS processes on one PostgreSQL database (csms.cluster): which process holds
+    # each station's live connection (a lease renewed by the holder, on the database's clock),
+    # and calls from one process's API to a station connected to another, with their answers
+    """
+    CREATE TABLE station_leases (
+        station_id    TEXT PRIMARY KEY,
+        process       TEXT NOT NULL,
+        epoch         INTEGER NOT NULL,
+        subprotocol   TEXT NOT NULL,
+        connected_at  TEXT NOT NULL,
+        expires_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX station_leases_process ON station_leases (process);
+    CREATE TABLE station_calls (
+        id          INTEGER PRIMARY KEY,
+        station_id  TEXT NOT NULL,
+        origin      TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        arguments   TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending',
+        answer      TEXT,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX station_calls_target ON station_calls (target, state);
+    """,
 ]
 
 # The triggers that count station registry changes (a station added or removed, a password

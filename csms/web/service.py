@@ -19,6 +19,7 @@ from csms.errors import OcppCallError, RegistryError, StationCallError, StationN
 from csms.evidence import MeterKeyError, key_fingerprint, parse_public_key
 from csms.model import SettlementRecord
 from csms.operators import Operator
+from csms.remote_calls import RemoteCallsBusy
 from csms.review import (
     SAMPLE_PAGE,
     SessionDetail,
@@ -37,7 +38,7 @@ from csms.timeutil import format_timestamp, parse_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
 from csms.web.chart import SocMarks
 from csms.web.deps import ReviewDeps
-from csms.web.errors import BadRequest, Conflict, NotFound, Upstream
+from csms.web.errors import BadRequest, Busy, Conflict, NotFound, Upstream
 
 log = logging.getLogger(__name__)
 NEEDS_SLACK = timedelta(minutes=5)
@@ -294,6 +295,8 @@ class ReviewService:
                 return dict(await stations.reset(station_id, **kwargs))
         except StationNotConnected as exc:
             raise Conflict(str(exc)) from None
+        except RemoteCallsBusy as exc:
+            raise Busy(str(exc)) from None
         except StationCallError as exc:  # a CALLERROR or no answer in time
             raise Upstream(f"{station_id}: {exc}") from None
         except ValueError as exc:
@@ -310,6 +313,8 @@ class ReviewService:
             return await stations.operator_call(station_id, action, request)
         except StationNotConnected as exc:
             raise Conflict(str(exc)) from None
+        except RemoteCallsBusy as exc:
+            raise Busy(str(exc)) from None
         except StationCallError as exc:  # a CALLERROR or no answer in time
             raise Upstream(f"{station_id}: {exc}") from None
         except OcppCallError as exc:  # the request breaks the version's schema

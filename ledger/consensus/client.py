@@ -11,9 +11,12 @@ The CSMS outbox's narrow port to the ledger:
   a validator's store holds the block; ``submit_and_fetch`` does both.
 - ``ValidatorSession`` keeps one connection with many submissions in flight (load drivers).
 
-Every connection opens with the client handshake (``handshake.py``): the session declares the
-``client`` role, which may submit and read but never send consensus messages. Given the
-genesis, it also checks that the other end proves a validator key of that chain.
+Every connection opens with the handshake of ``handshake.py``. Given a ``key`` (the CSMS's
+settlement key, or the aggregator's), the session takes the ``submitter`` role and proves the
+key once; the validator then takes the transactions signed by that key on the connection,
+and refuses others. Without a key it takes the ``client`` role, which may only read
+(receipts, blocks, status). Neither may send consensus messages. Given the genesis, the
+session also checks that the other end proves a validator key of that chain.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ledger.consensus.wire import (
 )
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
+from ledger.keys import SigningKey
 from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.types import Tx
 
@@ -55,14 +59,20 @@ class SubmitFailed(ConsensusError):
 
 
 async def submit_tx(
-    urls: Sequence[str], tx: Tx, *, timeout_s: float = 30.0, genesis: Genesis | None = None
+    urls: Sequence[str],
+    tx: Tx,
+    *,
+    key: SigningKey,
+    timeout_s: float = 30.0,
+    genesis: Genesis | None = None,
 ) -> Receipt:
-    """Send ``tx`` to the first validator that takes it; return its commit receipt.
+    """Send ``tx`` (signed by ``key``, which the connections prove) to the first validator
+    that takes it; return its commit receipt.
 
     Raises ``SubmitRejected`` when a validator refuses it (invalid: trying others would not
     help) and ``SubmitFailed`` when no validator answered in ``timeout_s`` seconds each.
     """
-    async with ValidatorClient(urls, genesis=genesis) as client:
+    async with ValidatorClient(urls, genesis=genesis, key=key) as client:
         return await client.submit(tx, timeout_s=timeout_s)
 
 
@@ -87,13 +97,14 @@ async def submit_with_receipt(
     urls: Sequence[str],
     tx: Tx,
     *,
+    key: SigningKey,
     timeout_s: float = 30.0,
     wait_s: float = 2.0,
     genesis: Genesis | None = None,
 ) -> tuple[Receipt, dict[str, Any] | None]:
     """``submit_tx``, then the receipt document asked for on the same connection (see
     ``ValidatorClient.submit_with_receipt``)."""
-    async with ValidatorClient(urls, genesis=genesis) as client:
+    async with ValidatorClient(urls, genesis=genesis, key=key) as client:
         return await client.submit_with_receipt(tx, timeout_s=timeout_s, wait_s=wait_s)
 
 
@@ -102,14 +113,22 @@ class ValidatorClient:
     needed and again after it drops, carrying any number of requests at once (so a CSMS
     pays one handshake per validator, not one per settlement).
 
-    Each call tries the validators in turn. With ``genesis``, every connection checks that
-    it reached a validator of that chain, and receipt documents that do not verify against
-    it are not taken.
+    Each call tries the validators in turn. With ``key``, the connections may submit the
+    transactions that key signs; without, they may only read. With ``genesis``, every
+    connection checks that it reached a validator of that chain, and receipt documents that
+    do not verify against it are not taken.
     """
 
-    def __init__(self, urls: Sequence[str], *, genesis: Genesis | None = None) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        genesis: Genesis | None = None,
+        key: SigningKey | None = None,
+    ) -> None:
         self.urls = list(urls)
         self.genesis = genesis
+        self.key = key
         self._sessions: dict[str, ValidatorSession] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
@@ -197,7 +216,7 @@ class ValidatorClient:
             session = self._sessions.get(url)
             if session is not None and not session.closed:
                 return session
-            session = ValidatorSession(url, genesis=self.genesis)
+            session = ValidatorSession(url, genesis=self.genesis, key=self.key)
             await session.__aenter__()
             self._sessions[url] = session
             return session
@@ -225,11 +244,12 @@ async def submit_and_fetch(
     urls: Sequence[str],
     tx: Tx,
     *,
+    key: SigningKey,
     timeout_s: float = 30.0,
     genesis: Genesis | None = None,
 ) -> tuple[Receipt, dict[str, Any]]:
     """Submit a settlement (or credit) and return its commit receipt and receipt document."""
-    receipt = await submit_tx(urls, tx, timeout_s=timeout_s)
+    receipt = await submit_tx(urls, tx, key=key, timeout_s=timeout_s)
     settlement_id = tx_record(tx)["settlement_id"]
     doc = await fetch_receipt(urls, settlement_id, wait_s=timeout_s, genesis=genesis)
     if doc is None:
@@ -251,14 +271,22 @@ class ValidatorSession:
     """One websocket to a validator with any number of submissions and queries in flight.
 
     Replies are matched by transaction hash (submissions) or settlement id (receipts). A
-    dropped connection fails every call in flight with the ``WebSocketException``.
+    dropped connection fails every call in flight with the ``WebSocketException``. With
+    ``key`` the connection proves it (the submitter role) and may submit what it signs;
+    without, it may only read.
     """
 
     def __init__(
-        self, url: str, *, genesis: Genesis | None = None, open_timeout_s: float = 5.0
+        self,
+        url: str,
+        *,
+        genesis: Genesis | None = None,
+        key: SigningKey | None = None,
+        open_timeout_s: float = 5.0,
     ) -> None:
         self.url = url
         self.genesis = genesis
+        self.key = key
         self.validator: str | None = None  # the address the other end proved (with genesis)
         self._open_timeout = open_timeout_s
         self._ws: ClientConnection | None = None
@@ -275,8 +303,9 @@ class ValidatorSession:
             async with asyncio.timeout(self._open_timeout):
                 self.validator = await greet(
                     ws,
-                    role=Role.CLIENT,
+                    role=Role.CLIENT if self.key is None else Role.SUBMITTER,
                     chain_id=None if genesis is None else genesis.chain_id,
+                    key=self.key,
                     validators=None if genesis is None else genesis_validator_keys(genesis),
                 )
         except BaseException:

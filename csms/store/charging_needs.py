@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from csms.store.retention import CHARGING_NEEDS
+from csms.store.retention import CHARGING_NEEDS, KEEP_CHARGING_NEEDS
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, parse_timestamp
 
@@ -76,7 +76,7 @@ class ChargingNeedsStore:
     def __init__(self, store: CsmsStore) -> None:
         self._store = store
 
-    async def record(self, needs: EvChargingNeeds, *, keep: int) -> int:
+    async def record(self, needs: EvChargingNeeds, *, keep: int = KEEP_CHARGING_NEEDS) -> int:
         """Keep the needs, and the station's newest ``keep`` of them (``keep_charging_needs``);
         returns how many older ones went."""
         values = [getattr(needs, name) for name in _COLUMNS]

@@ -55,6 +55,14 @@ class Kind:
         return f"SELECT COUNT(*) FROM {self._rows()}"
 
 
+# The defaults of the ``keep_<kind>`` settings (csms.config).
+KEEP_STATION_EVENTS = 500
+KEEP_METER_VALUES = 10_000
+KEEP_SECURITY_EVENTS = 1_000
+KEEP_REPORTS = 1_000
+KEEP_CHARGING_NEEDS = 1_000
+KEEP_CONNECTION_LOG = 1_000
+
 STATION_EVENTS = Kind("station_events", "station_events")
 METER_VALUES = Kind("meter_values", "meter_samples", "transaction_id IS NULL")
 SECURITY_EVENTS = Kind("security_events", "security_events")

@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from csms.store.retention import STATION_EVENTS
+from csms.store.retention import KEEP_STATION_EVENTS, STATION_EVENTS
 from csms.store.sqlite import CsmsStore
 
-KEEP_PER_STATION = 500
 SUMMARY_CHARS = 200
 
 
@@ -41,7 +40,7 @@ class StationEvent:
 class StationEventsStore:
     """The ``station_events`` table on the CSMS's one writer connection."""
 
-    def __init__(self, store: CsmsStore, *, keep: int = KEEP_PER_STATION) -> None:
+    def __init__(self, store: CsmsStore, *, keep: int = KEEP_STATION_EVENTS) -> None:
         self._store = store
         self.keep = keep
 

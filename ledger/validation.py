@@ -12,7 +12,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from ledger.amounts import PricedInterval, settlement_amount
-from ledger.canonical import encode_decoded
+from ledger.canonical import is_canonical
 from ledger.checked import Checked, CheckedTxs
 from ledger.codec import tx_record, vote_from_dict
 from ledger.errors import (
@@ -398,11 +398,7 @@ def decode_tx(tx: Tx, parsed: dict[str, Any] | None = None) -> dict[str, Any]:
             "transaction too large", expected=f"<= {MAX_TX_BYTES} bytes", received=len(tx.data)
         )
     if parsed is not None:
-        try:
-            canonical = encode_decoded(parsed) == tx.data
-        except (UnicodeError, RecursionError, ValueError):
-            canonical = False
-        if not canonical:
+        if not is_canonical(parsed, tx.data):
             raise SchemaError("transaction: bytes are valid JSON but not in canonical form")
         return CanonicalRecord(parsed, tx.data)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from ledger.amounts import PricedInterval, settlement_amount
 from ledger.apply import apply_txs
+from ledger.canonical import decode
 from ledger.errors import (
     AmountMismatchError,
     BalanceRangeError,
@@ -43,7 +45,7 @@ from ledger.tx import (
     validator_update_body,
 )
 from ledger.types import Tx, Vote, VoteKind
-from ledger.validation import validate_tx
+from ledger.validation import decode_tx, validate_tx
 from tests.ledger.builders import CHAIN_ID, Net, make_net, settlement_body
 
 intervals = st.lists(
@@ -338,3 +340,18 @@ def test_oversized_transactions_are_a_schema_error() -> None:
     body["evidence"]["records"] = [{"nature": "End", "sha256": "ab" * 32}] * 2000
     with pytest.raises(SchemaError, match="too large"):
         validate_tx(net.csms_tx(body), net.state)
+
+
+def test_a_parsed_record_holding_a_float_is_refused_though_its_bytes_read_back() -> None:
+    """A frame reader's record is checked to encode back to the bytes and to hold no float
+    (``1.0`` encodes back to itself)."""
+    net = make_net(4)
+    tx = net.csms_tx(settlement_body("s-1"))
+    record = decode(tx.data)
+    assert decode_tx(tx, dict(record)) == record
+    floated = tx.data.replace(b'"schema":1', b'"schema":1.0')
+    parsed = json.loads(floated)
+    with pytest.raises(SchemaError, match="canonical"):
+        decode_tx(Tx(floated), parsed)
+    with pytest.raises(SchemaError):
+        decode_tx(Tx(floated))

@@ -47,6 +47,7 @@ from bench.reference import REFERENCE_COMMIT, reference_tree
 from bench.serve import PASSWORD, TOKEN, TOKEN_TYPE, station_id
 from chargepoint.meter import public_key_pem
 from csms.app import EMBEDDED_BLOCK_INTERVAL_MS
+from ledger.home import STORE_FILE, validator_homes
 from simulators.signed_events import SignedMeterDriver
 
 SESSION_SPAN = timedelta(seconds=10)  # each session's meter time, in the past
@@ -127,6 +128,37 @@ def committed(db_path: Path) -> dict[tuple[str, str], tuple[str, str | None, boo
     return {(r[0], r[1]): (r[2], r[3], bool(r[4])) for r in rows}
 
 
+def phases(db_path: Path, receipt_at: dict[tuple[str, str], float]) -> dict[str, list[float]]:
+    """Where each receipt's time went, in seconds: written (the settlement row) -> its
+    block proposed (the header's time), -> committed (the outbox has the commit), ->
+    receipt stored (as polled). Block times are read from the first validator's store."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute(
+            "SELECT station_id, transaction_id, created_at, committed_at, block_height"
+            " FROM settlements WHERE block_height IS NOT NULL"
+        ).fetchall()
+    finally:
+        conn.close()
+    store = validator_homes(db_path.parent)[0] / STORE_FILE
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+    try:
+        headers = conn.execute("SELECT height, header FROM blocks").fetchall()
+    finally:
+        conn.close()
+    proposed = {int(h): json.loads(bytes(header))["time"] / 1000 for h, header in headers}
+    out: dict[str, list[float]] = {"to_block": [], "block_to_commit": [], "commit_to_receipt": []}
+    for station, transaction, created, committed_at, height in rows:
+        at = proposed.get(height)
+        received = receipt_at.get((station, transaction))
+        if at is None or received is None or committed_at is None:
+            continue
+        out["to_block"].append(at - parse_stamp(created))
+        out["block_to_commit"].append(parse_stamp(committed_at) - at)
+        out["commit_to_receipt"].append(received - parse_stamp(committed_at))
+    return out
+
+
 def parse_stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -198,7 +230,9 @@ async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, 
     for s in stations:
         if s.ws is not None:
             await s.ws.close()
+    receipt_at = {session: ended[session] + late for session, late in receipt_latency.items()}
     return {
+        "phases": await asyncio.to_thread(phases, db_path, receipt_at),
         "sessions": count,
         "ended": len(ended),
         "offered_rate": offered_rate,
@@ -252,6 +286,9 @@ def main() -> None:
         emit(f"{prefix}_commit_p99_ms", percentile(result["commit"], 0.99) * 1000)
         emit(f"{prefix}_receipt_p50_ms", percentile(result["receipt"], 0.50) * 1000)
         emit(f"{prefix}_receipt_p99_ms", percentile(result["receipt"], 0.99) * 1000)
+        for phase, values in result["phases"].items():
+            emit(f"{prefix}_{phase}_p50_ms", percentile(values, 0.50) * 1000)
+            emit(f"{prefix}_{phase}_p99_ms", percentile(values, 0.99) * 1000)
 
 
 def run_once(args: argparse.Namespace, block_interval_ms: int, root: Path = REPO) -> dict[str, Any]:

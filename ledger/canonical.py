@@ -129,38 +129,36 @@ def scan(text: str, pos: int) -> tuple[Any, int]:
         raise EncodingError(f"not canonical JSON: {exc}") from exc
 
 
-def decode(data: bytes) -> Any:
-    """Parse canonical bytes; raise ``EncodingError`` unless they are exactly canonical."""
+def decode(data: bytes, *, typed: bool = False) -> Any:
+    """Parse canonical bytes; raise ``EncodingError`` unless they are exactly canonical.
+
+    ``typed``: the caller checks the type of every number in the value (a schema of
+    integers), so a float is left for it to refuse rather than looked for here.
+    """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         return _stdlib_decode(data)  # it says why (or reads what orjson cannot)
-    if is_canonical(value, data):
+    if is_canonical(value, data, typed=typed):
         return value
     return _stdlib_decode(data)
 
 
-def is_canonical(value: Any, data: bytes) -> bool:
+def is_canonical(value: Any, data: bytes, *, typed: bool = False) -> bool:
     """Whether ``data`` is the canonical encoding of ``value``, a value parsed from ``data``
-    (so it holds only JSON types, floats perhaps among them)."""
+    (so it holds only JSON types, floats perhaps among them: see ``decode`` for ``typed``)."""
     try:
         if encode_decoded(value) != data:
             return False
     except (UnicodeError, RecursionError, ValueError):  # no UTF-8 form: a lone surrogate
         return False
-    return not (_may_hold_float(data) and _holds_float(value))
+    return typed or not (_may_hold_float(data) and _holds_float(value))
 
 
 def _may_hold_float(data: bytes) -> bool:
-    """Whether canonical ``data`` may hold a float: a number with a '.' or an exponent.
-
-    Exact when ``data`` holds no backslash: splitting at the quotes then leaves the text
-    outside strings, where only numbers, ``true``, ``false`` and ``null`` hold letters.
-    """
-    if b"\\" in data:
-        return True  # an escaped quote hides where a string ends: the value will tell
-    outside = b"".join(data.split(b'"')[0::2]).replace(b"true", b"").replace(b"false", b"")
-    return b"." in outside or b"e" in outside or b"E" in outside
+    """Whether canonical ``data`` may hold a float: its encoding has a '.' or a signed
+    exponent (``1.5``, ``1e+16``, ``1e-07``), which a string may hold too."""
+    return b"." in data or b"e+" in data or b"e-" in data
 
 
 def _holds_float(value: Any) -> bool:

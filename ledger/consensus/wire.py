@@ -339,8 +339,7 @@ def _dump_proposal(p: Proposal) -> str:
         value = p.value.decode("utf-8")
     except UnicodeDecodeError:
         return encode(_to_dict(p)).decode()
-    fields = proposal_to_dict(p)
-    del fields["value"]
+    fields = proposal_to_dict(p, with_value=False)
     return '{"proposal":' + encode(fields).decode() + ',"type":"proposal","value":' + value + "}"
 
 

@@ -45,7 +45,7 @@ from ledger.consensus.client import ValidatorSession
 from ledger.consensus.peers import MAX_WAITS_PER_LINK
 from ledger.devchain import demo_settlements, read_csms_key
 from ledger.home import init_data_dir, validator_homes
-from ledger.keys import generate_key, public_bytes, sign, verify
+from ledger.keys import SigningKey, generate_key, public_bytes, sign, verify
 from ledger.types import Tx
 
 CHAIN_ID = "bench-commit"
@@ -133,10 +133,11 @@ async def wait_listening(urls: list[str], procs: list[subprocess.Popen[bytes]]) 
 
 
 async def load(
-    urls: list[str], warmup: Tx, txs: list[Tx], window: int
+    urls: list[str], key: SigningKey, warmup: Tx, txs: list[Tx], window: int
 ) -> tuple[float, list[float]]:
-    """Submit ``txs`` spread over the validators; return (seconds, per-tx latencies)."""
-    sessions = [ValidatorSession(url) for url in urls]
+    """Submit ``txs`` (signed by ``key``) spread over the validators; return (seconds,
+    per-tx latencies)."""
+    sessions = [ValidatorSession(url, key=key) for url in urls]
     for session in sessions:
         await session.__aenter__()
     try:
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(wait_listening(urls, procs))
             cpu_before = [cpu_seconds(p.pid) for p in procs]
             own_before = time.process_time()
-            seconds, latencies = asyncio.run(load(urls, warmup, txs, window))
+            seconds, latencies = asyncio.run(load(urls, key, warmup, txs, window))
             own_cpu = time.process_time() - own_before
             cpu_after = [cpu_seconds(p.pid) for p in procs]
         except BaseException:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+from csms.cluster import Cluster, default_process_name
 from csms.config import CsmsConfig
 from csms.context import CsmsServices
 from csms.defaults import DEFAULT_TARIFF_YAML
@@ -165,6 +166,15 @@ async def start_csms(
     store = await CsmsStore.open_data_dir(data_dir, config.database or None)
     services = CsmsServices(store=store, config=config, clock=clock)
     server = CsmsServer(services)
+    if config.database:  # processes sharing the database: leases and calls between them
+        server.cluster = Cluster(
+            server,
+            config.database,
+            config.process_name or default_process_name(),
+            lease_seconds=config.station_lease_seconds,
+            max_remote_calls=config.max_remote_calls,
+            call_timeout=config.call_timeout,
+        )
     app = CsmsApp(data_dir, store, server, StationService(server))
     try:
         if ledger != "off":
@@ -195,6 +205,10 @@ def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
         settlement_written=services.settlement_written,
         clock=services.clock,
         reserve_soc_pct=services.config.reserve_soc_pct if app.dispatcher is not None else None,
+        ledger_links=lambda: app.ledger.links() if app.ledger is not None else {},
+        validator_links=lambda: (
+            [node.link_report() for node in app.embedded.nodes] if app.embedded else []
+        ),
     )
 
 
@@ -246,7 +260,7 @@ async def _start_settlement(
     app.store.session_closer = session_closer(setup)
     app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
-    app.ledger = ValidatorLedger(urls, genesis)
+    app.ledger = ValidatorLedger(urls, genesis, key=setup.signer)
     app.outbox = OutboxWorker(app.store, app.ledger, services.clock)
     services.settlement_written = app.outbox.wake
     app.dispatcher = Dispatcher(
@@ -256,6 +270,8 @@ async def _start_settlement(
             DispatchPolicy(config.export_threshold, config.charge_w, config.discharge_w),
             reserve_soc_pct=config.reserve_soc_pct,
             interval=config.dispatch_interval,
+            concurrency=config.dispatch_concurrency,
+            call_timeout=config.dispatch_call_timeout,
         ),
     )
     app.tasks.append(asyncio.create_task(app.outbox.run(), name="outbox"))

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from csms.config import check_security, load_config
+from csms.config import check_security, load_config, process_name_problem
 from csms.errors import ConfigError, CsmsError
 from csms.evse_limits import parse_power_key
 from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, StationRecord, TokenRecord
@@ -201,6 +201,12 @@ async def with_store(
     help="genesis.json of running validators (from `v2g ledger init`); without it an"
     " embedded set of 4 validators runs under DATA_DIR/ledger.",
 )
+@click.option(
+    "--process-name",
+    default=None,
+    help="This process's name among CSMS processes sharing a PostgreSQL database"
+    " (default: 'process_name:' in the config, else HOST:PID).",
+)
 def csms_command(
     data_dir: Path,
     host: str | None,
@@ -213,6 +219,7 @@ def csms_command(
     http_host: str | None,
     http_port: int | None,
     genesis: Path | None,
+    process_name: str | None,
 ) -> None:
     """Run the CSMS: an OCPP websocket server at ws[s]://HOST:PORT/ocpp/<stationId>."""
     from csms.app import start_csms
@@ -222,6 +229,10 @@ def csms_command(
         config_path = data_dir / "csms.yaml"
     if security_profile is None and tls_cert is not None:
         security_profile = 3 if tls_ca is not None else 2
+    if process_name is not None and process_name_problem(process_name):
+        raise click.BadParameter(
+            str(process_name_problem(process_name)), param_hint="--process-name"
+        )
     try:
         config = load_config(config_path).with_overrides(
             host=host,
@@ -233,6 +244,7 @@ def csms_command(
             genesis=None if genesis is None else str(genesis.resolve()),
             http_host=http_host,
             http_port=http_port,
+            process_name=process_name,
         )
         config = config.with_overrides(database=database_for(data_dir, config.database))
         check_security(config, "command line")
@@ -463,12 +475,15 @@ def stations_set(
 @stations_group.command("list")
 @DATA_DIR
 def stations_list(data_dir: Path) -> None:
-    """List registered stations."""
+    """List registered stations; on a PostgreSQL database also which CSMS process holds each
+    connected station."""
+    from csms.store.leases import Lease, live_leases
 
-    async def fetch(store: CsmsStore) -> list[StationRecord]:
-        return await store.list_stations()
+    async def fetch(store: CsmsStore) -> tuple[list[StationRecord], dict[str, Lease], bool]:
+        shared = store.dialect.name == "postgresql"
+        return await store.list_stations(), await live_leases(store), shared
 
-    stations = run_async(lambda: with_store(data_dir, fetch))
+    stations, leases, shared = run_async(lambda: with_store(data_dir, fetch))
     if not stations:
         click.echo("no stations registered")
         return
@@ -481,9 +496,11 @@ def stations_list(data_dir: Path) -> None:
             str(s.security_profile or "csms"),
             utc_text(s.last_seen_at, missing="never"),
         )
+        + ((leases[s.station_id].process if s.station_id in leases else "-",) if shared else ())
         for s in stations
     ]
-    header = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "LAST SEEN (UTC)")
+    header: tuple[str, ...] = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE")
+    header += ("LAST SEEN (UTC)",) + (("PROCESS",) if shared else ())
     click.echo(render_table(header, rows), nl=False)
 
 

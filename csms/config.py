@@ -55,6 +55,8 @@ class CsmsConfig:
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
     dispatch_interval: float = 2.0  # seconds between passes over the running sessions
+    dispatch_concurrency: int = 32  # sessions a pass decides at once
+    dispatch_call_timeout: float = 10.0  # seconds a dispatch call may take, queueing included
     export_threshold: int = 250_000  # discharge when the export price (micro/kWh) is above
     charge_w: int = 11_000
     discharge_w: int = 7_000
@@ -63,6 +65,12 @@ class CsmsConfig:
     # where the store lives: empty for DATA_DIR/csms.sqlite, or a postgresql:// URL (several
     # CSMS processes may share one PostgreSQL database; keys stay in each DATA_DIR)
     database: str = ""
+    # with a shared PostgreSQL database (csms.cluster): this process's name (empty:
+    # HOST:PID), how long a station's lease outlives a process that stopped renewing it, and
+    # how many calls to stations on other processes may wait at once
+    process_name: str = ""
+    station_lease_seconds: float = 15.0
+    max_remote_calls: int = 64
     # operator review: dashboard, JSON API and /metrics (served by ``v2g csms``)
     http_host: str = "127.0.0.1"
     http_port: int = 8080  # 0 picks a free port
@@ -75,6 +83,8 @@ class CsmsConfig:
 _POSITIVE = {
     "heartbeat_interval",
     "dispatch_interval",
+    "dispatch_concurrency",
+    "dispatch_call_timeout",
     "charge_w",
     "max_connections",
     "rate_limit_per_s",
@@ -89,10 +99,18 @@ _POSITIVE = {
     "ping_timeout",
     "close_timeout",
     "call_timeout",
+    "station_lease_seconds",
+    "max_remote_calls",
 }
 
 
 _DURATIONS = {"ledger_max_idle_interval"}
+
+
+def process_name_problem(name: str) -> str | None:
+    if not name or len(name) > 200 or not name.isprintable():
+        return f"expected a printable name of 1 to 200 characters, got {name!r}"
+    return None
 
 
 def _urls(path: Path, key: str, value: Any) -> tuple[str, ...]:
@@ -170,6 +188,8 @@ def load_config(path: Path | str | None) -> CsmsConfig:
                 f"{path}: key 'database': expected a postgresql://USER@HOST/DATABASE URL"
                 f" (leave it out for DATA_DIR/csms.sqlite), got {value!r}"
             )
+        if key == "process_name" and process_name_problem(value):
+            raise ConfigError(f"{path}: key 'process_name': {process_name_problem(value)}")
         if key.startswith("tls_") and value:
             value = str((path.parent / value).resolve())
         values[key] = value

@@ -57,6 +57,9 @@ class StationConnection:
         self._call_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[CallResult | CallError]]] = {}
         self._heard_at: float | None = None  # loop time "last heard" was last stored
+        # the epoch of this connection's lease when CSMS processes share a database
+        # (``csms.cluster``); None: no lease, or it was taken by another connection
+        self.lease_epoch: int | None = None
 
     @property
     def station_id(self) -> str:

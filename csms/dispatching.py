@@ -6,6 +6,10 @@ bounds the policy's decision by the EV's declared limits, the EVSE's reported ra
 operator's caps (``csms.dispatch_limits``), and when that changes sends SetChargingProfile (a
 negative limit discharges on a 2.0.1 station that may take one; ``operationMode`` on 2.1) and
 CostUpdated with the running cost.
+
+A pass handles its sessions concurrently, at most ``concurrency`` at a time, and gives each
+call ``call_timeout`` seconds (waiting for the station's call slot included): a station that
+never answers holds one slot for that long, not the decisions of every other station.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from csms.blocks16.remote import set_charging_profile_request_16
 from csms.departure import keep_arrival_energy, keep_departure, state_between
 from csms.dispatch import Decision, DispatchPolicy, decide, set_charging_profile_request
 from csms.dispatch_limits import Limits, bound, limits_for
-from csms.errors import CsmsError
+from csms.errors import CallTimeout, CsmsError
 from csms.model import RegisterReading, SessionRecord
 from csms.running import TransactionProgress
 from csms.server import CsmsServer
@@ -41,6 +45,8 @@ class DispatchSettings:
     policy: DispatchPolicy
     reserve_soc_pct: int
     interval: float
+    concurrency: int = 32  # sessions decided at once in a pass
+    call_timeout: float = 10.0  # seconds one dispatch call may take, queueing included
 
 
 def profile_request(
@@ -162,90 +168,123 @@ class Dispatcher:
         if self.costs.get(key) == cost:
             return
         try:
-            await connection.call(
-                "CostUpdated", {"totalCost": cost, "transactionId": transaction_id}
+            await self._call(
+                connection, "CostUpdated", {"totalCost": cost, "transactionId": transaction_id}
             )
         except CsmsError as exc:
             log.info("%s: CostUpdated not delivered: %s", station_id, exc)
             return
         self.costs[key] = cost
 
-    async def run_once(self) -> int:
-        """One pass over the active sessions; returns the number of profiles sent."""
+    async def _call(self, connection: Any, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One dispatch call within ``call_timeout``, the wait for the station's slot included."""
+        timeout = self.settings.call_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                result: dict[str, Any] = await connection.call(action, payload, timeout=timeout)
+                return result
+        except TimeoutError:
+            raise CallTimeout(f"{connection.station_id}: {action} timed out") from None
+
+    async def _pass_session(self, session: SessionRecord) -> tuple[bool, float]:
+        """Decide one session and send what changed: (a profile was sent, its cadence)."""
         store = self.server.services.store
-        sent = 0
-        live = set()
-        pass_cadence = 0.0
-        for session in await store.active_sessions():
-            key = (session.station_id, session.transaction_id)
-            live.add(key)
-            connection = self.server.connections.get(session.station_id)
-            shape = _VERSION_SHAPE.get(connection.subprotocol) if connection else None
-            if connection is None or shape is None or session.evse_id is None:
-                continue
-            progress = await store.transaction_progress(*key, self.tariff)
-            if progress.latest_at is None:
-                continue
-            at, soc = progress.latest_at, progress.soc
-            try:
-                price = self.tariff.price_at(at)
-            except TariffError:
-                continue
-            needs = await ChargingNeedsStore(store).latest(session.station_id, session.evse_id)
-            caps = await store.get_station_caps(session.station_id)
-            evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
-            limits = limits_for(shape, needs, caps, self.settings.policy, evse)
-            self.limits[key] = limits
-            previous, cadence = self.passed_at.get(key, (None, 0.0))
-            if previous is not None and at > previous:
-                cadence = (at - previous).total_seconds()
-            self.passed_at[key] = (at, cadence)
-            pass_cadence = max(pass_cadence, cadence)
-            cadence = max(cadence, self.fleet_cadence_s)
-            wanted = decide(
-                self.settings.policy,
-                export_price=price.export_price,
-                soc_pct=soc if soc is not None else 0,
-                reserve_soc_pct=self.settings.reserve_soc_pct,
+        key = (session.station_id, session.transaction_id)
+        connection = self.server.connections.get(session.station_id)
+        shape = _VERSION_SHAPE.get(connection.subprotocol) if connection else None
+        if connection is None or shape is None or session.evse_id is None:
+            return False, 0.0
+        progress = await store.transaction_progress(*key, self.tariff)
+        if progress.latest_at is None:
+            return False, 0.0
+        at, soc = progress.latest_at, progress.soc
+        try:
+            price = self.tariff.price_at(at)
+        except TariffError:
+            return False, 0.0
+        needs = await ChargingNeedsStore(store).latest(session.station_id, session.evse_id)
+        caps = await store.get_station_caps(session.station_id)
+        evse = await EvseCapsStore(store).caps(session.station_id, session.evse_id)
+        limits = limits_for(shape, needs, caps, self.settings.policy, evse)
+        self.limits[key] = limits
+        previous, cadence = self.passed_at.get(key, (None, 0.0))
+        if previous is not None and at > previous:
+            cadence = (at - previous).total_seconds()
+        self.passed_at[key] = (at, cadence)
+        own_cadence = cadence
+        cadence = max(cadence, self.fleet_cadence_s)
+        wanted = decide(
+            self.settings.policy,
+            export_price=price.export_price,
+            soc_pct=soc if soc is not None else 0,
+            reserve_soc_pct=self.settings.reserve_soc_pct,
+        )
+        decision = bound(wanted, limits)
+        if decision.mode == "discharge" and previous is None and not self.fleet_cadence_s:
+            # how long a decision stays in force is not known before a second look
+            decision = Decision("charge", limits.max_charge_w)
+        elif decision.mode == "discharge":
+            decision = await self._keep_departure(
+                decision, limits, session, needs, cadence, progress
             )
-            decision = bound(wanted, limits)
-            if decision.mode == "discharge" and previous is None and not self.fleet_cadence_s:
-                # how long a decision stays in force is not known before a second look
-                decision = Decision("charge", limits.max_charge_w)
-            elif decision.mode == "discharge":
-                decision = await self._keep_departure(
-                    decision, limits, session, needs, cadence, progress
+        if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
+            log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
+        sent = False
+        if self.decisions.get(key) != decision:
+            payload = profile_request(
+                shape,
+                decision,
+                evse_id=session.evse_id,
+                transaction_id=session.transaction_id,
+                profile_id=next(self._profile_ids),
+                start=at,
+            )
+            try:
+                result = await self._call(connection, "SetChargingProfile", payload)
+            except CallTimeout as exc:
+                log.warning("%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc)
+                return False, own_cadence  # not answering: no CostUpdated either this pass
+            except CsmsError as exc:
+                log.warning("%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc)
+            else:
+                self.decisions[key] = decision
+                sent = True
+                log.info(
+                    "%s %s: %s at %d W (%s)",
+                    session.station_id,
+                    session.transaction_id,
+                    decision.mode,
+                    decision.limit_w,
+                    result.get("status"),
                 )
-            if decision != wanted and limits.charge_only_reason and wanted.mode == "discharge":
-                log.debug("%s: charge only: %s", session.station_id, limits.charge_only_reason)
-            if self.decisions.get(key) != decision:
-                payload = profile_request(
-                    shape,
-                    decision,
-                    evse_id=session.evse_id,
-                    transaction_id=session.transaction_id,
-                    profile_id=next(self._profile_ids),
-                    start=at,
-                )
+        if shape != "1.6":  # 1.6 has no CostUpdated
+            await self._update_cost(connection, key, progress)
+        return sent, own_cadence
+
+    async def run_once(self) -> int:
+        """One pass over the active sessions; returns the number of profiles sent.
+
+        Sessions are decided concurrently, ``concurrency`` at a time; a session whose
+        decision fails is logged and skipped, the others carry on."""
+        store = self.server.services.store
+        sessions = await store.active_sessions()
+        live = {(s.station_id, s.transaction_id) for s in sessions}
+        queue = iter(sessions)
+        outcomes: list[tuple[bool, float]] = []
+
+        async def worker() -> None:
+            for session in queue:  # shared: each session is taken by one worker
                 try:
-                    result = await connection.call("SetChargingProfile", payload)
-                except CsmsError as exc:
-                    log.warning(
-                        "%s: dispatch to %s failed: %s", session.station_id, decision.mode, exc
-                    )
-                else:
-                    self.decisions[key] = decision
-                    sent += 1
-                    log.info(
-                        "%s %s: %s at %d W (%s)",
-                        session.station_id,
-                        session.transaction_id,
-                        decision.mode,
-                        decision.limit_w,
-                        result.get("status"),
-                    )
-            if shape != "1.6":  # 1.6 has no CostUpdated
-                await self._update_cost(connection, key, progress)
+                    outcomes.append(await self._pass_session(session))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s: dispatch of a session failed", session.station_id)
+
+        workers = min(max(1, self.settings.concurrency), len(sessions))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        sent = sum(1 for was_sent, _ in outcomes if was_sent)
+        pass_cadence = max((cadence for _, cadence in outcomes), default=0.0)
         for gone in set(self.decisions) - live:
             del self.decisions[gone]
         self.fleet_cadence_s = pass_cadence

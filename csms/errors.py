@@ -109,5 +109,6 @@ class CallErrorResponse(StationCallError):
 
     def __init__(self, station_id: str, action: str, code: str, description: str) -> None:
         super().__init__(f"{station_id}: {action} answered {code}: {description}")
+        self.action = action
         self.code = code
         self.description = description

@@ -4,6 +4,11 @@ The outbox rows are written in the same database transaction that closes a sessi
 settlement survives any crash; this worker submits them (again, after a restart) until the
 ledger returns a receipt. Submission is idempotent: the ledger answers a settlement it has
 already committed with the existing receipt, so a retry after a crash never settles twice.
+
+Several CSMS processes may share one database: each worker claims the entries it delivers
+(``CsmsStore.claim_due``) for a lease of ``lease`` seconds, renewed while it runs, so an entry
+is submitted by one process at a time; when a process dies, its claims run out and another
+process takes the entries over.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -66,6 +74,8 @@ class OutboxWorker:
         poll_interval: float = 0.5,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
+        lease: float = 20.0,
+        claimer: str | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -74,6 +84,9 @@ class OutboxWorker:
         self.poll_interval = poll_interval
         self.retry_base = retry_base
         self.retry_max = retry_max
+        self.lease = lease
+        # who holds a claim: this process (host and pid for the operator, a nonce for a reused pid)
+        self.claimer = claimer or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
         self._in_flight: set[str] = set()  # settlement ids being delivered by ``run``
@@ -111,8 +124,19 @@ class OutboxWorker:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def _claim_due(self) -> list[SettlementRecord]:
+        """The due entries this worker now holds (new claims and its own renewed ones)."""
+        now = self.clock()
+        return await self.store.claim_due(
+            self.claimer,
+            now=format_timestamp(now),
+            until=format_timestamp(now + timedelta(seconds=self.lease)),
+            renew_before=format_timestamp(now + timedelta(seconds=self.lease / 2)),
+            limit=1000,
+        )
+
     async def _start_due(self) -> None:
-        due = await self.store.outbox_due(format_timestamp(self.clock()), limit=1000)
+        due = await self._claim_due()
         for record in due:
             if record.settlement_id in self._in_flight:
                 continue
@@ -177,7 +201,7 @@ class OutboxWorker:
             await self.store.set_receipt(settlement_id, json.dumps(document, sort_keys=True))
 
     async def _submit_due(self) -> int:
-        due = await self.store.outbox_due(format_timestamp(self.clock()), limit=1000)
+        due = await self._claim_due()
         if not due:
             return 0
         limit = asyncio.Semaphore(self.concurrency)

@@ -2,12 +2,13 @@
 
 ``v2g stations remove`` and ``v2g stations set --password`` run in another process and write
 the database. Every ``interval`` seconds the watch asks the store whether another connection
-changed it (``CsmsStore.registry_mark``: SQLite's ``PRAGMA data_version``, one cheap read; on
-PostgreSQL a digest of the stations' ids and password hashes) or whether this process changed
-the station registry (``CsmsStore.registry_version``); only then does it read the stations' ids
-and password hashes and compare them with what it saw last. A station that is gone, or whose
-password hash changed, has its verified password forgotten and, when connected, its
-connection closed (1008), so it must authenticate again with what is registered now.
+changed it (``CsmsStore.registry_mark``: SQLite's ``PRAGMA data_version``; on PostgreSQL the
+one-row counter kept by triggers on the stations table: either way one tiny read) or whether
+this process changed the station registry (``CsmsStore.registry_version``); only then does it
+read the stations' ids and password hashes and compare them with what it saw last. A station
+that is gone, or whose password hash changed, has its verified password forgotten and, when
+connected, its connection closed (1008), so it must authenticate again with what is
+registered now.
 """
 
 from __future__ import annotations

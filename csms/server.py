@@ -6,7 +6,8 @@ and present the right HTTP Basic credentials (security profiles 1 and 2), or, wi
 a client certificate whose CN is the station id (``csms.tls``). The profile is the CSMS's
 unless the registry gives the station its own (a legacy station on Basic auth over TLS).
 Past ``max_connections`` live stations a new one gets 503. One live connection per station
-id: a new one replaces the old.
+id: a new one replaces the old, here or, with processes sharing a PostgreSQL database
+(``csms.cluster``), on whichever process held it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -30,6 +32,7 @@ from csms import gc_pacing
 from csms.blocks import HANDLERS_201
 from csms.blocks16 import HANDLERS_16
 from csms.blocks21 import HANDLERS_21
+from csms.cluster import Cluster
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
 from csms.credentials import CredentialChecker
@@ -113,6 +116,13 @@ class CsmsServer:
         self._running: set[StationConnection] = set()  # every connection still running
         self._rate_limited_closed = 0  # frames refused on connections that have ended
         self._server: Server | None = None
+        # handshaken connections not yet closed: the cap's count (websockets'
+        # ``Server.connections`` builds a new set of every connection, O(n) per handshake)
+        self._open: set[ServerConnection] = set()
+        # the station record each admitted handshake read, for its connection handler
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, StationRecord] = (
+            weakref.WeakKeyDictionary()
+        )
         self._versions: dict[int, OcppVersion] = {}
         self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
         self.credentials = CredentialChecker()
@@ -122,6 +132,8 @@ class CsmsServer:
         # a spray of made-up ids costs no memory); shown on the stations page
         self.auth_failures: Counter[str] = Counter()
         self.registry_watch = RegistryWatch(services.store, self.credentials, self.connections)
+        # with processes sharing a PostgreSQL database: leases and calls between them
+        self.cluster: Cluster | None = None
         self._watching: asyncio.Task[None] | None = None
 
     @property
@@ -139,6 +151,8 @@ class CsmsServer:
         config = self.services.config
         self.loop_lag.start()
         await self.registry_watch.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         self._watching = asyncio.create_task(self.registry_watch.run(), name="registry-watch")
         self._server = await serve(
             self._run_connection,
@@ -164,6 +178,8 @@ class CsmsServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.loop_lag.stop()
         self.credentials.close()
 
@@ -188,7 +204,7 @@ class CsmsServer:
             )
         normalise_offer(request.headers, offered, station_id)
         config = self.services.config
-        live = len(self._server.connections) if self._server else len(self.connections)
+        live = len(self._open)
         if station_id not in self.connections and live >= config.max_connections:
             log.warning("%s: refused: %d stations connected", station_id, live)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
@@ -198,11 +214,16 @@ class CsmsServer:
         if profile >= 2 and connection.transport.get_extra_info("ssl_object") is None:
             return self._unauthorized(connection, station_id, f"profile {profile} needs TLS")
         if profile == 3:
-            return self._check_certificate(connection, station_id, station)
-        credentials = basic_credentials(request.headers)
-        if credentials is None or credentials[0] != station_id:
-            return self._unauthorized(connection, station_id, "missing or malformed credentials")
-        return await self._check_password(connection, station_id, credentials[1], station)
+            refusal = self._check_certificate(connection, station_id, station)
+        else:
+            credentials = basic_credentials(request.headers)
+            if credentials is None or credentials[0] != station_id:
+                why = "missing or malformed credentials"
+                return self._unauthorized(connection, station_id, why)
+            refusal = await self._check_password(connection, station_id, credentials[1], station)
+        if refusal is None and station is not None:
+            self._admitted[connection] = station
+        return refusal
 
     async def _check_password(
         self,
@@ -298,14 +319,22 @@ class CsmsServer:
         return response
 
     async def _run_connection(self, websocket: ServerConnection) -> None:
+        self._open.add(websocket)
+        try:
+            await self._serve_station(websocket)
+        finally:
+            self._open.discard(websocket)
+
+    async def _serve_station(self, websocket: ServerConnection) -> None:
         station_id = station_id_from_path(websocket.request.path if websocket.request else "")
         subprotocol = websocket.subprotocol
-        if station_id is None or subprotocol not in SUPPORTED:
+        station = self._admitted.pop(websocket, None)
+        if station_id is None or subprotocol not in SUPPORTED or station is None:
             await websocket.close(code=1002, reason="protocol not negotiated")
             return
         store = self.services.store
         config = self.services.config
-        tolerant = await store.get_tolerance(station_id) == "tolerant"
+        tolerant = station.tolerance == "tolerant"
         deviations = self.tolerated.setdefault(station_id, Counter())
         dispatcher: Dispatcher[StationContext] = Dispatcher(
             version=SUPPORTED[subprotocol],
@@ -328,6 +357,13 @@ class CsmsServer:
                 config.max_pending_frames, config.rate_limit_disconnect_after
             ),
         )
+        if self.cluster is not None:
+            try:
+                connection.lease_epoch = await self.cluster.take(station_id, str(subprotocol))
+            except Exception as exc:  # no database: nothing this connection sends could be kept
+                log.warning("%s: cannot take its lease: %s", station_id, exc)
+                await websocket.close(code=1011, reason="database unavailable, retry later")
+                return
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
         gc_pacing.apply(self._gc.observe(len(self.connections)))
@@ -343,6 +379,7 @@ class CsmsServer:
         try:
             await connection.run()
         finally:
+            self._open.discard(websocket)  # the slot is free once the socket has closed
             self._running.discard(connection)
             self._rate_limited_closed += connection.rate_limited
             with contextlib.suppress(Exception):  # the last message before the close
@@ -351,6 +388,9 @@ class CsmsServer:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
                 gc_pacing.apply(self._gc.observe(len(self.connections)))
+            if self.cluster is not None and connection.lease_epoch is not None:
+                with contextlib.suppress(Exception):  # else it lapses in lease_seconds
+                    await self.cluster.release(station_id, connection.lease_epoch)
             detail = f"code={websocket.close_code} reason={websocket.close_reason or ''}"
             sent = websocket.protocol.close_sent
             if sent is not None and websocket.protocol.close_rcvd is None:

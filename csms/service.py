@@ -8,29 +8,57 @@ The methods are version-aware: on an ``ocpp1.6`` connection the same operation i
 1.6 message (RequestStartTransaction becomes RemoteStartTransaction, an EVSE id a connectorId).
 Operations one version lacks (GetVariables on 1.6, GetConfiguration on 2.x, NotifyAllowedEnergy-
 Transfer before 2.1) raise ``ValueError`` before anything is sent.
+
+With CSMS processes sharing a PostgreSQL database, an operation on a station connected to
+another process runs there (``@forwardable``, ``csms.cluster``) and answers the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from csms.blocks16 import remote as remote16
+from csms.cluster import SERVING_REMOTE
 from csms.connection import StationConnection
 from csms.dispatch_limits import Limits
 from csms.errors import StationNotConnected
 from csms.evse_limits import facts_from_configuration, facts_from_variables
 from csms.operator_calls import check_operator_action
 from csms.profile_bounds import clamp_request, profile_target, request_limits
+from csms.remote_calls import FORWARDED
 from csms.server import CsmsServer
 from csms.store.charging_needs import ChargingNeedsStore
 from csms.store.evse_caps import EvseCapsStore
 from csms.store.ocpp16 import Ocpp16Store
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def forwardable(
+    method: Callable[Concatenate[StationService, str, P], Awaitable[R]],
+) -> Callable[Concatenate[StationService, str, P], Awaitable[R]]:
+    """Run the operation where the station is connected: here, or on the process holding its
+    lease (never forwarded again by the process serving it for another)."""
+
+    @functools.wraps(method)
+    async def operation(
+        self: StationService, station_id: str, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        cluster = self._server.cluster
+        if cluster is None or station_id in self._server.connections or SERVING_REMOTE.get():
+            return await method(self, station_id, *args, **kwargs)
+        value: R = await cluster.forward(station_id, method.__name__, args, kwargs)
+        return value
+
+    return operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +95,9 @@ class StationService:
     def __init__(self, server: CsmsServer) -> None:
         self._server = server
         self._remote_start_ids = itertools.count(1)
+        if server.cluster is not None:
+            for name in FORWARDED:
+                server.cluster.operations[name] = getattr(self, name)
 
     def connection(self, station_id: str) -> StationConnection:
         connection = self._server.connections.get(station_id)
@@ -77,6 +108,7 @@ class StationService:
     def connected(self) -> list[str]:
         return sorted(self._server.connections)
 
+    @forwardable
     async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.connection(station_id).call(action, payload)
 
@@ -92,6 +124,7 @@ class StationService:
         if version not in versions:
             raise ValueError(f"{operation} is not available on {version} ({station_id})")
 
+    @forwardable
     async def request_start_transaction(
         self,
         station_id: str,
@@ -122,6 +155,7 @@ class StationService:
             payload["evseId"] = evse_id
         return await self.call(station_id, "RequestStartTransaction", payload)
 
+    @forwardable
     async def request_stop_transaction(
         self, station_id: str, transaction_id: str
     ) -> dict[str, Any]:
@@ -149,6 +183,7 @@ class StationService:
         result = await self.call(station_id, "SetVariables", {"setVariableData": data})
         return list(result["setVariableResult"])
 
+    @forwardable
     async def reset(
         self, station_id: str, reset_type: str = "Immediate", evse_id: int | None = None
     ) -> dict[str, Any]:
@@ -162,6 +197,7 @@ class StationService:
             payload["evseId"] = evse_id
         return await self.call(station_id, "Reset", payload)
 
+    @forwardable
     async def trigger_message(
         self,
         station_id: str,
@@ -182,6 +218,7 @@ class StationService:
             payload["evse"] = evse
         return await self.call(station_id, "TriggerMessage", payload)
 
+    @forwardable
     async def change_availability(
         self,
         station_id: str,
@@ -202,18 +239,21 @@ class StationService:
             payload["evse"] = evse
         return await self.call(station_id, "ChangeAvailability", payload)
 
+    @forwardable
     async def change_configuration(self, station_id: str, key: str, value: str) -> dict[str, Any]:
         """ChangeConfiguration (1.6 only; 2.x uses set_variables)."""
         self._require(station_id, {"ocpp1.6"}, "ChangeConfiguration")
         request = remote16.change_configuration_request(key, value)
         return await self.call(station_id, "ChangeConfiguration", request)
 
+    @forwardable
     async def get_configuration(self, station_id: str, keys: Iterable[str] = ()) -> dict[str, Any]:
         """GetConfiguration (1.6 only): ``configurationKey`` and ``unknownKey`` lists."""
         self._require(station_id, {"ocpp1.6"}, "GetConfiguration")
         request = remote16.get_configuration_request(keys)
         return (await self.operator_call(station_id, "GetConfiguration", request)).response
 
+    @forwardable
     async def set_charging_profile(
         self, station_id: str, request: dict[str, Any]
     ) -> dict[str, Any]:
@@ -226,6 +266,7 @@ class StationService:
         """
         return (await self.operator_call(station_id, "SetChargingProfile", request)).response
 
+    @forwardable
     async def operator_call(
         self, station_id: str, action: str, request: dict[str, Any]
     ) -> OperatorCall:
@@ -279,6 +320,7 @@ class StationService:
         if facts:
             await EvseCapsStore(store).record(station_id, facts, self._server.services.now_text())
 
+    @forwardable
     async def notify_allowed_energy_transfer(
         self, station_id: str, transaction_id: str, allowed: Iterable[str]
     ) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class Dialect:
     name: str
     begin: str
     placeholder: str = "?"
+    # appended to a SELECT whose rows a claim takes: rows another transaction is claiming
+    # are passed over (SQLite has one writer at a time, so nothing to pass over)
+    skip_locked: str = ""
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, text: str) -> str:
@@ -61,4 +64,6 @@ class Dialect:
 
 
 SQLITE = Dialect("sqlite", begin="BEGIN IMMEDIATE")
-POSTGRESQL = Dialect("postgresql", begin="BEGIN", placeholder="%s")
+POSTGRESQL = Dialect(
+    "postgresql", begin="BEGIN", placeholder="%s", skip_locked=" FOR UPDATE SKIP LOCKED"
+)

@@ -13,9 +13,12 @@ mean a broken constraint, and how to tell that another process changed the stati
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -25,6 +28,8 @@ from csms.errors import CsmsError
 from csms.store.dialect import POSTGRESQL, SQLITE, Dialect
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def is_postgresql_url(database: str) -> bool:
@@ -146,15 +151,43 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
 
 
 class _PgConnection:
-    """A psycopg connection that takes the store's portable SQL (``?`` placeholders)."""
+    """A psycopg connection that takes the store's portable SQL (``?`` placeholders).
+
+    It knows whether the store opened a transaction on it (BEGIN without COMMIT/ROLLBACK
+    yet). When the connection is replaced after a loss (``PostgresEngine``) in the middle of
+    such a transaction, the transaction is gone with the old connection: every statement of
+    it fails (the COMMIT too) until the store's ROLLBACK ends it, so no part of a unit of
+    work is ever written outside its transaction on the new connection.
+    """
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+        self._open = False  # a transaction begun by the store is open
+        self._lost = False  # ... and the connection it was open on was lost
+
+    def replace(self, conn: Any) -> None:
+        self._conn = conn
+        self._lost, self._open = self._open, False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(POSTGRESQL.sql(sql), tuple(params))
+        head = sql.lstrip()[:9].upper()
+        if self._lost:
+            if head == "ROLLBACK":
+                self._lost = False
+                return self._conn.execute("SELECT 1")
+            if head.startswith("COMMIT"):
+                self._lost = False
+            raise LostConnection("the database connection was lost inside this transaction")
+        if head == "ROLLBACK" or head.startswith("COMMIT"):
+            self._open = False  # over, whether or not the statement gets through
+        cursor = self._conn.execute(POSTGRESQL.sql(sql), tuple(params))
+        if head.startswith("BEGIN"):
+            self._open = True
+        return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        if self._lost:
+            raise LostConnection("the database connection was lost inside this transaction")
         with self._conn.cursor() as cursor:
             cursor.executemany(POSTGRESQL.sql(sql), rows)
 
@@ -165,18 +198,50 @@ class _PgConnection:
         return bool(self._conn.info.transaction_status != TransactionStatus.IDLE)
 
 
+class LostConnection(CsmsError):
+    """The PostgreSQL connection was lost (server restart, terminated backend); the work that
+    was on it failed. The next call opens a new one."""
+
+
 class PostgresEngine(Engine):
-    """psycopg 3 on a thread of its own; autocommit, explicit transactions."""
+    """psycopg 3 on a thread of its own; autocommit, explicit transactions.
+
+    A lost connection (the server restarted, the backend was terminated) fails the call that
+    was using it; the next call opens a new one. While the server cannot be reached, calls
+    fail at once with LostConnection, and a new connection is tried again after a wait that
+    doubles from ``retry_base`` up to ``retry_max`` seconds: a CSMS rides out a database
+    restart without a restart of its own, and does not hammer a server that is down.
+    """
 
     dialect = POSTGRESQL
 
-    def __init__(self, conn: Any, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        url: str,
+        conn: Any,
+        executor: ThreadPoolExecutor,
+        *,
+        retry_base: float = 0.1,
+        retry_max: float = 5.0,
+    ) -> None:
         import psycopg
 
+        self._url = url
         self._raw = conn
         self._conn = _PgConnection(conn)
         self._executor = executor
         self.integrity_errors = (psycopg.IntegrityError,)
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._failures = 0  # connection attempts failed in a row
+        self._next_attempt = 0.0  # monotonic time before which no new attempt is made
+        self.reconnects = 0  # connections opened again after a loss
+
+    @staticmethod
+    def _connect(url: str) -> Any:
+        import psycopg
+
+        return psycopg.connect(url, autocommit=True, row_factory=_row_factory, connect_timeout=5)
 
     @classmethod
     async def open(cls, url: str) -> PostgresEngine:
@@ -185,29 +250,66 @@ class PostgresEngine(Engine):
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgresql")
         loop = asyncio.get_running_loop()
         try:
-            conn = await loop.run_in_executor(
-                executor,
-                lambda: psycopg.connect(url, autocommit=True, row_factory=_row_factory),
-            )
+            conn = await loop.run_in_executor(executor, cls._connect, url)
         except psycopg.Error as exc:
             executor.shutdown(wait=False)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CsmsError(f"cannot open the PostgreSQL database: {first}") from None
-        return cls(conn, executor)
+            raise CsmsError(f"cannot open the PostgreSQL database: {_first_line(exc)}") from None
+        return cls(url, conn, executor)
 
     def conn(self) -> SyncConnection:
         return self._conn
 
+    def _reopen(self) -> None:
+        """On the connection's thread: a new connection for a lost one, or LostConnection."""
+        import psycopg
+
+        now = time.monotonic()
+        if now < self._next_attempt:
+            raise LostConnection("the PostgreSQL database is unreachable; retrying")
+        try:
+            conn = self._connect(self._url)
+        except psycopg.Error as exc:
+            delay = min(self.retry_max, self.retry_base * 2**self._failures)
+            self._failures += 1
+            self._next_attempt = time.monotonic() + delay
+            log.warning("PostgreSQL: cannot reconnect (%s); next try in %.1f s", exc, delay)
+            raise LostConnection(
+                f"the PostgreSQL database is unreachable: {_first_line(exc)}"
+            ) from None
+        self._failures = 0
+        self._raw = conn
+        self._conn.replace(conn)
+        self.reconnects += 1
+        log.warning("PostgreSQL: connection lost and opened again")
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        if self._raw.closed:
+            self._reopen()
+        open_before = self._conn._open
+        try:
+            return fn()
+        except BaseException:
+            if self._raw.closed and not open_before:
+                # a transaction begun and lost within this call (a group commit batch):
+                # its caller has the error; nothing of it remains to be ended
+                self._conn._open = False
+            raise
+
     async def run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(self._call, fn)
+        )
 
     async def close(self) -> None:
-        await self.run(self._raw.close)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._raw.close)
         self._executor.shutdown(wait=True)
 
     async def registry_mark(self) -> Any:
-        row = await self.fetchone(
-            "SELECT COUNT(*), md5(COALESCE(string_agg(station_id || ':' || password_hash, ','"
-            " ORDER BY station_id), '')) FROM stations"
-        )
-        return (row[0], row[1]) if row else None
+        # one row, kept by triggers on the stations table (REGISTRY_TRIGGERS)
+        row = await self.fetchone("SELECT version FROM registry_changes WHERE id = 1")
+        return int(row[0]) if row else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -291,4 +291,72 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX settlements_block ON settlements (block_height);
     """,
+    # the outbox claimed by one CSMS process at a time: who, and until when (a lease)
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
+    # a counter of station registry changes (kept by REGISTRY_TRIGGERS): what a running CSMS
+    # watches to notice that another process removed a station or changed its password
+    """
+    CREATE TABLE registry_changes (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        version  INTEGER NOT NULL
+    );
+    INSERT INTO registry_changes (id, version) VALUES (1, 0);
+    """,
+    # several CSMS processes on one PostgreSQL database (csms.cluster): which process holds
+    # each station's live connection (a lease renewed by the holder, on the database's clock),
+    # and calls from one process's API to a station connected to another, with their answers
+    """
+    CREATE TABLE station_leases (
+        station_id    TEXT PRIMARY KEY,
+        process       TEXT NOT NULL,
+        epoch         INTEGER NOT NULL,
+        subprotocol   TEXT NOT NULL,
+        connected_at  TEXT NOT NULL,
+        expires_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX station_leases_process ON station_leases (process);
+    CREATE TABLE station_calls (
+        id          INTEGER PRIMARY KEY,
+        station_id  TEXT NOT NULL,
+        origin      TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        arguments   TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending',
+        answer      TEXT,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX station_calls_target ON station_calls (target, state);
+    """,
 ]
+
+# The triggers that count station registry changes (a station added or removed, a password
+# or station id changed; not a boot or a heartbeat), per engine: trigger syntax is the one
+# thing the two engines do not share. Idempotent: applied at every open, after MIGRATIONS.
+REGISTRY_TRIGGERS: dict[str, list[str]] = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS stations_added AFTER INSERT ON stations BEGIN"
+        " UPDATE registry_changes SET version = version + 1 WHERE id = 1; END",
+        "CREATE TRIGGER IF NOT EXISTS stations_removed AFTER DELETE ON stations BEGIN"
+        " UPDATE registry_changes SET version = version + 1 WHERE id = 1; END",
+        "CREATE TRIGGER IF NOT EXISTS stations_password_changed"
+        " AFTER UPDATE OF station_id, password_hash ON stations"
+        " WHEN OLD.password_hash IS NOT NEW.password_hash OR OLD.station_id IS NOT NEW.station_id"
+        " BEGIN UPDATE registry_changes SET version = version + 1 WHERE id = 1; END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION registry_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN UPDATE registry_changes SET version = version + 1 WHERE id = 1; RETURN NULL; END"
+        " $$",
+        "CREATE OR REPLACE TRIGGER stations_added_removed AFTER INSERT OR DELETE ON stations"
+        " FOR EACH STATEMENT EXECUTE FUNCTION registry_changed()",
+        "CREATE OR REPLACE TRIGGER stations_password_changed"
+        " AFTER UPDATE OF station_id, password_hash ON stations FOR EACH ROW"
+        " WHEN (OLD.password_hash IS DISTINCT FROM NEW.password_hash"
+        " OR OLD.station_id IS DISTINCT FROM NEW.station_id)"
+        " EXECUTE FUNCTION registry_changed()",
+    ],
+}

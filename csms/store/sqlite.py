@@ -40,7 +40,7 @@ from csms.store.engine import (
 )
 from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
-from csms.store.migrations import MIGRATIONS
+from csms.store.migrations import MIGRATIONS, REGISTRY_TRIGGERS
 from csms.store.progress import load_progress
 from csms.tariffs import Tariff
 from csms.timeutil import format_timestamp, parse_timestamp
@@ -171,6 +171,9 @@ class CsmsStore:
                     for statement in statements:
                         await self._engine.execute(self.dialect.ddl(statement))
                     await self._engine.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            async with self.transaction():
+                for statement in REGISTRY_TRIGGERS[self.dialect.name]:
+                    await self._engine.execute(statement)
         finally:
             if postgresql:
                 await self._engine.execute("SELECT pg_advisory_unlock(7420151)")
@@ -788,6 +791,39 @@ class CsmsStore:
         )
         return [SettlementRecord(**dict(row)) for row in rows]
 
+    async def claim_due(
+        self, claimer: str, *, now: str, until: str, renew_before: str, limit: int = 100
+    ) -> list[SettlementRecord]:
+        """Take the due outbox entries nobody holds (or whose holder's lease ran out) for
+        ``claimer`` until ``until``; its own claims ending before ``renew_before`` are renewed
+        and returned again. Several CSMS processes on one database each get other entries:
+        PostgreSQL passes over rows another claim is taking (``FOR UPDATE SKIP LOCKED``)."""
+        claim = (
+            "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE settlement_id IN ("
+            " SELECT settlement_id FROM outbox WHERE next_attempt_at <= ? AND ("
+            " claimed_by IS NULL OR claimed_until <= ?"
+            " OR (claimed_by = ? AND claimed_until <= ?))"
+            f" ORDER BY next_attempt_at LIMIT ?{self.dialect.skip_locked})"
+            " RETURNING settlement_id"
+        )
+        params = (claimer, until, now, now, claimer, renew_before, limit)
+
+        def unit(conn: SyncConnection) -> list[Any]:
+            ids = [row[0] for row in conn.execute(claim, params).fetchall()]
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            return list(
+                conn.execute(
+                    "SELECT s.* FROM outbox o JOIN settlements s USING (settlement_id)"
+                    f" WHERE o.settlement_id IN ({marks}) ORDER BY o.next_attempt_at, s.created_at",
+                    ids,
+                ).fetchall()
+            )
+
+        rows: list[Any] = await self.group.submit(unit)
+        return [SettlementRecord(**dict(row)) for row in rows]
+
     async def outbox_size(self) -> int:
         row = await self.fetchone("SELECT COUNT(*) FROM outbox")
         return int(row[0]) if row else 0
@@ -845,8 +881,8 @@ class CsmsStore:
 
     async def retry_later(self, settlement_id: str, error: str, next_attempt_at: str) -> None:
         await self.execute_write(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-            " WHERE settlement_id = ?",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+            " claimed_by = NULL, claimed_until = NULL WHERE settlement_id = ?",
             (error, next_attempt_at, settlement_id),
         )
 

@@ -19,7 +19,7 @@ from csms.operators import OperatorRegistry, load_session_secret
 from csms.web import actions, api, pages
 from csms.web.auth import Auth
 from csms.web.deps import ReviewDeps
-from csms.web.errors import TooManyAttempts, Unauthorized, WebError
+from csms.web.errors import Busy, TooManyAttempts, Unauthorized, WebError
 from csms.web.service import ReviewService
 
 
@@ -54,12 +54,12 @@ def create_app(deps: ReviewDeps, *, registry: OperatorRegistry | None = None) ->
                 request, "base.html", operator, message=str(exc), status_code=exc.status
             )
         headers = {"WWW-Authenticate": 'Basic realm="v2g-bridge"'}
-        if isinstance(exc, TooManyAttempts):
+        if isinstance(exc, TooManyAttempts | Busy):
             headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(
             {"detail": str(exc)},
             status_code=exc.status,
-            headers=headers if isinstance(exc, Unauthorized | TooManyAttempts) else None,
+            headers=headers if isinstance(exc, Unauthorized | TooManyAttempts | Busy) else None,
         )
 
     @app.get("/api/openapi.json", include_in_schema=False)
@@ -103,4 +103,6 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         loop_lag=server.loop_lag.histogram if server is not None else None,
         throttles=([auth.throttle] if auth is not None else [])
         + ([server.throttle] if server is not None else []),
+        ledger_links=deps.ledger_links() if deps.ledger_links is not None else {},
+        validator_links=deps.validator_links() if deps.validator_links is not None else (),
     )

@@ -7,7 +7,8 @@ WebError
 ├── BadRequest     400  a malformed filter or body
 ├── Conflict       409  the action does not fit the state (read-only view, not connected)
 ├── TooManyAttempts 429 too many failed logins from this address or for this name
-└── Upstream       502  the station answered with a CALLERROR or not at all
+├── Upstream       502  the station answered with a CALLERROR or not at all
+└── Busy           503  too many calls already wait on other CSMS processes (Retry-After)
 """
 
 from __future__ import annotations
@@ -49,3 +50,8 @@ class TooManyAttempts(WebError):
 
 class Upstream(WebError):
     status = 502
+
+
+class Busy(WebError):
+    status = 503
+    retry_after = 1

@@ -1,18 +1,24 @@
-"""What a validator hands out on request: blocks to a peer catching up, receipt documents to
-clients. Reads the store only; answers go through the requester's ``reply``."""
+"""What a validator hands out on request: blocks to a peer catching up, receipt documents and
+submission answers to clients. Reads the store only; answers go through the requester's
+``reply`` (a connection that has closed meanwhile gets none)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from websockets.exceptions import WebSocketException
+
+from ledger.codec import tx_hash
+from ledger.consensus.errors import SubmitRejected
 from ledger.consensus.peers import Reply
-from ledger.consensus.wire import BlockMsg
+from ledger.consensus.wire import BlockMsg, GetReceipt, Message, Receipt, ReceiptDoc, Rejected
 from ledger.errors import StoreError
 from ledger.receipt import build_receipt, receipt_to_dict
 from ledger.store import BlockStore
+from ledger.types import Tx
 
 BLOCKS_PER_REQUEST = 50
 MAX_RECEIPT_WAIT_MS = 60_000
@@ -66,3 +72,26 @@ async def wait_receipt_document(
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(remaining):
                 await signal.wait()
+
+
+async def answer_submit(submit: Callable[[Tx], Awaitable[Receipt]], tx: Tx, reply: Reply) -> None:
+    """Answer a client's submission with its receipt once committed, or why it was refused."""
+    answer: Message
+    try:
+        answer = await submit(tx)
+    except SubmitRejected as exc:
+        answer = Rejected(str(exc), tx_hash(tx))
+    with contextlib.suppress(WebSocketException):
+        await reply(answer)
+
+
+async def answer_receipt(
+    store: BlockStore,
+    msg: GetReceipt,
+    reply: Reply,
+    stored_signal: Callable[[], asyncio.Event],
+) -> None:
+    """Answer with the receipt document, waiting for its block up to the asked wait."""
+    doc = await wait_receipt_document(store, msg.settlement_id, msg.wait_ms, stored_signal)
+    with contextlib.suppress(WebSocketException):
+        await reply(ReceiptDoc(msg.settlement_id, doc))

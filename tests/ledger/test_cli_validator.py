@@ -43,10 +43,10 @@ async def test_four_validator_commands_commit_and_stop_on_sigterm(tmp_path: Path
     try:
         await wait_listening(urls)
         tx = sign_tx(settlement_body("cli-1"), csms, CHAIN)
-        receipt, doc = await asyncio.wait_for(submit_and_fetch(urls, tx), 60)
+        receipt, doc = await asyncio.wait_for(submit_and_fetch(urls, tx, key=csms), 60)
         verify_receipt(receipt_from_dict(doc), load_genesis(tmp_path / "genesis.json"))
         # A retry after a crash of the submitter: the same receipt, not a rejection.
-        assert await asyncio.wait_for(submit_tx(urls[::-1], tx), 30) == receipt
+        assert await asyncio.wait_for(submit_tx(urls[::-1], tx, key=csms), 30) == receipt
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+import psycopg
 import pytest
 
 from csms.errors import RegistryError
+from csms.store.engine import LostConnection, PostgresEngine, is_postgresql_url
 from csms.store.migrations import MIGRATIONS
 from csms.store.sqlite import CsmsStore
+from tests.postgres import PostgresServer
 
 
 async def test_processes_opening_a_new_database_together_migrate_it_once(database: str) -> None:
@@ -64,3 +68,95 @@ async def test_rows_read_by_name_position_and_as_dict(database: str) -> None:
         )
     assert [s.station_id for s in await store.list_stations()] == ["CS-1"]  # all or nothing
     await store.close()
+
+
+async def terminate_backend(postgres: PostgresServer, store: CsmsStore) -> None:
+    """What a DBA's pg_terminate_backend (or a server restart) does to the store's connection."""
+    row = await store.fetchone("SELECT pg_backend_pid()")
+    with postgres.admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+
+
+async def test_a_terminated_postgresql_connection_is_opened_again(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.create_database()
+    store = await CsmsStore.open(url)
+    engine = store._engine
+    assert isinstance(engine, PostgresEngine)
+    try:
+        await store.add_station("CS-1", "h", "t")
+        await terminate_backend(postgres, store)
+        with pytest.raises(psycopg.OperationalError):  # the call in flight fails ...
+            await store.fetchone("SELECT COUNT(*) FROM stations")
+        # ... and the next ones run on a new connection: reads, group commit, transactions
+        assert [s.station_id for s in await store.list_stations()] == ["CS-1"]
+        await store.add_station("CS-2", "h", "t")
+        await store.log_connection("CS-2", "connected", "t")
+        assert engine.reconnects == 1
+
+        # Lost inside a transaction: nothing of it is written, on the old or the new connection.
+        with pytest.raises(LostConnection):
+            async with store.transaction() as db:
+                await db.execute(
+                    "INSERT INTO connections_log (station_id, event, at)"
+                    " VALUES ('CS-1', 'half', 't')"
+                )
+                await terminate_backend(postgres, store)
+                with contextlib.suppress(psycopg.OperationalError):
+                    await db.execute("SELECT 1")
+                await db.execute(
+                    "INSERT INTO connections_log (station_id, event, at)"
+                    " VALUES ('CS-1', 'other half', 't')"
+                )
+        assert await store.connection_log("CS-1") == []
+        assert engine.reconnects == 2
+
+        # A server that cannot be reached: calls fail at once; new tries are spaced out.
+        await terminate_backend(postgres, store)
+        engine._url = f"postgresql://postgres@/nothing?host={postgres.root}/no-such-dir"
+        engine.retry_base = 0.2
+        with contextlib.suppress(psycopg.OperationalError):
+            await store.fetchone("SELECT 1")
+        failures = []
+        for _ in range(20):
+            with pytest.raises(LostConnection) as failed:
+                await store.fetchone("SELECT 1")
+            failures.append(str(failed.value))
+        assert engine._failures == 1  # one try so far: the others waited for the back-off
+        assert "unreachable" in failures[0]
+        engine._url = url
+        await asyncio.sleep(0.25)
+        assert (await store.fetchone("SELECT COUNT(*) FROM stations"))[0] == 2
+        assert engine.reconnects == 3 and engine._failures == 0
+    finally:
+        await store.close()
+        postgres.drop_database(url)
+
+
+async def test_the_registry_counter_counts_registry_changes_only(database: str) -> None:
+    store, other = await CsmsStore.open(database), await CsmsStore.open(database)
+
+    async def version() -> int:
+        row = await other.fetchone("SELECT version FROM registry_changes")
+        return int(row[0])
+
+    try:
+        counts = [await version()]
+        await store.add_station("CS-1", "h", "t")
+        counts.append(await version())
+        await store.touch_station("CS-1", "t2")  # heartbeats and boots are not registry changes
+        await store.record_boot(
+            "CS-1", vendor="v", model="m", serial_number=None, firmware=None, at="t3"
+        )
+        counts.append(await version())
+        await store.update_station_secret("CS-1", "h2", None)
+        counts.append(await version())
+        await store.execute_write("DELETE FROM stations")  # by hand, outside the store's methods
+        counts.append(await version())
+        assert counts == [0, 1, 1, 2, 3]
+        if is_postgresql_url(database):  # what the registry watch reads there: the counter
+            assert (await other.registry_mark())[0] == 3
+    finally:
+        await store.close()
+        await other.close()

@@ -13,6 +13,7 @@ connection and kept for ``receipt_document``; failing that, it is fetched later.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from csms.outbox import LedgerReceipt, LedgerRejected, LedgerUnavailable
 from ledger.consensus.client import SubmitFailed, ValidatorClient
 from ledger.consensus.errors import SubmitRejected
+from ledger.consensus.linkstats import LinkStats
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.types import Tx
@@ -72,6 +74,10 @@ class ValidatorLedger:
         except (SubmitFailed, OSError) as exc:
             log.info("receipt of %s not available yet: %s", settlement_id, exc)
             return None
+
+    def links(self) -> dict[str, LinkStats]:
+        """The counters of the connection to each validator, by URL (copies)."""
+        return {url: dataclasses.replace(stats) for url, stats in self._client.links.items()}
 
     async def close(self) -> None:
         """Close the connections to the validators."""

@@ -5,6 +5,11 @@ Dispatcher's ``stats``: one count per handled action, ``error:<code>`` per CALLE
 tolerated deviations, settlements by status, the ledger height, and a histogram of commit
 latency (a settlement's ``created_at`` to ``committed_at``). Counters of a connection start
 again from zero when the station reconnects.
+
+The ledger's links: the CSMS's connection to each validator (``v2g_ledger_link_*``, by
+validator URL), and for the embedded validators their own links (``v2g_validator_*``, by
+validator address: each peer link by peer URL, and the listening port by role). These
+counters only grow while the process runs.
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
 from csms.throttle import AuthThrottle, render_throttle
 from csms.timeutil import parse_timestamp
+from ledger.consensus.linkstats import (
+    LinkStats,
+    ValidatorLinks,
+    link_lines,
+    prometheus_labels,
+    render_validator_links,
+)
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 STATUSES = ("pending", "committed", "flagged", "rejected")
@@ -34,6 +46,8 @@ class MetricsSnapshot:
     commit_latencies: Sequence[float] = field(default=())
     loop_lag: LagHistogram | None = None
     throttles: Sequence[AuthThrottle] = field(default=())
+    ledger_links: Mapping[str, LinkStats] = field(default_factory=dict)  # validator URL ->
+    validator_links: Sequence[ValidatorLinks] = field(default=())
 
 
 def _label(value: str) -> str:
@@ -111,4 +125,14 @@ def render_metrics(s: MetricsSnapshot) -> str:
     if s.loop_lag is not None:
         lines.extend(render_lag(s.loop_lag))
     lines.extend(render_throttle(s.throttles))
+    lines.extend(render_ledger_links(s.ledger_links))
+    lines.extend(render_validator_links(s.validator_links))
     return "\n".join(lines) + "\n"
+
+
+def render_ledger_links(links: Mapping[str, LinkStats]) -> list[str]:
+    """The CSMS's connection to each validator."""
+    lines: list[str] = []
+    pairs = [(prometheus_labels(validator=url), stats) for url, stats in sorted(links.items())]
+    link_lines(lines, "v2g_ledger_link", pairs, "CSMS's connection to a validator")
+    return lines

@@ -103,4 +103,6 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         loop_lag=server.loop_lag.histogram if server is not None else None,
         throttles=([auth.throttle] if auth is not None else [])
         + ([server.throttle] if server is not None else []),
+        ledger_links=deps.ledger_links() if deps.ledger_links is not None else {},
+        validator_links=deps.validator_links() if deps.validator_links is not None else (),
     )

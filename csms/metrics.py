@@ -23,8 +23,13 @@ from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
 from csms.throttle import AuthThrottle, render_throttle
 from csms.timeutil import parse_timestamp
-from ledger.consensus.limits import REASONS
-from ledger.consensus.linkstats import LinkStats, ValidatorLinks
+from ledger.consensus.linkstats import (
+    LinkStats,
+    ValidatorLinks,
+    link_lines,
+    prometheus_labels,
+    render_validator_links,
+)
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 STATUSES = ("pending", "committed", "flagged", "rejected")
@@ -134,100 +139,9 @@ def render_metrics(s: MetricsSnapshot) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
-    lines.append(f"# HELP {name} {help_text}")
-    lines.append(f"# TYPE {name} {kind}")
-
-
-def _labels(**labels: str) -> str:
-    return ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-
-
-def _link_lines(
-    lines: list[str], prefix: str, links: Sequence[tuple[str, LinkStats]], what: str
-) -> None:
-    """The series of link ends: ``links`` pairs a label set (rendered) with its counters."""
-    series: list[tuple[str, str, str, str]] = [
-        ("up", "gauge", f"1 while the {what} is open (through its handshake).", "up"),
-        ("connects_total", "counter", f"Handshakes completed on the {what}.", "connects"),
-        ("reconnects_total", "counter", f"Times the {what} was opened again.", "reconnects"),
-        (
-            "handshakes_refused_total",
-            "counter",
-            f"Openings of the {what} that failed its handshake.",
-            "handshake_refused",
-        ),
-        ("busy_total", "counter", f"'Busy' answers on the {what}.", "busy"),
-        ("dropped_total", "counter", f"Frames not sent: the {what}'s outbox was full.", "dropped"),
-    ]
-    for suffix, kind, help_text, attr in series:
-        _family(lines, f"{prefix}_{suffix}", kind, help_text)
-        for labels, stats in links:
-            lines.append(f"{prefix}_{suffix}{{{labels}}} {int(getattr(stats, attr))}")
-    _family(lines, f"{prefix}_messages_total", "counter", f"Frames on the {what}, by direction.")
-    for labels, stats in links:
-        lines.append(f'{prefix}_messages_total{{{labels},direction="in"}} {stats.messages_in}')
-        lines.append(f'{prefix}_messages_total{{{labels},direction="out"}} {stats.messages_out}')
-
-
 def render_ledger_links(links: Mapping[str, LinkStats]) -> list[str]:
     """The CSMS's connection to each validator."""
     lines: list[str] = []
-    pairs = [(_labels(validator=url), stats) for url, stats in sorted(links.items())]
-    _link_lines(lines, "v2g_ledger_link", pairs, "CSMS's connection to a validator")
-    return lines
-
-
-def render_validator_links(reports: Sequence[ValidatorLinks]) -> list[str]:
-    """The embedded validators' links: to each peer, and on their listening port."""
-    if not reports:
-        return []
-    lines: list[str] = []
-    pairs = [
-        (_labels(validator=r.address, peer=url), stats)
-        for r in reports
-        for url, stats in sorted(r.peers.items())
-    ]
-    _link_lines(lines, "v2g_validator_peer", pairs, "validator's link to a peer")
-    name = "v2g_validator_connections"
-    _family(lines, name, "gauge", "Connections open on a validator's port, by role.")
-    for r in reports:
-        for role, n in sorted(r.connections.items()):
-            lines.append(f"{name}{{{_labels(validator=r.address, role=role)}}} {n}")
-    name = "v2g_validator_inbound_messages_total"
-    _family(lines, name, "counter", "Frames on a validator's port, by role and direction.")
-    for r in reports:
-        for role in sorted(r.messages_in):
-            labels = _labels(validator=r.address, role=role)
-            lines.append(f'{name}{{{labels},direction="in"}} {r.messages_in[role]}')
-            lines.append(f'{name}{{{labels},direction="out"}} {r.messages_out.get(role, 0)}')
-    name = "v2g_validator_connections_refused_total"
-    _family(lines, name, "counter", "Connections closed unread: a connection cap was reached.")
-    for r in reports:
-        for cap in REASONS:
-            labels = _labels(validator=r.address, cap=cap)
-            lines.append(f"{name}{{{labels}}} {r.refused_connections.get(cap, 0)}")
-    singles = [
-        (
-            "handshakes_failed_total",
-            "Inbound openings that failed the handshake.",
-            "handshake_failures",
-        ),
-        ("busy_total", "Answers refused for being over a limit ('busy').", "busy"),
-        (
-            "dropped_frames_total",
-            "Frames a connection's role may not send, dropped.",
-            "dropped_frames",
-        ),
-        (
-            "refused_submissions_total",
-            "Submissions on read-only connections, refused.",
-            "refused_submissions",
-        ),
-    ]
-    for suffix, help_text, attr in singles:
-        name = f"v2g_validator_{suffix}"
-        _family(lines, name, "counter", help_text)
-        for r in reports:
-            lines.append(f"{name}{{{_labels(validator=r.address)}}} {getattr(r, attr)}")
+    pairs = [(prometheus_labels(validator=url), stats) for url, stats in sorted(links.items())]
+    link_lines(lines, "v2g_ledger_link", pairs, "CSMS's connection to a validator")
     return lines

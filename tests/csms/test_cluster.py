@@ -215,6 +215,28 @@ async def test_operator_calls_on_b_reach_a_station_connected_to_a(
         assert await pending_calls(b) == 0  # every call row was removed by its asker
 
 
+async def test_an_answer_heard_before_its_asker_resumes_is_not_lost(
+    pair: tuple[CsmsApp, CsmsApp],
+) -> None:
+    a, b = pair
+    cluster = b.server.cluster
+    assert cluster is not None
+    send = cluster.leases.send_call
+
+    async def slow_to_resume(*args: Any) -> int:
+        call_id = await send(*args)
+        await asyncio.sleep(0.5)  # the holder answers, and B hears it, meanwhile
+        return call_id
+
+    cluster.leases.send_call = slow_to_resume  # type: ignore[method-assign]
+    async with station_on(a):
+        began = asyncio.get_running_loop().time()
+        done = await b.stations.operator_call(STATION, "Reset", {"type": "Immediate"})
+        took = asyncio.get_running_loop().time() - began
+    assert done.response == {"status": "Accepted"}
+    assert took < 1.5, f"waited {took:.1f} s for an answer already there"
+
+
 async def pending_calls(app: CsmsApp) -> int:
     row = await app.store.fetchone("SELECT COUNT(*) FROM station_calls")
     return int(row[0])

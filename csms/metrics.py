@@ -11,6 +11,9 @@ The ledger's links: the CSMS's connection to each validator (``v2g_ledger_link_*
 validator URL), and for the embedded validators their own links (``v2g_validator_*``, by
 validator address: each peer link by peer URL, and the listening port by role). These
 counters only grow while the process runs.
+
+With CSMS processes sharing a PostgreSQL database (``csms.cluster``): connections closed
+because another process took the station, and operator calls between processes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from csms.cluster import Cluster, render_cluster
 from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
 from csms.throttle import AuthThrottle, render_throttle
@@ -49,6 +53,7 @@ class MetricsSnapshot:
     throttles: Sequence[AuthThrottle] = field(default=())
     ledger_links: Mapping[str, LinkStats] = field(default_factory=dict)  # validator URL ->
     validator_links: Sequence[ValidatorLinks] = field(default=())
+    cluster: Cluster | None = None  # with processes sharing a PostgreSQL database
     pruned: Mapping[str, int] = field(default_factory=dict)  # kind -> rows past keep_<kind>
 
 
@@ -136,6 +141,7 @@ def render_metrics(s: MetricsSnapshot) -> str:
     lines.extend(render_throttle(s.throttles))
     lines.extend(render_ledger_links(s.ledger_links))
     lines.extend(render_validator_links(s.validator_links))
+    lines.extend(render_cluster(s.cluster))
     return "\n".join(lines) + "\n"
 
 

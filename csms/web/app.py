@@ -110,4 +110,5 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         + ([server.throttle] if server is not None else []),
         ledger_links=deps.ledger_links() if deps.ledger_links is not None else {},
         validator_links=deps.validator_links() if deps.validator_links is not None else (),
+        cluster=server.cluster if server is not None else None,
     )

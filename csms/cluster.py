@@ -103,6 +103,11 @@ class Cluster:
         return channel_for(self.process)
 
     @property
+    def waiting(self) -> int:
+        """Calls to stations on other processes in progress."""
+        return self._reserved
+
+    @property
     def leases(self) -> LeaseStore:
         assert self._leases is not None, "cluster not started"
         return self._leases
@@ -336,3 +341,25 @@ class Cluster:
             log.exception("%s: %s for %s failed", call.station_id, call.method, call.origin)
             return encode_error(exc, call.station_id)
         return encode_value(value)
+
+
+def render_cluster(cluster: Cluster | None) -> list[str]:
+    """Prometheus lines of this process's part in the set (none without PostgreSQL)."""
+    if cluster is None:
+        return []
+    return [
+        "# HELP v2g_cluster_closed_total Local connections closed because the station's lease"
+        " went to another CSMS process (taken_over: told at once; lease_lost: found at renewal).",
+        "# TYPE v2g_cluster_closed_total counter",
+        f'v2g_cluster_closed_total{{why="taken_over"}} {cluster.released}',
+        f'v2g_cluster_closed_total{{why="lease_lost"}} {cluster.lost}',
+        "# HELP v2g_cluster_calls_total Operator calls to stations on other CSMS processes"
+        " (forwarded), run here for other processes (served), refused as too many (refused).",
+        "# TYPE v2g_cluster_calls_total counter",
+        f'v2g_cluster_calls_total{{kind="forwarded"}} {cluster.forwarded}',
+        f'v2g_cluster_calls_total{{kind="served"}} {cluster.served}',
+        f'v2g_cluster_calls_total{{kind="refused"}} {cluster.refused_busy}',
+        "# HELP v2g_cluster_calls_waiting Calls to stations on other processes waiting now.",
+        "# TYPE v2g_cluster_calls_waiting gauge",
+        f"v2g_cluster_calls_waiting {cluster.waiting}",
+    ]

@@ -288,6 +288,9 @@ async def test_the_api_of_b_answers_for_a_station_on_a_as_for_its_own(
                 station.silent.add("ClearCache")
                 late = await http.post(f"{base}/ocpp/ClearCache", json={}, auth=OPERATOR)
                 assert late.status_code == 502 and "timed out" in late.text, late.text
+            scraped = await http.get(f"http://127.0.0.1:{web.port}/metrics", auth=OPERATOR)
+            assert 'v2g_cluster_calls_total{kind="forwarded"} 3' in scraped.text
+            assert "v2g_cluster_calls_waiting 0" in scraped.text
     finally:
         await web.stop()
 

@@ -205,6 +205,10 @@ def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
         settlement_written=services.settlement_written,
         clock=services.clock,
         reserve_soc_pct=services.config.reserve_soc_pct if app.dispatcher is not None else None,
+        ledger_links=lambda: app.ledger.links() if app.ledger is not None else {},
+        validator_links=lambda: (
+            [node.link_report() for node in app.embedded.nodes] if app.embedded else []
+        ),
     )
 
 
@@ -256,7 +260,7 @@ async def _start_settlement(
     app.store.session_closer = session_closer(setup)
     app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
-    app.ledger = ValidatorLedger(urls, genesis)
+    app.ledger = ValidatorLedger(urls, genesis, key=setup.signer)
     app.outbox = OutboxWorker(app.store, app.ledger, services.clock)
     services.settlement_written = app.outbox.wake
     app.dispatcher = Dispatcher(

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 ANSWER_MARGIN_S = 3.0  # the asker waits this much longer than the holder waits for the station
 LISTEN_RETRY_S = 1.0
+EARLY_ANSWERS = 1024
 
 # Set while this process runs an operation another process asked for: never forwarded again.
 SERVING_REMOTE: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -76,12 +77,14 @@ class Cluster:
         self._server = server
         self._url = url
         self.process = process
-        self.leases = LeaseStore(server.services.store, process, lease_seconds=lease_seconds)
+        self._leases: LeaseStore | None = None  # opened by start
         self.lease_seconds = lease_seconds
         self.max_remote_calls = max_remote_calls
         self.call_timeout = call_timeout
         self.operations: dict[str, Operation] = {}  # method name -> the local operation
         self._waiting: dict[int, asyncio.Future[str]] = {}  # calls sent, by id
+        # answers heard before their asker learnt its call's id (newest last, bounded)
+        self._early: dict[int, None] = {}
         self._reserved = 0  # forwards in progress (sending, waiting or reading the answer)
         self._serving: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
@@ -99,8 +102,21 @@ class Cluster:
     def channel(self) -> str:
         return channel_for(self.process)
 
+    @property
+    def waiting(self) -> int:
+        """Calls to stations on other processes in progress."""
+        return self._reserved
+
+    @property
+    def leases(self) -> LeaseStore:
+        assert self._leases is not None, "cluster not started"
+        return self._leases
+
     async def start(self) -> None:
         """Drop a former run's leases, listen, then renew: before any station is served."""
+        self._leases = await LeaseStore.open(
+            self._url, self.process, lease_seconds=self.lease_seconds
+        )
         await self.leases.release_all()
         self._tasks.append(asyncio.create_task(self._listen(), name="cluster-listen"))
         try:
@@ -121,14 +137,25 @@ class Cluster:
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
-        with contextlib.suppress(Exception):
-            await self.leases.release_all()
+        if self._leases is not None:
+            with contextlib.suppress(Exception):
+                await self._leases.release_all()
+            await self._leases.close()
+            self._leases = None
 
     # -- leases ---------------------------------------------------------------------------
 
     async def take(self, station_id: str, subprotocol: str) -> int:
-        """Take the station's lease for a new local connection; its epoch."""
-        taken = await self.leases.take(station_id, subprotocol, self._server.services.now_text())
+        """Take the station's lease for a new local connection; its epoch.
+
+        Tried twice: two processes taking leases of the same stations at once may deadlock,
+        and PostgreSQL then fails one of the takes."""
+        at = self._server.services.now_text()
+        try:
+            taken = await self.leases.take(station_id, subprotocol, at)
+        except Exception as exc:
+            log.info("%s: taking its lease failed (%s); once more", station_id, exc)
+            taken = await self.leases.take(station_id, subprotocol, at)
         if taken.previous is not None:
             log.info("%s: taken over from CSMS process %s", station_id, taken.previous)
         return taken.epoch
@@ -204,7 +231,11 @@ class Cluster:
             self._serve(int(rest))
         elif kind == "answer":
             future = self._waiting.get(int(rest))
-            if future is not None and not future.done():
+            if future is None:  # its asker has not resumed since the call was stored
+                self._early[int(rest)] = None
+                while len(self._early) > EARLY_ANSWERS:
+                    del self._early[next(iter(self._early))]
+            elif not future.done():
                 future.set_result(rest)
         else:
             log.warning("cluster: unknown notification %r", payload)
@@ -237,6 +268,9 @@ class Cluster:
             station_id, lease.process, method, encode_request(method, args, kwargs)
         )
         self._waiting[call_id] = future
+        if call_id in self._early:
+            del self._early[call_id]
+            future.set_result(str(call_id))
         self.forwarded += 1
         log.info(
             "%s: %s sent to CSMS process %s (call %d)", station_id, method, lease.process, call_id
@@ -254,10 +288,12 @@ class Cluster:
                 answer = await self.leases.take_answer(call_id)
                 if answer is None:
                     raise CallTimeout(f"{station_id}: {method}: the answer was lost")
+        except BaseException:
+            with contextlib.suppress(Exception):  # gave up: the holder's answer goes nowhere
+                await self.leases.drop_call(call_id)
+            raise
         finally:
             self._waiting.pop(call_id, None)
-            with contextlib.suppress(Exception):
-                await self.leases.drop_call(call_id)
         return decode_outcome(answer, station_id)
 
     def _serve(self, call_id: int) -> None:
@@ -305,3 +341,25 @@ class Cluster:
             log.exception("%s: %s for %s failed", call.station_id, call.method, call.origin)
             return encode_error(exc, call.station_id)
         return encode_value(value)
+
+
+def render_cluster(cluster: Cluster | None) -> list[str]:
+    """Prometheus lines of this process's part in the set (none without PostgreSQL)."""
+    if cluster is None:
+        return []
+    return [
+        "# HELP v2g_cluster_closed_total Local connections closed because the station's lease"
+        " went to another CSMS process (taken_over: told at once; lease_lost: found at renewal).",
+        "# TYPE v2g_cluster_closed_total counter",
+        f'v2g_cluster_closed_total{{why="taken_over"}} {cluster.released}',
+        f'v2g_cluster_closed_total{{why="lease_lost"}} {cluster.lost}',
+        "# HELP v2g_cluster_calls_total Operator calls to stations on other CSMS processes"
+        " (forwarded), run here for other processes (served), refused as too many (refused).",
+        "# TYPE v2g_cluster_calls_total counter",
+        f'v2g_cluster_calls_total{{kind="forwarded"}} {cluster.forwarded}',
+        f'v2g_cluster_calls_total{{kind="served"}} {cluster.served}',
+        f'v2g_cluster_calls_total{{kind="refused"}} {cluster.refused_busy}',
+        "# HELP v2g_cluster_calls_waiting Calls to stations on other processes waiting now.",
+        "# TYPE v2g_cluster_calls_waiting gauge",
+        f"v2g_cluster_calls_waiting {cluster.waiting}",
+    ]

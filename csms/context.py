@@ -10,7 +10,9 @@ from typing import Any
 
 from csms.config import CsmsConfig
 from csms.model import TransactionEventRecord
+from csms.pruning import PruneLog
 from csms.sample_limits import SampleLimit, limit_sampled_values
+from csms.store.retention import CONNECTION_LOG, Kind
 from csms.store.sqlite import CsmsStore
 from csms.tariffs import Tariff
 from csms.timeutil import Clock, format_timestamp
@@ -30,9 +32,40 @@ class CsmsServices:
     # process-wide counts of what the CSMS learned of stations' EVSEs (csms.evse_discovery):
     # outcome -> count, for /metrics (v2g_evse_discovery_total)
     discovery: Counter[str] = field(default_factory=Counter)
+    pruning: PruneLog = field(default_factory=PruneLog)  # rows removed past the keep_* caps
 
     def now_text(self) -> str:
         return format_timestamp(self.clock())
+
+    def keep(self, kind: Kind) -> int:
+        """How many rows of ``kind`` each station keeps (config ``keep_<kind>``)."""
+        return int(getattr(self.config, f"keep_{kind.name}"))
+
+    async def log_connection(self, station_id: str, event: str, detail: str | None = None) -> None:
+        """One entry of the station's connection log, now (``keep_connection_log`` kept)."""
+        removed = await self.store.log_connection(
+            station_id, event, self.now_text(), detail, keep=self.keep(CONNECTION_LOG)
+        )
+        self.pruned(station_id, CONNECTION_LOG, removed)
+
+    def connector_refused(self, station_id: str, evse_id: int, connector_id: int) -> None:
+        """Count (and log, once per station and hour) a status of a connector past
+        ``max_connectors_per_station``, not stored."""
+        most = self.config.max_connectors_per_station
+        self.pruning.note(
+            station_id,
+            "connector_status",
+            1,
+            most,
+            self.clock().timestamp(),
+            setting="max_connectors_per_station",
+            what=f"connector statuses not stored (the last: EVSE {evse_id} connector"
+            f" {connector_id})",
+        )
+
+    def pruned(self, station_id: str, kind: Kind, removed: int) -> None:
+        """Count (and log, once per station and hour) rows removed past ``keep_<kind>``."""
+        self.pruning.note(station_id, kind.name, removed, self.keep(kind), self.clock().timestamp())
 
     def sample_limit(self, *, tolerant: bool) -> SampleLimit:
         """The per-transaction sample limit (``csms.sample_limits``) for a station."""

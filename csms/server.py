@@ -17,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -116,6 +117,13 @@ class CsmsServer:
         self._running: set[StationConnection] = set()  # every connection still running
         self._rate_limited_closed = 0  # frames refused on connections that have ended
         self._server: Server | None = None
+        # handshaken connections not yet closed: the cap's count (websockets'
+        # ``Server.connections`` builds a new set of every connection, O(n) per handshake)
+        self._open: set[ServerConnection] = set()
+        # the station record each admitted handshake read, for its connection handler
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, StationRecord] = (
+            weakref.WeakKeyDictionary()
+        )
         self._versions: dict[int, OcppVersion] = {}
         self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
         self.credentials = CredentialChecker()
@@ -197,7 +205,7 @@ class CsmsServer:
             )
         normalise_offer(request.headers, offered, station_id)
         config = self.services.config
-        live = len(self._server.connections) if self._server else len(self.connections)
+        live = len(self._open)
         if station_id not in self.connections and live >= config.max_connections:
             log.warning("%s: refused: %d stations connected", station_id, live)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
@@ -207,11 +215,16 @@ class CsmsServer:
         if profile >= 2 and connection.transport.get_extra_info("ssl_object") is None:
             return self._unauthorized(connection, station_id, f"profile {profile} needs TLS")
         if profile == 3:
-            return self._check_certificate(connection, station_id, station)
-        credentials = basic_credentials(request.headers)
-        if credentials is None or credentials[0] != station_id:
-            return self._unauthorized(connection, station_id, "missing or malformed credentials")
-        return await self._check_password(connection, station_id, credentials[1], station)
+            refusal = self._check_certificate(connection, station_id, station)
+        else:
+            credentials = basic_credentials(request.headers)
+            if credentials is None or credentials[0] != station_id:
+                why = "missing or malformed credentials"
+                return self._unauthorized(connection, station_id, why)
+            refusal = await self._check_password(connection, station_id, credentials[1], station)
+        if refusal is None and station is not None:
+            self._admitted[connection] = station
+        return refusal
 
     async def _check_password(
         self,
@@ -307,14 +320,21 @@ class CsmsServer:
         return response
 
     async def _run_connection(self, websocket: ServerConnection) -> None:
+        self._open.add(websocket)
+        try:
+            await self._serve_station(websocket)
+        finally:
+            self._open.discard(websocket)
+
+    async def _serve_station(self, websocket: ServerConnection) -> None:
         station_id = station_id_from_path(websocket.request.path if websocket.request else "")
         subprotocol = websocket.subprotocol
-        if station_id is None or subprotocol not in SUPPORTED:
+        station = self._admitted.pop(websocket, None)
+        if station_id is None or subprotocol not in SUPPORTED or station is None:
             await websocket.close(code=1002, reason="protocol not negotiated")
             return
-        store = self.services.store
         config = self.services.config
-        tolerant = await store.get_tolerance(station_id) == "tolerant"
+        tolerant = station.tolerance == "tolerant"
         deviations = self.tolerated.setdefault(station_id, Counter())
         dispatcher: Dispatcher[StationContext] = Dispatcher(
             version=SUPPORTED[subprotocol],
@@ -350,16 +370,15 @@ class CsmsServer:
         gc_pacing.apply(self._gc.observe(len(self.connections)))
         if previous is not None:
             log.info("%s: new connection replaces the old one", station_id)
-            await store.log_connection(station_id, "replaced", self.services.now_text())
+            await self.services.log_connection(station_id, "replaced")
             await previous.close("replaced by a new connection")
-        await store.log_connection(
-            station_id, "connected", self.services.now_text(), str(subprotocol)
-        )
+        await self.services.log_connection(station_id, "connected", str(subprotocol))
         log.info("%s: connected (%s)", station_id, subprotocol)
         self._running.add(connection)
         try:
             await connection.run()
         finally:
+            self._open.discard(websocket)  # the slot is free once the socket has closed
             self._running.discard(connection)
             self._rate_limited_closed += connection.rate_limited
             with contextlib.suppress(Exception):  # the last message before the close
@@ -375,5 +394,5 @@ class CsmsServer:
             sent = websocket.protocol.close_sent
             if sent is not None and websocket.protocol.close_rcvd is None:
                 detail += f" sent={sent.code} {sent.reason}"  # closed by us, unanswered
-            await store.log_connection(station_id, "disconnected", self.services.now_text(), detail)
+            await self.services.log_connection(station_id, "disconnected", detail)
             log.info("%s: disconnected (%s)", station_id, detail)

@@ -71,7 +71,7 @@ async def fund_ledger_accounts(app: CsmsApp, plans: list[StationPlan]) -> None:
         body = topup_body(topup_id=f"topup-{account}-{time.time_ns()}", account=account,
                           amount=TOPUP_AMOUNT)  # fmt: skip
         try:
-            await submit_tx(urls, sign_tx(body, key, app.setup.chain_id), timeout_s=30)
+            await submit_tx(urls, sign_tx(body, key, app.setup.chain_id), key=key, timeout_s=30)
         except Exception as exc:  # a session paid by ledger then shows up as rejected
             log.warning("top-up of %s failed: %s", account, exc)
 

@@ -1,8 +1,9 @@
 """Block B, Provisioning: BootNotification (B01) and NotifyReport (B07).
 
-A report is stored as received; what it says about the EVSEs' power and discharge
-(``csms.evse_limits``) is kept for the dispatch bounds. The CSMS asks for the report itself
-once a station has booted (``csms.evse_discovery``).
+A report is stored as received (the station's newest ``keep_reports`` messages); what it
+says about the EVSEs' power and discharge (``csms.evse_limits``) is kept for the dispatch
+bounds. The CSMS asks for the report itself once a station has booted
+(``csms.evse_discovery``).
 
 Bounded: of one report (``requestId``) a connection keeps at most ``max_report_parts`` parts;
 later parts are acknowledged, neither stored nor read, and counted
@@ -20,6 +21,7 @@ from csms.context import StationContext
 from csms.evse_limits import facts_from_report
 from csms.ocpp.rpc import Handler
 from csms.store.evse_caps import EvseCapsStore
+from csms.store.retention import REPORTS
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +71,18 @@ def _within_parts(ctx: StationContext, request_id: int) -> bool:
 async def on_notify_report(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
     if not _within_parts(ctx, payload["requestId"]):
         return {}
-    await ctx.services.store.record_report(
+    services = ctx.services
+    removed = await services.store.record_report(
         ctx.station_id,
         payload["requestId"],
         payload["seqNo"],
         payload["generatedAt"],
         json.dumps(payload, separators=(",", ":")),
+        keep=services.keep(REPORTS),
     )
+    services.pruned(ctx.station_id, REPORTS, removed)
     facts = facts_from_report(payload.get("reportData") or ())
     if facts:
-        services = ctx.services
         kept = await EvseCapsStore(services.store).record(
             ctx.station_id, facts, services.now_text()
         )

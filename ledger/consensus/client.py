@@ -11,9 +11,14 @@ The CSMS outbox's narrow port to the ledger:
   a validator's store holds the block; ``submit_and_fetch`` does both.
 - ``ValidatorSession`` keeps one connection with many submissions in flight (load drivers).
 
-Every connection opens with the client handshake (``handshake.py``): the session declares the
-``client`` role, which may submit and read but never send consensus messages. Given the
-genesis, it also checks that the other end proves a validator key of that chain.
+Every connection opens with the handshake of ``handshake.py``. Given a ``key`` (the CSMS's
+settlement key, or the aggregator's), the session takes the ``submitter`` role and proves the
+key once; the validator then takes the transactions signed by that key on the connection,
+and refuses others. Without a key it takes the ``client`` role, which may only read
+(receipts, blocks, status). Neither may send consensus messages. Given the genesis, the
+session also checks that the other end proves a validator key of that chain. Each session
+counts its traffic in a ``LinkStats`` (``ValidatorClient.links``, by validator URL: up,
+connects, refused handshakes, frames in and out, busy answers) for monitoring.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.codec import tx_hash, tx_record
 from ledger.consensus.errors import ConsensusError, HandshakeFailed, SubmitBusy, SubmitRejected
 from ledger.consensus.handshake import Role, ValidatorKeys
-from ledger.consensus.peers import greet
+from ledger.consensus.linkstats import LinkStats
+from ledger.consensus.peers import POLICY_VIOLATION, greet
 from ledger.consensus.wire import (
     Busy,
     GetReceipt,
@@ -43,6 +49,7 @@ from ledger.consensus.wire import (
 )
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
+from ledger.keys import SigningKey
 from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.types import Tx
 
@@ -55,14 +62,20 @@ class SubmitFailed(ConsensusError):
 
 
 async def submit_tx(
-    urls: Sequence[str], tx: Tx, *, timeout_s: float = 30.0, genesis: Genesis | None = None
+    urls: Sequence[str],
+    tx: Tx,
+    *,
+    key: SigningKey,
+    timeout_s: float = 30.0,
+    genesis: Genesis | None = None,
 ) -> Receipt:
-    """Send ``tx`` to the first validator that takes it; return its commit receipt.
+    """Send ``tx`` (signed by ``key``, which the connections prove) to the first validator
+    that takes it; return its commit receipt.
 
     Raises ``SubmitRejected`` when a validator refuses it (invalid: trying others would not
     help) and ``SubmitFailed`` when no validator answered in ``timeout_s`` seconds each.
     """
-    async with ValidatorClient(urls, genesis=genesis) as client:
+    async with ValidatorClient(urls, genesis=genesis, key=key) as client:
         return await client.submit(tx, timeout_s=timeout_s)
 
 
@@ -87,13 +100,14 @@ async def submit_with_receipt(
     urls: Sequence[str],
     tx: Tx,
     *,
+    key: SigningKey,
     timeout_s: float = 30.0,
     wait_s: float = 2.0,
     genesis: Genesis | None = None,
 ) -> tuple[Receipt, dict[str, Any] | None]:
     """``submit_tx``, then the receipt document asked for on the same connection (see
     ``ValidatorClient.submit_with_receipt``)."""
-    async with ValidatorClient(urls, genesis=genesis) as client:
+    async with ValidatorClient(urls, genesis=genesis, key=key) as client:
         return await client.submit_with_receipt(tx, timeout_s=timeout_s, wait_s=wait_s)
 
 
@@ -102,14 +116,23 @@ class ValidatorClient:
     needed and again after it drops, carrying any number of requests at once (so a CSMS
     pays one handshake per validator, not one per settlement).
 
-    Each call tries the validators in turn. With ``genesis``, every connection checks that
-    it reached a validator of that chain, and receipt documents that do not verify against
-    it are not taken.
+    Each call tries the validators in turn. With ``key``, the connections may submit the
+    transactions that key signs; without, they may only read. With ``genesis``, every
+    connection checks that it reached a validator of that chain, and receipt documents that
+    do not verify against it are not taken.
     """
 
-    def __init__(self, urls: Sequence[str], *, genesis: Genesis | None = None) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        genesis: Genesis | None = None,
+        key: SigningKey | None = None,
+    ) -> None:
         self.urls = list(urls)
         self.genesis = genesis
+        self.key = key
+        self.links = {url: LinkStats() for url in self.urls}  # counters by validator URL
         self._sessions: dict[str, ValidatorSession] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
@@ -197,7 +220,8 @@ class ValidatorClient:
             session = self._sessions.get(url)
             if session is not None and not session.closed:
                 return session
-            session = ValidatorSession(url, genesis=self.genesis)
+            stats = self.links.setdefault(url, LinkStats())
+            session = ValidatorSession(url, genesis=self.genesis, key=self.key, stats=stats)
             await session.__aenter__()
             self._sessions[url] = session
             return session
@@ -225,11 +249,12 @@ async def submit_and_fetch(
     urls: Sequence[str],
     tx: Tx,
     *,
+    key: SigningKey,
     timeout_s: float = 30.0,
     genesis: Genesis | None = None,
 ) -> tuple[Receipt, dict[str, Any]]:
     """Submit a settlement (or credit) and return its commit receipt and receipt document."""
-    receipt = await submit_tx(urls, tx, timeout_s=timeout_s)
+    receipt = await submit_tx(urls, tx, key=key, timeout_s=timeout_s)
     settlement_id = tx_record(tx)["settlement_id"]
     doc = await fetch_receipt(urls, settlement_id, wait_s=timeout_s, genesis=genesis)
     if doc is None:
@@ -251,14 +276,24 @@ class ValidatorSession:
     """One websocket to a validator with any number of submissions and queries in flight.
 
     Replies are matched by transaction hash (submissions) or settlement id (receipts). A
-    dropped connection fails every call in flight with the ``WebSocketException``.
+    dropped connection fails every call in flight with the ``WebSocketException``. With
+    ``key`` the connection proves it (the submitter role) and may submit what it signs;
+    without, it may only read.
     """
 
     def __init__(
-        self, url: str, *, genesis: Genesis | None = None, open_timeout_s: float = 5.0
+        self,
+        url: str,
+        *,
+        genesis: Genesis | None = None,
+        key: SigningKey | None = None,
+        open_timeout_s: float = 5.0,
+        stats: LinkStats | None = None,
     ) -> None:
         self.url = url
         self.genesis = genesis
+        self.key = key
+        self.stats = stats if stats is not None else LinkStats()
         self.validator: str | None = None  # the address the other end proved (with genesis)
         self._open_timeout = open_timeout_s
         self._ws: ClientConnection | None = None
@@ -275,13 +310,18 @@ class ValidatorSession:
             async with asyncio.timeout(self._open_timeout):
                 self.validator = await greet(
                     ws,
-                    role=Role.CLIENT,
+                    role=Role.CLIENT if self.key is None else Role.SUBMITTER,
                     chain_id=None if genesis is None else genesis.chain_id,
+                    key=self.key,
                     validators=None if genesis is None else genesis_validator_keys(genesis),
                 )
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, HandshakeFailed):
+                self.stats.handshake_refused += 1
             await ws.close()
             raise
+        self.stats.up = True
+        self.stats.connects += 1
         self._ws = ws
         self._reader = asyncio.create_task(self._read(self._ws))
         return self
@@ -301,6 +341,7 @@ class ValidatorSession:
                 await self._reader
         if self._ws is not None:
             await self._ws.close()
+        self.stats.up = False
         self._fail_all(ConnectionError(f"{self.url}: session closed"))
 
     @property
@@ -316,6 +357,7 @@ class ValidatorSession:
         self._submits.setdefault(key, []).append(fut)
         try:
             await self._ws.send(dump(TxMsg(tx, submit=True)))
+            self.stats.messages_out += 1
             return await fut
         finally:
             _forget_future(self._submits, key, fut)
@@ -329,13 +371,16 @@ class ValidatorSession:
         self._queries.setdefault(settlement_id, []).append(fut)
         try:
             await self._ws.send(dump(GetReceipt(settlement_id, int(wait_s * 1000))))
+            self.stats.messages_out += 1
             return await fut
         finally:
             _forget_future(self._queries, settlement_id, fut)
 
     async def _read(self, ws: ClientConnection) -> None:
+        stats = self.stats
         try:
             async for frame in ws:
+                stats.messages_in += 1
                 try:
                     msg = load(frame)
                 except LedgerError:
@@ -345,6 +390,7 @@ class ValidatorSession:
                 elif isinstance(msg, Rejected):
                     self._resolve_submit(msg.tx_hash, SubmitRejected(msg.reason))
                 elif isinstance(msg, Busy):
+                    stats.busy += 1
                     busy = SubmitBusy(f"{self.url}: too many submissions waiting, try later")
                     self._resolve_submit(msg.tx_hash, busy)
                 elif isinstance(msg, ReceiptDoc):
@@ -352,8 +398,16 @@ class ValidatorSession:
                         if not fut.done():
                             fut.set_result(msg.document)
         except WebSocketException as exc:
+            stats.up = False
+            if (
+                isinstance(exc, ConnectionClosed)
+                and exc.rcvd is not None
+                and exc.rcvd.code == POLICY_VIOLATION
+            ):
+                stats.handshake_refused += 1  # the validator refused this end's proof
             self._fail_all(exc)
             return
+        stats.up = False
         self._fail_all(ConnectionError(f"{self.url}: connection closed"))
 
     def _resolve_submit(self, key: bytes, outcome: Receipt | SubmitRejected | SubmitBusy) -> None:

@@ -1,16 +1,18 @@
 """The opening of every connection to a validator: who is on the other end, in what role.
 
 Both ends start by sending a :class:`Hello`: the chain id, a fresh 32-byte nonce and the
-role the sender takes. A **validator** then proves it holds a validator key with an
-:class:`Auth`: its address and a signature over the other end's nonce, its own nonce, its
-side of the connection (``dialer`` or ``listener``) and the chain id (domain
-``v2g/peer-auth/v1``). The other end's fresh nonce makes a recorded signature useless on any
-later connection; the chain id makes it useless on another chain; the side keeps a listener's
-proof from being reflected back as a dialer's.
+role the sender takes. A **validator** then proves it holds a validator key, and a
+**submitter** that it holds a key the ledger knows as a signer of transactions (an authorised
+CSMS key or the aggregator's), with an :class:`Auth`: its address and a signature over the
+other end's nonce, its own nonce, its side of the connection (``dialer`` or ``listener``)
+and the chain id (domain ``v2g/peer-auth/v1``). The other end's fresh nonce makes a recorded
+signature useless on any later connection; the chain id makes it useless on another chain;
+the side keeps a listener's proof from being reflected back as a dialer's.
 
-A **client** (the CSMS, the load drivers, the CLI) declares the role and proves nothing: it
-may submit transactions and read blocks, receipts and status, never send consensus messages.
-The listener always proves its own key, so a client that has the genesis file can check it
+A submitter (the CSMS, the aggregator's top-ups, the load drivers) may submit transactions,
+each signed by the key it proved, and read. A **client** declares the role and proves
+nothing: it may only read blocks, receipts and status. Neither may send consensus messages.
+The listener always proves its own key, so a dialer that has the genesis file can check it
 reached a validator.
 
 This module holds the messages and the checks, with no I/O (``peers.py`` runs the exchange).
@@ -33,7 +35,11 @@ NONCE_BYTES = 32
 
 class Role(StrEnum):
     VALIDATOR = "validator"
-    CLIENT = "client"
+    SUBMITTER = "submitter"  # proves a signer key: may submit (its own transactions) and read
+    CLIENT = "client"  # proves nothing: may read
+
+
+PROVING_ROLES = (Role.VALIDATOR, Role.SUBMITTER)
 
 
 class Side(StrEnum):
@@ -60,6 +66,8 @@ class Auth:
 
 # address -> public key of a validator that may take part (None: not one)
 ValidatorKeys = Callable[[str], bytes | None]
+# key id -> public key of a transaction signer that may submit (None: not one)
+SubmitterKeys = Callable[[str], bytes | None]
 
 
 def new_hello(chain_id: str, role: Role) -> Hello:
@@ -103,13 +111,15 @@ def check_auth(
     mine: Hello,
     theirs: Hello,
     validators: ValidatorKeys,
+    member: str = "validator",
 ) -> str:
-    """The validator address ``auth`` proves (signed by the end on ``side``, answering this
-    end's ``mine``); ``HandshakeFailed`` if it is not a validator or the signature fails."""
+    """The address ``auth`` proves (signed by the end on ``side``, answering this end's
+    ``mine``); ``HandshakeFailed`` if ``validators`` (the keys of the ``member`` kind asked
+    for) does not know it or the signature fails."""
     public_key = validators(auth.address)
     if public_key is None:
-        raise HandshakeFailed(f"{auth.address!r:.80} is not a validator of this chain")
+        raise HandshakeFailed(f"{auth.address!r:.80} is not a {member} of this chain")
     message = auth_sign_bytes(chain_id, side, auth.address, mine.nonce, theirs.nonce)
     if not verify(public_key, message, auth.signature):
-        raise HandshakeFailed(f"validator {auth.address}: the signature does not verify")
+        raise HandshakeFailed(f"{member} {auth.address}: the signature does not verify")
     return auth.address

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from websockets.exceptions import WebSocketException
 
 from ledger.blocks import verify_block
 from ledger.checked import CheckedTxs, settlement_index
-from ledger.codec import tx_hash
+from ledger.codec import tx_hash, tx_record
 from ledger.commit import commit_from_votes
 from ledger.consensus.admission import Admission
 from ledger.consensus.app import LedgerApp
@@ -48,6 +50,9 @@ from ledger.consensus.core import step
 from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
 from ledger.consensus.evidence import EvidencePool, evidence_in
 from ledger.consensus.gossip import to_resend
+from ledger.consensus.handshake import Role
+from ledger.consensus.limits import ConnectionCaps, ConnectionLimits
+from ledger.consensus.linkstats import ValidatorLinks
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.messages import (
     BroadcastProposal,
@@ -85,6 +90,7 @@ from ledger.consensus.wire import (
     Message,
     Receipt,
     ReceiptDoc,
+    Rejected,
     Status,
     TxBatch,
     TxMsg,
@@ -112,10 +118,21 @@ class NodeConfig:
     max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
     max_block_txs: int = 500
     gossip_interval_ms: int = 300
+    connection_caps: ConnectionCaps = field(default_factory=ConnectionCaps)
 
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def check_submitter(record: Mapping[str, Any], submitter: str | None) -> None:
+    """A transaction from a submitter connection must be signed by the key it proved, so
+    what a connection submits is attributed to that key (``SubmitRejected`` if not)."""
+    if submitter is not None and record.get("signer") != submitter:
+        raise SubmitRejected(
+            f"signed by {str(record.get('signer'))!r:.80}, not by this connection's key "
+            f"{submitter}: a connection submits only transactions signed by the key it proved"
+        )
 
 
 class ValidatorNode:
@@ -143,6 +160,8 @@ class ValidatorNode:
             chain_id=config.genesis.chain_id,
             key=config.key,
             validators=self._validator_key,
+            submitters=self._submitter_key,
+            caps=config.connection_caps,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
@@ -228,8 +247,44 @@ class ValidatorNode:
 
     @property
     def client_links(self) -> int:
-        """Connections open in the client role."""
+        """Connections open in the client (read-only) role."""
         return self._peers.clients
+
+    @property
+    def submitter_links(self) -> int:
+        """Connections open in the submitter role."""
+        return self._peers.submitters
+
+    @property
+    def refused_submissions(self) -> int:
+        """Submissions on client connections (which may only read), answered rejected."""
+        return self._peers.refused_submissions
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """Connections open per source address and overall, and those refused by a cap."""
+        return self._peers.limits
+
+    def link_report(self) -> ValidatorLinks:
+        """The counters of this validator's links (copies: later traffic does not change
+        them)."""
+        peers = self._peers
+        return ValidatorLinks(
+            address=self.address,
+            peers={url: dataclasses.replace(stats) for url, stats in peers.links.items()},
+            connections={
+                str(Role.CLIENT): peers.clients,
+                str(Role.SUBMITTER): peers.submitters,
+                str(Role.VALIDATOR): peers.validator_links,
+            },
+            messages_in={str(r): stats.messages_in for r, stats in peers.inbound.items()},
+            messages_out={str(r): stats.messages_out for r, stats in peers.inbound.items()},
+            handshake_failures=peers.handshake_failures,
+            refused_connections=dict(peers.limits.refused),
+            busy=peers.refused,
+            dropped_frames=peers.dropped,
+            refused_submissions=peers.refused_submissions,
+        )
 
     @property
     def handshake_failures(self) -> int:
@@ -245,6 +300,14 @@ class ValidatorNode:
         if member is None and self._app is not None:
             member = self._app.state.validators.get(address)
         return None if member is None else member.public_key
+
+    def _submitter_key(self, key_id: str) -> bytes | None:
+        """The public key of a transaction signer that may submit: an authorised CSMS key
+        (or one being authorised) or the aggregator's."""
+        state = self._app.state if self._app is not None else self._stored.genesis_state
+        if key_id == state.aggregator_id:
+            return state.aggregator_key
+        return state.csms_keys.get(key_id) or state.next_csms_keys.get(key_id)
 
     @property
     def height(self) -> int:
@@ -267,24 +330,27 @@ class ValidatorNode:
 
     # ---- clients --------------------------------------------------------------------------
 
-    async def submit(self, tx: Tx) -> Receipt:
+    async def submit(self, tx: Tx, *, submitter: str | None = None) -> Receipt:
         """Validate ``tx``, gossip it, and wait until a block commits it.
 
         Idempotent, so a client may retry after a crash: a settlement already committed
         (the same transaction, or the same signed record) answers with its receipt, and one
         still pending is waited for, not duplicated. A different record reusing a settled
-        id is rejected.
+        id is rejected. ``submitter`` (the key id a submitter connection proved) must be
+        the transaction's signer; None: submitted in this process.
         """
         assert self._app is not None
         try:
             record = self.admission.check(tx)
         except DuplicateSettlementError as exc:
+            check_submitter(tx_record(tx), submitter)
             found = await find_committed(tx, self._app.state, None, self.store)
             if found is not None:
                 return found
             raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
         except LedgerError as exc:
             raise SubmitRejected(f"{type(exc).__name__}: {exc}") from exc
+        check_submitter(record, submitter)
         fut = self._waiters.wait_for(tx, record)
         if self.admission.add(tx):
             self._outgoing.add(tx)
@@ -324,9 +390,9 @@ class ValidatorNode:
             try:
                 signed: Proposal | Vote
                 if isinstance(out, BroadcastProposal):
-                    signed = self._privval.sign_proposal(out.proposal)
+                    signed = await self._privval.sign_proposal_async(out.proposal)
                 else:
-                    signed = self._privval.sign_vote(out.vote, out.lock)
+                    signed = await self._privval.sign_vote_async(out.vote, out.lock)
             except DoubleSignRefused as exc:
                 log.warning("validator %s: %s", self.address, exc)
                 return
@@ -467,8 +533,12 @@ class ValidatorNode:
             await reply(Status(self.address, self.height))
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
+        elif isinstance(msg, TxMsg) and msg.submit and reply.role is not Role.SUBMITTER:
+            with contextlib.suppress(WebSocketException):
+                await reply(Rejected("submissions come on a submitter connection", tx_hash(msg.tx)))
         elif isinstance(msg, TxMsg) and msg.submit:
-            if not self._answer(reply, answer_submit(self.submit, msg.tx, reply)):
+            submit = functools.partial(self.submit, submitter=reply.peer)
+            if not self._answer(reply, answer_submit(submit, msg.tx, reply)):
                 with contextlib.suppress(WebSocketException):
                     await reply(Busy(tx_hash(msg.tx)))  # too many: not now
         elif isinstance(msg, GetReceipt):

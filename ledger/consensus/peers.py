@@ -3,10 +3,13 @@
 Every connection opens with the handshake of ``handshake.py`` before anything else is read
 (at most ``HANDSHAKE_S``; a failure closes it with code 1008 and the reason, and is counted
 in ``handshake_failures``). A **validator link** proves a genesis validator key in both
-directions and carries everything; a **client link** (role ``client``, no key) may only
-submit transactions and ask for receipts, blocks and status. Any other frame on a client
-link (a vote, a proposal, a block, gossip) is dropped unread by the node and counted in
-``dropped``, so a stranger's forged votes cost a parse, never a signature check.
+directions and carries everything but submissions; a **submitter link** proves a key the
+ledger knows as a transaction signer (a CSMS key or the aggregator's) and may submit
+transactions signed by that key and read; a **client link** (no key) may only ask for
+receipts, blocks and status: its submissions are answered ``rejected`` unread. Any other
+frame on a submitter or client link (a vote, a proposal, a block, gossip) is dropped unread
+and counted in ``dropped``, so a stranger's forged votes cost a glance at the frame, never
+a signature check.
 
 A node sends its own messages on its outbound links (reconnecting when one drops) and answers
 a peer on the connection the request came on. Frames are parsed here; the node only ever sees
@@ -16,9 +19,18 @@ it costs more CPU than the bandwidth it saves.
 
 Answers that take a while (a submission waiting for its block, a receipt waiting to be
 stored) run as tasks owned by the connection they answer (``Link.spawn``): at most
-``MAX_WAITS_PER_LINK`` on one connection and ``MAX_WAITS`` in all; more are refused, and a
-connection's tasks are cancelled when it closes, so a client that goes away leaves no work.
-At most ``MAX_CLIENTS`` client links and ``MAX_OPENING`` unfinished handshakes at a time.
+``MAX_WAITS_PER_LINK`` on one validator or submitter connection and ``MAX_WAITS`` in all,
+and for clients, who proved nothing, ``MAX_WAITS_PER_CLIENT`` on one connection and
+``MAX_CLIENT_WAITS`` on all of them together (so strangers cannot use up what submitters
+need); more are refused, and a connection's tasks are cancelled when it closes, so a client
+that goes away leaves no work. At most ``MAX_SUBMITTERS`` submitter links and
+``MAX_CLIENTS`` client links at a time. Connections per source address and overall, and
+those still in their handshake, are capped from the moment the TCP connection is accepted
+(``limits.py``): one over a cap is closed at once, unread, and counted.
+
+Each outbound link keeps ``LinkStats`` (``links``, by peer URL: up, connects, refused
+handshakes, frames in and out, frames dropped from a full outbox); the listening port keeps
+them by role (``inbound``), busy answers included.
 """
 
 from __future__ import annotations
@@ -27,25 +39,38 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.consensus.errors import HandshakeFailed
 from ledger.consensus.handshake import (
+    PROVING_ROLES,
     Auth,
     Hello,
     Role,
     Side,
+    SubmitterKeys,
     ValidatorKeys,
     check_auth,
     check_hello,
     new_hello,
     prove,
 )
-from ledger.consensus.wire import GetBlocks, GetReceipt, GetStatus, Message, TxMsg, dump, load
+from ledger.consensus.limits import ConnectionCaps, ConnectionLimits, Slot
+from ledger.consensus.linkstats import LinkStats
+from ledger.consensus.wire import (
+    GetBlocks,
+    GetReceipt,
+    GetStatus,
+    Message,
+    Rejected,
+    TxMsg,
+    dump,
+    load,
+)
 from ledger.errors import LedgerError
 from ledger.keys import SigningKey
 
@@ -56,38 +81,52 @@ OUTBOX_SIZE = 10_000
 RECONNECT_S = 0.2
 REFUSED_RECONNECT_S = 2.0  # after a failed handshake: the peer will not change its mind soon
 HANDSHAKE_S = 5.0  # the whole opening, both halves
-MAX_WAITS_PER_LINK = 1_000  # answers in flight on one connection
+MAX_WAITS_PER_LINK = 1_000  # answers in flight on one validator or submitter connection
 MAX_WAITS = 20_000  # answers in flight on all connections together
-MAX_CLIENTS = 256  # client links open at once
-MAX_OPENING = 1024  # inbound connections still in their handshake (each at most HANDSHAKE_S)
+MAX_WAITS_PER_CLIENT = 16  # answers in flight on one client (read-only) connection
+MAX_CLIENT_WAITS = 1_024  # answers in flight on all client connections together
+MAX_CLIENTS = 256  # client (read-only) links open at once
+MAX_SUBMITTERS = 64  # submitter links open at once
 MAX_REQUEST = 1024  # a client's request other than a submission
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
+NOT_A_SUBMITTER = (
+    "this connection may only read: submitting needs the submitter role, proving a key the "
+    "ledger knows (an authorised CSMS key or the aggregator's)"
+)
+
 M = TypeVar("M", Hello, Auth)
 
 
-def client_frame_passes(frame: str | bytes) -> bool:
-    """A cheap look at a client's frame before it is parsed: a submission or a small
-    request. Anything else (a vote, a proposal, a block, gossip) is dropped unread."""
+def is_submission(frame: str) -> bool:
+    return frame.startswith('{"tx":{') and frame.endswith(',"type":"submit"}')
+
+
+def client_frame_passes(frame: str | bytes, *, submitter: bool = True) -> bool:
+    """A cheap look at a submitter's or client's frame before it is parsed: a submission
+    (a submitter's) or a small request. Anything else (a vote, a proposal, a block,
+    gossip) is dropped unread."""
     if isinstance(frame, bytes):
         frame = frame.decode("utf-8", "replace")
     if frame.startswith('{"tx":{'):
-        return frame.endswith(',"type":"submit"}')
+        return submitter and is_submission(frame)
     return len(frame) <= MAX_REQUEST and '"type":"get_' in frame
 
 
-def client_may_send(msg: Message) -> bool:
-    """What a client link carries: submissions and reads, never consensus or gossip."""
+def client_may_send(msg: Message, *, submitter: bool = True) -> bool:
+    """What a submitter link carries: submissions and reads; a client link: reads only.
+    Never consensus or gossip."""
     if isinstance(msg, TxMsg):
-        return msg.submit
+        return submitter and msg.submit
     return isinstance(msg, GetReceipt | GetBlocks | GetStatus)
 
 
 class Link:
     """One open connection as its messages' handler sees it: ``await link(msg)`` answers
     on it, ``link.spawn(work)`` runs a longer answer as a task bound to it. ``role`` and
-    ``peer`` (the validator address it proved; None for a client) come from its handshake."""
+    ``peer`` (the address it proved: a validator's, or a submitter's key id; None for a
+    client) come from its handshake."""
 
     def __init__(
         self,
@@ -96,33 +135,46 @@ class Link:
         *,
         role: Role,
         peer: str | None,
+        stats: LinkStats,
     ) -> None:
         self._ws = ws
         self._network = network
         self.role = role
         self.peer = peer
+        self.stats = stats  # shared by the links of one peer URL (or one inbound role)
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0  # frames its role may not send
 
     async def __call__(self, msg: Message) -> None:
         await self._ws.send(dump(msg))
+        self.stats.messages_out += 1
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Run ``work`` as a task of this connection; None (and ``work`` dropped) when this
         connection or the node has too many in flight."""
-        if len(self.tasks) >= MAX_WAITS_PER_LINK or self._network.waiting >= MAX_WAITS:
+        network = self._network
+        client = self.role is Role.CLIENT
+        if client:
+            full = len(self.tasks) >= MAX_WAITS_PER_CLIENT
+            full = full or network.client_waiting >= MAX_CLIENT_WAITS
+        else:
+            full = len(self.tasks) >= MAX_WAITS_PER_LINK
+        if full or network.waiting >= MAX_WAITS:
             work.close()
-            self._network.refused += 1
+            network.refused += 1
+            self.stats.busy += 1
             return None
         task = asyncio.create_task(work)
         self.tasks.add(task)
-        self._network.waiting += 1
+        network.waiting += 1
+        network.client_waiting += client
         task.add_done_callback(self._done)
         return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self._network.waiting -= 1
+        self._network.client_waiting -= self.role is Role.CLIENT
 
     def cancel_all(self) -> None:
         for task in list(self.tasks):
@@ -155,7 +207,7 @@ async def greet(
 ) -> str | None:
     """The dialer's half of the handshake on a fresh connection ``ws``.
 
-    A validator (``role`` VALIDATOR) proves ``key``; a client proves nothing. With
+    A validator or a submitter proves ``key``; a client proves nothing. With
     ``validators``, the listener's proof is checked and its address returned (None without).
     ``chain_id`` None takes the listener's (a client that has no genesis). Raises
     ``HandshakeFailed``; a listener that refuses this end closes the connection.
@@ -165,9 +217,9 @@ async def greet(
     check_hello(theirs, chain)
     mine = new_hello(chain, role)
     await ws.send(dump(mine))
-    if role is Role.VALIDATOR:
+    if role in PROVING_ROLES:
         if key is None:
-            raise ValueError("a validator link needs the validator key")
+            raise ValueError(f"a {role} link needs its key")
         await ws.send(dump(prove(key, chain, Side.DIALER, mine, theirs)))
     auth = await _expect(ws, Auth)
     if validators is None:
@@ -175,6 +227,29 @@ async def greet(
     return check_auth(
         auth, chain_id=chain, side=Side.LISTENER, mine=mine, theirs=theirs, validators=validators
     )
+
+
+class LimitedConnection(ServerConnection):
+    """A server connection that takes a slot of ``limits`` when its TCP connection is
+    accepted, or is closed at once when none is left (before anything is read)."""
+
+    limits: ClassVar[ConnectionLimits]
+    slot: Slot | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.slot = self.limits.admit(address)
+        if self.slot is None:
+            cast(asyncio.Transport, transport).abort()  # refused: counted by the cap it hit
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.slot is None:
+            return  # refused when accepted: nothing was started
+        self.slot.release()
+        super().connection_lost(exc)
 
 
 class PeerNetwork:
@@ -189,6 +264,8 @@ class PeerNetwork:
         chain_id: str,
         key: SigningKey,
         validators: ValidatorKeys,
+        submitters: SubmitterKeys | None = None,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -196,20 +273,34 @@ class PeerNetwork:
         self._chain_id = chain_id
         self._key = key
         self._validators = validators
+        self._submitters = submitters or (lambda _address: None)
         self._server: Server | None = None
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
+        self.links: dict[str, LinkStats] = {}  # peer URL -> its outbound link's counters
+        self.inbound = {role: LinkStats() for role in Role}  # the listening port, by role
         self._tasks: list[asyncio.Task[None]] = []
-        self._opening = 0  # inbound handshakes under way
+        self.limits = ConnectionLimits(caps)
         self._refusals: dict[str, str] = {}  # peer URL -> why it last refused (logged once)
         self.clients = 0  # client links open
+        self.submitters = 0  # submitter links open
+        self.validator_links = 0  # inbound validator links open
         self.waiting = 0  # answers in flight on all connections
+        self.client_waiting = 0  # of which on client links
         self.refused = 0  # answers refused for being over a limit
         self.dropped = 0  # frames dropped because the link's role may not send them
+        self.refused_submissions = 0  # submissions on client links, answered rejected
         self.handshake_failures = 0  # inbound and outbound openings that failed
 
     async def listen(self) -> None:
+        connection = type("Limited", (LimitedConnection,), {"limits": self.limits})
         self._server = await serve(
-            self._serve, self._host, self._port, max_size=MAX_FRAME, compression=None
+            self._serve,
+            self._host,
+            self._port,
+            max_size=MAX_FRAME,
+            compression=None,
+            open_timeout=HANDSHAKE_S,
+            create_connection=connection,
         )
 
     @property
@@ -223,13 +314,16 @@ class PeerNetwork:
             if url != self.url and url not in self._outboxes:
                 outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_SIZE)
                 self._outboxes[url] = outbox
+                self.links[url] = LinkStats()
                 self._tasks.append(asyncio.create_task(self._link(url, outbox)))
 
     def broadcast(self, msg: Message) -> None:
         text = dump(msg)
-        for outbox in self._outboxes.values():
-            with contextlib.suppress(asyncio.QueueFull):
+        for url, outbox in self._outboxes.items():
+            try:
                 outbox.put_nowait(text)
+            except asyncio.QueueFull:
+                self.links[url].dropped += 1
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -243,6 +337,7 @@ class PeerNetwork:
             await self._server.wait_closed()
 
     async def _link(self, url: str, outbox: asyncio.Queue[str]) -> None:
+        stats = self.links[url]
         while True:
             pause = RECONNECT_S
             try:
@@ -257,19 +352,29 @@ class PeerNetwork:
                                 validators=self._validators,
                             )
                     except HandshakeFailed as exc:
+                        stats.handshake_refused += 1
                         self._refused_by(url, str(exc))
                         pause = REFUSED_RECONNECT_S
                         await ws.close(POLICY_VIOLATION, str(exc)[:120])
                         continue
                     self._refusals.pop(url, None)
-                    writing = asyncio.create_task(_write(ws, outbox))
+                    stats.up = True
+                    stats.connects += 1
+                    writing = asyncio.create_task(_write(ws, outbox, stats))
+                    link = Link(ws, self, role=Role.VALIDATOR, peer=peer, stats=stats)
                     try:
-                        await self._read(ws, Link(ws, self, role=Role.VALIDATOR, peer=peer))
+                        await self._read(ws, link)
                     finally:
                         writing.cancel()
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == POLICY_VIOLATION:
+                    stats.handshake_refused += 1  # the peer refused this end's proof
+                    self._refused_by(url, exc.rcvd.reason)
+                    pause = REFUSED_RECONNECT_S
             except (TimeoutError, OSError, WebSocketException):
                 pass
             finally:
+                stats.up = False
                 await asyncio.sleep(pause)
 
     def _refused_by(self, url: str, reason: str) -> None:
@@ -279,10 +384,6 @@ class PeerNetwork:
             log.warning("peer %s is not a validator link: %s", url, reason)
 
     async def _serve(self, ws: ServerConnection) -> None:
-        if self._opening >= MAX_OPENING:
-            await ws.close(TRY_AGAIN_LATER, "too many connections opening")
-            return
-        self._opening += 1
         try:
             async with asyncio.timeout(HANDSHAKE_S):
                 role, peer = await self._accept(ws)
@@ -294,23 +395,36 @@ class PeerNetwork:
             return
         except WebSocketException:
             return
-        finally:
-            self._opening -= 1
+        if isinstance(ws, LimitedConnection) and ws.slot is not None:
+            ws.slot.established()
+        stats = self.inbound[role]
+        stats.connects += 1
         if role is Role.CLIENT:
             if self.clients >= MAX_CLIENTS:
                 await ws.close(TRY_AGAIN_LATER, "too many clients")
                 return
             self.clients += 1
+        elif role is Role.SUBMITTER:
+            if self.submitters >= MAX_SUBMITTERS:
+                await ws.close(TRY_AGAIN_LATER, "too many submitters")
+                return
+            self.submitters += 1
+        else:
+            self.validator_links += 1
         try:
             with contextlib.suppress(WebSocketException):
-                await self._read(ws, Link(ws, self, role=role, peer=peer))
+                await self._read(ws, Link(ws, self, role=role, peer=peer, stats=stats))
         finally:
             if role is Role.CLIENT:
                 self.clients -= 1
+            elif role is Role.SUBMITTER:
+                self.submitters -= 1
+            else:
+                self.validator_links -= 1
 
     async def _accept(self, ws: ServerConnection) -> tuple[Role, str | None]:
-        """The listener's half: hello, then this validator's proof; a validator dialer
-        must prove its key in turn."""
+        """The listener's half: hello, then this validator's proof; a validator or a
+        submitter dialer must prove its key in turn."""
         mine = new_hello(self._chain_id, Role.VALIDATOR)
         await ws.send(dump(mine))
         theirs = await _expect(ws, Hello)
@@ -319,39 +433,57 @@ class PeerNetwork:
         if theirs.role is Role.CLIENT:
             return Role.CLIENT, None
         auth = await _expect(ws, Auth)
+        validator = theirs.role is Role.VALIDATOR
         address = check_auth(
             auth,
             chain_id=self._chain_id,
             side=Side.DIALER,
             mine=mine,
             theirs=theirs,
-            validators=self._validators,
+            validators=self._validators if validator else self._submitters,
+            member="validator" if validator else "transaction signer (CSMS or aggregator key)",
         )
-        return Role.VALIDATOR, address
+        return theirs.role, address
 
     async def _read(self, ws: ClientConnection | ServerConnection, link: Link) -> None:
         try:
-            client = link.role is Role.CLIENT
+            client = link.role is not Role.VALIDATOR
+            submitter = link.role is Role.SUBMITTER
+            stats = link.stats
             async for frame in ws:
-                if client and not client_frame_passes(frame):
-                    self._drop(link)
+                stats.messages_in += 1
+                if client and not client_frame_passes(frame, submitter=submitter):
+                    await self._refuse(link, frame)
                     continue
                 try:
                     msg = load(frame)
                 except LedgerError:
                     continue  # a malformed frame is dropped, the link stays
-                if isinstance(msg, Hello | Auth) or (client and not client_may_send(msg)):
+                if isinstance(msg, Hello | Auth) or (
+                    client and not client_may_send(msg, submitter=submitter)
+                ):
                     self._drop(link)
                     continue
                 await self._handler(msg, link)
         finally:
             link.cancel_all()  # nobody is left to answer
 
+    async def _refuse(self, link: Link, frame: str | bytes) -> None:
+        """A frame the link's role may not send: a client's submission is answered (it
+        names no transaction: the frame is not parsed), anything else dropped."""
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        if link.role is Role.CLIENT and is_submission(text):
+            self.refused_submissions += 1
+            await link(Rejected(NOT_A_SUBMITTER, b""))
+        else:
+            self._drop(link)
+
     def _drop(self, link: Link) -> None:
         link.dropped += 1
         self.dropped += 1
 
 
-async def _write(ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
+async def _write(ws: ClientConnection, outbox: asyncio.Queue[str], stats: LinkStats) -> None:
     while True:
         await ws.send(await outbox.get())
+        stats.messages_out += 1

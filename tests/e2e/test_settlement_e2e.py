@@ -85,7 +85,9 @@ async def test_bidirectional_session_is_settled_committed_and_verifiable(tmp_pat
         ev = ev_pseudonym(RegisteredToken(TOKEN, "ISO14443", "ledger"), app.setup.pseudonym_key)
         aggregator = read_key_file(data / "ledger" / "keys" / "aggregator.key")
         topup = topup_body(topup_id="topup-1", account=ev_account(ev), amount=5_000_000)
-        await submit_tx(app.embedded.urls, sign_tx(topup, aggregator, app.setup.chain_id))
+        await submit_tx(
+            app.embedded.urls, sign_tx(topup, aggregator, app.setup.chain_id), key=aggregator
+        )
 
         t0 = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
         peak, evening = t0 + timedelta(hours=1), t0 + timedelta(hours=3)

@@ -48,10 +48,13 @@ async def start_nodes(
 
 
 @contextlib.asynccontextmanager
-async def link_to(url: str, *, key: SigningKey | None = None) -> AsyncIterator[ClientConnection]:
-    """A raw connection after its handshake: a validator's with ``key``, else a client's."""
+async def link_to(
+    url: str, *, key: SigningKey | None = None, role: Role = Role.VALIDATOR
+) -> AsyncIterator[ClientConnection]:
+    """A raw connection after its handshake: in ``role`` (a validator's, or a submitter's)
+    proving ``key``, or a client's without a key."""
     async with connect(url, max_size=None) as ws:
-        role = Role.CLIENT if key is None else Role.VALIDATOR
+        role = Role.CLIENT if key is None else role
         await greet(ws, role=role, chain_id=CHAIN_ID, key=key)
         yield ws
 

@@ -32,7 +32,9 @@ async def test_fetched_receipt_verifies_offline_against_the_genesis(tmp_path: Pa
     try:
         tx = net.csms_tx(settlement_body("r-1"))
         urls = [n.url for n in nodes]
-        receipt, doc = await asyncio.wait_for(submit_and_fetch(urls, tx, genesis=net.genesis), 30)
+        receipt, doc = await asyncio.wait_for(
+            submit_and_fetch(urls, tx, key=net.csms_key, genesis=net.genesis), 30
+        )
         parsed = receipt_from_dict(doc)
         verify_receipt(parsed, net.genesis)
         assert parsed.settlement == tx
@@ -68,11 +70,15 @@ async def test_a_retry_gets_the_same_receipt_and_commits_once(tmp_path: Path) ->
         tx = net.csms_tx(settlement_body("retry-1"))
         urls = [n.url for n in nodes]
         pending = await asyncio.wait_for(
-            asyncio.gather(submit_tx(urls[:1], tx), submit_tx(urls[1:2], tx)), 30
+            asyncio.gather(
+                submit_tx(urls[:1], tx, key=net.csms_key),
+                submit_tx(urls[1:2], tx, key=net.csms_key),
+            ),
+            30,
         )
         assert pending[0] == pending[1]
         assert pending[0].tx_hash == tx_hash(tx)
-        later = await submit_tx(urls[2:3], tx)
+        later = await submit_tx(urls[2:3], tx, key=net.csms_key)
         assert later == pending[0]
         # Stored as soon as decided, the block holds the transaction exactly once.
         await wait_for(lambda: nodes[2].height >= later.height)
@@ -88,7 +94,7 @@ async def test_one_session_carries_many_submissions(tmp_path: Path) -> None:
     nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
     try:
         txs = [net.csms_tx(settlement_body(f"m-{i}")) for i in range(20)]
-        async with ValidatorSession(nodes[0].url) as session:
+        async with ValidatorSession(nodes[0].url, key=net.csms_key) as session:
             receipts = await asyncio.wait_for(asyncio.gather(*map(session.submit, txs)), 30)
         assert [r.tx_hash for r in receipts] == [tx_hash(t) for t in txs]
         assert len({(r.height, r.index) for r in receipts}) == len(txs)
@@ -104,7 +110,10 @@ async def test_the_receipt_comes_with_the_commit_on_one_connection(tmp_path: Pat
     try:
         tx = net.csms_tx(settlement_body("with-receipt-1"))
         receipt, doc = await asyncio.wait_for(
-            submit_with_receipt([nodes[1].url], tx, wait_s=0.0, genesis=net.genesis), 30
+            submit_with_receipt(
+                [nodes[1].url], tx, key=net.csms_key, wait_s=0.0, genesis=net.genesis
+            ),
+            30,
         )
         assert doc is not None  # no wait needed: stored before the commit was answered
         parsed = receipt_from_dict(doc)
@@ -117,30 +126,31 @@ async def test_the_receipt_comes_with_the_commit_on_one_connection(tmp_path: Pat
 async def test_a_client_keeps_one_connection_per_validator_for_many_settlements(
     tmp_path: Path,
 ) -> None:
-    """The CSMS's client: one handshake per validator, not one per settlement; a dropped
-    connection is opened again on the next call, and closing frees the validator's side."""
+    """The CSMS's client (a submitter): one handshake per validator, not one per
+    settlement; a dropped connection is opened again on the next call, and closing frees
+    the validator's side."""
     net = make_net(4)
     nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
     node = nodes[0]
     try:
-        async with ValidatorClient([node.url], genesis=net.genesis) as client:
+        async with ValidatorClient([node.url], genesis=net.genesis, key=net.csms_key) as client:
             for i in range(3):
                 tx = net.csms_tx(settlement_body(f"kept-{i}"))
                 _, doc = await asyncio.wait_for(client.submit_with_receipt(tx), 30)
                 assert doc is not None
-                assert node.client_links == 1
+                assert node.submitter_links == 1
             await asyncio.wait_for(
                 asyncio.gather(
                     *(client.submit(net.csms_tx(settlement_body(f"many-{i}"))) for i in range(8))
                 ),
                 30,
             )
-            assert node.client_links == 1
+            assert node.submitter_links == 1
             assert node.handshake_failures == 0
             await client.close()  # as if it dropped: the next call opens a new one
-            await wait_for(lambda: node.client_links == 0, timeout=5)
+            await wait_for(lambda: node.submitter_links == 0, timeout=5)
             assert await client.fetch_receipt("kept-0", wait_s=1) is not None
-            assert node.client_links == 1
-        await wait_for(lambda: node.client_links == 0, timeout=5)
+            assert node.submitter_links == 1
+        await wait_for(lambda: node.submitter_links == 0, timeout=5)
     finally:
         await stop_all(nodes)

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.blocks import build_block
 from ledger.codec import block_id
 from ledger.commit import make_commit
 from ledger.consensus.client import ValidatorSession
-from ledger.consensus.errors import HandshakeFailed
+from ledger.consensus.errors import HandshakeFailed, SubmitRejected
 from ledger.consensus.handshake import Auth, Hello, Role, Side, new_hello, prove
+from ledger.consensus.limits import ConnectionCaps
 from ledger.consensus.messages import Proposal
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.signing import proposal_sign_bytes
@@ -25,6 +26,7 @@ from ledger.consensus.wire import (
     BlockMsg,
     GetStatus,
     Message,
+    Rejected,
     Status,
     TxBatch,
     TxMsg,
@@ -35,6 +37,7 @@ from ledger.keys import generate_key, sign
 from ledger.signing import sign_vote
 from ledger.state import genesis_state
 from ledger.store import MemoryBlockStore
+from ledger.tx import topup_body
 from ledger.types import Vote, VoteKind
 from tests.ledger.builders import CHAIN_ID, T0, Net, make_net, settlement_body
 from tests.ledger.consensus.live import FAST, link_to, start_nodes, stop_all, wait_for
@@ -121,6 +124,53 @@ async def test_a_handshake_fails_for_another_chain_a_replayed_proof_or_a_strange
                     pass
         finally:
             await observer.stop()
+    finally:
+        await stop_all(nodes)
+
+
+async def test_only_a_connection_proving_a_signer_key_submits_and_only_what_that_key_signed(
+    tmp_path: Path,
+) -> None:
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    node = nodes[0]
+    try:
+        # A client proves no key: it may read, but a submission is refused at once, unread.
+        anonymous = net.csms_tx(settlement_body("anon-1"))
+        async with ValidatorSession(node.url, genesis=net.genesis) as reader:
+            with pytest.raises(SubmitRejected, match="may only read"):
+                await asyncio.wait_for(reader.submit(anonymous), 10)
+            assert await asyncio.wait_for(reader.get_receipt("anon-1"), 10) is None
+        assert node.refused_submissions == 1
+        assert anonymous not in node.mempool
+        # Neither a stranger's key nor a validator's key is a transaction signer's.
+        for key in (generate_key(), net.validator_keys[1]):
+            async with connect(node.url) as ws:
+                theirs = await hello_of(ws)
+                mine = new_hello(CHAIN_ID, Role.SUBMITTER)
+                await ws.send(dump(mine))
+                await ws.send(dump(prove(key, CHAIN_ID, Side.DIALER, mine, theirs)))
+                assert "is not a transaction signer" in await closed_with(ws)
+        # The CSMS's connection submits what the CSMS key signed, not what another key did
+        # (even a valid transaction of the aggregator's).
+        topup = net.aggregator_tx(topup_body(topup_id="t-1", account="ev:x", amount=5))
+        async with ValidatorSession(node.url, genesis=net.genesis, key=net.csms_key) as csms:
+            with pytest.raises(SubmitRejected, match="not by this connection's key"):
+                await asyncio.wait_for(csms.submit(topup), 10)
+            assert topup not in node.mempool
+            receipt = await asyncio.wait_for(csms.submit(anonymous), 30)
+            assert receipt.height >= 1
+        async with ValidatorSession(node.url, genesis=net.genesis, key=net.aggregator_key) as agg:
+            assert (await asyncio.wait_for(agg.submit(topup), 30)).height >= 1
+        # A validator link carries consensus, not submissions.
+        other = net.csms_tx(settlement_body("via-validator"))
+        async with link_to(node.url, key=net.validator_keys[2]) as ws:
+            await ws.send(dump(TxMsg(other, submit=True)))
+            answer = load(await asyncio.wait_for(ws.recv(), 10))
+            while isinstance(answer, Status | Vote | Proposal):  # its gossip, as to a peer
+                answer = load(await asyncio.wait_for(ws.recv(), 10))
+            assert isinstance(answer, Rejected) and "submitter connection" in answer.reason
+        assert node.handshake_failures == 2
     finally:
         await stop_all(nodes)
 
@@ -221,3 +271,67 @@ async def test_a_strangers_forged_vote_flood_does_not_slow_block_production(
         assert flooded >= 0.75 * quiet
     finally:
         await stop_all(nodes)
+
+
+async def refused_at_once(host: str, port: int) -> bool:
+    """Open a TCP connection and send nothing: True if the validator closes it at once
+    (an admitted one waits for the handshake)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        async with asyncio.timeout(1.5):
+            return await reader.read() == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        writer.close()
+
+
+async def test_connections_from_one_address_are_capped_from_the_tcp_accept(
+    tmp_path: Path,
+) -> None:
+    """Over real sockets: one address may hold a few unfinished handshakes and a few
+    connections; more are closed at once, before anything is read, and counted by cap."""
+    net = make_net(4)
+    caps = ConnectionCaps(per_address=3, opening_per_address=2)
+    config = NodeConfig(
+        net.genesis, net.validator_keys[0], tmp_path / "v0", timeouts=FAST, connection_caps=caps
+    )
+    node = ValidatorNode(config, MemoryBlockStore())
+    await node.start()
+    host, port = node.url.removeprefix("ws://").rsplit(":", 1)
+    limits = node.connection_limits
+    try:
+        # Two connections that never start their handshake hold the address's opening slots.
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+        await wait_for(lambda: limits.opening == 2, timeout=5)
+        assert await refused_at_once(host, int(port))
+        assert limits.refused["address_opening"] == 1
+        idle.pop()[1].close()
+        await wait_for(lambda: limits.opening == 1, timeout=5)
+        # Sessions that finish their handshake leave the opening count; the third
+        # connection of the address is the last one it may hold.
+        async with (
+            ValidatorSession(node.url, genesis=net.genesis) as first,
+            ValidatorSession(node.url, key=net.csms_key) as second,
+        ):
+            assert limits.from_address("127.0.0.1") == 3 and limits.opening == 1
+            with pytest.raises((OSError, WebSocketException)):
+                async with ValidatorSession(node.url, genesis=net.genesis):
+                    pass
+            assert limits.refused["address"] == 1
+            assert await first.get_receipt("none") is None  # the admitted ones work
+            assert await second.get_receipt("none") is None
+        idle.pop()[1].close()
+        await wait_for(lambda: limits.connections == 0, timeout=5)
+        async with ValidatorSession(node.url, genesis=net.genesis):
+            pass  # the address may connect again
+        assert dict(limits.refused) == {
+            "address": 1,
+            "address_opening": 1,
+            "total": 0,
+            "opening": 0,
+        }
+    finally:
+        await node.stop()

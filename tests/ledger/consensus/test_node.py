@@ -13,8 +13,9 @@ from ledger.codec import block_id, tx_hash, tx_record
 from ledger.commit import make_commit
 from ledger.consensus.client import submit_tx
 from ledger.consensus.errors import SubmitRejected
+from ledger.consensus.handshake import Role
 from ledger.consensus.node import NodeConfig, ValidatorNode
-from ledger.consensus.peers import MAX_WAITS_PER_LINK
+from ledger.consensus.peers import MAX_WAITS_PER_CLIENT, MAX_WAITS_PER_LINK
 from ledger.consensus.wire import BlockMsg, Busy, GetReceipt, ReceiptDoc, TxMsg, dump, load
 from ledger.keys import generate_key, key_id_of
 from ledger.signing import sign_vote
@@ -46,9 +47,11 @@ async def test_four_validators_commit_submitted_settlements(tmp_path: Path) -> N
             assert tx_hash(stored.block.txs[receipt.index]) == tx_hash(tx)
         # Over the wire, as the CSMS outbox does; a retry of a committed settlement gets its
         # receipt, while another record reusing its id is refused.
-        receipt = await submit_tx([nodes[2].url], net.csms_tx(settlement_body("wire-1")))
+        receipt = await submit_tx(
+            [nodes[2].url], net.csms_tx(settlement_body("wire-1")), key=net.csms_key
+        )
         assert receipt.height >= 1
-        again = await submit_tx([nodes[1].url], txs[0])
+        again = await submit_tx([nodes[1].url], txs[0], key=net.csms_key)
         assert (again.height, again.index, again.block_id) == (
             receipts[0].height,
             receipts[0].index,
@@ -56,7 +59,7 @@ async def test_four_validators_commit_submitted_settlements(tmp_path: Path) -> N
         )
         with pytest.raises(SubmitRejected, match="DuplicateSettlementError"):
             other = settlement_body("s-0", transaction_id="another-session")
-            await submit_tx([nodes[1].url], net.csms_tx(other))
+            await submit_tx([nodes[1].url], net.csms_tx(other), key=net.csms_key)
     finally:
         await stop_all(nodes)
 
@@ -167,7 +170,7 @@ async def test_client_fails_over_and_forged_blocks_are_refused(tmp_path: Path) -
     try:
         dead = free_url()
         receipt = await submit_tx(
-            [dead, nodes[0].url], net.csms_tx(settlement_body("f-1")), timeout_s=5
+            [dead, nodes[0].url], net.csms_tx(settlement_body("f-1")), key=net.csms_key, timeout_s=5
         )
         assert receipt.height >= 1
         # A block for the next height whose certificate only 2 of 4 validators signed.
@@ -278,13 +281,22 @@ async def test_a_decided_block_is_in_every_store_at_once_and_binds_the_canonical
 
 
 async def test_a_connections_waits_are_bounded_and_freed_when_it_closes(tmp_path: Path) -> None:
-    """A client parks more receipt waits than one connection may have: the extra ones are
-    answered at once with no document, and closing the connection ends the rest."""
+    """A submitter parks more receipt waits than one connection may have: the extra ones
+    are answered at once with no document, and closing the connection ends the rest. A
+    client, which proved no key, may park far fewer."""
     net = make_net(4)
     nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
     try:
         node = nodes[0]
-        async with link_to(node.url) as ws:  # a client
+        async with link_to(node.url) as reader:  # a client: read only
+            for i in range(MAX_WAITS_PER_CLIENT + 5):
+                await reader.send(dump(GetReceipt(f"stranger-{i}", 60_000)))
+            for _ in range(5):
+                answer = load(await asyncio.wait_for(reader.recv(), 10))
+                assert isinstance(answer, ReceiptDoc) and answer.document is None
+            assert node.answers_in_flight == MAX_WAITS_PER_CLIENT
+        await wait_for(lambda: node.answers_in_flight == 0, timeout=5)
+        async with link_to(node.url, key=net.csms_key, role=Role.SUBMITTER) as ws:
             for i in range(MAX_WAITS_PER_LINK + 200):
                 await ws.send(dump(GetReceipt(f"never-{i}", 60_000)))
             refused = 0

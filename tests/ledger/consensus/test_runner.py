@@ -39,12 +39,16 @@ async def test_embedded_set_commits_and_resumes(tmp_path: Path) -> None:
     csms = read_key_file(tmp_path / "keys" / "csms.key")
     embedded = await start_embedded(tmp_path, tuning=FAST)
     try:
-        receipt = await submit_tx(embedded.urls, sign_tx(settlement_body("e-1"), csms, CHAIN))
+        receipt = await submit_tx(
+            embedded.urls, sign_tx(settlement_body("e-1"), csms, CHAIN), key=csms
+        )
     finally:
         await embedded.stop()
     embedded = await start_embedded(tmp_path, tuning=FAST)
     try:
-        later = await submit_tx(embedded.urls[::-1], sign_tx(settlement_body("e-2"), csms, CHAIN))
+        later = await submit_tx(
+            embedded.urls[::-1], sign_tx(settlement_body("e-2"), csms, CHAIN), key=csms
+        )
         assert later.height > receipt.height
         # A store holds e-1's block once its validator decided a later one: the receipt
         # came from the first to decide, so wait for the others before stopping.
@@ -150,7 +154,7 @@ async def test_four_processes_kill_one_while_settlements_flow(tmp_path: Path) ->
                 procs[3].send_signal(signal.SIGKILL)
             # Spread over v0..v2; the killed v3 is the client's last fallback.
             order = [*urls[i % 3 : 3], *urls[: i % 3], urls[3]]
-            return (await submit_tx(order, txs[i], timeout_s=20)).height
+            return (await submit_tx(order, txs[i], key=csms, timeout_s=20)).height
 
         heights = await asyncio.wait_for(asyncio.gather(*(submit(i) for i in range(16))), 60)
         top = max(heights)

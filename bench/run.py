@@ -122,6 +122,13 @@ TARGETS = (
         lambda f: f["running_cost_late_over_early"] < 2,
         lambda f: f["running_cost_samples"] >= 10_000,
     ),
+    Target(
+        "MeterValues round trip at a station's keep_meter_values cap (10,000) within 2x of"
+        " below it",
+        ("retention_at_cap_over_below", "retention_keep"),
+        lambda f: f["retention_at_cap_over_below"] < 2,
+        lambda f: f["retention_keep"] >= 10_000,
+    ),
 )
 
 

@@ -10,7 +10,9 @@ from typing import Any
 
 from csms.config import CsmsConfig
 from csms.model import TransactionEventRecord
+from csms.pruning import PruneLog
 from csms.sample_limits import SampleLimit, limit_sampled_values
+from csms.store.retention import CONNECTION_LOG, Kind
 from csms.store.sqlite import CsmsStore
 from csms.tariffs import Tariff
 from csms.timeutil import Clock, format_timestamp
@@ -27,9 +29,25 @@ class CsmsServices:
     clock: Clock
     tariff: Tariff | None = None  # prices running costs; settlement uses the same tariff
     settlement_written: Callable[[], None] | None = None  # wakes the outbox
+    pruning: PruneLog = field(default_factory=PruneLog)  # rows removed past the keep_* caps
 
     def now_text(self) -> str:
         return format_timestamp(self.clock())
+
+    def keep(self, kind: Kind) -> int:
+        """How many rows of ``kind`` each station keeps (config ``keep_<kind>``)."""
+        return int(getattr(self.config, f"keep_{kind.name}"))
+
+    async def log_connection(self, station_id: str, event: str, detail: str | None = None) -> None:
+        """One entry of the station's connection log, now (``keep_connection_log`` kept)."""
+        removed = await self.store.log_connection(
+            station_id, event, self.now_text(), detail, keep=self.keep(CONNECTION_LOG)
+        )
+        self.pruned(station_id, CONNECTION_LOG, removed)
+
+    def pruned(self, station_id: str, kind: Kind, removed: int) -> None:
+        """Count (and log, once per station and hour) rows removed past ``keep_<kind>``."""
+        self.pruning.note(station_id, kind.name, removed, self.keep(kind), self.clock().timestamp())
 
     def sample_limit(self, *, tolerant: bool) -> SampleLimit:
         """The per-transaction sample limit (``csms.sample_limits``) for a station."""

@@ -2,8 +2,9 @@
 
 Collected on each scrape: live stations and their per-connection message counters (the
 Dispatcher's ``stats``: one count per handled action, ``error:<code>`` per CALLERROR sent),
-tolerated deviations, settlements by status, the ledger height, and a histogram of commit
-latency (a settlement's ``created_at`` to ``committed_at``). Counters of a connection start
+tolerated deviations, rows removed past the per-station caps (``keep_<kind>``), settlements
+by status, the ledger height, and a histogram of commit latency (a settlement's
+``created_at`` to ``committed_at``). Counters of a connection start
 again from zero when the station reconnects.
 
 The ledger's links: the CSMS's connection to each validator (``v2g_ledger_link_*``, by
@@ -53,6 +54,7 @@ class MetricsSnapshot:
     ledger_links: Mapping[str, LinkStats] = field(default_factory=dict)  # validator URL ->
     validator_links: Sequence[ValidatorLinks] = field(default=())
     cluster: Cluster | None = None  # with processes sharing a PostgreSQL database
+    pruned: Mapping[str, int] = field(default_factory=dict)  # kind -> rows past keep_<kind>
 
 
 def _label(value: str) -> str:
@@ -111,6 +113,13 @@ def render_metrics(s: MetricsSnapshot) -> str:
         lines.append(f'v2g_ocpp_tolerated_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_ocpp_rate_limited_total", "counter", "Frames refused by the rate limit.")
     lines.append(f"v2g_ocpp_rate_limited_total {s.rate_limited}")
+    family(
+        "v2g_store_pruned_total",
+        "counter",
+        "Rows a station's reports pushed past its keep_<kind> cap, oldest first, by kind.",
+    )
+    for kind, n in sorted(s.pruned.items()):
+        lines.append(f'v2g_store_pruned_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_settlements", "gauge", "Settlements and credits in the CSMS, by status.")
     for status in STATUSES:
         lines.append(f'v2g_settlements{{status="{status}"}} {s.settlements.get(status, 0)}')

@@ -19,6 +19,7 @@ from csms.blocks16.transactions import store_event
 from csms.context import StationContext
 from csms.ocpp.rpc import Handler
 from csms.store.ocpp16 import Ocpp16Store
+from csms.store.retention import METER_VALUES
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,10 @@ async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[
             transaction_id,
         )
     samples = parse_meter_values_16(payload["meterValue"])
-    await services.store.record_meter_values(ctx.station_id, payload["connectorId"], samples)
+    removed = await services.store.record_meter_values(
+        ctx.station_id, payload["connectorId"], samples, keep=services.keep(METER_VALUES)
+    )
+    services.pruned(ctx.station_id, METER_VALUES, removed)
     return {}
 
 

@@ -390,9 +390,9 @@ class ValidatorNode:
             try:
                 signed: Proposal | Vote
                 if isinstance(out, BroadcastProposal):
-                    signed = self._privval.sign_proposal(out.proposal)
+                    signed = await self._privval.sign_proposal_async(out.proposal)
                 else:
-                    signed = self._privval.sign_vote(out.vote, out.lock)
+                    signed = await self._privval.sign_vote_async(out.vote, out.lock)
             except DoubleSignRefused as exc:
                 log.warning("validator %s: %s", self.address, exc)
                 return

@@ -48,6 +48,8 @@ class CsmsConfig:
     keep_reports: int = retention.KEEP_REPORTS  # NotifyReport messages
     keep_charging_needs: int = retention.KEEP_CHARGING_NEEDS
     keep_connection_log: int = retention.KEEP_CONNECTION_LOG
+    # connectors whose status a station keeps; a status for one more is not stored
+    max_connectors_per_station: int = retention.MAX_CONNECTORS
     # settlement
     operator: str = "operator-1"  # the operator id written into every settlement
     tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
@@ -107,6 +109,7 @@ _POSITIVE = {
     "keep_reports",
     "keep_charging_needs",
     "keep_connection_log",
+    "max_connectors_per_station",
     "max_station_power_w",
     "http_max_body_bytes",
     "rate_limit_disconnect_after",

@@ -45,6 +45,21 @@ class CsmsServices:
         )
         self.pruned(station_id, CONNECTION_LOG, removed)
 
+    def connector_refused(self, station_id: str, evse_id: int, connector_id: int) -> None:
+        """Count (and log, once per station and hour) a status of a connector past
+        ``max_connectors_per_station``, not stored."""
+        most = self.config.max_connectors_per_station
+        self.pruning.note(
+            station_id,
+            "connector_status",
+            1,
+            most,
+            self.clock().timestamp(),
+            setting="max_connectors_per_station",
+            what=f"connector statuses not stored (the last: EVSE {evse_id} connector"
+            f" {connector_id})",
+        )
+
     def pruned(self, station_id: str, kind: Kind, removed: int) -> None:
         """Count (and log, once per station and hour) rows removed past ``keep_<kind>``."""
         self.pruning.note(station_id, kind.name, removed, self.keep(kind), self.clock().timestamp())

@@ -89,7 +89,8 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
     if server is not None:
         for counts in server.tolerated.values():
             tolerated.update(counts)
-    pruned: Counter[str] = Counter(dict.fromkeys((k.name for k in KINDS), 0))
+    kinds = [k.name for k in KINDS] + ["connector_status"]
+    pruned: Counter[str] = Counter(dict.fromkeys(kinds, 0))
     if server is not None:
         pruned.update(server.services.pruning.pruned)
     records = await deps.store.list_settlements()

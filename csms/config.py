@@ -40,6 +40,7 @@ class CsmsConfig:
     rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
     max_sampled_values: int = 200  # sampled values in one message; more: refused or truncated
     max_samples_per_transaction: int = 100_000  # samples stored per transaction; likewise
+    max_events_per_transaction: int = 20_000  # events stored per transaction; likewise
     # the newest rows kept per station of what it reports outside transactions (older ones
     # are removed as new ones come: csms.store.retention); README, Configuration
     keep_station_events: int = retention.KEEP_STATION_EVENTS
@@ -107,6 +108,7 @@ _POSITIVE = {
     "max_sampled_values",
     "max_samples_per_transaction",
     "max_report_parts",
+    "max_events_per_transaction",
     "keep_station_events",
     "keep_meter_values",
     "keep_security_events",

@@ -6,7 +6,9 @@ in one run, each on a fresh CSMS (in this process, SQLite, ledger off):
 
 - ``dispatch_all_answer_s``: every station answers (the reference);
 - ``dispatch_sequential_silent_s``: one silent station, sessions decided one at a time
-  (``dispatch_concurrency: 1``, how a pass ran before it was concurrent);
+  (``dispatch_concurrency: 1``, how a pass ran before it was concurrent; before, the silent
+  station also held the pass for the CSMS's ``call_timeout``, 30 s by default, twice:
+  SetChargingProfile, then CostUpdated);
 - ``dispatch_concurrent_silent_s``: one silent station, the default concurrency.
 
 Each figure is the time from the start of the pass until the last answering station has

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csms.config import CsmsConfig
+from csms.limits import TokenBucket
 from csms.model import TransactionEventRecord
 from csms.pruning import PruneLog
 from csms.sample_limits import SampleLimit, limit_sampled_values
@@ -33,6 +34,7 @@ class CsmsServices:
     # process-wide counts of what the CSMS learned of stations' EVSEs (csms.evse_discovery):
     # outcome -> count, for /metrics (v2g_evse_discovery_total)
     discovery: Counter[str] = field(default_factory=Counter)
+    discovery_pace: TokenBucket | None = None  # evse_discovery_per_s, made at first use
     pruning: PruneLog = field(default_factory=PruneLog)  # rows removed past the keep_* caps
 
     def now_text(self) -> str:

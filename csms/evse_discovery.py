@@ -15,10 +15,15 @@ The dispatcher and an operator's profiles are then bounded by what was learned
 (``csms.dispatch_limits``, ``csms.profile_bounds``). A station that refuses, answers a
 CALLERROR or does not answer in ``call_timeout`` keeps the limits it had; nothing of its
 setup waits on this. Each outcome is counted (``v2g_evse_discovery_total``).
+
+Paced: at most ``evse_discovery_per_s`` stations are asked per second, process-wide, so that
+a boot storm (every station of a fleet reconnecting after a restart) is served first and the
+reports follow at a bounded rate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -26,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from csms.errors import CsmsError
 from csms.evse_limits import facts_from_configuration, parse_power_key
+from csms.limits import TokenBucket
 from csms.store.evse_caps import EvseCapsStore
 
 if TYPE_CHECKING:
@@ -45,6 +51,13 @@ async def discover_evse_limits(connection: StationConnection) -> None:
         return
     counts = services.discovery
     station_id = connection.station_id
+    rate = services.config.evse_discovery_per_s
+    if services.discovery_pace is None:
+        services.discovery_pace = TokenBucket(rate, max(1, int(rate)))
+    delay = services.discovery_pace.reserve(asyncio.get_running_loop().time())
+    if delay > 0:
+        counts["paced"] += 1
+        await asyncio.sleep(delay)  # cancelled with the connection
     try:
         if connection.subprotocol == "ocpp1.6":
             power_key = (await services.store.get_station_caps(station_id)).power_key

@@ -331,6 +331,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX station_calls_target ON station_calls (target, state);
     """,
+    # a verified station password, remembered as an HMAC under the data directory's
+    # credential key (csms.credentials): a handshake after a restart costs no scrypt
+    """
+    ALTER TABLE stations ADD COLUMN password_mac TEXT;
+    """,
 ]
 
 # The triggers that count station registry changes (a station added or removed, a password

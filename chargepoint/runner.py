@@ -3,9 +3,14 @@
 Connection loop: connect (OCPP 2.0.1 randomised back-off between failures, ``backoff``) ->
 BootNotification until Accepted -> StatusNotifications and queued-event replay ->
 heartbeats at the CSMS's interval, until the link drops or a Reset asks for a reboot; then
-again. A session driver runs ``--sessions K`` sessions spread over the EVSEs. In ``--exit``
-mode the first error (a refused handshake, a Rejected boot, a CALLERROR, an idToken not
-Accepted) ends the run.
+again. Given several CSMS URLs (``fallback_urls``: several CSMS processes on one database),
+a station that cannot connect to one (refused, closed, no answer in ``open_timeout``, no
+answer to its boot) tries the next at once, and waits the back-off only after a whole round
+failed; a lost link is retried where it was, after the back-off, then the others. Sessions
+go on meanwhile; events not yet acknowledged wait in the offline queue and are sent on the
+next connection, wherever it is. A session driver runs ``--sessions K`` sessions spread over
+the EVSEs. In ``--exit`` mode the first error (a refused handshake, a Rejected boot, a
+CALLERROR, an idToken not Accepted) ends the run.
 
 Protocol timers (heartbeat, backoff, timeouts) are wall seconds; session timers (meter
 interval, session length) are station seconds on the accelerated clock.
@@ -29,7 +34,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chargepoint.backoff import Backoff
 from chargepoint.client import StationClient
-from chargepoint.clock import AcceleratedClock, Clock
+from chargepoint.clock import AcceleratedClock, Clock, Hold
 from chargepoint.config import StationConfig
 from chargepoint.connection import open_connection, station_url
 from chargepoint.device_model import RETRY_VARIABLES, DeviceModel, default_variables
@@ -57,20 +62,18 @@ FATAL_HTTP = (401, 403, 404)
 SECURITY_EVENTS = {"PowerUp": "StartupOfTheDevice", "RemoteReset": "ResetOrReboot"}
 
 
-STARTUP_WALL_S = 30.0  # wall seconds an accelerated station may take to connect, boot, authorize
-
-
 def default_start(config: StationConfig) -> datetime:
     """Where an accelerated station's clock starts: far enough back that its ``--sessions``
-    end no later than now (a record from the future is one no auditor trusts), even when
-    connecting and booting take up to ``STARTUP_WALL_S`` wall seconds, which the clock runs
-    through at full speed. A station at real speed, or one running without end, starts now."""
+    end no later than now (a record from the future is one no auditor trusts). Connecting,
+    booting, plug-in and authorization take no station time (the session driver holds the
+    clock through them), so the sessions run back to back from the start, ``session_seconds``
+    each at most; a minute per round is left for a wake-up the clock could not take out.
+    A station at real speed, or one running without end, starts now."""
     now = datetime.now(UTC)
     if config.speed <= 1 or config.sessions < 1:
         return now
     rounds = -(-config.sessions // max(1, config.evses))
-    startup = STARTUP_WALL_S * config.speed
-    return now - timedelta(seconds=rounds * (config.session_seconds + 600) + startup)
+    return now - timedelta(seconds=rounds * (config.session_seconds + 60))
 
 
 class StationRunner:
@@ -93,8 +96,18 @@ class StationRunner:
         on_session: SessionListener | None = None,
     ) -> None:
         self.config = config
-        self.url = station_url(config.url, config.station_id)
+        self.urls = tuple(
+            station_url(url, config.station_id) for url in (config.url, *config.fallback_urls)
+        )
+        self._at = 0  # index in ``urls`` of the CSMS to connect to next
+        self.failovers = 0  # moves to another CSMS URL
         self.clock = clock or AcceleratedClock(speed=config.speed, start=default_start(config))
+        # the session driver's hold on the clock, one per EVSE, taken from the start:
+        # connecting and booting take no station time (see ``drive_sessions``)
+        self._holds = {n: Hold(self.clock) for n in range(1, config.evses + 1)}
+        if config.sessions > 0:
+            for hold in self._holds.values():
+                hold.take()
         self._rand = rand
         self.errors: list[ChargePointError] = []
         self._fatal: asyncio.Event = asyncio.Event()
@@ -125,6 +138,17 @@ class StationRunner:
         )
         self.station.on_session = on_session
         self.connections = 0
+
+    @property
+    def url(self) -> str:
+        """The CSMS endpoint the station is connected to, or connects to next."""
+        return self.urls[self._at]
+
+    def _next_url(self, why: object) -> None:
+        if len(self.urls) > 1:
+            self._at = (self._at + 1) % len(self.urls)
+            self.failovers += 1
+            LOG.info("%s: %s; trying %s", self.config.station_id, why, self.url)
 
     def backoff(self) -> Backoff:
         """The reconnect policy in force: the configured one (in fractions of a second if so
@@ -167,25 +191,37 @@ class StationRunner:
         numbers = itertools.count()
 
         async def worker(evse: Evse) -> None:
-            while next(numbers) < self.config.sessions:
-                while True:
-                    await self.station.online.wait()
-                    if not evse.idle:
+            # connecting, booting, plug-in and authorization take no station time: the first
+            # EV arrives at the clock's start and each next one the instant the last one left
+            hold = self._holds[evse.evse_id]
+            try:
+                while next(numbers) < self.config.sessions:
+                    while True:
+                        if self.station.boot_accepted and not self.station.online.is_set():
+                            hold.give()  # a lost link: the sessions on other EVSEs go on
+                        await self.station.online.wait()
+                        if not evse.idle:  # e.g. a remote start's session: let it run
+                            hold.give()
+                            await asyncio.sleep(0.05)
+                            continue
+                        hold.take()
+                        try:
+                            done = await run_session(
+                                self.station,
+                                evse,
+                                self.config.id_token,
+                                seconds=self.config.session_seconds,
+                                hold=hold,
+                            )
+                        except ChargePointError as exc:  # e.g. an idToken not Accepted
+                            self.station.report(exc)  # fatal with --exit; else it is lost
+                            break
+                        if done:
+                            break
+                        hold.give()
                         await asyncio.sleep(0.05)
-                        continue
-                    try:
-                        done = await run_session(
-                            self.station,
-                            evse,
-                            self.config.id_token,
-                            seconds=self.config.session_seconds,
-                        )
-                    except ChargePointError as exc:  # e.g. an idToken not Accepted
-                        self.station.report(exc)  # fatal with --exit; else the session is lost
-                        break
-                    if done:
-                        break
-                    await asyncio.sleep(0.05)
+            finally:
+                hold.give()
 
         await asyncio.gather(*(worker(e) for e in self.station.evses.values()))
         await self.station.drained()
@@ -201,6 +237,7 @@ class StationRunner:
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self.config.connect_timeout
         attempt = 0
+        tried = 0  # URLs that failed since the last back-off wait or connection
         reason = "PowerUp"
         while True:
             password = self.station.device_model.read("SecurityCtrlr", "BasicAuthPassword")
@@ -218,12 +255,18 @@ class StationRunner:
                 too_long = loop.time() >= give_up_at
                 if self.config.exit_when_done and (refused or too_long):
                     raise
+                self._next_url(exc)
+                tried += 1
+                if tried < len(self.urls):
+                    continue  # another CSMS may answer: no wait before trying it
+                tried = 0
                 delay = self.backoff().delay(attempt, self._rand())
                 LOG.info("%s: %s; retrying in %.1f s", self.config.station_id, exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             self.connections += 1
+            tried = 0
             outcome = await self._serve(ws, reason)
             give_up_at = loop.time() + self.config.connect_timeout
             reason = "RemoteReset" if outcome == "reboot" else "Unknown"
@@ -232,6 +275,8 @@ class StationRunner:
                 continue
             # a link that never got past boot counts as a failed attempt; a lost one starts over
             attempt = attempt + 1 if outcome == "not-booted" else 0
+            if outcome == "not-booted":
+                self._next_url("no boot answer")
             await asyncio.sleep(self.backoff().delay(attempt, self._rand()))
 
     async def _serve(self, ws: ClientConnection, reason: str) -> str:

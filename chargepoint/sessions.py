@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from chargepoint.clock import next_aligned
+from chargepoint.clock import Hold, next_aligned
 from chargepoint.errors import CallTimeout, NotConnected
 from chargepoint.metering import DepartingMeterSource, ReadingContext
 from chargepoint.provisioning import perform_reset
@@ -31,6 +31,7 @@ async def run_session(
     *,
     seconds: float,
     remote_start_id: int | None = None,
+    hold: Hold | None = None,
 ) -> bool:
     """Run one session on ``evse``; True once it ended, False if it could not start.
 
@@ -38,6 +39,10 @@ async def run_session(
     with trigger Authorized; a remote one (``remote_start_id`` given) has been plugged in by
     the caller and authorizes only if AuthCtrlr.AuthorizeRemoteStart. A Reset OnIdle that was
     Scheduled is carried out when the last transaction ends.
+
+    With ``hold`` (the session driver's hold on the station clock, taken) the clock runs from
+    the Begin to the End only: plug-in, authorization and unplugging take no station time, so
+    a simulated EV begins the instant it arrives and the next one the instant it left.
     """
     remote = remote_start_id is not None
     if not remote:
@@ -77,10 +82,14 @@ async def run_session(
         apply_limits(station)  # a TxDefaultProfile governs the new EV from the start
         await station.submit(started)
         begin = started.timestamp
+        if hold is not None:
+            hold.give()
         end = begin + timedelta(seconds=seconds)  # at the latest; earlier if the EV leaves
         if (departure := _departure(station, evse)) is not None and begin < departure < end:
             end = departure
-        await _sample_until(station, evse, stop, begin, end)
+        await _sample_until(station, evse, stop, begin, end, hold)
+        if hold is not None:
+            hold.take()  # until the EV is gone: the next one arrives at this instant
         # a session that ran its course ends at its exact instant, however late the wake-up
         end_sample = station.sample(
             evse,
@@ -119,7 +128,12 @@ async def run_session(
 
 
 async def _sample_until(
-    station: Station, evse: Evse, stop: StopRequest, begin: datetime, end: datetime
+    station: Station,
+    evse: Evse,
+    stop: StopRequest,
+    begin: datetime,
+    end: datetime,
+    hold: Hold | None = None,
 ) -> None:
     """Updated events until ``end`` or a stop request.
 
@@ -128,6 +142,8 @@ async def _sample_until(
     instants and carry that exact instant, with the meter's signed Intermediate record, so
     every tariff boundary on the grid has a signed reading. Both intervals are re-read each
     time (SetVariables). When both fall together the clock-aligned one goes first.
+    With ``hold`` the station clock stands still from each wake-up until its events are
+    through: signing and a slow round trip do not carry station time past the instants due.
     """
     periodic = begin
     aligned_done = begin
@@ -142,32 +158,47 @@ async def _sample_until(
             return
         if await station.clock.wait(stop.event, _until(station, due)):
             return
+        if hold is not None:
+            hold.take()
+        try:
+            await _sample_at(station, evse, due, aligned, periodic_due)
+        finally:
+            if hold is not None:
+                hold.give()
         if due == aligned:
             aligned_done = aligned
-            earlier = station.held_samples(evse, before=aligned)
-            sample = station.sample(evse, ReadingContext.SAMPLE_CLOCK, "Measurands", at=aligned)
-            event = evse.update(
-                now=aligned,
-                trigger=TriggerReason.METER_VALUE_CLOCK,
-                meter=sample,
-                earlier=earlier,
-                charging_state=charging_state(station, evse),
-            )
-            await station.submit(event)
         if due == periodic_due:
             periodic = periodic_due
-            earlier = station.held_samples(evse, before=periodic_due)
-            sample = station.sample(
-                evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands", at=periodic_due
-            )
-            event = evse.update(
-                now=sample.timestamp,
-                trigger=TriggerReason.METER_VALUE_PERIODIC,
-                meter=sample,
-                earlier=earlier,
-                charging_state=charging_state(station, evse),
-            )
-            await station.submit(event)
+
+
+async def _sample_at(
+    station: Station, evse: Evse, due: datetime, aligned: datetime | None, periodic_due: datetime
+) -> None:
+    """The Updated events due at ``due``: the clock-aligned one first, then the periodic one."""
+    if due == aligned:
+        earlier = station.held_samples(evse, before=aligned)
+        sample = station.sample(evse, ReadingContext.SAMPLE_CLOCK, "Measurands", at=aligned)
+        event = evse.update(
+            now=aligned,
+            trigger=TriggerReason.METER_VALUE_CLOCK,
+            meter=sample,
+            earlier=earlier,
+            charging_state=charging_state(station, evse),
+        )
+        await station.submit(event)
+    if due == periodic_due:
+        earlier = station.held_samples(evse, before=periodic_due)
+        sample = station.sample(
+            evse, ReadingContext.SAMPLE_PERIODIC, "TxUpdatedMeasurands", at=periodic_due
+        )
+        event = evse.update(
+            now=sample.timestamp,
+            trigger=TriggerReason.METER_VALUE_PERIODIC,
+            meter=sample,
+            earlier=earlier,
+            charging_state=charging_state(station, evse),
+        )
+        await station.submit(event)
 
 
 def charging_state(station: Station, evse: Evse) -> ChargingState | None:

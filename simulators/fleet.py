@@ -18,6 +18,7 @@ from pathlib import Path
 from chargepoint.backoff import Backoff
 from chargepoint.clock import AcceleratedClock
 from chargepoint.config import StationConfig
+from chargepoint.connection import csms_urls
 from chargepoint.ev import Ev, EvSpec
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.runner import runner_for
@@ -138,9 +139,11 @@ async def run_station(
     scenario: Scenario, plan: StationPlan, csms_url: str, seed: int
 ) -> StationRun:
     """Run one station's sessions to the end: its error lines (empty when clean) and how fast
-    its clock really ran."""
+    its clock really ran. ``csms_url`` may list several CSMS processes, comma-separated."""
+    first, *others = csms_urls(csms_url)
     config = StationConfig(
-        url=csms_url,
+        url=first,
+        fallback_urls=tuple(others),
         station_id=plan.station_id,
         password=plan.password,
         evses=scenario.evses_per_station,
@@ -163,7 +166,9 @@ async def run_station(
         stay_seconds=plan.session_seconds,
         new_ev_for=lambda evse: ev_factory(scenario, random.Random(evse_seed(seed, evse))),
     )
-    clock = AcceleratedClock(speed=scenario.speed, start=plan.start)
+    # held until the runner holds it for its session driver: the first EVs arrive at
+    # ``plan.start`` however long this process takes to get the stations going
+    clock = AcceleratedClock(speed=scenario.speed, start=plan.start, held=True)
     departures: list[str] = []
 
     def on_session(report: SessionReport) -> None:
@@ -181,6 +186,7 @@ async def run_station(
         )
 
     runner = runner_for(config, clock=clock, meters=meters, on_session=on_session)
+    clock.release()
     code = await runner.run()
     errors = [] if code == 0 else [f"{plan.station_id}: {e}" for e in runner.errors]
     return StationRun(errors, clock.achieved_speed(), tuple(departures))

@@ -50,6 +50,7 @@ from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
 from ledger.consensus.evidence import EvidencePool, evidence_in
 from ledger.consensus.gossip import to_resend
 from ledger.consensus.handshake import Role
+from ledger.consensus.limits import ConnectionCaps, ConnectionLimits
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.messages import (
     BroadcastProposal,
@@ -115,6 +116,7 @@ class NodeConfig:
     max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
     max_block_txs: int = 500
     gossip_interval_ms: int = 300
+    connection_caps: ConnectionCaps = field(default_factory=ConnectionCaps)
 
 
 def wall_clock_ms() -> int:
@@ -157,6 +159,7 @@ class ValidatorNode:
             key=config.key,
             validators=self._validator_key,
             submitters=self._submitter_key,
+            caps=config.connection_caps,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
@@ -254,6 +257,11 @@ class ValidatorNode:
     def refused_submissions(self) -> int:
         """Submissions on client connections (which may only read), answered rejected."""
         return self._peers.refused_submissions
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """Connections open per source address and overall, and those refused by a cap."""
+        return self._peers.limits
 
     @property
     def handshake_failures(self) -> int:

@@ -23,8 +23,10 @@ stored) run as tasks owned by the connection they answer (``Link.spawn``): at mo
 and for clients, who proved nothing, ``MAX_WAITS_PER_CLIENT`` on one connection and
 ``MAX_CLIENT_WAITS`` on all of them together (so strangers cannot use up what submitters
 need); more are refused, and a connection's tasks are cancelled when it closes, so a client
-that goes away leaves no work. At most ``MAX_SUBMITTERS`` submitter links, ``MAX_CLIENTS``
-client links and ``MAX_OPENING`` unfinished handshakes at a time.
+that goes away leaves no work. At most ``MAX_SUBMITTERS`` submitter links and
+``MAX_CLIENTS`` client links at a time. Connections per source address and overall, and
+those still in their handshake, are capped from the moment the TCP connection is accepted
+(``limits.py``): one over a cap is closed at once, unread, and counted.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -53,6 +55,7 @@ from ledger.consensus.handshake import (
     new_hello,
     prove,
 )
+from ledger.consensus.limits import ConnectionCaps, ConnectionLimits, Slot
 from ledger.consensus.wire import (
     GetBlocks,
     GetReceipt,
@@ -79,7 +82,6 @@ MAX_WAITS_PER_CLIENT = 16  # answers in flight on one client (read-only) connect
 MAX_CLIENT_WAITS = 1_024  # answers in flight on all client connections together
 MAX_CLIENTS = 256  # client (read-only) links open at once
 MAX_SUBMITTERS = 64  # submitter links open at once
-MAX_OPENING = 1024  # inbound connections still in their handshake (each at most HANDSHAKE_S)
 MAX_REQUEST = 1024  # a client's request other than a submission
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
@@ -218,6 +220,29 @@ async def greet(
     )
 
 
+class LimitedConnection(ServerConnection):
+    """A server connection that takes a slot of ``limits`` when its TCP connection is
+    accepted, or is closed at once when none is left (before anything is read)."""
+
+    limits: ClassVar[ConnectionLimits]
+    slot: Slot | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.slot = self.limits.admit(address)
+        if self.slot is None:
+            cast(asyncio.Transport, transport).abort()  # refused: counted by the cap it hit
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.slot is None:
+            return  # refused when accepted: nothing was started
+        self.slot.release()
+        super().connection_lost(exc)
+
+
 class PeerNetwork:
     """Listen for peers and clients; keep outbound links to peer URLs."""
 
@@ -231,6 +256,7 @@ class PeerNetwork:
         key: SigningKey,
         validators: ValidatorKeys,
         submitters: SubmitterKeys | None = None,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -242,7 +268,7 @@ class PeerNetwork:
         self._server: Server | None = None
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._opening = 0  # inbound handshakes under way
+        self.limits = ConnectionLimits(caps)
         self._refusals: dict[str, str] = {}  # peer URL -> why it last refused (logged once)
         self.clients = 0  # client links open
         self.submitters = 0  # submitter links open
@@ -254,8 +280,15 @@ class PeerNetwork:
         self.handshake_failures = 0  # inbound and outbound openings that failed
 
     async def listen(self) -> None:
+        connection = type("Limited", (LimitedConnection,), {"limits": self.limits})
         self._server = await serve(
-            self._serve, self._host, self._port, max_size=MAX_FRAME, compression=None
+            self._serve,
+            self._host,
+            self._port,
+            max_size=MAX_FRAME,
+            compression=None,
+            open_timeout=HANDSHAKE_S,
+            create_connection=connection,
         )
 
     @property
@@ -325,10 +358,6 @@ class PeerNetwork:
             log.warning("peer %s is not a validator link: %s", url, reason)
 
     async def _serve(self, ws: ServerConnection) -> None:
-        if self._opening >= MAX_OPENING:
-            await ws.close(TRY_AGAIN_LATER, "too many connections opening")
-            return
-        self._opening += 1
         try:
             async with asyncio.timeout(HANDSHAKE_S):
                 role, peer = await self._accept(ws)
@@ -340,8 +369,8 @@ class PeerNetwork:
             return
         except WebSocketException:
             return
-        finally:
-            self._opening -= 1
+        if isinstance(ws, LimitedConnection) and ws.slot is not None:
+            ws.slot.established()
         if role is Role.CLIENT:
             if self.clients >= MAX_CLIENTS:
                 await ws.close(TRY_AGAIN_LATER, "too many clients")

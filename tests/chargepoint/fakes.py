@@ -50,6 +50,12 @@ class FixedClock:
         self.current += timedelta(seconds=max(0.0, seconds))
         return event.is_set()
 
+    def hold(self) -> None:
+        """Nothing to stop: this clock moves only when slept through."""
+
+    def release(self) -> None:
+        """Nothing to resume."""
+
 
 class ConstantMeter:
     """Registers that grow by 100 Wh per read."""

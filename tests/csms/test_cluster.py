@@ -270,6 +270,37 @@ async def test_the_api_of_b_answers_for_a_station_on_a_as_for_its_own(
         await web.stop()
 
 
+async def test_the_fleet_view_of_any_process_shows_which_process_holds_each_station(
+    pair: tuple[CsmsApp, CsmsApp], tmp_path: Path
+) -> None:
+    a, b = pair
+    await b.store.add_station("CS-IDLE", hash_password(PASSWORD), format_timestamp(utc_now()))
+    await OperatorRegistry(b.store).add(*OPERATOR, "operator", "2026-01-01")
+    live = await start_web(
+        ReviewDeps(store=b.store, data_dir=tmp_path, stations=b.stations, server=b.server),
+        "127.0.0.1",
+        0,
+    )
+    read_only = await start_web(ReviewDeps(store=b.store, data_dir=tmp_path), "127.0.0.1", 0)
+    try:
+        async with station_on(a), httpx.AsyncClient(timeout=10) as http:
+            for web in (live, read_only):
+                listed = await http.get(f"http://127.0.0.1:{web.port}/api/stations", auth=OPERATOR)
+                assert listed.status_code == 200, listed.text
+                by_id = {s["station_id"]: s for s in listed.json()}
+                assert by_id[STATION]["connected"] and by_id[STATION]["process"] == "A"
+                assert by_id[STATION]["ocpp_version"] == "ocpp2.0.1"
+                assert not by_id["CS-IDLE"]["connected"] and by_id["CS-IDLE"]["process"] is None
+            page = f"http://127.0.0.1:{live.port}"
+            await http.post(f"{page}/login", data={"name": OPERATOR[0], "password": OPERATOR[1]})
+            html = (await http.get(f"{page}/stations")).text
+            assert "Connected through CSMS processes" in html
+            assert '<td class="process">A</td>' in html and '<td class="process">-</td>' in html
+    finally:
+        await read_only.stop()
+        await live.stop()
+
+
 def test_cluster_settings_are_checked_naming_file_and_key(tmp_path: Path) -> None:
     from csms.config import load_config
     from csms.errors import ConfigError

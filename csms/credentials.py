@@ -74,6 +74,7 @@ class CredentialChecker:
         self._remember = remember
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
         self._lines: dict[str, asyncio.Lock] = {}
+        self._writing: set[asyncio.Task[None]] = set()  # verified passwords being stored
         self._dummy_hash = hash_password(os.urandom(16).hex())  # unknown ids are checked on it
         self.hashes = 0  # scrypt verifications run (for tests and metrics)
         self.cache_hits = 0  # passwords matched by their remembered MAC
@@ -126,12 +127,25 @@ class CredentialChecker:
                 del self._lines[station_id]
         if not ok or stored is None:
             return False
-        if self._remember is not None:
-            try:
-                await self._remember(station_id, stored, self.mac(station_id, stored, password))
-            except Exception as exc:  # the next handshake runs a scrypt again, nothing worse
-                log.warning("%s: verified password not remembered: %s", station_id, exc)
+        if self._remember is not None:  # written beside the handshake, not in its way
+            task = asyncio.create_task(
+                self._remembered(station_id, stored, self.mac(station_id, stored, password))
+            )
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
         return True
+
+    async def _remembered(self, station_id: str, stored: str, mac: str) -> None:
+        assert self._remember is not None
+        try:
+            await self._remember(station_id, stored, mac)
+        except Exception as exc:  # the next handshake runs a scrypt again, nothing worse
+            log.warning("%s: verified password not remembered: %s", station_id, exc)
+
+    async def drain(self) -> None:
+        """Wait for the verified passwords still being written (before the store closes)."""
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
 
     def _timed_verify(self, password: str, stored: str) -> bool:
         began = time.perf_counter()

@@ -182,6 +182,7 @@ class CsmsServer:
         if self.cluster is not None:
             await self.cluster.stop()
         await self.loop_lag.stop()
+        await self.credentials.drain()
         self.credentials.close()
 
     def _select_subprotocol(

@@ -185,6 +185,7 @@ async def test_the_remembered_mac_is_keyed_by_the_data_dirs_key_not_kept_in_the_
     csms: CsmsApp,
 ) -> None:
     assert await handshake(csms, STATION, PASSWORD)
+    await csms.server.credentials.drain()  # stored beside the handshake
     station = await csms.store.get_station(STATION)
     assert station is not None and station.password_mac == await stored_mac(csms, STATION)
     key = load_credential_key(csms.data_dir)
@@ -197,9 +198,11 @@ async def test_the_remembered_mac_is_keyed_by_the_data_dirs_key_not_kept_in_the_
 
 async def test_a_new_password_drops_the_remembered_mac(csms: CsmsApp) -> None:
     assert await handshake(csms, STATION, PASSWORD)
+    await csms.server.credentials.drain()
     assert await stored_mac(csms, STATION) is not None
     await csms.store.update_station_secret(STATION, hash_password("a new one"), None)
     assert await stored_mac(csms, STATION) is None
     assert not await handshake(csms, STATION, PASSWORD)
     assert await handshake(csms, STATION, "a new one")
+    await csms.server.credentials.drain()
     assert await stored_mac(csms, STATION) is not None

@@ -233,8 +233,7 @@ class ReviewService:
             if shared or self.deps.stations is not None:
                 online = station.station_id in connected
             else:  # a read-only view of a SQLite file: the connection log's last word
-                log_entries = await store.connection_log(station.station_id)
-                online = bool(log_entries) and log_entries[-1][0] == "connected"
+                online = await overview.last_connection_event(station.station_id) == "connected"
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
             fingerprint, key_problem = meter_key_summary(station.meter_key)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -51,6 +52,7 @@ from ledger.consensus.evidence import EvidencePool, evidence_in
 from ledger.consensus.gossip import to_resend
 from ledger.consensus.handshake import Role
 from ledger.consensus.limits import ConnectionCaps, ConnectionLimits
+from ledger.consensus.linkstats import ValidatorLinks
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.messages import (
     BroadcastProposal,
@@ -263,6 +265,27 @@ class ValidatorNode:
         """Connections open per source address and overall, and those refused by a cap."""
         return self._peers.limits
 
+    def link_report(self) -> ValidatorLinks:
+        """The counters of this validator's links (copies: later traffic does not change
+        them)."""
+        peers = self._peers
+        return ValidatorLinks(
+            address=self.address,
+            peers={url: dataclasses.replace(stats) for url, stats in peers.links.items()},
+            connections={
+                str(Role.CLIENT): peers.clients,
+                str(Role.SUBMITTER): peers.submitters,
+                str(Role.VALIDATOR): peers.validator_links,
+            },
+            messages_in={str(r): stats.messages_in for r, stats in peers.inbound.items()},
+            messages_out={str(r): stats.messages_out for r, stats in peers.inbound.items()},
+            handshake_failures=peers.handshake_failures,
+            refused_connections=dict(peers.limits.refused),
+            busy=peers.refused,
+            dropped_frames=peers.dropped,
+            refused_submissions=peers.refused_submissions,
+        )
+
     @property
     def handshake_failures(self) -> int:
         return self._peers.handshake_failures
@@ -367,9 +390,9 @@ class ValidatorNode:
             try:
                 signed: Proposal | Vote
                 if isinstance(out, BroadcastProposal):
-                    signed = self._privval.sign_proposal(out.proposal)
+                    signed = await self._privval.sign_proposal_async(out.proposal)
                 else:
-                    signed = self._privval.sign_vote(out.vote, out.lock)
+                    signed = await self._privval.sign_vote_async(out.vote, out.lock)
             except DoubleSignRefused as exc:
                 log.warning("validator %s: %s", self.address, exc)
                 return

@@ -1,9 +1,11 @@
 """Counting and logging the rows the per-station caps removed (pure: time is passed in).
 
 The store prunes a station's oldest rows of a kind past its ``keep_<kind>`` cap
-(``csms.store.retention``) and says how many went. Every removed row is counted per kind
-(``v2g_store_pruned_total{kind}``); a station reaching its cap is logged at most once per
-``interval`` seconds and kind, so a station that floods does not flood the log too.
+(``csms.store.retention``) and says how many went; the status of a connector past
+``max_connectors_per_station`` is not stored at all (kind ``connector_status``). Every row
+removed or not stored is counted per kind (``v2g_store_pruned_total{kind}``); a station
+reaching its cap is logged at most once per ``interval`` seconds and kind, so a station that
+floods does not flood the log too.
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ class PruneLog:
     pruned: Counter[str] = field(default_factory=Counter)  # kind -> rows removed
     _since_logged: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
 
-    def note(self, station_id: str, kind: str, removed: int, keep: int, now: float) -> bool:
+    def note(
+        self,
+        station_id: str,
+        kind: str,
+        removed: int,
+        keep: int,
+        now: float,
+        *,
+        setting: str = "",
+        what: str = "oldest removed",
+    ) -> bool:
         """Count ``removed`` rows of ``kind``; log once per station, kind and interval (True
         when this call logged). The log line says how many went since the last one."""
         if removed <= 0:
@@ -39,11 +51,12 @@ class PruneLog:
             return False
         self._since_logged[key] = (now, 0)
         log.warning(
-            "%s: %s past keep_%s (%d per station): %d oldest removed",
+            "%s: %s past %s (%d per station): %d %s",
             station_id,
             kind,
-            kind,
+            setting or f"keep_{kind}",
             keep,
             unlogged,
+            what,
         )
         return True

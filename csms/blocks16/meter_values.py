@@ -43,9 +43,15 @@ async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[
     if transaction_id is not None and not await store16.is_stopped(ctx.station_id, transaction_id):
         # Convert before allocating a seqNo, so a rejected message leaves no gap behind.
         updated_record(ctx.station_id, transaction_id, 0, payload)
-        seq_no, _ = await store16.sequence_number(
-            ctx.station_id, transaction_id, content_key(payload)
-        )
+        key = content_key(payload)
+        # past max_events_per_transaction a new message allocates nothing (a resend still
+        # maps to its seqNo): refused for a strict station, not stored for a tolerant one
+        if not await store16.event_allowed(
+            ctx.station_id, transaction_id, key, services.sample_limit(tolerant=ctx.tolerant)
+        ):
+            ctx.events_past_limit(str(transaction_id), "MeterValues")
+            return {}
+        seq_no, _ = await store16.sequence_number(ctx.station_id, transaction_id, key)
         await store_event(ctx, updated_record(ctx.station_id, transaction_id, seq_no, payload))
         return {}
     if transaction_id is not None:

@@ -62,6 +62,7 @@ KEEP_SECURITY_EVENTS = 1_000
 KEEP_REPORTS = 1_000
 KEEP_CHARGING_NEEDS = 1_000
 KEEP_CONNECTION_LOG = 1_000
+MAX_CONNECTORS = 64  # connectors (EVSE, connector) whose status a station keeps
 
 STATION_EVENTS = Kind("station_events", "station_events")
 METER_VALUES = Kind("meter_values", "meter_samples", "transaction_id IS NULL")

@@ -361,14 +361,42 @@ class CsmsStore:
         return [(row["event"], row["detail"]) for row in rows]
 
     async def set_connector_status(
-        self, station_id: str, evse_id: int, connector_id: int, status: str, at: str
-    ) -> None:
-        await self.execute_write(
-            "INSERT INTO connector_status (station_id, evse_id, connector_id, status, at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id, evse_id, connector_id)"
-            " DO UPDATE SET status = excluded.status, at = excluded.at",
-            (station_id, evse_id, connector_id, status, at),
-        )
+        self,
+        station_id: str,
+        evse_id: int,
+        connector_id: int,
+        status: str,
+        at: str,
+        *,
+        most: int = retention.MAX_CONNECTORS,
+    ) -> bool:
+        """The connector's latest status. A station keeps at most ``most`` connectors
+        (``max_connectors_per_station``): the status of one more is not stored (False)."""
+        key = (station_id, evse_id, connector_id)
+
+        def unit(conn: SyncConnection) -> bool:
+            updated = conn.execute(
+                "UPDATE connector_status SET status = ?, at = ?"
+                " WHERE station_id = ? AND evse_id = ? AND connector_id = ?",
+                (status, at, *key),
+            ).rowcount
+            if updated:
+                return True
+            held = conn.execute(
+                "SELECT COUNT(*) FROM connector_status WHERE station_id = ?", (station_id,)
+            ).fetchone()[0]
+            if int(held) >= most:
+                return False
+            conn.execute(
+                "INSERT INTO connector_status (station_id, evse_id, connector_id, status, at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id, evse_id, connector_id)"
+                " DO UPDATE SET status = excluded.status, at = excluded.at",
+                (*key, status, at),
+            )
+            return True
+
+        stored: bool = await self.group.submit(unit)
+        return stored
 
     async def connector_statuses(self, station_id: str) -> dict[tuple[int, int], str]:
         rows = await self.fetchall(

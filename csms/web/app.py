@@ -89,7 +89,8 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
     if server is not None:
         for counts in server.tolerated.values():
             tolerated.update(counts)
-    pruned: Counter[str] = Counter(dict.fromkeys((k.name for k in KINDS), 0))
+    kinds = [k.name for k in KINDS] + ["connector_status"]
+    pruned: Counter[str] = Counter(dict.fromkeys(kinds, 0))
     if server is not None:
         pruned.update(server.services.pruning.pruned)
     records = await deps.store.list_settlements()
@@ -108,6 +109,7 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         pruned=pruned,
         throttles=([auth.throttle] if auth is not None else [])
         + ([server.throttle] if server is not None else []),
+        discovery=dict(server.services.discovery) if server is not None else {},
         ledger_links=deps.ledger_links() if deps.ledger_links is not None else {},
         validator_links=deps.validator_links() if deps.validator_links is not None else (),
         cluster=server.cluster if server is not None else None,

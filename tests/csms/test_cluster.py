@@ -348,3 +348,17 @@ def test_cluster_settings_are_checked_naming_file_and_key(tmp_path: Path) -> Non
         5.0,
         8,
     )
+
+
+async def test_a_second_running_process_with_the_same_name_is_refused_at_start(
+    pair: tuple[CsmsApp, CsmsApp], url: str, tmp_path: Path
+) -> None:
+    from csms.errors import ConfigError
+
+    a, b = pair
+    async with station_on(a):
+        with pytest.raises(ConfigError, match="process_name 'A' is in use"):
+            await start_csms(tmp_path / "again", settings(url, "A"))
+        # ... and it took nothing from the running A on its way out
+        assert (await live_leases(b.store))[STATION].process == "A"
+        assert STATION in a.server.connections

@@ -51,6 +51,7 @@ async def app(tmp_path: Path, database: str) -> AsyncIterator[CsmsApp]:
         keep_reports=KEEP,
         keep_charging_needs=KEEP,
         keep_connection_log=KEEP,
+        max_connectors_per_station=KEEP,
     )
     csms = await start_csms(tmp_path / "data", config, serve_web=True)
     for station in (STATION, OTHER):
@@ -65,11 +66,12 @@ async def stored(app: CsmsApp, kind: Kind, station: str = STATION) -> int:
     return int(row[0])
 
 
-async def pruned_metric(app: CsmsApp, kind: Kind) -> int:
+async def pruned_metric(app: CsmsApp, kind: Kind | str) -> int:
     assert app.web is not None
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.web.port}") as http:
         text = (await http.get("/metrics", auth=("ada", "auditor-pw"))).text
-    prefix = f'v2g_store_pruned_total{{kind="{kind.name}"}} '
+    name = kind if isinstance(kind, str) else kind.name
+    prefix = f'v2g_store_pruned_total{{kind="{name}"}} '
     (line,) = [line for line in text.splitlines() if line.startswith(prefix)]
     return int(line.removeprefix(prefix))
 
@@ -277,3 +279,41 @@ async def test_the_connection_log_keeps_the_newest_entries(app: CsmsApp) -> None
         (STATION,),
     )
     assert last[0] == "disconnected"
+
+
+def status_201(n: int) -> dict[str, object]:
+    return {"timestamp": NOW, "connectorStatus": "Available", "evseId": n, "connectorId": 1}
+
+
+def status_16(n: int) -> dict[str, object]:
+    return {"connectorId": n, "errorCode": "NoError", "status": "Available"}
+
+
+@pytest.mark.parametrize("version", ["ocpp2.0.1", "ocpp1.6"])
+async def test_connectors_past_the_cap_are_not_stored(
+    app: CsmsApp, caplog: pytest.LogCaptureFixture, version: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="csms.pruning")
+    payload = status_16 if version == "ocpp1.6" else status_201
+    client = await open_client(app, subprotocols=[version])
+    try:
+        for n in range(1, KEEP + 4):  # three connectors too many
+            answer = await client.call("StatusNotification", payload(n))
+            assert answer[0] == 3, answer
+        # a connector already kept still gets its new status
+        await client.call(
+            "StatusNotification",
+            {**payload(1), "status": "Charging"}
+            if version == "ocpp1.6"
+            else {**payload(1), "connectorStatus": "Occupied"},
+        )
+        statuses = await app.store.connector_statuses(STATION)
+    finally:
+        await client.ws.close()
+    assert sorted(e for e, _ in statuses) == list(range(1, KEEP + 1))
+    assert statuses[(1, 1)] in ("Charging", "Occupied")
+    assert await pruned_metric(app, "connector_status") == 3
+    logs = [
+        r.getMessage() for r in caplog.records if "max_connectors_per_station" in r.getMessage()
+    ]
+    assert len(logs) == 1 and logs[0].startswith(f"{STATION}: connector_status past"), logs

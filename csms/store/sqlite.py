@@ -895,16 +895,18 @@ class CsmsStore:
         tx_index: int,
         receipt: str | None,
     ) -> None:
-        """Record where the ledger committed it and take it off the outbox, atomically."""
-        async with self.transaction():
-            await self._engine.execute(
+        """Record where the ledger committed it (and its receipt, when given) and take it off
+        the outbox, atomically: one unit of the group commit, one hop to the writer."""
+
+        def unit(conn: SyncConnection) -> None:
+            conn.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
                 " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
                 (at, block_height, block_hash, tx_index, receipt, settlement_id),
             )
-            await self._engine.execute(
-                "DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,)
-            )
+            conn.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+
+        await self.group.submit(unit)
 
     async def settlements_without_receipt(self, limit: int = 100) -> list[str]:
         rows = await self.fetchall(

@@ -793,6 +793,22 @@ class CsmsStore:
             )
         return [SettlementRecord(**dict(row)) for row in rows]
 
+    async def settlements_of_session(
+        self, station_id: str, transaction_id: str
+    ) -> list[SettlementRecord]:
+        """One session's settlement and the credits that correct it (oldest first)."""
+        rows = await self.fetchall(
+            "SELECT * FROM settlements WHERE station_id = ? AND transaction_id = ?"
+            f" {_SETTLEMENT_ORDER}",
+            (station_id, transaction_id),
+        )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
+    async def settlement_counts(self) -> dict[str, int]:
+        """How many settlements and credits there are of each status."""
+        rows = await self.fetchall("SELECT status, COUNT(*) FROM settlements GROUP BY status")
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def settlement_blocks(self, limit: int) -> tuple[list[int], int]:
         """The newest ``limit`` block heights holding settlements, newest first, and how many
         blocks hold any."""

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import hashlib
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from csms.errors import CallTimeout, CsmsError, StationNotConnected
+from csms.errors import CallTimeout, ConfigError, CsmsError, StationNotConnected
 from csms.remote_calls import (
     RemoteCallsBusy,
     decode_outcome,
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 ANSWER_MARGIN_S = 3.0  # the asker waits this much longer than the holder waits for the station
 LISTEN_RETRY_S = 1.0
+NAME_LOCK = 7420152  # advisory lock class of process names (7420151: migrations)
 EARLY_ANSWERS = 1024
 
 # Set while this process runs an operation another process asked for: never forwarded again.
@@ -89,7 +91,6 @@ class Cluster:
         self._serving: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listening = asyncio.Event()
         self._listener: Any = None
         # counters (metrics and tests)
         self.released = 0  # local connections closed: the station connected elsewhere
@@ -103,23 +104,55 @@ class Cluster:
         return channel_for(self.process)
 
     @property
+    def waiting(self) -> int:
+        """Calls to stations on other processes in progress."""
+        return self._reserved
+
+    @property
     def leases(self) -> LeaseStore:
         assert self._leases is not None, "cluster not started"
         return self._leases
 
     async def start(self) -> None:
-        """Drop a former run's leases, listen, then renew: before any station is served."""
-        self._leases = await LeaseStore.open(
-            self._url, self.process, lease_seconds=self.lease_seconds
-        )
-        await self.leases.release_all()
-        self._tasks.append(asyncio.create_task(self._listen(), name="cluster-listen"))
+        """Claim the name, drop a former run's leases, listen: before any station is served.
+
+        ConfigError when another running process has the same name (each holds its name,
+        as a PostgreSQL advisory lock, for as long as its listening connection lives)."""
+        conn = await self._listen_connection()
         try:
-            await asyncio.wait_for(self._listening.wait(), 30)
-        except TimeoutError:
+            if not await self._claim_name(conn):
+                raise ConfigError(
+                    f"process_name {self.process!r} is in use by another running CSMS on this"
+                    " database: give each process its own (--process-name)"
+                )
+            self._leases = await LeaseStore.open(
+                self._url, self.process, lease_seconds=self.lease_seconds
+            )
+            await self.leases.release_all()
+        except BaseException:
+            await conn.close()
             await self.stop()
             raise
+        self._listener = conn
+        self._tasks.append(asyncio.create_task(self._listen(conn), name="cluster-listen"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"))
+
+    async def _listen_connection(self) -> Any:
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            await conn.execute(f'LISTEN "{self.channel}"')
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CsmsError(f"cannot listen on the PostgreSQL database: {first}") from None
+        return conn
+
+    async def _claim_name(self, conn: Any) -> bool:
+        key = int.from_bytes(hashlib.sha256(self.process.encode()).digest()[:4], "big", signed=True)
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAME_LOCK, key))
+        row = await cursor.fetchone()
+        return bool(row and row[0])
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._serving, *self._closing]
@@ -128,6 +161,10 @@ class Cluster:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._listener is not None:  # ends the name's claim too
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
         self._tasks.clear()
         for future in self._waiting.values():
             if not future.done():
@@ -194,17 +231,12 @@ class Cluster:
 
     # -- LISTEN ---------------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        import psycopg
-
+    async def _listen(self, conn: Any) -> None:
+        """Serve notifications; on a lost connection, listen again (and claim the name)."""
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True
-                ) as conn:
-                    await conn.execute(f'LISTEN "{self.channel}"')
+                async with conn:
                     self._listener = conn
-                    self._listening.set()
                     for call_id in await self.leases.pending_calls():  # sent while away
                         self._serve(call_id)
                     async for notify in conn.notifies():
@@ -214,7 +246,17 @@ class Cluster:
             except Exception as exc:
                 log.warning("cluster: listening on %s failed: %s", self.channel, exc)
             self._listener = None
-            await asyncio.sleep(LISTEN_RETRY_S)
+            while True:
+                await asyncio.sleep(LISTEN_RETRY_S)
+                try:
+                    conn = await self._listen_connection()
+                except CsmsError as exc:
+                    log.warning("cluster: %s", exc)
+                    continue
+                self._listener = conn
+                if not await self._claim_name(conn):
+                    log.error("cluster: another running CSMS took process_name %r", self.process)
+                break
 
     def _on_notify(self, payload: str) -> None:
         kind, _, rest = payload.partition(" ")
@@ -336,3 +378,25 @@ class Cluster:
             log.exception("%s: %s for %s failed", call.station_id, call.method, call.origin)
             return encode_error(exc, call.station_id)
         return encode_value(value)
+
+
+def render_cluster(cluster: Cluster | None) -> list[str]:
+    """Prometheus lines of this process's part in the set (none without PostgreSQL)."""
+    if cluster is None:
+        return []
+    return [
+        "# HELP v2g_cluster_closed_total Local connections closed because the station's lease"
+        " went to another CSMS process (taken_over: told at once; lease_lost: found at renewal).",
+        "# TYPE v2g_cluster_closed_total counter",
+        f'v2g_cluster_closed_total{{why="taken_over"}} {cluster.released}',
+        f'v2g_cluster_closed_total{{why="lease_lost"}} {cluster.lost}',
+        "# HELP v2g_cluster_calls_total Operator calls to stations on other CSMS processes"
+        " (forwarded), run here for other processes (served), refused as too many (refused).",
+        "# TYPE v2g_cluster_calls_total counter",
+        f'v2g_cluster_calls_total{{kind="forwarded"}} {cluster.forwarded}',
+        f'v2g_cluster_calls_total{{kind="served"}} {cluster.served}',
+        f'v2g_cluster_calls_total{{kind="refused"}} {cluster.refused_busy}',
+        "# HELP v2g_cluster_calls_waiting Calls to stations on other processes waiting now.",
+        "# TYPE v2g_cluster_calls_waiting gauge",
+        f"v2g_cluster_calls_waiting {cluster.waiting}",
+    ]

@@ -288,6 +288,9 @@ async def test_the_api_of_b_answers_for_a_station_on_a_as_for_its_own(
                 station.silent.add("ClearCache")
                 late = await http.post(f"{base}/ocpp/ClearCache", json={}, auth=OPERATOR)
                 assert late.status_code == 502 and "timed out" in late.text, late.text
+            scraped = await http.get(f"http://127.0.0.1:{web.port}/metrics", auth=OPERATOR)
+            assert 'v2g_cluster_calls_total{kind="forwarded"} 3' in scraped.text
+            assert "v2g_cluster_calls_waiting 0" in scraped.text
     finally:
         await web.stop()
 
@@ -345,3 +348,17 @@ def test_cluster_settings_are_checked_naming_file_and_key(tmp_path: Path) -> Non
         5.0,
         8,
     )
+
+
+async def test_a_second_running_process_with_the_same_name_is_refused_at_start(
+    pair: tuple[CsmsApp, CsmsApp], url: str, tmp_path: Path
+) -> None:
+    from csms.errors import ConfigError
+
+    a, b = pair
+    async with station_on(a):
+        with pytest.raises(ConfigError, match="process_name 'A' is in use"):
+            await start_csms(tmp_path / "again", settings(url, "A"))
+        # ... and it took nothing from the running A on its way out
+        assert (await live_leases(b.store))[STATION].process == "A"
+        assert STATION in a.server.connections

@@ -271,4 +271,5 @@ async def _start_settlement(
         ),
     )
     app.tasks.append(asyncio.create_task(app.outbox.run(), name="outbox"))
+    services.plan_due = app.dispatcher.wake
     app.tasks.append(asyncio.create_task(app.dispatcher.run(), name="dispatcher"))

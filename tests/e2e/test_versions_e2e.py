@@ -324,6 +324,7 @@ async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms:
             transaction_id=transaction_id,
             profile_id=1,
             start=clock.now(),
+            stack_level=1,  # above the dispatcher's schedule for the EV's needs (level 0)
             version="2.1",
         )
         # per phase, with the spec's field names (setpoint_L2, dischargeLimit_L3, ...)

@@ -16,7 +16,7 @@ from chargepoint.backoff import (
     Backoff,
 )
 from chargepoint.config import ID_TOKEN_TYPES, OCPP_VERSIONS, StationConfig
-from chargepoint.connection import TlsFiles
+from chargepoint.connection import TlsFiles, csms_urls
 from chargepoint.errors import ChargePointError
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.meter import public_key_pem
@@ -220,11 +220,17 @@ def chargepoint_command(
     ev_seed: int | None,
     aligned_interval: int,
 ) -> None:
-    """Connect station STATION_ID to the CSMS at URL (ws[s]://host:port/ocpp or .../STATION_ID)."""
+    """Connect station STATION_ID to the CSMS at URL (ws[s]://host:port/ocpp or .../STATION_ID).
+
+    URL may list several CSMS processes, comma-separated: the station moves to the next when
+    one stops answering.
+    """
     try:
         tls = TlsFiles(ca=ca, cert=cert, key=key) if ca or cert or key else None
+        first, *others = csms_urls(url)
         config = StationConfig(
-            url=url,
+            url=first,
+            fallback_urls=tuple(others),
             station_id=station_id,
             password=password,
             tls=tls,

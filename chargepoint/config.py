@@ -24,6 +24,7 @@ class StationConfig:
 
     url: str
     station_id: str
+    fallback_urls: tuple[str, ...] = ()  # more CSMS processes, tried in turn after ``url``
     password: str | None = None
     tls: TlsFiles | None = None  # wss:// CA and client certificate (security profiles 2, 3)
     evses: int = 1

@@ -35,6 +35,14 @@ def station_url(url: str, station_id: str) -> str:
     return f"{trimmed}/{quoted}"
 
 
+def csms_urls(text: str) -> tuple[str, ...]:
+    """The CSMS URLs in ``text`` (comma-separated: several CSMS processes, tried in turn)."""
+    urls = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not urls:
+        raise ConfigError("no CSMS URL given")
+    return urls
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """PEM files for wss://: the CA that issued the CSMS certificate, the station's own pair."""

@@ -3,9 +3,14 @@
 Connection loop: connect (OCPP 2.0.1 randomised back-off between failures, ``backoff``) ->
 BootNotification until Accepted -> StatusNotifications and queued-event replay ->
 heartbeats at the CSMS's interval, until the link drops or a Reset asks for a reboot; then
-again. A session driver runs ``--sessions K`` sessions spread over the EVSEs. In ``--exit``
-mode the first error (a refused handshake, a Rejected boot, a CALLERROR, an idToken not
-Accepted) ends the run.
+again. Given several CSMS URLs (``fallback_urls``: several CSMS processes on one database),
+a station that cannot connect to one (refused, closed, no answer in ``open_timeout``, no
+answer to its boot) tries the next at once, and waits the back-off only after a whole round
+failed; a lost link is retried where it was, after the back-off, then the others. Sessions
+go on meanwhile; events not yet acknowledged wait in the offline queue and are sent on the
+next connection, wherever it is. A session driver runs ``--sessions K`` sessions spread over
+the EVSEs. In ``--exit`` mode the first error (a refused handshake, a Rejected boot, a
+CALLERROR, an idToken not Accepted) ends the run.
 
 Protocol timers (heartbeat, backoff, timeouts) are wall seconds; session timers (meter
 interval, session length) are station seconds on the accelerated clock.
@@ -91,7 +96,11 @@ class StationRunner:
         on_session: SessionListener | None = None,
     ) -> None:
         self.config = config
-        self.url = station_url(config.url, config.station_id)
+        self.urls = tuple(
+            station_url(url, config.station_id) for url in (config.url, *config.fallback_urls)
+        )
+        self._at = 0  # index in ``urls`` of the CSMS to connect to next
+        self.failovers = 0  # moves to another CSMS URL
         self.clock = clock or AcceleratedClock(speed=config.speed, start=default_start(config))
         # the session driver's hold on the clock, one per EVSE, taken from the start:
         # connecting and booting take no station time (see ``drive_sessions``)
@@ -129,6 +138,17 @@ class StationRunner:
         )
         self.station.on_session = on_session
         self.connections = 0
+
+    @property
+    def url(self) -> str:
+        """The CSMS endpoint the station is connected to, or connects to next."""
+        return self.urls[self._at]
+
+    def _next_url(self, why: object) -> None:
+        if len(self.urls) > 1:
+            self._at = (self._at + 1) % len(self.urls)
+            self.failovers += 1
+            LOG.info("%s: %s; trying %s", self.config.station_id, why, self.url)
 
     def backoff(self) -> Backoff:
         """The reconnect policy in force: the configured one (in fractions of a second if so
@@ -217,6 +237,7 @@ class StationRunner:
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self.config.connect_timeout
         attempt = 0
+        tried = 0  # URLs that failed since the last back-off wait or connection
         reason = "PowerUp"
         while True:
             password = self.station.device_model.read("SecurityCtrlr", "BasicAuthPassword")
@@ -234,12 +255,18 @@ class StationRunner:
                 too_long = loop.time() >= give_up_at
                 if self.config.exit_when_done and (refused or too_long):
                     raise
+                self._next_url(exc)
+                tried += 1
+                if tried < len(self.urls):
+                    continue  # another CSMS may answer: no wait before trying it
+                tried = 0
                 delay = self.backoff().delay(attempt, self._rand())
                 LOG.info("%s: %s; retrying in %.1f s", self.config.station_id, exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             self.connections += 1
+            tried = 0
             outcome = await self._serve(ws, reason)
             give_up_at = loop.time() + self.config.connect_timeout
             reason = "RemoteReset" if outcome == "reboot" else "Unknown"
@@ -248,6 +275,8 @@ class StationRunner:
                 continue
             # a link that never got past boot counts as a failed attempt; a lost one starts over
             attempt = attempt + 1 if outcome == "not-booted" else 0
+            if outcome == "not-booted":
+                self._next_url("no boot answer")
             await asyncio.sleep(self.backoff().delay(attempt, self._rand()))
 
     async def _serve(self, ws: ClientConnection, reason: str) -> str:

@@ -205,6 +205,10 @@ def _review_deps(app: CsmsApp, services: CsmsServices) -> ReviewDeps:
         settlement_written=services.settlement_written,
         clock=services.clock,
         reserve_soc_pct=services.config.reserve_soc_pct if app.dispatcher is not None else None,
+        ledger_links=lambda: app.ledger.links() if app.ledger is not None else {},
+        validator_links=lambda: (
+            [node.link_report() for node in app.embedded.nodes] if app.embedded else []
+        ),
     )
 
 

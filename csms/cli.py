@@ -475,12 +475,15 @@ def stations_set(
 @stations_group.command("list")
 @DATA_DIR
 def stations_list(data_dir: Path) -> None:
-    """List registered stations."""
+    """List registered stations; on a PostgreSQL database also which CSMS process holds each
+    connected station."""
+    from csms.store.leases import Lease, live_leases
 
-    async def fetch(store: CsmsStore) -> list[StationRecord]:
-        return await store.list_stations()
+    async def fetch(store: CsmsStore) -> tuple[list[StationRecord], dict[str, Lease], bool]:
+        shared = store.dialect.name == "postgresql"
+        return await store.list_stations(), await live_leases(store), shared
 
-    stations = run_async(lambda: with_store(data_dir, fetch))
+    stations, leases, shared = run_async(lambda: with_store(data_dir, fetch))
     if not stations:
         click.echo("no stations registered")
         return
@@ -493,9 +496,11 @@ def stations_list(data_dir: Path) -> None:
             str(s.security_profile or "csms"),
             utc_text(s.last_seen_at, missing="never"),
         )
+        + ((leases[s.station_id].process if s.station_id in leases else "-",) if shared else ())
         for s in stations
     ]
-    header = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "LAST SEEN (UTC)")
+    header: tuple[str, ...] = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE")
+    header += ("LAST SEEN (UTC)",) + (("PROCESS",) if shared else ())
     click.echo(render_table(header, rows), nl=False)
 
 

@@ -2,7 +2,9 @@
 
 The running CSMS owns the station's websocket, so the command goes through its API
 (``POST /api/stations/{id}/ocpp/{action}``, an operator's HTTP Basic credentials): the same
-schema check, the same clamping of charging profiles, the same answer. It prints the JSON
+schema check, the same clamping of charging profiles, the same answer. With several CSMS
+processes on one PostgreSQL database, any process's API reaches the station wherever it is
+connected. It prints the JSON
 answer (``request`` as sent, ``response``, ``clamped``).
 """
 

@@ -13,6 +13,7 @@ connection and kept for ``receipt_document``; failing that, it is fetched later.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,13 +21,12 @@ from typing import Any
 from csms.outbox import LedgerReceipt, LedgerRejected, LedgerUnavailable
 from ledger.consensus.client import SubmitFailed, ValidatorClient
 from ledger.consensus.errors import SubmitRejected
+from ledger.consensus.linkstats import LinkStats
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.types import Tx
 
 log = logging.getLogger(__name__)
-
-MAX_KEPT_DOCUMENTS = 10_000  # receipts fetched with their commit, until the outbox stores them
 
 
 class ValidatorLedger:
@@ -46,7 +46,6 @@ class ValidatorLedger:
         self.genesis = genesis
         self.timeout_s = timeout_s
         self._client = ValidatorClient(self.urls, genesis=genesis, key=key)
-        self._documents: dict[str, dict[str, Any]] = {}  # fetched with the commit, not yet taken
 
     async def submit(self, tx: bytes) -> LedgerReceipt:
         try:
@@ -55,23 +54,21 @@ class ValidatorLedger:
             raise LedgerRejected(str(exc)) from None
         except SubmitFailed as exc:
             raise LedgerUnavailable(str(exc)) from None
-        if doc is not None:
-            if len(self._documents) >= MAX_KEPT_DOCUMENTS:
-                del self._documents[next(iter(self._documents))]
-            self._documents[doc["settlement"]["settlement_id"]] = doc
-        return LedgerReceipt(receipt.height, receipt.block_id.hex(), receipt.index, {})
+        # the document (verified against genesis) is stored with the commit, in one write
+        return LedgerReceipt(receipt.height, receipt.block_id.hex(), receipt.index, doc or {})
 
     async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
         """The receipt a driver can verify offline, or None while the block is not stored."""
-        kept = self._documents.pop(settlement_id, None)
-        if kept is not None:
-            return kept
         try:
             # a document that does not verify against genesis is not taken from any validator
             return await self._client.fetch_receipt(settlement_id, wait_s=2.0)
         except (SubmitFailed, OSError) as exc:
             log.info("receipt of %s not available yet: %s", settlement_id, exc)
             return None
+
+    def links(self) -> dict[str, LinkStats]:
+        """The counters of the connection to each validator, by URL (copies)."""
+        return {url: dataclasses.replace(stats) for url, stats in self._client.links.items()}
 
     async def close(self) -> None:
         """Close the connections to the validators."""

@@ -2,9 +2,18 @@
 
 Collected on each scrape: live stations and their per-connection message counters (the
 Dispatcher's ``stats``: one count per handled action, ``error:<code>`` per CALLERROR sent),
-tolerated deviations, settlements by status, the ledger height, and a histogram of commit
-latency (a settlement's ``created_at`` to ``committed_at``). Counters of a connection start
+tolerated deviations, rows removed past the per-station caps (``keep_<kind>``), settlements
+by status, the ledger height, and a histogram of commit latency (a settlement's
+``created_at`` to ``committed_at``). Counters of a connection start
 again from zero when the station reconnects.
+
+The ledger's links: the CSMS's connection to each validator (``v2g_ledger_link_*``, by
+validator URL), and for the embedded validators their own links (``v2g_validator_*``, by
+validator address: each peer link by peer URL, and the listening port by role). These
+counters only grow while the process runs.
+
+With CSMS processes sharing a PostgreSQL database (``csms.cluster``): connections closed
+because another process took the station, and operator calls between processes.
 """
 
 from __future__ import annotations
@@ -13,10 +22,18 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from csms.cluster import Cluster, render_cluster
 from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
 from csms.throttle import AuthThrottle, render_throttle
 from csms.timeutil import parse_timestamp
+from ledger.consensus.linkstats import (
+    LinkStats,
+    ValidatorLinks,
+    link_lines,
+    prometheus_labels,
+    render_validator_links,
+)
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 STATUSES = ("pending", "committed", "flagged", "rejected")
@@ -34,6 +51,10 @@ class MetricsSnapshot:
     commit_latencies: Sequence[float] = field(default=())
     loop_lag: LagHistogram | None = None
     throttles: Sequence[AuthThrottle] = field(default=())
+    ledger_links: Mapping[str, LinkStats] = field(default_factory=dict)  # validator URL ->
+    validator_links: Sequence[ValidatorLinks] = field(default=())
+    cluster: Cluster | None = None  # with processes sharing a PostgreSQL database
+    pruned: Mapping[str, int] = field(default_factory=dict)  # kind -> rows past keep_<kind>
 
 
 def _label(value: str) -> str:
@@ -92,6 +113,13 @@ def render_metrics(s: MetricsSnapshot) -> str:
         lines.append(f'v2g_ocpp_tolerated_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_ocpp_rate_limited_total", "counter", "Frames refused by the rate limit.")
     lines.append(f"v2g_ocpp_rate_limited_total {s.rate_limited}")
+    family(
+        "v2g_store_pruned_total",
+        "counter",
+        "Rows a station's reports pushed past its keep_<kind> cap, oldest first, by kind.",
+    )
+    for kind, n in sorted(s.pruned.items()):
+        lines.append(f'v2g_store_pruned_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_settlements", "gauge", "Settlements and credits in the CSMS, by status.")
     for status in STATUSES:
         lines.append(f'v2g_settlements{{status="{status}"}} {s.settlements.get(status, 0)}')
@@ -111,4 +139,15 @@ def render_metrics(s: MetricsSnapshot) -> str:
     if s.loop_lag is not None:
         lines.extend(render_lag(s.loop_lag))
     lines.extend(render_throttle(s.throttles))
+    lines.extend(render_ledger_links(s.ledger_links))
+    lines.extend(render_validator_links(s.validator_links))
+    lines.extend(render_cluster(s.cluster))
     return "\n".join(lines) + "\n"
+
+
+def render_ledger_links(links: Mapping[str, LinkStats]) -> list[str]:
+    """The CSMS's connection to each validator."""
+    lines: list[str] = []
+    pairs = [(prometheus_labels(validator=url), stats) for url, stats in sorted(links.items())]
+    link_lines(lines, "v2g_ledger_link", pairs, "CSMS's connection to a validator")
+    return lines

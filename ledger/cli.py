@@ -19,6 +19,7 @@ import click
 
 from ledger.chain import ChainReport, first_divergence, verify_store
 from ledger.codec import block_id, block_to_dict, commit_to_dict
+from ledger.consensus.errors import MetricsPortError
 from ledger.consensus.runner import Tuning, run_validator
 from ledger.devchain import demo_settlements, read_csms_key, seal_into_data_dir
 from ledger.duration import parse_duration
@@ -393,14 +394,16 @@ def ledger_seal_demo(data_dir: Path, blocks: int, per_block: int) -> None:
 # --- validator ----------------------------------------------------------------------
 
 
-async def _serve_validator(home: Path, tuning: Tuning) -> None:
+async def _serve_validator(
+    home: Path, tuning: Tuning, metrics: tuple[str, int] | None = None
+) -> None:
     """Run the validator of ``home`` until SIGINT or SIGTERM asks it to stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await run_validator(home, tuning=tuning, stop=stop)
+        await run_validator(home, tuning=tuning, stop=stop, metrics=metrics)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -429,8 +432,25 @@ async def _serve_validator(home: Path, tuning: Tuning) -> None:
     help="Make an empty block after this long without one (90s, 15m, 1h; 0: never). "
     "Blocks are otherwise made only when there is something to commit.",
 )
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(min=1, max=65535),
+    help="Serve Prometheus metrics (height, link counters) at http://HOST:PORT/metrics.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the metrics port (it names the validator's peers: keep it private).",
+)
 def validator_command(
-    home: Path, block_interval_ms: int, max_block_txs: int, max_idle_interval: str
+    home: Path,
+    block_interval_ms: int,
+    max_block_txs: int,
+    max_idle_interval: str,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run one validator from its home (see `v2g ledger init`) until SIGINT or SIGTERM."""
     config = guard(lambda: load_home(home))
@@ -445,8 +465,11 @@ def validator_command(
         max_block_txs=max_block_txs,
         max_idle_interval_ms=round(idle_s * 1000),
     )
+    metrics = None if metrics_port is None else (metrics_host, metrics_port)
     try:
-        run(lambda: _serve_validator(home, tuning))
+        run(lambda: _serve_validator(home, tuning, metrics))
+    except MetricsPortError as exc:
+        raise click.ClickException(f"{config.name}: cannot serve metrics on {exc}") from exc
     except OSError as exc:
         where = f"{config.listen_host}:{config.listen_port}"
         why = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror

@@ -118,7 +118,13 @@ async def open_store(data_dir: Path, database: str | None) -> AsyncIterator[Csms
     show_default=True,
     help="CSMS data directory (the embedded CSMS's, or the running CSMS's with --csms).",
 )
-@click.option("--csms", "csms_url", default=None, help="ws://HOST:PORT/ocpp of a running CSMS.")
+@click.option(
+    "--csms",
+    "csms_urls",
+    multiple=True,
+    help="ws://HOST:PORT/ocpp of a running CSMS; several (repeated or comma-separated):"
+    " CSMS processes on one database, each station moving to the next when one stops answering.",
+)
 @click.option(
     "--genesis",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -128,7 +134,11 @@ async def open_store(data_dir: Path, database: str | None) -> AsyncIterator[Csms
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @DATABASE
 def simulate_command(
-    scenario_path: Path, data_dir: Path, csms_url: str | None, genesis: Path | None, as_json: bool
+    scenario_path: Path,
+    data_dir: Path,
+    csms_urls: tuple[str, ...],
+    genesis: Path | None,
+    as_json: bool,
 ) -> None:
     """Run a fleet scenario: real stations over real websockets; prints a summary."""
     try:
@@ -139,13 +149,15 @@ def simulate_command(
         database = database_for(data_dir)
     except CsmsError as exc:
         raise click.ClickException(str(exc)) from None
+    urls = [url.strip() for given in csms_urls for url in given.split(",") if url.strip()]
+    csms_url = ",".join(urls) if urls else None
 
     async def main() -> FleetRun:
         data_dir.mkdir(parents=True, exist_ok=True)
         key_dir = data_dir / "fleet-keys"
         with progress_bar(scenario.total_sessions, sys.stderr.isatty()) as progress:
             if csms_url is not None:
-                await check_reachable(csms_url)
+                await check_any_reachable(urls)
                 async with open_store(data_dir, database) as store:
                     return await run_scenario(
                         scenario, store, csms_url, key_dir=key_dir, progress=progress
@@ -215,6 +227,22 @@ async def check_reachable(url: str, timeout_s: float = 3.0) -> None:
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
+
+
+async def check_any_reachable(urls: list[str]) -> None:
+    """Fail fast when none of the CSMS addresses answers (one down is what failover is for)."""
+    failures: list[click.ClickException] = []
+    for url in urls:
+        try:
+            await check_reachable(url)
+            return
+        except click.BadParameter:
+            raise
+        except click.ClickException as exc:
+            failures.append(exc)
+    if len(failures) == 1:
+        raise failures[0]
+    raise click.ClickException("; ".join(f.message for f in failures))
 
 
 @click.command("demo")

@@ -18,6 +18,7 @@ from pathlib import Path
 from chargepoint.backoff import Backoff
 from chargepoint.clock import AcceleratedClock
 from chargepoint.config import StationConfig
+from chargepoint.connection import csms_urls
 from chargepoint.ev import Ev, EvSpec
 from chargepoint.ev_setup import EvOptions, ensure_meter_key, ev_meters, public_key_path
 from chargepoint.runner import runner_for
@@ -142,9 +143,11 @@ async def run_station(
     scenario: Scenario, plan: StationPlan, csms_url: str, seed: int
 ) -> StationRun:
     """Run one station's sessions to the end: its error lines (empty when clean) and how fast
-    its clock really ran."""
+    its clock really ran. ``csms_url`` may list several CSMS processes, comma-separated."""
+    first, *others = csms_urls(csms_url)
     config = StationConfig(
-        url=csms_url,
+        url=first,
+        fallback_urls=tuple(others),
         station_id=plan.station_id,
         password=plan.password,
         evses=scenario.evses_per_station,

@@ -89,6 +89,22 @@ def test_simulate_fails_fast_when_the_csms_cannot_be_reached(tmp_path: Path) -> 
     assert clean(result.stderr)
 
 
+def test_simulate_names_every_csms_when_none_can_be_reached(tmp_path: Path) -> None:
+    ports = []
+    for _ in range(3):
+        with socket.socket() as probe:  # ports nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    urls = [f"ws://127.0.0.1:{port}/ocpp" for port in ports]
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("stations: 1\n")
+    result = v2g("simulate", "--scenario", str(scenario), "--csms", f"{urls[0]},{urls[1]}",
+                 "--csms", urls[2], "--data-dir", str(tmp_path / "d"))  # fmt: skip
+    assert result.returncode == 1 and clean(result.stderr)
+    assert all(f"cannot reach the CSMS at {url}" in result.stderr for url in urls)
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 async def test_the_demo_login_works_on_every_run_and_is_kept_private(tmp_path: Path) -> None:
     store = await CsmsStore.open_data_dir(tmp_path)
     try:

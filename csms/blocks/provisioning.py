@@ -1,7 +1,8 @@
 """Block B, Provisioning: BootNotification (B01) and NotifyReport (B07).
 
-A report is stored as received; what it says about the EVSEs' power and discharge
-(``csms.evse_limits``) is kept for the dispatch bounds.
+A report is stored as received (the station's newest ``keep_reports`` messages); what it
+says about the EVSEs' power and discharge (``csms.evse_limits``) is kept for the dispatch
+bounds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from csms.context import StationContext
 from csms.evse_limits import facts_from_report
 from csms.ocpp.rpc import Handler
 from csms.store.evse_caps import EvseCapsStore
+from csms.store.retention import REPORTS
 
 
 async def on_boot_notification(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -35,16 +37,18 @@ async def on_boot_notification(ctx: StationContext, payload: dict[str, Any]) -> 
 
 
 async def on_notify_report(ctx: StationContext, payload: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.store.record_report(
+    services = ctx.services
+    removed = await services.store.record_report(
         ctx.station_id,
         payload["requestId"],
         payload["seqNo"],
         payload["generatedAt"],
         json.dumps(payload, separators=(",", ":")),
+        keep=services.keep(REPORTS),
     )
+    services.pruned(ctx.station_id, REPORTS, removed)
     facts = facts_from_report(payload.get("reportData") or ())
     if facts:
-        services = ctx.services
         await EvseCapsStore(services.store).record(ctx.station_id, facts, services.now_text())
     return {}
 

@@ -185,6 +185,7 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             session_count=v.session_count,
             auth_failures=v.auth_failures,
             auth_held_s=v.auth_held_s,
+            process=v.process,
         )
         for v in await review.stations()
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from csms.settling import SettlementSetup
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import Clock, utc_now
 from csms.web.chain import ChainStatus
+from ledger.consensus.linkstats import LinkStats, ValidatorLinks
 
 LedgerStatus = Callable[[], Awaitable[ChainStatus]]
 
@@ -24,6 +25,8 @@ class ReviewDeps:
     wakes the outbox after a credit is queued; ``ledger_status`` reports the chain (default:
     read the validator stores of ``ledger_dir``, or of ``data_dir`` or ``data_dir/ledger``);
     ``genesis_path`` is offered to receipt users; ``reserve_soc_pct`` is marked on SoC charts.
+    ``ledger_links`` and ``validator_links`` give the link counters of ``/metrics``: the
+    CSMS's connections to the validators, and the embedded validators' own links.
     """
 
     store: CsmsStore
@@ -37,6 +40,8 @@ class ReviewDeps:
     settlement_written: Callable[[], None] | None = None
     clock: Clock = utc_now
     reserve_soc_pct: int | None = None  # the dispatcher's reserve, when it dispatches
+    ledger_links: Callable[[], Mapping[str, LinkStats]] | None = None  # CSMS -> validators
+    validator_links: Callable[[], Sequence[ValidatorLinks]] | None = None  # embedded set
 
     @property
     def read_only(self) -> bool:

@@ -134,6 +134,11 @@ class StationOut(BaseModel):
     session_count: int = 0
     auth_failures: int = Field(0, description="failed or refused handshakes since the CSMS started")
     auth_held_s: int = Field(0, description="seconds its id is still refused after failures")
+    process: str | None = Field(
+        None,
+        description="the CSMS process holding its connection, when processes share a"
+        " PostgreSQL database; null: not connected, or a single CSMS on SQLite",
+    )
 
 
 class StartRequest(BaseModel):

@@ -32,6 +32,7 @@ from csms.service import OperatorCall
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
 from csms.store.evse_caps import EvseCapsStore
+from csms.store.leases import live_leases
 from csms.store.station_events import StationEvent, StationEventsStore
 from csms.store.station_overview import OpenTransaction, StationOverview
 from csms.timeutil import format_timestamp, parse_timestamp
@@ -73,6 +74,7 @@ class StationView:
     open_transactions: tuple[OpenTransaction, ...] = ()
     auth_failures: int = 0  # failed or refused handshakes since the CSMS started
     auth_held_s: int = 0  # seconds its id is still refused from addresses that failed
+    process: str | None = None  # the CSMS process holding its connection (PostgreSQL only)
 
 
 def meter_key_summary(meter_key: str | None) -> tuple[str | None, str | None]:
@@ -207,25 +209,31 @@ class ReviewService:
         return found[0]
 
     async def stations(self) -> list[StationView]:
+        """Every registered station; on PostgreSQL the whole fleet, whichever CSMS process
+        holds each station's connection (``csms.cluster``), read from the live leases."""
+        store = self.deps.store
+        shared = store.dialect.name == "postgresql"
+        leases = await live_leases(store)
         connected: dict[str, str] = {}
-        if self.deps.stations is not None:
+        if shared:
+            connected = {station_id: lease.subprotocol for station_id, lease in leases.items()}
+        elif self.deps.stations is not None:
             for station_id in self.deps.stations.connected():
                 try:
                     connected[station_id] = self.deps.stations.ocpp_version(station_id)
                 except StationNotConnected:
                     pass
-        overview = StationOverview(self.deps.store)
+        overview = StationOverview(store)
         counts = await overview.session_counts()
         server = self.deps.server
         csms_profile = server.services.config.security_profile if server is not None else None
         views = []
-        for station in await self.deps.store.list_stations():
-            statuses = await self.deps.store.connector_statuses(station.station_id)
-            if self.deps.stations is not None:
+        for station in await store.list_stations():
+            statuses = await store.connector_statuses(station.station_id)
+            if shared or self.deps.stations is not None:
                 online = station.station_id in connected
-            else:  # a read-only view: the connection log's last word
-                log_entries = await self.deps.store.connection_log(station.station_id)
-                online = bool(log_entries) and log_entries[-1][0] == "connected"
+            else:  # a read-only view of a SQLite file: the connection log's last word
+                online = await overview.last_connection_event(station.station_id) == "connected"
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
             fingerprint, key_problem = meter_key_summary(station.meter_key)
@@ -258,6 +266,9 @@ class ReviewService:
                     open_transactions=tuple(await overview.open_transactions(station.station_id)),
                     auth_failures=failures,
                     auth_held_s=held,
+                    process=leases[station.station_id].process
+                    if station.station_id in leases
+                    else None,
                 )
             )
         return views

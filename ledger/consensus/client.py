@@ -16,7 +16,9 @@ settlement key, or the aggregator's), the session takes the ``submitter`` role a
 key once; the validator then takes the transactions signed by that key on the connection,
 and refuses others. Without a key it takes the ``client`` role, which may only read
 (receipts, blocks, status). Neither may send consensus messages. Given the genesis, the
-session also checks that the other end proves a validator key of that chain.
+session also checks that the other end proves a validator key of that chain. Each session
+counts its traffic in a ``LinkStats`` (``ValidatorClient.links``, by validator URL: up,
+connects, refused handshakes, frames in and out, busy answers) for monitoring.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.codec import tx_hash, tx_record
 from ledger.consensus.errors import ConsensusError, HandshakeFailed, SubmitBusy, SubmitRejected
 from ledger.consensus.handshake import Role, ValidatorKeys
-from ledger.consensus.peers import greet
+from ledger.consensus.linkstats import LinkStats
+from ledger.consensus.peers import POLICY_VIOLATION, greet
 from ledger.consensus.wire import (
     Busy,
     GetReceipt,
@@ -129,6 +132,7 @@ class ValidatorClient:
         self.urls = list(urls)
         self.genesis = genesis
         self.key = key
+        self.links = {url: LinkStats() for url in self.urls}  # counters by validator URL
         self._sessions: dict[str, ValidatorSession] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
@@ -216,7 +220,8 @@ class ValidatorClient:
             session = self._sessions.get(url)
             if session is not None and not session.closed:
                 return session
-            session = ValidatorSession(url, genesis=self.genesis, key=self.key)
+            stats = self.links.setdefault(url, LinkStats())
+            session = ValidatorSession(url, genesis=self.genesis, key=self.key, stats=stats)
             await session.__aenter__()
             self._sessions[url] = session
             return session
@@ -283,10 +288,12 @@ class ValidatorSession:
         genesis: Genesis | None = None,
         key: SigningKey | None = None,
         open_timeout_s: float = 5.0,
+        stats: LinkStats | None = None,
     ) -> None:
         self.url = url
         self.genesis = genesis
         self.key = key
+        self.stats = stats if stats is not None else LinkStats()
         self.validator: str | None = None  # the address the other end proved (with genesis)
         self._open_timeout = open_timeout_s
         self._ws: ClientConnection | None = None
@@ -308,9 +315,13 @@ class ValidatorSession:
                     key=self.key,
                     validators=None if genesis is None else genesis_validator_keys(genesis),
                 )
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, HandshakeFailed):
+                self.stats.handshake_refused += 1
             await ws.close()
             raise
+        self.stats.up = True
+        self.stats.connects += 1
         self._ws = ws
         self._reader = asyncio.create_task(self._read(self._ws))
         return self
@@ -330,6 +341,7 @@ class ValidatorSession:
                 await self._reader
         if self._ws is not None:
             await self._ws.close()
+        self.stats.up = False
         self._fail_all(ConnectionError(f"{self.url}: session closed"))
 
     @property
@@ -345,6 +357,7 @@ class ValidatorSession:
         self._submits.setdefault(key, []).append(fut)
         try:
             await self._ws.send(dump(TxMsg(tx, submit=True)))
+            self.stats.messages_out += 1
             return await fut
         finally:
             _forget_future(self._submits, key, fut)
@@ -358,13 +371,16 @@ class ValidatorSession:
         self._queries.setdefault(settlement_id, []).append(fut)
         try:
             await self._ws.send(dump(GetReceipt(settlement_id, int(wait_s * 1000))))
+            self.stats.messages_out += 1
             return await fut
         finally:
             _forget_future(self._queries, settlement_id, fut)
 
     async def _read(self, ws: ClientConnection) -> None:
+        stats = self.stats
         try:
             async for frame in ws:
+                stats.messages_in += 1
                 try:
                     msg = load(frame)
                 except LedgerError:
@@ -374,6 +390,7 @@ class ValidatorSession:
                 elif isinstance(msg, Rejected):
                     self._resolve_submit(msg.tx_hash, SubmitRejected(msg.reason))
                 elif isinstance(msg, Busy):
+                    stats.busy += 1
                     busy = SubmitBusy(f"{self.url}: too many submissions waiting, try later")
                     self._resolve_submit(msg.tx_hash, busy)
                 elif isinstance(msg, ReceiptDoc):
@@ -381,8 +398,16 @@ class ValidatorSession:
                         if not fut.done():
                             fut.set_result(msg.document)
         except WebSocketException as exc:
+            stats.up = False
+            if (
+                isinstance(exc, ConnectionClosed)
+                and exc.rcvd is not None
+                and exc.rcvd.code == POLICY_VIOLATION
+            ):
+                stats.handshake_refused += 1  # the validator refused this end's proof
             self._fail_all(exc)
             return
+        stats.up = False
         self._fail_all(ConnectionError(f"{self.url}: connection closed"))
 
     def _resolve_submit(self, key: bytes, outcome: Receipt | SubmitRejected | SubmitBusy) -> None:

@@ -10,8 +10,9 @@ One tree, rooted at :class:`ConsensusError`::
     ├── EvidenceStoreError    the evidence file is corrupt before its last line
     ├── SubmitRejected        a submitted transaction fails validation against the state
     ├── SubmitBusy            a validator refused a submission for now (too many waiting)
-    └── HandshakeFailed       a connection's opening did not prove what it claimed (another
-                              chain, not a validator, a signature that fails, a late answer)
+    ├── HandshakeFailed       a connection's opening did not prove what it claimed (another
+    │                         chain, not a validator, a signature that fails, a late answer)
+    └── MetricsPortError      the metrics port asked for cannot be listened on
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class HandshakeFailed(ConsensusError):
 class SubmitBusy(ConsensusError):
     """A validator has too many submissions waiting on the connection: not admitted, try
     again later or at another validator (unlike ``SubmitRejected``, nothing is wrong with it)."""
+
+
+class MetricsPortError(ConsensusError):
+    """The validator's metrics port cannot be listened on (the message names where and why)."""

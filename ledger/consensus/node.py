@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -50,6 +51,8 @@ from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
 from ledger.consensus.evidence import EvidencePool, evidence_in
 from ledger.consensus.gossip import to_resend
 from ledger.consensus.handshake import Role
+from ledger.consensus.limits import ConnectionCaps, ConnectionLimits
+from ledger.consensus.linkstats import ValidatorLinks
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.messages import (
     BroadcastProposal,
@@ -115,6 +118,7 @@ class NodeConfig:
     max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
     max_block_txs: int = 500
     gossip_interval_ms: int = 300
+    connection_caps: ConnectionCaps = field(default_factory=ConnectionCaps)
 
 
 def wall_clock_ms() -> int:
@@ -157,6 +161,7 @@ class ValidatorNode:
             key=config.key,
             validators=self._validator_key,
             submitters=self._submitter_key,
+            caps=config.connection_caps,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
@@ -254,6 +259,32 @@ class ValidatorNode:
     def refused_submissions(self) -> int:
         """Submissions on client connections (which may only read), answered rejected."""
         return self._peers.refused_submissions
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """Connections open per source address and overall, and those refused by a cap."""
+        return self._peers.limits
+
+    def link_report(self) -> ValidatorLinks:
+        """The counters of this validator's links (copies: later traffic does not change
+        them)."""
+        peers = self._peers
+        return ValidatorLinks(
+            address=self.address,
+            peers={url: dataclasses.replace(stats) for url, stats in peers.links.items()},
+            connections={
+                str(Role.CLIENT): peers.clients,
+                str(Role.SUBMITTER): peers.submitters,
+                str(Role.VALIDATOR): peers.validator_links,
+            },
+            messages_in={str(r): stats.messages_in for r, stats in peers.inbound.items()},
+            messages_out={str(r): stats.messages_out for r, stats in peers.inbound.items()},
+            handshake_failures=peers.handshake_failures,
+            refused_connections=dict(peers.limits.refused),
+            busy=peers.refused,
+            dropped_frames=peers.dropped,
+            refused_submissions=peers.refused_submissions,
+        )
 
     @property
     def handshake_failures(self) -> int:
@@ -359,9 +390,9 @@ class ValidatorNode:
             try:
                 signed: Proposal | Vote
                 if isinstance(out, BroadcastProposal):
-                    signed = self._privval.sign_proposal(out.proposal)
+                    signed = await self._privval.sign_proposal_async(out.proposal)
                 else:
-                    signed = self._privval.sign_vote(out.vote, out.lock)
+                    signed = await self._privval.sign_vote_async(out.vote, out.lock)
             except DoubleSignRefused as exc:
                 log.warning("validator %s: %s", self.address, exc)
                 return

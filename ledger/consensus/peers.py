@@ -23,8 +23,14 @@ stored) run as tasks owned by the connection they answer (``Link.spawn``): at mo
 and for clients, who proved nothing, ``MAX_WAITS_PER_CLIENT`` on one connection and
 ``MAX_CLIENT_WAITS`` on all of them together (so strangers cannot use up what submitters
 need); more are refused, and a connection's tasks are cancelled when it closes, so a client
-that goes away leaves no work. At most ``MAX_SUBMITTERS`` submitter links, ``MAX_CLIENTS``
-client links and ``MAX_OPENING`` unfinished handshakes at a time.
+that goes away leaves no work. At most ``MAX_SUBMITTERS`` submitter links and
+``MAX_CLIENTS`` client links at a time. Connections per source address and overall, and
+those still in their handshake, are capped from the moment the TCP connection is accepted
+(``limits.py``): one over a cap is closed at once, unread, and counted.
+
+Each outbound link keeps ``LinkStats`` (``links``, by peer URL: up, connects, refused
+handshakes, frames in and out, frames dropped from a full outbox); the listening port keeps
+them by role (``inbound``), busy answers included.
 """
 
 from __future__ import annotations
@@ -33,11 +39,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.consensus.errors import HandshakeFailed
 from ledger.consensus.handshake import (
@@ -53,6 +59,8 @@ from ledger.consensus.handshake import (
     new_hello,
     prove,
 )
+from ledger.consensus.limits import ConnectionCaps, ConnectionLimits, Slot
+from ledger.consensus.linkstats import LinkStats
 from ledger.consensus.wire import (
     GetBlocks,
     GetReceipt,
@@ -79,7 +87,6 @@ MAX_WAITS_PER_CLIENT = 16  # answers in flight on one client (read-only) connect
 MAX_CLIENT_WAITS = 1_024  # answers in flight on all client connections together
 MAX_CLIENTS = 256  # client (read-only) links open at once
 MAX_SUBMITTERS = 64  # submitter links open at once
-MAX_OPENING = 1024  # inbound connections still in their handshake (each at most HANDSHAKE_S)
 MAX_REQUEST = 1024  # a client's request other than a submission
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
@@ -128,16 +135,19 @@ class Link:
         *,
         role: Role,
         peer: str | None,
+        stats: LinkStats,
     ) -> None:
         self._ws = ws
         self._network = network
         self.role = role
         self.peer = peer
+        self.stats = stats  # shared by the links of one peer URL (or one inbound role)
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0  # frames its role may not send
 
     async def __call__(self, msg: Message) -> None:
         await self._ws.send(dump(msg))
+        self.stats.messages_out += 1
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Run ``work`` as a task of this connection; None (and ``work`` dropped) when this
@@ -152,6 +162,7 @@ class Link:
         if full or network.waiting >= MAX_WAITS:
             work.close()
             network.refused += 1
+            self.stats.busy += 1
             return None
         task = asyncio.create_task(work)
         self.tasks.add(task)
@@ -218,6 +229,29 @@ async def greet(
     )
 
 
+class LimitedConnection(ServerConnection):
+    """A server connection that takes a slot of ``limits`` when its TCP connection is
+    accepted, or is closed at once when none is left (before anything is read)."""
+
+    limits: ClassVar[ConnectionLimits]
+    slot: Slot | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.slot = self.limits.admit(address)
+        if self.slot is None:
+            cast(asyncio.Transport, transport).abort()  # refused: counted by the cap it hit
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.slot is None:
+            return  # refused when accepted: nothing was started
+        self.slot.release()
+        super().connection_lost(exc)
+
+
 class PeerNetwork:
     """Listen for peers and clients; keep outbound links to peer URLs."""
 
@@ -231,6 +265,7 @@ class PeerNetwork:
         key: SigningKey,
         validators: ValidatorKeys,
         submitters: SubmitterKeys | None = None,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -241,11 +276,14 @@ class PeerNetwork:
         self._submitters = submitters or (lambda _address: None)
         self._server: Server | None = None
         self._outboxes: dict[str, asyncio.Queue[str]] = {}
+        self.links: dict[str, LinkStats] = {}  # peer URL -> its outbound link's counters
+        self.inbound = {role: LinkStats() for role in Role}  # the listening port, by role
         self._tasks: list[asyncio.Task[None]] = []
-        self._opening = 0  # inbound handshakes under way
+        self.limits = ConnectionLimits(caps)
         self._refusals: dict[str, str] = {}  # peer URL -> why it last refused (logged once)
         self.clients = 0  # client links open
         self.submitters = 0  # submitter links open
+        self.validator_links = 0  # inbound validator links open
         self.waiting = 0  # answers in flight on all connections
         self.client_waiting = 0  # of which on client links
         self.refused = 0  # answers refused for being over a limit
@@ -254,8 +292,15 @@ class PeerNetwork:
         self.handshake_failures = 0  # inbound and outbound openings that failed
 
     async def listen(self) -> None:
+        connection = type("Limited", (LimitedConnection,), {"limits": self.limits})
         self._server = await serve(
-            self._serve, self._host, self._port, max_size=MAX_FRAME, compression=None
+            self._serve,
+            self._host,
+            self._port,
+            max_size=MAX_FRAME,
+            compression=None,
+            open_timeout=HANDSHAKE_S,
+            create_connection=connection,
         )
 
     @property
@@ -269,13 +314,16 @@ class PeerNetwork:
             if url != self.url and url not in self._outboxes:
                 outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_SIZE)
                 self._outboxes[url] = outbox
+                self.links[url] = LinkStats()
                 self._tasks.append(asyncio.create_task(self._link(url, outbox)))
 
     def broadcast(self, msg: Message) -> None:
         text = dump(msg)
-        for outbox in self._outboxes.values():
-            with contextlib.suppress(asyncio.QueueFull):
+        for url, outbox in self._outboxes.items():
+            try:
                 outbox.put_nowait(text)
+            except asyncio.QueueFull:
+                self.links[url].dropped += 1
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -289,6 +337,7 @@ class PeerNetwork:
             await self._server.wait_closed()
 
     async def _link(self, url: str, outbox: asyncio.Queue[str]) -> None:
+        stats = self.links[url]
         while True:
             pause = RECONNECT_S
             try:
@@ -303,19 +352,29 @@ class PeerNetwork:
                                 validators=self._validators,
                             )
                     except HandshakeFailed as exc:
+                        stats.handshake_refused += 1
                         self._refused_by(url, str(exc))
                         pause = REFUSED_RECONNECT_S
                         await ws.close(POLICY_VIOLATION, str(exc)[:120])
                         continue
                     self._refusals.pop(url, None)
-                    writing = asyncio.create_task(_write(ws, outbox))
+                    stats.up = True
+                    stats.connects += 1
+                    writing = asyncio.create_task(_write(ws, outbox, stats))
+                    link = Link(ws, self, role=Role.VALIDATOR, peer=peer, stats=stats)
                     try:
-                        await self._read(ws, Link(ws, self, role=Role.VALIDATOR, peer=peer))
+                        await self._read(ws, link)
                     finally:
                         writing.cancel()
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == POLICY_VIOLATION:
+                    stats.handshake_refused += 1  # the peer refused this end's proof
+                    self._refused_by(url, exc.rcvd.reason)
+                    pause = REFUSED_RECONNECT_S
             except (TimeoutError, OSError, WebSocketException):
                 pass
             finally:
+                stats.up = False
                 await asyncio.sleep(pause)
 
     def _refused_by(self, url: str, reason: str) -> None:
@@ -325,10 +384,6 @@ class PeerNetwork:
             log.warning("peer %s is not a validator link: %s", url, reason)
 
     async def _serve(self, ws: ServerConnection) -> None:
-        if self._opening >= MAX_OPENING:
-            await ws.close(TRY_AGAIN_LATER, "too many connections opening")
-            return
-        self._opening += 1
         try:
             async with asyncio.timeout(HANDSHAKE_S):
                 role, peer = await self._accept(ws)
@@ -340,8 +395,10 @@ class PeerNetwork:
             return
         except WebSocketException:
             return
-        finally:
-            self._opening -= 1
+        if isinstance(ws, LimitedConnection) and ws.slot is not None:
+            ws.slot.established()
+        stats = self.inbound[role]
+        stats.connects += 1
         if role is Role.CLIENT:
             if self.clients >= MAX_CLIENTS:
                 await ws.close(TRY_AGAIN_LATER, "too many clients")
@@ -352,14 +409,18 @@ class PeerNetwork:
                 await ws.close(TRY_AGAIN_LATER, "too many submitters")
                 return
             self.submitters += 1
+        else:
+            self.validator_links += 1
         try:
             with contextlib.suppress(WebSocketException):
-                await self._read(ws, Link(ws, self, role=role, peer=peer))
+                await self._read(ws, Link(ws, self, role=role, peer=peer, stats=stats))
         finally:
             if role is Role.CLIENT:
                 self.clients -= 1
             elif role is Role.SUBMITTER:
                 self.submitters -= 1
+            else:
+                self.validator_links -= 1
 
     async def _accept(self, ws: ServerConnection) -> tuple[Role, str | None]:
         """The listener's half: hello, then this validator's proof; a validator or a
@@ -388,7 +449,9 @@ class PeerNetwork:
         try:
             client = link.role is not Role.VALIDATOR
             submitter = link.role is Role.SUBMITTER
+            stats = link.stats
             async for frame in ws:
+                stats.messages_in += 1
                 if client and not client_frame_passes(frame, submitter=submitter):
                     await self._refuse(link, frame)
                     continue
@@ -420,6 +483,7 @@ class PeerNetwork:
         self.dropped += 1
 
 
-async def _write(ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
+async def _write(ws: ClientConnection, outbox: asyncio.Queue[str], stats: LinkStats) -> None:
     while True:
         await ws.send(await outbox.get())
+        stats.messages_out += 1

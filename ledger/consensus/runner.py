@@ -10,9 +10,12 @@ loopback ports chosen by the system, for the one-command demo and for tests.
 from __future__ import annotations
 
 import asyncio
+import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger.consensus.errors import MetricsPortError
+from ledger.consensus.metrics_port import MetricsPort, render_node_metrics
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.state import TimeoutConfig
 from ledger.home import load_home, load_home_genesis, load_validator_key, validator_homes
@@ -64,15 +67,30 @@ async def open_validator(
 
 
 async def run_validator(
-    home: Path, *, tuning: Tuning | None = None, stop: asyncio.Event | None = None
+    home: Path,
+    *,
+    tuning: Tuning | None = None,
+    stop: asyncio.Event | None = None,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
-    """Run the validator of ``home`` until ``stop`` is set (forever without one)."""
+    """Run the validator of ``home`` until ``stop`` is set (forever without one); with
+    ``metrics`` (host, port), also serve its metrics there (``metrics_port.py``)."""
     node, store = await open_validator(home, tuning=tuning)
+    port: MetricsPort | None = None
     try:
         await node.start()
+        if metrics is not None:
+            port = MetricsPort(lambda: render_node_metrics(node))
+            try:
+                await port.listen(*metrics)
+            except OSError as exc:
+                why = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise MetricsPortError(f"{metrics[0]}:{metrics[1]}: {why}") from exc
         node.connect(peer.url for peer in load_home(home).peers)
         await (stop or asyncio.Event()).wait()
     finally:
+        if port is not None:
+            await port.close()
         await node.stop()
         await store.close()
 

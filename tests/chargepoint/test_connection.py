@@ -4,8 +4,10 @@ import base64
 
 import pytest
 
-from chargepoint.connection import basic_auth_header, station_url
+from chargepoint.config import StationConfig
+from chargepoint.connection import basic_auth_header, csms_urls, station_url
 from chargepoint.errors import ConfigError
+from chargepoint.runner import StationRunner
 
 
 @pytest.mark.parametrize(
@@ -37,3 +39,16 @@ def test_basic_auth_header_encodes_id_and_password() -> None:
     scheme, token = header.split(" ")
     assert scheme == "Basic"
     assert base64.b64decode(token).decode() == "CP1:pa:ss word"
+
+
+def test_several_csms_urls_are_split_on_commas_and_each_checked() -> None:
+    assert csms_urls(" ws://a:1/ocpp, ws://b:2/ocpp ,") == ("ws://a:1/ocpp", "ws://b:2/ocpp")
+    with pytest.raises(ConfigError, match="no CSMS URL"):
+        csms_urls(" , ")
+    with pytest.raises(ConfigError, match="http://b"):
+        StationRunner(StationConfig(url="ws://a:1/ocpp", fallback_urls=("http://b",),
+                                    station_id="CS-1"))  # fmt: skip
+    runner = StationRunner(
+        StationConfig(url="ws://a:1/ocpp", fallback_urls=("ws://b:2/ocpp",), station_id="CS-1")
+    )
+    assert runner.urls == ("ws://a:1/ocpp/CS-1", "ws://b:2/ocpp/CS-1")

@@ -5,12 +5,14 @@ ports are one-line errors."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ledger.consensus.client import submit_and_fetch, submit_tx
@@ -39,7 +41,12 @@ async def test_four_validator_commands_commit_and_stop_on_sigterm(tmp_path: Path
     init_data_dir(tmp_path, validators=4, chain_id=CHAIN, genesis_time=T0)
     urls = use_ports(tmp_path, free_ports(4))
     csms = read_key_file(tmp_path / "keys" / "csms.key")
-    procs = [validator(h, "--block-interval-ms", "50") for h in validator_homes(tmp_path)]
+    metrics_port = free_ports(1)[0]
+    homes = validator_homes(tmp_path)
+    procs = [
+        validator(h, "--block-interval-ms", "50", *extra)
+        for h, extra in zip(homes, [("--metrics-port", str(metrics_port))] + [()] * 3, strict=True)
+    ]
     try:
         await wait_listening(urls)
         tx = sign_tx(settlement_body("cli-1"), csms, CHAIN)
@@ -47,6 +54,11 @@ async def test_four_validator_commands_commit_and_stop_on_sigterm(tmp_path: Path
         verify_receipt(receipt_from_dict(doc), load_genesis(tmp_path / "genesis.json"))
         # A retry after a crash of the submitter: the same receipt, not a rejection.
         assert await asyncio.wait_for(submit_tx(urls[::-1], tx, key=csms), 30) == receipt
+        # v0's own metrics: its height and its links to the three others.
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert re.search(r"^v2g_validator_height\{[^}]*\} [1-9]", text, re.M)
+        assert len(re.findall(r"^v2g_validator_peer_up\{[^}]*\} 1$", text, re.M)) == 3
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
@@ -72,6 +84,16 @@ def test_a_busy_port_and_a_missing_home_are_one_line_errors(tmp_path: Path) -> N
     assert proc.returncode == 1
     assert err.strip().splitlines() == [
         f"Error: v0: cannot listen on 127.0.0.1:{port}: port in use"
+    ]
+    with socket.socket() as busy:  # the metrics port, this time
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        proc = validator(validator_homes(tmp_path)[1], "--metrics-port", str(taken))
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.strip().splitlines() == [
+        f"Error: v1: cannot serve metrics on 127.0.0.1:{taken}: port in use"
     ]
     proc = validator(tmp_path / "nowhere")
     _, err = proc.communicate(timeout=30)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.blocks import build_block
 from ledger.codec import block_id
@@ -18,6 +18,7 @@ from ledger.commit import make_commit
 from ledger.consensus.client import ValidatorSession
 from ledger.consensus.errors import HandshakeFailed, SubmitRejected
 from ledger.consensus.handshake import Auth, Hello, Role, Side, new_hello, prove
+from ledger.consensus.limits import ConnectionCaps
 from ledger.consensus.messages import Proposal
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.signing import proposal_sign_bytes
@@ -270,3 +271,67 @@ async def test_a_strangers_forged_vote_flood_does_not_slow_block_production(
         assert flooded >= 0.75 * quiet
     finally:
         await stop_all(nodes)
+
+
+async def refused_at_once(host: str, port: int) -> bool:
+    """Open a TCP connection and send nothing: True if the validator closes it at once
+    (an admitted one waits for the handshake)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        async with asyncio.timeout(1.5):
+            return await reader.read() == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        writer.close()
+
+
+async def test_connections_from_one_address_are_capped_from_the_tcp_accept(
+    tmp_path: Path,
+) -> None:
+    """Over real sockets: one address may hold a few unfinished handshakes and a few
+    connections; more are closed at once, before anything is read, and counted by cap."""
+    net = make_net(4)
+    caps = ConnectionCaps(per_address=3, opening_per_address=2)
+    config = NodeConfig(
+        net.genesis, net.validator_keys[0], tmp_path / "v0", timeouts=FAST, connection_caps=caps
+    )
+    node = ValidatorNode(config, MemoryBlockStore())
+    await node.start()
+    host, port = node.url.removeprefix("ws://").rsplit(":", 1)
+    limits = node.connection_limits
+    try:
+        # Two connections that never start their handshake hold the address's opening slots.
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+        await wait_for(lambda: limits.opening == 2, timeout=5)
+        assert await refused_at_once(host, int(port))
+        assert limits.refused["address_opening"] == 1
+        idle.pop()[1].close()
+        await wait_for(lambda: limits.opening == 1, timeout=5)
+        # Sessions that finish their handshake leave the opening count; the third
+        # connection of the address is the last one it may hold.
+        async with (
+            ValidatorSession(node.url, genesis=net.genesis) as first,
+            ValidatorSession(node.url, key=net.csms_key) as second,
+        ):
+            assert limits.from_address("127.0.0.1") == 3 and limits.opening == 1
+            with pytest.raises((OSError, WebSocketException)):
+                async with ValidatorSession(node.url, genesis=net.genesis):
+                    pass
+            assert limits.refused["address"] == 1
+            assert await first.get_receipt("none") is None  # the admitted ones work
+            assert await second.get_receipt("none") is None
+        idle.pop()[1].close()
+        await wait_for(lambda: limits.connections == 0, timeout=5)
+        async with ValidatorSession(node.url, genesis=net.genesis):
+            pass  # the address may connect again
+        assert dict(limits.refused) == {
+            "address": 1,
+            "address_opening": 1,
+            "total": 0,
+            "opening": 0,
+        }
+    finally:
+        await node.stop()

@@ -63,6 +63,9 @@ class CsmsConfig:
     # validator in the genesis file, else the homes beside it
     validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    # after a station's boot: ask what its EVSEs can do (csms.evse_discovery)
+    evse_discovery: bool = True
+    max_report_parts: int = 64  # NotifyReport parts kept per report; later ones acknowledged only
     max_station_power_w: int = 350_000  # plausibility: no settlement beyond this power (+10%)
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
@@ -104,6 +107,7 @@ _POSITIVE = {
     "max_pending_frames",
     "max_sampled_values",
     "max_samples_per_transaction",
+    "max_report_parts",
     "max_events_per_transaction",
     "keep_station_events",
     "keep_meter_values",

@@ -32,6 +32,9 @@ class CsmsServices:
     tariff: Tariff | None = None  # prices running costs; settlement uses the same tariff
     settlement_written: Callable[[], None] | None = None  # wakes the outbox
     plan_due: Callable[[], None] | None = None  # wakes the dispatcher: an EV's needs to plan
+    # process-wide counts of what the CSMS learned of stations' EVSEs (csms.evse_discovery):
+    # outcome -> count, for /metrics (v2g_evse_discovery_total)
+    discovery: Counter[str] = field(default_factory=Counter)
     pruning: PruneLog = field(default_factory=PruneLog)  # rows removed past the keep_* caps
 
     def now_text(self) -> str:
@@ -114,6 +117,9 @@ class StationContext:
     services: CsmsServices
     tolerant: bool = False
     deviations: Counter[str] = field(default_factory=Counter)
+    # NotifyReport parts received per requestId on this connection (bounded: see
+    # ``csms.blocks.provisioning``)
+    report_parts: dict[int, int] = field(default_factory=dict)
 
     def tolerated(self, kind: str, detail: str) -> None:
         """Log and count one deviation tolerated for this station."""

@@ -51,6 +51,7 @@ class MetricsSnapshot:
     commit_latencies: Sequence[float] = field(default=())
     loop_lag: LagHistogram | None = None
     throttles: Sequence[AuthThrottle] = field(default=())
+    discovery: Mapping[str, int] = field(default_factory=dict)  # csms.evse_discovery outcomes
     ledger_links: Mapping[str, LinkStats] = field(default_factory=dict)  # validator URL ->
     validator_links: Sequence[ValidatorLinks] = field(default=())
     cluster: Cluster | None = None  # with processes sharing a PostgreSQL database
@@ -113,6 +114,13 @@ def render_metrics(s: MetricsSnapshot) -> str:
         lines.append(f'v2g_ocpp_tolerated_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_ocpp_rate_limited_total", "counter", "Frames refused by the rate limit.")
     lines.append(f"v2g_ocpp_rate_limited_total {s.rate_limited}")
+    family(
+        "v2g_evse_discovery_total",
+        "counter",
+        "What the CSMS asked stations about their EVSEs after boot, and what came of it.",
+    )
+    for outcome, n in sorted(s.discovery.items()):
+        lines.append(f'v2g_evse_discovery_total{{outcome="{_label(outcome)}"}} {n}')
     family(
         "v2g_store_pruned_total",
         "counter",

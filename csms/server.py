@@ -36,6 +36,7 @@ from csms.cluster import Cluster
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
 from csms.credentials import CredentialChecker
+from csms.evse_discovery import FOLLOW_UPS
 from csms.limits import PendingLimit, TokenBucket
 from csms.looplag import LoopLagMonitor
 from csms.model import StationRecord
@@ -355,6 +356,7 @@ class CsmsServer:
             pending_limit=PendingLimit(
                 config.max_pending_frames, config.rate_limit_disconnect_after
             ),
+            follow_ups=FOLLOW_UPS,
         )
         if self.cluster is not None:
             try:

@@ -793,6 +793,22 @@ class CsmsStore:
             )
         return [SettlementRecord(**dict(row)) for row in rows]
 
+    async def settlements_of_session(
+        self, station_id: str, transaction_id: str
+    ) -> list[SettlementRecord]:
+        """One session's settlement and the credits that correct it (oldest first)."""
+        rows = await self.fetchall(
+            "SELECT * FROM settlements WHERE station_id = ? AND transaction_id = ?"
+            f" {_SETTLEMENT_ORDER}",
+            (station_id, transaction_id),
+        )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
+    async def settlement_counts(self) -> dict[str, int]:
+        """How many settlements and credits there are of each status."""
+        rows = await self.fetchall("SELECT status, COUNT(*) FROM settlements GROUP BY status")
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def settlement_blocks(self, limit: int) -> tuple[list[int], int]:
         """The newest ``limit`` block heights holding settlements, newest first, and how many
         blocks hold any."""
@@ -879,16 +895,18 @@ class CsmsStore:
         tx_index: int,
         receipt: str | None,
     ) -> None:
-        """Record where the ledger committed it and take it off the outbox, atomically."""
-        async with self.transaction():
-            await self._engine.execute(
+        """Record where the ledger committed it (and its receipt, when given) and take it off
+        the outbox, atomically: one unit of the group commit, one hop to the writer."""
+
+        def unit(conn: SyncConnection) -> None:
+            conn.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
                 " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
                 (at, block_height, block_hash, tx_index, receipt, settlement_id),
             )
-            await self._engine.execute(
-                "DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,)
-            )
+            conn.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+
+        await self.group.submit(unit)
 
     async def settlements_without_receipt(self, limit: int = 100) -> list[str]:
         rows = await self.fetchall(

@@ -109,6 +109,7 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         pruned=pruned,
         throttles=([auth.throttle] if auth is not None else [])
         + ([server.throttle] if server is not None else []),
+        discovery=dict(server.services.discovery) if server is not None else {},
         ledger_links=deps.ledger_links() if deps.ledger_links is not None else {},
         validator_links=deps.validator_links() if deps.validator_links is not None else (),
         cluster=server.cluster if server is not None else None,

@@ -114,7 +114,7 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 0
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
-    block_interval_ms: int = 200  # pause after a commit to gather transactions
+    block_interval_ms: int = 200  # least time between two heights' starts (to gather txs)
     max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
     max_block_txs: int = 500
     gossip_interval_ms: int = 300

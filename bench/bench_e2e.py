@@ -10,11 +10,11 @@ instant the outbox recorded the commit, CSMS clock = this machine's clock) and i
 
 Prints e2e_commit_p50/p99 (Ended answer -> committed_at) and e2e_receipt_p50/p99 (Ended
 answer -> receipt stored, as observed by polling), with the embedded ledger's default block
-interval; the full run repeats with 250 ms blocks (``e2e_250ms_blocks_*``), the ledger's
-latency knob. Then the reference version (``bench.reference``: a block is stored, and so
-has a receipt, only once the next block is decided) runs at the default interval in the same
-run: ``e2e_reference_*``.
-Run: ``python -m bench.bench_e2e [--quick]``.
+interval (or ``--block-interval-ms``). Then the reference version (``bench.reference``: a
+block is stored, and so has a receipt, only once the next block is decided: two block
+intervals) runs at the same interval in the same run: ``e2e_reference_*``. ``--before
+COMMIT`` also runs that commit's tree (``e2e_before_*``), to measure a change in one run.
+Run: ``python -m bench.bench_e2e [--quick] [--before COMMIT]``.
 """
 
 from __future__ import annotations
@@ -43,16 +43,15 @@ from bench.common import (
     spawn_module,
     stop_process,
 )
-from bench.reference import reference_tree
+from bench.reference import REFERENCE_COMMIT, reference_tree
 from bench.serve import PASSWORD, TOKEN, TOKEN_TYPE, station_id
-from chargepoint.meter import (
-    public_key_pem,
-)
-from ledger.consensus.runner import Tuning
+from chargepoint.meter import public_key_pem
+from csms.app import EMBEDDED_BLOCK_INTERVAL_MS
+from ledger.home import STORE_FILE, validator_homes
 from simulators.signed_events import SignedMeterDriver
 
-DEFAULT_BLOCKS_MS = Tuning().block_interval_ms
-FAST_BLOCKS_MS = 250
+SESSION_SPAN = timedelta(seconds=10)  # each session's meter time, in the past
+DEFAULT_BLOCKS_MS = EMBEDDED_BLOCK_INTERVAL_MS  # the embedded ledger's (and the reference's)
 
 
 class SigningStation:
@@ -66,6 +65,8 @@ class SigningStation:
         self.ws: ClientConnection | None = None
         self.ids = 0
         self.sessions = 0
+        self.next_start = datetime.now(UTC)  # set by ``drive``: this station's sessions
+        # follow one another in (past) time, so that none overlaps another of its EVSE
 
     async def open(self, url: str) -> None:
         token = base64.b64encode(f"{self.name}:{PASSWORD}".encode()).decode()
@@ -96,14 +97,15 @@ class SigningStation:
         """Run Started then Ended; return (station, transaction id, Ended answer wall time)."""
         self.sessions += 1
         transaction_id = f"{self.name}-{self.sessions}"
-        began = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
-        ended = began + timedelta(seconds=1)
+        began = self.next_start
+        ended = began + SESSION_SPAN
+        self.next_start = ended + timedelta(seconds=1)
         driver = self.driver
         begin = driver.meter_value(began, "Begin", "Transaction.Begin")
         await self.call(
             "TransactionEvent", driver.event("Started", 0, transaction_id, began, begin)
         )
-        driver.move(2_000, 500, began)
+        driver.move(500, 100, began)  # 216 kW over the span: a plausible power
         end = driver.meter_value(ended, "End", "Transaction.End")
         answer = await self.call(
             "TransactionEvent", driver.event("Ended", 1, transaction_id, ended, end)
@@ -126,12 +128,49 @@ def committed(db_path: Path) -> dict[tuple[str, str], tuple[str, str | None, boo
     return {(r[0], r[1]): (r[2], r[3], bool(r[4])) for r in rows}
 
 
+def phases(db_path: Path, receipt_at: dict[tuple[str, str], float]) -> dict[str, list[float]]:
+    """Where each receipt's time went, in seconds: written (the settlement row) -> its
+    block proposed (the header's time), -> committed (the outbox has the commit), ->
+    receipt stored (as polled). Block times are read from the first validator's store."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute(
+            "SELECT station_id, transaction_id, created_at, committed_at, block_height"
+            " FROM settlements WHERE block_height IS NOT NULL"
+        ).fetchall()
+    finally:
+        conn.close()
+    store = validator_homes(db_path.parent)[0] / STORE_FILE
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+    try:
+        headers = conn.execute("SELECT height, header FROM blocks").fetchall()
+    finally:
+        conn.close()
+    proposed = {int(h): json.loads(bytes(header))["time"] / 1000 for h, header in headers}
+    out: dict[str, list[float]] = {"to_block": [], "block_to_commit": [], "commit_to_receipt": []}
+    for station, transaction, created, committed_at, height in rows:
+        at = proposed.get(height)
+        received = receipt_at.get((station, transaction))
+        if at is None or received is None or committed_at is None:
+            continue
+        out["to_block"].append(at - parse_stamp(created))
+        out["block_to_commit"].append(parse_stamp(committed_at) - at)
+        out["commit_to_receipt"].append(received - parse_stamp(committed_at))
+    return out
+
+
 def parse_stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, Any]:
     stations = [SigningStation(i, args.key) for i in range(args.stations)]
+    count = int(args.rate * args.duration)
+    per_station = -(-count // args.stations) + 1
+    span = per_station * (SESSION_SPAN + timedelta(seconds=1))
+    first = datetime.now(UTC).replace(microsecond=0) - span
+    for s in stations:
+        s.next_start = first
     await asyncio.gather(*(s.open(url) for s in stations))
     free: asyncio.Queue[SigningStation] = asyncio.Queue()
     for s in stations:
@@ -150,7 +189,6 @@ async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, 
         finally:
             free.put_nowait(station)
 
-    count = int(args.rate * args.duration)
     commit_latency: dict[tuple[str, str], float] = {}
     receipt_latency: dict[tuple[str, str], float] = {}
     flagged: set[tuple[str, str]] = set()
@@ -192,7 +230,9 @@ async def drive(args: argparse.Namespace, url: str, db_path: Path) -> dict[str, 
     for s in stations:
         if s.ws is not None:
             await s.ws.close()
+    receipt_at = {session: ended[session] + late for session, late in receipt_latency.items()}
     return {
+        "phases": await asyncio.to_thread(phases, db_path, receipt_at),
         "sessions": count,
         "ended": len(ended),
         "offered_rate": offered_rate,
@@ -216,27 +256,25 @@ def main() -> None:
     parser.add_argument(
         "--no-reference", action="store_true", help="skip the reference version's run"
     )
+    parser.add_argument("--before", help="also run this commit's tree (e2e_before_*)")
     args = parser.parse_args()
     args.rate = args.rate or (5.0 if args.quick else 20.0)
     args.duration = args.duration or (8.0 if args.quick else 30.0)
     raise_open_files_limit()
     args.key = ec.generate_private_key(ec.SECP256R1())
-    intervals = [args.block_interval_ms] if args.block_interval_ms else [0]
-    if not args.quick and not args.block_interval_ms:
-        intervals.append(FAST_BLOCKS_MS)  # the ledger's latency knob, reported beside
+    interval = args.block_interval_ms
     emit("e2e_target_rate", args.rate)
-    runs: list[tuple[str, int, Path | None]] = [
-        ("e2e" if i == 0 else f"e2e_{interval}ms_blocks", interval, REPO)
-        for i, interval in enumerate(intervals)
-    ]
+    runs: list[tuple[str, str | None]] = [("e2e", None)]  # (prefix, commit; None: this tree)
+    if args.before:
+        runs.append(("e2e_before", args.before))
     if not args.no_reference:
-        runs.append(("e2e_reference", intervals[0], None))
-    for prefix, interval, root in runs:
-        if root is None:
-            with reference_tree() as tree:
-                result = run_once(args, interval, tree)
+        runs.append(("e2e_reference", REFERENCE_COMMIT))
+    for prefix, commit in runs:
+        if commit is None:
+            result = run_once(args, interval, REPO)
         else:
-            result = run_once(args, interval, root)
+            with reference_tree(commit) as tree:
+                result = run_once(args, interval, tree)
         emit(f"{prefix}_block_interval_ms", interval or DEFAULT_BLOCKS_MS)
         emit(f"{prefix}_offered_rate", float(result["offered_rate"]))
         emit(f"{prefix}_sessions", int(result["ended"]))
@@ -248,6 +286,9 @@ def main() -> None:
         emit(f"{prefix}_commit_p99_ms", percentile(result["commit"], 0.99) * 1000)
         emit(f"{prefix}_receipt_p50_ms", percentile(result["receipt"], 0.50) * 1000)
         emit(f"{prefix}_receipt_p99_ms", percentile(result["receipt"], 0.99) * 1000)
+        for phase, values in result["phases"].items():
+            emit(f"{prefix}_{phase}_p50_ms", percentile(values, 0.50) * 1000)
+            emit(f"{prefix}_{phase}_p99_ms", percentile(values, 0.99) * 1000)
 
 
 def run_once(args: argparse.Namespace, block_interval_ms: int, root: Path = REPO) -> dict[str, Any]:

@@ -182,6 +182,12 @@ def print_session(report: SessionReport) -> None:
     help="Vary each EV's battery (+-20 %) and arrival SoC (+-15 points) from this seed.",
 )
 @click.option(
+    "--evse-power-w",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Each EVSE's rating in W, reported as the device model's EVSE Power maxLimit.",
+)
+@click.option(
     "--aligned-interval",
     default=900,
     show_default=True,
@@ -218,6 +224,7 @@ def chargepoint_command(
     max_charge_kw: float,
     max_discharge_kw: float,
     ev_seed: int | None,
+    evse_power_w: int | None,
     aligned_interval: int,
 ) -> None:
     """Connect station STATION_ID to the CSMS at URL (ws[s]://host:port/ocpp or .../STATION_ID).
@@ -235,6 +242,7 @@ def chargepoint_command(
             password=password,
             tls=tls,
             evses=evses,
+            evse_power_w=evse_power_w,
             sessions=sessions,
             exit_when_done=exit_when_done,
             id_token=IdToken(id_token, id_token_type),

@@ -28,6 +28,7 @@ class StationConfig:
     password: str | None = None
     tls: TlsFiles | None = None  # wss:// CA and client certificate (security profiles 2, 3)
     evses: int = 1
+    evse_power_w: int | None = None  # each EVSE's rating (device model EVSE.Power maxLimit)
     sessions: int = 0
     exit_when_done: bool = False
     id_token: IdToken = DEFAULT_ID_TOKEN
@@ -48,6 +49,8 @@ class StationConfig:
             raise ConfigError("station id must be 1-48 characters without '/'")
         if self.evses < 1:
             raise ConfigError("--evses must be at least 1")
+        if self.evse_power_w is not None and self.evse_power_w < 1:
+            raise ConfigError("--evse-power-w must be at least 1")
         if self.sessions < 0:
             raise ConfigError("--sessions must not be negative")
         if self.exit_when_done and self.sessions < 1:

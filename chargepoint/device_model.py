@@ -246,6 +246,7 @@ def default_variables(
     *,
     station_id: str,
     evse_count: int,
+    evse_power_w: int | None = None,
     heartbeat_interval: int = 300,
     tx_updated_interval: int = 60,
     aligned_interval: int = 900,
@@ -381,4 +382,15 @@ def default_variables(
                 mutability=ro,
             )
         )
+        if evse_power_w is not None:  # its rating: the Power variable's maxLimit (W)
+            variables.append(
+                Variable(
+                    ComponentKey("EVSE", None, evse_id),
+                    VariableKey("Power"),
+                    "0",
+                    data_type=integer,
+                    mutability=ro,
+                    max_limit=evse_power_w,
+                )
+            )
     return variables

@@ -219,6 +219,10 @@ def _report_item(var: Variable) -> Json:
         characteristics["values_list"] = ",".join(var.values_list)
     if var.min_limit is not None:
         characteristics["min_limit"] = var.min_limit
+    if var.max_limit is not None:
+        characteristics["max_limit"] = var.max_limit
+    if var.component.name == "EVSE" and var.variable.name == "Power":
+        characteristics["unit"] = "W"
     return {
         "component": _component_payload(var.component),
         "variable": _variable_payload(var.variable),

@@ -44,6 +44,11 @@ def get_base_report(
     per_message = station.device_model.read_int("DeviceDataCtrlr", "ItemsPerMessage")
 
     async def send_report() -> None:
+        # asked right after boot, the answer may leave before the station is online
+        try:
+            await asyncio.wait_for(station.online.wait(), station.config.response_timeout)
+        except TimeoutError:
+            return  # offline: the CSMS asks again
         pages = notify_report_calls(
             request_id=request_id,
             now=station.clock.now(),

@@ -121,6 +121,7 @@ class StationRunner:
             default_variables(
                 station_id=config.station_id,
                 evse_count=config.evses,
+                evse_power_w=config.evse_power_w,
                 tx_updated_interval=config.tx_updated_interval,
                 aligned_interval=config.aligned_interval,
                 retry_backoff=self._factory_retry,

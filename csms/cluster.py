@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import hashlib
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from csms.errors import CallTimeout, CsmsError, StationNotConnected
+from csms.errors import CallTimeout, ConfigError, CsmsError, StationNotConnected
 from csms.remote_calls import (
     RemoteCallsBusy,
     decode_outcome,
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 ANSWER_MARGIN_S = 3.0  # the asker waits this much longer than the holder waits for the station
 LISTEN_RETRY_S = 1.0
+NAME_LOCK = 7420152  # advisory lock class of process names (7420151: migrations)
+EARLY_ANSWERS = 1024
 
 # Set while this process runs an operation another process asked for: never forwarded again.
 SERVING_REMOTE: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -76,17 +79,18 @@ class Cluster:
         self._server = server
         self._url = url
         self.process = process
-        self.leases = LeaseStore(server.services.store, process, lease_seconds=lease_seconds)
+        self._leases: LeaseStore | None = None  # opened by start
         self.lease_seconds = lease_seconds
         self.max_remote_calls = max_remote_calls
         self.call_timeout = call_timeout
         self.operations: dict[str, Operation] = {}  # method name -> the local operation
         self._waiting: dict[int, asyncio.Future[str]] = {}  # calls sent, by id
+        # answers heard before their asker learnt its call's id (newest last, bounded)
+        self._early: dict[int, None] = {}
         self._reserved = 0  # forwards in progress (sending, waiting or reading the answer)
         self._serving: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listening = asyncio.Event()
         self._listener: Any = None
         # counters (metrics and tests)
         self.released = 0  # local connections closed: the station connected elsewhere
@@ -99,16 +103,56 @@ class Cluster:
     def channel(self) -> str:
         return channel_for(self.process)
 
+    @property
+    def waiting(self) -> int:
+        """Calls to stations on other processes in progress."""
+        return self._reserved
+
+    @property
+    def leases(self) -> LeaseStore:
+        assert self._leases is not None, "cluster not started"
+        return self._leases
+
     async def start(self) -> None:
-        """Drop a former run's leases, listen, then renew: before any station is served."""
-        await self.leases.release_all()
-        self._tasks.append(asyncio.create_task(self._listen(), name="cluster-listen"))
+        """Claim the name, drop a former run's leases, listen: before any station is served.
+
+        ConfigError when another running process has the same name (each holds its name,
+        as a PostgreSQL advisory lock, for as long as its listening connection lives)."""
+        conn = await self._listen_connection()
         try:
-            await asyncio.wait_for(self._listening.wait(), 30)
-        except TimeoutError:
+            if not await self._claim_name(conn):
+                raise ConfigError(
+                    f"process_name {self.process!r} is in use by another running CSMS on this"
+                    " database: give each process its own (--process-name)"
+                )
+            self._leases = await LeaseStore.open(
+                self._url, self.process, lease_seconds=self.lease_seconds
+            )
+            await self.leases.release_all()
+        except BaseException:
+            await conn.close()
             await self.stop()
             raise
+        self._listener = conn
+        self._tasks.append(asyncio.create_task(self._listen(conn), name="cluster-listen"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"))
+
+    async def _listen_connection(self) -> Any:
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            await conn.execute(f'LISTEN "{self.channel}"')
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CsmsError(f"cannot listen on the PostgreSQL database: {first}") from None
+        return conn
+
+    async def _claim_name(self, conn: Any) -> bool:
+        key = int.from_bytes(hashlib.sha256(self.process.encode()).digest()[:4], "big", signed=True)
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAME_LOCK, key))
+        row = await cursor.fetchone()
+        return bool(row and row[0])
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._serving, *self._closing]
@@ -117,18 +161,33 @@ class Cluster:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._listener is not None:  # ends the name's claim too
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
         self._tasks.clear()
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
-        with contextlib.suppress(Exception):
-            await self.leases.release_all()
+        if self._leases is not None:
+            with contextlib.suppress(Exception):
+                await self._leases.release_all()
+            await self._leases.close()
+            self._leases = None
 
     # -- leases ---------------------------------------------------------------------------
 
     async def take(self, station_id: str, subprotocol: str) -> int:
-        """Take the station's lease for a new local connection; its epoch."""
-        taken = await self.leases.take(station_id, subprotocol, self._server.services.now_text())
+        """Take the station's lease for a new local connection; its epoch.
+
+        Tried twice: two processes taking leases of the same stations at once may deadlock,
+        and PostgreSQL then fails one of the takes."""
+        at = self._server.services.now_text()
+        try:
+            taken = await self.leases.take(station_id, subprotocol, at)
+        except Exception as exc:
+            log.info("%s: taking its lease failed (%s); once more", station_id, exc)
+            taken = await self.leases.take(station_id, subprotocol, at)
         if taken.previous is not None:
             log.info("%s: taken over from CSMS process %s", station_id, taken.previous)
         return taken.epoch
@@ -172,17 +231,12 @@ class Cluster:
 
     # -- LISTEN ---------------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        import psycopg
-
+    async def _listen(self, conn: Any) -> None:
+        """Serve notifications; on a lost connection, listen again (and claim the name)."""
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True
-                ) as conn:
-                    await conn.execute(f'LISTEN "{self.channel}"')
+                async with conn:
                     self._listener = conn
-                    self._listening.set()
                     for call_id in await self.leases.pending_calls():  # sent while away
                         self._serve(call_id)
                     async for notify in conn.notifies():
@@ -192,7 +246,17 @@ class Cluster:
             except Exception as exc:
                 log.warning("cluster: listening on %s failed: %s", self.channel, exc)
             self._listener = None
-            await asyncio.sleep(LISTEN_RETRY_S)
+            while True:
+                await asyncio.sleep(LISTEN_RETRY_S)
+                try:
+                    conn = await self._listen_connection()
+                except CsmsError as exc:
+                    log.warning("cluster: %s", exc)
+                    continue
+                self._listener = conn
+                if not await self._claim_name(conn):
+                    log.error("cluster: another running CSMS took process_name %r", self.process)
+                break
 
     def _on_notify(self, payload: str) -> None:
         kind, _, rest = payload.partition(" ")
@@ -204,7 +268,11 @@ class Cluster:
             self._serve(int(rest))
         elif kind == "answer":
             future = self._waiting.get(int(rest))
-            if future is not None and not future.done():
+            if future is None:  # its asker has not resumed since the call was stored
+                self._early[int(rest)] = None
+                while len(self._early) > EARLY_ANSWERS:
+                    del self._early[next(iter(self._early))]
+            elif not future.done():
                 future.set_result(rest)
         else:
             log.warning("cluster: unknown notification %r", payload)
@@ -237,6 +305,9 @@ class Cluster:
             station_id, lease.process, method, encode_request(method, args, kwargs)
         )
         self._waiting[call_id] = future
+        if call_id in self._early:
+            del self._early[call_id]
+            future.set_result(str(call_id))
         self.forwarded += 1
         log.info(
             "%s: %s sent to CSMS process %s (call %d)", station_id, method, lease.process, call_id
@@ -254,10 +325,12 @@ class Cluster:
                 answer = await self.leases.take_answer(call_id)
                 if answer is None:
                     raise CallTimeout(f"{station_id}: {method}: the answer was lost")
+        except BaseException:
+            with contextlib.suppress(Exception):  # gave up: the holder's answer goes nowhere
+                await self.leases.drop_call(call_id)
+            raise
         finally:
             self._waiting.pop(call_id, None)
-            with contextlib.suppress(Exception):
-                await self.leases.drop_call(call_id)
         return decode_outcome(answer, station_id)
 
     def _serve(self, call_id: int) -> None:
@@ -305,3 +378,25 @@ class Cluster:
             log.exception("%s: %s for %s failed", call.station_id, call.method, call.origin)
             return encode_error(exc, call.station_id)
         return encode_value(value)
+
+
+def render_cluster(cluster: Cluster | None) -> list[str]:
+    """Prometheus lines of this process's part in the set (none without PostgreSQL)."""
+    if cluster is None:
+        return []
+    return [
+        "# HELP v2g_cluster_closed_total Local connections closed because the station's lease"
+        " went to another CSMS process (taken_over: told at once; lease_lost: found at renewal).",
+        "# TYPE v2g_cluster_closed_total counter",
+        f'v2g_cluster_closed_total{{why="taken_over"}} {cluster.released}',
+        f'v2g_cluster_closed_total{{why="lease_lost"}} {cluster.lost}',
+        "# HELP v2g_cluster_calls_total Operator calls to stations on other CSMS processes"
+        " (forwarded), run here for other processes (served), refused as too many (refused).",
+        "# TYPE v2g_cluster_calls_total counter",
+        f'v2g_cluster_calls_total{{kind="forwarded"}} {cluster.forwarded}',
+        f'v2g_cluster_calls_total{{kind="served"}} {cluster.served}',
+        f'v2g_cluster_calls_total{{kind="refused"}} {cluster.refused_busy}',
+        "# HELP v2g_cluster_calls_waiting Calls to stations on other processes waiting now.",
+        "# TYPE v2g_cluster_calls_waiting gauge",
+        f"v2g_cluster_calls_waiting {cluster.waiting}",
+    ]

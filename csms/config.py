@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from csms.errors import ConfigError
+from csms.store import retention
 from csms.store.engine import is_postgresql_url
 from ledger.duration import parse_duration
 
@@ -39,6 +40,17 @@ class CsmsConfig:
     rate_limit_disconnect_after: int = 100  # "rate limited" frames in a row before closing
     max_sampled_values: int = 200  # sampled values in one message; more: refused or truncated
     max_samples_per_transaction: int = 100_000  # samples stored per transaction; likewise
+    max_events_per_transaction: int = 20_000  # events stored per transaction; likewise
+    # the newest rows kept per station of what it reports outside transactions (older ones
+    # are removed as new ones come: csms.store.retention); README, Configuration
+    keep_station_events: int = retention.KEEP_STATION_EVENTS
+    keep_meter_values: int = retention.KEEP_METER_VALUES  # samples not tied to a transaction
+    keep_security_events: int = retention.KEEP_SECURITY_EVENTS
+    keep_reports: int = retention.KEEP_REPORTS  # NotifyReport messages
+    keep_charging_needs: int = retention.KEEP_CHARGING_NEEDS
+    keep_connection_log: int = retention.KEEP_CONNECTION_LOG
+    # connectors whose status a station keeps; a status for one more is not stored
+    max_connectors_per_station: int = retention.MAX_CONNECTORS
     # settlement
     operator: str = "operator-1"  # the operator id written into every settlement
     tariff_file: str = ""  # YAML tariff; default DATA_DIR/tariff.yaml (written if missing)
@@ -51,6 +63,9 @@ class CsmsConfig:
     # validator in the genesis file, else the homes beside it
     validators: tuple[str, ...] = ()
     evidence_slack_seconds: int = 0  # how far a signed reading may sit from a tariff boundary
+    # after a station's boot: ask what its EVSEs can do (csms.evse_discovery)
+    evse_discovery: bool = True
+    max_report_parts: int = 64  # NotifyReport parts kept per report; later ones acknowledged only
     max_station_power_w: int = 350_000  # plausibility: no settlement beyond this power (+10%)
     clock_tolerance_seconds: int = 300  # a session ending further ahead of the CSMS is flagged
     # dispatch (V2G)
@@ -92,6 +107,15 @@ _POSITIVE = {
     "max_pending_frames",
     "max_sampled_values",
     "max_samples_per_transaction",
+    "max_report_parts",
+    "max_events_per_transaction",
+    "keep_station_events",
+    "keep_meter_values",
+    "keep_security_events",
+    "keep_reports",
+    "keep_charging_needs",
+    "keep_connection_log",
+    "max_connectors_per_station",
     "max_station_power_w",
     "http_max_body_bytes",
     "rate_limit_disconnect_after",

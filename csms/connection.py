@@ -8,6 +8,11 @@ Limits (``csms.limits``): a reader task takes frames off the socket and queues t
 worker that answers them in order; the worker waits for the station's rate-limit token first
 (throttling). A station with too many frames unanswered is answered "rate limited" at once by
 the reader, and disconnected (close code 1008) if it keeps on; the others carry on.
+
+Follow-ups: once a station's call has been answered without error, the follow-up registered
+for its action (``csms.evse_discovery``: asking for the EVSE limits after BootNotification)
+runs as its own task, so that its calls never wait inside a handler; the tasks end with the
+connection, and a follow-up that fails is logged.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -25,6 +31,7 @@ from csms.errors import CallErrorResponse, CallTimeout, GenericError, StationNot
 from csms.limits import PendingLimit, TokenBucket, Verdict
 from csms.ocpp.frames import CallError, CallResult, encode_call
 from csms.ocpp.rpc import Dispatcher, Inbound
+from csms.sent_profiles import SentProfiles
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ class StationConnection:
         call_timeout: float,
         rate_limit: TokenBucket | None = None,
         pending_limit: PendingLimit | None = None,
+        follow_ups: Mapping[str, Callable[[StationConnection], Awaitable[None]]] | None = None,
     ) -> None:
         self.websocket = websocket
         self.context = context
@@ -57,6 +65,9 @@ class StationConnection:
         self._call_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future[CallResult | CallError]]] = {}
         self._heard_at: float | None = None  # loop time "last heard" was last stored
+        self.follow_ups = follow_ups or {}
+        self.sent_profiles = SentProfiles()  # what the station accepted (csms.sent_profiles)
+        self._follow_up_tasks: set[asyncio.Task[None]] = set()
         # the epoch of this connection's lease when CSMS processes share a database
         # (``csms.cluster``); None: no lease, or it was taken by another connection
         self.lease_epoch: int | None = None
@@ -102,6 +113,8 @@ class StationConnection:
                 worker.cancel()
                 raise
             finally:
+                for task in self._follow_up_tasks:
+                    task.cancel()
                 for _, future in self._pending.values():
                     if not future.done():
                         future.set_exception(StationNotConnected(f"{self.station_id} disconnected"))
@@ -133,12 +146,32 @@ class StationConnection:
                     self.context, message, station_id=self.station_id
                 )
                 await self._deliver(inbound)
+                self._follow_up(inbound)
             except ConnectionClosed:
                 pass  # the answer is lost; the station resends what was not answered
             except Exception:  # the Dispatcher answers everything; never let the worker die
                 log.exception("%s: frame could not be answered", self.station_id)
             finally:
                 self._unanswered -= 1
+
+    def _follow_up(self, inbound: Inbound) -> None:
+        """Start the follow-up of a call answered without error, if its action has one."""
+        if inbound.error_code is not None or inbound.action is None or self._closing:
+            return
+        follow_up = self.follow_ups.get(inbound.action)
+        if follow_up is None:
+            return
+        task = asyncio.create_task(self._run_follow_up(inbound.action, follow_up(self)))
+        self._follow_up_tasks.add(task)
+        task.add_done_callback(self._follow_up_tasks.discard)
+
+    async def _run_follow_up(self, action: str, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: follow-up of %s failed", self.station_id, action)
 
     async def _deliver(self, inbound: Inbound) -> None:
         if inbound.response is not None:
@@ -199,6 +232,7 @@ class StationConnection:
             log.warning("%s: %s answered %s", self.station_id, action, response.code)
             raise CallErrorResponse(self.station_id, action, response.code, response.description)
         schemas.validate_response(action, response.payload)
+        self.sent_profiles.observe(action, payload, response.payload)
         return response.payload
 
     async def close(self, reason: str) -> None:

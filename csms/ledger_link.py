@@ -28,8 +28,6 @@ from ledger.types import Tx
 
 log = logging.getLogger(__name__)
 
-MAX_KEPT_DOCUMENTS = 10_000  # receipts fetched with their commit, until the outbox stores them
-
 
 class ValidatorLedger:
     """``LedgerClient`` over the validators' websocket endpoints."""
@@ -48,7 +46,6 @@ class ValidatorLedger:
         self.genesis = genesis
         self.timeout_s = timeout_s
         self._client = ValidatorClient(self.urls, genesis=genesis, key=key)
-        self._documents: dict[str, dict[str, Any]] = {}  # fetched with the commit, not yet taken
 
     async def submit(self, tx: bytes) -> LedgerReceipt:
         try:
@@ -57,17 +54,11 @@ class ValidatorLedger:
             raise LedgerRejected(str(exc)) from None
         except SubmitFailed as exc:
             raise LedgerUnavailable(str(exc)) from None
-        if doc is not None:
-            if len(self._documents) >= MAX_KEPT_DOCUMENTS:
-                del self._documents[next(iter(self._documents))]
-            self._documents[doc["settlement"]["settlement_id"]] = doc
-        return LedgerReceipt(receipt.height, receipt.block_id.hex(), receipt.index, {})
+        # the document (verified against genesis) is stored with the commit, in one write
+        return LedgerReceipt(receipt.height, receipt.block_id.hex(), receipt.index, doc or {})
 
     async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
         """The receipt a driver can verify offline, or None while the block is not stored."""
-        kept = self._documents.pop(settlement_id, None)
-        if kept is not None:
-            return kept
         try:
             # a document that does not verify against genesis is not taken from any validator
             return await self._client.fetch_receipt(settlement_id, wait_s=2.0)

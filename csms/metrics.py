@@ -2,14 +2,18 @@
 
 Collected on each scrape: live stations and their per-connection message counters (the
 Dispatcher's ``stats``: one count per handled action, ``error:<code>`` per CALLERROR sent),
-tolerated deviations, settlements by status, the ledger height, and a histogram of commit
-latency (a settlement's ``created_at`` to ``committed_at``). Counters of a connection start
+tolerated deviations, rows removed past the per-station caps (``keep_<kind>``), settlements
+by status, the ledger height, and a histogram of commit latency (a settlement's
+``created_at`` to ``committed_at``). Counters of a connection start
 again from zero when the station reconnects.
 
 The ledger's links: the CSMS's connection to each validator (``v2g_ledger_link_*``, by
 validator URL), and for the embedded validators their own links (``v2g_validator_*``, by
 validator address: each peer link by peer URL, and the listening port by role). These
 counters only grow while the process runs.
+
+With CSMS processes sharing a PostgreSQL database (``csms.cluster``): connections closed
+because another process took the station, and operator calls between processes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from csms.cluster import Cluster, render_cluster
 from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
 from csms.throttle import AuthThrottle, render_throttle
@@ -46,8 +51,11 @@ class MetricsSnapshot:
     commit_latencies: Sequence[float] = field(default=())
     loop_lag: LagHistogram | None = None
     throttles: Sequence[AuthThrottle] = field(default=())
+    discovery: Mapping[str, int] = field(default_factory=dict)  # csms.evse_discovery outcomes
     ledger_links: Mapping[str, LinkStats] = field(default_factory=dict)  # validator URL ->
     validator_links: Sequence[ValidatorLinks] = field(default=())
+    cluster: Cluster | None = None  # with processes sharing a PostgreSQL database
+    pruned: Mapping[str, int] = field(default_factory=dict)  # kind -> rows past keep_<kind>
 
 
 def _label(value: str) -> str:
@@ -106,6 +114,20 @@ def render_metrics(s: MetricsSnapshot) -> str:
         lines.append(f'v2g_ocpp_tolerated_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_ocpp_rate_limited_total", "counter", "Frames refused by the rate limit.")
     lines.append(f"v2g_ocpp_rate_limited_total {s.rate_limited}")
+    family(
+        "v2g_evse_discovery_total",
+        "counter",
+        "What the CSMS asked stations about their EVSEs after boot, and what came of it.",
+    )
+    for outcome, n in sorted(s.discovery.items()):
+        lines.append(f'v2g_evse_discovery_total{{outcome="{_label(outcome)}"}} {n}')
+    family(
+        "v2g_store_pruned_total",
+        "counter",
+        "Rows a station's reports pushed past its keep_<kind> cap, oldest first, by kind.",
+    )
+    for kind, n in sorted(s.pruned.items()):
+        lines.append(f'v2g_store_pruned_total{{kind="{_label(kind)}"}} {n}')
     family("v2g_settlements", "gauge", "Settlements and credits in the CSMS, by status.")
     for status in STATUSES:
         lines.append(f'v2g_settlements{{status="{status}"}} {s.settlements.get(status, 0)}')
@@ -127,6 +149,7 @@ def render_metrics(s: MetricsSnapshot) -> str:
     lines.extend(render_throttle(s.throttles))
     lines.extend(render_ledger_links(s.ledger_links))
     lines.extend(render_validator_links(s.validator_links))
+    lines.extend(render_cluster(s.cluster))
     return "\n".join(lines) + "\n"
 
 

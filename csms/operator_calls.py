@@ -6,10 +6,11 @@ specification writes it (camelCase JSON), checked against the schema the ``ocpp`
 for the station's negotiated version before anything is sent. A charging profile inside it is
 first clamped to the dispatch bounds (``csms.profile_bounds``).
 
-Left out on purpose: answers to a station's own request (CertificateSigned), what the CSMS
-sends itself (CostUpdated, the dispatcher's profiles), and 2.1 messages that carry power
-outside a charging profile (UpdateDynamicSchedule, SetDERControl, AFRRSignal), which the
-bounds do not cover yet.
+The 2.1 messages that set power outside a charging profile (UpdateDynamicSchedule,
+SetDERControl, AFRRSignal) are bounded or refused by ``csms.power_bounds``.
+
+Left out on purpose: answers to a station's own request (CertificateSigned) and what the CSMS
+sends itself (CostUpdated, the dispatcher's profiles).
 """
 
 from __future__ import annotations
@@ -79,7 +80,14 @@ OPERATOR_ACTIONS_201 = frozenset(
     }
 )
 
-OPERATOR_ACTIONS_21 = OPERATOR_ACTIONS_201 | {"NotifyAllowedEnergyTransfer"}
+OPERATOR_ACTIONS_21 = OPERATOR_ACTIONS_201 | {
+    "AFRRSignal",
+    "ClearDERControl",
+    "GetDERControl",
+    "NotifyAllowedEnergyTransfer",
+    "SetDERControl",
+    "UpdateDynamicSchedule",
+}
 
 OPERATOR_ACTIONS = {
     "ocpp1.6": OPERATOR_ACTIONS_16,

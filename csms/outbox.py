@@ -161,8 +161,8 @@ class OutboxWorker:
             current = await self.store.get_settlement(record.settlement_id)
             if current is None or current.status != "pending":
                 return  # a delivery that finished after the due list was read already did it
-            committed = await self._submit(record)
-        if committed:
+            receipt = await self._commit(record)
+        if receipt is not None and not receipt.document:  # not given with the commit
             await self._fetch_receipt(record.settlement_id)
 
     async def _fetch_receipt(self, settlement_id: str) -> bool:
@@ -214,13 +214,18 @@ class OutboxWorker:
         return sum(results)
 
     async def _submit(self, record: SettlementRecord) -> bool:
+        return await self._commit(record) is not None
+
+    async def _commit(self, record: SettlementRecord) -> LedgerReceipt | None:
+        """Submit ``record`` and store its commit (with the receipt document when the ledger
+        gave it); None when it is not committed (rejected, or to be retried)."""
         assert record.tx is not None, "only signed settlements enter the outbox"
         try:
             receipt = await self.client.submit(record.tx)
         except LedgerRejected as exc:
             log.error("settlement %s rejected by the ledger: %s", record.settlement_id, exc)
             await self.store.mark_rejected(record.settlement_id, f"ledger rejected: {exc}")
-            return False
+            return None
         except Exception as exc:
             attempts = await self._attempts(record.settlement_id)
             delay = min(self.retry_max, self.retry_base * (2**attempts))
@@ -229,7 +234,7 @@ class OutboxWorker:
             await self.store.retry_later(
                 record.settlement_id, str(exc) or type(exc).__name__, next_at
             )
-            return False
+            return None
         now = self.clock()
         await self.store.mark_committed(
             record.settlement_id,
@@ -247,7 +252,7 @@ class OutboxWorker:
             record.station_id,
             record.transaction_id,
         )
-        return True
+        return receipt
 
     async def _attempts(self, settlement_id: str) -> int:
         return await self.store.outbox_attempts(settlement_id)

@@ -110,10 +110,10 @@ def _clamp_schedule(
     amperes = schedule.get("chargingRateUnit") == "A"
     for name in _CHARGE_ONLY:
         if isinstance(schedule.get(name), int | float):
-            _set(schedule, name, 0, limits.max_charge_w, amperes, 3, changes, "schedule")
+            clamp_field(schedule, name, 0, limits.max_charge_w, amperes, 3, changes, "schedule")
     soc_limit = schedule.get("limitAtSoC")
     if isinstance(soc_limit, dict) and isinstance(soc_limit.get("limit"), int | float):
-        _set(soc_limit, "limit", 0, limits.max_charge_w, amperes, 3, changes, "limitAtSoC")
+        clamp_field(soc_limit, "limit", 0, limits.max_charge_w, amperes, 3, changes, "limitAtSoC")
     for n, period in enumerate(schedule.get("chargingSchedulePeriod") or ()):
         if not isinstance(period, dict):
             continue
@@ -123,10 +123,10 @@ def _clamp_schedule(
         signed_limit = version == "2.0.1"
         for suffix in _PHASED:
             low = -limits.max_discharge_w if signed_limit else 0
-            _set(
+            clamp_field(
                 period, "limit" + suffix, low, limits.max_charge_w, amperes, phases, changes, where
             )
-            _set(
+            clamp_field(
                 period,
                 "dischargeLimit" + suffix,
                 -limits.max_discharge_w,
@@ -136,7 +136,7 @@ def _clamp_schedule(
                 changes,
                 where,
             )
-            _set(
+            clamp_field(
                 period,
                 "setpoint" + suffix,
                 -limits.max_discharge_w,
@@ -146,7 +146,7 @@ def _clamp_schedule(
                 changes,
                 where,
             )
-        _set(
+        clamp_field(
             period,
             "v2xBaseline",
             -limits.max_discharge_w,
@@ -159,7 +159,7 @@ def _clamp_schedule(
         for curve in ("v2xFreqWattCurve", "v2xSignalWattCurve"):
             for point in period.get(curve) or ():
                 if isinstance(point, dict):
-                    _set(
+                    clamp_field(
                         point,
                         "power",
                         -limits.max_discharge_w,
@@ -179,7 +179,7 @@ def _in_unit(watts: int, amperes: bool, phases: int) -> float:
     return magnitude if watts >= 0 else -magnitude
 
 
-def _set(
+def clamp_field(
     holder: dict[str, Any],
     name: str,
     low_w: int,
@@ -189,6 +189,8 @@ def _set(
     changes: list[str],
     where: str,
 ) -> None:
+    """``holder[name]`` (a power in W, or in A at ``phases``) brought within ``[low_w, high_w]``;
+    each change is appended to ``changes``."""
     value = holder.get(name)
     if not isinstance(value, int | float) or isinstance(value, bool):
         return

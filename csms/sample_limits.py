@@ -3,7 +3,8 @@
 Two documented limits bound what one station can make the CSMS store and process:
 
 - ``max_sampled_values``: sampled values in one message (MeterValues, TransactionEvent);
-- ``max_samples_per_transaction``: samples stored for one transaction.
+- ``max_samples_per_transaction``: samples stored for one transaction;
+- ``max_events_per_transaction``: events stored for one transaction (an Ended always is).
 
 Past a limit a ``strict`` station's message is refused with OccurrenceConstraintViolation
 naming the limit (nothing of it is stored); a ``tolerant`` station's message is truncated
@@ -30,6 +31,22 @@ class SampleLimit:
     max_samples: int
     reserve: int  # more samples an Ended event may add (its end readings)
     tolerant: bool = False
+    max_events: int | None = None  # events stored per transaction (an Ended always is)
+
+
+def check_event_count(limit: SampleLimit, stored: int, transaction_id: str) -> bool:
+    """Whether one more Started or Updated event of a transaction holding ``stored`` events
+    is kept (config ``max_events_per_transaction``): past it a strict station's event is
+    refused with OccurrenceConstraintViolation naming the limit, a tolerant one's is not
+    stored (False; the caller logs and counts it)."""
+    if limit.max_events is None or stored < limit.max_events:
+        return True
+    if not limit.tolerant:
+        raise OccurrenceConstraintViolation(
+            f"transaction {transaction_id} holds {stored} events; the limit"
+            f" (max_events_per_transaction) is {limit.max_events}"
+        )
+    return False
 
 
 def _count(meter_values: list[Any]) -> int:

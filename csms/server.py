@@ -36,6 +36,7 @@ from csms.cluster import Cluster
 from csms.connection import StationConnection
 from csms.context import CsmsServices, StationContext
 from csms.credentials import CredentialChecker
+from csms.evse_discovery import FOLLOW_UPS
 from csms.limits import PendingLimit, TokenBucket
 from csms.looplag import LoopLagMonitor
 from csms.model import StationRecord
@@ -332,7 +333,6 @@ class CsmsServer:
         if station_id is None or subprotocol not in SUPPORTED or station is None:
             await websocket.close(code=1002, reason="protocol not negotiated")
             return
-        store = self.services.store
         config = self.services.config
         tolerant = station.tolerance == "tolerant"
         deviations = self.tolerated.setdefault(station_id, Counter())
@@ -356,6 +356,7 @@ class CsmsServer:
             pending_limit=PendingLimit(
                 config.max_pending_frames, config.rate_limit_disconnect_after
             ),
+            follow_ups=FOLLOW_UPS,
         )
         if self.cluster is not None:
             try:
@@ -369,11 +370,9 @@ class CsmsServer:
         gc_pacing.apply(self._gc.observe(len(self.connections)))
         if previous is not None:
             log.info("%s: new connection replaces the old one", station_id)
-            await store.log_connection(station_id, "replaced", self.services.now_text())
+            await self.services.log_connection(station_id, "replaced")
             await previous.close("replaced by a new connection")
-        await store.log_connection(
-            station_id, "connected", self.services.now_text(), str(subprotocol)
-        )
+        await self.services.log_connection(station_id, "connected", str(subprotocol))
         log.info("%s: connected (%s)", station_id, subprotocol)
         self._running.add(connection)
         try:
@@ -395,5 +394,5 @@ class CsmsServer:
             sent = websocket.protocol.close_sent
             if sent is not None and websocket.protocol.close_rcvd is None:
                 detail += f" sent={sent.code} {sent.reason}"  # closed by us, unanswered
-            await store.log_connection(station_id, "disconnected", self.services.now_text(), detail)
+            await self.services.log_connection(station_id, "disconnected", detail)
             log.info("%s: disconnected (%s)", station_id, detail)

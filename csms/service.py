@@ -25,10 +25,18 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from csms.blocks16 import remote as remote16
 from csms.cluster import SERVING_REMOTE
 from csms.connection import StationConnection
-from csms.dispatch_limits import Limits
+from csms.dispatch_limits import Limits, station_limits
 from csms.errors import StationNotConnected
 from csms.evse_limits import facts_from_configuration, facts_from_variables
 from csms.operator_calls import check_operator_action
+from csms.power_bounds import (
+    POWER_MESSAGES,
+    bound_der_control,
+    bound_dynamic_update,
+    check_afrr_signal,
+    dynamic_update_limits,
+    unknown_profile,
+)
 from csms.profile_bounds import clamp_request, profile_target, request_limits
 from csms.remote_calls import FORWARDED
 from csms.server import CsmsServer
@@ -286,8 +294,10 @@ class StationService:
         clamped: list[str] = []
         if limits is not None:
             request, clamped = clamp_request(version, action, request, limits)
-            if clamped:
-                log.warning("%s: %s clamped: %s", station_id, action, "; ".join(clamped))
+        elif action in POWER_MESSAGES:
+            request, clamped = await self._bound_power(connection, action, request)
+        if clamped:
+            log.warning("%s: %s clamped: %s", station_id, action, "; ".join(clamped))
         response = await connection.call(action, request)
         await self._learn(station_id, action, response)
         return OperatorCall(action, request, response, tuple(clamped))
@@ -307,6 +317,36 @@ class StationService:
             caps=await store.get_station_caps(station_id),
             evse=await EvseCapsStore(store).caps(station_id, target or None),
         )
+
+    async def _bound_power(
+        self, connection: StationConnection, action: str, request: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A 2.1 message that sets power outside a profile, bounded (``csms.power_bounds``)."""
+        station_id = connection.station_id
+        store = self._server.services.store
+        caps = await store.get_station_caps(station_id)
+        if action == "UpdateDynamicSchedule":
+            profile = connection.sent_profiles.get(request.get("chargingProfileId", -1))
+            if profile is None:
+                raise unknown_profile(station_id, request.get("chargingProfileId"))
+            evse = await EvseCapsStore(store).caps(station_id, profile.evse_id or None)
+            needs = None
+            if profile.evse_id:
+                needs = await ChargingNeedsStore(store).latest(station_id, profile.evse_id)
+            limits = dynamic_update_limits(profile, needs, caps, evse)
+            return bound_dynamic_update(request, profile, limits)
+        if action == "SetDERControl":
+            station = await EvseCapsStore(store).caps(station_id, None)
+            own = [w for w in (caps.max_charge_w, caps.max_discharge_w) if w is not None]
+            return bound_der_control(
+                station_id,
+                request,
+                station_limits("2.1", caps, station),
+                rating_w=station.max_power_w,
+                cap_w=min(own) if own else None,
+            )
+        check_afrr_signal(station_id, connection.sent_profiles.with_signal_curve())
+        return request, []
 
     async def _learn(self, station_id: str, action: str, response: dict[str, Any]) -> None:
         store = self._server.services.store

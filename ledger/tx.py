@@ -11,6 +11,7 @@ Kinds: ``settlement`` and ``credit`` (CSMS-signed); ``topup``, ``validator_updat
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -58,10 +59,15 @@ def tx_signing_bytes(record: Mapping[str, Any], chain_id: str, *, decoded: bool 
     if isinstance(record, CanonicalRecord):
         body_bytes = _without_sig(record.raw, record.get("sig"))
         if body_bytes is not None:
-            head = encode_decoded({"chain_id": chain_id, "domain": DOMAIN_TX})[:-1]
-            return head + b',"payload":' + body_bytes + b"}"
+            return _signing_head(chain_id) + body_bytes + b"}"
     body = {k: v for k, v in record.items() if k != "sig"}
     return signing_bytes(DOMAIN_TX, chain_id, body, decoded=decoded)
+
+
+@functools.lru_cache(maxsize=16)
+def _signing_head(chain_id: str) -> bytes:
+    """What a transaction's signing bytes start with, up to its payload (per chain)."""
+    return encode_decoded({"chain_id": chain_id, "domain": DOMAIN_TX})[:-1] + b',"payload":'
 
 
 def _without_sig(raw: bytes, sig: Any) -> bytes | None:
@@ -72,7 +78,10 @@ def _without_sig(raw: bytes, sig: Any) -> bytes | None:
     """
     if not isinstance(sig, str):
         return None
-    member = b'"sig":' + encode_decoded(sig)
+    if sig.isascii() and sig.isalnum():  # hex, as the schema wants: its JSON form is itself
+        member = b'"sig":"' + sig.encode("ascii") + b'"'
+    else:
+        member = b'"sig":' + encode_decoded(sig)
     at = raw.find(member)
     if at < 0 or raw.find(member, at + 1) >= 0:
         return None

@@ -12,9 +12,9 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from ledger.amounts import PricedInterval, settlement_amount
-from ledger.canonical import encode_decoded
+from ledger.canonical import decode, is_canonical
 from ledger.checked import Checked, CheckedTxs
-from ledger.codec import tx_record, vote_from_dict
+from ledger.codec import vote_from_dict
 from ledger.errors import (
     AmountMismatchError,
     BalanceRangeError,
@@ -397,18 +397,21 @@ def decode_tx(tx: Tx, parsed: dict[str, Any] | None = None) -> dict[str, Any]:
         raise SchemaError(
             "transaction too large", expected=f"<= {MAX_TX_BYTES} bytes", received=len(tx.data)
         )
+    # typed: the schema (then, for evidence, the votes' own checks) wants every number an
+    # integer, so a float is refused there, not looked for here
     if parsed is not None:
-        try:
-            canonical = encode_decoded(parsed) == tx.data
-        except (UnicodeError, RecursionError, ValueError):
-            canonical = False
-        if not canonical:
+        if isinstance(parsed, CanonicalRecord) and parsed.raw == tx.data:
+            return parsed  # read from a frame found to be the canonical encoding of it
+        if not is_canonical(parsed, tx.data, typed=True):
             raise SchemaError("transaction: bytes are valid JSON but not in canonical form")
         return CanonicalRecord(parsed, tx.data)
     try:
-        return CanonicalRecord(tx_record(tx), tx.data)
+        record = decode(tx.data, typed=True)
     except EncodingError as exc:
         raise SchemaError(f"transaction: {exc}") from exc
+    if not isinstance(record, dict):
+        raise SchemaError("transaction: expected a JSON object")
+    return CanonicalRecord(record, tx.data)
 
 
 def validate_tx(

@@ -1,4 +1,5 @@
-"""Block A, Security: SecurityEventNotification (A04)."""
+"""Block A, Security: SecurityEventNotification (A04), kept per station up to
+``keep_security_events`` (the oldest go first)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from csms.context import StationContext
 from csms.ocpp.rpc import Handler
+from csms.store.retention import SECURITY_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +17,15 @@ async def on_security_event_notification(
     ctx: StationContext, payload: dict[str, Any]
 ) -> dict[str, Any]:
     log.info("%s: security event %s", ctx.station_id, payload["type"])
-    await ctx.services.store.record_security_event(
-        ctx.station_id, payload["type"], payload["timestamp"], payload.get("techInfo")
+    services = ctx.services
+    removed = await services.store.record_security_event(
+        ctx.station_id,
+        payload["type"],
+        payload["timestamp"],
+        payload.get("techInfo"),
+        keep=services.keep(SECURITY_EVENTS),
     )
+    services.pruned(ctx.station_id, SECURITY_EVENTS, removed)
     return {}
 
 

@@ -19,6 +19,7 @@ from csms.context import StationContext
 from csms.errors import PropertyConstraintViolation
 from csms.ocpp.rpc import Handler
 from csms.store.charging_needs import ChargingNeedsStore, EvChargingNeeds
+from csms.store.retention import CHARGING_NEEDS
 from csms.timeutil import format_timestamp, parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ async def on_notify_ev_charging_needs(
     if needs.timestamp is None:  # 2.0.1: place them on the station's clock
         at = await store.station_time(ctx.station_id, needs.evse_id, now)
         needs = replace(needs, timestamp=None if at is None else format_timestamp(at))
-    await store.record(needs)
+    removed = await store.record(needs, keep=ctx.services.keep(CHARGING_NEEDS))
+    ctx.services.pruned(ctx.station_id, CHARGING_NEEDS, removed)
     log.info(
         "%s: EVSE %d needs %s (departure %s, target %s Wh, discharge up to %s W)",
         ctx.station_id,

@@ -4,8 +4,9 @@ NotifyEvent (N07), NotifyChargingLimit (K12), ClearedChargingLimit (K13),
 ReportChargingProfiles (K09) and NotifyEVChargingSchedule (K17) on 2.0.1; on 2.1 also
 NotifyPriorityCharging, NotifySettlement and the DER control messages (NotifyDERAlarm,
 NotifyDERStartStop, ReportDERControl). Each is validated by the router, stored with a
-one-line summary (``csms.store.station_events``, bounded per station) and acknowledged;
-operators read them with ``GET /api/stations/{id}/events`` and ``v2g stations events``.
+one-line summary (``csms.store.station_events``, the newest ``keep_station_events`` per
+station) and acknowledged; operators read them with ``GET /api/stations/{id}/events`` and
+``v2g stations events``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from csms.context import StationContext
 from csms.ocpp.rpc import Handler
+from csms.store.retention import STATION_EVENTS
 from csms.store.station_events import StationEventsStore
 
 log = logging.getLogger(__name__)
@@ -97,13 +99,12 @@ def stored(action: str, summary: Summary, answer: dict[str, Any]) -> Handler[Sta
         except (KeyError, IndexError, TypeError):  # a schema-valid shape the summary missed
             text = action
         log.info("%s: %s %s", ctx.station_id, action, text)
-        await StationEventsStore(ctx.services.store).record(
-            ctx.station_id,
-            action,
-            payload,
-            summary=text,
-            received_at=ctx.services.now_text(),
+        services = ctx.services
+        events = StationEventsStore(services.store, keep=services.keep(STATION_EVENTS))
+        removed = await events.record(
+            ctx.station_id, action, payload, summary=text, received_at=services.now_text()
         )
+        services.pruned(ctx.station_id, STATION_EVENTS, removed)
         return dict(answer)
 
     handle.__name__ = f"on_{action}"

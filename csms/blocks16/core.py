@@ -49,13 +49,18 @@ async def on_status_notification(ctx: StationContext, payload: dict[str, Any]) -
             payload["errorCode"],
             payload.get("vendorErrorCode") or payload.get("info") or "",
         )
-    await ctx.services.store.set_connector_status(
+    services = ctx.services
+    evse_connector = 0 if connector == 0 else 1
+    stored = await services.store.set_connector_status(
         ctx.station_id,
         connector,
-        0 if connector == 0 else 1,
+        evse_connector,
         payload["status"],
-        payload.get("timestamp") or ctx.services.now_text(),
+        payload.get("timestamp") or services.now_text(),
+        most=services.config.max_connectors_per_station,
     )
+    if not stored:
+        services.connector_refused(ctx.station_id, connector, evse_connector)
     return {}
 
 

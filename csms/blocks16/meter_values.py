@@ -19,6 +19,7 @@ from csms.blocks16.transactions import store_event
 from csms.context import StationContext
 from csms.ocpp.rpc import Handler
 from csms.store.ocpp16 import Ocpp16Store
+from csms.store.retention import METER_VALUES
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,15 @@ async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[
     if transaction_id is not None and not await store16.is_stopped(ctx.station_id, transaction_id):
         # Convert before allocating a seqNo, so a rejected message leaves no gap behind.
         updated_record(ctx.station_id, transaction_id, 0, payload)
-        seq_no, _ = await store16.sequence_number(
-            ctx.station_id, transaction_id, content_key(payload)
-        )
+        key = content_key(payload)
+        # past max_events_per_transaction a new message allocates nothing (a resend still
+        # maps to its seqNo): refused for a strict station, not stored for a tolerant one
+        if not await store16.event_allowed(
+            ctx.station_id, transaction_id, key, services.sample_limit(tolerant=ctx.tolerant)
+        ):
+            ctx.events_past_limit(str(transaction_id), "MeterValues")
+            return {}
+        seq_no, _ = await store16.sequence_number(ctx.station_id, transaction_id, key)
         await store_event(ctx, updated_record(ctx.station_id, transaction_id, seq_no, payload))
         return {}
     if transaction_id is not None:
@@ -54,7 +61,10 @@ async def on_meter_values(ctx: StationContext, payload: dict[str, Any]) -> dict[
             transaction_id,
         )
     samples = parse_meter_values_16(payload["meterValue"])
-    await services.store.record_meter_values(ctx.station_id, payload["connectorId"], samples)
+    removed = await services.store.record_meter_values(
+        ctx.station_id, payload["connectorId"], samples, keep=services.keep(METER_VALUES)
+    )
+    services.pruned(ctx.station_id, METER_VALUES, removed)
     return {}
 
 

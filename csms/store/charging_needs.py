@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from csms.store.retention import CHARGING_NEEDS, KEEP_CHARGING_NEEDS
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, parse_timestamp
 
@@ -75,13 +76,17 @@ class ChargingNeedsStore:
     def __init__(self, store: CsmsStore) -> None:
         self._store = store
 
-    async def record(self, needs: EvChargingNeeds) -> None:
+    async def record(self, needs: EvChargingNeeds, *, keep: int = KEEP_CHARGING_NEEDS) -> int:
+        """Keep the needs, and the station's newest ``keep`` of them (``keep_charging_needs``);
+        returns how many older ones went."""
         values = [getattr(needs, name) for name in _COLUMNS]
         values[_COLUMNS.index("available_transfer")] = ",".join(needs.available_transfer) or None
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        await self._store.execute_write(
+        return await self._store.insert_and_prune(
             f"INSERT INTO ev_charging_needs ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
             tuple(values),
+            CHARGING_NEEDS,
+            keep,
         )
 
     async def latest(self, station_id: str, evse_id: int) -> EvChargingNeeds | None:

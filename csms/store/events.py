@@ -4,7 +4,8 @@ A plain function over the store's synchronous connection (SQLite or PostgreSQL),
 thread inside a unit of work (alone, or batched by ``csms.store.group``). Idempotent on (station,
 transactionId, seqNo): a duplicate inserts nothing. The transaction's progress
 (``csms.store.progress``) is advanced by the event's own samples in the same unit, and the
-samples are held to the per-transaction limit (``csms.sample_limits``).
+samples are held to the per-transaction limit (``csms.sample_limits``), and so are the events
+(an Ended event is always stored).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.model import MeterSample, TransactionEventRecord
-from csms.sample_limits import SampleLimit, keep_samples
+from csms.sample_limits import SampleLimit, check_event_count, keep_samples
 from csms.store.engine import SyncConnection
 from csms.store.progress import StoredProgress, load_progress, save_progress
 from csms.tariffs import Tariff
@@ -127,6 +128,13 @@ class EventWrite:
 
     is_new: bool
     dropped: int = 0
+    skipped: bool = False  # a tolerant station's event past max_events_per_transaction
+
+
+EVENT_COUNT = "SELECT event_count FROM sessions WHERE station_id = ? AND transaction_id = ?"
+EVENT_STORED = (
+    "SELECT 1 FROM transaction_events WHERE station_id = ? AND transaction_id = ? AND seq_no = ?"
+)
 
 
 def write_event(
@@ -141,6 +149,15 @@ def write_event(
 
     Raises OccurrenceConstraintViolation (the unit is rolled back) when ``limit`` refuses it.
     """
+    if limit is not None and limit.max_events is not None and event.event_type != "Ended":
+        key = (event.station_id, event.transaction_id)
+        row = conn.execute(EVENT_COUNT, key).fetchone()
+        held = int(row[0]) if row else 0
+        if held >= limit.max_events:
+            if conn.execute(EVENT_STORED, (*key, event.seq_no)).fetchone() is not None:
+                return EventWrite(False)  # a resend: answered as before, never refused
+            if not check_event_count(limit, held, event.transaction_id):
+                return EventWrite(False, skipped=True)
     if conn.execute(INSERT_EVENT, event_params(event, received_at)).rowcount == 0:
         return EventWrite(False)
     conn.execute(UPSERT_SESSION, session_params(event, received_at))

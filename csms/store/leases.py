@@ -13,14 +13,29 @@ PostgreSQL only: SQLite has one CSMS process.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from csms.store.engine import Engine, PostgresEngine, SyncConnection
+from csms.store.group import GroupCommit
 from csms.store.sqlite import CsmsStore
+
+T = TypeVar("T")
 
 NOW_MS = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
 STALE_CALL_MS = 600_000  # a call row older than this is gone (its origin died)
+
+
+def without_waiting_for_disk(url: str) -> str:
+    """The connection string of ``url`` with ``synchronous_commit = off`` for its sessions
+    (kept when the engine opens the connection again after a loss)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    options = str(conninfo_to_dict(url).get("options") or "")
+    return make_conninfo(url, options=f"{options} -c synchronous_commit=off".strip())
 
 
 def channel_for(process: str) -> str:
@@ -55,22 +70,45 @@ class CallRow:
 
 
 class LeaseStore:
-    """The lease and call tables, for one process."""
+    """The lease and call tables, for one process, on a connection of their own.
 
-    def __init__(self, store: CsmsStore, process: str, *, lease_seconds: float) -> None:
-        self._store = store
+    Not the store's writer connection: a wave of stations connecting, or calls between
+    processes, never wait behind the stations' events (nor they behind these). Writes are
+    group-committed (``csms.store.group``: the leases of a wave of connections share one
+    transaction) without waiting for the disk (``synchronous_commit = off``): a lease or call
+    lost in a database crash is taken again by the station's next connection, or answered as
+    no answer in time.
+    """
+
+    def __init__(self, engine: Engine, process: str, *, lease_seconds: float) -> None:
+        self._engine = engine
         self.process = process
         self._lease_ms = round(lease_seconds * 1000)
+        # writes of many stations (a wave of connections) share one transaction
+        self._group = GroupCommit(engine.conn, engine.run, asyncio.Lock(), begin="BEGIN")
+
+    @classmethod
+    async def open(cls, url: str, process: str, *, lease_seconds: float) -> LeaseStore:
+        engine = await PostgresEngine.open(without_waiting_for_disk(url))
+        return cls(engine, process, lease_seconds=lease_seconds)
+
+    async def close(self) -> None:
+        await self._engine.close()
+
+    async def _write(self, fn: Callable[[SyncConnection], T]) -> T:
+        value: T = await self._group.submit(fn)
+        return value
 
     async def take(self, station_id: str, subprotocol: str, connected_at: str) -> TakenLease:
         """Take the station's lease (a new connection wins); tell a live holder elsewhere."""
-        async with self._store.transaction() as tx:
-            old = await tx.fetchone(
+
+        def take(conn: SyncConnection) -> TakenLease:
+            old = conn.execute(
                 f"SELECT process, expires_ms > {NOW_MS} FROM station_leases"
                 " WHERE station_id = ? FOR UPDATE",
                 (station_id,),
-            )
-            row = await tx.fetchone(
+            ).fetchone()
+            row = conn.execute(
                 "INSERT INTO station_leases"
                 " (station_id, process, epoch, subprotocol, connected_at, expires_ms)"
                 f" VALUES (?, ?, 1, ?, ?, {NOW_MS} + ?)"
@@ -79,47 +117,56 @@ class LeaseStore:
                 " connected_at = excluded.connected_at, expires_ms = excluded.expires_ms"
                 " RETURNING epoch",
                 (station_id, self.process, subprotocol, connected_at, self._lease_ms),
-            )
+            ).fetchone()
             epoch = int(row[0])
             previous = str(old[0]) if old is not None and old[1] else None
             if previous == self.process:
                 previous = None
             if previous is not None:
-                await tx.execute(
+                conn.execute(
                     "SELECT pg_notify(?, ?)",
                     (channel_for(previous), f"release {epoch} {station_id}"),
                 )
-        return TakenLease(epoch, previous)
+            return TakenLease(epoch, previous)
+
+        return await self._write(take)
 
     async def release(self, station_id: str, epoch: int) -> None:
         """Drop the lease of a connection that ended, unless it was taken since."""
-        await self._store.execute_write(
-            "DELETE FROM station_leases WHERE station_id = ? AND process = ? AND epoch = ?",
-            (station_id, self.process, epoch),
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM station_leases WHERE station_id = ? AND process = ? AND epoch = ?",
+                (station_id, self.process, epoch),
+            )
         )
 
     async def release_all(self) -> None:
         """Drop every lease of this process (at start: a former run's; at stop: its own)."""
-        await self._store.execute_write(
-            "DELETE FROM station_leases WHERE process = ?", (self.process,)
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM station_leases WHERE process = ?", (self.process,)
+            )
         )
 
     async def renew(self) -> dict[str, int]:
         """Extend this process's leases; station id -> epoch of each lease it still holds."""
-        async with self._store.transaction() as tx:
-            rows = await tx.fetchall(
+
+        def renew(conn: SyncConnection) -> dict[str, int]:
+            rows = conn.execute(
                 f"UPDATE station_leases SET expires_ms = {NOW_MS} + ?"
                 " WHERE process = ? RETURNING station_id, epoch",
                 (self._lease_ms, self.process),
-            )
-            await tx.execute(
+            ).fetchall()
+            conn.execute(
                 f"DELETE FROM station_calls WHERE created_ms < {NOW_MS} - ?", (STALE_CALL_MS,)
             )
-        return {str(r[0]): int(r[1]) for r in rows}
+            return {str(r[0]): int(r[1]) for r in rows}
+
+        return await self._write(renew)
 
     async def holder(self, station_id: str) -> Lease | None:
         """The live lease of a station, if any process holds one."""
-        row = await self._store.fetchone(
+        row = await self._engine.fetchone(
             "SELECT station_id, process, epoch, subprotocol, connected_at FROM station_leases"
             f" WHERE station_id = ? AND expires_ms > {NOW_MS}",
             (station_id,),
@@ -130,31 +177,35 @@ class LeaseStore:
 
     async def send_call(self, station_id: str, target: str, method: str, arguments: str) -> int:
         """Store a call for the lease holder ``target`` and tell it; the call's id."""
-        async with self._store.transaction() as tx:
-            row = await tx.fetchone(
+
+        def send(conn: SyncConnection) -> int:
+            row = conn.execute(
                 "INSERT INTO station_calls"
                 " (station_id, origin, target, method, arguments, created_ms)"
                 f" VALUES (?, ?, ?, ?, ?, {NOW_MS}) RETURNING id",
                 (station_id, self.process, target, method, arguments),
-            )
+            ).fetchone()
             call_id = int(row[0])
-            await tx.execute("SELECT pg_notify(?, ?)", (channel_for(target), f"call {call_id}"))
-        return call_id
+            conn.execute("SELECT pg_notify(?, ?)", (channel_for(target), f"call {call_id}"))
+            return call_id
+
+        return await self._write(send)
 
     async def claim_call(self, call_id: int) -> CallRow | None:
         """The call ``call_id`` to serve, once: None if another look claimed it or it is gone."""
-        async with self._store.transaction() as tx:  # a write: never inside another's
-            row = await tx.fetchone(
+        row = await self._write(
+            lambda conn: conn.execute(
                 "UPDATE station_calls SET state = 'serving'"
                 " WHERE id = ? AND target = ? AND state = 'pending'"
                 " RETURNING id, station_id, origin, method, arguments",
                 (call_id, self.process),
-            )
+            ).fetchone()
+        )
         return None if row is None else CallRow(int(row[0]), *(str(v) for v in row[1:]))
 
     async def pending_calls(self) -> list[int]:
         """Calls for this process not yet claimed (sent while it was not listening)."""
-        rows = await self._store.fetchall(
+        rows = await self._engine.fetchall(
             "SELECT id FROM station_calls WHERE target = ? AND state = 'pending' ORDER BY id",
             (self.process,),
         )
@@ -162,28 +213,34 @@ class LeaseStore:
 
     async def answer_call(self, call: CallRow, answer: str) -> None:
         """Store the answer and tell the origin (nothing if it gave up and removed the call)."""
-        async with self._store.transaction() as tx:
-            changed = await tx.execute(
+
+        def store(conn: SyncConnection) -> None:
+            changed = conn.execute(
                 "UPDATE station_calls SET state = 'answered', answer = ? WHERE id = ?",
                 (answer, call.call_id),
-            )
+            ).rowcount
             if changed:
-                await tx.execute(
+                conn.execute(
                     "SELECT pg_notify(?, ?)", (channel_for(call.origin), f"answer {call.call_id}")
                 )
 
+        await self._write(store)
+
     async def take_answer(self, call_id: int) -> str | None:
         """The answer to a call this process sent, removing the call; None if not answered."""
-        async with self._store.transaction() as tx:
-            row = await tx.fetchone(
+        row = await self._write(
+            lambda conn: conn.execute(
                 "DELETE FROM station_calls WHERE id = ? AND origin = ? AND state = 'answered'"
                 " RETURNING answer",
                 (call_id, self.process),
-            )
+            ).fetchone()
+        )
         return None if row is None else str(row[0])
 
     async def drop_call(self, call_id: int) -> None:
-        await self._store.execute_write("DELETE FROM station_calls WHERE id = ?", (call_id,))
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM station_calls WHERE id = ?", (call_id,))
+        )
 
 
 def _lease(row: Any) -> Lease:

@@ -331,6 +331,40 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX station_calls_target ON station_calls (target, state);
     """,
+    # the newest rows of each station first, and how many each station holds of each kind
+    # (csms.store.retention keeps a number per station)
+    """
+    CREATE INDEX meter_samples_station ON meter_samples (station_id, id)
+        WHERE transaction_id IS NULL;
+    CREATE INDEX security_events_station ON security_events (station_id, id);
+    CREATE INDEX reports_station ON reports (station_id, id);
+    CREATE INDEX ev_charging_needs_station ON ev_charging_needs (station_id, id);
+    CREATE INDEX connections_log_station_id ON connections_log (station_id, id);
+    CREATE TABLE station_retention (
+        station_id  TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        held        INTEGER NOT NULL,
+        pruned      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (station_id, kind)
+    );
+    INSERT INTO station_retention (station_id, kind, held)
+        SELECT station_id, 'station_events', COUNT(*) FROM station_events GROUP BY station_id;
+    INSERT INTO station_retention (station_id, kind, held)
+        SELECT station_id, 'meter_values', COUNT(*) FROM meter_samples
+        WHERE transaction_id IS NULL GROUP BY station_id;
+    INSERT INTO station_retention (station_id, kind, held)
+        SELECT station_id, 'security_events', COUNT(*) FROM security_events GROUP BY station_id;
+    INSERT INTO station_retention (station_id, kind, held)
+        SELECT station_id, 'reports', COUNT(*) FROM reports GROUP BY station_id;
+    INSERT INTO station_retention (station_id, kind, held)
+        SELECT station_id, 'charging_needs', COUNT(*) FROM ev_charging_needs GROUP BY station_id;
+    INSERT INTO station_retention (station_id, kind, held)
+        SELECT station_id, 'connection_log', COUNT(*) FROM connections_log GROUP BY station_id;
+    """,
+    # a session's page reads its settlement and credits, not every settlement
+    """
+    CREATE INDEX settlements_session ON settlements (station_id, transaction_id);
+    """,
 ]
 
 # The triggers that count station registry changes (a station added or removed, a password

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from csms.sample_limits import SampleLimit, check_event_count
+from csms.store.events import EVENT_COUNT
 from csms.store.sqlite import CsmsStore
 
 START_KEY = "start"
@@ -95,6 +97,23 @@ class Ocpp16Store:
             (station_id, connector_id, STOP_KEY),
         )
         return Ocpp16Transaction(**dict(row)) if row else None
+
+    async def event_allowed(
+        self, station_id: str, transaction_id: int, event_key: str, limit: SampleLimit
+    ) -> bool:
+        """Whether a message with ``event_key`` may become one more event of the transaction
+        (``csms.sample_limits.check_event_count``; a key already seen always may). Raises
+        OccurrenceConstraintViolation for a strict station past the limit."""
+        row = await self._store.fetchone(EVENT_COUNT, (station_id, str(transaction_id)))
+        held = int(row[0]) if row else 0
+        if limit.max_events is None or held < limit.max_events:
+            return True
+        seen = await self._store.fetchone(
+            "SELECT 1 FROM ocpp16_event_keys WHERE station_id = ? AND transaction_id = ?"
+            " AND event_key = ?",
+            (station_id, transaction_id, event_key),
+        )
+        return seen is not None or check_event_count(limit, held, str(transaction_id))
 
     async def sequence_number(
         self, station_id: str, transaction_id: int, event_key: str

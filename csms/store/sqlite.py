@@ -31,6 +31,7 @@ from csms.running import TransactionProgress
 from csms.sample_limits import SampleLimit
 from csms.settling import SettlementOutcome
 from csms.station_import import station_id_problem
+from csms.store import retention
 from csms.store.engine import (
     Engine,
     PostgresEngine,
@@ -320,12 +321,37 @@ class CsmsStore:
         )
 
     async def log_connection(
-        self, station_id: str, event: str, at: str, detail: str | None = None
-    ) -> None:
-        await self.execute_write(
+        self,
+        station_id: str,
+        event: str,
+        at: str,
+        detail: str | None = None,
+        *,
+        keep: int = retention.KEEP_CONNECTION_LOG,
+    ) -> int:
+        """One entry of the station's connection log, keeping its newest ``keep``
+        (``keep_connection_log``); returns how many older ones went."""
+        return await self.insert_and_prune(
             "INSERT INTO connections_log (station_id, event, at, detail) VALUES (?, ?, ?, ?)",
             (station_id, event, at, detail),
+            retention.CONNECTION_LOG,
+            keep,
         )
+
+    async def insert_and_prune(
+        self, sql: str, params: tuple[Any, ...], kind: retention.Kind, keep: int
+    ) -> int:
+        """One insert (its first parameter the station id) and the pruning of that station's
+        rows of ``kind`` past ``keep``, in one unit of work (group-committed); how many rows
+        the pruning removed."""
+        station_id = params[0]
+
+        def unit(conn: SyncConnection) -> int:
+            added = int(conn.execute(sql, params).rowcount)
+            return retention.prune(conn, kind, station_id, keep, added)
+
+        removed: int = await self.group.submit(unit)
+        return removed
 
     async def connection_log(self, station_id: str) -> list[tuple[str, str | None]]:
         rows = await self.fetchall(
@@ -335,14 +361,42 @@ class CsmsStore:
         return [(row["event"], row["detail"]) for row in rows]
 
     async def set_connector_status(
-        self, station_id: str, evse_id: int, connector_id: int, status: str, at: str
-    ) -> None:
-        await self.execute_write(
-            "INSERT INTO connector_status (station_id, evse_id, connector_id, status, at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id, evse_id, connector_id)"
-            " DO UPDATE SET status = excluded.status, at = excluded.at",
-            (station_id, evse_id, connector_id, status, at),
-        )
+        self,
+        station_id: str,
+        evse_id: int,
+        connector_id: int,
+        status: str,
+        at: str,
+        *,
+        most: int = retention.MAX_CONNECTORS,
+    ) -> bool:
+        """The connector's latest status. A station keeps at most ``most`` connectors
+        (``max_connectors_per_station``): the status of one more is not stored (False)."""
+        key = (station_id, evse_id, connector_id)
+
+        def unit(conn: SyncConnection) -> bool:
+            updated = conn.execute(
+                "UPDATE connector_status SET status = ?, at = ?"
+                " WHERE station_id = ? AND evse_id = ? AND connector_id = ?",
+                (status, at, *key),
+            ).rowcount
+            if updated:
+                return True
+            held = conn.execute(
+                "SELECT COUNT(*) FROM connector_status WHERE station_id = ?", (station_id,)
+            ).fetchone()[0]
+            if int(held) >= most:
+                return False
+            conn.execute(
+                "INSERT INTO connector_status (station_id, evse_id, connector_id, status, at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id, evse_id, connector_id)"
+                " DO UPDATE SET status = excluded.status, at = excluded.at",
+                (*key, status, at),
+            )
+            return True
+
+        stored: bool = await self.group.submit(unit)
+        return stored
 
     async def connector_statuses(self, station_id: str) -> dict[tuple[int, int], str]:
         rows = await self.fetchall(
@@ -544,19 +598,6 @@ class CsmsStore:
         """Run a synchronous function on the writer connection's own thread."""
         return await self._engine.run(fn)
 
-    async def _insert_samples(
-        self,
-        station_id: str,
-        transaction_id: str | None,
-        evse_id: int,
-        seq_no: int | None,
-        samples: tuple[MeterSample, ...],
-    ) -> None:
-        if not samples:
-            return
-        rows = sample_rows(station_id, transaction_id, evse_id, seq_no, samples)
-        await self._engine.executemany(INSERT_SAMPLE, rows)
-
     async def _judge_session(
         self, station_id: str, transaction_id: str
     ) -> tuple[SessionRecord, SettlementOutcome]:
@@ -752,6 +793,22 @@ class CsmsStore:
             )
         return [SettlementRecord(**dict(row)) for row in rows]
 
+    async def settlements_of_session(
+        self, station_id: str, transaction_id: str
+    ) -> list[SettlementRecord]:
+        """One session's settlement and the credits that correct it (oldest first)."""
+        rows = await self.fetchall(
+            "SELECT * FROM settlements WHERE station_id = ? AND transaction_id = ?"
+            f" {_SETTLEMENT_ORDER}",
+            (station_id, transaction_id),
+        )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
+    async def settlement_counts(self) -> dict[str, int]:
+        """How many settlements and credits there are of each status."""
+        rows = await self.fetchall("SELECT status, COUNT(*) FROM settlements GROUP BY status")
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def settlement_blocks(self, limit: int) -> tuple[list[int], int]:
         """The newest ``limit`` block heights holding settlements, newest first, and how many
         blocks hold any."""
@@ -838,16 +895,18 @@ class CsmsStore:
         tx_index: int,
         receipt: str | None,
     ) -> None:
-        """Record where the ledger committed it and take it off the outbox, atomically."""
-        async with self.transaction():
-            await self._engine.execute(
+        """Record where the ledger committed it (and its receipt, when given) and take it off
+        the outbox, atomically: one unit of the group commit, one hop to the writer."""
+
+        def unit(conn: SyncConnection) -> None:
+            conn.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
                 " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
                 (at, block_height, block_hash, tx_index, receipt, settlement_id),
             )
-            await self._engine.execute(
-                "DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,)
-            )
+            conn.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+
+        await self.group.submit(unit)
 
     async def settlements_without_receipt(self, limit: int = 100) -> list[str]:
         rows = await self.fetchall(
@@ -887,11 +946,26 @@ class CsmsStore:
         )
 
     async def record_meter_values(
-        self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...]
-    ) -> None:
-        """MeterValues outside a transaction (or not tied to one): kept for the station."""
-        async with self.transaction():
-            await self._insert_samples(station_id, None, evse_id, None, samples)
+        self,
+        station_id: str,
+        evse_id: int,
+        samples: tuple[MeterSample, ...],
+        *,
+        keep: int = retention.KEEP_METER_VALUES,
+    ) -> int:
+        """MeterValues outside a transaction (or not tied to one): kept for the station, its
+        newest ``keep`` samples of them (``keep_meter_values``). One unit of work: the
+        samples and the removal of the station's oldest past ``keep``. Returns how many went."""
+        if not samples:
+            return 0
+        rows = sample_rows(station_id, None, evse_id, None, samples)
+
+        def insert_and_prune(conn: SyncConnection) -> int:
+            conn.executemany(INSERT_SAMPLE, rows)
+            return retention.prune(conn, retention.METER_VALUES, station_id, keep, len(rows))
+
+        removed: int = await self.group.submit(insert_and_prune)
+        return removed
 
     async def get_session(self, station_id: str, transaction_id: str) -> SessionRecord | None:
         row = await self.fetchone(
@@ -1080,21 +1154,42 @@ class CsmsStore:
     # -- reports and security events ------------------------------------------------------
 
     async def record_report(
-        self, station_id: str, request_id: int, seq_no: int, generated_at: str, raw: str
-    ) -> None:
-        await self.execute_write(
+        self,
+        station_id: str,
+        request_id: int,
+        seq_no: int,
+        generated_at: str,
+        raw: str,
+        *,
+        keep: int = retention.KEEP_REPORTS,
+    ) -> int:
+        """One NotifyReport message (once per request and seqNo), keeping the station's newest
+        ``keep`` (``keep_reports``); returns how many older ones went."""
+        return await self.insert_and_prune(
             "INSERT INTO reports (station_id, request_id, seq_no, generated_at, raw)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (station_id, request_id, seq_no, generated_at, raw),
+            retention.REPORTS,
+            keep,
         )
 
     async def record_security_event(
-        self, station_id: str, event_type: str, timestamp: str, tech_info: str | None
-    ) -> None:
-        await self.execute_write(
+        self,
+        station_id: str,
+        event_type: str,
+        timestamp: str,
+        tech_info: str | None,
+        *,
+        keep: int = retention.KEEP_SECURITY_EVENTS,
+    ) -> int:
+        """One SecurityEventNotification, keeping the station's newest ``keep``
+        (``keep_security_events``); returns how many older ones went."""
+        return await self.insert_and_prune(
             "INSERT INTO security_events (station_id, type, timestamp, tech_info)"
             " VALUES (?, ?, ?, ?)",
             (station_id, event_type, timestamp, tech_info),
+            retention.SECURITY_EVENTS,
+            keep,
         )
 
     async def count(self, table: str) -> int:

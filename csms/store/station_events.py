@@ -2,8 +2,9 @@
 profile reports, EV schedules, priority charging, settlements and DER alarms and controls.
 
 Each message is kept as received (its JSON) with a one-line summary, newest last. The table
-is bounded per station: after each insert only the newest ``keep`` rows of that station stay,
-so no station can grow it without limit.
+is bounded per station: in the unit of work of each insert, the station's rows beyond its
+newest ``keep`` (config ``keep_station_events``) are removed (``csms.store.retention``), so no
+station can grow it without limit.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from csms.store.retention import KEEP_STATION_EVENTS, STATION_EVENTS
 from csms.store.sqlite import CsmsStore
 
-KEEP_PER_STATION = 500
 SUMMARY_CHARS = 200
 
 
@@ -39,7 +40,7 @@ class StationEvent:
 class StationEventsStore:
     """The ``station_events`` table on the CSMS's one writer connection."""
 
-    def __init__(self, store: CsmsStore, *, keep: int = KEEP_PER_STATION) -> None:
+    def __init__(self, store: CsmsStore, *, keep: int = KEEP_STATION_EVENTS) -> None:
         self._store = store
         self.keep = keep
 
@@ -51,26 +52,24 @@ class StationEventsStore:
         *,
         summary: str,
         received_at: str,
-    ) -> None:
-        """Keep one message, then drop the station's rows beyond the newest ``keep``."""
+    ) -> int:
+        """Keep one message and drop the station's rows beyond the newest ``keep``, in one
+        unit of work; returns how many were dropped."""
         evse_id = payload.get("evseId")
-        await self._store.execute_write(
-            "INSERT INTO station_events (station_id, action, evse_id, summary, received_at, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                station_id,
-                action,
-                evse_id if isinstance(evse_id, int) else None,
-                summary[:SUMMARY_CHARS],
-                received_at,
-                json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-            ),
+        row = (
+            station_id,
+            action,
+            evse_id if isinstance(evse_id, int) else None,
+            summary[:SUMMARY_CHARS],
+            received_at,
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
         )
-        await self._store.execute_write(
-            "DELETE FROM station_events WHERE station_id = ? AND id <= ("
-            "SELECT id FROM station_events WHERE station_id = ?"
-            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            (station_id, station_id, self.keep),
+        return await self._store.insert_and_prune(
+            "INSERT INTO station_events (station_id, action, evse_id, summary, received_at,"
+            " raw) VALUES (?, ?, ?, ?, ?, ?)",
+            row,
+            STATION_EVENTS,
+            self.keep,
         )
 
     async def latest(

@@ -42,6 +42,14 @@ class StationOverview:
             for row in rows
         ]
 
+    async def last_connection_event(self, station_id: str) -> str | None:
+        """The connection log's last word on the station (``connected``, ``disconnected``)."""
+        row = await self._store.fetchone(
+            "SELECT event FROM connections_log WHERE station_id = ? ORDER BY id DESC LIMIT 1",
+            (station_id,),
+        )
+        return None if row is None else str(row["event"])
+
     async def last_protocol(self, station_id: str) -> str | None:
         """The OCPP subprotocol of the station's last connection (``ocpp2.0.1``), if any."""
         row = await self._store.fetchone(

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from csms.metrics import MetricsSnapshot, commit_latencies, count_messages, render_metrics
 from csms.operators import OperatorRegistry, load_session_secret
+from csms.store.retention import KINDS
 from csms.web import actions, api, pages
 from csms.web.auth import Auth
 from csms.web.deps import ReviewDeps
@@ -88,6 +89,10 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
     if server is not None:
         for counts in server.tolerated.values():
             tolerated.update(counts)
+    kinds = [k.name for k in KINDS] + ["connector_status"]
+    pruned: Counter[str] = Counter(dict.fromkeys(kinds, 0))
+    if server is not None:
+        pruned.update(server.services.pruning.pruned)
     records = await deps.store.list_settlements()
     settlements = Counter(r.status for r in records)
     chain = await review.chain(verify=False)
@@ -101,8 +106,11 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         ledger_height=chain.height if chain.available else None,
         commit_latencies=commit_latencies(records),
         loop_lag=server.loop_lag.histogram if server is not None else None,
+        pruned=pruned,
         throttles=([auth.throttle] if auth is not None else [])
         + ([server.throttle] if server is not None else []),
+        discovery=dict(server.services.discovery) if server is not None else {},
         ledger_links=deps.ledger_links() if deps.ledger_links is not None else {},
         validator_links=deps.validator_links() if deps.validator_links is not None else (),
+        cluster=server.cluster if server is not None else None,
     )

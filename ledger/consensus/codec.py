@@ -56,8 +56,9 @@ def vote_from_dict(data: Any) -> Vote:
     )
 
 
-def proposal_to_dict(p: Proposal) -> dict[str, Any]:
-    return {
+def proposal_to_dict(p: Proposal, *, with_value: bool = True) -> dict[str, Any]:
+    """``with_value=False``: all but the value (a block: hex of it is costly to make)."""
+    fields = {
         "block_id": p.block_id.hex(),
         "chain_id": p.chain_id,
         "height": p.height,
@@ -65,8 +66,10 @@ def proposal_to_dict(p: Proposal) -> dict[str, Any]:
         "proposer": p.proposer,
         "round": p.round,
         "signature": p.signature.hex(),
-        "value": p.value.hex(),
     }
+    if with_value:
+        fields["value"] = p.value.hex()
+    return fields
 
 
 def proposal_from_dict(data: Any) -> Proposal:

@@ -113,7 +113,7 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 0
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
-    block_interval_ms: int = 200  # pause after a commit to gather transactions
+    block_interval_ms: int = 200  # least time between two heights' starts (to gather txs)
     max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
     max_block_txs: int = 500
     gossip_interval_ms: int = 300
@@ -362,9 +362,9 @@ class ValidatorNode:
             try:
                 signed: Proposal | Vote
                 if isinstance(out, BroadcastProposal):
-                    signed = self._privval.sign_proposal(out.proposal)
+                    signed = await self._privval.sign_proposal_async(out.proposal)
                 else:
-                    signed = self._privval.sign_vote(out.vote, out.lock)
+                    signed = await self._privval.sign_vote_async(out.vote, out.lock)
             except DoubleSignRefused as exc:
                 log.warning("validator %s: %s", self.address, exc)
                 return

@@ -6,10 +6,15 @@ signature can only leave the process after the record of it is on disk; after a 
 validator reloads the record and refuses anything that would conflict with what it signed or
 regress to an earlier height, round or step (CometBFT's FilePV rule). Re-signing the identical
 message returns the stored signature.
+
+A validator node signs with ``sign_vote_async`` / ``sign_proposal_async``: the same rule, with
+the durable write in a thread, so that the event loop (the other validators of an embedded
+set, the CSMS beside them) is not held for the disk's sync; one signature at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -138,6 +143,7 @@ class PrivValidator:
         self._signer = signer
         self._store = store
         self._last = store.load() or LastSigned()
+        self._signing = asyncio.Lock()  # one signature at a time while a write is under way
 
     @property
     def address(self) -> str:
@@ -157,6 +163,39 @@ class PrivValidator:
 
     def sign_vote(self, vote: Vote, lock: LockState) -> Vote:
         """Sign ``vote`` after durably recording it and ``lock``; refuse a conflict."""
+        signed, record = self._vote(vote, lock)
+        if record is not None:
+            self._persist(record)
+        return signed
+
+    def sign_proposal(self, proposal: Proposal) -> Proposal:
+        """Sign ``proposal`` after durably recording it; refuse a conflict."""
+        signed, record = self._proposal(proposal)
+        if record is not None:
+            self._persist(record)
+        return signed
+
+    async def sign_vote_async(self, vote: Vote, lock: LockState) -> Vote:
+        """``sign_vote`` with the durable write done in a thread: the event loop (other
+        validators of the process, the CSMS) goes on while the disk syncs, and the signature
+        is still handed out only once the write is done."""
+        async with self._signing:
+            signed, record = self._vote(vote, lock)
+            if record is not None:
+                await self._persist_async(record)
+            return signed
+
+    async def sign_proposal_async(self, proposal: Proposal) -> Proposal:
+        """``sign_proposal`` with the durable write done in a thread (``sign_vote_async``)."""
+        async with self._signing:
+            signed, record = self._proposal(proposal)
+            if record is not None:
+                await self._persist_async(record)
+            return signed
+
+    def _vote(self, vote: Vote, lock: LockState) -> tuple[Vote, LastSigned | None]:
+        """The signed vote and the record to make durable before it leaves (None: the
+        identical vote was signed before)."""
         if vote.validator != self.address:
             raise DoubleSignRefused(f"vote names {vote.validator}, this key is {self.address}")
         unsigned = dataclasses.replace(vote, signature=b"")
@@ -164,26 +203,25 @@ class PrivValidator:
         step = _VOTE_STEP[vote.kind]
         reused = self._check(vote.height, vote.round, step, sign_bytes)
         if reused is not None:
-            return dataclasses.replace(unsigned, signature=reused)
+            return dataclasses.replace(unsigned, signature=reused), None
         signature = self._signer.vote_signature(unsigned)
-        self._persist(LastSigned(vote.height, vote.round, step, sign_bytes, signature, lock))
-        return dataclasses.replace(unsigned, signature=signature)
+        record = LastSigned(vote.height, vote.round, step, sign_bytes, signature, lock)
+        return dataclasses.replace(unsigned, signature=signature), record
 
-    def sign_proposal(self, proposal: Proposal) -> Proposal:
-        """Sign ``proposal`` after durably recording it; refuse a conflict."""
+    def _proposal(self, proposal: Proposal) -> tuple[Proposal, LastSigned | None]:
         if proposal.proposer != self.address:
             raise DoubleSignRefused(f"proposal names {proposal.proposer}, key is {self.address}")
         unsigned = dataclasses.replace(proposal, signature=b"")
         sign_bytes = proposal_sign_bytes(unsigned)
         reused = self._check(proposal.height, proposal.round, STEP_PROPOSE, sign_bytes)
         if reused is not None:
-            return dataclasses.replace(unsigned, signature=reused)
+            return dataclasses.replace(unsigned, signature=reused), None
         signature = self._signer.proposal_signature(unsigned)
         lock = self._last.lock if self._last.height == proposal.height else None
-        self._persist(
-            LastSigned(proposal.height, proposal.round, STEP_PROPOSE, sign_bytes, signature, lock)
+        record = LastSigned(
+            proposal.height, proposal.round, STEP_PROPOSE, sign_bytes, signature, lock
         )
-        return dataclasses.replace(unsigned, signature=signature)
+        return dataclasses.replace(unsigned, signature=signature), record
 
     def _check(self, height: int, round_: int, step: int, sign_bytes: bytes) -> bytes | None:
         """Refuse a regression or a conflict; return the old signature for an identical message."""
@@ -199,4 +237,8 @@ class PrivValidator:
 
     def _persist(self, state: LastSigned) -> None:
         self._store.save(state)  # durable before the signature is handed out
+        self._last = state
+
+    async def _persist_async(self, state: LastSigned) -> None:
+        await asyncio.to_thread(self._store.save, state)
         self._last = state

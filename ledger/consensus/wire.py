@@ -7,11 +7,12 @@ raises :class:`~ledger.errors.EncodingError`, so a bad frame is dropped, never h
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.canonical import encode, scan
+import orjson
+
+from ledger.canonical import encode, encode_decoded, scan
 from ledger.codec import (
     block_bytes,
     block_from_dict,
@@ -33,6 +34,7 @@ from ledger.consensus.codec import (
 from ledger.consensus.handshake import Auth, Hello, Role
 from ledger.consensus.messages import Proposal
 from ledger.errors import EncodingError
+from ledger.tx import CanonicalRecord
 from ledger.types import Block, Commit, Tx, Vote
 
 
@@ -80,8 +82,9 @@ class TxMsg:
 class TxBatch:
     """Transactions gossiped to peers together (one frame instead of one each).
 
-    ``records``: as read from a frame, each transaction's parsed record (not yet checked to
-    be canonical), so that admitting it does not parse it again; None when sent."""
+    ``records``: as read from a frame, each transaction's parsed record, so that admitting
+    it does not parse it again (a ``CanonicalRecord`` when the frame was read in one parse
+    and found canonical: its bytes are then not checked again); None when sent."""
 
     txs: tuple[Tx, ...]
     records: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
@@ -241,12 +244,15 @@ def load(text: str | bytes) -> Message:
     if text.startswith('{"block":{"header":'):
         return _load_block(text)
     if text.startswith('{"txs":['):
+        batch = _read_canonical_batch(text)
+        if batch is not None:
+            return batch
         txs, records, end = read_txs_parsed(text, 7)
         if text[end:] != ',"type":"txs"}':
             raise EncodingError("txs frame: trailing data")
         return TxBatch(txs, records)
     try:
-        data = json.loads(text)
+        data = orjson.loads(text)
     except (ValueError, RecursionError) as exc:
         raise EncodingError(f"frame is not JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -303,6 +309,32 @@ def load(text: str | bytes) -> Message:
     raise EncodingError(f"unknown frame type {kind!r:.40}")
 
 
+def _read_canonical_batch(text: str) -> TxBatch | None:
+    """A ``txs`` frame read in one parse, when it is exactly the canonical encoding of what
+    it holds (as a validator sends it): each transaction's bytes are then the canonical
+    encoding of its record. None otherwise: the frame is read a transaction at a time,
+    each taken as the bytes it has, for validation to judge."""
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if type(frame) is not dict or frame.keys() != {"txs", "type"} or frame["type"] != "txs":
+        return None
+    records = frame["txs"]
+    if type(records) is not list or not all(type(r) is dict for r in records):
+        return None
+    try:
+        datas = [encode_decoded(r) for r in records]
+    except (UnicodeError, RecursionError, ValueError):
+        return None
+    if b'{"txs":[' + b",".join(datas) + b'],"type":"txs"}' != text.encode("utf-8"):
+        return None
+    return TxBatch(
+        tuple(Tx(d) for d in datas),
+        tuple(CanonicalRecord(r, d) for r, d in zip(records, datas, strict=True)),
+    )
+
+
 def _dump_proposal(p: Proposal) -> str:
     """A proposal whose value (a block: canonical JSON) travels as itself, not as hex:
     ``{"proposal": {fields but value}, "type": "proposal", "value": <value>}``. A value that
@@ -311,8 +343,7 @@ def _dump_proposal(p: Proposal) -> str:
         value = p.value.decode("utf-8")
     except UnicodeDecodeError:
         return encode(_to_dict(p)).decode()
-    fields = proposal_to_dict(p)
-    del fields["value"]
+    fields = proposal_to_dict(p, with_value=False)
     return '{"proposal":' + encode(fields).decode() + ',"type":"proposal","value":' + value + "}"
 
 

@@ -215,6 +215,28 @@ async def test_operator_calls_on_b_reach_a_station_connected_to_a(
         assert await pending_calls(b) == 0  # every call row was removed by its asker
 
 
+async def test_an_answer_heard_before_its_asker_resumes_is_not_lost(
+    pair: tuple[CsmsApp, CsmsApp],
+) -> None:
+    a, b = pair
+    cluster = b.server.cluster
+    assert cluster is not None
+    send = cluster.leases.send_call
+
+    async def slow_to_resume(*args: Any) -> int:
+        call_id = await send(*args)
+        await asyncio.sleep(0.5)  # the holder answers, and B hears it, meanwhile
+        return call_id
+
+    cluster.leases.send_call = slow_to_resume  # type: ignore[method-assign]
+    async with station_on(a):
+        began = asyncio.get_running_loop().time()
+        done = await b.stations.operator_call(STATION, "Reset", {"type": "Immediate"})
+        took = asyncio.get_running_loop().time() - began
+    assert done.response == {"status": "Accepted"}
+    assert took < 1.5, f"waited {took:.1f} s for an answer already there"
+
+
 async def pending_calls(app: CsmsApp) -> int:
     row = await app.store.fetchone("SELECT COUNT(*) FROM station_calls")
     return int(row[0])
@@ -266,6 +288,9 @@ async def test_the_api_of_b_answers_for_a_station_on_a_as_for_its_own(
                 station.silent.add("ClearCache")
                 late = await http.post(f"{base}/ocpp/ClearCache", json={}, auth=OPERATOR)
                 assert late.status_code == 502 and "timed out" in late.text, late.text
+            scraped = await http.get(f"http://127.0.0.1:{web.port}/metrics", auth=OPERATOR)
+            assert 'v2g_cluster_calls_total{kind="forwarded"} 3' in scraped.text
+            assert "v2g_cluster_calls_waiting 0" in scraped.text
     finally:
         await web.stop()
 
@@ -323,3 +348,17 @@ def test_cluster_settings_are_checked_naming_file_and_key(tmp_path: Path) -> Non
         5.0,
         8,
     )
+
+
+async def test_a_second_running_process_with_the_same_name_is_refused_at_start(
+    pair: tuple[CsmsApp, CsmsApp], url: str, tmp_path: Path
+) -> None:
+    from csms.errors import ConfigError
+
+    a, b = pair
+    async with station_on(a):
+        with pytest.raises(ConfigError, match="process_name 'A' is in use"):
+            await start_csms(tmp_path / "again", settings(url, "A"))
+        # ... and it took nothing from the running A on its way out
+        assert (await live_leases(b.store))[STATION].process == "A"
+        assert STATION in a.server.connections

@@ -27,6 +27,8 @@ def test_defaults_and_values(tmp_path: Path) -> None:
         ("port: 70000\n", "key 'port': expected 0..65535"),
         ("heartbeat_intervall: 5\n", "unknown key 'heartbeat_intervall'"),
         ("ping_timeout: -1\n", "key 'ping_timeout': expected a positive number"),
+        ("keep_meter_values: 0\n", "key 'keep_meter_values': expected a positive number"),
+        ("keep_reports: many\n", "key 'keep_reports': expected an integer"),
         ("validate_responses: maybe\n", "key 'validate_responses': expected true or false"),
         ("- a\n- b\n", "expected a mapping"),
         ("port: [1\n", "not valid YAML"),

@@ -23,7 +23,7 @@ async def test_concurrent_units_of_work_all_land(database: str) -> None:
             for n, kind in enumerate(kinds)
             for s in stations
         ),
-        *(store.log_connection(s, "connected", "2026-11-25T10:00:00Z") for s in stations),
+        *(store.log_connection(s, "connected", "2026-11-25T10:00:00Z", keep=10) for s in stations),
     )
     assert all(result is not False for result in results)
     sessions = await store.list_sessions()

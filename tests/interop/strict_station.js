@@ -15,9 +15,34 @@
 'use strict';
 
 const readline = require('node:readline');
-const { RPCClient, createRPCError } = require('ocpp-rpc');
+const { RPCClient, createRPCError, createValidator } = require('ocpp-rpc');
 
 const options = JSON.parse(process.argv[2]);
+
+// ocpp-rpc 2.2.1 ships the official OCPP 2.1 schemas under the ids the OCA publishes
+// (urn:BootNotificationRequest) but looks them up as urn:BootNotification.req, so its own 2.1
+// strict mode fails every message as "schema missing". The same schema files, under the ids
+// it looks up, make a 2.1 validator that checks what the official schemas say. (Their enum
+// definitions also carry "additionalProperties", which means nothing for a string and only
+// makes ajv print a warning per enum: it is left out.)
+function withoutStringNoise(node) {
+    if (Array.isArray(node)) return node.map(withoutStringNoise);
+    if (node === null || typeof node !== 'object') return node;
+    const copy = {};
+    for (const [key, value] of Object.entries(node)) {
+        if (key === 'additionalProperties' && node.type && node.type !== 'object') continue;
+        copy[key] = withoutStringNoise(value);
+    }
+    return copy;
+}
+
+function ocpp21Validator() {
+    const schemas = require('ocpp-rpc/lib/schemas/ocpp2_1.json').map((schema) => ({
+        ...withoutStringNoise(schema),
+        $id: schema.$id.replace(/Request$/, '.req').replace(/Response$/, '.conf'),
+    }));
+    return createValidator('ocpp2.1', schemas);
+}
 
 function emit(record) {
     process.stdout.write(JSON.stringify(record) + '\n');
@@ -29,6 +54,7 @@ const client = new RPCClient({
     password: options.password,
     protocols: [options.protocol],
     strictMode: true,
+    strictModeValidators: options.protocol === 'ocpp2.1' ? [ocpp21Validator()] : [],
     reconnect: false,
     callTimeoutMs: 10000,
     respondWithDetailedErrors: false,

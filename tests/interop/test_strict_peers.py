@@ -340,7 +340,7 @@ def operator_requests_16() -> dict[str, dict[str, Any]]:
 
 
 def csms_sends(column: int) -> set[str]:
-    """The README's CSMS-to-station rows marked for one version (0: 1.6, 1: 2.0.1)."""
+    """The README's CSMS-to-station rows marked for one version (0: 1.6, 1: 2.0.1, 2: 2.1)."""
     return {
         name
         for (name, way), marks in table().items()

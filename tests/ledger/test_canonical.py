@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.canonical import decode, encode, from_hex, signing_bytes
+from ledger.canonical import decode, encode, encode_decoded, from_hex, signing_bytes
 from ledger.errors import EncodingError
 
 # Golden vectors: the expected bytes are written out by hand from the rules
@@ -95,3 +97,77 @@ def test_round_trip(value: object) -> None:
     data = encode(value)
     assert decode(data) == value
     assert encode(decode(data)) == data
+
+
+# The encoding the rules define, written with the standard library alone: the fast paths
+# (orjson) must give the same bytes, and accept and refuse the same inputs.
+def stdlib_encode(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def stdlib_decode(data: bytes) -> object:
+    def no_float(text: str) -> object:
+        raise ValueError(text)
+
+    try:
+        value = json.loads(data.decode("utf-8"), parse_float=no_float, parse_constant=no_float)
+        canonical = stdlib_encode(value) == data
+    except (ValueError, RecursionError, UnicodeError):
+        return REFUSED
+    return value if canonical else REFUSED
+
+
+REFUSED = object()
+
+wide_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.text(max_size=8),  # any code point but surrogates, control characters included
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+MUTATIONS = [b" ", b"0", b"1", b"-", b".", b"e", b'"', b"\\", b",", b"}", b"\xff", b"\xc3"]
+
+
+@given(wide_values)
+def test_encoding_is_the_standard_librarys(value: object) -> None:
+    assert encode_decoded(value) == stdlib_encode(value)
+    assert encode(value) == stdlib_encode(value)
+
+
+@given(wide_values, st.data())
+def test_decode_accepts_and_refuses_what_the_rules_do(value: object, data: st.DataObject) -> None:
+    raw = encode(value)
+    at = data.draw(st.integers(min_value=0, max_value=len(raw)))
+    byte = data.draw(st.sampled_from(MUTATIONS))
+    how = data.draw(st.sampled_from(["insert", "replace", "delete", "none"]))
+    if how == "insert":
+        raw = raw[:at] + byte + raw[at:]
+    elif how == "replace":
+        raw = raw[:at] + byte + raw[at + 1 :]
+    elif how == "delete":
+        raw = raw[:at] + raw[at + 1 :]
+    expected = stdlib_decode(raw)
+    if expected is REFUSED:
+        with pytest.raises(EncodingError):
+            decode(raw)
+    else:
+        assert decode(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"1.5", b"[0.5]", b'{"a":[1,2.0]}', b"1E3", b"-0", b"18446744073709551616.0", b'"\\ud800"'],
+)
+def test_decode_refuses_floats_and_forms_with_no_canonical_encoding(data: bytes) -> None:
+    with pytest.raises(EncodingError):
+        decode(data)
+
+
+def test_decode_takes_integers_past_64_bits_and_times_with_fractions() -> None:
+    assert decode(b'{"a":-100000000000000000000}') == {"a": -(10**20)}
+    assert decode(b'{"t":"12:00:00.5","u":[1,"2.5e3"]}') == {"t": "12:00:00.5", "u": [1, "2.5e3"]}

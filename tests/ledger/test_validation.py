@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from ledger.amounts import PricedInterval, settlement_amount
 from ledger.apply import apply_txs
+from ledger.canonical import decode
 from ledger.errors import (
     AmountMismatchError,
     BalanceRangeError,
@@ -43,7 +45,7 @@ from ledger.tx import (
     validator_update_body,
 )
 from ledger.types import Tx, Vote, VoteKind
-from ledger.validation import validate_tx
+from ledger.validation import decode_tx, validate_tx
 from tests.ledger.builders import CHAIN_ID, Net, make_net, settlement_body
 
 intervals = st.lists(
@@ -338,3 +340,65 @@ def test_oversized_transactions_are_a_schema_error() -> None:
     body["evidence"]["records"] = [{"nature": "End", "sha256": "ab" * 32}] * 2000
     with pytest.raises(SchemaError, match="too large"):
         validate_tx(net.csms_tx(body), net.state)
+
+
+def test_a_record_holding_a_float_is_refused_in_either_reading() -> None:
+    """``1.0`` is its own encoding, so the bytes read back; the schema refuses the float
+    whether the record was parsed here or by a frame reader."""
+    net = make_net(4)
+    tx = net.csms_tx(settlement_body("s-1"))
+    record = decode(tx.data)
+    assert decode_tx(tx, dict(record)) == record
+    floated = Tx(tx.data.replace(b'"schema":1', b'"schema":1.0'))
+    with pytest.raises(SchemaError, match="schema"):
+        validate_tx(floated, net.state, parsed=json.loads(floated.data))
+    with pytest.raises(SchemaError, match="schema"):
+        validate_tx(floated, net.state)
+
+
+def _int_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Where a decoded record holds an integer (not a boolean)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _int_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _int_paths(v, (*path, i))]
+    return [path] if type(value) is int else []
+
+
+def _floated(tx: Tx, path: tuple[Any, ...]) -> Tx:
+    record = decode(tx.data)
+    holder = record
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = float(holder[path[-1]])
+    return Tx(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _every_kind(net: Net) -> list[Tx]:
+    key = net.validator_keys[0]
+    a = sign_vote(Vote(CHAIN_ID, 1, 0, VoteKind.PRECOMMIT, bytes(32), ""), key)
+    b = sign_vote(Vote(CHAIN_ID, 1, 0, VoteKind.PRECOMMIT, b"\x01" * 32, ""), key)
+    victim = net.genesis.validators.validators[0].public_key
+    return [
+        net.csms_tx(settlement_body("s-float")),
+        net.aggregator_tx(topup_body(topup_id="t-float", account="ev:x", amount=5)),
+        net.aggregator_tx(validator_update_body(update_id="u-float", changes=[(victim, 7)])),
+        net.aggregator_tx(
+            key_authorisation_body(update_id="k-float", public_key=victim, authorised=True)
+        ),
+        evidence_tx(a, b),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_no_kind_takes_a_float_where_it_wants_an_integer(data: st.DataObject) -> None:
+    """Transactions are decoded without a look for floats (``decode(typed=True)``): every
+    number of every kind is type-checked by its schema or, for evidence, its votes."""
+    net = make_net(4)
+    net.seal([])  # evidence of height 1 is valid from height 2
+    tx = data.draw(st.sampled_from(_every_kind(net)))
+    validate_tx(tx, net.state)
+    path = data.draw(st.sampled_from(_int_paths(decode(tx.data))))
+    with pytest.raises(TxError):
+        validate_tx(_floated(tx, path), net.state)

@@ -16,7 +16,9 @@ from tests.csms.conftest import PASSWORD, STATION, open_client
 
 
 async def test_the_csms_serves_live_stations_and_actions(tmp_path: Path) -> None:
-    config = CsmsConfig(port=0, http_port=0, close_timeout=0.3, call_timeout=2)
+    config = CsmsConfig(
+        port=0, http_port=0, close_timeout=0.3, call_timeout=2, evse_discovery=False
+    )
     app = await start_csms(tmp_path / "data", config, serve_web=True)
     try:
         assert app.web is not None

@@ -42,7 +42,8 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
             departure_time=format_timestamp(T0 + timedelta(minutes=70)),
             target_energy_wh=12_000,
             target_soc=80,
-        )
+        ),
+        keep=10,
     )
     deps = ReviewDeps(store=world.store, data_dir=world.data_dir, reserve_soc_pct=25)
     web = await start_web(deps, "127.0.0.1", 0)
@@ -70,7 +71,8 @@ async def test_chart_marks_the_evs_target_and_the_dispatchers_reserve(world: Wor
             requested_transfer="DC_BPT",
             timestamp=format_timestamp(T0 + timedelta(hours=3)),
             target_soc=60,
-        )
+        ),
+        keep=10,
     )
     detail = await ReviewService(deps).session(world.settlement_id)
     assert (await ReviewService(deps).soc_marks(detail)).target_pct == 80

@@ -49,7 +49,14 @@ async def test_stations_page_shows_profile_tolerance_meter_key_and_sessions(
 
 
 async def test_operators_start_stop_and_reset_from_the_page(tmp_path: Path) -> None:
-    config = CsmsConfig(port=0, http_port=0, close_timeout=0.3, call_timeout=2, security_profile=1)
+    config = CsmsConfig(
+        port=0,
+        http_port=0,
+        close_timeout=0.3,
+        call_timeout=2,
+        evse_discovery=False,
+        security_profile=1,
+    )
     app = await start_csms(tmp_path / "data", config, serve_web=True)
     try:
         assert app.web is not None

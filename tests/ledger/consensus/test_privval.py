@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,57 @@ def test_ed25519_signatures_verify(tmp_path: Path) -> None:
     )
     forged = Proposal(CHAIN, 2, 0, b"x", A, 0, address, p.signature)  # pol_round is signed too
     assert not verifier.verify_proposal(forged, validator)
+
+
+class SlowStore(MemoryStateStore):
+    """A store whose durable write takes a while (as an fsync does), noting when it ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved_at: list[float] = []
+
+    def save(self, state: LastSigned) -> None:
+        time.sleep(0.2)
+        super().save(state)
+        self.saved_at.append(time.monotonic())
+
+
+async def test_async_signing_writes_off_the_event_loop_and_before_handing_out() -> None:
+    """While the signer state syncs, the event loop runs on (other validators of the
+    process, the CSMS); the signature is handed out only after the write."""
+    store = SlowStore()
+    pv = PrivValidator(HmacSigner("v0"), store)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        signed = await pv.sign_vote_async(vote(VoteKind.PREVOTE, 2, A), NO_LOCK)
+        returned = time.monotonic()
+    finally:
+        ticker.cancel()
+    assert ticks >= 5  # the loop was not held for the 0.2 s write
+    assert store.state is not None and store.state.signature == signed.signature
+    assert store.saved_at[0] <= returned
+    with pytest.raises(DoubleSignRefused):
+        await pv.sign_vote_async(vote(VoteKind.PREVOTE, 2, B), NO_LOCK)
+    proposal = Proposal(CHAIN, 6, 0, b"value", A, -1, "v0")
+    assert (await pv.sign_proposal_async(proposal)).signature
+    assert store.state.height == 6
+
+
+async def test_async_signings_of_one_validator_are_one_at_a_time() -> None:
+    """Two conflicting votes asked for at once: the second waits for the first's write
+    and is then refused, never both signed."""
+    pv = PrivValidator(HmacSigner("v0"), SlowStore())
+    results = await asyncio.gather(
+        pv.sign_vote_async(vote(VoteKind.PREVOTE, 2, A), NO_LOCK),
+        pv.sign_vote_async(vote(VoteKind.PREVOTE, 2, B), NO_LOCK),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Vote) and isinstance(results[1], DoubleSignRefused)

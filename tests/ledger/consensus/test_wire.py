@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ledger.blocks import build_block
-from ledger.canonical import encode
+from ledger.canonical import decode, encode
 from ledger.codec import block_bytes, block_id, commit_bytes
 from ledger.commit import make_commit
 from ledger.consensus.handshake import Auth, Hello, Role
@@ -29,9 +29,11 @@ from ledger.consensus.wire import (
     dump,
     load,
 )
-from ledger.errors import EncodingError
+from ledger.errors import EncodingError, SchemaError
 from ledger.state import genesis_state
-from ledger.types import Block, Commit, Vote, VoteKind
+from ledger.tx import CanonicalRecord
+from ledger.types import Block, Commit, Tx, Vote, VoteKind
+from ledger.validation import decode_tx
 from tests.ledger.builders import T0, make_net, settlement_body
 
 
@@ -101,6 +103,27 @@ def test_a_transaction_not_in_canonical_form_is_carried_as_it_stands() -> None:
         load('{"txs":[' + tx.data.decode() + ',1],"type":"txs"}')
     with pytest.raises(EncodingError):
         load('{"txs":[' + tx.data.decode() + '],"type":"txs"} ')
+
+
+def test_a_batch_keeps_each_transactions_own_bytes_in_either_reading() -> None:
+    """A canonical batch is read in one parse; one odd transaction sends the whole frame
+    to the reading that slices each out as it stands (validation refuses the odd one)."""
+    net = make_net(4)
+    txs = (net.csms_tx(settlement_body("s-1")), net.csms_tx(settlement_body("s-2")))
+    canonical = load(dump(TxBatch(txs)))
+    assert isinstance(canonical, TxBatch) and canonical.txs == txs
+    assert canonical.records == tuple(decode(t.data) for t in txs)
+    # found canonical with the frame: admitted as read, not encoded again to check
+    assert isinstance(canonical.records[0], CanonicalRecord)
+    assert decode_tx(txs[0], canonical.records[0]) is canonical.records[0]
+    with pytest.raises(SchemaError):  # a record that is not of these bytes is checked
+        decode_tx(Tx(txs[0].data + b" "), canonical.records[0])
+    spaced = txs[1].data.decode().replace('"type":"settlement"', '"type": "settlement"')
+    odd = load('{"txs":[' + txs[0].data.decode() + "," + spaced + '],"type":"txs"}')
+    assert isinstance(odd, TxBatch) and odd.records is not None
+    assert odd.txs == (txs[0], Tx(spaced.encode()))
+    escaped = txs[0].data.decode().replace('"type":"settlement"', '"type":"settl\\u0065ment"')
+    assert load('{"txs":[' + escaped + '],"type":"txs"}') == TxBatch((Tx(escaped.encode()),))
 
 
 @pytest.mark.parametrize(

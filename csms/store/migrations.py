@@ -365,6 +365,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX settlements_session ON settlements (station_id, transaction_id);
     """,
+    # a verified station password, remembered as an HMAC under the data directory's
+    # credential key (csms.credentials): a handshake after a restart costs no scrypt
+    """
+    ALTER TABLE stations ADD COLUMN password_mac TEXT;
+    """,
 ]
 
 # The triggers that count station registry changes (a station added or removed, a password

@@ -12,7 +12,8 @@ retries, heartbeat p50/p99, and, from the CSMS's ``/metrics``, the event-loop st
 100 ms during the storm (``v2g_event_loop_lag_seconds`` before and after) and the worst stall
 since start; and the CPU seconds each server process spent during its storm
 (``storm_server_cpu_s``, ``storm_reference_server_cpu_s``: from ``/proc``, Linux only), a
-figure less at the mercy of a busy machine than the latencies.
+figure less at the mercy of a busy machine than the latencies; and the kernel's listen-queue
+overflows meanwhile (``storm_listen_overflows``: system-wide, so other processes' count too).
 
 The import stores each password's verification MAC (``csms.credentials``), so a station's
 handshake costs an HMAC, also in a CSMS that has just started: the storm after a restart.
@@ -129,6 +130,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (Linux,
+    system-wide: other processes' too; 0 elsewhere). A full queue costs the station seconds
+    (its TCP stack resends the SYN after 1, 2, 4... s)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split(), values.split(), strict=False))
+            return int(row.get("ListenOverflows", 0))
+    return 0
+
+
 def forget_passwords(data_dir: Path) -> None:
     """Clear every remembered password MAC: each first handshake then costs a scrypt."""
     import sqlite3
@@ -205,9 +221,10 @@ def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         wait_for_port(port)
         wait_for_port(http_port)
         time.sleep(1.0)
-        before, cpu = lag(http_port), cpu_seconds(csms.pid)
+        before, cpu, dropped = lag(http_port), cpu_seconds(csms.pid), listen_overflows()
         result = loadgen(port, args, seed)
         after, result["server_cpu_s"] = lag(http_port), cpu_seconds(csms.pid) - cpu
+        result["listen_overflows"] = listen_overflows() - dropped
     finally:
         csms.terminate()
         try:
@@ -224,9 +241,10 @@ def measure_reference(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server = spawn_module("bench.serve", "reference", "--data-dir", str(tmp / "reference"))
     try:
         started = read_json_line(server, 300)
-        cpu = cpu_seconds(server.pid)
+        cpu, dropped = cpu_seconds(server.pid), listen_overflows()
         result = loadgen(int(str(started["port"])), args, None)
         result["server_cpu_s"] = cpu_seconds(server.pid) - cpu
+        result["listen_overflows"] = listen_overflows() - dropped
         return result
     finally:
         stop_process(server)
@@ -283,6 +301,7 @@ def main() -> None:
             emit(f"{prefix}_heartbeat_p99_ms", float(result["heartbeat_p99_ms"]))
             emit(f"{prefix}_errors", int(result["errors"]) + int(result["call_errors"]))
             emit(f"{prefix}_server_cpu_s", float(result["server_cpu_s"]))
+            emit(f"{prefix}_listen_overflows", int(result["listen_overflows"]))
             if kind == "ours":
                 if result["import_s"] is not None:
                     emit("storm_import_s", float(result["import_s"]))

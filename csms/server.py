@@ -51,6 +51,12 @@ from csms.tls import check_client_certificate, server_ssl_context
 
 log = logging.getLogger(__name__)
 
+# Connections the kernel may hold for us before we accept them (capped by net.core.somaxconn).
+# asyncio's default of 100 fills in 0.2 s of a 500/s reconnect storm whenever the event loop
+# is busy for a moment; the kernel then drops the handshakes and the stations' TCP stacks
+# resend them after 1, 2, 4... seconds, which is what a storm's connect latency was made of.
+LISTEN_BACKLOG = 4096
+
 
 def station_id_from_path(path: str) -> str | None:
     """``/ocpp/CS001`` or ``/CS001`` -> ``CS001``; anything else -> None."""
@@ -168,6 +174,7 @@ class CsmsServer:
             max_size=config.max_frame_bytes,
             compression=None,
             ssl=server_ssl_context(config),
+            backlog=LISTEN_BACKLOG,
         )
 
     async def stop(self) -> None:

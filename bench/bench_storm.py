@@ -10,18 +10,24 @@ latency still counts from its first attempt). Every station boots, then sends a 
 every ``--interval`` s for ``--duration`` s. Reports connect p50/p99, connect failures and
 retries, heartbeat p50/p99, and, from the CSMS's ``/metrics``, the event-loop stalls over
 100 ms during the storm (``v2g_event_loop_lag_seconds`` before and after) and the worst stall
-since start.
+since start; and the CPU seconds each server process spent during its storm
+(``storm_server_cpu_s``, ``storm_reference_server_cpu_s``: from ``/proc``, Linux only), a
+figure less at the mercy of a busy machine than the latencies; and the kernel's listen-queue
+overflows meanwhile (``storm_listen_overflows``: system-wide, so other processes' count too).
 
-Every first handshake of a station costs one scrypt verification (~35-60 ms of a worker thread
-at the production cost; later ones hit the credential cache): on 2 cores at most ~50 a second,
-so the storm's connect figures are bounded by hashing, not by the connection path.
-``--hash-cost cheap`` imports at scrypt N=16 instead (as ``bench.serve``) to show the rest.
+The import stores each password's verification MAC (``csms.credentials``), so a station's
+handshake costs an HMAC, also in a CSMS that has just started: the storm after a restart.
+``--remembered no`` clears those MACs before the CSMS starts (a registry from before they
+existed, or a deleted credential key): then every first handshake costs one scrypt (~35-60 ms
+of a worker thread at the production cost), on 2 cores at most ~50 a second, and the storm is
+bounded by hashing. ``--hash-cost cheap`` registers at scrypt N=16 instead (as ``bench.serve``).
 
 Reference: ``bench.serve reference`` (the ``ocpp`` library's default way, no authentication)
 under the same load generator, in the same run (``storm_reference_*``).
 
 Run: ``python -m bench.bench_storm [--quick] [--stations N] [--rate R] [--hash-cost ...]
-[--registry DIR]`` (``--registry``: import once into DIR and reuse it in later runs).
+[--remembered yes|no] [--registry DIR]`` (``--registry``: import once into DIR and reuse it in
+later runs).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from bench.common import (
 )
 from bench.loadgen import station_password
 from bench.serve import cheap_password_hash, station_id
+from csms.credentials import load_credential_key, password_mac
 
 AUDITOR = ("bench-auditor", "bench-auditor-pw")
 
@@ -92,10 +99,13 @@ def import_stations(data_dir: Path, stations: int, hash_cost: str, seed: str) ->
         from csms.store.sqlite import CsmsStore
 
         async def register() -> None:
+            key = load_credential_key(data_dir)
+            hashed = {s: cheap_password_hash(p) for s, p in rows}
+            macs = {s: password_mac(key, s, hashed[s], p) for s, p in rows}
             store = await CsmsStore.open_data_dir(data_dir)
             try:
                 await store.add_stations(
-                    [(s, cheap_password_hash(p), None, None, None) for s, p in rows], "t"
+                    [(s, hashed[s], None, None, None) for s, _ in rows], "t", password_macs=macs
                 )
             finally:
                 await store.close()
@@ -109,6 +119,38 @@ def import_stations(data_dir: Path, stations: int, hash_cost: str, seed: str) ->
     began = time.monotonic()
     v2g("stations", "import", str(csv_file), "--data-dir", str(data_dir))
     return time.monotonic() - began
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (Linux,
+    system-wide: other processes' too; 0 elsewhere). A full queue costs the station seconds
+    (its TCP stack resends the SYN after 1, 2, 4... s)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split(), values.split(), strict=False))
+            return int(row.get("ListenOverflows", 0))
+    return 0
+
+
+def forget_passwords(data_dir: Path) -> None:
+    """Clear every remembered password MAC: each first handshake then costs a scrypt."""
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "csms.sqlite") as db:
+        db.execute("UPDATE stations SET password_mac = NULL")
 
 
 def lag(port: int) -> tuple[int, int, float]:
@@ -166,6 +208,8 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, str, float | Non
 def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     data_dir, seed, import_s = prepare(args, tmp)
     (data_dir / "csms.yaml").write_text(f"max_connections: {args.stations + 100}\n")
+    if args.remembered == "no":
+        forget_passwords(data_dir)
     port, http_port = free_port(), free_port()
     with (tmp / "csms.log").open("wb") as log:
         csms = subprocess.Popen(
@@ -177,9 +221,10 @@ def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         wait_for_port(port)
         wait_for_port(http_port)
         time.sleep(1.0)
-        before = lag(http_port)
+        before, cpu, dropped = lag(http_port), cpu_seconds(csms.pid), listen_overflows()
         result = loadgen(port, args, seed)
-        after = lag(http_port)
+        after, result["server_cpu_s"] = lag(http_port), cpu_seconds(csms.pid) - cpu
+        result["listen_overflows"] = listen_overflows() - dropped
     finally:
         csms.terminate()
         try:
@@ -196,7 +241,11 @@ def measure_reference(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server = spawn_module("bench.serve", "reference", "--data-dir", str(tmp / "reference"))
     try:
         started = read_json_line(server, 300)
-        return loadgen(int(str(started["port"])), args, None)
+        cpu, dropped = cpu_seconds(server.pid), listen_overflows()
+        result = loadgen(int(str(started["port"])), args, None)
+        result["server_cpu_s"] = cpu_seconds(server.pid) - cpu
+        result["listen_overflows"] = listen_overflows() - dropped
+        return result
     finally:
         stop_process(server)
 
@@ -215,6 +264,12 @@ def main() -> None:
         help="a refused (429/503 + Retry-After) station retries for this long, as stations do",
     )
     parser.add_argument("--hash-cost", choices=["production", "cheap"], default="production")
+    parser.add_argument(
+        "--remembered",
+        choices=["yes", "no"],
+        default="yes",
+        help="no: clear the remembered password MACs first (every first handshake hashes)",
+    )
     parser.add_argument("--only", choices=["ours", "reference"])
     parser.add_argument(
         "--registry",
@@ -229,6 +284,7 @@ def main() -> None:
     emit("storm_stations", args.stations)
     emit("storm_rate", args.rate)
     emit("storm_hash_cost", args.hash_cost)
+    emit("storm_remembered", args.remembered)
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
         kinds = [args.only] if args.only else ["reference", "ours"]
         for kind in kinds:
@@ -244,6 +300,8 @@ def main() -> None:
             emit(f"{prefix}_heartbeat_p50_ms", float(result["heartbeat_p50_ms"]))
             emit(f"{prefix}_heartbeat_p99_ms", float(result["heartbeat_p99_ms"]))
             emit(f"{prefix}_errors", int(result["errors"]) + int(result["call_errors"]))
+            emit(f"{prefix}_server_cpu_s", float(result["server_cpu_s"]))
+            emit(f"{prefix}_listen_overflows", int(result["listen_overflows"]))
             if kind == "ours":
                 if result["import_s"] is not None:
                     emit("storm_import_s", float(result["import_s"]))

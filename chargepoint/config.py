@@ -43,6 +43,9 @@ class StationConfig:
     vendor: str = "v2g-bridge"
     model: str = "SimStation"
     ocpp_version: str = "2.0.1"  # one of OCPP_VERSIONS
+    # how long an EV whose NotifyEVChargingNeeds was Accepted waits for its schedule (K15:
+    # "a schedule will be provided") before it charges at its own limit; 0: it does not wait
+    schedule_wait: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.station_id or len(self.station_id) > 48 or "/" in self.station_id:

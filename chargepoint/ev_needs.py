@@ -8,9 +8,12 @@ is ``AC_three_phase``. 2.1's version, with V2X parameters, is ``chargepoint.v21.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.v201 import call
 
 from chargepoint.clock import format_timestamp
@@ -18,6 +21,10 @@ from chargepoint.ev import UJ_PER_WH, Ev
 
 PHASES, PHASE_VOLTAGE, LINE_VOLTAGE = 3, 230, 400  # a three-phase 400 V AC connection
 MIN_CURRENT_A = 6  # IEC 61851-1: the least current a charging EV draws
+# 1.6 has no NotifyEVChargingNeeds: the DataTransfer that carries it instead (the CSMS's
+# ``csms.blocks16.ev_needs`` answers this vendor and message)
+NEEDS_VENDOR = "org.v2g-bridge"
+NEEDS_MESSAGE = "NotifyEVChargingNeeds"
 
 
 def ev_behind(meter: object) -> Ev | None:
@@ -50,3 +57,11 @@ def charging_needs_call_201(evse_id: int, ev: Ev, now: datetime) -> call.NotifyE
         "ac_charging_parameters": ac_parameters(ev),
     }
     return call.NotifyEVChargingNeeds(charging_needs=needs, evse_id=evse_id)
+
+
+def needs_data_16(evse_id: int, ev: Ev, now: datetime) -> str:
+    """The 2.0.1 NotifyEVChargingNeedsRequest of ``charging_needs_call_201`` as JSON (camelCase),
+    the ``data`` of the DataTransfer a 1.6 station carries it in (1.6 has no such message)."""
+    request = charging_needs_call_201(evse_id, ev, now)
+    payload = snake_to_camel_case(remove_nones(asdict(request)))
+    return json.dumps(payload, separators=(",", ":"))

@@ -120,6 +120,7 @@ async def run_session(
     finally:
         station.forget_stop(transaction_id)
         station.profiles.clear_transaction(transaction_id)  # TxProfiles end with it
+        station.tx_profile_at.pop(transaction_id, None)
     await _unplug(station, evse)
     station.sessions_completed += 1
     if station.reset_pending and not station.running_transactions():

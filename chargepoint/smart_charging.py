@@ -53,6 +53,7 @@ def set_charging_profile(
             return _set_rejected("TxNotFound"), None
     station.profiles.install(evse_id, profile)
     apply_limits(station)
+    station.profile_installed(profile)
     return call_result.SetChargingProfile(status="Accepted"), None
 
 

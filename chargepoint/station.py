@@ -9,6 +9,7 @@ tasks whose failures are reported, never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from ocpp.v201 import call
 
-from chargepoint.charging_profiles import ProfileStore
+from chargepoint.charging_profiles import ChargingProfile, ProfileStore, Purpose
 from chargepoint.clock import Clock
 from chargepoint.config import StationConfig
 from chargepoint.device_model import DeviceModel
@@ -93,6 +94,9 @@ class Activity:
 class Station:
     """One simulated charging station, independent of any particular connection."""
 
+    #: an EV whose needs were Accepted waits for its schedule (OCPP K15; ``wait_for_schedule``)
+    schedule_follows_needs = True
+
     def __init__(
         self,
         config: StationConfig,
@@ -125,6 +129,11 @@ class Station:
         self._tasks: set[asyncio.Task[None]] = set()
         self.profiles = ProfileStore()  # SetChargingProfile (smart_charging)
         self.profile_timers: dict[int, asyncio.Task[None]] = {}  # next schedule change per EVSE
+        # SetChargingProfiles accepted so far, and the count at each transaction's latest
+        # TxProfile: what an EV waiting for its schedule watches
+        self.profiles_accepted = 0
+        self.tx_profile_at: dict[str, int] = {}
+        self._profile_accepted = asyncio.Event()
         self.running_costs: dict[str, float] = {}  # transactionId -> CostUpdated / Updated
         self.total_costs: dict[str, float] = {}  # transactionId -> totalCost answering Ended
         self.local_list = LocalList()  # SendLocalList (housekeeping)
@@ -302,15 +311,51 @@ class Station:
         payload = self.charging_needs_call(evse_id)
         if payload is None:
             return
+        before = self.profiles_accepted
         try:
-            await self.send(payload)
+            result = await self.send(payload)
         except CallErrorReceived as exc:
             if exc.code in ("NotImplemented", "NotSupported"):
                 LOG.info("%s: the CSMS takes no charging needs: %s", self.station_id, exc)
             else:
                 self.report(exc)
+            return
         except (CallFailed, NotConnected) as exc:
             LOG.info("%s: charging needs of EVSE %s not sent: %s", self.station_id, evse_id, exc)
+            return
+        tx = self.evses[evse_id].transaction
+        accepted = getattr(result, "status", None) == "Accepted"
+        waits = self.schedule_follows_needs and self.config.schedule_wait > 0
+        if accepted and tx is not None and waits:
+            await self.wait_for_schedule(tx.transaction_id, self.config.schedule_wait, before)
+
+    def profile_installed(self, profile: ChargingProfile) -> None:
+        """Count an accepted SetChargingProfile (a TxProfile under its transaction)."""
+        self.profiles_accepted += 1
+        if profile.purpose is Purpose.TX and profile.transaction_id is not None:
+            self.tx_profile_at[profile.transaction_id] = self.profiles_accepted
+        self._profile_accepted.set()
+
+    async def wait_for_schedule(self, transaction_id: str, seconds: float, after: int) -> bool:
+        """Wait up to ``seconds`` (wall) for a TxProfile of ``transaction_id`` accepted after
+        the ``after``-th profile (one sent before the EV's needs is not the schedule they ask).
+
+        The EV negotiates its schedule before energy flows (ISO 15118: ChargeParameterDiscovery
+        until the SECC has one); a session waiting here is inside its plug-in, so on a held
+        clock it takes no station time. False when none came in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.tx_profile_at.get(transaction_id, 0) <= after:
+            left = deadline - loop.time()
+            if left <= 0:
+                LOG.info(
+                    "%s: no schedule for %s in %.1f s", self.station_id, transaction_id, seconds
+                )
+                return False
+            self._profile_accepted.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._profile_accepted.wait(), left)
+        return True
 
     async def _flush_events(self) -> None:
         """Send queued events oldest first until the queue is empty or the link fails."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Literal
 from csms.cluster import Cluster, default_process_name
 from csms.config import CsmsConfig
 from csms.context import CsmsServices
+from csms.credentials import load_credential_key
 from csms.defaults import DEFAULT_TARIFF_YAML
 from csms.dispatch import DispatchPolicy
 from csms.dispatching import Dispatcher, DispatchSettings
@@ -165,7 +167,7 @@ async def start_csms(
     data_dir.mkdir(parents=True, exist_ok=True)
     store = await CsmsStore.open_data_dir(data_dir, config.database or None)
     services = CsmsServices(store=store, config=config, clock=clock)
-    server = CsmsServer(services)
+    server = CsmsServer(services, credential_key=load_credential_key(data_dir))
     if config.database:  # processes sharing the database: leases and calls between them
         server.cluster = Cluster(
             server,
@@ -261,7 +263,14 @@ async def _start_settlement(
     app.store.clock_tolerance_s = float(config.clock_tolerance_seconds)
     services.tariff = setup.tariff
     app.ledger = ValidatorLedger(urls, genesis, key=setup.signer)
-    app.outbox = OutboxWorker(app.store, app.ledger, services.clock)
+    app.outbox = OutboxWorker(
+        app.store,
+        app.ledger,
+        services.clock,
+        lease=config.outbox_lease_seconds,
+        # the process's name in its claims, and a nonce: a restart under that name is another run
+        claimer=f"{config.process_name}:{secrets.token_hex(4)}" if config.process_name else None,
+    )
     services.settlement_written = app.outbox.wake
     app.dispatcher = Dispatcher(
         app.server,
@@ -275,4 +284,5 @@ async def _start_settlement(
         ),
     )
     app.tasks.append(asyncio.create_task(app.outbox.run(), name="outbox"))
+    services.plan_due = app.dispatcher.wake
     app.tasks.append(asyncio.create_task(app.dispatcher.run(), name="dispatcher"))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from csms.config import check_security, load_config, process_name_problem
+from csms.credentials import load_credential_key, password_mac
 from csms.errors import ConfigError, CsmsError
 from csms.evse_limits import parse_power_key
 from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, StationRecord, TokenRecord
@@ -322,7 +323,9 @@ def stations_add(
     hashed = hash_password(password)
 
     async def add(store: CsmsStore) -> None:
-        await store.add_station(station_id, hashed, format_timestamp(utc_now()), key_text)
+        mac = password_mac(load_credential_key(data_dir), station_id, hashed, password)
+        created = format_timestamp(utc_now())
+        await store.add_station(station_id, hashed, created, key_text, password_mac=mac)
         if tolerance is not None:
             await store.set_tolerance(station_id, tolerance)
         if profile not in (None, "default"):
@@ -436,8 +439,9 @@ def stations_set(
     async def update(store: CsmsStore) -> None:
         if await store.get_station(station_id) is None:
             raise CsmsError(f"station {station_id!r} is not registered")
-        if hashed is not None:
-            await store.update_station_secret(station_id, hashed, None)
+        if hashed is not None and password is not None:
+            mac = password_mac(load_credential_key(data_dir), station_id, hashed, password)
+            await store.update_station_secret(station_id, hashed, None, password_mac=mac)
         if key_text is not None:
             await store.set_meter_key(station_id, key_text)
         if tolerance is not None:

@@ -19,6 +19,7 @@ import click
 import csms.cli_station_call  # registers ``stations call``
 import csms.cli_station_events  # noqa: F401 - registers ``stations events``
 from csms.cli import DATA_DIR, run_async, stations_group, with_store
+from csms.credentials import load_credential_key, password_mac
 from csms.passwords import hash_password
 from csms.station_import import (
     ExportRow,
@@ -87,7 +88,12 @@ def stations_import(csv_file: Path, data_dir: Path, workers: int | None) -> None
     ]
 
     async def store_all(store: CsmsStore) -> None:
-        await store.add_stations(rows, format_timestamp(utc_now()))
+        key = load_credential_key(data_dir)
+        macs = {
+            e.station_id: password_mac(key, e.station_id, h, e.password)
+            for e, h in zip(entries, hashes, strict=True)
+        }
+        await store.add_stations(rows, format_timestamp(utc_now()), password_macs=macs)
 
     run_async(lambda: with_store(data_dir, store_all, create=True))
     click.echo(f"{len(rows)} stations imported in {time.monotonic() - began:.1f} s")

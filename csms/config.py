@@ -87,6 +87,8 @@ class CsmsConfig:
     process_name: str = ""
     station_lease_seconds: float = 15.0
     max_remote_calls: int = 64
+    # how long a settlement claimed by a process that died waits before another takes it over
+    outbox_lease_seconds: float = 20.0
     # operator review: dashboard, JSON API and /metrics (served by ``v2g csms``)
     http_host: str = "127.0.0.1"
     http_port: int = 8080  # 0 picks a free port
@@ -127,6 +129,7 @@ _POSITIVE = {
     "call_timeout",
     "station_lease_seconds",
     "max_remote_calls",
+    "outbox_lease_seconds",
 }
 
 

@@ -24,13 +24,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class CsmsServices:
-    """Shared by every connection: storage, configuration, clock, tariff and outbox wake-up."""
+    """Shared by every connection: storage, configuration, clock, tariff, and the wake-ups of
+    the outbox and the dispatcher."""
 
     store: CsmsStore
     config: CsmsConfig
     clock: Clock
     tariff: Tariff | None = None  # prices running costs; settlement uses the same tariff
     settlement_written: Callable[[], None] | None = None  # wakes the outbox
+    plan_due: Callable[[], None] | None = None  # wakes the dispatcher: an EV's needs to plan
     # process-wide counts of what the CSMS learned of stations' EVSEs (csms.evse_discovery):
     # outcome -> count, for /metrics (v2g_evse_discovery_total)
     discovery: Counter[str] = field(default_factory=Counter)
@@ -97,6 +99,11 @@ class CsmsServices:
         if write.is_new and record.event_type == "Ended" and self.settlement_written is not None:
             self.settlement_written()
         return write
+
+    def wake_dispatcher(self) -> None:
+        """A session to plan now: its EV stated its needs."""
+        if self.plan_due is not None:
+            self.plan_due()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,43 +1,83 @@
-"""Station password checks for the handshake: cached, bounded and the same cost for every id.
+"""Station password checks for the handshake: remembered, bounded and the same cost for every id.
 
-- A verified password is remembered per station as an HMAC of the presented password under a
-  per-process secret, together with the stored hash it matched; a new stored hash (password
-  changed) makes the entry useless, so a reconnect costs one HMAC, not a scrypt.
+- A verified password is remembered in the station's record as ``password_mac``: an
+  HMAC-SHA256, under the data directory's credential key (``DATA_DIR/keys/credentials.key``,
+  a file, never a database row), of the station id, the stored scrypt hash and the password.
+  A handshake whose password matches it costs one HMAC, not a scrypt, also after a restart.
+  A new password (a new stored hash, with a new salt) no longer matches it, and the store
+  drops it with the hash. The database alone cannot check a guess against it (the key is not
+  in it), so a leaked database still costs an attacker one scrypt per guess.
 - scrypt runs in a small pool of its own (``workers`` threads), so it never takes the default
   executor from the store or other work, and at most one check per station id is queued there
   at a time: a flood of guesses for one id waits in its own line, not in front of other stations.
-- An unknown id is checked against a dummy hash, so timing does not tell which ids exist.
+- An unknown id is checked against a dummy hash, and a wrong password for a known one costs a
+  scrypt too, so timing does not tell which ids exist.
 - The pool's backlog is bounded: past ``max_queued`` checks waiting, ``busy()`` says so and the
   server answers 503 with ``Retry-After`` (``retry_after()``: how long the backlog takes) at
-  once, instead of holding a handshake until it times out (a reconnect storm after a restart,
-  when nothing is cached yet).
+  once, instead of holding a handshake until it times out (a storm of stations with nothing
+  remembered yet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import math
 import os
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+from csms.identity import create_key_file, load_key_file
+from csms.model import StationRecord
 from csms.passwords import hash_password, verify_password
 
-_DUMMY_HASH = hash_password(os.urandom(16).hex())
+log = logging.getLogger(__name__)
+
+CREDENTIAL_KEY = Path("keys") / "credentials.key"
+_DOMAIN = "v2g-station-password/1"
+
+# Stores a verified password's MAC: (station id, the hash it matched, MAC).
+Remember = Callable[[str, str, str], Awaitable[None]]
+
+
+def load_credential_key(data_dir: Path) -> bytes:
+    """The data directory's credential key, created (0600) on first use."""
+    path = data_dir / CREDENTIAL_KEY
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return create_key_file(path)
+        except FileExistsError:  # another process made it just now
+            pass
+    return load_key_file(path)
+
+
+def password_mac(key: bytes, station_id: str, password_hash: str, password: str) -> str:
+    """What a station record keeps of a verified password (hex)."""
+    message = "\x00".join((_DOMAIN, station_id, password_hash, password)).encode()
+    return hmac.new(key, message, "sha256").hexdigest()
 
 
 class CredentialChecker:
     def __init__(
-        self, *, workers: int = 2, max_cached: int = 100_000, max_queued: int = 256
+        self,
+        key: bytes | None = None,
+        remember: Remember | None = None,
+        *,
+        workers: int = 2,
+        max_queued: int = 256,
     ) -> None:
-        self._secret = os.urandom(32)
+        self._key = key if key is not None else os.urandom(32)
+        self._remember = remember
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
-        self._verified: dict[str, tuple[bytes, str]] = {}  # id -> (hmac, stored hash)
         self._lines: dict[str, asyncio.Lock] = {}
-        self._max_cached = max_cached
+        self._writing: set[asyncio.Task[None]] = set()  # verified passwords being stored
+        self._dummy_hash = hash_password(os.urandom(16).hex())  # unknown ids are checked on it
         self.hashes = 0  # scrypt verifications run (for tests and metrics)
-        self.cache_hits = 0
+        self.cache_hits = 0  # passwords matched by their remembered MAC
         self.checks = 0  # checks asked for, hashed or not
         self.max_queued = max_queued
         self.queued = 0  # hashes waiting for or running in the pool
@@ -52,30 +92,29 @@ class CredentialChecker:
         """Whole seconds the current backlog takes to clear (at least 1)."""
         return max(1, math.ceil(self.queued * self.hash_seconds / self._workers))
 
-    def _mac(self, station_id: str, password: str) -> bytes:
-        return hmac.new(self._secret, f"{station_id}\x00{password}".encode(), "sha256").digest()
+    def mac(self, station_id: str, password_hash: str, password: str) -> str:
+        return password_mac(self._key, station_id, password_hash, password)
 
-    def is_cached(self, station_id: str, password: str, stored: str | None) -> bool:
-        hit = self._verified.get(station_id)
-        if hit is None or stored is None or hit[1] != stored:
+    def is_remembered(self, station: StationRecord | None, password: str) -> bool:
+        """True if ``password`` is the one verified before for this record's hash."""
+        if station is None or not station.password_mac:
             return False
-        return hmac.compare_digest(hit[0], self._mac(station_id, password))
+        expected = self.mac(station.station_id, station.password_hash, password)
+        return hmac.compare_digest(expected, station.password_mac)
 
-    def forget(self, station_id: str) -> None:
-        self._verified.pop(station_id, None)
-
-    async def check(self, station_id: str, password: str, stored: str | None) -> bool:
-        """True if ``password`` matches ``stored`` (None: unknown id, checked against a dummy)."""
+    async def check(self, station_id: str, password: str, station: StationRecord | None) -> bool:
+        """True if ``password`` is the station's (None: unknown id, checked against a dummy)."""
         self.checks += 1
-        if self.is_cached(station_id, password, stored):
+        if self.is_remembered(station, password):
             self.cache_hits += 1
             return True
+        stored = station.password_hash if station is not None else None
         line = self._lines.setdefault(station_id, asyncio.Lock())
         try:
             async with line:
                 self.hashes += 1
                 loop = asyncio.get_running_loop()
-                target = stored if stored is not None else _DUMMY_HASH
+                target = stored if stored is not None else self._dummy_hash
                 self.queued += 1
                 try:
                     ok = await loop.run_in_executor(
@@ -88,10 +127,25 @@ class CredentialChecker:
                 del self._lines[station_id]
         if not ok or stored is None:
             return False
-        if len(self._verified) >= self._max_cached:
-            self._verified.clear()
-        self._verified[station_id] = (self._mac(station_id, password), stored)
+        if self._remember is not None:  # written beside the handshake, not in its way
+            task = asyncio.create_task(
+                self._remembered(station_id, stored, self.mac(station_id, stored, password))
+            )
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
         return True
+
+    async def _remembered(self, station_id: str, stored: str, mac: str) -> None:
+        assert self._remember is not None
+        try:
+            await self._remember(station_id, stored, mac)
+        except Exception as exc:  # the next handshake runs a scrypt again, nothing worse
+            log.warning("%s: verified password not remembered: %s", station_id, exc)
+
+    async def drain(self) -> None:
+        """Wait for the verified passwords still being written (before the store closes)."""
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
 
     def _timed_verify(self, password: str, stored: str) -> bool:
         began = time.perf_counter()

@@ -9,6 +9,7 @@ supervised task, never from inside a handler.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -86,16 +87,45 @@ def set_charging_profile_request(
     }
 
 
-def _period(decision: Decision, version: str) -> dict[str, Any]:
+def schedule_request(
+    periods: Sequence[tuple[datetime, Decision]],
+    *,
+    evse_id: int,
+    transaction_id: str,
+    profile_id: int,
+    version: Literal["2.0.1", "2.1"] = "2.0.1",
+) -> dict[str, Any]:
+    """A ``SetChargingProfileRequest`` whose schedule asks each decision from its instant on
+    (``csms.dispatch_plan``): the schedule starts at the first instant's whole second, and
+    each period's ``startPeriod`` is its whole-second offset from there."""
+    if not periods:
+        raise ValueError("a schedule needs at least one period")
+    first = periods[0][0].replace(microsecond=0)
+    request = set_charging_profile_request(
+        periods[0][1],
+        evse_id=evse_id,
+        transaction_id=transaction_id,
+        profile_id=profile_id,
+        start=first,
+        version=version,
+    )
+    request["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"] = [
+        _period(decision, version, start_s=int((at - first).total_seconds()))
+        for at, decision in periods
+    ]
+    return request
+
+
+def _period(decision: Decision, version: str, *, start_s: int = 0) -> dict[str, Any]:
     if version == "2.0.1":
-        return {"startPeriod": 0, "limit": decision.limit_w}
+        return {"startPeriod": start_s, "limit": decision.limit_w}
     if version != "2.1":
         raise ValueError(f"no charging profile shape for OCPP {version}")
     if decision.mode == "discharge":
         return {
-            "startPeriod": 0,
+            "startPeriod": start_s,
             "operationMode": "CentralSetpoint",
             "setpoint": decision.limit_w,
             "dischargeLimit": decision.limit_w,
         }
-    return {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": decision.limit_w}
+    return {"startPeriod": start_s, "operationMode": "ChargingOnly", "limit": decision.limit_w}

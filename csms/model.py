@@ -26,6 +26,7 @@ class StationRecord:
     reported_power_w: int | None = None  # the rating it reported, read when it is settled
     security_profile: int | None = None  # its own profile (None: the CSMS's)
     tolerance: str = "strict"
+    password_mac: str | None = None  # the verified password's MAC (csms.credentials)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,9 @@ changed it (``CsmsStore.registry_mark``: SQLite's ``PRAGMA data_version``; on Po
 one-row counter kept by triggers on the stations table: either way one tiny read) or whether
 this process changed the station registry (``CsmsStore.registry_version``); only then does it
 read the stations' ids and password hashes and compare them with what it saw last. A station
-that is gone, or whose password hash changed, has its verified password forgotten and, when
-connected, its connection closed (1008), so it must authenticate again with what is
-registered now.
+that is gone, or whose password hash changed, has its connection closed (1008) when connected,
+so it must authenticate again with what is registered now (its remembered password went with
+the old hash, ``csms.credentials``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 from csms.connection import StationConnection
-from csms.credentials import CredentialChecker
 from csms.store.sqlite import CsmsStore
 
 log = logging.getLogger(__name__)
@@ -42,13 +41,11 @@ class RegistryWatch:
     def __init__(
         self,
         store: CsmsStore,
-        credentials: CredentialChecker,
         connections: dict[str, StationConnection],
         *,
         interval: float = 0.25,
     ) -> None:
         self._store = store
-        self._credentials = credentials
         self._connections = connections
         self.interval = interval
         self._seen: dict[str, str] = {}
@@ -69,7 +66,7 @@ class RegistryWatch:
         self._seen = await self._hashes()
 
     async def check(self) -> None:
-        """One look: forget and disconnect the stations whose registration changed."""
+        """One look: disconnect the stations whose registration changed."""
         marks = await self._marks_now()
         if marks == self._marks:
             return
@@ -78,7 +75,6 @@ class RegistryWatch:
         changed = registry_changes(self._seen, now)
         self._seen = now
         for station_id, why in changed.items():
-            self._credentials.forget(station_id)
             connection = self._connections.get(station_id)
             if connection is None:
                 continue

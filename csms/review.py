@@ -287,11 +287,7 @@ async def load_detail(
     if session is None:
         return None
     settlement = await store.settlement_for_session(station_id, transaction_id)
-    related = [
-        s
-        for s in await store.list_settlements()
-        if s.station_id == station_id and s.transaction_id == transaction_id
-    ]
+    related = await store.settlements_of_session(station_id, transaction_id)
     credits = tuple(s for s in related if s.kind == "credit")
     row = build_rows([session], related)[0]
     offset, limit = max(0, offset), min(max(1, limit), MAX_SAMPLE_PAGE)

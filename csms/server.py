@@ -51,6 +51,12 @@ from csms.tls import check_client_certificate, server_ssl_context
 
 log = logging.getLogger(__name__)
 
+# Connections the kernel may hold for us before we accept them (capped by net.core.somaxconn).
+# asyncio's default of 100 fills in 0.2 s of a 500/s reconnect storm whenever the event loop
+# is busy for a moment; the kernel then drops the handshakes and the stations' TCP stacks
+# resend them after 1, 2, 4... seconds, which is what a storm's connect latency was made of.
+LISTEN_BACKLOG = 4096
+
 
 def station_id_from_path(path: str) -> str | None:
     """``/ocpp/CS001`` or ``/CS001`` -> ``CS001``; anything else -> None."""
@@ -99,7 +105,7 @@ def normalise_offer(headers: Headers, offered: list[str], station_id: str) -> No
 class CsmsServer:
     """Owns the listening socket and the registry of live station connections."""
 
-    def __init__(self, services: CsmsServices) -> None:
+    def __init__(self, services: CsmsServices, *, credential_key: bytes | None = None) -> None:
         self.services = services
         self.connections: dict[str, StationConnection] = {}
         self._handlers: dict[str, dict[str, Handler[StationContext]]] = {
@@ -126,13 +132,14 @@ class CsmsServer:
         )
         self._versions: dict[int, OcppVersion] = {}
         self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
-        self.credentials = CredentialChecker()
+        # verified passwords remembered under the data directory's key (None: this process's)
+        self.credentials = CredentialChecker(credential_key, services.store.remember_password)
         self.loop_lag = LoopLagMonitor()
         self.throttle = AuthThrottle()
         # failed handshakes per registered station since start (unknown ids are not kept:
         # a spray of made-up ids costs no memory); shown on the stations page
         self.auth_failures: Counter[str] = Counter()
-        self.registry_watch = RegistryWatch(services.store, self.credentials, self.connections)
+        self.registry_watch = RegistryWatch(services.store, self.connections)
         # with processes sharing a PostgreSQL database: leases and calls between them
         self.cluster: Cluster | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -167,6 +174,7 @@ class CsmsServer:
             max_size=config.max_frame_bytes,
             compression=None,
             ssl=server_ssl_context(config),
+            backlog=LISTEN_BACKLOG,
         )
 
     async def stop(self) -> None:
@@ -182,6 +190,7 @@ class CsmsServer:
         if self.cluster is not None:
             await self.cluster.stop()
         await self.loop_lag.stop()
+        await self.credentials.drain()
         self.credentials.close()
 
     def _select_subprotocol(
@@ -238,14 +247,10 @@ class CsmsServer:
         address = str((connection.remote_address or ("?",))[0])
         by_address, by_station = f"address:{address}", f"station:{station_id}"
         throttle = self.throttle
-        stored = station.password_hash if station is not None else None
+        remembered = self.credentials.is_remembered(station, password)
         wait = throttle.retry_after(by_address)
         status, kind = HTTPStatus.TOO_MANY_REQUESTS, "address"
-        if (
-            not wait
-            and throttle.failure_count(by_address)
-            and not self.credentials.is_cached(station_id, password, stored)
-        ):
+        if not wait and throttle.failure_count(by_address) and not remembered:
             wait = throttle.retry_after(by_station)
             status, kind = HTTPStatus.SERVICE_UNAVAILABLE, "station"
         if wait:
@@ -263,7 +268,7 @@ class CsmsServer:
             response.headers["Retry-After"] = str(wait)
             return response
         checker = self.credentials
-        if checker.busy() and not checker.is_cached(station_id, password, stored):
+        if checker.busy() and not remembered:
             wait = checker.retry_after()
             throttle.refused[("ocpp", "busy")] += 1
             log.info(
@@ -276,7 +281,7 @@ class CsmsServer:
             response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "busy, retry later\n")
             response.headers["Retry-After"] = str(wait)
             return response
-        if await checker.check(station_id, password, stored):
+        if await checker.check(station_id, password, station):
             throttle.succeeded(by_address)
             throttle.succeeded(by_station)
             return None

@@ -416,7 +416,8 @@ async def _serve_validator(
     default=Tuning().block_interval_ms,
     show_default=True,
     type=click.IntRange(min=0),
-    help="Pause after a commit to gather transactions (a full mempool does not wait).",
+    help="Least time from one height's start to the next (transactions gather meanwhile;"
+    " a full mempool does not wait).",
 )
 @click.option(
     "--max-block-txs",

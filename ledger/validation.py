@@ -400,6 +400,8 @@ def decode_tx(tx: Tx, parsed: dict[str, Any] | None = None) -> dict[str, Any]:
     # typed: the schema (then, for evidence, the votes' own checks) wants every number an
     # integer, so a float is refused there, not looked for here
     if parsed is not None:
+        if isinstance(parsed, CanonicalRecord) and parsed.raw == tx.data:
+            return parsed  # read from a frame found to be the canonical encoding of it
         if not is_canonical(parsed, tx.data, typed=True):
             raise SchemaError("transaction: bytes are valid JSON but not in canonical form")
         return CanonicalRecord(parsed, tx.data)

@@ -31,6 +31,10 @@ from csms.timeutil import format_timestamp, utc_now
 from simulators.scenario import Scenario, draw_ev
 from simulators.summary import departure_outcome
 
+# how long (wall seconds) an EV waits for the schedule its needs ask for; the station clock
+# stands still meanwhile, so the schedule governs the session from its first instant
+SCHEDULE_WAIT_S = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class StationPlan:
@@ -153,9 +157,11 @@ async def run_station(
         session_seconds=max(60.0, scenario.dwell_hours[1] * 3600),  # each EV leaves at its dwell
         speed=scenario.speed,
         tx_updated_interval=scenario.meter_interval_s,
+        aligned_interval=scenario.aligned_interval_s,
         connect_timeout=60,
         response_timeout=60,
         backoff=Backoff(wait_minimum=0.2, random_range=0.2, repeat_times=2),
+        schedule_wait=SCHEDULE_WAIT_S,
     )
     key = ensure_meter_key(plan.meter_key)
     meters = ev_meters(

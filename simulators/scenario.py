@@ -39,6 +39,9 @@ class Scenario:
     arrival_spread_hours: float = 1.0  # arrivals spread over this long after ``start``
     speed: float = 3600.0  # simulated seconds per wall second
     meter_interval_s: int = 300  # TxUpdatedInterval, simulated seconds
+    # AlignedDataCtrlr.Interval, simulated seconds: signed readings on this grid from midnight,
+    # so every tariff boundary on it has one (a boundary off the grid flags the session)
+    aligned_interval_s: int = 900
     tariff: str = ""  # tariff YAML for an embedded CSMS (default: its own)
     seed: int = 1
 
@@ -108,6 +111,7 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "arrival_spread_hours": (0, 24 * 7),
     "speed": (0.001, 1_000_000),
     "meter_interval_s": (1, 86_400),
+    "aligned_interval_s": (0, 86_400),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from ocpp.v16 import call
 
 from chargepoint.errors import Rejected
+from chargepoint.ev_needs import NEEDS_MESSAGE, NEEDS_VENDOR, ev_behind, needs_data_16
 from chargepoint.station import Station
 from chargepoint.transaction import EventType, Evse, IdToken, StoppedReason, TriggerReason, TxEvent
 from chargepoint.v16.payloads import (
@@ -40,9 +41,17 @@ class Station16(Station):
         self.remote_start_ids = itertools.count(1)  # 1.6 has none: numbered here
         self.reset_reason = "HardReset"  # or SoftReset: how the last Reset ends transactions
 
+    schedule_follows_needs = False  # 1.6 is only ever charged: no schedule to wait for
+
     def charging_needs_call(self, evse_id: int) -> Any | None:
-        """None: 1.6 has no message for an EV's charging needs."""
-        return None
+        """1.6 has no message for an EV's charging needs: the 2.0.1 one travels as DataTransfer
+        (vendor ``NEEDS_VENDOR``, ``csms.blocks16.ev_needs`` on the CSMS side); None without
+        an EV model behind the meter."""
+        ev = ev_behind(self.meters[evse_id])
+        if ev is None:
+            return None
+        data = needs_data_16(evse_id, ev, self.clock.now())
+        return call.DataTransfer(vendor_id=NEEDS_VENDOR, message_id=NEEDS_MESSAGE, data=data)
 
     def transaction_for(self, csms_id: int) -> str | None:
         """The station's transaction id for a CSMS transactionId, if it is running here."""

@@ -73,11 +73,19 @@ def to_needs(station_id: str, payload: dict[str, Any], received_at: str) -> EvCh
 async def on_notify_ev_charging_needs(
     ctx: StationContext, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    now = ctx.services.clock()
-    needs = to_needs(ctx.station_id, payload, format_timestamp(now))
+    await store_needs(ctx, to_needs(ctx.station_id, payload, ctx.services.now_text()))
+    # Accepted promises a schedule (K15): only a CSMS whose dispatcher runs can send one
+    scheduled = ctx.services.plan_due is not None
+    ctx.services.wake_dispatcher()
+    return {"status": "Accepted" if scheduled else "Rejected"}
+
+
+async def store_needs(ctx: StationContext, needs: EvChargingNeeds) -> EvChargingNeeds:
+    """Keep an EV's needs: on the station's clock (the session's, for needs without a time of
+    their own), logged once."""
     store = ChargingNeedsStore(ctx.services.store)
     if needs.timestamp is None:  # 2.0.1: place them on the station's clock
-        at = await store.station_time(ctx.station_id, needs.evse_id, now)
+        at = await store.station_time(ctx.station_id, needs.evse_id, ctx.services.clock())
         needs = replace(needs, timestamp=None if at is None else format_timestamp(at))
     removed = await store.record(needs, keep=ctx.services.keep(CHARGING_NEEDS))
     ctx.services.pruned(ctx.station_id, CHARGING_NEEDS, removed)
@@ -90,7 +98,7 @@ async def on_notify_ev_charging_needs(
         needs.target_energy_wh,
         needs.max_discharge_w,
     )
-    return {"status": "Accepted"}
+    return needs
 
 
 HANDLERS: dict[str, Handler[StationContext]] = {

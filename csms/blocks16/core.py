@@ -1,4 +1,5 @@
-"""OCPP 1.6 Core profile: BootNotification, Heartbeat, StatusNotification, DataTransfer.
+"""OCPP 1.6 Core profile: BootNotification, Heartbeat, StatusNotification, DataTransfer (an
+EV's charging needs, ``csms.blocks16.ev_needs``; any other vendor is UnknownVendorId).
 
 Connector 0 in StatusNotification is the station itself; connector ``n`` is recorded as EVSE
 ``n``, connector 1, like every 1.6 connector in the session model.
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from csms.blocks.availability import on_heartbeat
+from csms.blocks16.ev_needs import NEEDS_VENDOR, on_needs_data
 from csms.context import StationContext
 from csms.ocpp.rpc import Handler
 
@@ -89,5 +91,5 @@ HANDLERS: dict[str, Handler[StationContext]] = {
     "BootNotification": on_boot_notification,
     "Heartbeat": on_heartbeat,
     "StatusNotification": on_status_notification,
-    "DataTransfer": data_transfer_handler({}),
+    "DataTransfer": data_transfer_handler({NEEDS_VENDOR: on_needs_data}),
 }

@@ -361,6 +361,15 @@ MIGRATIONS: list[str] = [
     INSERT INTO station_retention (station_id, kind, held)
         SELECT station_id, 'connection_log', COUNT(*) FROM connections_log GROUP BY station_id;
     """,
+    # a session's page reads its settlement and credits, not every settlement
+    """
+    CREATE INDEX settlements_session ON settlements (station_id, transaction_id);
+    """,
+    # a verified station password, remembered as an HMAC under the data directory's
+    # credential key (csms.credentials): a handshake after a restart costs no scrypt
+    """
+    ALTER TABLE stations ADD COLUMN password_mac TEXT;
+    """,
 ]
 
 # The triggers that count station registry changes (a station added or removed, a password

@@ -7,7 +7,7 @@ import asyncio
 import enum
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -195,16 +195,23 @@ class CsmsStore:
     # -- stations -------------------------------------------------------------------------
 
     async def add_station(
-        self, station_id: str, password_hash: str, created_at: str, meter_key: str | None = None
+        self,
+        station_id: str,
+        password_hash: str,
+        created_at: str,
+        meter_key: str | None = None,
+        *,
+        password_mac: str | None = None,
     ) -> None:
-        """Register a station; RegistryError for an id outside OCPP's identifierString
+        """Register a station (``password_mac``: its password already verified, see
+        ``csms.credentials``); RegistryError for an id outside OCPP's identifierString
         characters (without ':') or one already registered."""
         _check_station_id(station_id)
         try:
             await self.execute_write(
-                "INSERT INTO stations (station_id, password_hash, meter_key, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (station_id, password_hash, meter_key, created_at),
+                "INSERT INTO stations (station_id, password_hash, meter_key, created_at,"
+                " password_mac) VALUES (?, ?, ?, ?, ?)",
+                (station_id, password_hash, meter_key, created_at, password_mac),
             )
         except self.integrity_errors:
             raise RegistryError(f"station {station_id!r} is already registered") from None
@@ -215,18 +222,22 @@ class CsmsStore:
         self,
         stations: list[tuple[str, str, str | None, str | None, int | None]],
         created_at: str,
+        *,
+        password_macs: Mapping[str, str] | None = None,
     ) -> None:
         """Register many stations ``(id, password hash, meter key, tolerance, profile)`` in one
-        transaction: all of them, or none (RegistryError naming a station already there)."""
+        transaction: all of them, or none (RegistryError naming a station already there).
+        ``password_macs``: station id -> its password's MAC (``csms.credentials``)."""
         for station in stations:
             _check_station_id(station[0])
         settings = [(s[0], s[3] or "strict", s[4]) for s in stations if s[3] or s[4]]
         try:
             async with self.transaction() as db:
+                macs = password_macs or {}
                 await db.executemany(
-                    "INSERT INTO stations (station_id, password_hash, meter_key, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(s[0], s[1], s[2], created_at) for s in stations],
+                    "INSERT INTO stations (station_id, password_hash, meter_key, created_at,"
+                    " password_mac) VALUES (?, ?, ?, ?, ?)",
+                    [(s[0], s[1], s[2], created_at, macs.get(s[0])) for s in stations],
                 )
                 await db.executemany(
                     "INSERT INTO station_settings (station_id, tolerance, security_profile)"
@@ -241,14 +252,27 @@ class CsmsStore:
             self.registry_version += 1
 
     async def update_station_secret(
-        self, station_id: str, password_hash: str, meter_key: str | None
+        self,
+        station_id: str,
+        password_hash: str,
+        meter_key: str | None,
+        *,
+        password_mac: str | None = None,
     ) -> None:
+        """A new password hash; the old password's MAC goes with the old hash."""
         await self.execute_write(
-            "UPDATE stations SET password_hash = ?, meter_key = COALESCE(?, meter_key)"
-            " WHERE station_id = ?",
-            (password_hash, meter_key, station_id),
+            "UPDATE stations SET password_hash = ?, meter_key = COALESCE(?, meter_key),"
+            " password_mac = ? WHERE station_id = ?",
+            (password_hash, meter_key, password_mac, station_id),
         )
         self.registry_version += 1
+
+    async def remember_password(self, station_id: str, password_hash: str, mac: str) -> None:
+        """Keep a verified password's MAC, unless the hash it matched has changed since."""
+        await self.execute_write(
+            "UPDATE stations SET password_mac = ? WHERE station_id = ? AND password_hash = ?",
+            (mac, station_id, password_hash),
+        )
 
     async def set_meter_key(self, station_id: str, meter_key: str) -> None:
         """Replace a station's registered meter public key (PEM)."""
@@ -793,6 +817,22 @@ class CsmsStore:
             )
         return [SettlementRecord(**dict(row)) for row in rows]
 
+    async def settlements_of_session(
+        self, station_id: str, transaction_id: str
+    ) -> list[SettlementRecord]:
+        """One session's settlement and the credits that correct it (oldest first)."""
+        rows = await self.fetchall(
+            "SELECT * FROM settlements WHERE station_id = ? AND transaction_id = ?"
+            f" {_SETTLEMENT_ORDER}",
+            (station_id, transaction_id),
+        )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
+    async def settlement_counts(self) -> dict[str, int]:
+        """How many settlements and credits there are of each status."""
+        rows = await self.fetchall("SELECT status, COUNT(*) FROM settlements GROUP BY status")
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def settlement_blocks(self, limit: int) -> tuple[list[int], int]:
         """The newest ``limit`` block heights holding settlements, newest first, and how many
         blocks hold any."""
@@ -879,16 +919,18 @@ class CsmsStore:
         tx_index: int,
         receipt: str | None,
     ) -> None:
-        """Record where the ledger committed it and take it off the outbox, atomically."""
-        async with self.transaction():
-            await self._engine.execute(
+        """Record where the ledger committed it (and its receipt, when given) and take it off
+        the outbox, atomically: one unit of the group commit, one hop to the writer."""
+
+        def unit(conn: SyncConnection) -> None:
+            conn.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
                 " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
                 (at, block_height, block_hash, tx_index, receipt, settlement_id),
             )
-            await self._engine.execute(
-                "DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,)
-            )
+            conn.execute("DELETE FROM outbox WHERE settlement_id = ?", (settlement_id,))
+
+        await self.group.submit(unit)
 
     async def settlements_without_receipt(self, limit: int = 100) -> list[str]:
         rows = await self.fetchall(

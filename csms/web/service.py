@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -189,7 +188,7 @@ class ReviewService:
         return await self._data_ledger.status(verify=verify, full=full)
 
     async def settlement_counts(self) -> dict[str, int]:
-        counts = Counter(s.status for s in await self.deps.store.list_settlements())
+        counts = await self.deps.store.settlement_counts()
         return {
             status: counts.get(status, 0)
             for status in ("pending", "committed", "flagged", "rejected")
@@ -368,7 +367,9 @@ class ReviewService:
         now = format_timestamp(self.deps.clock())
         earlier = [
             s
-            for s in await self.deps.store.list_settlements()
+            for s in await self.deps.store.settlements_of_session(
+                original.station_id, original.transaction_id
+            )
             if s.kind == "credit" and s.corrects == original.settlement_id
         ]
         try:

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +78,7 @@ from ledger.consensus.serving import (
 )
 from ledger.consensus.signing import Ed25519Signer, Ed25519Verifier
 from ledger.consensus.state import ConsensusContext, ConsensusState, TimeoutConfig, initial_state
-from ledger.consensus.submissions import Waiters, find_committed
+from ledger.consensus.submissions import Waiters, check_submitter, find_committed
 from ledger.consensus.tip import StoredTop
 from ledger.consensus.wire import (
     BlockMsg,
@@ -114,7 +113,7 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 0
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
-    block_interval_ms: int = 200  # pause after a commit to gather transactions
+    block_interval_ms: int = 200  # least time between two heights' starts (to gather txs)
     max_idle_interval_ms: int = 0  # an empty block after this long without one (0: never)
     max_block_txs: int = 500
     gossip_interval_ms: int = 300
@@ -123,16 +122,6 @@ class NodeConfig:
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def check_submitter(record: Mapping[str, Any], submitter: str | None) -> None:
-    """A transaction from a submitter connection must be signed by the key it proved, so
-    what a connection submits is attributed to that key (``SubmitRejected`` if not)."""
-    if submitter is not None and record.get("signer") != submitter:
-        raise SubmitRejected(
-            f"signed by {str(record.get('signer'))!r:.80}, not by this connection's key "
-            f"{submitter}: a connection submits only transactions signed by the key it proved"
-        )
 
 
 class ValidatorNode:
@@ -266,25 +255,8 @@ class ValidatorNode:
         return self._peers.limits
 
     def link_report(self) -> ValidatorLinks:
-        """The counters of this validator's links (copies: later traffic does not change
-        them)."""
-        peers = self._peers
-        return ValidatorLinks(
-            address=self.address,
-            peers={url: dataclasses.replace(stats) for url, stats in peers.links.items()},
-            connections={
-                str(Role.CLIENT): peers.clients,
-                str(Role.SUBMITTER): peers.submitters,
-                str(Role.VALIDATOR): peers.validator_links,
-            },
-            messages_in={str(r): stats.messages_in for r, stats in peers.inbound.items()},
-            messages_out={str(r): stats.messages_out for r, stats in peers.inbound.items()},
-            handshake_failures=peers.handshake_failures,
-            refused_connections=dict(peers.limits.refused),
-            busy=peers.refused,
-            dropped_frames=peers.dropped,
-            refused_submissions=peers.refused_submissions,
-        )
+        """The counters of this validator's links (a copy)."""
+        return self._peers.report(self.address)
 
     @property
     def handshake_failures(self) -> int:

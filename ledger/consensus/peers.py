@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ClassVar, TypeVar, cast
@@ -60,7 +61,7 @@ from ledger.consensus.handshake import (
     prove,
 )
 from ledger.consensus.limits import ConnectionCaps, ConnectionLimits, Slot
-from ledger.consensus.linkstats import LinkStats
+from ledger.consensus.linkstats import LinkStats, ValidatorLinks
 from ledger.consensus.wire import (
     GetBlocks,
     GetReceipt,
@@ -376,6 +377,26 @@ class PeerNetwork:
             finally:
                 stats.up = False
                 await asyncio.sleep(pause)
+
+    def report(self, address: str) -> ValidatorLinks:
+        """The counters of this validator's links (copies: later traffic does not change
+        them); ``address`` is the validator's own."""
+        return ValidatorLinks(
+            address=address,
+            peers={url: dataclasses.replace(stats) for url, stats in self.links.items()},
+            connections={
+                str(Role.CLIENT): self.clients,
+                str(Role.SUBMITTER): self.submitters,
+                str(Role.VALIDATOR): self.validator_links,
+            },
+            messages_in={str(r): stats.messages_in for r, stats in self.inbound.items()},
+            messages_out={str(r): stats.messages_out for r, stats in self.inbound.items()},
+            handshake_failures=self.handshake_failures,
+            refused_connections=dict(self.limits.refused),
+            busy=self.refused,
+            dropped_frames=self.dropped,
+            refused_submissions=self.refused_submissions,
+        )
 
     def _refused_by(self, url: str, reason: str) -> None:
         self.handshake_failures += 1

@@ -5,6 +5,7 @@ settlement committed before answers with where it was committed (``find_committe
 still pending is waited for (``Waiters``). A committed block answers every waiter of its
 transactions, and every waiter whose settlement id it settled with another transaction:
 the same signed record (signatures aside) gets that receipt, a different one is rejected.
+A submitter connection submits only what the key it proved signed (``check_submitter``).
 """
 
 from __future__ import annotations
@@ -139,3 +140,13 @@ def _settle(futures: list[asyncio.Future[Receipt]], outcome: Receipt | SubmitRej
             fut.set_result(outcome)
         else:
             fut.set_exception(outcome)
+
+
+def check_submitter(record: Mapping[str, Any], submitter: str | None) -> None:
+    """A transaction from a submitter connection must be signed by the key it proved, so
+    what a connection submits is attributed to that key (``SubmitRejected`` if not)."""
+    if submitter is not None and record.get("signer") != submitter:
+        raise SubmitRejected(
+            f"signed by {str(record.get('signer'))!r:.80}, not by this connection's key "
+            f"{submitter}: a connection submits only transactions signed by the key it proved"
+        )

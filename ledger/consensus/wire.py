@@ -7,7 +7,6 @@ raises :class:`~ledger.errors.EncodingError`, so a bad frame is dropped, never h
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from ledger.consensus.codec import (
 from ledger.consensus.handshake import Auth, Hello, Role
 from ledger.consensus.messages import Proposal
 from ledger.errors import EncodingError
+from ledger.tx import CanonicalRecord
 from ledger.types import Block, Commit, Tx, Vote
 
 
@@ -82,8 +82,9 @@ class TxMsg:
 class TxBatch:
     """Transactions gossiped to peers together (one frame instead of one each).
 
-    ``records``: as read from a frame, each transaction's parsed record (not yet checked to
-    be canonical), so that admitting it does not parse it again; None when sent."""
+    ``records``: as read from a frame, each transaction's parsed record, so that admitting
+    it does not parse it again (a ``CanonicalRecord`` when the frame was read in one parse
+    and found canonical: its bytes are then not checked again); None when sent."""
 
     txs: tuple[Tx, ...]
     records: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
@@ -251,7 +252,7 @@ def load(text: str | bytes) -> Message:
             raise EncodingError("txs frame: trailing data")
         return TxBatch(txs, records)
     try:
-        data = json.loads(text)
+        data = orjson.loads(text)
     except (ValueError, RecursionError) as exc:
         raise EncodingError(f"frame is not JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -328,7 +329,10 @@ def _read_canonical_batch(text: str) -> TxBatch | None:
         return None
     if b'{"txs":[' + b",".join(datas) + b'],"type":"txs"}' != text.encode("utf-8"):
         return None
-    return TxBatch(tuple(Tx(d) for d in datas), tuple(records))
+    return TxBatch(
+        tuple(Tx(d) for d in datas),
+        tuple(CanonicalRecord(r, d) for r, d in zip(records, datas, strict=True)),
+    )
 
 
 def _dump_proposal(p: Proposal) -> str:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from csms.app import CsmsApp
+from csms.app import CsmsApp, start_csms
+from csms.config import CsmsConfig
+from csms.credentials import load_credential_key, password_mac
 from csms.looplag import LagHistogram, render_lag
 from csms.passwords import hash_password
 from csms.throttle import AuthThrottle
@@ -152,3 +156,53 @@ async def test_a_full_hashing_backlog_is_answered_503_with_retry_after_at_once(
     for station_id in refused:  # a refusal for load is no failure: it connects when retried
         assert await handshake(csms, station_id, f"{station_id}-pw")
     assert not csms.server.auth_failures
+
+
+async def stored_mac(app: CsmsApp, station_id: str) -> str | None:
+    row = await app.store.fetchone(
+        "SELECT password_mac FROM stations WHERE station_id = ?", (station_id,)
+    )
+    return None if row is None or row[0] is None else str(row[0])
+
+
+async def test_a_restarted_csms_verifies_a_known_password_with_no_scrypt(
+    csms: CsmsApp, tmp_path: Path
+) -> None:
+    assert await handshake(csms, STATION, PASSWORD)  # one scrypt, then remembered
+    assert csms.server.credentials.hashes == 1
+    await csms.stop()
+    again = await start_csms(csms.data_dir, CsmsConfig(port=0, close_timeout=0.3))
+    try:
+        assert await handshake(again, STATION, PASSWORD)
+        assert again.server.credentials.hashes == 0  # an HMAC, not a scrypt
+        assert not await handshake(again, STATION, "not it")
+        assert again.server.credentials.hashes == 1  # a wrong one still costs a scrypt
+    finally:
+        await again.stop()
+
+
+async def test_the_remembered_mac_is_keyed_by_the_data_dirs_key_not_kept_in_the_database(
+    csms: CsmsApp,
+) -> None:
+    assert await handshake(csms, STATION, PASSWORD)
+    await csms.server.credentials.drain()  # stored beside the handshake
+    station = await csms.store.get_station(STATION)
+    assert station is not None and station.password_mac == await stored_mac(csms, STATION)
+    key = load_credential_key(csms.data_dir)
+    assert station.password_mac == password_mac(key, STATION, station.password_hash, PASSWORD)
+    other = password_mac(os.urandom(32), STATION, station.password_hash, PASSWORD)
+    assert station.password_mac != other  # the database alone cannot check a guess
+    rows = await csms.store.fetchall("SELECT * FROM stations")
+    assert all(key.hex() not in str(tuple(r)) for r in rows)
+
+
+async def test_a_new_password_drops_the_remembered_mac(csms: CsmsApp) -> None:
+    assert await handshake(csms, STATION, PASSWORD)
+    await csms.server.credentials.drain()
+    assert await stored_mac(csms, STATION) is not None
+    await csms.store.update_station_secret(STATION, hash_password("a new one"), None)
+    assert await stored_mac(csms, STATION) is None
+    assert not await handshake(csms, STATION, PASSWORD)
+    assert await handshake(csms, STATION, "a new one")
+    await csms.server.credentials.drain()
+    assert await stored_mac(csms, STATION) is not None

@@ -3,7 +3,7 @@ under a tariff where exporting pays all day.
 
 Without the EV's charging needs the dispatcher knows no departure: it discharges only energy
 the session itself put in, never below what the EV arrived with. With 2.0.1 needs (an ISO
-15118-2 EV stating its departure and energy) it keeps that target.
+15118-2 EV stating its departure and energy) it plans the session whole and keeps that target.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ class Station201(ChargePoint):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits: list[float] = []
+        self.starts: list[int] = []  # each period's startPeriod
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, charging_profile: dict[str, Any], **_: Any) -> Any:
         for schedule in charging_profile["charging_schedule"]:
             self.limits += [p["limit"] for p in schedule["charging_schedule_period"]]
+            self.starts += [p["start_period"] for p in schedule["charging_schedule_period"]]
         return call_result.SetChargingProfile(status="Accepted")
 
 
@@ -143,18 +145,29 @@ async def test_a_201_ev_with_needs_keeps_its_departure_target(
     assert station.limits == [11_000]
 
 
-async def test_a_pass_every_two_station_hours_plans_discharge_two_hours_ahead(
+EVENING_PEAK = b"""\
+id: noon-peak
+currency: EUR
+timezone: UTC
+daily:
+  - {start: "00:00", import_price: 180000, export_price: 60000}
+  - {start: "12:00", import_price: 390000, export_price: 420000}
+  - {start: "13:00", import_price: 180000, export_price: 60000}
+"""
+
+
+async def test_a_201_ev_with_needs_gets_one_schedule_to_its_departure(
     csms: CsmsApp, station: Station201
 ) -> None:
-    """An accelerated station: readings 5 minutes apart, but the dispatcher sees the session
-    only every 2 hours of station time. A discharge decided now may run that long, not 5
-    minutes, so with 2 hours to departure and 5 kWh still to go none is asked. Nor is one at
-    the dispatcher's very first look, before it knows how long a decision stays in force."""
+    """The dispatcher plans the session whole from the EV's needs and sends it once, as one
+    schedule in station time: the station follows it at the instants it names, however
+    rarely the dispatcher looks or however late a message arrives. Only an EV that falls
+    off the plan gets a new one, planned from its latest reading."""
     needs = {
         "requested_energy_transfer": "AC_three_phase",
         "departure_time": "2026-11-25T14:00:00.000Z",
         "ac_charging_parameters": {
-            "energy_amount": 20_000,
+            "energy_amount": 5_000,
             "ev_min_current": 6,
             "ev_max_current": 16,
             "ev_max_voltage": 400,
@@ -166,16 +179,50 @@ async def test_a_pass_every_two_station_hours_plans_discharge_two_hours_ahead(
     await station.call(call.NotifyEVChargingNeeds(charging_needs=needs, evse_id=1))
     dispatcher = Dispatcher(
         csms.server,
-        parse_tariff(EXPORT_PAYS, source="export-pays.yaml"),
-        DispatchSettings(POLICY, reserve_soc_pct=30, interval=2),
+        parse_tariff(EVENING_PEAK, source="noon-peak.yaml"),
+        DispatchSettings(POLICY, reserve_soc_pct=30, interval=3600),
     )
-    await dispatcher.run_once()  # 10:00, the first look: how long a decision lasts is unknown
-    at = "2026-11-25T10:05:00.000Z"
-    await station.call(event("Updated", 1, at, meter_value=[reading(at, 3_000, 0, 55)]))
-    await dispatcher.run_once()  # 10:05: 17 kWh to go in 4 h at 11 kW: room to discharge
-    for seq, (at, wh) in enumerate(
-        [("2026-11-25T11:55:00.000Z", 14_500), ("2026-11-25T12:00:00.000Z", 15_000)], start=2
-    ):
-        await station.call(event("Updated", seq, at, meter_value=[reading(at, wh, 0, 70)]))
-    await dispatcher.run_once()  # 12:00: 5 kWh to go in 2 h; 2 h of discharge would cost it
-    assert station.limits == [11_000, -7_000, 11_000], station.limits
+    await dispatcher.run_once()
+    # charge to noon (22 kWh in), give 7 kWh back in the peak hour, charge to departure
+    assert station.limits == [11_000, -7_000, 11_000]
+    assert station.starts == [0, 2 * 3600, 3 * 3600]
+    for seq, (at, imported, exported) in enumerate(
+        [("10:05", 917, 0), ("12:00", 22_000, 0), ("12:30", 22_000, 3_500)], start=1
+    ):  # the EV keeps to its schedule: nothing more is sent
+        stamp = f"2026-11-25T{at}:00.000Z"
+        meter = [reading(stamp, imported, exported, 60)]
+        await station.call(event("Updated", seq, stamp, meter_value=meter))
+        await dispatcher.run_once()
+    assert len(station.limits) == 3
+
+
+async def test_an_ev_that_falls_off_its_schedule_gets_a_new_one(
+    csms: CsmsApp, station: Station201
+) -> None:
+    needs = {
+        "requested_energy_transfer": "AC_three_phase",
+        "departure_time": "2026-11-25T14:00:00.000Z",
+        "ac_charging_parameters": {
+            "energy_amount": 5_000,
+            "ev_min_current": 6,
+            "ev_max_current": 16,
+            "ev_max_voltage": 400,
+        },
+    }
+    token = {"id_token": TAG, "type": "ISO14443"}
+    t0 = "2026-11-25T10:00:00.000Z"
+    await station.call(event("Started", 0, t0, id_token=token, meter_value=[reading(t0, 0, 0, 50)]))
+    await station.call(call.NotifyEVChargingNeeds(charging_needs=needs, evse_id=1))
+    dispatcher = Dispatcher(
+        csms.server,
+        parse_tariff(EVENING_PEAK, source="noon-peak.yaml"),
+        DispatchSettings(POLICY, reserve_soc_pct=30, interval=3600),
+    )
+    await dispatcher.run_once()
+    # it took only 2 kWh by noon: an hour of discharge would take it below its arrival energy
+    at = "2026-11-25T12:00:00.000Z"
+    await station.call(event("Updated", 1, at, meter_value=[reading(at, 2_000, 0, 52)]))
+    await dispatcher.run_once()
+    # planned again from noon: give back the 2 kWh (17 min 8 s at 7 kW), then charge
+    assert station.limits[3:] == [-7_000, 11_000]
+    assert station.starts[3:] == [0, 2_000 * 3600 // 7_000]

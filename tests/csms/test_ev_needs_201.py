@@ -40,10 +40,13 @@ async def station(csms: CsmsApp) -> AsyncIterator[ChargePoint]:
 async def test_a_201_ev_states_its_departure_and_energy(
     csms: CsmsApp, station: ChargePoint
 ) -> None:
+    wakes: list[str] = []
+    csms.server.services.plan_due = lambda: wakes.append("pass")  # a dispatcher runs
     answer = await station.call(
         call.NotifyEVChargingNeeds(charging_needs=AC_NEEDS, evse_id=1), suppress=False
     )
-    assert answer.status == "Accepted"
+    assert answer.status == "Accepted"  # a schedule will follow (K15) ...
+    assert wakes == ["pass"]  # ... from a dispatcher pass run at once
     stored = await ChargingNeedsStore(csms.store).latest(STATION, 1)
     assert stored is not None
     assert stored.departure_time == "2026-11-25T19:30:00.000Z"
@@ -91,3 +94,17 @@ async def test_201_needs_are_placed_on_the_sessions_clock(
     at = parse_timestamp(stored.timestamp)
     started_at = parse_timestamp("2026-11-24T10:00:00.000Z")
     assert started_at <= at < started_at + timedelta(seconds=5), stored.timestamp
+
+
+async def test_without_a_dispatcher_needs_are_stored_but_no_schedule_is_promised(
+    csms: CsmsApp, station: ChargePoint
+) -> None:
+    """Accepted tells the station a schedule follows (K15), and a simulated EV waits for it:
+    a CSMS running no dispatcher (no ledger) says Rejected, and still keeps the needs."""
+    assert csms.server.services.plan_due is None
+    answer = await station.call(
+        call.NotifyEVChargingNeeds(charging_needs=AC_NEEDS, evse_id=1), suppress=False
+    )
+    assert answer.status == "Rejected"
+    stored = await ChargingNeedsStore(csms.store).latest(STATION, 1)
+    assert stored is not None and stored.target_energy_wh == 21_500

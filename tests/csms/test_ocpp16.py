@@ -362,3 +362,48 @@ async def test_store_gives_resent_messages_the_same_numbers(csms: CsmsApp) -> No
     assert await store16.sequence_number(STATION, first, "stop") == (3, True)
     assert await store16.is_stopped(STATION, first)
     assert await store16.active_transaction(STATION, 1) is None
+
+
+async def test_an_evs_needs_travel_as_data_transfer_and_bad_ones_are_refused(
+    csms: CsmsApp, station: Station16
+) -> None:
+    """1.6 has no NotifyEVChargingNeeds: the 2.0.1 request comes as DataTransfer data, is
+    checked against the 2.0.1 schema and kept like a 2.0.1 EV's needs."""
+    import json
+
+    from csms.blocks16.ev_needs import MAX_NEEDS_CHARS, NEEDS_MESSAGE, NEEDS_VENDOR
+    from csms.store.charging_needs import ChargingNeedsStore
+
+    needs = {
+        "evseId": 1,
+        "chargingNeeds": {
+            "requestedEnergyTransfer": "AC_three_phase",
+            "departureTime": "2026-11-25T19:30:00.000Z",
+            "acChargingParameters": {
+                "energyAmount": 21_500, "evMinCurrent": 6, "evMaxCurrent": 16,
+                "evMaxVoltage": 400,
+            },
+        },
+    }  # fmt: skip
+
+    async def send(data: str | None, message_id: str = NEEDS_MESSAGE) -> Any:
+        return await station.call(
+            call.DataTransfer(vendor_id=NEEDS_VENDOR, message_id=message_id, data=data)
+        )
+
+    refused = [
+        await send("{not json"),
+        await send("[1, 2]"),
+        await send(json.dumps({"evseId": 1})),  # no chargingNeeds: not the 2.0.1 schema
+        await send("x" * (MAX_NEEDS_CHARS + 1)),
+        await send(None),
+    ]
+    assert [r.status for r in refused] == ["Rejected"] * 5
+    assert all(r.data for r in refused)  # each says why
+    assert await ChargingNeedsStore(csms.store).latest(STATION, 1) is None  # nothing kept
+    assert (await send(json.dumps(needs), message_id="Other")).status == "UnknownMessageId"
+    assert (await send(json.dumps(needs))).status == "Accepted"
+    stored = await ChargingNeedsStore(csms.store).latest(STATION, 1)
+    assert stored is not None
+    assert stored.departure_time == "2026-11-25T19:30:00.000Z"
+    assert stored.target_energy_wh == 21_500

@@ -9,7 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from csms.config import load_config
+from csms.errors import ConfigError
 from csms.outbox import LedgerReceipt, OutboxWorker
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp
@@ -132,3 +137,13 @@ async def test_the_claims_of_a_crashed_worker_are_taken_over_once_they_run_out(
     finally:
         await crashed.close()
         await survivor.close()
+
+
+def test_the_outbox_lease_is_configured_naming_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "csms.yaml"
+    config.write_text("outbox_lease_seconds: 0\n")
+    with pytest.raises(ConfigError, match="'outbox_lease_seconds'") as refused:
+        load_config(config)
+    assert str(config) in str(refused.value)
+    config.write_text("outbox_lease_seconds: 5\n")
+    assert load_config(config).outbox_lease_seconds == 5

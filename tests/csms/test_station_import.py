@@ -9,11 +9,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from csms.app import start_csms
+from csms.config import CsmsConfig
+from csms.credentials import CREDENTIAL_KEY
 from csms.evidence import parse_public_key
 from csms.passwords import verify_password
 from csms.station_import import StationImportError, parse_station_csv
 from csms.store.sqlite import DB_NAME, CsmsStore
 from tests.csms.test_cli import v2g
+from tests.csms.test_credentials import handshake
 
 SPKI = (serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -163,3 +167,41 @@ def test_export_round_trips_through_import_once_passwords_are_filled_in(tmp_path
     one, two = registry(first), registry(second)
     assert {k: v[1:] for k, v in one.items()} == {k: v[1:] for k, v in two.items()}
     assert verify_password("new-pass-a", two["CS-A"][0])
+
+
+def test_imported_and_added_stations_connect_the_first_time_without_a_scrypt(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "fleet.csv").write_text("station_id,password\nCS-1,first-pass-1\n")
+    data = tmp_path / "data"
+    assert (
+        v2g("stations", "import", str(tmp_path / "fleet.csv"), "--data-dir", str(data)).returncode
+        == 0
+    )
+    added = v2g("stations", "add", "CS-2", "--password", "second-pass", "--data-dir", str(data))
+    assert added.returncode == 0, added.stderr
+    assert (data / CREDENTIAL_KEY).stat().st_mode & 0o077 == 0
+
+    async def connect_both() -> tuple[bool, bool, int]:
+        app = await start_csms(data, CsmsConfig(port=0, close_timeout=0.3))
+        try:
+            first = await handshake(app, "CS-1", "first-pass-1")
+            second = await handshake(app, "CS-2", "second-pass")
+            return first, second, app.server.credentials.hashes
+        finally:
+            await app.stop()
+
+    assert asyncio.run(connect_both()) == (True, True, 0)
+    changed = v2g("stations", "set", "CS-2", "--password", "another-pass", "--data-dir", str(data))
+    assert changed.returncode == 0, changed.stderr
+
+    async def connect_again() -> tuple[bool, bool, int]:
+        app = await start_csms(data, CsmsConfig(port=0, close_timeout=0.3))
+        try:
+            old = await handshake(app, "CS-2", "second-pass")
+            new = await handshake(app, "CS-2", "another-pass")
+            return old, new, app.server.credentials.hashes
+        finally:
+            await app.stop()
+
+    assert asyncio.run(connect_again()) == (False, True, 1)  # only the wrong one hashed

@@ -41,11 +41,11 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    async def start_csms(self, name: str, data_dir: Path, genesis: Path) -> str:
+    async def start_csms(self, name: str, data_dir: Path, genesis: Path, *more: str) -> str:
         """A ``v2g csms`` on ``data_dir`` (its csms.yaml names the database); its OCPP URL."""
         port = free_port()
         self.start(name, "csms", "--data-dir", str(data_dir), "--genesis", str(genesis),
-                   "--port", str(port), "--http-port", "0")  # fmt: skip
+                   "--port", str(port), "--http-port", "0", *more)  # fmt: skip
         try:
             await wait_for_port(port, 60)
         except TimeoutError:

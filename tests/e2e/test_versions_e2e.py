@@ -192,6 +192,16 @@ async def test_16_session_settles_with_the_amount_of_its_registers(csms: Csms) -
     assert settlement is not None and settlement.status == "pending", settlement
     assert (settlement.import_wh, settlement.export_wh) == (imported, exported)
     assert settlement.amount == expected_amount(imported, exported)
+    # 1.6 has no NotifyEVChargingNeeds: the EV's departure and target came as DataTransfer,
+    # and the session page marks them as it does a 2.x EV's
+    needs = await ChargingNeedsStore(csms.app.store).latest(STATION, 1)
+    assert needs is not None, "the 1.6 EV's needs did not reach the CSMS"
+    assert needs.departure_time == format_timestamp(meter.ev.spec.departure)
+    assert needs.target_energy_wh is not None and needs.target_energy_wh > 0
+    review = ReviewService(ReviewDeps(store=csms.app.store, data_dir=csms.app.data_dir))
+    marks = await review.soc_marks(await review.session(settlement.settlement_id))
+    assert marks.departure == parse_timestamp(needs.departure_time)
+    assert marks.target_energy_wh == needs.target_energy_wh
 
 
 class RecordingEvMeter(EvMeter):
@@ -314,6 +324,7 @@ async def test_21_v2x_session_discharges_on_a_central_setpoint_and_settles(csms:
             transaction_id=transaction_id,
             profile_id=1,
             start=clock.now(),
+            stack_level=1,  # above the dispatcher's schedule for the EV's needs (level 0)
             version="2.1",
         )
         # per phase, with the spec's field names (setpoint_L2, dischargeLimit_L3, ...)

@@ -3,8 +3,6 @@ database migrated with rows already in it, and rows deleted behind its back."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from csms.store.migrations import MIGRATIONS
 from csms.store.retention import SECURITY_EVENTS, count
 from csms.store.sqlite import CsmsStore
@@ -65,31 +63,22 @@ async def test_a_count_left_too_high_is_taken_again_within_keep_prunes(database:
         await store.close()
 
 
-async def test_a_database_with_rows_already_is_counted_when_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "csms.sqlite"
-    store = await CsmsStore.open(path)
-    await store.close()
-    import sqlite3
-
-    with sqlite3.connect(path) as db:  # a database from before the counts: drop them
-        last = len(MIGRATIONS)
-        db.execute("DELETE FROM schema_version WHERE version = ?", (last,))
-        for name in ("meter_samples_station", "security_events_station", "reports_station"):
-            db.execute(f"DROP INDEX {name}")
-        db.execute("DROP INDEX ev_charging_needs_station")
-        db.execute("DROP INDEX connections_log_station_id")
-        db.execute("DROP TABLE station_retention")
-        db.executemany(
-            "INSERT INTO security_events (station_id, type, timestamp) VALUES ('CS-1', ?, ?)",
-            [(f"old{n}", T) for n in range(5)],
-        )
-    store = await CsmsStore.open(path)
-    try:
+async def test_a_database_with_rows_already_is_counted_when_migrated(database: str) -> None:
+    store = await CsmsStore.open(database)
+    try:  # rows from before the counts: the migration's own statements count them
+        for n in range(5):
+            await store.execute_write(
+                "INSERT INTO security_events (station_id, type, timestamp) VALUES ('CS-1', ?, ?)",
+                (f"old{n}", T),
+            )
+        await store.execute_write("DELETE FROM station_retention")
+        script = next(m for m in MIGRATIONS if "CREATE TABLE station_retention" in m)
+        for statement in script.split(";"):
+            if statement.strip().startswith("INSERT INTO station_retention"):
+                await store.execute_write(statement)
         assert await store.record_security_event("CS-1", "new", T, None, keep=4) == 2
         assert await held(store, "CS-1") == ["old2", "old3", "old4", "new"]
-        assert (
-            await store._engine.run(lambda: count(store._engine.conn(), SECURITY_EVENTS, "CS-1"))
-            == 4
-        )
+        conn = store._engine.conn()
+        assert await store._engine.run(lambda: count(conn, SECURITY_EVENTS, "CS-1")) == 4
     finally:
         await store.close()

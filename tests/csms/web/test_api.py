@@ -356,3 +356,26 @@ async def test_the_sessions_page_totals_links_csv_and_says_why_a_session_is_flag
     csv_text = (await client.get("/sessions.csv")).text
     assert csv_text.splitlines()[0].startswith("settlement_id") or "," in csv_text.splitlines()[0]
     assert len(csv_text.splitlines()) >= 1 + len(rows)
+
+
+async def test_a_session_its_credit_and_the_counts_read_no_other_settlement(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def every_settlement(*_: object, **__: object) -> None:
+        raise AssertionError("read every settlement of the CSMS")
+
+    monkeypatch.setattr(world.store, "list_settlements", every_settlement)
+    sid = world.settlement_id
+    assert (await client.get(f"/api/sessions/{sid}", auth=AS_AUDITOR)).status_code == 200
+    credit = await client.post(
+        f"/api/sessions/{sid}/credit", json={"reason": "r"}, auth=AS_OPERATOR
+    )
+    assert credit.status_code == 201, credit.text
+    twice = await client.post(f"/api/sessions/{sid}/credit", json={"reason": "r"}, auth=AS_OPERATOR)
+    assert twice.status_code == 409 and "twice" in twice.json()["detail"]
+    [shown] = (await client.get(f"/api/sessions/{sid}", auth=AS_AUDITOR)).json()["session"][
+        "credits"
+    ]
+    assert shown["settlement_id"] == credit.json()["credit_id"]
+    chain = (await client.get("/api/chain", auth=AS_AUDITOR)).json()
+    assert chain["settlements"] == {"pending": 1, "committed": 1, "flagged": 1, "rejected": 0}

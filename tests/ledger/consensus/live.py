@@ -23,7 +23,12 @@ FAST = TimeoutConfig(300, 100, 200, 100, 200, 100)
 
 
 async def start_nodes(
-    net: Net, tmp_path: Path, stores: Sequence[BlockStore], *, max_idle_interval_ms: int = 0
+    net: Net,
+    tmp_path: Path,
+    stores: Sequence[BlockStore],
+    *,
+    max_idle_interval_ms: int = 0,
+    block_interval_ms: int = 50,
 ) -> list[ValidatorNode]:
     nodes = [
         ValidatorNode(
@@ -32,7 +37,7 @@ async def start_nodes(
                 key,
                 tmp_path / f"v{i}",
                 timeouts=FAST,
-                block_interval_ms=50,
+                block_interval_ms=block_interval_ms,
                 gossip_interval_ms=100,
                 max_idle_interval_ms=max_idle_interval_ms,
             ),

@@ -4,6 +4,7 @@ idle interval, never on its own."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ledger.consensus.cadence import BlockCadence
 
@@ -81,3 +82,31 @@ async def test_a_timer_of_a_passed_height_does_nothing() -> None:
     starter.work = True
     await asyncio.sleep(0.05)
     assert starter.started == 0
+
+
+async def test_the_interval_counts_from_the_start_of_the_height_before() -> None:
+    """A height that took longer than the interval to agree is followed at once (work
+    pending); a quicker one once the interval since its start has passed, not a whole
+    interval after its decision."""
+    starter = Starter()
+    cadence = make(starter, interval_ms=500)
+    cadence.rest(ready=True)
+    starter.work = True
+    cadence.work_arrived()
+    assert starter.started == 1  # height 6 began
+    await asyncio.sleep(0.55)  # agreed in longer than the interval
+    starter.height = 6
+    cadence.rest(ready=False)
+    assert starter.started == 2  # height 7 began at once
+    began = time.monotonic()
+    await asyncio.sleep(0.2)  # agreed quickly
+    starter.height = 7
+    decided = time.monotonic()
+    cadence.rest(ready=False)
+    assert starter.started == 2
+    async with asyncio.timeout(2):
+        while starter.started < 3:
+            await asyncio.sleep(0.005)
+    started = time.monotonic()
+    assert started - began >= 0.5 - 0.01  # the interval since height 7 began
+    assert started < decided + 0.5  # not a whole interval after its decision

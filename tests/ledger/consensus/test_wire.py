@@ -29,9 +29,11 @@ from ledger.consensus.wire import (
     dump,
     load,
 )
-from ledger.errors import EncodingError
+from ledger.errors import EncodingError, SchemaError
 from ledger.state import genesis_state
+from ledger.tx import CanonicalRecord
 from ledger.types import Block, Commit, Tx, Vote, VoteKind
+from ledger.validation import decode_tx
 from tests.ledger.builders import T0, make_net, settlement_body
 
 
@@ -111,6 +113,11 @@ def test_a_batch_keeps_each_transactions_own_bytes_in_either_reading() -> None:
     canonical = load(dump(TxBatch(txs)))
     assert isinstance(canonical, TxBatch) and canonical.txs == txs
     assert canonical.records == tuple(decode(t.data) for t in txs)
+    # found canonical with the frame: admitted as read, not encoded again to check
+    assert isinstance(canonical.records[0], CanonicalRecord)
+    assert decode_tx(txs[0], canonical.records[0]) is canonical.records[0]
+    with pytest.raises(SchemaError):  # a record that is not of these bytes is checked
+        decode_tx(Tx(txs[0].data + b" "), canonical.records[0])
     spaced = txs[1].data.decode().replace('"type":"settlement"', '"type": "settlement"')
     odd = load('{"txs":[' + txs[0].data.decode() + "," + spaced + '],"type":"txs"}')
     assert isinstance(odd, TxBatch) and odd.records is not None

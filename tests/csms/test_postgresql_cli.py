@@ -89,6 +89,8 @@ def test_csms_process_stores_events_once_in_postgresql(
     data = tmp_path / "data"
     at = ("--data-dir", str(data), "--database", url)
     assert v2g("stations", "add", "CS-PG", "--password", "s3cret-pass", *at).returncode == 0
+    # This raw client reads answers strictly in order: no report request after boot.
+    data.joinpath("csms.yaml").write_text("evse_discovery: false\n")
     process = subprocess.Popen(
         [sys.executable, "-m", "v2g", "csms", *at, "--port", "0", "--http-port", "0"],
         stderr=subprocess.PIPE,

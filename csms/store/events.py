@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from csms.errors import OccurrenceConstraintViolation
 from csms.model import MeterSample, TransactionEventRecord
 from csms.sample_limits import SampleLimit, check_event_count, keep_samples
 from csms.store.engine import SyncConnection
-from csms.store.progress import StoredProgress, load_progress, save_progress
+from csms.store.progress import SELECT_PROGRESS, StoredProgress, progress_from, save_progress
 from csms.tariffs import Tariff
 from csms.timeutil import format_timestamp
 
@@ -149,28 +150,44 @@ def write_event(
 
     Raises OccurrenceConstraintViolation (the unit is rolled back) when ``limit`` refuses it.
     """
+    key = (event.station_id, event.transaction_id)
+    # Both reads are sent before either is read: one wait for the server, not two (PostgreSQL
+    # pipelines the writer's statements).
+    counted = None
     if limit is not None and limit.max_events is not None and event.event_type != "Ended":
-        key = (event.station_id, event.transaction_id)
-        row = conn.execute(EVENT_COUNT, key).fetchone()
+        counted = conn.execute(EVENT_COUNT, key)
+    progress_row = conn.execute(SELECT_PROGRESS, key)
+    if counted is not None:
+        assert limit is not None and limit.max_events is not None
+        row = counted.fetchone()
         held = int(row[0]) if row else 0
         if held >= limit.max_events:
             if conn.execute(EVENT_STORED, (*key, event.seq_no)).fetchone() is not None:
                 return EventWrite(False)  # a resend: answered as before, never refused
             if not check_event_count(limit, held, event.transaction_id):
                 return EventWrite(False, skipped=True)
-    if conn.execute(INSERT_EVENT, event_params(event, received_at)).rowcount == 0:
-        return EventWrite(False)
-    conn.execute(UPSERT_SESSION, session_params(event, received_at))
-    stored = load_progress(conn, event.station_id, event.transaction_id, tariff)
+    stored = progress_from(
+        conn, progress_row.fetchone(), event.station_id, event.transaction_id, tariff
+    )
     samples, dropped = event.samples, 0
     if limit is not None:
-        samples, dropped = keep_samples(
-            limit,
-            stored.progress.samples,
-            samples,
-            ended=event.event_type == "Ended",
-            transaction_id=event.transaction_id,
-        )
+        try:
+            samples, dropped = keep_samples(
+                limit,
+                stored.progress.samples,
+                samples,
+                ended=event.event_type == "Ended",
+                transaction_id=event.transaction_id,
+            )
+        except OccurrenceConstraintViolation:
+            if conn.execute(EVENT_STORED, (*key, event.seq_no)).fetchone() is not None:
+                return EventWrite(False)  # a resend: answered as before, never refused
+            raise
+    # Everything written at once, and kept only if the event is new (not a resend): one wait
+    # for the server, for the INSERT's row count, instead of one per statement.
+    conn.execute("SAVEPOINT event_write")
+    inserted = conn.execute(INSERT_EVENT, event_params(event, received_at))
+    conn.execute(UPSERT_SESSION, session_params(event, received_at))
     if samples:
         rows = sample_rows(
             event.station_id, event.transaction_id, event.evse_id or 0, event.seq_no, samples
@@ -181,4 +198,9 @@ def write_event(
             stored.progress.advance(samples, tariff), stored.dropped + dropped
         )
         save_progress(conn, event.station_id, event.transaction_id, advanced)
+    if inserted.rowcount == 0:  # stored before: nothing of it stays
+        conn.execute("ROLLBACK TO event_write")
+        conn.execute("RELEASE event_write")
+        return EventWrite(False)
+    conn.execute("RELEASE event_write")
     return EventWrite(True, dropped)

@@ -9,7 +9,9 @@ commits.
 Guarantees (tested in ``tests/csms/store/test_group.py``):
 - units run in submission order, so one station's events keep their order;
 - each unit runs inside a SAVEPOINT: a unit that raises is rolled back alone and its caller
-  gets the exception, the others in the batch commit;
+  gets the exception, the others in the batch commit (on PostgreSQL, whose writer pipelines
+  statements, a unit's statements are all answered before the next unit begins, so a
+  statement whose result the unit never read still fails that unit and no other);
 - if the COMMIT itself fails, every caller of that batch gets the error (nothing is durable).
 """
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from csms.store.engine import SyncConnection
+from csms.store.engine import SyncConnection, settle
 
 Unit = Callable[[SyncConnection], Any]
 # Runs a synchronous function on the one writer connection's thread (and returns its result).
@@ -47,14 +49,18 @@ def write_batch(
             conn.execute("SAVEPOINT unit")
             try:
                 value = unit(conn)
+                settle(conn)  # a pipelined statement of this unit that failed fails it here
             except Exception as exc:
                 conn.execute("ROLLBACK TO unit")
                 conn.execute("RELEASE unit")
                 outcomes.append(Outcome(error=exc))
                 continue
+            # sent with the next unit's first statements (PostgreSQL): releasing a savepoint
+            # that exists fails only with the connection, and then so does the whole batch
             conn.execute("RELEASE unit")
             outcomes.append(Outcome(value=value))
         conn.execute("COMMIT")
+        settle(conn)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

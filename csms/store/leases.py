@@ -89,7 +89,7 @@ class LeaseStore:
 
     @classmethod
     async def open(cls, url: str, process: str, *, lease_seconds: float) -> LeaseStore:
-        engine = await PostgresEngine.open(without_waiting_for_disk(url))
+        engine = await PostgresEngine.open(without_waiting_for_disk(url), readers=0)
         return cls(engine, process, lease_seconds=lease_seconds)
 
     async def close(self) -> None:

@@ -103,6 +103,14 @@ def load_progress(
 ) -> StoredProgress:
     """The stored progress; for a transaction without a row, built from its stored samples."""
     row = conn.execute(SELECT_PROGRESS, (station_id, transaction_id)).fetchone()
+    return progress_from(conn, row, station_id, transaction_id, tariff)
+
+
+def progress_from(
+    conn: SyncConnection, row: Any, station_id: str, transaction_id: str, tariff: Tariff | None
+) -> StoredProgress:
+    """The progress in a ``SELECT_PROGRESS`` row (read already, with other reads), or built
+    from the stored samples when the transaction has no row."""
     if row is not None:
         return from_row(tuple(row))
     return StoredProgress(_rebuild(conn, station_id, transaction_id, tariff))

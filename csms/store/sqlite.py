@@ -107,13 +107,14 @@ class CsmsStore:
     async def transaction(self) -> AsyncIterator[Engine]:
         """One unit of work: BEGIN ... COMMIT (ROLLBACK on error), serialised."""
         async with self.write_lock:
-            await self._engine.execute(self.dialect.begin)
-            try:
-                yield self._engine
-            except BaseException:
-                await self._engine.execute("ROLLBACK")
-                raise
-            await self._engine.execute("COMMIT")
+            with self._engine.writing():  # reads inside see the unit's own rows
+                await self._engine.execute(self.dialect.begin)
+                try:
+                    yield self._engine
+                except BaseException:
+                    await self._engine.execute("ROLLBACK")
+                    raise
+                await self._engine.execute("COMMIT")
 
     async def execute_write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """A single-statement write, a unit of work of its own; returns the row count.

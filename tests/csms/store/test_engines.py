@@ -70,11 +70,22 @@ async def test_rows_read_by_name_position_and_as_dict(database: str) -> None:
     await store.close()
 
 
-async def terminate_backend(postgres: PostgresServer, store: CsmsStore) -> None:
-    """What a DBA's pg_terminate_backend (or a server restart) does to the store's connection."""
-    row = await store.fetchone("SELECT pg_backend_pid()")
+async def on_writer(store: CsmsStore, sql: str) -> Any:
+    """One statement on the store's writer connection (reads go to the read connections)."""
+    engine = store._engine
+    conn = engine.conn()
+    return await engine.run(lambda: conn.execute(sql).fetchone())
+
+
+async def terminate_writer(postgres: PostgresServer, store: CsmsStore) -> None:
+    """What a DBA's pg_terminate_backend (or a server restart) does to the writer connection;
+    returns once the server has let it go."""
+    pid = (await on_writer(store, "SELECT pg_backend_pid()"))[0]
     with postgres.admin() as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(100):
+            if admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                await asyncio.sleep(0.02)
 
 
 async def test_a_terminated_postgresql_connection_is_opened_again(
@@ -86,14 +97,23 @@ async def test_a_terminated_postgresql_connection_is_opened_again(
     assert isinstance(engine, PostgresEngine)
     try:
         await store.add_station("CS-1", "h", "t")
-        await terminate_backend(postgres, store)
+        pid = (await on_writer(store, "SELECT pg_backend_pid()"))[0]
+        in_flight = asyncio.create_task(on_writer(store, "SELECT pg_sleep(5)"))
+        await asyncio.sleep(0.3)
+        with postgres.admin() as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(psycopg.OperationalError):  # the call in flight fails ...
-            await store.fetchone("SELECT COUNT(*) FROM stations")
+            await in_flight
         # ... and the next ones run on a new connection: reads, group commit, transactions
         assert [s.station_id for s in await store.list_stations()] == ["CS-1"]
         await store.add_station("CS-2", "h", "t")
         await store.log_connection("CS-2", "connected", "t")
         assert engine.reconnects == 1
+        # a connection the server closed while it was idle is opened again before it is used
+        await terminate_writer(postgres, store)
+        await store.add_station("CS-3", "h", "t")
+        assert engine.reconnects == 2
+        await store.remove_station("CS-3")
 
         # Lost inside a transaction: nothing of it is written, on the old or the new connection.
         with pytest.raises(LostConnection):
@@ -102,7 +122,7 @@ async def test_a_terminated_postgresql_connection_is_opened_again(
                     "INSERT INTO connections_log (station_id, event, at)"
                     " VALUES ('CS-1', 'half', 't')"
                 )
-                await terminate_backend(postgres, store)
+                await terminate_writer(postgres, store)
                 with contextlib.suppress(psycopg.OperationalError):
                     await db.execute("SELECT 1")
                 await db.execute(
@@ -110,25 +130,23 @@ async def test_a_terminated_postgresql_connection_is_opened_again(
                     " VALUES ('CS-1', 'other half', 't')"
                 )
         assert await store.connection_log("CS-1") == []
-        assert engine.reconnects == 2
+        assert engine.reconnects == 3
 
         # A server that cannot be reached: calls fail at once; new tries are spaced out.
-        await terminate_backend(postgres, store)
+        await terminate_writer(postgres, store)
         engine._url = f"postgresql://postgres@/nothing?host={postgres.root}/no-such-dir"
         engine.retry_base = 0.2
-        with contextlib.suppress(psycopg.OperationalError):
-            await store.fetchone("SELECT 1")
         failures = []
         for _ in range(20):
             with pytest.raises(LostConnection) as failed:
-                await store.fetchone("SELECT 1")
+                await on_writer(store, "SELECT 1")
             failures.append(str(failed.value))
         assert engine._failures == 1  # one try so far: the others waited for the back-off
         assert "unreachable" in failures[0]
         engine._url = url
         await asyncio.sleep(0.25)
-        assert (await store.fetchone("SELECT COUNT(*) FROM stations"))[0] == 2
-        assert engine.reconnects == 3 and engine._failures == 0
+        assert (await on_writer(store, "SELECT COUNT(*) FROM stations"))[0] == 2
+        assert engine.reconnects == 4 and engine._failures == 0
     finally:
         await store.close()
         postgres.drop_database(url)

@@ -133,11 +133,14 @@ class ValidatorNode:
         store: BlockStore,
         *,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        checked: CheckedTxs | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.mempool = Mempool()
-        self.checked = CheckedTxs()  # each transaction decoded and verified once
+        # each transaction decoded and verified once (``checked``: once per process, shared
+        # by validators that run in one)
+        self.checked = CheckedTxs() if checked is None else checked
         self._clock_ms = clock_ms
         self._signer = Ed25519Signer(config.key)
         self.address = self._signer.address

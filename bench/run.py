@@ -129,6 +129,13 @@ TARGETS = (
         lambda f: f["retention_at_cap_over_below"] < 2,
         lambda f: f["retention_keep"] >= 10_000,
     ),
+    Target(
+        "Review API on 100,000 sessions / 10,000 stations within 2x of 1,000 sessions:"
+        " first page of /api/sessions, a /metrics scrape, /api/stations",
+        ("web_sessions_ratio", "web_metrics_ratio", "web_stations_ratio", "web_large_sessions"),
+        lambda f: max(f["web_sessions_ratio"], f["web_metrics_ratio"], f["web_stations_ratio"]) < 2,
+        lambda f: f["web_large_sessions"] >= 100_000,
+    ),
 )
 
 

@@ -188,6 +188,14 @@ def print_session(report: SessionReport) -> None:
     help="Each EVSE's rating in W, reported as the device model's EVSE Power maxLimit.",
 )
 @click.option(
+    "--schedule-wait",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Wall seconds an EV whose charging needs the CSMS accepted waits for its schedule "
+    "before charging at its own limit (0: it does not wait; 2.0.1 and 2.1).",
+)
+@click.option(
     "--aligned-interval",
     default=900,
     show_default=True,
@@ -225,6 +233,7 @@ def chargepoint_command(
     max_discharge_kw: float,
     ev_seed: int | None,
     evse_power_w: int | None,
+    schedule_wait: float,
     aligned_interval: int,
 ) -> None:
     """Connect station STATION_ID to the CSMS at URL (ws[s]://host:port/ocpp or .../STATION_ID).
@@ -254,6 +263,7 @@ def chargepoint_command(
             response_timeout=response_timeout,
             backoff=Backoff(retry_wait_min, retry_random_range, retry_repeat_times),
             ocpp_version=ocpp_version,
+            schedule_wait=schedule_wait,
         )
         meters = None
         if meter_key is not None:

@@ -64,6 +64,8 @@ class StationConfig:
             raise ConfigError("the meter interval must be at least 1 s")
         if self.aligned_interval < 0:
             raise ConfigError("the aligned interval must not be negative")
+        if self.schedule_wait < 0:
+            raise ConfigError("--schedule-wait must not be negative")
         if self.ocpp_version not in OCPP_VERSIONS:
             raise ConfigError(f"--ocpp must be one of {', '.join(OCPP_VERSIONS)}")
         if self.id_token.type not in ID_TOKEN_TYPES:

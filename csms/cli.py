@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from csms import gc_pacing
 from csms.config import check_security, load_config, process_name_problem
 from csms.credentials import load_credential_key, password_mac
 from csms.errors import ConfigError, CsmsError
@@ -261,6 +262,7 @@ def csms_command(
         app = await start_csms(
             data_dir, config, serve_web=True, ledger="external" if config.genesis else "embedded"
         )
+        gc_pacing.freeze_start_up_heap()  # no collection walks it again (csms.gc_pacing)
         scheme = "ws" if config.security_profile == 1 else "wss"
         click.echo(
             f"CSMS listening on {scheme}://{config.host}:{app.port}/ocpp/<stationId>"

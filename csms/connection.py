@@ -66,7 +66,6 @@ class StationConnection:
         self._pending: dict[str, tuple[str, asyncio.Future[CallResult | CallError]]] = {}
         self._heard_at: float | None = None  # loop time "last heard" was last stored
         self.follow_ups = follow_ups or {}
-        self.sent_profiles = SentProfiles()  # what the station accepted (csms.sent_profiles)
         self._follow_up_tasks: set[asyncio.Task[None]] = set()
         # the epoch of this connection's lease when CSMS processes share a database
         # (``csms.cluster``); None: no lease, or it was taken by another connection
@@ -75,6 +74,11 @@ class StationConnection:
     @property
     def station_id(self) -> str:
         return self.context.station_id
+
+    @property
+    def sent_profiles(self) -> SentProfiles:
+        """What the station accepted on this connection (``csms.sent_profiles``)."""
+        return self.context.sent_profiles
 
     @property
     def subprotocol(self) -> str:

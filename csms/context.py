@@ -13,6 +13,7 @@ from csms.limits import TokenBucket
 from csms.model import TransactionEventRecord
 from csms.pruning import PruneLog
 from csms.sample_limits import SampleLimit, limit_sampled_values
+from csms.sent_profiles import SentProfiles
 from csms.store.events import EventWrite
 from csms.store.retention import CONNECTION_LOG, Kind
 from csms.store.sqlite import CsmsStore
@@ -122,6 +123,8 @@ class StationContext:
     # NotifyReport parts received per requestId on this connection (bounded: see
     # ``csms.blocks.provisioning``)
     report_parts: dict[int, int] = field(default_factory=dict)
+    # the charging profiles the station accepted on this connection (``csms.sent_profiles``)
+    sent_profiles: SentProfiles = field(default_factory=SentProfiles)
 
     def tolerated(self, kind: str, detail: str) -> None:
         """Log and count one deviation tolerated for this station."""

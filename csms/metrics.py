@@ -4,8 +4,9 @@ Collected on each scrape: live stations and their per-connection message counter
 Dispatcher's ``stats``: one count per handled action, ``error:<code>`` per CALLERROR sent),
 tolerated deviations, rows removed past the per-station caps (``keep_<kind>``), settlements
 by status, the ledger height, and a histogram of commit latency (a settlement's
-``created_at`` to ``committed_at``). Counters of a connection start
-again from zero when the station reconnects.
+``created_at`` to ``committed_at``). Settlements are read as tallies the store keeps
+(``csms.store.tallies``): a scrape reads a few rows however many settlements there are.
+Counters of a connection start again from zero when the station reconnects.
 
 The ledger's links: the CSMS's connection to each validator (``v2g_ledger_link_*``, by
 validator URL), and for the embedded validators their own links (``v2g_validator_*``, by
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from csms.cluster import Cluster, render_cluster
 from csms.looplag import LagHistogram, render_lag
 from csms.model import SettlementRecord
+from csms.store.tallies import COMMIT_BUCKETS_S, CommitLatency
 from csms.throttle import AuthThrottle, render_throttle
 from csms.timeutil import parse_timestamp
 from ledger.consensus.linkstats import (
@@ -35,7 +37,7 @@ from ledger.consensus.linkstats import (
     render_validator_links,
 )
 
-LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LATENCY_BUCKETS = COMMIT_BUCKETS_S
 STATUSES = ("pending", "committed", "flagged", "rejected")
 
 
@@ -48,7 +50,8 @@ class MetricsSnapshot:
     rate_limited: int
     settlements: Mapping[str, int]
     ledger_height: int | None
-    commit_latencies: Sequence[float] = field(default=())
+    commit_latencies: Sequence[float] = field(default=())  # single ones, or:
+    commit_latency: CommitLatency | None = None  # the histogram as tallied by the store
     loop_lag: LagHistogram | None = None
     throttles: Sequence[AuthThrottle] = field(default=())
     discovery: Mapping[str, int] = field(default_factory=dict)  # csms.evse_discovery outcomes
@@ -138,12 +141,12 @@ def render_metrics(s: MetricsSnapshot) -> str:
         "histogram",
         "Time from writing a settlement to its commit on the ledger.",
     )
-    for bound in LATENCY_BUCKETS:
-        n = sum(1 for x in s.commit_latencies if x <= bound)
+    latency = s.commit_latency or CommitLatency.of(list(s.commit_latencies))
+    for bound, n in latency.buckets:
         lines.append(f'v2g_settlement_commit_seconds_bucket{{le="{bound:g}"}} {n}')
-    lines.append(f'v2g_settlement_commit_seconds_bucket{{le="+Inf"}} {len(s.commit_latencies)}')
-    lines.append(f"v2g_settlement_commit_seconds_sum {sum(s.commit_latencies):.6f}")
-    lines.append(f"v2g_settlement_commit_seconds_count {len(s.commit_latencies)}")
+    lines.append(f'v2g_settlement_commit_seconds_bucket{{le="+Inf"}} {latency.count}')
+    lines.append(f"v2g_settlement_commit_seconds_sum {latency.sum_s:.6f}")
+    lines.append(f"v2g_settlement_commit_seconds_count {latency.count}")
     if s.loop_lag is not None:
         lines.extend(render_lag(s.loop_lag))
     lines.extend(render_throttle(s.throttles))

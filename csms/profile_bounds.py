@@ -5,7 +5,8 @@ charging value within ``[0, max_charge_w]``, a discharging value within
 ``[-max_discharge_w, 0]``, and a signed one (2.0.1 ``limit``, 2.1 ``setpoint``,
 ``v2xBaseline``, curve powers) within ``[-max_discharge_w, max_charge_w]``. On 1.6 and 2.1 a
 ``limit`` is a charging limit and never negative. Profiles in amperes are compared at 230 V per
-phase (``numberPhases``, 3 when absent), rounded down to 0.1 A.
+phase (``numberPhases``, 3 when absent), rounded down to 0.1 A. A 2.1 ``setpointReactive``
+is held within ``csms.reactive_bounds`` (the EV's declared reactive powers).
 
 The profile travels in SetChargingProfile (``chargingProfile``; 1.6 ``csChargingProfiles``)
 and in remote starts (``chargingProfile`` of RequestStartTransaction and 1.6
@@ -21,6 +22,7 @@ from typing import Any
 
 from csms.dispatch_limits import Limits, StationCaps, limits_for, station_limits
 from csms.evse_limits import EvseCaps
+from csms.reactive_bounds import NO_REACTIVE, REACTIVE_FIELDS, ReactiveLimits, reactive_limits
 from csms.store.charging_needs import EvChargingNeeds
 
 VOLTS_PER_PHASE = 230
@@ -83,10 +85,30 @@ def request_limits(
     return limits_for(version, needs, caps, None, evse)
 
 
+def request_reactive(
+    version: str,
+    action: str,
+    request: dict[str, Any],
+    *,
+    needs: EvChargingNeeds | None,
+    limits: Limits,
+) -> ReactiveLimits:
+    """The reactive bounds of an operator's profile (``csms.reactive_bounds``), for the same
+    EV as ``request_limits`` (none for a remote start) within its active ``limits``."""
+    if is_station_wide(version, action, request):
+        return reactive_limits(None, limits, station_wide=True)
+    return reactive_limits(None if action in STARTS else needs, limits)
+
+
 def clamp_request(
-    version: str, action: str, request: dict[str, Any], limits: Limits
+    version: str,
+    action: str,
+    request: dict[str, Any],
+    limits: Limits,
+    reactive: ReactiveLimits = NO_REACTIVE,
 ) -> tuple[dict[str, Any], list[str]]:
-    """``request`` with its profile's powers within ``limits``, and what was changed."""
+    """``request`` with its profile's powers within ``limits`` (a 2.1 ``setpointReactive``
+    within ``reactive``: 0 unless given), and what was changed."""
     fields = PROFILE_FIELDS_16 if version == "1.6" else PROFILE_FIELDS
     if action not in fields:
         return request, []
@@ -100,12 +122,16 @@ def clamp_request(
     if isinstance(schedules, dict):  # 1.6: one schedule
         schedules = [schedules]
     for schedule in schedules if isinstance(schedules, list) else ():
-        _clamp_schedule(version, schedule, limits, changes)
+        _clamp_schedule(version, schedule, limits, reactive, changes)
     return clamped, changes
 
 
 def _clamp_schedule(
-    version: str, schedule: dict[str, Any], limits: Limits, changes: list[str]
+    version: str,
+    schedule: dict[str, Any],
+    limits: Limits,
+    reactive: ReactiveLimits,
+    changes: list[str],
 ) -> None:
     amperes = schedule.get("chargingRateUnit") == "A"
     for name in _CHARGE_ONLY:
@@ -141,6 +167,17 @@ def _clamp_schedule(
                 "setpoint" + suffix,
                 -limits.max_discharge_w,
                 limits.max_charge_w,
+                amperes,
+                phases,
+                changes,
+                where,
+            )
+        for name in REACTIVE_FIELDS:
+            clamp_field(
+                period,
+                name,
+                -reactive.inject_var,
+                reactive.absorb_var,
                 amperes,
                 phases,
                 changes,

@@ -130,12 +130,19 @@ def csv_rows(rows: Iterable[SessionRow]) -> list[dict[str, Any]]:
     return lines
 
 
-def to_csv(rows: Iterable[SessionRow]) -> str:
+def csv_text(rows: Iterable[SessionRow], *, header: bool = True) -> str:
+    """The rows' CSV lines (after the header line, unless ``header`` is False: one chunk of a
+    streamed export)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     writer.writerows(csv_rows(rows))
     return out.getvalue()
+
+
+def to_csv(rows: Iterable[SessionRow]) -> str:
+    return csv_text(rows)
 
 
 def signed_data(samples: Sequence[MeterSample], meter_key: str | None) -> dict[str, Any] | None:

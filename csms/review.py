@@ -11,7 +11,7 @@ A session's review id is its settlement id once it has one, else ``STATION:TRANS
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +19,11 @@ from typing import Any
 from csms.evidence import RecordCheck, check_evidence, parse_public_key, record_checks
 from csms.model import MeterSample, SessionRecord, SettlementRecord
 from csms.settling import signed_records
+from csms.store.session_list import Cursor, SessionQuery, session_page
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, parse_timestamp
 
+LIST_PAGE = 500  # sessions read at once when every one is wanted (exports, the command line)
 SAMPLE_PAGE = 500  # samples in one page of a session's detail, unless asked otherwise
 MAX_SAMPLE_PAGE = 5_000  # the most one page holds
 CHART_POINTS = 1_000  # about the most points the chart draws of each measurand
@@ -192,7 +194,7 @@ def build_rows(
                 credits=tuple(credits.get(settled.settlement_id, ())) if settled else (),
             )
         )
-    rows.sort(key=lambda r: (r.started_at or "", r.id), reverse=True)
+    rows.sort(key=lambda r: (r.started_at or "", r.station_id, r.transaction_id), reverse=True)
     return rows
 
 
@@ -230,10 +232,58 @@ def filter_rows(rows: Sequence[SessionRow], wanted: SessionFilter) -> list[Sessi
     return [row for row in rows if matches(row, wanted)]
 
 
+def session_query(wanted: SessionFilter | None) -> SessionQuery:
+    """The filter as the store's query takes it (times as stored: UTC, milliseconds)."""
+    if wanted is None:
+        return SessionQuery()
+    return SessionQuery(
+        station=wanted.station,
+        status=wanted.status,
+        since=None if wanted.since is None else format_timestamp(wanted.since),
+        until=None if wanted.until is None else format_timestamp(wanted.until),
+        pseudonym=wanted.pseudonym,
+        bad_evidence=wanted.bad_evidence,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    """One page of review rows, newest first, and where the next one starts (None: last)."""
+
+    rows: tuple[SessionRow, ...]
+    next: Cursor | None
+
+
+async def load_page(
+    store: CsmsStore,
+    wanted: SessionFilter | None = None,
+    *,
+    limit: int = LIST_PAGE,
+    after: Cursor | None = None,
+    offset: int = 0,
+) -> RowPage:
+    """At most ``limit`` rows passing ``wanted`` (filtered, ordered and cut by the database)."""
+    page = await session_page(store, session_query(wanted), limit=limit, after=after, offset=offset)
+    return RowPage(tuple(build_rows(page.sessions, page.settlements)), page.next)
+
+
+async def iter_rows(
+    store: CsmsStore, wanted: SessionFilter | None = None, *, page: int | None = None
+) -> AsyncIterator[tuple[SessionRow, ...]]:
+    """Every row passing ``wanted``, ``page`` (LIST_PAGE) at a time, each once, in order."""
+    after: Cursor | None = None
+    while True:
+        found = await load_page(store, wanted, limit=page or LIST_PAGE, after=after)
+        if found.rows:
+            yield found.rows
+        if found.next is None:
+            return
+        after = found.next
+
+
 async def load_rows(store: CsmsStore, wanted: SessionFilter | None = None) -> list[SessionRow]:
-    sessions = await store.list_sessions(wanted.station if wanted else None)
-    rows = build_rows(sessions, await store.list_settlements())
-    return filter_rows(rows, wanted) if wanted else rows
+    """Every row passing ``wanted`` (the command line's list and exports)."""
+    return [row async for page in iter_rows(store, wanted) for row in page]
 
 
 async def find_session(store: CsmsStore, review_id: str) -> tuple[str, str] | None:

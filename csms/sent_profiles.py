@@ -6,14 +6,34 @@ must know which EVSE and unit that profile has, and whether it sent a curve whos
 clamped. Every SetChargingProfile passes through the one outbound helper
 (``StationConnection.call``), which records here what the station accepted. At most
 ``MAX_PROFILES`` are kept per connection (the oldest is forgotten first).
+
+Each profile also keeps its latest dynamic values (``values``: ``limit``, ``setpoint``,
+``dischargeLimit``, ``setpointReactive`` and their phases): those of its first period when it
+was set, replaced field by field by each UpdateDynamicSchedule the station accepted. A 2.1
+station's PullDynamicScheduleUpdate is answered with them (``csms.blocks21.dynamic``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 MAX_PROFILES = 64
+DYNAMIC_FIELDS = tuple(
+    name + suffix
+    for name in ("limit", "dischargeLimit", "setpoint", "setpointReactive")
+    for suffix in ("", "_L2", "_L3")
+)
+
+
+def _dynamic_values(holder: Any) -> dict[str, float]:
+    if not isinstance(holder, dict):
+        return {}
+    return {
+        name: value
+        for name in DYNAMIC_FIELDS
+        if isinstance(value := holder.get(name), int | float) and not isinstance(value, bool)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +44,7 @@ class SentProfile:
     evse_id: int
     amperes: bool  # chargingRateUnit A
     signal_curve: bool  # it has a v2xSignalWattCurve (its powers were clamped when sent)
+    values: dict[str, float] = field(default_factory=dict)  # its latest dynamic values
 
 
 class SentProfiles:
@@ -33,8 +54,17 @@ class SentProfiles:
         self._by_id: dict[int, SentProfile] = {}
 
     def observe(self, action: str, request: dict[str, Any], response: dict[str, Any]) -> None:
-        """Record a SetChargingProfile the station answered ``Accepted``."""
-        if action != "SetChargingProfile" or response.get("status") != "Accepted":
+        """Record a SetChargingProfile or UpdateDynamicSchedule the station answered
+        ``Accepted``."""
+        if response.get("status") != "Accepted":
+            return
+        if action == "UpdateDynamicSchedule":
+            known = self._by_id.get(request.get("chargingProfileId", -1))
+            update = _dynamic_values(request.get("scheduleUpdate"))
+            if known is not None:
+                self._by_id[known.profile_id] = replace(known, values={**known.values, **update})
+            return
+        if action != "SetChargingProfile":
             return
         profile = request.get("chargingProfile")
         if not isinstance(profile, dict) or not isinstance(profile.get("id"), int):
@@ -49,6 +79,12 @@ class SentProfiles:
                 isinstance(p, dict) and p.get("v2xSignalWattCurve")
                 for s in schedules
                 for p in s.get("chargingSchedulePeriod") or ()
+            ),
+            values=_dynamic_values(
+                next(
+                    (p for s in schedules for p in s.get("chargingSchedulePeriod") or ()),
+                    None,
+                )
             ),
         )
         self._by_id.pop(sent.profile_id, None)

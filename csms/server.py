@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import gc
 import logging
 import weakref
 from collections import Counter
@@ -131,7 +132,9 @@ class CsmsServer:
             weakref.WeakKeyDictionary()
         )
         self._versions: dict[int, OcppVersion] = {}
-        self._gc = gc_pacing.GcPacer()  # full collections must not stall 10,000 stations
+        self.gc_pacer = gc_pacing.GcPacer()  # collections must not stall 10,000 stations
+        self._pacing: asyncio.Task[None] | None = None
+        self._froze = False  # whether the pacing ever froze objects
         # verified passwords remembered under the data directory's key (None: this process's)
         self.credentials = CredentialChecker(credential_key, services.store.remember_password)
         self.loop_lag = LoopLagMonitor()
@@ -158,6 +161,7 @@ class CsmsServer:
     async def start(self) -> None:
         config = self.services.config
         self.loop_lag.start()
+        self._pacing = asyncio.create_task(self._pace_gc(), name="gc-pacing")
         await self.registry_watch.start()
         if self.cluster is not None:
             await self.cluster.start()
@@ -178,6 +182,13 @@ class CsmsServer:
         )
 
     async def stop(self) -> None:
+        if self._pacing is not None:
+            self._pacing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pacing
+            self._pacing = None
+            if self._froze:
+                gc.unfreeze()  # hand the process's objects back (tests run many servers)
         if self._watching is not None:
             self._watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,6 +203,23 @@ class CsmsServer:
         await self.loop_lag.stop()
         await self.credentials.drain()
         self.credentials.close()
+
+    async def _pace_gc(self) -> None:
+        """Every tick, collect and freeze what was made since the last (``csms.gc_pacing``)."""
+        pacer, loop = self.gc_pacer, asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(gc_pacing.TICK_S)
+            live = len(self._open)
+            action = pacer.decide(live, loop.time())
+            began = loop.time()
+            gc_pacing.apply(action)
+            self._froze = self._froze or action is not None
+            if action is gc_pacing.GcAction.FULL:
+                log.info(
+                    "gc: full collection at %d connections took %.0f ms",
+                    live,
+                    (loop.time() - began) * 1000,
+                )
 
     def _select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]
@@ -330,6 +358,7 @@ class CsmsServer:
             await self._serve_station(websocket)
         finally:
             self._open.discard(websocket)
+            self.gc_pacer.closed()  # it leaves cycles behind (csms.gc_pacing)
 
     async def _serve_station(self, websocket: ServerConnection) -> None:
         station_id = station_id_from_path(websocket.request.path if websocket.request else "")
@@ -372,7 +401,6 @@ class CsmsServer:
                 return
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
-        gc_pacing.apply(self._gc.observe(len(self.connections)))
         if previous is not None:
             log.info("%s: new connection replaces the old one", station_id)
             await self.services.log_connection(station_id, "replaced")
@@ -391,7 +419,6 @@ class CsmsServer:
                     await connection.heard(force=True)
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
-                gc_pacing.apply(self._gc.observe(len(self.connections)))
             if self.cluster is not None and connection.lease_epoch is not None:
                 with contextlib.suppress(Exception):  # else it lapses in lease_seconds
                     await self.cluster.release(station_id, connection.lease_epoch)

@@ -25,19 +25,22 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from csms.blocks16 import remote as remote16
 from csms.cluster import SERVING_REMOTE
 from csms.connection import StationConnection
-from csms.dispatch_limits import Limits, station_limits
+from csms.dispatch_limits import Limits, limits_for, station_limits
 from csms.errors import StationNotConnected
 from csms.evse_limits import facts_from_configuration, facts_from_variables
 from csms.operator_calls import check_operator_action
 from csms.power_bounds import (
     POWER_MESSAGES,
+    bound_allowed_transfer,
     bound_der_control,
     bound_dynamic_update,
     check_afrr_signal,
     dynamic_update_limits,
+    dynamic_update_reactive,
     unknown_profile,
 )
-from csms.profile_bounds import clamp_request, profile_target, request_limits
+from csms.profile_bounds import clamp_request, profile_target, request_limits, request_reactive
+from csms.reactive_bounds import ReactiveLimits
 from csms.remote_calls import FORWARDED
 from csms.server import CsmsServer
 from csms.store.charging_needs import ChargingNeedsStore
@@ -290,10 +293,10 @@ class StationService:
         check_operator_action(subprotocol, action)
         connection.dispatcher.schemas.validate_request(action, request)
         version = subprotocol.removeprefix("ocpp")
-        limits = await self._profile_limits(station_id, version, action, request)
+        bounds = await self._profile_limits(station_id, version, action, request)
         clamped: list[str] = []
-        if limits is not None:
-            request, clamped = clamp_request(version, action, request, limits)
+        if bounds is not None:
+            request, clamped = clamp_request(version, action, request, *bounds)
         elif action in POWER_MESSAGES:
             request, clamped = await self._bound_power(connection, action, request)
         if clamped:
@@ -304,19 +307,22 @@ class StationService:
 
     async def _profile_limits(
         self, station_id: str, version: str, action: str, request: dict[str, Any]
-    ) -> Limits | None:
+    ) -> tuple[Limits, ReactiveLimits] | None:
         target = profile_target(version, action, request)
         if target is None:
             return None
         store = self._server.services.store
-        return request_limits(
+        needs = await ChargingNeedsStore(store).latest(station_id, target) if target else None
+        limits = request_limits(
             version,
             action,
             request,
-            needs=await ChargingNeedsStore(store).latest(station_id, target) if target else None,
+            needs=needs,
             caps=await store.get_station_caps(station_id),
             evse=await EvseCapsStore(store).caps(station_id, target or None),
         )
+        reactive = request_reactive(version, action, request, needs=needs, limits=limits)
+        return limits, reactive
 
     async def _bound_power(
         self, connection: StationConnection, action: str, request: dict[str, Any]
@@ -334,7 +340,8 @@ class StationService:
             if profile.evse_id:
                 needs = await ChargingNeedsStore(store).latest(station_id, profile.evse_id)
             limits = dynamic_update_limits(profile, needs, caps, evse)
-            return bound_dynamic_update(request, profile, limits)
+            reactive = dynamic_update_reactive(profile, needs, limits)
+            return bound_dynamic_update(request, profile, limits, reactive)
         if action == "SetDERControl":
             station = await EvseCapsStore(store).caps(station_id, None)
             own = [w for w in (caps.max_charge_w, caps.max_discharge_w) if w is not None]
@@ -345,8 +352,22 @@ class StationService:
                 rating_w=station.max_power_w,
                 cap_w=min(own) if own else None,
             )
+        if action == "NotifyAllowedEnergyTransfer":
+            return bound_allowed_transfer(
+                station_id, request, await self._transaction_limits(station_id, request)
+            )
         check_afrr_signal(station_id, connection.sent_profiles.with_signal_curve())
         return request, []
+
+    async def _transaction_limits(self, station_id: str, request: dict[str, Any]) -> Limits:
+        """The dispatcher's bounds (without its own powers) for the EV of a transaction: on
+        its session's EVSE; an unknown transaction's EV has declared nothing."""
+        store = self._server.services.store
+        session = await store.get_session(station_id, str(request.get("transactionId")))
+        evse_id = session.evse_id if session is not None else None
+        needs = await ChargingNeedsStore(store).latest(station_id, evse_id) if evse_id else None
+        evse = await EvseCapsStore(store).caps(station_id, evse_id or None)
+        return limits_for("2.1", needs, await store.get_station_caps(station_id), None, evse)
 
     async def _learn(self, station_id: str, action: str, response: dict[str, Any]) -> None:
         store = self._server.services.store
@@ -364,7 +385,9 @@ class StationService:
     async def notify_allowed_energy_transfer(
         self, station_id: str, transaction_id: str, allowed: Iterable[str]
     ) -> dict[str, Any]:
-        """NotifyAllowedEnergyTransfer (2.1 only): the transfer modes the CSMS accepts."""
+        """NotifyAllowedEnergyTransfer (2.1 only): the transfer modes the CSMS accepts, without
+        the bidirectional ones where the EV may not discharge (``csms.power_bounds``)."""
         self._require(station_id, {"ocpp2.1"}, "NotifyAllowedEnergyTransfer")
         request = {"transactionId": transaction_id, "allowedEnergyTransfer": list(allowed)}
-        return await self.call(station_id, "NotifyAllowedEnergyTransfer", request)
+        sent = await self.operator_call(station_id, "NotifyAllowedEnergyTransfer", request)
+        return sent.response

@@ -100,7 +100,12 @@ def parse_frame(text: str | bytes) -> Frame:
         raise _fail(
             RpcFrameworkError("frame is not valid JSON"), message_id, message_type
         ) from None
-    if isinstance(message, list) and message and message[0] in (CALLRESULT, CALLERROR):
+    if (
+        isinstance(message, list)
+        and message
+        and type(message[0]) is int  # 3.0 is no message type id
+        and message[0] in (CALLRESULT, CALLERROR)
+    ):
         known_type: int | None = message[0]  # a broken response gets no reply
     else:
         known_type = None

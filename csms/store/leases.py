@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -247,12 +247,20 @@ def _lease(row: Any) -> Lease:
     return Lease(str(row[0]), str(row[1]), int(row[2]), str(row[3]), str(row[4]))
 
 
-async def live_leases(store: CsmsStore) -> dict[str, Lease]:
-    """Station id -> its live lease, across every process (empty on SQLite)."""
-    if store.dialect.name != "postgresql":
+async def live_leases(
+    store: CsmsStore, station_ids: Sequence[str] | None = None
+) -> dict[str, Lease]:
+    """Station id -> its live lease, across every process (empty on SQLite); only those of
+    ``station_ids`` when given."""
+    if store.dialect.name != "postgresql" or (station_ids is not None and not station_ids):
         return {}
+    only, params = "", tuple[str, ...]()
+    if station_ids is not None:
+        only = f" AND station_id IN ({', '.join('?' * len(station_ids))})"
+        params = tuple(station_ids)
     rows = await store.fetchall(
         "SELECT station_id, process, epoch, subprotocol, connected_at FROM station_leases"
-        f" WHERE expires_ms > {NOW_MS}"
+        f" WHERE expires_ms > {NOW_MS}{only}",
+        params,
     )
     return {str(r[0]): _lease(r) for r in rows}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from csms.store import tallies
+from csms.store.engine import SyncConnection
+
 MIGRATIONS: list[str] = [
     # 1: the foundation
     """
@@ -370,7 +375,35 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE stations ADD COLUMN password_mac TEXT;
     """,
+    # bounded reads for the review pages, the API and /metrics (csms.store.tallies): sessions
+    # newest first (all, or one station's), a station's open transactions and its latest live
+    # events through an index; settlements by status, the commit latency histogram and each
+    # station's session count kept as tallies, so a scrape or a page reads a few rows
+    """
+    CREATE INDEX sessions_newest ON sessions (started_at, station_id, transaction_id);
+    CREATE INDEX sessions_station_newest ON sessions (station_id, started_at, transaction_id);
+    CREATE INDEX sessions_open ON sessions (station_id, started_at) WHERE state = 'active';
+    CREATE INDEX transaction_events_received
+        ON transaction_events (station_id, offline, received_at);
+    CREATE TABLE settlement_tally (
+        status  TEXT PRIMARY KEY,
+        n       INTEGER NOT NULL
+    );
+    CREATE TABLE station_session_tally (
+        station_id  TEXT PRIMARY KEY,
+        n           INTEGER NOT NULL
+    );
+    CREATE TABLE commit_latency_tally (
+        bucket  INTEGER PRIMARY KEY,
+        n       INTEGER NOT NULL,
+        sum_ms  INTEGER NOT NULL
+    );
+    """,
 ]
+
+# Python steps run right after the migration of the same number, in its transaction: data
+# that portable SQL cannot compute (csms.store.tallies.rebuild parses timestamps).
+BACKFILLS: dict[int, Callable[[SyncConnection], None]] = {len(MIGRATIONS): tallies.rebuild}
 
 # The triggers that count station registry changes (a station added or removed, a password
 # or station id changed; not a boot or a heartbeat), per engine: trigger syntax is the one
@@ -397,5 +430,51 @@ REGISTRY_TRIGGERS: dict[str, list[str]] = {
         " WHEN (OLD.password_hash IS DISTINCT FROM NEW.password_hash"
         " OR OLD.station_id IS DISTINCT FROM NEW.station_id)"
         " EXECUTE FUNCTION registry_changed()",
+    ],
+}
+
+# The triggers that keep the tallies (csms.store.tallies) as settlements and sessions come and
+# go, whichever code writes them. Idempotent, applied at every open like REGISTRY_TRIGGERS.
+TALLY_TRIGGERS: dict[str, list[str]] = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS settlements_tally_added AFTER INSERT ON settlements BEGIN"
+        " INSERT INTO settlement_tally (status, n) VALUES (NEW.status, 1)"
+        " ON CONFLICT (status) DO UPDATE SET n = n + 1; END",
+        "CREATE TRIGGER IF NOT EXISTS settlements_tally_removed AFTER DELETE ON settlements BEGIN"
+        " UPDATE settlement_tally SET n = n - 1 WHERE status = OLD.status; END",
+        "CREATE TRIGGER IF NOT EXISTS settlements_tally_changed AFTER UPDATE OF status"
+        " ON settlements WHEN OLD.status IS NOT NEW.status BEGIN"
+        " UPDATE settlement_tally SET n = n - 1 WHERE status = OLD.status;"
+        " INSERT INTO settlement_tally (status, n) VALUES (NEW.status, 1)"
+        " ON CONFLICT (status) DO UPDATE SET n = n + 1; END",
+        "CREATE TRIGGER IF NOT EXISTS sessions_tally_added AFTER INSERT ON sessions BEGIN"
+        " INSERT INTO station_session_tally (station_id, n) VALUES (NEW.station_id, 1)"
+        " ON CONFLICT (station_id) DO UPDATE SET n = n + 1; END",
+        "CREATE TRIGGER IF NOT EXISTS sessions_tally_removed AFTER DELETE ON sessions BEGIN"
+        " UPDATE station_session_tally SET n = n - 1 WHERE station_id = OLD.station_id; END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION settlements_tally() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        " IF TG_OP IN ('DELETE', 'UPDATE') THEN"
+        " UPDATE settlement_tally SET n = n - 1 WHERE status = OLD.status; END IF;"
+        " IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+        " INSERT INTO settlement_tally (status, n) VALUES (NEW.status, 1)"
+        " ON CONFLICT (status) DO UPDATE SET n = settlement_tally.n + 1; END IF;"
+        " RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER settlements_tally_added_removed AFTER INSERT OR DELETE"
+        " ON settlements FOR EACH ROW EXECUTE FUNCTION settlements_tally()",
+        "CREATE OR REPLACE TRIGGER settlements_tally_changed AFTER UPDATE OF status"
+        " ON settlements FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)"
+        " EXECUTE FUNCTION settlements_tally()",
+        "CREATE OR REPLACE FUNCTION sessions_tally() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        " IF TG_OP = 'DELETE' THEN"
+        " UPDATE station_session_tally SET n = n - 1 WHERE station_id = OLD.station_id;"
+        " ELSE INSERT INTO station_session_tally (station_id, n) VALUES (NEW.station_id, 1)"
+        " ON CONFLICT (station_id) DO UPDATE SET n = station_session_tally.n + 1; END IF;"
+        " RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER sessions_tally_added_removed AFTER INSERT OR DELETE"
+        " ON sessions FOR EACH ROW EXECUTE FUNCTION sessions_tally()",
     ],
 }

@@ -14,6 +14,14 @@ the same (rows deleted by hand), it is taken again when a station has fewer old 
 counted and after every ``keep`` rows pruned (the same work, spread over ``keep`` inserts):
 until then a station may hold fewer rows than its cap, never more, and never loses a row
 just received while the cap has room for it.
+
+Sessions, their transaction events and settlements have no cap: they are financial records
+(a settlement is signed and on the ledger; its session and events are its evidence), kept as
+long as the CSMS runs. A transaction's own samples and events are bounded per transaction
+(``csms.sample_limits``); how many transactions a station has is not. So every read of them
+per station is paged or limited instead of pruned: the review lists (``csms.store.session_list``),
+a station's session count (``csms.store.tallies``), its open transactions and clock skew
+(``csms.store.station_overview``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from csms.running import TransactionProgress
 from csms.sample_limits import SampleLimit
 from csms.settling import SettlementOutcome
 from csms.station_import import station_id_problem
-from csms.store import retention
+from csms.store import retention, tallies
 from csms.store.engine import (
     Engine,
     PostgresEngine,
@@ -41,7 +41,7 @@ from csms.store.engine import (
 )
 from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
-from csms.store.migrations import MIGRATIONS, REGISTRY_TRIGGERS
+from csms.store.migrations import BACKFILLS, MIGRATIONS, REGISTRY_TRIGGERS, TALLY_TRIGGERS
 from csms.store.progress import load_progress
 from csms.tariffs import Tariff
 from csms.timeutil import format_timestamp, parse_timestamp
@@ -60,8 +60,16 @@ class Keep(enum.Enum):
 KEEP = Keep.KEEP
 
 # Oldest first; a settlement before the credits that correct it (portable: no rowid).
-_SETTLEMENT_ORDER = (
+SETTLEMENT_ORDER = (
     "ORDER BY created_at, CASE WHEN kind = 'settlement' THEN 0 ELSE 1 END, settlement_id"
+)
+
+
+# A session with its register-delta energy from its stored progress (``transaction_progress p``).
+SESSION_COLUMNS = (
+    "s.*, p.samples AS progress_samples,"
+    " COALESCE(p.import_wh - p.import_low, 0) AS import_wh,"
+    " COALESCE(p.export_wh - p.export_low, 0) AS export_wh"
 )
 
 
@@ -171,9 +179,15 @@ class CsmsStore:
                         continue
                     for statement in statements:
                         await self._engine.execute(self.dialect.ddl(statement))
+                    if version in BACKFILLS:
+                        conn = self._engine.conn()
+                        await self._in_writer_thread(partial(BACKFILLS[version], conn))
                     await self._engine.execute("INSERT INTO schema_version VALUES (?)", (version,))
             async with self.transaction():
-                for statement in REGISTRY_TRIGGERS[self.dialect.name]:
+                for statement in (
+                    *REGISTRY_TRIGGERS[self.dialect.name],
+                    *TALLY_TRIGGERS[self.dialect.name],
+                ):
                     await self._engine.execute(statement)
         finally:
             if postgresql:
@@ -296,6 +310,14 @@ class CsmsStore:
     async def get_station(self, station_id: str) -> StationRecord | None:
         row = await self.fetchone(f"{self._STATIONS} WHERE s.station_id = ?", (station_id,))
         return StationRecord(**dict(row)) if row else None
+
+    async def station_page(self, *, after: str | None, limit: int) -> list[StationRecord]:
+        """At most ``limit`` stations by id, those after ``after`` (None: from the first)."""
+        rows = await self.fetchall(
+            f"{self._STATIONS} WHERE s.station_id > ? ORDER BY s.station_id LIMIT ?",
+            (after or "", limit),
+        )
+        return [StationRecord(**dict(row)) for row in rows]
 
     async def list_stations(self) -> list[StationRecord]:
         rows = await self.fetchall(f"{self._STATIONS} ORDER BY s.station_id")
@@ -810,10 +832,10 @@ class CsmsStore:
 
     async def list_settlements(self, status: str | None = None) -> list[SettlementRecord]:
         if status is None:
-            rows = await self.fetchall(f"SELECT * FROM settlements {_SETTLEMENT_ORDER}")
+            rows = await self.fetchall(f"SELECT * FROM settlements {SETTLEMENT_ORDER}")
         else:
             rows = await self.fetchall(
-                f"SELECT * FROM settlements WHERE status = ? {_SETTLEMENT_ORDER}", (status,)
+                f"SELECT * FROM settlements WHERE status = ? {SETTLEMENT_ORDER}", (status,)
             )
         return [SettlementRecord(**dict(row)) for row in rows]
 
@@ -823,15 +845,14 @@ class CsmsStore:
         """One session's settlement and the credits that correct it (oldest first)."""
         rows = await self.fetchall(
             "SELECT * FROM settlements WHERE station_id = ? AND transaction_id = ?"
-            f" {_SETTLEMENT_ORDER}",
+            f" {SETTLEMENT_ORDER}",
             (station_id, transaction_id),
         )
         return [SettlementRecord(**dict(row)) for row in rows]
 
     async def settlement_counts(self) -> dict[str, int]:
-        """How many settlements and credits there are of each status."""
-        rows = await self.fetchall("SELECT status, COUNT(*) FROM settlements GROUP BY status")
-        return {str(row[0]): int(row[1]) for row in rows}
+        """How many settlements and credits there are of each status (a tally: a few rows)."""
+        return await tallies.Tallies(self).settlements()
 
     async def settlement_blocks(self, limit: int) -> tuple[list[int], int]:
         """The newest ``limit`` block heights holding settlements, newest first, and how many
@@ -852,7 +873,7 @@ class CsmsStore:
             return []
         marks = ", ".join("?" * len(heights))
         rows = await self.fetchall(
-            f"SELECT * FROM settlements WHERE block_height IN ({marks}) {_SETTLEMENT_ORDER}",
+            f"SELECT * FROM settlements WHERE block_height IN ({marks}) {SETTLEMENT_ORDER}",
             tuple(heights),
         )
         return [SettlementRecord(**dict(row)) for row in rows]
@@ -923,6 +944,7 @@ class CsmsStore:
         the outbox, atomically: one unit of the group commit, one hop to the writer."""
 
         def unit(conn: SyncConnection) -> None:
+            tallies.add_commit(conn, settlement_id, at)
             conn.execute(
                 "UPDATE settlements SET status = 'committed', committed_at = ?, block_height = ?,"
                 " block_hash = ?, tx_index = ?, receipt = ? WHERE settlement_id = ?",
@@ -1006,13 +1028,15 @@ class CsmsStore:
             ("", ()) if station_id is None else ("WHERE s.station_id = ?", (station_id,))
         )
         rows = await self.fetchall(
-            "SELECT s.*, p.samples AS progress_samples,"
-            " COALESCE(p.import_wh - p.import_low, 0) AS import_wh,"
-            " COALESCE(p.export_wh - p.export_low, 0) AS export_wh"
-            " FROM sessions s LEFT JOIN transaction_progress p USING (station_id, transaction_id)"
+            f"SELECT {SESSION_COLUMNS} FROM sessions s"
+            " LEFT JOIN transaction_progress p USING (station_id, transaction_id)"
             f" {where} ORDER BY s.updated_at",
             params,
         )
+        return await self.session_records(rows)
+
+    async def session_records(self, rows: Sequence[Any]) -> list[SessionRecord]:
+        """Sessions from rows selected with ``SESSION_COLUMNS`` (progress joined as ``p``)."""
         sessions = []
         for row in rows:
             data = dict(row)

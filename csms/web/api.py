@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from csms.operators import Operator
 from csms.review import MAX_SAMPLE_PAGE, SAMPLE_PAGE, SessionFilter
+from csms.store.session_list import MAX_PAGE, BadCursor, Cursor
+from csms.store.station_overview import MAX_PAGE as MAX_STATION_PAGE
 from csms.web.auth import Auth, require_actor
 from csms.web.errors import BadRequest
 from csms.web.models import (
@@ -31,9 +34,11 @@ from csms.web.models import (
     detail_out,
     session_out,
 )
-from csms.web.service import ReviewService
+from csms.web.service import STATIONS_PAGE, ReviewService
 
 router = APIRouter(prefix="/api", tags=["review"])
+SESSIONS_PAGE = 100  # sessions in a page of /api/sessions unless asked otherwise
+MAX_OFFSET = 10_000  # deeper pages go on with ``after`` (an offset walks the rows it skips)
 
 
 def service(request: Request) -> ReviewService:
@@ -108,6 +113,8 @@ def session_filter(
 async def list_sessions(
     _: Reader,
     review: Review,
+    request: Request,
+    response: Response,
     station: Annotated[str | None, Query(description="station id")] = None,
     status: Annotated[
         str | None, Query(description="pending|committed|flagged|rejected|active|ended")
@@ -119,13 +126,38 @@ async def list_sessions(
     pseudonym: Annotated[str | None, Query(description="the EV's pseudonym")] = None,
     bad_evidence: Annotated[bool | None, Query(description="true: flagged sessions only")] = None,
     limit: Annotated[
-        int, Query(ge=1, le=10_000, description="at most this many, newest first")
-    ] = 1000,
-    offset: Annotated[int, Query(ge=0, description="skip this many first")] = 0,
+        int, Query(ge=1, le=MAX_PAGE, description="at most this many, newest first")
+    ] = SESSIONS_PAGE,
+    after: Annotated[
+        str | None, Query(description="the X-Next-Cursor of the page before: the next page")
+    ] = None,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="skip this many first (prefer after)")
+    ] = 0,
 ) -> list[SessionOut]:
     wanted = session_filter(station, status, since, until, pseudonym, bad_evidence)
-    rows = await review.sessions(wanted)
-    return [session_out(row) for row in rows[offset : offset + limit]]
+    page = await review.sessions(wanted, limit=limit, after=cursor(after), offset=offset)
+    if page.next is not None:
+        next_link(request, response, page.next.text())
+    return [session_out(row) for row in page.rows]
+
+
+def next_link(request: Request, response: Response, after: str) -> None:
+    """Where the next page starts: ``X-Next-Cursor`` and a ``Link`` header (rel="next")."""
+    query = {k: v for k, v in request.query_params.items() if k not in ("after", "offset")}
+    query["after"] = after
+    response.headers["X-Next-Cursor"] = after
+    response.headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+
+
+def cursor(text: str | None) -> Cursor | None:
+    """A page cursor from a query (400 for one this server did not write)."""
+    if not text:
+        return None
+    try:
+        return Cursor.parse(text)
+    except BadCursor as exc:
+        raise BadRequest(f"after: {exc}") from None
 
 
 @router.get("/sessions/{review_id}", response_model=SessionDetailOut)
@@ -163,7 +195,21 @@ async def get_chain(
 
 
 @router.get("/stations", response_model=list[StationOut])
-async def list_stations(_: Reader, review: Review) -> list[StationOut]:
+async def list_stations(
+    _: Reader,
+    review: Review,
+    request: Request,
+    response: Response,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_STATION_PAGE, description="at most this many, by station id")
+    ] = STATIONS_PAGE,
+    after: Annotated[
+        str | None, Query(description="the X-Next-Cursor of the page before: the next page")
+    ] = None,
+) -> list[StationOut]:
+    views, next_after = await review.stations(limit=limit, after=after or None)
+    if next_after is not None:
+        next_link(request, response, next_after)
     return [
         StationOut(
             station_id=v.station_id,
@@ -187,7 +233,7 @@ async def list_stations(_: Reader, review: Review) -> list[StationOut]:
             auth_held_s=v.auth_held_s,
             process=v.process,
         )
-        for v in await review.stations()
+        for v in views
     ]
 
 

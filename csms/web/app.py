@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from csms.metrics import MetricsSnapshot, commit_latencies, count_messages, render_metrics
+from csms.metrics import MetricsSnapshot, count_messages, render_metrics
 from csms.operators import OperatorRegistry, load_session_secret
 from csms.store.retention import KINDS
+from csms.store.tallies import Tallies
 from csms.web import actions, api, pages
 from csms.web.auth import Auth
 from csms.web.deps import ReviewDeps
@@ -93,8 +94,8 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
     pruned: Counter[str] = Counter(dict.fromkeys(kinds, 0))
     if server is not None:
         pruned.update(server.services.pruning.pruned)
-    records = await deps.store.list_settlements()
-    settlements = Counter(r.status for r in records)
+    tallies = Tallies(deps.store)
+    settlements = await tallies.settlements()
     chain = await review.chain(verify=False)
     return MetricsSnapshot(
         connected_stations=len(connections),
@@ -104,7 +105,7 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         rate_limited=server.rate_limited if server is not None else 0,
         settlements=settlements,
         ledger_height=chain.height if chain.available else None,
-        commit_latencies=commit_latencies(records),
+        commit_latency=await tallies.commit_latency(),
         loop_lag=server.loop_lag.histogram if server is not None else None,
         pruned=pruned,
         throttles=([auth.throttle] if auth is not None else [])

@@ -7,18 +7,19 @@ browser and the status still says "log in first".
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from csms.operators import COOKIE_NAME, COOKIE_TTL_S, Operator, sign_session
-from csms.reports import to_csv
+from csms.reports import csv_text
 from csms.review import CHART_POINTS, SessionFilter, chart_series
-from csms.web.api import session_filter
+from csms.web.api import cursor, session_filter
 from csms.web.auth import Auth
 from csms.web.chart import session_chart
 from csms.web.errors import BadRequest, TooManyAttempts, WebError
@@ -27,7 +28,7 @@ from csms.web.service import ReviewService
 
 router = APIRouter(include_in_schema=False)
 CHAIN_BLOCKS = 100  # the newest blocks holding settlements listed on the chain page
-PAGE_ROWS = 500  # newest first; narrow the filters (or use the API's offset) for older ones
+PAGE_ROWS = 100  # sessions on one page, newest first; the page links to the older ones
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STYLESHEET = Path(__file__).parent / "static" / "app.css"  # the only styles (CSP: 'self')
 
@@ -164,12 +165,17 @@ def _form_filter(
 
 @router.get("/sessions")
 async def sessions_page(
-    request: Request, wanted: SessionFilter = Depends(_form_filter)
+    request: Request, wanted: SessionFilter = Depends(_form_filter), after: str | None = None
 ) -> HTMLResponse:
     operator = await operator_of(request)
     review: ReviewService = request.app.state.review
-    rows = await review.sessions(wanted)
+    page = await review.sessions(wanted, limit=PAGE_ROWS, after=cursor(after))
+    rows = page.rows
     query = {key: request.query_params.get(key) for key in ("since", "until")}
+    filters = {k: v for k, v in request.query_params.items() if k != "after"}
+    older = None
+    if page.next is not None:
+        older = "/sessions?" + urlencode({**filters, "after": page.next.text()})
     currencies = {r.currency for r in rows if r.currency}
     totals = {
         "import_wh": sum(r.import_wh for r in rows),
@@ -181,22 +187,30 @@ async def sessions_page(
         request,
         "sessions.html",
         operator,
-        rows=rows[:PAGE_ROWS],
-        total=len(rows),
+        rows=rows,
+        older=older,
+        first_page=not after,
         totals=totals,
         f=wanted,
         q=query,
-        csv_link="/sessions.csv?" + request.url.query if request.url.query else "/sessions.csv",
+        csv_link="/sessions.csv?" + urlencode(filters) if filters else "/sessions.csv",
     )
 
 
 @router.get("/sessions.csv")
 async def sessions_csv(request: Request, wanted: SessionFilter = Depends(_form_filter)) -> Response:
-    """The filtered sessions as CSV (the same columns as ``v2g sessions export``)."""
+    """The filtered sessions as CSV (the same columns as ``v2g sessions export``), streamed a
+    page of sessions at a time: memory stays bounded however many there are."""
     await operator_of(request)
     review: ReviewService = request.app.state.review
-    return Response(
-        to_csv(await review.sessions(wanted)),
+
+    async def chunks() -> AsyncIterator[str]:
+        yield csv_text([], header=True)
+        async for rows in review.all_sessions(wanted):
+            yield csv_text(rows, header=False)
+
+    return StreamingResponse(
+        chunks(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="sessions.csv"'},
     )
@@ -268,15 +282,19 @@ async def block_page(request: Request, height: str) -> HTMLResponse:
 
 
 @router.get("/stations")
-async def stations_page(request: Request, message: str | None = None) -> HTMLResponse:
+async def stations_page(
+    request: Request, message: str | None = None, after: str | None = None
+) -> HTMLResponse:
     operator = await operator_of(request)
     review: ReviewService = request.app.state.review
     auth: Auth = request.app.state.auth
+    stations, next_after = await review.stations(after=after or None)
     return render(
         request,
         "stations.html",
         operator,
-        stations=await review.stations(),
+        stations=stations,
+        more=None if next_after is None else "/stations?" + urlencode({"after": next_after}),
         can_act=operator.can_act and not review.deps.read_only,
         csrf=auth.csrf_token(request),
         message=message,

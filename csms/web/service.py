@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,19 +21,21 @@ from csms.operators import Operator
 from csms.remote_calls import RemoteCallsBusy
 from csms.review import (
     SAMPLE_PAGE,
+    RowPage,
     SessionDetail,
     SessionFilter,
     SessionRow,
+    iter_rows,
     load_detail,
-    load_rows,
+    load_page,
 )
 from csms.service import OperatorCall
 from csms.settling import SettlementOutcome
 from csms.store.charging_needs import ChargingNeedsStore
-from csms.store.evse_caps import EvseCapsStore
 from csms.store.leases import live_leases
+from csms.store.session_list import Cursor
 from csms.store.station_events import StationEvent, StationEventsStore
-from csms.store.station_overview import OpenTransaction, StationOverview
+from csms.store.station_overview import OpenTransaction, StationBatch
 from csms.timeutil import format_timestamp, parse_timestamp
 from csms.web.chain import ChainStatus, DataDirLedger
 from csms.web.chart import SocMarks
@@ -42,6 +44,7 @@ from csms.web.errors import BadRequest, Busy, Conflict, NotFound, Upstream
 
 log = logging.getLogger(__name__)
 NEEDS_SLACK = timedelta(minutes=5)
+STATIONS_PAGE = 100  # stations in a page of /api/stations and /stations unless asked otherwise
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -137,8 +140,22 @@ class ReviewService:
         self.deps = deps
         self._data_ledger = DataDirLedger(deps.ledger_dir or deps.data_dir)
 
-    async def sessions(self, wanted: SessionFilter | None = None) -> list[SessionRow]:
-        return await load_rows(self.deps.store, wanted)
+    async def sessions(
+        self,
+        wanted: SessionFilter | None = None,
+        *,
+        limit: int,
+        after: Cursor | None = None,
+        offset: int = 0,
+    ) -> RowPage:
+        """One page of the sessions passing ``wanted``, newest first."""
+        return await load_page(self.deps.store, wanted, limit=limit, after=after, offset=offset)
+
+    def all_sessions(
+        self, wanted: SessionFilter | None = None
+    ) -> AsyncIterator[tuple[SessionRow, ...]]:
+        """Every session passing ``wanted``, a page at a time (the CSV export)."""
+        return iter_rows(self.deps.store, wanted)
 
     async def session(
         self, review_id: str, *, offset: int = 0, limit: int = SAMPLE_PAGE
@@ -207,32 +224,44 @@ class ReviewService:
             raise NotFound(f"block {height} holds no settlement of this CSMS")
         return found[0]
 
-    async def stations(self) -> list[StationView]:
-        """Every registered station; on PostgreSQL the whole fleet, whichever CSMS process
-        holds each station's connection (``csms.cluster``), read from the live leases."""
+    async def stations(
+        self, *, limit: int = STATIONS_PAGE, after: str | None = None
+    ) -> tuple[list[StationView], str | None]:
+        """One page of registered stations by id (after ``after``), and the id the next page
+        starts after (None: the last page). On PostgreSQL the whole fleet, whichever CSMS
+        process holds each station's connection (``csms.cluster``), read from the live leases.
+        A few queries for the whole page (``csms.store.station_overview.StationBatch``)."""
         store = self.deps.store
         shared = store.dialect.name == "postgresql"
-        leases = await live_leases(store)
+        batch = StationBatch(store)
+        stations = await batch.page(after=after, limit=limit + 1)
+        more = len(stations) > limit
+        stations = stations[:limit]
+        ids = [s.station_id for s in stations]
+        leases = await live_leases(store, ids)
         connected: dict[str, str] = {}
         if shared:
             connected = {station_id: lease.subprotocol for station_id, lease in leases.items()}
         elif self.deps.stations is not None:
-            for station_id in self.deps.stations.connected():
+            live = set(self.deps.stations.connected())
+            for station_id in ids:
+                if station_id not in live:
+                    continue
                 try:
                     connected[station_id] = self.deps.stations.ocpp_version(station_id)
                 except StationNotConnected:
                     pass
-        overview = StationOverview(store)
-        counts = await overview.session_counts()
+        facts = await batch.facts(ids)
         server = self.deps.server
         csms_profile = server.services.config.security_profile if server is not None else None
         views = []
-        for station in await store.list_stations():
-            statuses = await store.connector_statuses(station.station_id)
+        for station in stations:
+            known = facts[station.station_id]
+            statuses = known.connectors
             if shared or self.deps.stations is not None:
                 online = station.station_id in connected
             else:  # a read-only view of a SQLite file: the connection log's last word
-                online = await overview.last_connection_event(station.station_id) == "connected"
+                online = known.last_event == "connected"
             if not online:  # nobody knows what a disconnected station's connectors do now
                 statuses = dict.fromkeys(statuses, "Unknown")
             fingerprint, key_problem = meter_key_summary(station.meter_key)
@@ -249,20 +278,18 @@ class ReviewService:
                     vendor=station.vendor,
                     model=station.model,
                     connectors=tuple((e, c, s) for (e, c), s in sorted(statuses.items())),
-                    clock_skew_s=await self.deps.store.clock_skew(station.station_id),
+                    clock_skew_s=known.clock_skew_s,
                     discharge=discharge_summary(
-                        connected.get(station.station_id),
-                        await self.deps.store.get_station_caps(station.station_id),
-                        await EvseCapsStore(self.deps.store).facts(station.station_id),
+                        connected.get(station.station_id), known.caps, known.evse_facts
                     ),
-                    last_ocpp_version=await overview.last_protocol(station.station_id),
+                    last_ocpp_version=known.last_protocol,
                     tolerance=station.tolerance,
                     security_profile=station.security_profile,
                     csms_security_profile=csms_profile,
                     meter_key_sha256=fingerprint,
                     meter_key_problem=key_problem,
-                    session_count=counts.get(station.station_id, 0),
-                    open_transactions=tuple(await overview.open_transactions(station.station_id)),
+                    session_count=known.session_count,
+                    open_transactions=known.open_transactions,
                     auth_failures=failures,
                     auth_held_s=held,
                     process=leases[station.station_id].process
@@ -270,7 +297,7 @@ class ReviewService:
                     else None,
                 )
             )
-        return views
+        return views, (ids[-1] if more and ids else None)
 
     async def station_events(
         self, station_id: str, *, limit: int, action: str | None = None

@@ -6,6 +6,7 @@ import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,12 +319,15 @@ async def test_reset_ends_a_running_transaction_first(csms: StrictCsms) -> None:
 
 
 async def run_cli(*args: str) -> tuple[int, str]:
+    """``v2g chargepoint ARGS``; a leading ``-v`` goes to ``v2g`` (info logs)."""
+    verbose = ["-v"] if args[:1] == ("-v",) else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "v2g",
+        *verbose,
         "chargepoint",
-        *args,
+        *args[len(verbose) :],
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -353,6 +357,37 @@ async def test_cli_runs_two_sessions_and_exits_zero(csms: StrictCsms) -> None:
     assert [e["eventType"] for e in events].count("Ended") == 2
     assert len({e["transactionInfo"]["transactionId"] for e in events}) == 2
     assert_clean_wire(csms.state)
+
+
+async def test_cli_schedule_wait_holds_an_accepted_ev_for_its_schedule(
+    csms: StrictCsms, tmp_path: Path
+) -> None:
+    """``--schedule-wait S``: the strict CSMS accepts the EV's needs and sends no schedule, so
+    the EV waits S wall seconds for one, says so (-v), then charges at its own limit."""
+    args = [
+        f"{csms.url}/{STATION}",
+        STATION,
+        "--password",
+        PASSWORD,
+        "--sessions",
+        "1",
+        "--exit",
+        "--session-seconds",
+        "600",
+        "--speed",
+        "20000",
+        "--meter-key",
+        str(tmp_path / "meter.key"),
+    ]
+    refused = await run_cli(*args, "--schedule-wait", "-1")
+    assert refused[0] == 2 and "--schedule-wait" in refused[1]
+    code, output = await run_cli("-v", *args, "--schedule-wait", "0.3")
+    assert code == 0, output
+    assert "NotifyEVChargingNeeds" in csms.state.actions()
+    assert re.search(r"no schedule for \S+ in 0\.3 s", output), output
+    code, output = await run_cli("-v", *args)  # the default: no wait
+    assert code == 0, output
+    assert "no schedule for" not in output
 
 
 async def test_cli_wrong_password_exits_nonzero_with_one_line(csms: StrictCsms) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ from csms.evse_limits import EvseCaps
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.versions import OCPP16, OCPP21, OCPP201
 from csms.operators import OperatorRegistry
-from csms.profile_bounds import clamp_request, is_station_wide, request_limits
+from csms.profile_bounds import (
+    clamp_request,
+    is_station_wide,
+    request_limits,
+    request_reactive,
+)
 from csms.store.charging_needs import EvChargingNeeds
 from csms.store.sqlite import CsmsStore
 from csms.web.deps import ReviewDeps
@@ -44,7 +50,12 @@ def needs(
     max_discharge_w: int | None = None,
     min_discharge_w: int | None = None,
     available: tuple[str, ...] = (),
+    der: dict[str, int] | None = None,
 ) -> EvChargingNeeds:
+    """Needs as stored; ``der``: the ``derChargingParameters`` the EV sent (raw only)."""
+    charging: dict[str, Any] = {"requestedEnergyTransfer": transfer}
+    if der is not None:
+        charging["derChargingParameters"] = der
     return EvChargingNeeds(
         "CS",
         1,
@@ -54,6 +65,7 @@ def needs(
         max_charge_w=max_charge_w,
         max_discharge_w=max_discharge_w,
         min_discharge_w=min_discharge_w,
+        raw=json.dumps({"evseId": 1, "chargingNeeds": charging}),
     )
 
 
@@ -118,6 +130,18 @@ def test_charge_only_says_why() -> None:
 SCHEMAS = {"1.6": SchemaSet(OCPP16), "2.0.1": SchemaSet(OCPP201), "2.1": SchemaSet(OCPP21)}
 TRANSFERS = ["AC_single_phase", "AC_three_phase", "DC", "AC_BPT", "DC_BPT"]
 power = st.one_of(st.none(), st.integers(0, 30_000))
+REACTIVE_DECLARED = ("maxChargeReactivePower", "maxDischargeReactivePower")
+der_parameters = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            f"{name}{suffix}": st.integers(0, 20_000)
+            for name in REACTIVE_DECLARED
+            for suffix in ("", "_L2", "_L3")
+        },
+    ),
+)
 
 
 @st.composite
@@ -130,6 +154,31 @@ def ev_needs(draw: st.DrawFn) -> EvChargingNeeds | None:
         max_discharge_w=draw(power),
         min_discharge_w=draw(power),
         available=tuple(draw(st.lists(st.sampled_from(TRANSFERS), max_size=3, unique=True))),
+        der=draw(der_parameters),
+    )
+
+
+def declared_var(reported: EvChargingNeeds | None, name: str) -> int:
+    """What the EV declared of one reactive power (the sum of its phases; 0: nothing)."""
+    if reported is None:
+        return 0
+    der = json.loads(reported.raw)["chargingNeeds"].get("derChargingParameters") or {}
+    if name not in der:
+        return 0
+    return sum(der.get(f"{name}{suffix}", 0) for suffix in ("", "_L2", "_L3"))
+
+
+def reactive_ceilings(
+    reported: EvChargingNeeds | None, ceiling: float, floor: float, *, station_wide: bool
+) -> tuple[float, float]:
+    """(absorbed, injected) var a setpointReactive may reach: what the EV declared, within the
+    larger of the active bounds; a station-wide profile, the active bounds alone."""
+    apparent = max(ceiling, floor)
+    if station_wide:
+        return apparent, apparent
+    return (
+        min(declared_var(reported, "maxChargeReactivePower"), apparent),
+        min(declared_var(reported, "maxDischargeReactivePower"), apparent),
     )
 
 
@@ -328,7 +377,16 @@ PURPOSES = {
     "2.0.1": ["TxProfile", "TxDefaultProfile", "ChargingStationMaxProfile"],
     "2.1": ["TxProfile", "TxDefaultProfile", "ChargingStationMaxProfile"],
 }
-SIGNED_21 = ("limit", "limit_L2", "dischargeLimit", "setpoint", "setpoint_L3", "v2xBaseline")
+SIGNED_21 = (
+    "limit",
+    "limit_L2",
+    "dischargeLimit",
+    "setpoint",
+    "setpoint_L3",
+    "v2xBaseline",
+    "setpointReactive",
+    "setpointReactive_L2",
+)
 value = st.one_of(st.integers(-200_000, 200_000), st.integers(-2_000, 2_000).map(lambda n: n / 10))
 
 
@@ -423,9 +481,10 @@ def test_every_operator_profile_sent_is_within_every_declared_limit(
     version, action, request = case
     station_wide = is_station_wide(version, action, request)
     limits = request_limits(version, action, request, needs=reported, caps=caps, evse=evse)
+    reactive = request_reactive(version, action, request, needs=reported, limits=limits)
     # a station-wide maximum asks no EV; a remote start's EV has declared nothing yet
     needs_seen = None if station_wide or action.endswith("StartTransaction") else reported
-    sent, _ = clamp_request(version, action, request, limits)
+    sent, _ = clamp_request(version, action, request, limits, reactive)
     SCHEMAS[version].validate_request(action, sent)
     ceilings = [caps.max_charge_w, evse.max_power_w]
     floors = [caps.max_discharge_w, evse.max_power_w]
@@ -447,12 +506,21 @@ def test_every_operator_profile_sent_is_within_every_declared_limit(
     )
     ceiling = min(c for c in [*ceilings, 10**7] if c is not None)
     floor = min(f for f in [*floors, 10**7] if f is not None)
+    absorb, inject = reactive_ceilings(
+        needs_seen,
+        ceiling,
+        floor if station_may and ev_may else 0,
+        station_wide=station_wide,
+    )
     for unit, period in schedule_periods(version, action, sent):
         volts = 230 * period.get("numberPhases", 3) if unit == "A" else 1
         for name, number in period.items():
             if name in ("startPeriod", "numberPhases"):
                 continue
             watts = number * volts
+            if name.startswith("setpointReactive"):
+                assert -inject - 1e-6 <= watts <= absorb + 1e-6, (name, number, needs_seen)
+                continue
             assert watts <= ceiling + 1e-6, (name, number, limits)
             if name.startswith("limit") and version != "2.0.1":
                 assert number >= 0, (name, number)

@@ -56,3 +56,15 @@ async def test_broken_responses_get_no_reply(csms: CsmsApp, frame: str) -> None:
         await asyncio.wait_for(client.ws.recv(), 0.5)
     await heartbeat_still_answered(client)
     await client.ws.close()
+
+
+@pytest.mark.parametrize("frame", ["[3.0]", '[4.0,"x"]', '[3.0,"x",{}]'])
+async def test_a_float_message_type_is_no_response_and_gets_an_error(
+    csms: CsmsApp, frame: str
+) -> None:
+    client = await open_client(csms)
+    await client.send_raw(frame)
+    answer = await asyncio.wait_for(client.recv_json(), 5)
+    assert answer[0] == 4 and answer[2] in ("RpcFrameworkError", "FormatViolation"), answer
+    await heartbeat_still_answered(client)
+    await client.ws.close()

@@ -1,8 +1,10 @@
 """The 2.1 messages that set power outside a profile are bounded or refused.
 
-Properties over generated needs, caps, ratings and requests (UpdateDynamicSchedule and
-SetDERControl), then a real 2.1 station (the ``ocpp`` library's v21 ChargePoint, which checks
-every payload against the 2.1 schemas) sent each message through the operator path.
+Properties over generated needs, caps, ratings and requests (UpdateDynamicSchedule and the
+answer to a PullDynamicScheduleUpdate, SetDERControl with LimitMaxDischarge,
+NotifyAllowedEnergyTransfer), then a real 2.1 station (the ``ocpp`` library's v21
+ChargePoint, which checks every payload against the 2.1 schemas) sent each message through
+the operator path, and pulling its dynamic schedule.
 """
 
 from __future__ import annotations
@@ -15,25 +17,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ocpp.routing import on
-from ocpp.v21 import ChargePoint, call_result
+from ocpp.v21 import ChargePoint, call, call_result
 
 from csms.app import CsmsApp
-from csms.dispatch_limits import StationCaps, station_limits
+from csms.dispatch_limits import StationCaps, limits_for, station_limits
 from csms.evse_limits import EvseCaps
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.versions import OCPP21
 from csms.power_bounds import (
     ACTIVE_POWER_DER,
+    bound_allowed_transfer,
     bound_der_control,
     bound_dynamic_update,
     dynamic_update_limits,
+    dynamic_update_reactive,
+    is_discharge_mode,
 )
 from csms.sent_profiles import SentProfile
 from csms.store.charging_needs import EvChargingNeeds
 from csms.timeutil import format_timestamp, utc_now
 from tests.csms.conftest import STATION
 from tests.csms.library_station import library_station
-from tests.csms.test_dispatch_limits import ev_needs, power
+from tests.csms.test_dispatch_limits import ev_needs, power, reactive_ceilings
 
 SCHEMAS = SchemaSet(OCPP21)
 value = st.one_of(
@@ -76,7 +81,8 @@ def test_every_dynamic_update_sent_is_within_every_declared_limit(
     request = {"chargingProfileId": 7, "scheduleUpdate": update}
     profile = SentProfile(7, evse_id, amperes, signal_curve=False)
     limits = dynamic_update_limits(profile, reported, caps, evse)
-    sent, _ = bound_dynamic_update(request, profile, limits)
+    reactive = dynamic_update_reactive(profile, reported, limits)
+    sent, _ = bound_dynamic_update(request, profile, limits, reactive)
     SCHEMAS.validate_request("UpdateDynamicSchedule", sent)
     needs_seen = reported if evse_id else None
     ceilings = [caps.max_charge_w, evse.max_power_w]
@@ -90,9 +96,13 @@ def test_every_dynamic_update_sent_is_within_every_declared_limit(
         needs_seen is not None and needs_seen.bidirectional and needs_seen.max_discharge_w != 0
     )
     volts = 230 * 3 if amperes else 1
+    station_may = evse.bidirectional is not False
+    absorb, inject = reactive_ceilings(
+        needs_seen, ceiling, floor if station_may and ev_may else 0, station_wide=evse_id == 0
+    )
     for name, number in sent["scheduleUpdate"].items():
         if name.startswith("setpointReactive"):
-            assert number == update[name]  # reactive power is not bounded here
+            assert -inject - 1e-6 <= number * volts <= absorb + 1e-6, (name, number, needs_seen)
             continue
         watts = number * volts
         assert watts <= ceiling + 1e-6, (name, number, limits)
@@ -156,6 +166,84 @@ def test_every_der_control_sent_is_within_the_caps_or_refused(
     assert bool(changes) == (sent != request)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    pct=st.one_of(st.integers(-50, 200), st.floats(-50, 200, allow_nan=False)),
+    caps=caps_strategy,
+    evse=evse_strategy,
+)
+def test_every_limit_max_discharge_sent_is_within_the_discharge_bound(
+    pct: float, caps: StationCaps, evse: EvseCaps
+) -> None:
+    request = {
+        "isDefault": False,
+        "controlId": "d1",
+        "controlType": "LimitMaxDischarge",
+        "limitMaxDischarge": {"priority": 0, "pctMaxDischargePower": pct},
+    }
+    limits = station_limits("2.1", caps, evse)
+    sent, changes = bound_der_control(
+        STATION, request, limits, rating_w=evse.max_power_w, cap_w=caps.max_discharge_w
+    )
+    SCHEMAS.validate_request("SetDERControl", sent)
+    sent_pct = sent["limitMaxDischarge"]["pctMaxDischargePower"]
+    assert 0 <= sent_pct <= 100
+    if evse.bidirectional is False or caps.max_discharge_w == 0 or evse.max_power_w == 0:
+        assert sent_pct == 0, (sent_pct, caps, evse)
+    if evse.max_power_w and caps.max_discharge_w is not None:
+        assert sent_pct * evse.max_power_w / 100 <= caps.max_discharge_w + 1e-6
+    assert bool(changes) == (sent_pct != pct)
+
+
+TRANSFER_MODES = [
+    "AC_single_phase",
+    "AC_two_phase",
+    "AC_three_phase",
+    "DC",
+    "AC_BPT",
+    "AC_BPT_DER",
+    "AC_DER",
+    "DC_BPT",
+    "DC_ACDP",
+    "DC_ACDP_BPT",
+    "WPT",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    modes=st.lists(st.sampled_from(TRANSFER_MODES), min_size=1, max_size=5, unique=True),
+    reported=ev_needs(),
+    caps=caps_strategy,
+    evse=evse_strategy,
+)
+def test_no_discharge_mode_is_allowed_an_ev_that_may_not_discharge(
+    modes: list[str], reported: EvChargingNeeds | None, caps: StationCaps, evse: EvseCaps
+) -> None:
+    request = {"transactionId": "tx-1", "allowedEnergyTransfer": modes}
+    limits = limits_for("2.1", reported, caps, None, evse)
+    ev_may = (
+        reported is not None
+        and reported.bidirectional
+        and reported.max_discharge_w != 0
+        and evse.bidirectional is not False
+        and limits.max_discharge_w > 0
+    )
+    try:
+        sent, changes = bound_allowed_transfer(STATION, request, limits)
+    except ValueError as exc:
+        assert not ev_may and all(is_discharge_mode(m) for m in modes)
+        assert "may not" in str(exc)
+        return
+    SCHEMAS.validate_request("NotifyAllowedEnergyTransfer", sent)
+    if not ev_may:
+        assert not any(is_discharge_mode(m) for m in sent["allowedEnergyTransfer"])
+        assert sent["allowedEnergyTransfer"] == [m for m in modes if not is_discharge_mode(m)]
+    else:
+        assert sent == request
+    assert bool(changes) == (sent != request)
+
+
 class Station21(ChargePoint):
     """A 2.1 station accepting profiles, dynamic updates, DER controls and aFRR signals."""
 
@@ -163,6 +251,7 @@ class Station21(ChargePoint):
         super().__init__(*args, **kwargs)
         self.updates: list[dict[str, Any]] = []
         self.signals: list[int] = []
+        self.allowed: list[list[str]] = []
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, **_: Any) -> Any:
@@ -176,6 +265,11 @@ class Station21(ChargePoint):
     @on("SetDERControl")
     async def on_set_der_control(self, **_: Any) -> Any:
         return call_result.SetDERControl(status="Accepted")
+
+    @on("NotifyAllowedEnergyTransfer")
+    async def on_allowed(self, allowed_energy_transfer: list[str], **_: Any) -> Any:
+        self.allowed.append(allowed_energy_transfer)
+        return call_result.NotifyAllowedEnergyTransfer(status="Accepted")
 
     @on("AFRRSignal")
     async def on_afrr_signal(self, signal: int, **_: Any) -> Any:
@@ -267,3 +361,106 @@ async def test_an_afrr_signal_needs_a_signal_curve_this_csms_bounded(
     assert [p["power"] for p in curve["v2xSignalWattCurve"]] == [0, 6_000]  # charge only, 6 kW
     await csms.stations.operator_call(STATION, "AFRRSignal", signal)
     assert station.signals == [50]
+
+
+T0 = "2026-11-25T10:00:00.000Z"
+
+
+async def plug_in(station: Station21, transaction_id: str, v2x: dict[str, Any], **der: Any) -> None:
+    """Boot, start a transaction on EVSE 1 and state the EV's needs (``v2x``, ``der``)."""
+    await station.call(
+        call.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+    )
+    await station.call(
+        call.TransactionEvent(
+            event_type="Started",
+            seq_no=0,
+            timestamp=T0,
+            trigger_reason="CablePluggedIn",
+            transaction_info={"transaction_id": transaction_id},
+            evse={"id": 1, "connector_id": 1},
+        )
+    )
+    await state_needs(station, v2x, **der)
+
+
+async def state_needs(station: Station21, v2x: dict[str, Any], **der: Any) -> None:
+    needs: dict[str, Any] = {
+        "requested_energy_transfer": "AC_BPT",
+        "available_energy_transfer": ["AC_BPT", "AC_three_phase"],
+        "v2x_charging_parameters": v2x,
+    }
+    if der:
+        needs["der_charging_parameters"] = der
+    await station.call(call.NotifyEVChargingNeeds(evse_id=1, charging_needs=needs, timestamp=T0))
+
+
+async def test_an_ev_that_declared_no_discharge_is_allowed_no_discharge_mode(
+    csms: CsmsApp, station: Station21
+) -> None:
+    await plug_in(station, "tx-5", {"max_charge_power": 3_000, "max_discharge_power": 0})
+    answer = await csms.stations.notify_allowed_energy_transfer(
+        STATION, "tx-5", ["AC_BPT", "AC_three_phase"]
+    )
+    assert answer == {"status": "Accepted"}
+    assert station.allowed == [["AC_three_phase"]]
+    with pytest.raises(ValueError, match="the EV declared maxDischargePower 0"):
+        await csms.stations.operator_call(
+            STATION,
+            "NotifyAllowedEnergyTransfer",
+            {"transactionId": "tx-5", "allowedEnergyTransfer": ["AC_BPT", "DC_BPT"]},
+        )
+    assert station.allowed == [["AC_three_phase"]]  # nothing sent
+    # the same EV now offers 5 kW of discharge: a bidirectional mode may be allowed
+    await state_needs(station, {"max_charge_power": 3_000, "max_discharge_power": 5_000})
+    await csms.stations.notify_allowed_energy_transfer(STATION, "tx-5", ["AC_BPT"])
+    assert station.allowed[-1] == ["AC_BPT"]
+
+
+async def test_a_pulled_dynamic_schedule_is_bounded_by_the_limits_of_the_moment(
+    csms: CsmsApp, station: Station21
+) -> None:
+    await plug_in(
+        station,
+        "tx-6",
+        {"max_charge_power": 4_000, "max_discharge_power": 0},
+        max_charge_reactive_power=1_500,
+    )
+    unknown = await station.call(call.PullDynamicScheduleUpdate(charging_profile_id=5))
+    assert unknown.status == "Rejected"
+    assert unknown.status_info["reason_code"] == "UnknownProfile"
+    assert unknown.schedule_update is None
+
+    await csms.stations.operator_call(STATION, "SetChargingProfile", dynamic_profile(5))
+    pulled = await station.call(call.PullDynamicScheduleUpdate(charging_profile_id=5))
+    assert pulled.status == "Accepted"
+    assert pulled.schedule_update == {"limit": 3_000}  # the profile's own first period
+    sent = await csms.stations.operator_call(
+        STATION,
+        "UpdateDynamicSchedule",
+        {
+            "chargingProfileId": 5,
+            "scheduleUpdate": {"limit": 9_000, "setpoint": -2_000, "setpointReactive": -900},
+        },
+    )
+    # the EV: 4 kW charge, no discharge, 1.5 kvar absorbed and nothing injected declared
+    assert sent.request["scheduleUpdate"] == {"limit": 4_000, "setpoint": 0, "setpointReactive": 0}
+    sent = await csms.stations.operator_call(
+        STATION,
+        "UpdateDynamicSchedule",
+        {"chargingProfileId": 5, "scheduleUpdate": {"setpointReactive": 2_000}},
+    )
+    assert sent.request["scheduleUpdate"] == {"setpointReactive": 1_500}
+    pulled = await station.call(call.PullDynamicScheduleUpdate(charging_profile_id=5))
+    assert pulled.schedule_update == {"limit": 4_000, "setpoint": 0, "setpoint_reactive": 1_500}
+
+    # the operator lowers the cap, the EV declares less: a pull gets the bounds of the moment
+    await csms.store.set_station_caps(STATION, max_charge_w=2_000)
+    await state_needs(
+        station,
+        {"max_charge_power": 4_000, "max_discharge_power": 0},
+        max_charge_reactive_power=500,
+    )
+    pulled = await station.call(call.PullDynamicScheduleUpdate(charging_profile_id=5))
+    assert pulled.status == "Accepted"
+    assert pulled.schedule_update == {"limit": 2_000, "setpoint": 0, "setpoint_reactive": 500}

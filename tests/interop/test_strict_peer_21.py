@@ -88,6 +88,8 @@ def messages_21(transaction_id: str) -> dict[str, dict[str, Any]]:
             "gridEventFault": "OverFrequency",
         },
         "NotifyDERStartStop": {"controlId": "der-1", "started": True, "timestamp": now()},
+        # a profile this CSMS did not send: answered Rejected (UnknownProfile), schema-valid
+        "PullDynamicScheduleUpdate": {"chargingProfileId": 987},
         "NotifyPriorityCharging": {"transactionId": transaction_id, "activated": False},
         "NotifySettlement": {
             "transactionId": transaction_id,

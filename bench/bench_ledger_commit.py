@@ -17,6 +17,13 @@ stop; the higher of the two).
 ``ledger_ceiling_fraction = ledger_commit_tps / ledger_ceiling``. Latency is from a
 settlement's submission to its receipt (the block's commit).
 
+The rate is timed in CPU seconds, so a busy machine does not lower the ceiling; the commit
+rate is on the wall clock, so what else the machine runs lowers the fraction. Hence also
+``ledger_ceiling_fraction_cpu``: the CPU the signature checks need per settlement
+(``validators / ed25519_verify_per_s``) over the CPU the benchmark's processes spent per
+settlement (validators and load generator): the fraction the same code reaches on a machine
+that runs nothing else, when the validators are bound by their CPU (Linux only).
+
 ``--before COMMIT`` first runs the same benchmark from that commit's tree (``git archive``,
 its own validators and load generator) and prints its figures as ``before_*``, so that a
 change is measured against the code before it in one run.
@@ -291,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         per_tx = sum(spent) / count
         lines["validators_cpu_us_per_tx"] = f"{per_tx * 1e6:.0f}"
         lines["signature_share_of_cpu"] = f"{args.validators / rate / per_tx:.3f}"
+        whole = per_tx + own_cpu / count
+        lines["ledger_ceiling_fraction_cpu"] = f"{args.validators / rate / whole:.3f}"
     lines["loadgen_cpu_us_per_tx"] = f"{own_cpu / count * 1e6:.0f}"
     for name, value in lines.items():
         print(f"{name}={value}")

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.errors import CommitError
-from ledger.keys import SigningKey, verify
+from ledger.keys import SigningKey
 from ledger.signing import sign_vote, vote_sign_bytes
 from ledger.types import Commit, CommitSig, ValidatorSet, Vote, VoteKind
+from ledger.verified import verify_once
 
 
 def commit_vote(commit: Commit, sig: CommitSig, chain_id: str) -> Vote:
@@ -40,7 +41,7 @@ def verify_commit(commit: Commit, validator_set: ValidatorSet, chain_id: str) ->
             raise CommitError(commit.height, f"two signatures by validator {sig.validator}")
         seen.add(sig.validator)
         vote = commit_vote(commit, sig, chain_id)
-        if not verify(validator.public_key, vote_sign_bytes(vote), sig.signature):
+        if not verify_once(validator.public_key, vote_sign_bytes(vote), sig.signature):
             raise CommitError(commit.height, f"bad precommit signature by {sig.validator}")
     power = validator_set.power_of(seen)
     if not validator_set.is_quorum(power):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 from ledger.canonical import DOMAIN_VOTE, signing_bytes
-from ledger.keys import SigningKey, key_id_of, sign, verify
+from ledger.keys import SigningKey, key_id_of, sign
 from ledger.types import Vote
+from ledger.verified import verify_once
 
 
 def vote_payload(vote: Vote) -> dict[str, object]:
@@ -37,4 +38,4 @@ def sign_vote(vote: Vote, key: SigningKey) -> Vote:
 
 def verify_vote(vote: Vote, public_key: bytes) -> bool:
     """True iff the vote's signature is valid under ``public_key``."""
-    return verify(public_key, vote_sign_bytes(vote), vote.signature)
+    return verify_once(public_key, vote_sign_bytes(vote), vote.signature)

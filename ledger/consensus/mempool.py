@@ -1,10 +1,9 @@
-"""Pending transactions waiting for a block, oldest first, deduplicated by hash."""
+"""Pending transactions waiting for a block, oldest first, deduplicated by their bytes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ledger.codec import tx_hash
 from ledger.types import Tx
 
 
@@ -12,6 +11,8 @@ class Mempool:
     """A bounded FIFO of transactions; the node validates them before adding."""
 
     def __init__(self, max_size: int = 100_000) -> None:
+        # by the bytes themselves (Python keeps a bytes object's hash): a SHA-256 of each
+        # transaction on every add, look-up and removal cost more than the rest of the pool
         self._txs: dict[bytes, Tx] = {}
         self._max = max_size
 
@@ -19,11 +20,11 @@ class Mempool:
         return len(self._txs)
 
     def __contains__(self, tx: Tx) -> bool:
-        return tx_hash(tx) in self._txs
+        return tx.data in self._txs
 
     def add(self, tx: Tx) -> bool:
         """Keep ``tx``; False if it is already pending or the pool is full."""
-        key = tx_hash(tx)
+        key = tx.data
         if key in self._txs or len(self._txs) >= self._max:
             return False
         self._txs[key] = tx
@@ -40,4 +41,4 @@ class Mempool:
 
     def remove(self, txs: Iterable[Tx]) -> None:
         for tx in txs:
-            self._txs.pop(tx_hash(tx), None)
+            self._txs.pop(tx.data, None)

@@ -133,11 +133,14 @@ class ValidatorNode:
         store: BlockStore,
         *,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        checked: CheckedTxs | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.mempool = Mempool()
-        self.checked = CheckedTxs()  # each transaction decoded and verified once
+        # each transaction decoded and verified once (``checked``: once per process, shared
+        # by validators that run in one)
+        self.checked = CheckedTxs() if checked is None else checked
         self._clock_ms = clock_ms
         self._signer = Ed25519Signer(config.key)
         self.address = self._signer.address
@@ -170,6 +173,7 @@ class ValidatorNode:
             start=self._start_next,
         )
         self._block_stored = asyncio.Event()  # set (and replaced) when a block is stored
+        self._storing: asyncio.Future[None] | None = None  # a block's write under way
         self._own: list[Proposal | Vote] = []
         self._outgoing = TxBatcher(lambda txs: self._broadcast(TxBatch(txs)))
         self._fetching = FetchPolicy(patience_s=2 * config.gossip_interval_ms / 1000)
@@ -297,6 +301,11 @@ class ValidatorNode:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._storing is not None:  # a block being written when the stop came: finish it
+            with contextlib.suppress(Exception):
+                await self._storing
+            self._storing = None
+            self._sync_app()
         await self._peers.close()
         self._waiters.cancel_all()
 
@@ -423,9 +432,17 @@ class ValidatorNode:
     async def _store(
         self, block: Block, commit: Commit, after: State, last_commit: Commit | None
     ) -> None:
-        """Append ``block`` (binding ``last_commit`` to the block below) and make it the top."""
+        """Append ``block`` (binding ``last_commit`` to the block below) and make it the top.
+
+        Shielded: a stop while the store writes waits for it (``stop``), so the node's height
+        never lags a block its store already holds."""
         settlements = settlement_index(block, self.checked)
-        await self._stored.append(block, commit, after, last_commit, settlements=settlements)
+        storing = asyncio.ensure_future(
+            self._stored.append(block, commit, after, last_commit, settlements=settlements)
+        )
+        self._storing = storing
+        await asyncio.shield(storing)
+        self._storing = None
         self._sync_app()
         self._block_stored.set()  # wakes the receipt waits
         self._block_stored = asyncio.Event()

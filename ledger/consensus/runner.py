@@ -14,6 +14,7 @@ import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger.checked import CheckedTxs
 from ledger.consensus.errors import MetricsPortError
 from ledger.consensus.metrics_port import MetricsPort, render_node_metrics
 from ledger.consensus.node import NodeConfig, ValidatorNode
@@ -40,9 +41,14 @@ def validator_urls(data_dir: Path) -> list[str]:
 
 
 async def open_validator(
-    home: Path, *, tuning: Tuning | None = None, port: int | None = None
+    home: Path,
+    *,
+    tuning: Tuning | None = None,
+    port: int | None = None,
+    checked: CheckedTxs | None = None,
 ) -> tuple[ValidatorNode, SqliteBlockStore]:
-    """Build (not start) the validator of ``home`` on its SQLite store."""
+    """Build (not start) the validator of ``home`` on its SQLite store (``checked``: the
+    transactions already checked in this process, when several validators share it)."""
     tuning = tuning or Tuning()
     config = load_home(home)
     genesis = load_home_genesis(config)
@@ -62,6 +68,7 @@ async def open_validator(
             max_idle_interval_ms=tuning.max_idle_interval_ms,
         ),
         store,
+        checked=checked,
     )
     return node, store
 
@@ -125,12 +132,16 @@ class EmbeddedSet:
 
 
 async def start_embedded(data_dir: Path, *, tuning: Tuning | None = None) -> EmbeddedSet:
-    """Start every validator of ``data_dir`` in this process on system-chosen loopback ports."""
+    """Start every validator of ``data_dir`` in this process on system-chosen loopback ports.
+
+    They share one record of checked transactions: a transaction's signature and schema
+    depend only on its bytes, so the process checks each once, not once per validator."""
     nodes: list[ValidatorNode] = []
     stores: list[SqliteBlockStore] = []
+    checked = CheckedTxs()
     try:
         for home in validator_homes(data_dir):
-            node, store = await open_validator(home, tuning=tuning, port=0)
+            node, store = await open_validator(home, tuning=tuning, port=0, checked=checked)
             stores.append(store)
             await node.start()
             nodes.append(node)

@@ -12,9 +12,10 @@ from typing import Protocol
 
 from ledger.canonical import signing_bytes
 from ledger.consensus.messages import Proposal
-from ledger.keys import SigningKey, key_id_of, sign, verify
+from ledger.keys import SigningKey, key_id_of, sign
 from ledger.signing import verify_vote, vote_sign_bytes
 from ledger.types import Validator, Vote
+from ledger.verified import verify_once
 
 DOMAIN_PROPOSAL = "v2g/proposal/v1"
 
@@ -78,6 +79,6 @@ class Ed25519Verifier:
         return vote.validator == validator.address and verify_vote(vote, validator.public_key)
 
     def verify_proposal(self, proposal: Proposal, validator: Validator) -> bool:
-        return proposal.proposer == validator.address and verify(
+        return proposal.proposer == validator.address and verify_once(
             validator.public_key, proposal_sign_bytes(proposal), proposal.signature
         )

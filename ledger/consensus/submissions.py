@@ -67,7 +67,10 @@ async def find_committed(
 
 
 class Waiters:
-    """Futures of submitted transactions by hash; settlements also by settlement id."""
+    """Futures of submitted transactions by their bytes; settlements also by settlement id.
+
+    Keyed by the bytes, not their SHA-256: each block's every transaction is looked up here,
+    and the hash is taken only for a receipt that someone waits for."""
 
     def __init__(self) -> None:
         self._futures: dict[bytes, list[asyncio.Future[Receipt]]] = {}
@@ -75,7 +78,7 @@ class Waiters:
 
     def wait_for(self, tx: Tx, record: Mapping[str, Any]) -> asyncio.Future[Receipt]:
         """A future answered when a block commits ``tx`` (or settles its id otherwise)."""
-        key = tx_hash(tx)
+        key = tx.data
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._futures.setdefault(key, []).append(fut)
         if record.get("type") in (SETTLEMENT, CREDIT):
@@ -88,9 +91,11 @@ class Waiters:
         bid = block_id(block.header)
         height = block.header.height
         for index, tx in enumerate(block.txs):
-            key = tx_hash(tx)
+            key = tx.data
             self._settlements.pop(key, None)
-            _settle(self._futures.pop(key, []), Receipt(height, index, bid, key))
+            futures = self._futures.pop(key, None)
+            if futures:
+                _settle(futures, Receipt(height, index, bid, tx_hash(tx)))
         if not self._settlements:
             return []
         settled: dict[str, int] | None = None
@@ -108,7 +113,7 @@ class Waiters:
             superseded.append(tx)
             outcome: Receipt | SubmitRejected
             if same_record(block.txs[at], tx):
-                outcome = Receipt(height, at, bid, key)
+                outcome = Receipt(height, at, bid, tx_hash(tx))
             else:
                 outcome = SubmitRejected(
                     f"DuplicateSettlementError: settlement_id {settlement_id} already settled "
@@ -120,7 +125,7 @@ class Waiters:
     def reject(self, txs: Iterable[Tx], reason: str) -> None:
         """Fail the waiters of ``txs`` (dropped: they no longer apply to the ledger)."""
         for tx in txs:
-            key = tx_hash(tx)
+            key = tx.data
             self._settlements.pop(key, None)
             _settle(self._futures.pop(key, []), SubmitRejected(reason))
 

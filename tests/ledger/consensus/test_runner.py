@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+import ledger.validation
 from ledger.chain import verify_store
+from ledger.codec import tx_record
 from ledger.consensus.client import submit_tx
 from ledger.consensus.runner import Tuning, start_embedded, validator_urls
 from ledger.consensus.state import TimeoutConfig
@@ -22,6 +24,7 @@ from ledger.home import init_data_dir, load_home, validator_homes
 from ledger.keys import read_key_file
 from ledger.sqlite_store import SqliteBlockStore
 from ledger.tx import sign_tx
+from ledger.verified import VERIFIED
 from tests.ledger.builders import T0, settlement_body
 
 CHAIN = "runner-chain"
@@ -65,6 +68,39 @@ async def test_embedded_set_commits_and_resumes(tmp_path: Path) -> None:
             assert "e-1" in report.state.settlements
         finally:
             await store.close()
+
+
+async def test_an_embedded_set_checks_each_signature_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validators in one process share what they checked: a transaction's signature is
+    verified once in the process (not once per validator), and a vote or proposal one
+    validator verified is not verified again by the others."""
+    init(tmp_path)
+    csms = read_key_file(tmp_path / "keys" / "csms.key")
+    tx = sign_tx(settlement_body("once-1"), csms, CHAIN)
+    tx_checks = [0]
+    real = ledger.validation.verify
+
+    def counting(key: bytes, message: bytes, sig: bytes) -> bool:
+        if bytes.fromhex(tx_record(tx)["sig"]) == sig:
+            tx_checks[0] += 1
+        return real(key, message, sig)
+
+    monkeypatch.setattr(ledger.validation, "verify", counting)
+    before = (VERIFIED.checks, VERIFIED.hits)
+    embedded = await start_embedded(tmp_path, tuning=FAST)
+    try:
+        receipt = await submit_tx(embedded.urls, tx, key=csms)
+        async with asyncio.timeout(20):
+            while not all(n.height >= receipt.height for n in embedded.nodes):
+                await asyncio.sleep(0.02)
+    finally:
+        await embedded.stop()
+    assert tx_checks[0] == 1
+    checks, hits = VERIFIED.checks - before[0], VERIFIED.hits - before[1]
+    # each validator's vote is checked once and found by the three others
+    assert checks > 0 and hits >= 2 * checks
 
 
 RUN = """

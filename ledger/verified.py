@@ -14,17 +14,21 @@ with the decoded record.
 
 from __future__ import annotations
 
+import threading
+
 from ledger.keys import verify
 
 VERIFIED_LIMIT = 8192  # ~4 validators x ~10 signatures per height, for many heights
 
 
 class VerifiedSignatures:
-    """A bounded set of (public key, message, signature) triples that verified."""
+    """A bounded set of (public key, message, signature) triples that verified. Safe to
+    share between threads (a full chain verification may run in one)."""
 
     def __init__(self, limit: int = VERIFIED_LIMIT) -> None:
         self._seen: dict[tuple[bytes, bytes, bytes], None] = {}
         self._limit = limit
+        self._lock = threading.Lock()
         self.checks = 0  # Ed25519 checks run
         self.hits = 0  # checks answered from memory
 
@@ -34,15 +38,17 @@ class VerifiedSignatures:
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         """``ledger.keys.verify``, run at most once per successful triple."""
         entry = (public_key, message, signature)
-        if entry in self._seen:
-            self.hits += 1
-            return True
-        self.checks += 1
+        with self._lock:
+            if entry in self._seen:
+                self.hits += 1
+                return True
+            self.checks += 1
         if not verify(public_key, message, signature):
             return False
-        if len(self._seen) >= self._limit:
-            del self._seen[next(iter(self._seen))]
-        self._seen[entry] = None
+        with self._lock:
+            while len(self._seen) >= self._limit:
+                del self._seen[next(iter(self._seen))]
+            self._seen[entry] = None
         return True
 
 

@@ -354,11 +354,14 @@ def _alive(raw: Any) -> bool:
     only when it goes away (a FATAL message, then the end of the connection)."""
     if raw.closed:
         return False
+    # poll, not select: a CSMS holding thousands of stations has descriptors past select's 1024
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([raw.fileno()], [], [], 0)
+        poller.register(raw.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        ready = poller.poll(0)
     except (OSError, ValueError):
         return False
-    return not readable
+    return not ready
 
 
 class LostConnection(CsmsError):

@@ -204,3 +204,27 @@ async def test_every_pooled_connection_is_opened_again(postgres: PostgresServer,
         assert engine.reconnects == links
     finally:
         await store.close()
+
+
+def test_a_connection_past_descriptor_1024_is_judged_alive_then_dead(url: str) -> None:
+    """A CSMS holding thousands of stations opens its database connections on descriptors past
+    1024: they are still judged alive while the server keeps them, dead once it drops them."""
+    from csms.store.engine import _alive
+
+    held = [open(__file__, "rb") for _ in range(1100)]  # noqa: SIM115 - closed below
+    try:
+        raw = psycopg.connect(url, autocommit=True)
+        try:
+            assert raw.fileno() > 1024
+            assert _alive(raw)
+            with psycopg.connect(url, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", (raw.info.backend_pid,))
+            deadline = time.monotonic() + 5
+            while _alive(raw) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(raw)
+        finally:
+            raw.close()
+    finally:
+        for file in held:
+            file.close()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 Clock = Callable[[], datetime]
 
@@ -26,3 +27,19 @@ def parse_timestamp(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no timezone")
     return moment
+
+
+def median_skew(rows: Sequence[Any]) -> float | None:
+    """Seconds the station's clock runs ahead (negative: behind) over (timestamp, received_at)
+    pairs: the median; None without a readable pair."""
+    gaps = []
+    for timestamp, received_at in rows:
+        try:
+            gap = parse_timestamp(timestamp) - parse_timestamp(received_at)
+        except (TypeError, ValueError):
+            continue
+        gaps.append(gap.total_seconds())
+    if not gaps:
+        return None
+    gaps.sort()
+    return gaps[len(gaps) // 2]

@@ -44,7 +44,7 @@ from csms.store.group import GroupCommit
 from csms.store.migrations import BACKFILLS, MIGRATIONS, REGISTRY_TRIGGERS, TALLY_TRIGGERS
 from csms.store.progress import load_progress
 from csms.tariffs import Tariff
-from csms.timeutil import format_timestamp, parse_timestamp
+from csms.timeutil import format_timestamp, median_skew, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -723,17 +723,7 @@ class CsmsStore:
             " AND offline = 0 ORDER BY received_at DESC LIMIT ?",
             (station_id, recent),
         )
-        gaps = []
-        for row in rows:
-            try:
-                gap = parse_timestamp(row["timestamp"]) - parse_timestamp(row["received_at"])
-            except (TypeError, ValueError):
-                continue
-            gaps.append(gap.total_seconds())
-        if not gaps:
-            return None
-        gaps.sort()
-        return gaps[len(gaps) // 2]
+        return median_skew([(row["timestamp"], row["received_at"]) for row in rows])
 
     async def _insert_settlement(
         self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str

@@ -20,7 +20,7 @@ from csms.evse_limits import EvseFact
 from csms.model import StationCaps, StationRecord
 from csms.store.sqlite import CsmsStore
 from csms.store.tallies import Tallies
-from csms.timeutil import parse_timestamp
+from csms.timeutil import median_skew
 
 MAX_OPEN_LISTED = 20  # open transactions offered per station, oldest first
 SKEW_EVENTS = 20  # the latest live transaction events a station's clock skew is the median of
@@ -33,22 +33,6 @@ class OpenTransaction:
     transaction_id: str
     evse_id: int | None
     started_at: str | None
-
-
-def median_skew(rows: Sequence[Any]) -> float | None:
-    """Seconds the station's clock runs ahead (negative: behind) over (timestamp, received_at)
-    pairs: the median; None without a readable pair."""
-    gaps = []
-    for timestamp, received_at in rows:
-        try:
-            gap = parse_timestamp(timestamp) - parse_timestamp(received_at)
-        except (TypeError, ValueError):
-            continue
-        gaps.append(gap.total_seconds())
-    if not gaps:
-        return None
-    gaps.sort()
-    return gaps[len(gaps) // 2]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import click
 
 from csms import gc_pacing
 from csms.config import check_security, load_config, process_name_problem
-from csms.credentials import load_credential_key, password_mac
+from csms.credentials import is_pending, load_credential_key, password_mac
 from csms.errors import ConfigError, CsmsError
 from csms.evse_limits import parse_power_key
 from csms.model import DISCHARGE_MODES, NEGATIVE_LIMIT_201, StationRecord, TokenRecord
@@ -500,12 +500,13 @@ def stations_list(data_dir: Path) -> None:
             "yes" if s.meter_key else "no",
             s.tolerance,
             str(s.security_profile or "csms"),
+            "pending" if is_pending(s.password_hash) else "hashed",
             utc_text(s.last_seen_at, missing="never"),
         )
         + ((leases[s.station_id].process if s.station_id in leases else "-",) if shared else ())
         for s in stations
     ]
-    header: tuple[str, ...] = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE")
+    header: tuple[str, ...] = ("STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "PASSWORD")
     header += ("LAST SEEN (UTC)",) + (("PROCESS",) if shared else ())
     click.echo(render_table(header, rows), nl=False)
 

@@ -77,6 +77,9 @@ class CsmsConfig:
     charge_w: int = 11_000
     discharge_w: int = 7_000
     reserve_soc_pct: int = 30  # never ask an EV at or below this SoC to discharge
+    # imported stations' passwords hashed (scrypt) per second at most, in the background after
+    # their first handshake (csms.pending_hash)
+    pending_hash_per_s: float = 2.0
 
     # where the store lives: empty for DATA_DIR/csms.sqlite, or a postgresql:// URL (several
     # CSMS processes may share one PostgreSQL database; keys stay in each DATA_DIR)
@@ -130,10 +133,12 @@ _POSITIVE = {
     "station_lease_seconds",
     "max_remote_calls",
     "outbox_lease_seconds",
+    "pending_hash_per_s",
 }
 
 
 _DURATIONS = {"ledger_max_idle_interval"}
+MAX_PENDING_HASH_PER_S = 100
 
 
 def process_name_problem(name: str) -> str | None:
@@ -208,6 +213,11 @@ def load_config(path: Path | str | None) -> CsmsConfig:
             or key == "clock_tolerance_seconds"
         ) and value < 0:
             raise ConfigError(f"{path}: key {key!r}: expected zero or more, got {value!r}")
+        if key == "pending_hash_per_s" and value > MAX_PENDING_HASH_PER_S:
+            raise ConfigError(
+                f"{path}: key 'pending_hash_per_s': expected at most {MAX_PENDING_HASH_PER_S}"
+                f" (a hash takes ~50-90 ms of a core), got {value!r}"
+            )
         if key == "max_frame_bytes" and value < 1024:
             raise ConfigError(f"{path}: key 'max_frame_bytes': expected at least 1024")
         if key == "security_profile" and value not in (1, 2, 3):

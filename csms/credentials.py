@@ -12,6 +12,14 @@
   at a time: a flood of guesses for one id waits in its own line, not in front of other stations.
 - An unknown id is checked against a dummy hash, and a wrong password for a known one costs a
   scrypt too, so timing does not tell which ids exist.
+- An imported station may have no scrypt hash yet (``v2g stations import`` without
+  ``--hash-now``): its record holds a *pending* marker, ``pending$<random salt>$<key id>``, and
+  the MAC of the password under it. A password matching that MAC connects (one HMAC) and is
+  handed to ``csms.pending_hash`` to be hashed in the background; a wrong one costs a scrypt
+  against the dummy hash, as for an unknown id. ``key id`` names the credential key the
+  marker was made under (an HMAC of a fixed text, which tells nothing of the key), so a record
+  that this process cannot check (key file lost or not shared) is refused with one log line
+  saying so rather than taken for a wrong password.
 - The pool's backlog is bounded: past ``max_queued`` checks waiting, ``busy()`` says so and the
   server answers 503 with ``Retry-After`` (``retry_after()``: how long the backlog takes) at
   once, instead of holding a handshake until it times out (a storm of stations with nothing
@@ -38,9 +46,13 @@ log = logging.getLogger(__name__)
 
 CREDENTIAL_KEY = Path("keys") / "credentials.key"
 _DOMAIN = "v2g-station-password/1"
+_KEY_ID = b"v2g-credential-key-id/1"
+PENDING = "pending$"
 
 # Stores a verified password's MAC: (station id, the hash it matched, MAC).
 Remember = Callable[[str, str, str], Awaitable[None]]
+# Takes a pending record's verified password to hash: (station id, its marker, password).
+HashLater = Callable[[str, str, str], None]
 
 
 def load_credential_key(data_dir: Path) -> bytes:
@@ -61,6 +73,20 @@ def password_mac(key: bytes, station_id: str, password_hash: str, password: str)
     return hmac.new(key, message, "sha256").hexdigest()
 
 
+def key_id(key: bytes) -> str:
+    """A short name of a credential key (hex), kept in pending markers."""
+    return hmac.new(key, _KEY_ID, "sha256").hexdigest()[:16]
+
+
+def pending_marker(key: bytes) -> str:
+    """What an imported station's record holds instead of a hash until one is made."""
+    return f"{PENDING}{os.urandom(16).hex()}${key_id(key)}"
+
+
+def is_pending(password_hash: str) -> bool:
+    return password_hash.startswith(PENDING)
+
+
 class CredentialChecker:
     def __init__(
         self,
@@ -69,15 +95,19 @@ class CredentialChecker:
         *,
         workers: int = 2,
         max_queued: int = 256,
+        hash_later: HashLater | None = None,
     ) -> None:
         self._key = key if key is not None else os.urandom(32)
+        self._key_id = key_id(self._key)
         self._remember = remember
+        self._hash_later = hash_later
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
         self._lines: dict[str, asyncio.Lock] = {}
         self._writing: set[asyncio.Task[None]] = set()  # verified passwords being stored
         self._dummy_hash = hash_password(os.urandom(16).hex())  # unknown ids are checked on it
         self.hashes = 0  # scrypt verifications run (for tests and metrics)
         self.cache_hits = 0  # passwords matched by their remembered MAC
+        self.unverifiable = 0  # pending records refused: made under another credential key
         self.checks = 0  # checks asked for, hashed or not
         self.max_queued = max_queued
         self.queued = 0  # hashes waiting for or running in the pool
@@ -107,8 +137,13 @@ class CredentialChecker:
         self.checks += 1
         if self.is_remembered(station, password):
             self.cache_hits += 1
+            if station is not None and is_pending(station.password_hash) and self._hash_later:
+                self._hash_later(station_id, station.password_hash, password)
             return True
         stored = station.password_hash if station is not None else None
+        if stored is not None and is_pending(stored):
+            self._unverifiable(station_id, stored, station)
+            stored = None  # no hash to check: a wrong password costs the dummy's scrypt
         line = self._lines.setdefault(station_id, asyncio.Lock())
         try:
             async with line:
@@ -134,6 +169,25 @@ class CredentialChecker:
             self._writing.add(task)
             task.add_done_callback(self._writing.discard)
         return True
+
+    def _unverifiable(self, station_id: str, marker: str, station: StationRecord | None) -> None:
+        """Log a pending record this process cannot check the password of (a security event)."""
+        made_under = marker.rsplit("$", 1)[-1]
+        if station is not None and station.password_mac and made_under == self._key_id:
+            return  # checkable: the password is just wrong
+        self.unverifiable += 1
+        log.warning(
+            "security: auth_unverifiable path=ocpp station=%s why=%s: the station's password was"
+            " imported without a hash (v2g stations import) and the credential key"
+            " (DATA_DIR/%s, key id %s) does not match the one it was imported under (%s);"
+            " restore that key file or give the station its password again (v2g stations set"
+            " --password)",
+            station_id,
+            "no password MAC" if station is None or not station.password_mac else "key differs",
+            CREDENTIAL_KEY,
+            self._key_id,
+            made_under,
+        )
 
     async def _remembered(self, station_id: str, stored: str, mac: str) -> None:
         assert self._remember is not None

@@ -8,7 +8,8 @@ this process changed the station registry (``CsmsStore.registry_version``); only
 read the stations' ids and password hashes and compare them with what it saw last. A station
 that is gone, or whose password hash changed, has its connection closed (1008) when connected,
 so it must authenticate again with what is registered now (its remembered password went with
-the old hash, ``csms.credentials``).
+the old hash, ``csms.credentials``). An imported station's pending marker replaced by the hash
+of the same password (``csms.pending_hash``, told through ``rehashed``) is no change.
 """
 
 from __future__ import annotations
@@ -25,15 +26,23 @@ log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008
 
 
-def registry_changes(before: dict[str, str], now: dict[str, str]) -> dict[str, str]:
-    """Station id -> why its past authentication no longer holds (removed, password changed)."""
+def registry_changes(
+    before: dict[str, str],
+    now: dict[str, str],
+    same: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, str]:
+    """Station id -> why its past authentication no longer holds (removed, password changed).
+    ``same``: station id -> two stored values of one password (a pending marker, its hash)."""
     changed: dict[str, str] = {}
+    same = same or {}
     for station_id, hashed in before.items():
         current = now.get(station_id)
         if current is None:
             changed[station_id] = "registration removed"
         elif current != hashed:
-            changed[station_id] = "password changed"
+            pair = same.get(station_id)
+            if pair is None or {hashed, current} != set(pair):
+                changed[station_id] = "password changed"
     return changed
 
 
@@ -51,6 +60,8 @@ class RegistryWatch:
         self._seen: dict[str, str] = {}
         self._marks: tuple[Any, int] = (None, -1)
         self.revoked = 0  # connections closed because their registration changed
+        # station id -> (pending marker, the hash this process stored in its place)
+        self._rehashed: dict[str, tuple[str, str]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     async def _marks_now(self) -> tuple[int, int]:
@@ -59,6 +70,12 @@ class RegistryWatch:
     async def _hashes(self) -> dict[str, str]:
         rows = await self._store.fetchall("SELECT station_id, password_hash FROM stations")
         return {str(r[0]): str(r[1]) for r in rows}
+
+    def rehashed(self, station_id: str, marker: str, hashed: str) -> None:
+        """An imported station's marker was replaced by its password's hash: not a change."""
+        self._rehashed[station_id] = (marker, hashed)
+        if self._seen.get(station_id) == marker:
+            self._seen[station_id] = hashed
 
     async def start(self) -> None:
         """The first look: what is registered when the CSMS starts."""
@@ -72,8 +89,11 @@ class RegistryWatch:
             return
         self._marks = marks
         now = await self._hashes()
-        changed = registry_changes(self._seen, now)
+        changed = registry_changes(self._seen, now, self._rehashed)
         self._seen = now
+        for station_id, pair in list(self._rehashed.items()):
+            if now.get(station_id) not in pair:
+                del self._rehashed[station_id]
         for station_id, why in changed.items():
             connection = self._connections.get(station_id)
             if connection is None:

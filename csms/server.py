@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import gc
 import logging
+import os
 import weakref
 from collections import Counter
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from csms.ocpp.rpc import Dispatcher, Handler
 from csms.ocpp.schemas import SchemaSet
 from csms.ocpp.tolerance import RequestSchemas
 from csms.ocpp.versions import SUPPORTED, OcppVersion, parse_offer, select_version
+from csms.pending_hash import PendingHasher
 from csms.registry_watch import RegistryWatch
 from csms.station_import import MAX_STATION_ID
 from csms.throttle import AuthThrottle
@@ -135,14 +137,24 @@ class CsmsServer:
         self.gc_pacer = gc_pacing.GcPacer()  # collections must not stall 10,000 stations
         self._pacing: asyncio.Task[None] | None = None
         self._froze = False  # whether the pacing ever froze objects
+        self.registry_watch = RegistryWatch(services.store, self.connections)
         # verified passwords remembered under the data directory's key (None: this process's)
-        self.credentials = CredentialChecker(credential_key, services.store.remember_password)
+        key = credential_key if credential_key is not None else os.urandom(32)
+        # imported stations' passwords, hashed in the background after their first handshake
+        self.pending_hashes = PendingHasher(
+            key,
+            services.store.replace_pending_hash,
+            per_s=services.config.pending_hash_per_s,
+            stored=self.registry_watch.rehashed,
+        )
+        self.credentials = CredentialChecker(
+            key, services.store.remember_password, hash_later=self.pending_hashes.submit
+        )
         self.loop_lag = LoopLagMonitor()
         self.throttle = AuthThrottle()
         # failed handshakes per registered station since start (unknown ids are not kept:
         # a spray of made-up ids costs no memory); shown on the stations page
         self.auth_failures: Counter[str] = Counter()
-        self.registry_watch = RegistryWatch(services.store, self.connections)
         # with processes sharing a PostgreSQL database: leases and calls between them
         self.cluster: Cluster | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -201,6 +213,7 @@ class CsmsServer:
         if self.cluster is not None:
             await self.cluster.stop()
         await self.loop_lag.stop()
+        await self.pending_hashes.close()
         await self.credentials.drain()
         self.credentials.close()
 

@@ -43,16 +43,18 @@ def test_stations_list_is_aligned_whatever_the_lengths(tmp_path: Path) -> None:
 
     asyncio.run(boot())
     rows = assert_aligned(invoke(stations_group, "list", *data))
-    assert rows[0] == ["STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "LAST SEEN (UTC)"]
+    header = ["STATION", "MODEL", "METER KEY", "TOLERANCE", "PROFILE", "PASSWORD"]
+    assert rows[0] == [*header, "LAST SEEN (UTC)"]
     assert rows[2] == [
         "CS1",
         "Very Long Vendor Name GmbH Wallbox Pro Bidirectional 22",
         "no",
         "tolerant",
         "2",
+        "hashed",
         "2026-11-25 16:30:00",
     ]
-    assert rows[1] == [LONG_ID, "-", "no", "strict", "csms", "never"]
+    assert rows[1] == [LONG_ID, "-", "no", "strict", "csms", "hashed", "never"]
 
 
 def test_tokens_list_shows_expiry_in_utc(tmp_path: Path) -> None:

@@ -289,6 +289,18 @@ class CsmsStore:
             (mac, station_id, password_hash),
         )
 
+    async def replace_pending_hash(
+        self, station_id: str, marker: str, password_hash: str, password_mac: str
+    ) -> bool:
+        """Store an imported password's hash and MAC in place of its pending marker, unless
+        the record holds something else by now (a new password wins); whether it was stored."""
+        rowcount = await self.execute_write(
+            "UPDATE stations SET password_hash = ?, password_mac = ?"
+            " WHERE station_id = ? AND password_hash = ?",
+            (password_hash, password_mac, station_id, marker),
+        )
+        return rowcount > 0
+
     async def set_meter_key(self, station_id: str, meter_key: str) -> None:
         """Replace a station's registered meter public key (PEM)."""
         await self.execute_write(

@@ -231,6 +231,7 @@ async def list_stations(
             session_count=v.session_count,
             auth_failures=v.auth_failures,
             auth_held_s=v.auth_held_s,
+            password_pending=v.password_pending,
             process=v.process,
         )
         for v in views

@@ -134,6 +134,11 @@ class StationOut(BaseModel):
     session_count: int = 0
     auth_failures: int = Field(0, description="failed or refused handshakes since the CSMS started")
     auth_held_s: int = Field(0, description="seconds its id is still refused after failures")
+    password_pending: bool = Field(
+        False,
+        description="imported without a scrypt hash yet: the CSMS makes it after the station's"
+        " first connection (until then only the credential key checks its password)",
+    )
     process: str | None = Field(
         None,
         description="the CSMS process holding its connection, when processes share a"

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from csms.corrections import CorrectionError, build_credit
+from csms.credentials import is_pending
 from csms.dispatch_limits import discharge_summary
 from csms.errors import OcppCallError, RegistryError, StationCallError, StationNotConnected
 from csms.evidence import MeterKeyError, key_fingerprint, parse_public_key
@@ -77,6 +78,7 @@ class StationView:
     auth_failures: int = 0  # failed or refused handshakes since the CSMS started
     auth_held_s: int = 0  # seconds its id is still refused from addresses that failed
     process: str | None = None  # the CSMS process holding its connection (PostgreSQL only)
+    password_pending: bool = False  # imported, no scrypt hash made yet (csms.pending_hash)
 
 
 def meter_key_summary(meter_key: str | None) -> tuple[str | None, str | None]:
@@ -292,6 +294,7 @@ class ReviewService:
                     open_transactions=known.open_transactions,
                     auth_failures=failures,
                     auth_held_s=held,
+                    password_pending=is_pending(station.password_hash),
                     process=leases[station.station_id].process
                     if station.station_id in leases
                     else None,

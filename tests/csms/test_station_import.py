@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from csms.app import start_csms
 from csms.config import CsmsConfig
-from csms.credentials import CREDENTIAL_KEY
+from csms.credentials import CREDENTIAL_KEY, is_pending, load_credential_key, password_mac
 from csms.evidence import parse_public_key
 from csms.passwords import verify_password
 from csms.station_import import StationImportError, parse_station_csv
@@ -40,6 +40,17 @@ def registry(data: Path) -> dict[str, tuple[str, str | None, str, int | None]]:
     return asyncio.run(read())
 
 
+def macs(data: Path) -> dict[str, str | None]:
+    async def read() -> dict[str, str | None]:
+        store = await CsmsStore.open_data_dir(data)
+        try:
+            return {s.station_id: s.password_mac for s in await store.list_stations()}
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
 def test_import_registers_every_row_with_keys_tolerance_and_profile(tmp_path: Path) -> None:
     key_file = tmp_path / "keys" / "m2.pem"
     key_file.parent.mkdir()
@@ -52,7 +63,8 @@ def test_import_registers_every_row_with_keys_tolerance_and_profile(tmp_path: Pa
         f'CS-3,"third, with comma","{inline}",strict,default\n'
     )
     data = tmp_path / "data"
-    done = v2g("stations", "import", str(tmp_path / "fleet.csv"), "--data-dir", str(data))
+    fleet = str(tmp_path / "fleet.csv")
+    done = v2g("stations", "import", fleet, "--data-dir", str(data), "--hash-now")
     assert done.returncode == 0, done.stderr
     assert "3 stations imported" in done.stdout and "hashed 3/3" in done.stderr
     stations = registry(data)
@@ -166,7 +178,10 @@ def test_export_round_trips_through_import_once_passwords_are_filled_in(tmp_path
     assert out.read_text() == exported.stdout
     one, two = registry(first), registry(second)
     assert {k: v[1:] for k, v in one.items()} == {k: v[1:] for k, v in two.items()}
-    assert verify_password("new-pass-a", two["CS-A"][0])
+    assert is_pending(two["CS-A"][0])  # hashed by the CSMS after its first connection
+    assert macs(second)["CS-A"] == password_mac(
+        load_credential_key(second), "CS-A", two["CS-A"][0], "new-pass-a"
+    )
 
 
 def test_imported_and_added_stations_connect_the_first_time_without_a_scrypt(

@@ -1,7 +1,10 @@
 """Benchmark: a connection storm against ``v2g csms``, ours beside the reference CSMS.
 
-Ours: N stations, each with its own password, registered with ``v2g stations import`` at the
-production scrypt cost (timed: ``storm_import_s``), then ``v2g csms`` (its own process, the
+Ours: N stations, each with its own password, registered with ``v2g stations import``
+(timed: ``import_seconds``, ``import_rows_per_s``; it stores each password's MAC and leaves the
+scrypt hash to the CSMS, after the station's first handshake), beside ``--hash-now``'s rate
+(scrypt at the production cost during the import) on a sample of 200 rows in the same run
+(``import_hash_now_rows_per_s``), then ``v2g csms`` (its own process, the
 embedded ledger idle) takes N stations connecting at ``--rate`` per second, open loop
 (``bench.loadgen heartbeat --rate``: station i starts at i/rate s; its connect latency counts
 from then, so a CSMS that falls behind shows it). A station refused with 429/503 and
@@ -13,12 +16,15 @@ retries, heartbeat p50/p99, and, from the CSMS's ``/metrics``, the event-loop st
 since start; and the CPU seconds each server process spent during its storm
 (``storm_server_cpu_s``, ``storm_reference_server_cpu_s``: from ``/proc``, Linux only), a
 figure less at the mercy of a busy machine than the latencies; and the kernel's listen-queue
-overflows meanwhile (``storm_listen_overflows``: system-wide, so other processes' count too).
+overflows meanwhile (``storm_listen_overflows``: system-wide, so other processes' count too);
+and the scrypt hashes the CSMS ran during the storm (``/metrics``): for handshakes
+(``storm_handshake_scrypts``, 0 when every station matched its MAC) and for imported passwords
+in the background (``storm_background_hashes``, at most ``pending_hash_per_s`` a second).
 
 The import stores each password's verification MAC (``csms.credentials``), so a station's
 handshake costs an HMAC, also in a CSMS that has just started: the storm after a restart.
-``--remembered no`` clears those MACs before the CSMS starts (a registry from before they
-existed, or a deleted credential key): then every first handshake costs one scrypt (~35-60 ms
+``--remembered no`` imports with ``--hash-now`` and clears those MACs before the CSMS starts (a
+registry from before they existed): then every first handshake costs one scrypt (~35-60 ms
 of a worker thread at the production cost), on 2 cores at most ~50 a second, and the storm is
 bounded by hashing. ``--hash-cost cheap`` registers at scrypt N=16 instead (as ``bench.serve``).
 
@@ -90,7 +96,9 @@ def wait_for_port(port: int, timeout: float = 120) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
-def import_stations(data_dir: Path, stations: int, hash_cost: str, seed: str) -> float:
+def import_stations(
+    data_dir: Path, stations: int, hash_cost: str, seed: str, *, hash_now: bool = False
+) -> float:
     """Register the stations; the seconds ``v2g stations import`` took (production cost)."""
     rows = [(station_id(i), station_password(station_id(i), seed)) for i in range(stations)]
     if hash_cost == "cheap":
@@ -117,8 +125,30 @@ def import_stations(data_dir: Path, stations: int, hash_cost: str, seed: str) ->
     csv_file = data_dir.parent / "stations.csv"
     csv_file.write_text("station_id,password\n" + "".join(f"{s},{p}\n" for s, p in rows))
     began = time.monotonic()
-    v2g("stations", "import", str(csv_file), "--data-dir", str(data_dir))
+    v2g("stations", "import", str(csv_file), "--data-dir", str(data_dir),
+        *(["--hash-now"] if hash_now else []))  # fmt: skip
     return time.monotonic() - began
+
+
+HASH_NOW_SAMPLE = 200
+
+
+def hash_now_seconds(tmp: Path, rows: int) -> float:
+    """Seconds ``v2g stations import --hash-now`` takes for ``rows`` rows (a fresh data dir)."""
+    data_dir = tmp / "hash-now" / "data"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return import_stations(data_dir, rows, "production", "hash-now", hash_now=True)
+
+
+def password_hashes(port: int) -> dict[str, int]:
+    """``v2g_password_hashes_total`` by ``why`` (handshake, imported) from ``/metrics``."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    token = base64.b64encode(f"{AUDITOR[0]}:{AUDITOR[1]}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        text = answer.read().decode()
+    found = re.findall(r'v2g_password_hashes_total\{why="(\w+)"\} (\d+)', text)
+    return {why: int(n) for why, n in found}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -198,7 +228,8 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, str, float | Non
     if args.registry and data_dir.exists() and any(data_dir.iterdir()):
         raise SystemExit(f"{data_dir}: not empty and not an earlier bench_storm registry")
     seed = "storm-" + os.urandom(4).hex()
-    import_s = import_stations(data_dir, args.stations, args.hash_cost, seed)
+    hash_now = args.remembered == "no"  # pending hashes need their MACs
+    import_s = import_stations(data_dir, args.stations, args.hash_cost, seed, hash_now=hash_now)
     v2g("operators", "add", AUDITOR[0], "--password", AUDITOR[1], "--role", "auditor",
         "--data-dir", str(data_dir))  # fmt: skip
     marker.write_text(f"{seed} {expected}")
@@ -222,8 +253,12 @@ def measure_ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         wait_for_port(http_port)
         time.sleep(1.0)
         before, cpu, dropped = lag(http_port), cpu_seconds(csms.pid), listen_overflows()
+        hashes = password_hashes(http_port)
         result = loadgen(port, args, seed)
         after, result["server_cpu_s"] = lag(http_port), cpu_seconds(csms.pid) - cpu
+        hashes_after = password_hashes(http_port)
+        for why in ("handshake", "imported"):
+            result[f"hashes_{why}"] = hashes_after.get(why, 0) - hashes.get(why, 0)
         result["listen_overflows"] = listen_overflows() - dropped
     finally:
         csms.terminate()
@@ -304,7 +339,19 @@ def main() -> None:
             emit(f"{prefix}_listen_overflows", int(result["listen_overflows"]))
             if kind == "ours":
                 if result["import_s"] is not None:
-                    emit("storm_import_s", float(result["import_s"]))
+                    emit("import_rows", args.stations)
+                    emit("import_seconds", float(result["import_s"]))
+                    rate = args.stations / float(result["import_s"])
+                    emit("import_rows_per_s", rate)
+                    if args.hash_cost == "production":
+                        sample = min(HASH_NOW_SAMPLE, args.stations)
+                        took = hash_now_seconds(Path(tmp), sample)
+                        emit("import_hash_now_rows", sample)
+                        emit("import_hash_now_seconds", took)
+                        emit("import_hash_now_rows_per_s", sample / took)
+                        emit("import_speedup", rate / (sample / took))
+                emit("storm_handshake_scrypts", int(result["hashes_handshake"]))
+                emit("storm_background_hashes", int(result["hashes_imported"]))
                 emit("storm_stalls_over_100ms", int(result["stalls_over_100ms"]))
                 emit("storm_max_stall_ms", float(result["max_stall_ms"]))
 

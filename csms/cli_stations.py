@@ -146,7 +146,7 @@ def stations_import(csv_file: Path, data_dir: Path, hash_now: bool, workers: int
 )
 @DATA_DIR
 def stations_export(output: Path | None, data_dir: Path) -> None:
-    """Write the registry as import CSV, passwords left empty (only their hashes are kept)."""
+    """Write the registry as import CSV, passwords left empty (only hashes and MACs are kept)."""
 
     async def fetch(store: CsmsStore) -> list[ExportRow]:
         return [

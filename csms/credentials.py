@@ -176,17 +176,22 @@ class CredentialChecker:
         if station is not None and station.password_mac and made_under == self._key_id:
             return  # checkable: the password is just wrong
         self.unverifiable += 1
+        if station is None or not station.password_mac:
+            why, problem = "no_mac", "no MAC of it is stored to check it by"
+        else:
+            why = "key_differs"
+            problem = (
+                f"the credential key (DATA_DIR/{CREDENTIAL_KEY}, key id {self._key_id}) does not"
+                f" match the one it was imported under (key id {made_under})"
+            )
         log.warning(
             "security: auth_unverifiable path=ocpp station=%s why=%s: the station's password was"
-            " imported without a hash (v2g stations import) and the credential key"
-            " (DATA_DIR/%s, key id %s) does not match the one it was imported under (%s);"
-            " restore that key file or give the station its password again (v2g stations set"
-            " --password)",
+            " imported without a hash (v2g stations import) and %s; restore that key file or"
+            " give the station its password again (v2g stations set %s --password)",
             station_id,
-            "no password MAC" if station is None or not station.password_mac else "key differs",
-            CREDENTIAL_KEY,
-            self._key_id,
-            made_under,
+            why,
+            problem,
+            station_id,
         )
 
     async def _remembered(self, station_id: str, stored: str, mac: str) -> None:

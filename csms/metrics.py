@@ -59,6 +59,10 @@ class MetricsSnapshot:
     validator_links: Sequence[ValidatorLinks] = field(default=())
     cluster: Cluster | None = None  # with processes sharing a PostgreSQL database
     pruned: Mapping[str, int] = field(default_factory=dict)  # kind -> rows past keep_<kind>
+    # scrypt hashes run: "handshake" (a password not matched by its MAC, or an unknown id),
+    # "imported" (an imported password hashed in the background, csms.pending_hash)
+    password_hashes: Mapping[str, int] = field(default_factory=dict)
+    imported_waiting: int = 0  # imported passwords waiting for their background hash
 
 
 def _label(value: str) -> str:
@@ -150,6 +154,19 @@ def render_metrics(s: MetricsSnapshot) -> str:
     if s.loop_lag is not None:
         lines.extend(render_lag(s.loop_lag))
     lines.extend(render_throttle(s.throttles))
+    family(
+        "v2g_password_hashes_total",
+        "counter",
+        "Station password scrypt hashes run: at handshakes, or for imported passwords.",
+    )
+    for why, n in sorted(s.password_hashes.items()):
+        lines.append(f'v2g_password_hashes_total{{why="{_label(why)}"}} {n}')
+    family(
+        "v2g_imported_passwords_waiting",
+        "gauge",
+        "Imported passwords verified by their MAC and waiting for their background hash.",
+    )
+    lines.append(f"v2g_imported_passwords_waiting {s.imported_waiting}")
     lines.extend(render_ledger_links(s.ledger_links))
     lines.extend(render_validator_links(s.validator_links))
     lines.extend(render_cluster(s.cluster))

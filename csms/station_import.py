@@ -5,7 +5,7 @@ path, relative to the CSV file, or the key inline as PEM or ``oca:base16:asn1:<h
 ``tolerance`` (``strict``/``tolerant``) and ``security_profile`` (``1``/``2``/``3``; empty or
 ``default``: the CSMS's own). The whole file is checked before anything is stored, and the
 first bad row stops the import, named by its line. An export has the same columns with the
-password left empty (only hashes are stored).
+password left empty (only hashes and MACs are stored).
 
 Pure: reads the meter key files it names, nothing else; hashing and storing are the caller's.
 """

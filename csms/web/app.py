@@ -114,4 +114,11 @@ async def collect_metrics(review: ReviewService, auth: Auth | None = None) -> Me
         ledger_links=deps.ledger_links() if deps.ledger_links is not None else {},
         validator_links=deps.validator_links() if deps.validator_links is not None else (),
         cluster=server.cluster if server is not None else None,
+        password_hashes={
+            "handshake": server.credentials.hashes,
+            "imported": server.pending_hashes.hashed,
+        }
+        if server is not None
+        else {},
+        imported_waiting=server.pending_hashes.waiting if server is not None else 0,
     )

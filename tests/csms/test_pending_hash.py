@@ -115,6 +115,12 @@ def test_import_stores_pending_markers_and_macs_without_a_scrypt(
     exported = CliRunner().invoke(stations_group, ["export", "--data-dir", str(data)])
     assert exported.exit_code == 0 and "pending" not in exported.output
     assert exported.output.splitlines()[1] == f"{station(0)},,,strict,"
+    again = CliRunner().invoke(
+        stations_group, ["import", str(tmp_path / "fleet-40.csv"), "--data-dir", str(data)]
+    )  # on either engine the ids already registered are found before anything is written
+    assert again.exit_code == 1 and "line 2: station 'CS-IMP-00000' is already registered" in (
+        again.output
+    )
 
 
 def test_hash_now_hashes_every_password_at_import(tmp_path: Path, scrypts: list[int]) -> None:
@@ -229,7 +235,8 @@ def test_a_pending_station_under_another_credential_key_is_refused_with_one_log_
     lines = [r.getMessage() for r in caplog.records if "auth_unverifiable" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0]
     assert lines[0].startswith(f"security: auth_unverifiable path=ocpp station={station(0)}")
-    assert "imported without a hash" in lines[0] and "does not match" in lines[0]
+    assert "why=key_differs" in lines[0] and "imported without a hash" in lines[0]
+    assert "does not match" in lines[0]
 
 
 @pytest.fixture
@@ -318,6 +325,10 @@ def test_the_stations_page_and_api_show_a_pending_hash(tmp_path: Path) -> None:
                 by_id = {r["station_id"]: r for r in rows}
                 assert by_id[station(0)]["password_pending"] is True
                 assert by_id["CS-HASHED"]["password_pending"] is False
+                metrics = (await http.get("/metrics", auth=("olivia", "operator-pw"))).text
+                assert 'v2g_password_hashes_total{why="handshake"} 0' in metrics
+                assert 'v2g_password_hashes_total{why="imported"} 0' in metrics
+                assert "v2g_imported_passwords_waiting 0" in metrics
                 await http.post("/login", data={"name": "olivia", "password": "operator-pw"})
                 page = (await http.get("/stations")).text
             pending = re.search(rf'<tr id="station-{station(0)}">.*?</tr>', page, re.S)

@@ -272,6 +272,7 @@ async def _start_settlement(
         claimer=f"{config.process_name}:{secrets.token_hex(4)}" if config.process_name else None,
     )
     services.settlement_written = app.outbox.wake
+    app.store.handoff = app.outbox.handoff()  # a session's settlement submitted as written
     app.dispatcher = Dispatcher(
         app.server,
         setup.tariff,

@@ -90,14 +90,20 @@ class CsmsServices:
         stations; a strict one's event is refused).
 
         The running cost is kept with the event, priced with ``tariff``. A new Ended event
-        may have written a settlement in the same database transaction: wake the outbox."""
+        may have written a settlement in the same database transaction: wake the outbox, unless
+        the store handed that settlement to the outbox as it was written."""
         write = await self.store.store_transaction_event(
             record,
             self.now_text(),
             tariff=self.tariff,
             limit=self.sample_limit(tolerant=tolerant),
         )
-        if write.is_new and record.event_type == "Ended" and self.settlement_written is not None:
+        if (
+            write.is_new
+            and record.event_type == "Ended"
+            and self.settlement_written is not None
+            and self.store.handoff is None  # else handed to the outbox as written
+        ):
             self.settlement_written()
         return write
 

@@ -9,6 +9,14 @@ Several CSMS processes may share one database: each worker claims the entries it
 (``CsmsStore.claim_due``) for a lease of ``lease`` seconds, renewed while it runs, so an entry
 is submitted by one process at a time; when a process dies, its claims run out and another
 process takes the entries over.
+
+A settlement written by a session's close in this process skips the outbox's pass: its entry
+is written already claimed by this worker (``handoff``, ``CsmsStore.handoff``), and once the
+closing transaction is durable the store hands the signed settlement over in memory, to be
+submitted at once, neither claimed nor read back. The entry stays in the outbox until the
+commit is recorded: should the process die first, its claim runs out and a worker (another
+process, or this one restarted) submits it again, which the ledger answers with the existing
+receipt.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from csms.model import SettlementRecord
-from csms.store.sqlite import CsmsStore
+from csms.store.sqlite import CsmsStore, Handoff
 from csms.timeutil import Clock, format_timestamp
 
 log = logging.getLogger(__name__)
@@ -92,11 +100,23 @@ class OutboxWorker:
         self._in_flight: set[str] = set()  # settlement ids being delivered by ``run``
         self._tasks: set[asyncio.Task[Any]] = set()
         self._filling: asyncio.Task[None] | None = None
+        self._stopped = False  # ``run`` has ended: nothing new is started
         self.committed = 0
 
     def wake(self) -> None:
         """Ask for an immediate pass (a new settlement was written)."""
         self._wake.set()
+
+    def handoff(self) -> Handoff:
+        """What the store needs to hand this worker the settlements it writes (see above)."""
+        return Handoff(self.claimer, self.lease, self.deliver)
+
+    def deliver(self, record: SettlementRecord) -> None:
+        """Submit a pending settlement this process wrote, claimed for this worker, at once."""
+        if self._stopped or record.settlement_id in self._in_flight:
+            return  # stopped: the entry stays claimed until its lease runs out, then is retried
+        self._in_flight.add(record.settlement_id)
+        self._spawn(self._deliver_held(record), record.settlement_id)
 
     async def run(self) -> None:
         """Run until cancelled; failures of one pass are logged and the loop goes on.
@@ -120,6 +140,7 @@ class OutboxWorker:
                     pass
                 self._wake.clear()
         finally:
+            self._stopped = True
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -163,6 +184,14 @@ class OutboxWorker:
                 return  # a delivery that finished after the due list was read already did it
             receipt = await self._commit(record)
         if receipt is not None and not receipt.document:  # not given with the commit
+            await self._fetch_receipt(record.settlement_id)
+
+    async def _deliver_held(self, record: SettlementRecord) -> None:
+        """``_deliver`` of a settlement handed over as written (pending, held by this worker
+        since it was written): nothing to read back."""
+        async with self._limit:
+            receipt = await self._commit(record)
+        if receipt is not None and not receipt.document:
             await self._fetch_receipt(record.settlement_id)
 
     async def _fetch_receipt(self, settlement_id: str) -> bool:

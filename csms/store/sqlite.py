@@ -9,8 +9,8 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,19 @@ SessionCloser = Callable[
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """Who delivers the settlements that sessions' closes write here: each outbox entry is
+    written already claimed by ``claimer`` for ``lease_s`` seconds, and once the closing
+    transaction is durable the settlement is handed to ``deliver`` (the outbox worker of this
+    process) in memory. The row stays the durable record: should the process die before the
+    commit reaches the ledger, the claim runs out and a worker takes the entry over."""
+
+    claimer: str
+    lease_s: float
+    deliver: Callable[[SettlementRecord], None]
+
+
 def _check_station_id(station_id: str) -> None:
     problem = station_id_problem(station_id)
     if problem is not None:
@@ -103,6 +116,7 @@ class CsmsStore:
         self.dialect = engine.dialect
         self.integrity_errors = engine.integrity_errors
         self.session_closer: SessionCloser | None = None
+        self.handoff: Handoff | None = None  # see Handoff (None: the outbox polls for entries)
         self.clock_tolerance_s = 300.0  # see audit_reason
         self.registry_version = 0  # stations added, removed or given a new password here
         # One writer connection shared by every coroutine: units of work must not interleave.
@@ -635,11 +649,17 @@ class CsmsStore:
         received_at: str,
         write: Callable[[SyncConnection], EventWrite],
     ) -> EventWrite:
+        claimed: SettlementRecord | None = None
+        handoff = self.handoff
         async with self.transaction():
             conn = self._engine.conn()
             result: EventWrite = await self._in_writer_thread(partial(write, conn))
             if result.is_new:
-                await self._close_session(event.station_id, event.transaction_id, received_at)
+                claimed = await self._close_session(
+                    event.station_id, event.transaction_id, received_at, handoff
+                )
+        if claimed is not None and handoff is not None:
+            handoff.deliver(claimed)  # committed above: durable before it is submitted
         return result
 
     async def transaction_progress(
@@ -674,18 +694,27 @@ class CsmsStore:
             token = await self.get_token(session.id_token, session.id_token_type)
         return session, self.session_closer(session, samples, station, token)
 
-    async def _close_session(self, station_id: str, transaction_id: str, at: str) -> None:
+    async def _close_session(
+        self, station_id: str, transaction_id: str, at: str, handoff: Handoff | None = None
+    ) -> SettlementRecord | None:
+        """Settle (or flag) the ended session; the pending settlement when its outbox entry
+        was written claimed for ``handoff``, else None."""
         if await self.settlement_for_session(station_id, transaction_id) is not None:
-            return
+            return None
         session, outcome = await self._judge_session(station_id, transaction_id)
         doubt = await self.audit_reason(session, at)
         if doubt is not None and outcome.status == "pending":
             outcome = SettlementOutcome(
                 outcome.settlement_id, "flagged", doubt, outcome.ev, None, None
             )
-        await self._insert_settlement(station_id, transaction_id, outcome, at)
+        claim = None
+        if handoff is not None and outcome.status == "pending":
+            until = parse_timestamp(at) + timedelta(seconds=handoff.lease_s)
+            claim = (handoff.claimer, format_timestamp(until))
+        record = await self._insert_settlement(station_id, transaction_id, outcome, at, claim)
         if outcome.status == "flagged":
             log.info("%s:%s settlement flagged: %s", station_id, transaction_id, outcome.reason)
+        return record if claim is not None else None
 
     async def audit_reason(self, session: SessionRecord, received_at: str) -> str | None:
         """Why an auditor would distrust a session's times, or None.
@@ -738,36 +767,68 @@ class CsmsStore:
         return median_skew([(row["timestamp"], row["received_at"]) for row in rows])
 
     async def _insert_settlement(
-        self, station_id: str, transaction_id: str, outcome: SettlementOutcome, at: str
-    ) -> None:
+        self,
+        station_id: str,
+        transaction_id: str,
+        outcome: SettlementOutcome,
+        at: str,
+        claim: tuple[str, str] | None = None,
+    ) -> SettlementRecord:
+        """Write the settlement (and, when pending, its outbox entry: claimed by ``claim``'s
+        claimer until its time when given); return the row as written."""
         body = outcome.body
+        record = SettlementRecord(
+            settlement_id=outcome.settlement_id,
+            station_id=station_id,
+            transaction_id=transaction_id,
+            kind=body["type"] if body else "settlement",
+            status=outcome.status,
+            reason=outcome.reason,
+            corrects=body.get("corrects") if body else None,
+            ev=outcome.ev,
+            import_wh=body["energy"]["import_wh"] if body else None,
+            export_wh=body["energy"]["export_wh"] if body else None,
+            amount=body["amount"] if body else None,
+            currency=body["tariff"]["currency"] if body else None,
+            body=json.dumps(body, sort_keys=True, separators=(",", ":")) if body else None,
+            tx=outcome.tx,
+            created_at=at,
+            committed_at=None,
+            block_height=None,
+            block_hash=None,
+            tx_index=None,
+            receipt=None,
+        )
         await self._engine.execute(
             "INSERT INTO settlements (settlement_id, station_id, transaction_id, kind, status,"
             " reason, corrects, ev, import_wh, export_wh, amount, currency, body, tx, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                outcome.settlement_id,
-                station_id,
-                transaction_id,
-                body["type"] if body else "settlement",
-                outcome.status,
-                outcome.reason,
-                body.get("corrects") if body else None,
-                outcome.ev,
-                body["energy"]["import_wh"] if body else None,
-                body["energy"]["export_wh"] if body else None,
-                body["amount"] if body else None,
-                body["tariff"]["currency"] if body else None,
-                json.dumps(body, sort_keys=True, separators=(",", ":")) if body else None,
-                outcome.tx,
-                at,
+                record.settlement_id,
+                record.station_id,
+                record.transaction_id,
+                record.kind,
+                record.status,
+                record.reason,
+                record.corrects,
+                record.ev,
+                record.import_wh,
+                record.export_wh,
+                record.amount,
+                record.currency,
+                record.body,
+                record.tx,
+                record.created_at,
             ),
         )
         if outcome.status == "pending":
+            claimer, until = claim if claim is not None else (None, None)
             await self._engine.execute(
-                "INSERT INTO outbox (settlement_id, next_attempt_at) VALUES (?, ?)",
-                (outcome.settlement_id, at),
+                "INSERT INTO outbox (settlement_id, next_attempt_at, claimed_by, claimed_until)"
+                " VALUES (?, ?, ?, ?)",
+                (outcome.settlement_id, at, claimer, until),
             )
+        return record
 
     # -- settlements and their outbox -------------------------------------------------------
 

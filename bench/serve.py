@@ -68,7 +68,9 @@ async def serve_ours(args: argparse.Namespace, stop: asyncio.Event) -> None:
         from ledger.consensus.runner import Tuning
 
         tuning = Tuning(block_interval_ms=args.block_interval_ms)
-    app = await start_csms(data_dir, config, ledger=args.ledger, tuning=tuning)
+    app = await start_csms(
+        data_dir, config, ledger=args.ledger, tuning=tuning, compile_schemas=True
+    )  # as ``v2g csms`` starts
     meter_key = Path(args.meter_key).read_text() if args.meter_key else None
     hashed = cheap_password_hash(PASSWORD)
     async with app.store.transaction() as db:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -157,11 +158,14 @@ async def start_csms(
     ledger: LedgerMode = "off",
     tuning: Tuning | None = None,
     serve_web: bool = False,
+    compile_schemas: bool = False,
 ) -> CsmsApp:
     """Open the data directory, start the ledger link and the server; return the running app.
 
     ``serve_web`` also serves the review dashboard, API and /metrics on
-    ``config.http_host:http_port``.
+    ``config.http_host:http_port``. ``compile_schemas`` compiles every OCPP schema the server
+    uses (in a thread, beside the rest of the start-up) before it listens, so that no
+    station's first message of a kind holds the event loop while stations are served.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -178,9 +182,15 @@ async def start_csms(
             call_timeout=config.call_timeout,
         )
     app = CsmsApp(data_dir, store, server, StationService(server))
+    compiling = None
+    if compile_schemas:
+        compiling = threading.Thread(target=server.compile_schemas, name="schemas", daemon=True)
+        compiling.start()
     try:
         if ledger != "off":
             await _start_settlement(app, services, ledger, tuning)
+        if compiling is not None:
+            await asyncio.to_thread(compiling.join)
         await server.start()
         if serve_web:
             app.web = await start_web(

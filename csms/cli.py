@@ -260,7 +260,11 @@ def csms_command(
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         app = await start_csms(
-            data_dir, config, serve_web=True, ledger="external" if config.genesis else "embedded"
+            data_dir,
+            config,
+            serve_web=True,
+            ledger="external" if config.genesis else "embedded",
+            compile_schemas=True,
         )
         gc_pacing.freeze_start_up_heap()  # no collection walks it again (csms.gc_pacing)
         scheme = "ws" if config.security_profile == 1 else "wss"

@@ -14,17 +14,22 @@ looks at. Two things made those walks long with thousands of connections:
 
 So, while at least ``minimum`` stations are connected, the server collects what was made
 since the last tick and freezes the survivors (``gc.freeze``: out of the collector's sight)
-every ``TICK_S``; each collection then walks only the objects of one tick. ``v2g csms``
-also freezes its start-up heap (modules, schemas: 85,000 objects), which no collection
-needs to walk again. Frozen objects are still freed by their reference counts, and a
-station's messages leave no cycles behind them (measured: none in 250 heartbeats), but a
-closed connection does (about 60 objects in cycles inside ``websockets`` and asyncio), and
-those are not collected while frozen. So closed connections are counted, and once they
-exceed ``garbage_share`` of the live ones (and ``minimum``), at most once per
-``min_interval`` seconds, everything is given back and collected once (a FULL: the one long
-pause, about 0.1 s per 1,000 connections, paid for garbage: after a mass disconnect, or
-after a quarter of the fleet has reconnected one by one). Below ``minimum / 2`` live
-connections the ticks stop freezing and normal collections take over.
+every ``TICK_S``; each collection then walks only the objects of one tick. During a
+handshake ramp (500 a second) a tick of 0.25 s made 40-100 ms collections; at 0.1 s one
+walks the objects of 50 handshakes. ``v2g csms`` also freezes its start-up heap (modules,
+schemas: 85,000 objects), which no collection needs to walk again.
+
+Frozen objects are still freed by their reference counts, but cycles among them are
+collected only by a FULL collection (everything given back and collected once: a walk of
+the whole heap, about 0.1 s per 1,000 connections). A station's messages leave no cycles
+behind them (measured: none in 250 heartbeats), and neither does a closed connection
+(``csms.ws_connection`` breaks the two it used to leave, about 80 objects a connection).
+So the FULL is only a safety net for cycles left elsewhere: once the connections closed
+since the last one exceed ``garbage_share`` times the live ones (and ``minimum``), at most
+once per ``min_interval`` seconds. After a mass disconnect it runs once few are left (the
+heap is then small: a cheap walk); a fleet that stays connected pays it after reconnecting
+``garbage_share`` times over. Below ``minimum / 2`` live connections the ticks stop
+freezing and normal collections take over.
 
 ``GcPacer`` is the decision (pure: counts and a clock in, an action out); ``apply`` does it.
 """
@@ -35,7 +40,7 @@ import gc
 from dataclasses import dataclass, field
 from enum import Enum
 
-TICK_S = 0.25  # how often the objects made since the last tick are collected and frozen
+TICK_S = 0.1  # how often the objects made since the last tick are collected and frozen
 
 
 class GcAction(Enum):
@@ -48,7 +53,7 @@ class GcPacer:
     """``decide(live, now)`` once a tick; ``closed()`` whenever a connection ends."""
 
     minimum: int = 200
-    garbage_share: float = 0.25  # closed connections per live one that call for a FULL
+    garbage_share: float = 25.0  # closed connections per live one that call for a FULL
     min_interval: float = 60.0  # seconds between FULLs (a mass disconnect pays one)
     active: bool = field(default=False, init=False)  # freezing each tick
     closed_since_full: int = field(default=0, init=False)

@@ -51,6 +51,7 @@ from csms.registry_watch import RegistryWatch
 from csms.station_import import MAX_STATION_ID
 from csms.throttle import AuthThrottle
 from csms.tls import check_client_certificate, server_ssl_context
+from csms.ws_connection import StationWebsocket
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ class CsmsServer:
             config.port,
             process_request=self._check_handshake,
             select_subprotocol=self._select_subprotocol,
+            create_connection=StationWebsocket,  # freed by reference counting once closed
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_timeout,
             close_timeout=config.close_timeout,

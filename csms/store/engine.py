@@ -20,7 +20,7 @@ import select
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -40,6 +40,29 @@ log = logging.getLogger(__name__)
 # Set inside the store's own units of work (``Engine.writing``): reads there go to the writer
 # connection, so they see the unit's rows not yet committed.
 _WRITING: ContextVar[bool] = ContextVar("store_writing", default=False)
+
+
+# Set while a store coroutine is driven to its end on the writer's own thread, inside a unit of
+# work (``run_inline``): its ``run`` and ``read`` call the connection directly, with no hop.
+_INLINE: ContextVar[bool] = ContextVar("store_inline", default=False)
+
+
+def run_inline(coro: Coroutine[Any, Any, T]) -> T:
+    """Drive ``coro`` (store methods whose every wait is a ``run`` or ``read``) to its end on
+    this thread, the writer's, within a unit of work: each statement runs at once on the
+    writer connection instead of a hop from the event loop and back per statement. A wait on
+    anything else (a lock, a timer) has no loop to wait on here: the unit fails."""
+    token = _INLINE.set(True)
+    try:
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            value: T = done.value
+            return value
+        coro.close()
+        raise RuntimeError("a unit of work run inline waited on the event loop")
+    finally:
+        _INLINE.reset(token)
 
 
 def is_postgresql_url(database: str) -> bool:
@@ -75,6 +98,8 @@ class Engine:
         """Run a read ``fn(conn)`` on a connection that may not be the writer's (PostgreSQL:
         a pooled read connection, seeing what is committed), except inside ``writing``."""
         conn = self.conn()
+        if _INLINE.get():
+            return fn(conn)
         return await self.run(lambda: fn(conn))
 
     @staticmethod
@@ -135,6 +160,8 @@ class SqliteEngine(Engine):
         return self._db._conn
 
     async def run(self, fn: Callable[[], T]) -> T:
+        if _INLINE.get():
+            return fn()
         result: T = await self._db._execute(fn)
         return result
 
@@ -513,9 +540,13 @@ class PostgresEngine(Engine):
         )
 
     async def run(self, fn: Callable[[], T]) -> T:
+        if _INLINE.get():
+            return fn()
         return await self._on(self._writer, lambda _conn: fn())
 
     async def read(self, fn: Callable[[SyncConnection], T]) -> T:
+        if _INLINE.get():
+            return fn(self.conn())
         if self._readers_max == 0 or _WRITING.get():
             return await self._on(self._writer, fn)
         if self._idle.empty() and len(self._readers) < self._readers_max:

@@ -38,6 +38,7 @@ from csms.store.engine import (
     SqliteEngine,
     SyncConnection,
     is_postgresql_url,
+    run_inline,
 )
 from csms.store.events import INSERT_SAMPLE, EventWrite, sample_rows, write_event
 from csms.store.group import GroupCommit
@@ -649,15 +650,21 @@ class CsmsStore:
         received_at: str,
         write: Callable[[SyncConnection], EventWrite],
     ) -> EventWrite:
-        claimed: SettlementRecord | None = None
         handoff = self.handoff
-        async with self.transaction():
-            conn = self._engine.conn()
-            result: EventWrite = await self._in_writer_thread(partial(write, conn))
-            if result.is_new:
-                claimed = await self._close_session(
-                    event.station_id, event.transaction_id, received_at, handoff
-                )
+
+        def unit(conn: SyncConnection) -> tuple[EventWrite, SettlementRecord | None]:
+            # the event, the session's reads, its judging and signing, the settlement: all on
+            # the writer's thread in one go, one hop (not one per statement, each holding the
+            # write lock across a turn of the event loop)
+            result = write(conn)
+            if not result.is_new:
+                return result, None
+            closing = self._close_session(
+                event.station_id, event.transaction_id, received_at, handoff
+            )
+            return result, run_inline(closing)
+
+        result, claimed = await self.group.submit(unit)
         if claimed is not None and handoff is not None:
             handoff.deliver(claimed)  # committed above: durable before it is submitted
         return result

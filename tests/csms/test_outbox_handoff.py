@@ -12,6 +12,7 @@ import pytest
 
 from csms.model import SettlementRecord
 from csms.outbox import OutboxWorker
+from csms.store import group
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp
 from tests.csms.test_outbox_claims import LATER, CountingLedger
@@ -104,20 +105,29 @@ async def test_a_settlement_the_process_died_holding_is_submitted_once_after_its
         await survivor.close()
 
 
-async def test_a_close_whose_commit_fails_hands_nothing_over(database: str) -> None:
+class CommitFails:
+    """The writer connection, except that its COMMIT fails (a full disk, say)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if sql == "COMMIT":
+            raise OSError("disk full")
+        return self._conn.execute(sql, params)
+
+
+async def test_a_close_whose_commit_fails_hands_nothing_over(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = await CsmsStore.open(database)
     handed: list[SettlementRecord] = []
     worker = OutboxWorker(store, CountingLedger(), lambda: LATER, poll_interval=NEVER)
     session = Session()
-    engine = store._engine
-    execute = engine.execute
-
-    async def commit_fails(sql: str, params: Sequence[Any] = ()) -> int:
-        if sql == "COMMIT":  # signed and written, but never durable
-            await execute("ROLLBACK")
-            raise OSError("disk full")
-        return await execute(sql, params)
-
+    real_batch = group.write_batch
     try:
         await prepare(store, session)
         handoff = worker.handoff()
@@ -125,10 +135,10 @@ async def test_a_close_whose_commit_fails_hands_nothing_over(database: str) -> N
         *before, ended = session.events()
         for event in before:
             await store.record_transaction_event(event, format_timestamp(event.timestamp))
-        engine.execute = commit_fails  # type: ignore[method-assign]
-        with pytest.raises(OSError):
-            await store.record_transaction_event(ended, format_timestamp(ended.timestamp))
-        engine.execute = execute  # type: ignore[method-assign]
+        with monkeypatch.context() as patch:  # signed and written, but never durable
+            patch.setattr(group, "write_batch", lambda conn, *a: real_batch(CommitFails(conn), *a))
+            with pytest.raises(OSError):
+                await store.record_transaction_event(ended, format_timestamp(ended.timestamp))
         assert handed == []  # nothing submitted that the database does not hold
         assert await store.outbox_size() == 0
         assert await store.list_settlements() == []

@@ -221,18 +221,19 @@ async def test_closed_station_connections_leave_no_reference_cycles(csms: CsmsAp
     assert len(garbage) <= 2, f"closed connections left cycles: {kinds.most_common(8)}"
 
 
-def test_a_mass_disconnect_is_collected_once_few_are_left() -> None:
-    """Closed connections leave no cycles, so the FULL (a walk of the whole heap) waits
-    until the heap is small, instead of stalling the stations still connected."""
+def test_a_mass_disconnect_waits_for_the_fleet_to_turn_over() -> None:
+    """Closed connections leave no cycles, and a FULL walks the whole heap (the registry,
+    the start-up heap) even once they are gone: a mass disconnect does not call for one, a
+    fleet reconnecting four times over does."""
     pacer = GcPacer(minimum=200)
     assert pacer.decide(5000, 0.0) is GcAction.FREEZE
-    actions = []
     for live in range(4999, -1, -1):
         pacer.closed()
-        actions.append((live, pacer.decide(live, 5000.0 - live)))
-    fulls = [live for live, action in actions if action is GcAction.FULL]
-    assert len(fulls) == 1 and fulls[0] <= pacer.minimum, fulls
+        assert pacer.decide(live, 5000.0 - live) is not GcAction.FULL, live
     assert pacer.decide(5000, 9000.0) is GcAction.FREEZE
-    for _ in range(5000):
-        pacer.closed()  # the whole fleet reconnects, one by one: no FULL yet
+    for _ in range(14_999):
+        pacer.closed()  # the fleet reconnects, one by one, three times more
     assert pacer.decide(5000, 9001.0) is GcAction.FREEZE
+    pacer.closed()
+    assert pacer.decide(5000, 9002.0) is GcAction.FULL
+    assert pacer.peak == 5000 and pacer.closed_since_full == 0

@@ -6,7 +6,8 @@
     DIR/keys/aggregator.key, DIR/keys/csms.key      (0600; authorised in genesis)
     DIR/validators/v0 .. v{N-1}/
         validator.key   (0600)
-        config.yaml     (its loopback listen address, its peers, its store and genesis)
+        config.yaml     (its loopback listen address, its peers, its store and genesis;
+                         optionally ``links``: its connection caps, ``ConnectionCaps``)
         blocks.sqlite   (its block store)
 
 ``init_data_dir`` writes it; ``load_home`` reads one validator home's config into a
@@ -15,12 +16,13 @@ frozen dataclass, naming the file and key when something is wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ledger.consensus.limits import CAP_NAMES, ConnectionCaps
 from ledger.errors import GenesisError, HomeError
 from ledger.genesis import Genesis, genesis_json, load_genesis
 from ledger.keys import (
@@ -38,6 +40,7 @@ CONFIG_FILE = "config.yaml"
 KEY_FILE = "validator.key"
 STORE_FILE = "blocks.sqlite"
 DEFAULT_POWER = 10
+MAX_CAP = 1_000_000  # the most any connection cap may be set to (each is held in memory)
 DEFAULT_BASE_PORT = 26650
 
 
@@ -62,6 +65,7 @@ class HomeConfig:
     store_path: Path
     genesis_path: Path
     key_path: Path
+    caps: ConnectionCaps = field(default_factory=ConnectionCaps)
 
 
 def ledger_dir(data_dir: Path) -> Path:
@@ -191,7 +195,29 @@ def load_home(home: Path) -> HomeConfig:
         store_path=home / _get(data, "store", str, path),
         genesis_path=(home / _get(data, "genesis", str, path)),
         key_path=home / _get(data, "key", str, path),
+        caps=_caps(data.get("links"), path),
     )
+
+
+def _caps(links: object, path: Path) -> ConnectionCaps:
+    """The connection caps of the optional ``links`` mapping (absent keys: the defaults)."""
+    if links is None:
+        return ConnectionCaps()
+    if not isinstance(links, dict):
+        raise HomeError(f"{path}: key 'links': expected a mapping of caps, got {links!r}")
+    unknown = sorted(str(k) for k in links if k not in CAP_NAMES)
+    if unknown:
+        raise HomeError(
+            f"{path}: key 'links.{unknown[0]}': unknown cap (expected one of "
+            f"{', '.join(CAP_NAMES)})"
+        )
+    for name, value in links.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CAP:
+            raise HomeError(
+                f"{path}: key 'links.{name}': expected an integer from 1 to {MAX_CAP}, "
+                f"got {value!r}"
+            )
+    return ConnectionCaps(**links)
 
 
 def load_home_genesis(config: HomeConfig) -> Genesis:

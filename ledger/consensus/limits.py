@@ -8,6 +8,11 @@ at most ``opening`` still opening. A connection over a cap is refused at once (i
 closed before anything is read) and counted by the cap it hit, so one stranger cannot take
 the slots that validators, the CSMS or other clients need. Pure: the caller passes the
 address.
+
+The same caps hold the counts of links past their handshake (``clients``, ``submitters``)
+and of the answers clients may wait for (``waits_per_client``, ``client_waits``), which
+``peers.py`` enforces. Each is set in a validator's ``config.yaml`` under ``links``
+(``ledger/home.py``); these are the defaults.
 """
 
 from __future__ import annotations
@@ -22,11 +27,27 @@ class ConnectionCaps:
     opening_per_address: int = 8  # of which still in their handshake
     total: int = 2048  # connections from all addresses
     opening: int = 1024  # of which still in their handshake
+    submitters: int = 64  # submitter links past their handshake
+    clients: int = 256  # client (read-only) links past their handshake
+    waits_per_client: int = 16  # answers in flight on one client connection
+    client_waits: int = 1024  # answers in flight on all client connections together
 
     def __post_init__(self) -> None:
-        for name in ("per_address", "opening_per_address", "total", "opening"):
+        for name in CAP_NAMES:
             if getattr(self, name) < 1:
                 raise ValueError(f"connection cap {name} must be at least 1")
+
+
+CAP_NAMES = (
+    "per_address",
+    "opening_per_address",
+    "total",
+    "opening",
+    "submitters",
+    "clients",
+    "waits_per_client",
+    "client_waits",
+)
 
 
 # why a connection was refused: the cap it hit

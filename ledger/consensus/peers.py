@@ -24,7 +24,8 @@ and for clients, who proved nothing, ``MAX_WAITS_PER_CLIENT`` on one connection 
 ``MAX_CLIENT_WAITS`` on all of them together (so strangers cannot use up what submitters
 need); more are refused, and a connection's tasks are cancelled when it closes, so a client
 that goes away leaves no work. At most ``MAX_SUBMITTERS`` submitter links and
-``MAX_CLIENTS`` client links at a time. Connections per source address and overall, and
+``MAX_CLIENTS`` client links at a time. These are defaults: each is a ``ConnectionCaps``
+field, set by the validator's config.yaml. Connections per source address and overall, and
 those still in their handshake, are capped from the moment the TCP connection is accepted
 (``limits.py``): one over a cap is closed at once, unread, and counted.
 
@@ -84,10 +85,12 @@ REFUSED_RECONNECT_S = 2.0  # after a failed handshake: the peer will not change 
 HANDSHAKE_S = 5.0  # the whole opening, both halves
 MAX_WAITS_PER_LINK = 1_000  # answers in flight on one validator or submitter connection
 MAX_WAITS = 20_000  # answers in flight on all connections together
-MAX_WAITS_PER_CLIENT = 16  # answers in flight on one client (read-only) connection
-MAX_CLIENT_WAITS = 1_024  # answers in flight on all client connections together
-MAX_CLIENTS = 256  # client (read-only) links open at once
-MAX_SUBMITTERS = 64  # submitter links open at once
+# the client caps' defaults (``ConnectionCaps``; a validator's config.yaml may change them)
+_DEFAULT_CAPS = ConnectionCaps()
+MAX_WAITS_PER_CLIENT = _DEFAULT_CAPS.waits_per_client  # answers in flight on one client link
+MAX_CLIENT_WAITS = _DEFAULT_CAPS.client_waits  # answers in flight on all client links
+MAX_CLIENTS = _DEFAULT_CAPS.clients  # client (read-only) links open at once
+MAX_SUBMITTERS = _DEFAULT_CAPS.submitters  # submitter links open at once
 MAX_REQUEST = 1024  # a client's request other than a submission
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
@@ -156,8 +159,9 @@ class Link:
         network = self._network
         client = self.role is Role.CLIENT
         if client:
-            full = len(self.tasks) >= MAX_WAITS_PER_CLIENT
-            full = full or network.client_waiting >= MAX_CLIENT_WAITS
+            caps = network.limits.caps
+            full = len(self.tasks) >= caps.waits_per_client
+            full = full or network.client_waiting >= caps.client_waits
         else:
             full = len(self.tasks) >= MAX_WAITS_PER_LINK
         if full or network.waiting >= MAX_WAITS:
@@ -421,12 +425,12 @@ class PeerNetwork:
         stats = self.inbound[role]
         stats.connects += 1
         if role is Role.CLIENT:
-            if self.clients >= MAX_CLIENTS:
+            if self.clients >= self.limits.caps.clients:
                 await ws.close(TRY_AGAIN_LATER, "too many clients")
                 return
             self.clients += 1
         elif role is Role.SUBMITTER:
-            if self.submitters >= MAX_SUBMITTERS:
+            if self.submitters >= self.limits.caps.submitters:
                 await ws.close(TRY_AGAIN_LATER, "too many submitters")
                 return
             self.submitters += 1

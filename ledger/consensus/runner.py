@@ -66,6 +66,7 @@ async def open_validator(
             max_block_txs=tuning.max_block_txs,
             gossip_interval_ms=tuning.gossip_interval_ms,
             max_idle_interval_ms=tuning.max_idle_interval_ms,
+            connection_caps=config.caps,
         ),
         store,
         checked=checked,

@@ -99,3 +99,19 @@ def test_a_busy_port_and_a_missing_home_are_one_line_errors(tmp_path: Path) -> N
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert len(err.strip().splitlines()) == 1 and "config.yaml" in err
+
+
+def test_a_bad_connection_cap_stops_start_up_naming_file_key_and_expectation(
+    tmp_path: Path,
+) -> None:
+    init_data_dir(tmp_path, validators=4, chain_id=CHAIN, genesis_time=T0)
+    home = validator_homes(tmp_path)[0]
+    config = home / "config.yaml"
+    config.write_text(config.read_text() + "links:\n  opening_per_address: -1\n")
+    proc = validator(home)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.strip().splitlines() == [
+        f"Error: {config}: key 'links.opening_per_address': expected an integer from 1 to "
+        "1000000, got -1"
+    ]

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from websockets.exceptions import ConnectionClosed
 
 import ledger.validation
 from ledger.chain import verify_store
 from ledger.codec import tx_record
-from ledger.consensus.client import submit_tx
+from ledger.consensus.client import ValidatorSession, submit_tx
+from ledger.consensus.limits import ConnectionCaps
 from ledger.consensus.runner import Tuning, start_embedded, validator_urls
 from ledger.consensus.state import TimeoutConfig
 from ledger.genesis import load_genesis
@@ -214,3 +216,29 @@ async def test_four_processes_kill_one_while_settlements_flow(tmp_path: Path) ->
         for proc in procs:
             proc.kill()
             proc.wait(timeout=10)
+
+
+async def test_a_validator_takes_its_connection_caps_from_its_config(tmp_path: Path) -> None:
+    """``links`` in a home's config.yaml sets that validator's caps: with one client link
+    allowed, a second client is closed after its handshake while the first still reads."""
+    init(tmp_path)
+    home = validator_homes(tmp_path)[0]
+    data = yaml.safe_load((home / "config.yaml").read_text())
+    data["links"] = {"clients": 1, "per_address": 40}
+    (home / "config.yaml").write_text(yaml.safe_dump(data))
+    embedded = await start_embedded(tmp_path, tuning=FAST)
+    try:
+        node = embedded.nodes[0]
+        assert node.connection_limits.caps == ConnectionCaps(clients=1, per_address=40)
+        assert embedded.nodes[1].connection_limits.caps == ConnectionCaps()
+        async with ValidatorSession(embedded.urls[0]) as first:
+            with pytest.raises(ConnectionClosed) as closed:
+                async with ValidatorSession(embedded.urls[0]) as second:
+                    await second.get_receipt("none")
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.reason == "too many clients"
+            assert await first.get_receipt("none") is None
+        async with ValidatorSession(embedded.urls[1]) as a, ValidatorSession(embedded.urls[1]) as b:
+            assert await a.get_receipt("none") is None and await b.get_receipt("none") is None
+    finally:
+        await embedded.stop()

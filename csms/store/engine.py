@@ -137,6 +137,19 @@ class Engine:
         return await self.read(lambda conn: list(conn.execute(sql, params).fetchall()))
 
 
+async def _pragma_when_unlocked(db: aiosqlite.Connection, pragma: str, *, within: float) -> None:
+    """Run ``PRAGMA pragma``, again after a short pause while the file is locked."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await db.execute(f"PRAGMA {pragma}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.02)
+
+
 class SqliteEngine(Engine):
     """aiosqlite: WAL, NORMAL sync, foreign keys on, a 5 s busy timeout."""
 
@@ -150,9 +163,11 @@ class SqliteEngine(Engine):
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
         # The busy timeout first: switching a new file to WAL takes a lock another process
-        # opening it at the same moment may hold ("database is locked" otherwise).
+        # opening it at the same moment may hold ("database is locked" otherwise). SQLite
+        # answers some of those waits (a new file's WAL switch) at once, without its busy
+        # handler, so they are tried again here for as long as the busy timeout.
         for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL"):
-            await db.execute(f"PRAGMA {pragma}")
+            await _pragma_when_unlocked(db, pragma, within=5.0)
         await db.execute("PRAGMA foreign_keys=ON")
         return cls(db)
 

@@ -4,16 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from typing import Any
 
 import psycopg
 import pytest
 
 from csms.errors import RegistryError
-from csms.store.engine import LostConnection, PostgresEngine, is_postgresql_url
+from csms.store.engine import LostConnection, PostgresEngine, SqliteEngine, is_postgresql_url
 from csms.store.migrations import MIGRATIONS
 from csms.store.sqlite import CsmsStore
 from tests.postgres import PostgresServer
+
+
+async def test_a_new_sqlite_file_locked_by_another_opener_is_waited_for(tmp_path: Any) -> None:
+    # Another process opening the same new file holds its write lock (still in rollback
+    # mode): switching to WAL is then refused at once by SQLite, without its busy handler.
+    path = tmp_path / "csms.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    loop = asyncio.get_running_loop()
+    released = loop.call_later(0.3, lambda: other.execute("COMMIT"))
+    began = loop.time()
+    try:
+        engine = await SqliteEngine.open(path)
+    finally:
+        released.cancel()
+        other.close()
+    try:
+        assert loop.time() - began >= 0.25  # it waited for the lock rather than failing
+        row = await engine.fetchone("PRAGMA journal_mode")
+        assert row[0] == "wal"
+    finally:
+        await engine.close()
 
 
 async def test_processes_opening_a_new_database_together_migrate_it_once(database: str) -> None:

@@ -116,7 +116,7 @@ class OutboxWorker:
         if self._stopped or record.settlement_id in self._in_flight:
             return  # stopped: the entry stays claimed until its lease runs out, then is retried
         self._in_flight.add(record.settlement_id)
-        self._spawn(self._deliver_held(record), record.settlement_id)
+        self._spawn(self._deliver(record, read_back=False), record.settlement_id)
 
     async def run(self) -> None:
         """Run until cancelled; failures of one pass are logged and the loop goes on.
@@ -177,21 +177,16 @@ class OutboxWorker:
 
         task.add_done_callback(done)
 
-    async def _deliver(self, record: SettlementRecord) -> None:
+    async def _deliver(self, record: SettlementRecord, *, read_back: bool = True) -> None:
+        """Submit ``record``; ``read_back=False`` for one handed over as written (pending and
+        held by this worker since), which has nothing to read back first."""
         async with self._limit:
-            current = await self.store.get_settlement(record.settlement_id)
-            if current is None or current.status != "pending":
-                return  # a delivery that finished after the due list was read already did it
+            if read_back:
+                current = await self.store.get_settlement(record.settlement_id)
+                if current is None or current.status != "pending":
+                    return  # a delivery that finished after the due list was read already did it
             receipt = await self._commit(record)
         if receipt is not None and not receipt.document:  # not given with the commit
-            await self._fetch_receipt(record.settlement_id)
-
-    async def _deliver_held(self, record: SettlementRecord) -> None:
-        """``_deliver`` of a settlement handed over as written (pending, held by this worker
-        since it was written): nothing to read back."""
-        async with self._limit:
-            receipt = await self._commit(record)
-        if receipt is not None and not receipt.document:
             await self._fetch_receipt(record.settlement_id)
 
     async def _fetch_receipt(self, settlement_id: str) -> bool:

@@ -27,11 +27,20 @@ class Checked:
     signer_key: bytes | None
 
 
+SIG_MEMBER = '"sig":"'
+SIG_HEX_CHARS = 128
+MAX_SIG_DISTANCE = 64 * 1024  # a transaction's bytes are bounded (validation.MAX_TX_BYTES)
+
+
 class CheckedTxs:
-    """A bounded map from transaction bytes to ``Checked``; the oldest entries go first."""
+    """A bounded map from transaction bytes to ``Checked``; the oldest entries go first.
+
+    Also by signature, so that a checked transaction is found in a proposal's text without
+    parsing it (``end_of``)."""
 
     def __init__(self, limit: int = 200_000) -> None:
         self._entries: dict[bytes, Checked] = {}
+        self._by_sig: dict[str, bytes] = {}
         self._limit = limit
 
     def __len__(self) -> int:
@@ -45,8 +54,33 @@ class CheckedTxs:
 
     def put(self, data: bytes, checked: Checked) -> None:
         if data not in self._entries and len(self._entries) >= self._limit:
-            del self._entries[next(iter(self._entries))]
+            oldest = next(iter(self._entries))
+            gone = self._entries.pop(oldest)
+            sig = gone.record.get("sig")
+            if isinstance(sig, str) and self._by_sig.get(sig) == oldest:
+                del self._by_sig[sig]
         self._entries[data] = checked
+        sig = checked.record.get("sig")
+        if isinstance(sig, str):
+            self._by_sig[sig] = data
+
+    def end_of(self, text: str, pos: int) -> int | None:
+        """Where a checked transaction ends if one starts at ``text[pos]``, else None.
+
+        Its candidate is the checked transaction with the signature that follows ``pos``
+        (every signed kind has a top-level ``sig``), compared whole with the text: an end is
+        only ever given where those very bytes, a whole JSON object, end. One look-up and
+        one comparison, where trying each place a transaction may end cost a slice and a
+        hash per place, many for a transaction not checked yet."""
+        at = text.find(SIG_MEMBER, pos, pos + MAX_SIG_DISTANCE)
+        if at < 0:
+            return None
+        start = at + len(SIG_MEMBER)
+        data = self._by_sig.get(text[start : start + SIG_HEX_CHARS])
+        if data is None:
+            return None
+        known = data.decode("utf-8")
+        return pos + len(known) if text.startswith(known, pos) else None
 
 
 def settlement_index(block: Block, checked: CheckedTxs) -> list[tuple[str, int]] | None:

@@ -7,7 +7,6 @@ wrong length raise ``EncodingError``, so a corrupted record is never half-read.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -203,14 +202,15 @@ def block_bytes(block: Block) -> bytes:
 
 
 def read_block(
-    text: str, pos: int = 0, *, known: Callable[[bytes], bool] | None = None
+    text: str, pos: int = 0, *, known: Callable[[str, int], int | None] | None = None
 ) -> tuple[Block, int]:
     """Parse the ``block_bytes`` form that starts at ``text[pos]``; return it and its end.
 
     The header must be canonical; each transaction is sliced out as it stands, its canonical
     form left to transaction validation (which refuses anything else), so a block is not
-    re-encoded on its way in. ``known``: whether some bytes are a transaction the reader has
-    already checked (``read_known_txs``). Raises ``EncodingError``.
+    re-encoded on its way in. ``known(text, at)``: where a transaction the reader has
+    already checked ends, if one starts at ``at`` (``read_known_txs``). Raises
+    ``EncodingError``.
     """
     pos = expect_literal(text, pos, '{"header":')
     raw_header, end = scan(text, pos)
@@ -222,51 +222,27 @@ def read_block(
     return Block(header=header, txs=txs), expect_literal(text, pos, "}")
 
 
-# Where a transaction of a list may end: a brace followed by the next one or the list's end.
-_TX_END = re.compile(r"\}(?=,\{|\])")
-MAX_END_GUESSES = 64
-
-
 def read_known_txs(
-    text: str, pos: int, known: Callable[[bytes], bool]
+    text: str, pos: int, known: Callable[[str, int], int | None]
 ) -> tuple[tuple[Tx, ...], int]:
     """``read_txs`` for a list of transactions the reader has mostly seen before (a
-    proposal whose transactions were gossiped first): each one's end is found by trying the
-    places it may end until the bytes so far are a ``known`` transaction, without parsing
-    it; one that is not known is parsed (``scan``). A known transaction is a whole JSON
-    object, and a JSON value's end follows from its start, so the end found is its end."""
+    proposal whose transactions were gossiped first): ``known`` gives where one it checked
+    ends (``CheckedTxs.end_of``: a whole JSON object, so that is its end), without parsing
+    it; one that is not known is parsed (``scan``)."""
     pos = expect_literal(text, pos, "[")
     txs: list[Tx] = []
     if text.startswith("]", pos):
         return (), pos + 1
     while True:
-        end = _known_end(text, pos, known)
+        end = known(text, pos) if text.startswith("{", pos) else None
         if end is None:
             record, end = scan(text, pos)
             if not isinstance(record, dict):
                 raise EncodingError("txs: expected objects")
-            data = text[pos:end].encode("utf-8")
-        else:
-            data = text[pos:end].encode("utf-8")
-        txs.append(Tx(data))
+        txs.append(Tx(text[pos:end].encode("utf-8")))
         if text.startswith("]", end):
             return tuple(txs), end + 1
         pos = expect_literal(text, end, ",")
-
-
-def _known_end(text: str, pos: int, known: Callable[[bytes], bool]) -> int | None:
-    if not text.startswith("{", pos):
-        return None
-    search = pos
-    for _ in range(MAX_END_GUESSES):
-        found = _TX_END.search(text, search)
-        if found is None:
-            return None
-        end = found.end()
-        if known(text[pos:end].encode("utf-8")):
-            return end
-        search = end
-    return None
 
 
 def read_txs(text: str, pos: int) -> tuple[tuple[Tx, ...], int]:

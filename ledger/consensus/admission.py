@@ -3,11 +3,26 @@ enter the mempool, and dropped (their submitters told) once they no longer apply
 
 Each transaction is decoded and verified once (``ledger.checked``): at submission or when
 gossip brings it (a batch per frame), not again when a block holds it.
+
+Those checks are the bulk of a validator's work, so they wait in one backlog, gossiped
+batches and submissions alike, in arrival order, and one worker runs them a slice at a time
+(``ADMIT_SLICE_S``), giving the event loop a turn between slices. A vote or a proposal then
+waits at most a slice per hop, however many transactions are waiting: checked by one task per
+batch or per submission instead, every turn of the loop ran a chunk of each, and a burst of a
+few thousand transactions held each consensus hop for a large part of a second (a height took
+seconds). The backlog is bounded: gossip past ``MAX_BACKLOG`` is dropped and counted (its
+transactions are checked when a proposal holds them); a submission always gets in (their
+number is bounded per connection).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +35,14 @@ from ledger.state import State
 from ledger.types import Tx
 from ledger.validation import validate_tx
 
-ADMIT_CHUNK = 32  # gossiped transactions checked between two looks at the event loop
+log = logging.getLogger(__name__)
+
+ADMIT_SLICE_S = 0.004  # the longest the worker checks before the event loop gets a turn
+MAX_BACKLOG = 100_000  # gossiped transactions waiting to be checked; more are dropped
+
+# a transaction waiting to be checked: gossip (its parsed record, if a frame reader had it)
+# or a submission (the future its submitter waits on for the record, or why not)
+_Item = tuple[Tx, "dict[str, Any] | None", "asyncio.Future[Mapping[str, Any]] | None"]
 
 
 class Admission:
@@ -41,6 +63,16 @@ class Admission:
         self._waiters = waiters
         self._state = state
         self._work_arrived = work_arrived
+        self._backlog: deque[_Item] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self.slice_s = ADMIT_SLICE_S
+        self.max_backlog = MAX_BACKLOG
+        self.shed = 0  # gossiped transactions dropped because the backlog was full
+
+    @property
+    def backlog(self) -> int:
+        """Transactions waiting to be checked."""
+        return len(self._backlog)
 
     def check(self, tx: Tx) -> Mapping[str, Any]:
         """The record of ``tx`` if it applies to the ledger now (``LedgerError`` if not)."""
@@ -61,15 +93,61 @@ class Admission:
         self._work_arrived()
         return True
 
-    async def admit_all(self, batch: TxBatch) -> None:
-        """Admit gossiped transactions a few at a time, letting consensus messages in
-        between: checking a signature takes a while and votes should not wait for many.
-        Each is parsed once: the frame reader's record is checked, not parsed again."""
-        records = batch.records
-        for index, tx in enumerate(batch.txs):
-            if index and index % ADMIT_CHUNK == 0:
-                await asyncio.sleep(0)
-            self.admit(tx, None if records is None else records[index])
+    def queue_batch(self, batch: TxBatch) -> None:
+        """Gossiped transactions to admit, behind those already waiting; each is parsed
+        once (the frame reader's record is checked, not parsed again)."""
+        room = self.max_backlog - len(self._backlog)
+        txs = batch.txs
+        if len(txs) > room:
+            self.shed += len(txs) - max(room, 0)
+            txs = txs[: max(room, 0)]
+        records = batch.records if batch.records is not None else itertools.repeat(None)
+        self._backlog.extend(zip(txs, records, itertools.repeat(None)))
+        self._run()
+
+    async def check_queued(self, tx: Tx) -> Mapping[str, Any]:
+        """``check`` run by the worker in its turn: the record of a submitted ``tx`` if it
+        applies to the ledger then (``LedgerError`` if not)."""
+        fut: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
+        self._backlog.append((tx, None, fut))
+        self._run()
+        return await fut
+
+    def _run(self) -> None:
+        if self._backlog and (self._worker is None or self._worker.done()):
+            self._worker = asyncio.create_task(self._work())
+
+    async def _work(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            until = time.perf_counter() + self.slice_s
+            while backlog:
+                tx, parsed, fut = backlog.popleft()
+                try:
+                    if fut is None:
+                        self.admit(tx, parsed)
+                    elif not fut.done():  # done: its submitter went away
+                        fut.set_result(self.check(tx))
+                except Exception as exc:  # a rejection (LedgerError) or a bug: never stop
+                    if fut is not None and not fut.done():
+                        fut.set_exception(exc)
+                    elif not isinstance(exc, LedgerError):
+                        log.exception("admitting a transaction failed")
+                if time.perf_counter() >= until:
+                    break
+            await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        """Stop checking: waiting submissions are cancelled, waiting gossip forgotten."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        for _, _, fut in self._backlog:
+            if fut is not None:
+                fut.cancel()
+        self._backlog.clear()
 
     def has_work(self) -> bool:
         """A pending transaction that still applies (stale ones met first are dropped)."""

@@ -30,7 +30,7 @@ def encode_value(block: Block, last_commit: Commit | None) -> bytes:
 
 
 def decode_value(
-    value: bytes, *, known: Callable[[bytes], bool] | None = None
+    value: bytes, *, known: Callable[[str, int], int | None] | None = None
 ) -> tuple[Block, Commit | None]:
     """Raise ``LedgerError`` (an ``EncodingError``) unless ``value`` is a value's form.
 
@@ -106,7 +106,7 @@ class LedgerApp:
         """``decode_value``, once per value: a proposal arrives from every peer's gossip."""
         found = self._decoded.get(value)
         if found is None:
-            known = None if self._txs is None else self._txs.__contains__
+            known = None if self._txs is None else self._txs.end_of
             found = decode_value(value, known=known)
             self._remember(value, found)
         return found

@@ -15,7 +15,8 @@ Its parts, each in its own module:
   missed. A peer that is ahead is asked for blocks (``pacing.py``), each verified (header,
   transactions, certificate) before it is stored.
 - ``cadence.py``: blocks are made on demand (CometBFT's ``create_empty_blocks = false``).
-- ``admission.py``: which transactions enter the mempool, each decoded and verified once.
+- ``admission.py``: which transactions enter the mempool, each decoded and verified once,
+  by one worker a slice at a time (consensus messages get the loop in between).
 - ``serving.py``: blocks, receipt documents and submission answers handed out on request.
 - ``submissions.py``: submission is idempotent; submitters wait for their block.
 
@@ -301,6 +302,7 @@ class ValidatorNode:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        await self.admission.stop()
         if self._storing is not None:  # a block being written when the stop came: finish it
             with contextlib.suppress(Exception):
                 await self._storing
@@ -322,7 +324,8 @@ class ValidatorNode:
         """
         assert self._app is not None
         try:
-            record = self.admission.check(tx)
+            await self.admission.check_queued(tx)  # decoded and verified in the worker's turn
+            record = self.admission.check(tx)  # against the state now (checked: no verify)
         except DuplicateSettlementError as exc:
             check_submitter(tx_record(tx), submitter)
             found = await find_committed(tx, self._app.state, None, self.store)
@@ -538,7 +541,7 @@ class ValidatorNode:
         elif isinstance(msg, TxMsg):
             self.admission.admit(msg.tx)
         elif isinstance(msg, TxBatch):
-            self._answer(reply, self.admission.admit_all(msg))
+            self.admission.queue_batch(msg)
 
     def _answer(self, reply: Reply, work: Coroutine[Any, Any, None]) -> bool:
         """Answer in a task of the connection (which keeps reading meanwhile, and cancels

@@ -4,7 +4,9 @@ import hashlib
 
 import pytest
 
+import ledger.codec
 from ledger.blocks import build_block
+from ledger.checked import Checked, CheckedTxs
 from ledger.codec import (
     block_bytes,
     block_id,
@@ -14,6 +16,7 @@ from ledger.codec import (
     header_from_dict,
     header_to_dict,
     read_block,
+    tx_record,
     vote_from_dict,
     vote_to_dict,
 )
@@ -90,10 +93,13 @@ def test_missing_field() -> None:
         header_from_dict(data)
 
 
-def test_known_transactions_are_found_without_parsing_and_read_the_same() -> None:
-    """A proposal's transactions that were checked before are cut out by trying where each
-    may end; the block read is the one a full parse gives, also when some are not known and
-    when a string holds the very characters a guess looks for."""
+def test_known_transactions_are_found_without_parsing_and_read_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proposal's transactions that were checked before are cut out by their signature and
+    compared whole, not parsed; the block read is the one a full parse gives, also when some
+    are not known, when a string holds the very characters an end looks like, and when a
+    known transaction's signature follows an unknown one's start."""
     net = make_net(4)
     state = genesis_state(net.genesis)
     tricky = settlement_body("s-tricky", transaction_id='tx},{"x":1}],{')
@@ -104,12 +110,34 @@ def test_known_transactions_are_found_without_parsing_and_read_the_same() -> Non
     text = block_bytes(block).decode("utf-8")
     parsed, end = read_block(text)
     assert parsed == block and end == len(text)
-    seen: list[bytes] = []
+    cache = CheckedTxs()
+    for tx in txs[1:5]:
+        cache.put(tx.data, Checked(tx_record(tx), signer_key=None))
+    scanned: list[int] = []
+    real_scan = ledger.codec.scan
 
-    def known_but_two(data: bytes) -> bool:
-        seen.append(data)
-        return data in {t.data for t in txs[1:5]}
+    def counting_scan(source: str, at: int) -> tuple[object, int]:
+        scanned.append(at)
+        return real_scan(source, at)
 
-    guessed, end = read_block(text, known=known_but_two)
+    monkeypatch.setattr(ledger.codec, "scan", counting_scan)
+    guessed, end = read_block(text, known=cache.end_of)
     assert guessed == block and end == len(text)
-    assert {t.data for t in txs[1:5]} <= set(seen)  # found by guessing, not parsing
+    assert len(scanned) == 1 + 2  # the header, and the two transactions not known
+
+
+def test_a_known_signature_at_another_start_is_no_end() -> None:
+    """The signature found after a position names a checked transaction only if that whole
+    transaction stands there: a different record with the same signature, or a position
+    inside another transaction, is not known."""
+    net = make_net(4)
+    tx = net.csms_tx(settlement_body("s-1"))
+    cache = CheckedTxs()
+    cache.put(tx.data, Checked(tx_record(tx), signer_key=None))
+    text = tx.data.decode("utf-8")
+    assert cache.end_of(text, 0) == len(text)
+    assert cache.end_of("[" + text, 1) == len(text) + 1
+    assert cache.end_of(text, 1) is None  # inside it
+    other = text.replace('"s-1"', '"s-2"')  # the same signature on another record
+    assert cache.end_of(other, 0) is None
+    assert cache.end_of('{"x":1}', 0) is None  # no signature at all

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
-from ledger.amounts import PricedInterval, settlement_amount
+from ledger.amounts import interval_totals
 from ledger.canonical import decode, is_canonical
 from ledger.checked import Checked, CheckedTxs
 from ledger.codec import vote_from_dict
@@ -140,19 +140,15 @@ def _check_settlement_like(
 def _check_amounts(record: Mapping[str, Any]) -> None:
     """Intervals sum to the energy totals; the amount follows the rounding rule."""
     kind = record["type"]
-    intervals = record["intervals"]
-    for name in ("import_wh", "export_wh"):
-        total = sum(i[name] for i in intervals)
+    totals = interval_totals(record["intervals"])
+    for name, total in zip(("import_wh", "export_wh"), totals, strict=False):
         if total != record["energy"][name]:
             raise IntervalSumError(
                 f"{kind} {record['settlement_id']}: intervals' {name} do not sum to energy.{name}",
                 expected=record["energy"][name],
                 received=total,
             )
-    rule = settlement_amount(
-        PricedInterval(i["import_wh"], i["export_wh"], i["import_price"], i["export_price"])
-        for i in intervals
-    )
+    rule = totals[2]
     if record["amount"] != rule:
         raise AmountMismatchError(
             f"{kind} {record['settlement_id']}: amount differs from the rounding rule",

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 ADMIT_SLICE_S = 0.004  # the longest the worker checks before the event loop gets a turn
 MAX_BACKLOG = 100_000  # gossiped transactions waiting to be checked; more are dropped
 
-# a transaction waiting to be checked: gossip (its parsed record, if a frame reader had it)
+# a transaction waiting to be checked, with its record if a frame reader parsed it: gossip,
 # or a submission (the future its submitter waits on for the record, or why not)
 _Item = tuple[Tx, "dict[str, Any] | None", "asyncio.Future[Mapping[str, Any]] | None"]
 
@@ -74,9 +74,10 @@ class Admission:
         """Transactions waiting to be checked."""
         return len(self._backlog)
 
-    def check(self, tx: Tx) -> Mapping[str, Any]:
-        """The record of ``tx`` if it applies to the ledger now (``LedgerError`` if not)."""
-        return validate_tx(tx, self._state(), cache=self.checked)
+    def check(self, tx: Tx, parsed: dict[str, Any] | None = None) -> Mapping[str, Any]:
+        """The record of ``tx`` if it applies to the ledger now (``LedgerError`` if not);
+        ``parsed``: its record as a frame reader parsed it."""
+        return validate_tx(tx, self._state(), cache=self.checked, parsed=parsed)
 
     def admit(self, tx: Tx, parsed: dict[str, Any] | None = None) -> bool:
         """Keep a gossiped (or own) transaction pending if it applies; True if it is new."""
@@ -105,11 +106,11 @@ class Admission:
         self._backlog.extend(zip(txs, records, itertools.repeat(None)))
         self._run()
 
-    async def check_queued(self, tx: Tx) -> Mapping[str, Any]:
+    async def check_queued(self, tx: Tx, parsed: dict[str, Any] | None = None) -> Mapping[str, Any]:
         """``check`` run by the worker in its turn: the record of a submitted ``tx`` if it
         applies to the ledger then (``LedgerError`` if not)."""
         fut: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
-        self._backlog.append((tx, None, fut))
+        self._backlog.append((tx, parsed, fut))
         self._run()
         return await fut
 
@@ -127,7 +128,7 @@ class Admission:
                     if fut is None:
                         self.admit(tx, parsed)
                     elif not fut.done():  # done: its submitter went away
-                        fut.set_result(self.check(tx))
+                        fut.set_result(self.check(tx, parsed))
                 except Exception as exc:  # a rejection (LedgerError) or a bug: never stop
                     if fut is not None and not fut.done():
                         fut.set_exception(exc)

@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.codec import tx_hash, tx_record
 from ledger.consensus.errors import ConsensusError, HandshakeFailed, SubmitBusy, SubmitRejected
-from ledger.consensus.handshake import Role, ValidatorKeys
+from ledger.consensus.handshake import FEATURES, Role, ValidatorKeys
 from ledger.consensus.linkstats import LinkStats
 from ledger.consensus.peers import POLICY_VIOLATION, greet
 from ledger.consensus.wire import (
@@ -42,7 +42,9 @@ from ledger.consensus.wire import (
     GetReceipt,
     Receipt,
     ReceiptDoc,
+    Receipts,
     Rejected,
+    SubmitBatch,
     TxMsg,
     dump,
     load,
@@ -54,6 +56,7 @@ from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.types import Tx
 
 MAX_FRAME = 16 * 1024 * 1024
+MAX_SUBMIT_BATCH = 500  # submissions in one frame, at most
 UNREACHABLE = (TimeoutError, OSError, WebSocketException, HandshakeFailed, SubmitBusy)
 
 
@@ -279,6 +282,11 @@ class ValidatorSession:
     dropped connection fails every call in flight with the ``WebSocketException``. With
     ``key`` the connection proves it (the submitter role) and may submit what it signs;
     without, it may only read.
+
+    To a validator that declares ``batches`` in its hello, the submissions made in one turn
+    of the event loop leave in one frame (``SubmitBatch``, at most ``MAX_SUBMIT_BATCH``),
+    and their receipts come back together (``Receipts``); to an older validator, one frame
+    each way per submission. ``batches=False`` declares nothing (as an older client).
     """
 
     def __init__(
@@ -289,6 +297,7 @@ class ValidatorSession:
         key: SigningKey | None = None,
         open_timeout_s: float = 5.0,
         stats: LinkStats | None = None,
+        batches: bool = True,
     ) -> None:
         self.url = url
         self.genesis = genesis
@@ -298,6 +307,10 @@ class ValidatorSession:
         self._open_timeout = open_timeout_s
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._features = FEATURES if batches else ()
+        self.batching = False  # submissions go in batches (the validator takes them)
+        self._outgoing: list[tuple[bytes, Tx]] = []  # submissions for the next batch
+        self._sending: set[asyncio.Task[None]] = set()
         self._submits: dict[bytes, list[asyncio.Future[Receipt]]] = {}
         self._queries: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
 
@@ -308,18 +321,21 @@ class ValidatorSession:
         genesis = self.genesis
         try:
             async with asyncio.timeout(self._open_timeout):
-                self.validator = await greet(
+                greeted = await greet(
                     ws,
                     role=Role.CLIENT if self.key is None else Role.SUBMITTER,
                     chain_id=None if genesis is None else genesis.chain_id,
                     key=self.key,
                     validators=None if genesis is None else genesis_validator_keys(genesis),
+                    features=self._features,
                 )
         except BaseException as exc:
             if isinstance(exc, HandshakeFailed):
                 self.stats.handshake_refused += 1
             await ws.close()
             raise
+        self.validator = greeted.address
+        self.batching = greeted.batches and bool(self._features)
         self.stats.up = True
         self.stats.connects += 1
         self._ws = ws
@@ -352,15 +368,41 @@ class ValidatorSession:
     async def submit(self, tx: Tx) -> Receipt:
         """Send ``tx``; return its receipt once committed (``SubmitRejected`` if invalid)."""
         assert self._ws is not None, "use `async with ValidatorSession(url)`"
-        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Receipt] = loop.create_future()
         key = tx_hash(tx)
         self._submits.setdefault(key, []).append(fut)
         try:
-            await self._ws.send(dump(TxMsg(tx, submit=True)))
-            self.stats.messages_out += 1
+            if self.batching:
+                self._outgoing.append((key, tx))
+                if len(self._outgoing) >= MAX_SUBMIT_BATCH:
+                    self._flush_submits()
+                elif len(self._outgoing) == 1:
+                    loop.call_soon(self._flush_submits)
+            else:
+                await self._ws.send(dump(TxMsg(tx, submit=True)))
+                self.stats.messages_out += 1
             return await fut
         finally:
             _forget_future(self._submits, key, fut)
+
+    def _flush_submits(self) -> None:
+        """Send the submissions gathered since the last flush in one frame."""
+        batch, self._outgoing = self._outgoing, []
+        if batch:
+            task = asyncio.ensure_future(self._send_batch(batch))
+            self._sending.add(task)  # kept until sent (the loop holds tasks weakly)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send_batch(self, batch: list[tuple[bytes, Tx]]) -> None:
+        assert self._ws is not None
+        try:
+            await self._ws.send(dump(SubmitBatch(tuple(tx for _, tx in batch))))
+        except WebSocketException as exc:  # each submitter hears it, as from a lone send
+            for key, _ in batch:
+                self._resolve_submit(key, exc)
+            return
+        self.stats.messages_out += 1
 
     async def get_receipt(
         self, settlement_id: str, *, wait_s: float = 0.0
@@ -385,7 +427,10 @@ class ValidatorSession:
                     msg = load(frame)
                 except LedgerError:
                     continue
-                if isinstance(msg, Receipt):
+                if isinstance(msg, Receipts):
+                    for receipt in msg.receipts:
+                        self._resolve_submit(receipt.tx_hash, receipt)
+                elif isinstance(msg, Receipt):
                     self._resolve_submit(msg.tx_hash, msg)
                 elif isinstance(msg, Rejected):
                     self._resolve_submit(msg.tx_hash, SubmitRejected(msg.reason))
@@ -410,7 +455,7 @@ class ValidatorSession:
         stats.up = False
         self._fail_all(ConnectionError(f"{self.url}: connection closed"))
 
-    def _resolve_submit(self, key: bytes, outcome: Receipt | SubmitRejected | SubmitBusy) -> None:
+    def _resolve_submit(self, key: bytes, outcome: Receipt | Exception) -> None:
         if not key:  # a validator that names no transaction: one submission in flight
             key = next(iter(self._submits), b"")
         for fut in self._submits.pop(key, []):

@@ -47,13 +47,25 @@ class Side(StrEnum):
     LISTENER = "listener"
 
 
+# What an end can read besides one frame per message, declared in its hello (an end that
+# declares nothing, as older versions, gets and is sent one frame per message).
+BATCHES = "batches"  # submissions in one frame (``SubmitBatch``), receipts in one (``Receipts``)
+FEATURES = (BATCHES,)
+
+
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """The first frame each end sends."""
+    """The first frame each end sends. ``features``: what it reads besides one frame per
+    message (older versions send none and ignore the other end's)."""
 
     chain_id: str
     nonce: bytes
     role: Role
+    features: tuple[str, ...] = ()
+
+    @property
+    def batches(self) -> bool:
+        return BATCHES in self.features
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +83,7 @@ SubmitterKeys = Callable[[str], bytes | None]
 
 
 def new_hello(chain_id: str, role: Role) -> Hello:
-    return Hello(chain_id, os.urandom(NONCE_BYTES), role)
+    return Hello(chain_id, os.urandom(NONCE_BYTES), role, FEATURES)
 
 
 def auth_sign_bytes(

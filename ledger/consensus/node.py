@@ -92,6 +92,7 @@ from ledger.consensus.wire import (
     ReceiptDoc,
     Rejected,
     Status,
+    SubmitBatch,
     TxBatch,
     TxMsg,
 )
@@ -313,18 +314,21 @@ class ValidatorNode:
 
     # ---- clients --------------------------------------------------------------------------
 
-    async def submit(self, tx: Tx, *, submitter: str | None = None) -> Receipt:
+    async def submit(
+        self, tx: Tx, *, submitter: str | None = None, parsed: dict[str, Any] | None = None
+    ) -> Receipt:
         """Validate ``tx``, gossip it, and wait until a block commits it.
 
         Idempotent, so a client may retry after a crash: a settlement already committed
         (the same transaction, or the same signed record) answers with its receipt, and one
         still pending is waited for, not duplicated. A different record reusing a settled
         id is rejected. ``submitter`` (the key id a submitter connection proved) must be
-        the transaction's signer; None: submitted in this process.
+        the transaction's signer; None: submitted in this process. ``parsed``: its record as
+        a frame reader parsed it (checked to encode back to the bytes, not parsed again).
         """
         assert self._app is not None
         try:
-            await self.admission.check_queued(tx)  # decoded and verified in the worker's turn
+            await self.admission.check_queued(tx, parsed)  # decoded and verified in turn
             record = self.admission.check(tx)  # against the state now (checked: no verify)
         except DuplicateSettlementError as exc:
             check_submitter(tx_record(tx), submitter)
@@ -525,14 +529,12 @@ class ValidatorNode:
             await reply(Status(self.address, self.height))
         elif isinstance(msg, BlockMsg):
             self._queue.put_nowait(msg)
-        elif isinstance(msg, TxMsg) and msg.submit and reply.role is not Role.SUBMITTER:
-            with contextlib.suppress(WebSocketException):
-                await reply(Rejected("submissions come on a submitter connection", tx_hash(msg.tx)))
         elif isinstance(msg, TxMsg) and msg.submit:
-            submit = functools.partial(self.submit, submitter=reply.peer)
-            if not self._answer(reply, answer_submit(submit, msg.tx, reply)):
-                with contextlib.suppress(WebSocketException):
-                    await reply(Busy(tx_hash(msg.tx)))  # too many: not now
+            await self._take_submission(msg.tx, None, reply)
+        elif isinstance(msg, SubmitBatch):
+            records = msg.records or (None,) * len(msg.txs)
+            for tx, record in zip(msg.txs, records, strict=True):
+                await self._take_submission(tx, record, reply)
         elif isinstance(msg, GetReceipt):
             work = answer_receipt(self.store, msg, reply, lambda: self._block_stored)
             if not self._answer(reply, work):
@@ -542,6 +544,18 @@ class ValidatorNode:
             self.admission.admit(msg.tx)
         elif isinstance(msg, TxBatch):
             self.admission.queue_batch(msg)
+
+    async def _take_submission(self, tx: Tx, record: dict[str, Any] | None, reply: Reply) -> None:
+        """A client's submission (alone in its frame or one of a ``SubmitBatch``): answered
+        with its receipt once committed, or at once when refused."""
+        if reply.role is not Role.SUBMITTER:
+            with contextlib.suppress(WebSocketException):
+                await reply(Rejected("submissions come on a submitter connection", tx_hash(tx)))
+            return
+        submit = functools.partial(self.submit, submitter=reply.peer, parsed=record)
+        if not self._answer(reply, answer_submit(submit, tx, reply)):
+            with contextlib.suppress(WebSocketException):
+                await reply(Busy(tx_hash(tx)))  # too many: not now
 
     def _answer(self, reply: Reply, work: Coroutine[Any, Any, None]) -> bool:
         """Answer in a task of the connection (which keeps reading meanwhile, and cancels

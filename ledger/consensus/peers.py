@@ -49,6 +49,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ledger.consensus.errors import HandshakeFailed
 from ledger.consensus.handshake import (
+    FEATURES,
     PROVING_ROLES,
     Auth,
     Hello,
@@ -64,11 +65,15 @@ from ledger.consensus.handshake import (
 from ledger.consensus.limits import ConnectionCaps, ConnectionLimits, Slot
 from ledger.consensus.linkstats import LinkStats, ValidatorLinks
 from ledger.consensus.wire import (
+    SUBMIT_BATCH,
     GetBlocks,
     GetReceipt,
     GetStatus,
     Message,
+    Receipt,
+    Receipts,
     Rejected,
+    SubmitBatch,
     TxMsg,
     dump,
     load,
@@ -104,7 +109,10 @@ M = TypeVar("M", Hello, Auth)
 
 
 def is_submission(frame: str) -> bool:
-    return frame.startswith('{"tx":{') and frame.endswith(',"type":"submit"}')
+    """A submission frame: one transaction, or several (``SubmitBatch``)."""
+    if frame.startswith('{"tx":{'):
+        return frame.endswith(',"type":"submit"}')
+    return frame.startswith('{"txs":[') and frame.endswith(f',"type":"{SUBMIT_BATCH}"}}')
 
 
 def client_frame_passes(frame: str | bytes, *, submitter: bool = True) -> bool:
@@ -113,7 +121,7 @@ def client_frame_passes(frame: str | bytes, *, submitter: bool = True) -> bool:
     gossip) is dropped unread."""
     if isinstance(frame, bytes):
         frame = frame.decode("utf-8", "replace")
-    if frame.startswith('{"tx":{'):
+    if frame.startswith(('{"tx":{', '{"txs":[')):
         return submitter and is_submission(frame)
     return len(frame) <= MAX_REQUEST and '"type":"get_' in frame
 
@@ -123,6 +131,8 @@ def client_may_send(msg: Message, *, submitter: bool = True) -> bool:
     Never consensus or gossip."""
     if isinstance(msg, TxMsg):
         return submitter and msg.submit
+    if isinstance(msg, SubmitBatch):
+        return submitter
     return isinstance(msg, GetReceipt | GetBlocks | GetStatus)
 
 
@@ -130,7 +140,11 @@ class Link:
     """One open connection as its messages' handler sees it: ``await link(msg)`` answers
     on it, ``link.spawn(work)`` runs a longer answer as a task bound to it. ``role`` and
     ``peer`` (the address it proved: a validator's, or a submitter's key id; None for a
-    client) come from its handshake."""
+    client) come from its handshake.
+
+    To an end that declared ``batches`` in its hello, receipts go together: those answered
+    in one turn of the event loop (a block answers all its submitters at once) leave in one
+    ``Receipts`` frame at the next turn; to any other, one frame each."""
 
     def __init__(
         self,
@@ -140,18 +154,39 @@ class Link:
         role: Role,
         peer: str | None,
         stats: LinkStats,
+        batches: bool = False,
     ) -> None:
         self._ws = ws
         self._network = network
         self.role = role
         self.peer = peer
         self.stats = stats  # shared by the links of one peer URL (or one inbound role)
+        self.batches = batches
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0  # frames its role may not send
+        self._receipts: list[Receipt] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def __call__(self, msg: Message) -> None:
+        if self.batches and type(msg) is Receipt:
+            self._receipts.append(msg)
+            if len(self._receipts) == 1:
+                asyncio.get_running_loop().call_soon(self._flush_receipts)
+            return
         await self._ws.send(dump(msg))
         self.stats.messages_out += 1
+
+    def _flush_receipts(self) -> None:
+        receipts, self._receipts = tuple(self._receipts), []
+        if receipts:
+            task = asyncio.ensure_future(self._send_quietly(Receipts(receipts)))
+            self._sending.add(task)  # kept until sent (the loop holds tasks weakly)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send_quietly(self, msg: Message) -> None:
+        with contextlib.suppress(WebSocketException):  # closed meanwhile: nobody to tell
+            await self._ws.send(dump(msg))
+            self.stats.messages_out += 1
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Run ``work`` as a task of this connection; None (and ``work`` dropped) when this
@@ -202,6 +237,15 @@ async def _expect(ws: ClientConnection | ServerConnection, kind: type[M]) -> M:
     return msg
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Greeted:
+    """What the dialer learnt in the handshake: the listener's address (checked against
+    ``validators``; None without) and whether it takes ``batches``."""
+
+    address: str | None
+    batches: bool
+
+
 async def greet(
     ws: ClientConnection,
     *,
@@ -209,18 +253,20 @@ async def greet(
     chain_id: str | None,
     key: SigningKey | None = None,
     validators: ValidatorKeys | None = None,
-) -> str | None:
+    features: tuple[str, ...] = FEATURES,
+) -> Greeted:
     """The dialer's half of the handshake on a fresh connection ``ws``.
 
     A validator or a submitter proves ``key``; a client proves nothing. With
     ``validators``, the listener's proof is checked and its address returned (None without).
     ``chain_id`` None takes the listener's (a client that has no genesis). Raises
     ``HandshakeFailed``; a listener that refuses this end closes the connection.
+    ``features``: what this end declares it reads (``handshake.FEATURES``).
     """
     theirs = await _expect(ws, Hello)
     chain = theirs.chain_id if chain_id is None else chain_id
     check_hello(theirs, chain)
-    mine = new_hello(chain, role)
+    mine = dataclasses.replace(new_hello(chain, role), features=features)
     await ws.send(dump(mine))
     if role in PROVING_ROLES:
         if key is None:
@@ -228,10 +274,11 @@ async def greet(
         await ws.send(dump(prove(key, chain, Side.DIALER, mine, theirs)))
     auth = await _expect(ws, Auth)
     if validators is None:
-        return None
-    return check_auth(
+        return Greeted(None, theirs.batches)
+    address = check_auth(
         auth, chain_id=chain, side=Side.LISTENER, mine=mine, theirs=theirs, validators=validators
     )
+    return Greeted(address, theirs.batches)
 
 
 class LimitedConnection(ServerConnection):
@@ -349,7 +396,7 @@ class PeerNetwork:
                 async with connect(url, max_size=MAX_FRAME, open_timeout=2, compression=None) as ws:
                     try:
                         async with asyncio.timeout(HANDSHAKE_S):
-                            peer = await greet(
+                            greeted = await greet(
                                 ws,
                                 role=Role.VALIDATOR,
                                 chain_id=self._chain_id,
@@ -366,7 +413,7 @@ class PeerNetwork:
                     stats.up = True
                     stats.connects += 1
                     writing = asyncio.create_task(_write(ws, outbox, stats))
-                    link = Link(ws, self, role=Role.VALIDATOR, peer=peer, stats=stats)
+                    link = Link(ws, self, role=Role.VALIDATOR, peer=greeted.address, stats=stats)
                     try:
                         await self._read(ws, link)
                     finally:
@@ -411,7 +458,7 @@ class PeerNetwork:
     async def _serve(self, ws: ServerConnection) -> None:
         try:
             async with asyncio.timeout(HANDSHAKE_S):
-                role, peer = await self._accept(ws)
+                role, peer, batches = await self._accept(ws)
         except (HandshakeFailed, TimeoutError) as exc:
             self.handshake_failures += 1
             reason = str(exc) or "handshake took too long"
@@ -438,7 +485,8 @@ class PeerNetwork:
             self.validator_links += 1
         try:
             with contextlib.suppress(WebSocketException):
-                await self._read(ws, Link(ws, self, role=role, peer=peer, stats=stats))
+                link = Link(ws, self, role=role, peer=peer, stats=stats, batches=batches)
+                await self._read(ws, link)
         finally:
             if role is Role.CLIENT:
                 self.clients -= 1
@@ -447,7 +495,7 @@ class PeerNetwork:
             else:
                 self.validator_links -= 1
 
-    async def _accept(self, ws: ServerConnection) -> tuple[Role, str | None]:
+    async def _accept(self, ws: ServerConnection) -> tuple[Role, str | None, bool]:
         """The listener's half: hello, then this validator's proof; a validator or a
         submitter dialer must prove its key in turn."""
         mine = new_hello(self._chain_id, Role.VALIDATOR)
@@ -456,7 +504,7 @@ class PeerNetwork:
         check_hello(theirs, self._chain_id)
         await ws.send(dump(prove(self._key, self._chain_id, Side.LISTENER, mine, theirs)))
         if theirs.role is Role.CLIENT:
-            return Role.CLIENT, None
+            return Role.CLIENT, None, theirs.batches
         auth = await _expect(ws, Auth)
         validator = theirs.role is Role.VALIDATOR
         address = check_auth(
@@ -468,7 +516,7 @@ class PeerNetwork:
             validators=self._validators if validator else self._submitters,
             member="validator" if validator else "transaction signer (CSMS or aggregator key)",
         )
-        return theirs.role, address
+        return theirs.role, address, theirs.batches
 
     async def _read(self, ws: ClientConnection | ServerConnection, link: Link) -> None:
         try:

@@ -105,6 +105,23 @@ class Receipt:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmitBatch:
+    """Submissions in one frame (a submitter whose validator declared ``batches``): each
+    transaction is answered as a ``TxMsg`` submission would be."""
+
+    txs: tuple[Tx, ...]
+    records: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipts:
+    """Receipts in one frame (to a client that declared ``batches``): those of one
+    connection's submissions that one block committed, or that were answered together."""
+
+    receipts: tuple[Receipt, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A submitted transaction is invalid (``tx_hash`` names it, as for ``Receipt``)."""
 
@@ -146,7 +163,9 @@ Message = (
     | BlockMsg
     | TxMsg
     | TxBatch
+    | SubmitBatch
     | Receipt
+    | Receipts
     | Rejected
     | Busy
     | GetReceipt
@@ -167,6 +186,9 @@ def dump(msg: Message) -> str:
         return '{"tx":' + msg.tx.data.decode("utf-8") + ',"type":"' + kind + '"}'
     if isinstance(msg, TxBatch):
         return '{"txs":[' + b",".join(t.data for t in msg.txs).decode("utf-8") + '],"type":"txs"}'
+    if isinstance(msg, SubmitBatch):
+        txs = b",".join(t.data for t in msg.txs).decode("utf-8")
+        return '{"txs":[' + txs + '],"type":"' + SUBMIT_BATCH + '"}'
     if isinstance(msg, Proposal):
         return _dump_proposal(msg)
     if isinstance(msg, BlockMsg):
@@ -195,16 +217,13 @@ def _to_dict(msg: Message) -> dict[str, Any]:
         }
     if isinstance(msg, TxMsg):
         return {"type": "submit" if msg.submit else "tx", "tx": tx_record(msg.tx)}
-    if isinstance(msg, TxBatch):
-        return {"type": "txs", "txs": [tx_record(t) for t in msg.txs]}
+    if isinstance(msg, TxBatch | SubmitBatch):
+        kind = "txs" if isinstance(msg, TxBatch) else SUBMIT_BATCH
+        return {"type": kind, "txs": [tx_record(t) for t in msg.txs]}
     if isinstance(msg, Receipt):
-        return {
-            "type": "receipt",
-            "height": msg.height,
-            "index": msg.index,
-            "block_id": msg.block_id.hex(),
-            "tx_hash": msg.tx_hash.hex(),
-        }
+        return {"type": "receipt", **_receipt_fields(msg)}
+    if isinstance(msg, Receipts):
+        return {"type": "receipts", "receipts": [_receipt_fields(r) for r in msg.receipts]}
     if isinstance(msg, GetReceipt):
         return {"type": "get_receipt", "settlement_id": msg.settlement_id, "wait_ms": msg.wait_ms}
     if isinstance(msg, ReceiptDoc):
@@ -214,15 +233,42 @@ def _to_dict(msg: Message) -> dict[str, Any]:
     if isinstance(msg, Busy):
         return {"type": "busy", "tx_hash": msg.tx_hash.hex()}
     if isinstance(msg, Hello):
-        return {
+        hello: dict[str, Any] = {
             "type": "hello",
             "chain_id": msg.chain_id,
             "nonce": msg.nonce.hex(),
             "role": str(msg.role),
         }
+        if msg.features:
+            hello["features"] = list(msg.features)
+        return hello
     if isinstance(msg, Auth):
         return {"type": "auth", "address": msg.address, "sig": msg.signature.hex()}
     return {"type": "rejected", "reason": msg.reason, "tx_hash": msg.tx_hash.hex()}
+
+
+def _receipt_fields(msg: Receipt) -> dict[str, Any]:
+    return {
+        "height": msg.height,
+        "index": msg.index,
+        "block_id": msg.block_id.hex(),
+        "tx_hash": msg.tx_hash.hex(),
+    }
+
+
+def _receipt(data: Any) -> Receipt:
+    if not isinstance(data, dict):
+        raise EncodingError("receipt: expected an object")
+    return Receipt(
+        _int(data["height"]),
+        _int(data["index"]),
+        bytes.fromhex(_str(data["block_id"])),
+        bytes.fromhex(_str(data.get("tx_hash", ""))),
+    )
+
+
+SUBMIT_BATCH = "submit_txs"
+MAX_FEATURES = 16
 
 
 def load(text: str | bytes) -> Message:
@@ -244,13 +290,14 @@ def load(text: str | bytes) -> Message:
     if text.startswith('{"block":{"header":'):
         return _load_block(text)
     if text.startswith('{"txs":['):
-        batch = _read_canonical_batch(text)
-        if batch is not None:
-            return batch
-        txs, records, end = read_txs_parsed(text, 7)
-        if text[end:] != ',"type":"txs"}':
-            raise EncodingError("txs frame: trailing data")
-        return TxBatch(txs, records)
+        batched = SUBMIT_BATCH if text.endswith(f',"type":"{SUBMIT_BATCH}"}}') else "txs"
+        batch = _read_canonical_batch(text, batched)
+        if batch is None:
+            txs, records, end = read_txs_parsed(text, 7)
+            if text[end:] != f',"type":"{batched}"}}':
+                raise EncodingError(f"{batched} frame: trailing data")
+            batch = TxBatch(txs, records)
+        return batch if batched == "txs" else SubmitBatch(batch.txs, batch.records)
     try:
         data = orjson.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -277,12 +324,12 @@ def load(text: str | bytes) -> Message:
         if kind in ("tx", "submit"):
             return TxMsg(Tx(encode(data["tx"])), submit=kind == "submit")
         if kind == "receipt":
-            return Receipt(
-                _int(data["height"]),
-                _int(data["index"]),
-                bytes.fromhex(_str(data["block_id"])),
-                bytes.fromhex(_str(data.get("tx_hash", ""))),
-            )
+            return _receipt(data)
+        if kind == "receipts":
+            receipts = data["receipts"]
+            if not isinstance(receipts, list):
+                raise EncodingError("receipts: expected a list")
+            return Receipts(tuple(_receipt(r) for r in receipts))
         if kind == "rejected":
             return Rejected(_str(data["reason"]), bytes.fromhex(_str(data.get("tx_hash", ""))))
         if kind == "get_receipt":
@@ -301,7 +348,11 @@ def load(text: str | bytes) -> Message:
             if role not in tuple(Role):
                 raise EncodingError(f"hello: role must be one of {[str(r) for r in Role]}")
             nonce = bytes.fromhex(_str(data["nonce"]))
-            return Hello(_str(data["chain_id"]), nonce, Role(role))
+            features = data.get("features", [])
+            if not isinstance(features, list) or len(features) > MAX_FEATURES:
+                raise EncodingError(f"hello: features must be a list of at most {MAX_FEATURES}")
+            named = tuple(_str(f) for f in features)
+            return Hello(_str(data["chain_id"]), nonce, Role(role), named)
         if kind == "auth":
             return Auth(_str(data["address"]), bytes.fromhex(_str(data["sig"])))
     except (KeyError, TypeError, ValueError) as exc:
@@ -309,7 +360,7 @@ def load(text: str | bytes) -> Message:
     raise EncodingError(f"unknown frame type {kind!r:.40}")
 
 
-def _read_canonical_batch(text: str) -> TxBatch | None:
+def _read_canonical_batch(text: str, kind: str = "txs") -> TxBatch | None:
     """A ``txs`` frame read in one parse, when it is exactly the canonical encoding of what
     it holds (as a validator sends it): each transaction's bytes are then the canonical
     encoding of its record. None otherwise: the frame is read a transaction at a time,
@@ -318,7 +369,7 @@ def _read_canonical_batch(text: str) -> TxBatch | None:
         frame = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    if type(frame) is not dict or frame.keys() != {"txs", "type"} or frame["type"] != "txs":
+    if type(frame) is not dict or frame.keys() != {"txs", "type"} or frame["type"] != kind:
         return None
     records = frame["txs"]
     if type(records) is not list or not all(type(r) is dict for r in records):
@@ -327,7 +378,8 @@ def _read_canonical_batch(text: str) -> TxBatch | None:
         datas = [encode_decoded(r) for r in records]
     except (UnicodeError, RecursionError, ValueError):
         return None
-    if b'{"txs":[' + b",".join(datas) + b'],"type":"txs"}' != text.encode("utf-8"):
+    tail = b'],"type":"' + kind.encode() + b'"}'
+    if b'{"txs":[' + b",".join(datas) + tail != text.encode("utf-8"):
         return None
     return TxBatch(
         tuple(Tx(d) for d in datas),

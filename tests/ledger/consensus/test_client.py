@@ -6,9 +6,13 @@ import asyncio
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from ledger.codec import tx_hash
+from ledger.consensus import peers
 from ledger.consensus.client import (
     ValidatorClient,
     ValidatorSession,
@@ -17,9 +21,12 @@ from ledger.consensus.client import (
     submit_tx,
     submit_with_receipt,
 )
+from ledger.consensus.errors import SubmitRejected
+from ledger.consensus.wire import Receipt
 from ledger.genesis import genesis_json
 from ledger.receipt import receipt_from_dict, verify_receipt
 from ledger.store import MemoryBlockStore
+from ledger.types import Tx
 from tests.ledger.builders import make_net, settlement_body
 from tests.ledger.consensus.live import start_nodes, stop_all, wait_for
 
@@ -98,6 +105,61 @@ async def test_one_session_carries_many_submissions(tmp_path: Path) -> None:
             receipts = await asyncio.wait_for(asyncio.gather(*map(session.submit, txs)), 30)
         assert [r.tx_hash for r in receipts] == [tx_hash(t) for t in txs]
         assert len({(r.height, r.index) for r in receipts}) == len(txs)
+    finally:
+        await stop_all(nodes)
+
+
+async def submit_together(session: ValidatorSession, txs: list[Tx]) -> list[Receipt]:
+    return await asyncio.wait_for(asyncio.gather(*map(session.submit, txs)), 30)
+
+
+async def test_submissions_made_together_travel_in_one_frame_and_their_receipts_in_few(
+    tmp_path: Path,
+) -> None:
+    """A validator that declares batches takes the submissions of one turn of the event loop
+    in one frame and answers a block's receipts for the connection in one frame."""
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        txs = [net.csms_tx(settlement_body(f"b-{i}")) for i in range(20)]
+        async with ValidatorSession(nodes[0].url, key=net.csms_key) as session:
+            assert session.batching
+            receipts = await submit_together(session, txs)
+            assert session.stats.messages_out == 1
+            heights = {r.height for r in receipts}
+            assert session.stats.messages_in <= len(heights) < len(txs)
+            bad = Tx(txs[0].data.replace(b'"b-0"', b'"x-0"'))  # no longer its signature
+            with pytest.raises(SubmitRejected, match="SignatureError"):
+                await asyncio.wait_for(session.submit(bad), 30)
+        assert [r.tx_hash for r in receipts] == [tx_hash(t) for t in txs]
+        assert len({(r.height, r.index) for r in receipts}) == len(txs)
+    finally:
+        await stop_all(nodes)
+
+
+async def test_older_clients_and_older_validators_keep_one_frame_per_submission(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that declares nothing (as before batches) gets a frame per receipt; a client
+    meeting a validator that declares nothing sends a frame per submission."""
+    net = make_net(4)
+    nodes = await start_nodes(net, tmp_path, [MemoryBlockStore() for _ in range(4)])
+    try:
+        txs = [net.csms_tx(settlement_body(f"o-{i}")) for i in range(10)]
+        async with ValidatorSession(nodes[0].url, key=net.csms_key, batches=False) as session:
+            assert not session.batching
+            receipts = await submit_together(session, txs[:5])
+            assert session.stats.messages_out == 5 and session.stats.messages_in == 5
+
+        real = peers.new_hello
+        monkeypatch.setattr(
+            peers, "new_hello", lambda chain, role: replace(real(chain, role), features=())
+        )
+        async with ValidatorSession(nodes[1].url, key=net.csms_key) as session:
+            assert not session.batching  # the validator (as an older one) declared nothing
+            receipts += await submit_together(session, txs[5:])
+            assert session.stats.messages_out == 5
+        assert [r.tx_hash for r in receipts] == [tx_hash(t) for t in txs]
     finally:
         await stop_all(nodes)
 

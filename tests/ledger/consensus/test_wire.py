@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ from ledger.consensus.wire import (
     Message,
     Receipt,
     ReceiptDoc,
+    Receipts,
     Rejected,
     Status,
+    SubmitBatch,
     TxBatch,
     TxMsg,
     _to_dict,
@@ -66,6 +69,9 @@ def test_every_message_round_trips() -> None:
         Busy(b"\x07" * 32),
         Hello("c", b"\x05" * 32, Role.CLIENT),
         Hello("c", b"\x05" * 32, Role.VALIDATOR),
+        Hello("c", b"\x05" * 32, Role.SUBMITTER, ("batches",)),
+        SubmitBatch((tx, net.csms_tx(settlement_body("s-2")))),
+        Receipts((Receipt(4, 1, b"\x02" * 32, b"\x03" * 32), Receipt(4, 2, b"\x02" * 32))),
         Auth("v1", b"\x06" * 64),
         TxBatch(()),
         TxBatch((tx, net.csms_tx(settlement_body("s-2")))),
@@ -86,6 +92,7 @@ def test_spliced_frames_are_the_canonical_encoding() -> None:
         chain_id=state0.chain_id, height=1, block_id=block_id(block.header), keys=net.validator_keys
     )
     spliced: list[Message] = [TxMsg(txs[0]), TxMsg(txs[0], submit=True), TxBatch(txs)]
+    spliced += [SubmitBatch(txs)]
     spliced += [TxBatch(()), BlockMsg(block, commit), BlockMsg(block, commit, commit)]
     for msg in spliced:
         assert dump(msg).encode() == encode(_to_dict(msg))
@@ -181,3 +188,38 @@ def test_legacy_tip_file_is_read_and_a_bad_one_is_dropped(tmp_path: Path) -> Non
     assert load_tip(path, state0, None) is None  # its certificate is no quorum: refetch
     path.unlink()
     assert load_tip(path, state0, None) is None
+
+
+def test_batched_frames_and_their_declaration() -> None:
+    """Submissions and receipts in one frame each, and the hello that declares them: an
+    older end's hello (no features) reads as declaring nothing, and an older end ignores
+    the field (its reader takes chain id, nonce and role only)."""
+    net = make_net(4)
+    txs = tuple(net.csms_tx(settlement_body(f"s-{i}")) for i in range(3))
+    text = dump(SubmitBatch(txs))
+    assert text == '{"txs":[' + ",".join(t.data.decode() for t in txs) + '],"type":"submit_txs"}'
+    assert json.loads(text) == {"txs": [json.loads(t.data) for t in txs], "type": "submit_txs"}
+    loaded = load(text)
+    assert isinstance(loaded, SubmitBatch) and loaded.txs == txs
+    assert not isinstance(load(dump(TxBatch(txs))), SubmitBatch)  # gossip stays gossip
+    spaced = text.replace('"type":"settlement"', '"type": "settlement"')
+    as_sent = load(spaced)  # taken as it stands: validation refuses what is not canonical
+    assert isinstance(as_sent, SubmitBatch) and as_sent.txs[0].data != txs[0].data
+    with pytest.raises(EncodingError):
+        load(text[:-2] + "x}")
+
+    old = '{"chain_id":"c","nonce":"' + "05" * 32 + '","role":"client","type":"hello"}'
+    assert load(old) == Hello("c", b"\x05" * 32, Role.CLIENT)
+    assert not Hello("c", b"\x05" * 32, Role.CLIENT).batches
+    declared = json.loads(dump(Hello("c", b"\x05" * 32, Role.CLIENT, ("batches",))))
+    assert declared["features"] == ["batches"]
+    with pytest.raises(EncodingError):
+        load(dump(Hello("c", b"\x05" * 32, Role.CLIENT, tuple("x" * 17))))
+
+    receipts = Receipts((Receipt(4, 1, b"\x02" * 32, b"\x03" * 32),))
+    assert json.loads(dump(receipts)) == {
+        "receipts": [
+            {"block_id": "02" * 32, "height": 4, "index": 1, "tx_hash": "03" * 32},
+        ],
+        "type": "receipts",
+    }

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ledger.chain import verify_store
 from ledger.errors import BlockError
 from ledger.genesis import Genesis
-from ledger.sqlite_store import SqliteBlockStore
+from ledger.sqlite_store import ROWS_PER_INSERT, SqliteBlockStore
 from tests.ledger.builders import make_net, settlement_body
 
 
@@ -89,3 +89,21 @@ def test_any_flip_fails_at_its_height(
     with pytest.raises(BlockError) as info:
         asyncio.run(_verify(copy, genesis))
     assert info.value.height == height
+
+
+async def test_a_block_of_more_rows_than_one_insert_takes_is_stored_whole(tmp_path: Path) -> None:
+    """Transactions and settlement ids go in several rows to a statement: a block larger
+    than one statement's share reads back whole and in order, every settlement found."""
+    net = make_net()
+    count = 2 * ROWS_PER_INSERT + 3
+    sealed = net.seal([net.csms_tx(settlement_body(f"s-{i}")) for i in range(count)])
+    store = await SqliteBlockStore.open(tmp_path / "blocks.sqlite")
+    try:
+        await store.append(sealed.block, sealed.commit)
+        stored = await store.get(1)
+        assert stored is not None and stored.block == sealed.block
+        for i in (0, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, count - 1):
+            assert await store.find_settlement(f"s-{i}") == (1, i)
+        await verify_store(store, net.genesis)
+    finally:
+        await store.close()

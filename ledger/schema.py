@@ -19,6 +19,7 @@ from ledger.tx import (
     SETTLEMENT,
     TOPUP,
     VALIDATOR_UPDATE,
+    CanonicalRecord,
 )
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -221,7 +222,73 @@ def _settlement_passes(r: Mapping[str, Any], keys: frozenset[str]) -> bool:
     return True
 
 
+# A valid settlement's canonical bytes, field by field in key order: non-empty strings,
+# integers of at most 18 digits (inside the 64-bit range; longer ones take the dict checks),
+# and the patterns above. Matched against the bytes a record was decoded from, when it keeps
+# them (``CanonicalRecord``: checked canonical, so these bytes say exactly what the record
+# holds): one pass in C instead of a Python check per field.
+_STR = rb'"(?=[^"])[^"\\]*(?:\\.[^"\\]*)*"'
+_NAT = rb"(?:0|[1-9][0-9]{0,17})"
+_INT = rb"-?" + _NAT
+_H64 = rb'"[0-9a-f]{64}"'
+_RECORD = rb'\{"nature":"(?:Begin|Intermediate|End)","sha256":' + _H64 + rb"\}"
+_INTERVAL = (
+    rb'\{"export_price":' + _INT + rb',"export_wh":' + _NAT + rb',"import_price":' + _INT
+) + (rb',"import_wh":' + _NAT + rb',"start":' + _STR + rb"\}")
+_SETTLEMENT_BYTES = re.compile(
+    rb'\{"amount":'
+    + _INT
+    + rb',"end":'
+    + _STR
+    + rb',"energy":\{"export_wh":'
+    + _NAT
+    + rb',"import_wh":'
+    + _NAT
+    + rb'\},"ev":'
+    + _STR
+    + rb',"evidence":\{"meter_key_sha256":'
+    + _H64
+    + rb',"records":\[(?:'
+    + _RECORD
+    + rb"(?:,"
+    + _RECORD
+    + rb")*)?\]\}"
+    + rb',"evse_id":'
+    + _STR
+    + rb',"intervals":\['
+    + _INTERVAL
+    + rb"(?:,"
+    + _INTERVAL
+    + rb")*\]"
+    + rb',"operator":'
+    + _STR
+    + rb',"payment":"(?:invoice|ledger)","schema":1'
+    + rb',"settlement_id":'
+    + _STR
+    + rb',"sig":"[0-9a-f]{128}","signer":'
+    + _STR
+    + rb',"start":'
+    + _STR
+    + rb',"tariff":\{"currency":"[A-Z]{3}","id":'
+    + _STR
+    + rb',"sha256":'
+    + _H64
+    + rb'\},"transaction_id":'
+    + _STR
+    + rb',"type":"settlement"\}'
+)
+
+
+def settlement_bytes_pass(raw: bytes) -> bool:
+    """Whether the canonical bytes ``raw`` are those of a settlement that passes every rule
+    of ``check_settlement`` (False: it may still pass; the dict checks decide)."""
+    return _SETTLEMENT_BYTES.fullmatch(raw) is not None
+
+
 def check_settlement(record: Mapping[str, Any]) -> None:
+    raw = record.raw if isinstance(record, CanonicalRecord) else None
+    if raw is not None and settlement_bytes_pass(raw):
+        return
     if not _settlement_passes(record, _SETTLEMENT_KEYS):
         _check_settlement_like(record, SETTLEMENT, SETTLEMENT_FIELDS)
 

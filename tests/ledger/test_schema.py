@@ -1,21 +1,24 @@
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from ledger.errors import SchemaError
+from ledger.canonical import encode
+from ledger.errors import EncodingError, SchemaError
 from ledger.schema import (
     CREDIT_FIELDS,
     SETTLEMENT_FIELDS,
     _check_settlement_like,
     _settlement_passes,
     check_record,
+    settlement_bytes_pass,
 )
-from ledger.tx import key_authorisation_body, topup_body, validator_update_body
+from ledger.tx import CanonicalRecord, key_authorisation_body, topup_body, validator_update_body
 from tests.ledger.builders import settlement_body
 
 SIGNED = {"signer": "k", "sig": "00" * 64}
@@ -132,3 +135,53 @@ def test_amounts_outside_the_64_bit_range_are_refused(amount: int) -> None:
     record.update(signer="k", sig="ab" * 64, amount=amount)
     with pytest.raises(SchemaError, match="64-bit"):
         _check_settlement_like(record, "settlement", SETTLEMENT_FIELDS)
+
+
+def _canonical(record: dict[str, Any]) -> CanonicalRecord | None:
+    """The record as a validator holds it after decoding: with its canonical bytes (None
+    when it has none: a float, a foreign type)."""
+    try:
+        return CanonicalRecord(record, encode(record))
+    except EncodingError:
+        return None
+
+
+def test_the_bytes_check_accepts_nothing_the_full_check_refuses() -> None:
+    """A settlement kept with its canonical bytes is first matched as bytes; every record
+    the match lets through must pass the full check, and a valid one must match."""
+    base = settlement_body("s-1")
+    base.update(signer="k", sig="ab" * 64)
+    assert settlement_bytes_pass(encode(base))
+    variants = [_replaced(base, p, v) for p in _paths(base)[1:] for v in _ODD_VALUES]
+    variants += [{k: v for k, v in base.items() if k != name} for name in base]
+    variants += [{**base, "extra": 1}, {**base, "type": "credit", "corrects": "s-0"}]
+    variants += [_replaced(base, ("amount",), 10**18), _replaced(base, ("amount",), -(10**17))]
+    matched = 0
+    for record in variants:
+        held = _canonical(record)
+        if held is not None and settlement_bytes_pass(held.raw):
+            matched += 1
+            _check_settlement_like(record, "settlement", SETTLEMENT_FIELDS)  # must not raise
+        if held is not None:  # the dict checks still decide what the bytes do not pass
+            with contextlib.suppress(SchemaError):
+                check_record(held)
+                _check_settlement_like(record, "settlement", SETTLEMENT_FIELDS)
+    assert 0 < matched < len(variants)
+
+
+@given(st.text(max_size=12))
+def test_the_bytes_check_reads_any_text_field_as_the_full_check_does(text: str) -> None:
+    """Quotes, backslashes, control characters and any other character inside a string:
+    the match passes exactly the non-empty ones; and a hex field only lowercase hex."""
+    record = settlement_body("s-1")
+    record.update(signer="k", sig="ab" * 64, transaction_id=text)
+    held = _canonical(record)
+    assume(held is not None)
+    assert held is not None
+    assert settlement_bytes_pass(held.raw) == (text != "")
+    hexed = {**record, "transaction_id": "t", "sig": (text * 128)[:128]}
+    held = _canonical(hexed)
+    assume(held is not None)
+    assert held is not None
+    valid = len(hexed["sig"]) == 128 and set(hexed["sig"]) <= set("0123456789abcdef")
+    assert settlement_bytes_pass(held.raw) == valid

@@ -111,9 +111,9 @@ class SqliteBlockStore(BlockStore):
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                async with self._conn.execute("SELECT max(height) FROM blocks") as cur:
-                    row = await cur.fetchone()
-                top = int(row[0]) if row and row[0] is not None else 0
+                # one trip to the connection's thread each (a cursor read costs three)
+                rows = list(await self._conn.execute_fetchall("SELECT max(height) FROM blocks"))
+                top = int(rows[0][0]) if rows and rows[0][0] is not None else 0
                 if h != top + 1:
                     raise StoreError(f"{self._path}: append: expected height {top + 1}, got {h}")
                 if last_commit is not None and top > 0:
@@ -156,11 +156,13 @@ class SqliteBlockStore(BlockStore):
         """Inside ``append``'s transaction: the block below gets the certificate its successor
         binds (unless it holds that one already)."""
         cert = commit_bytes(commit)
-        async with self._conn.execute(
-            "SELECT header, commit_cert FROM blocks WHERE height = ?", (top,)
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
+        rows = list(
+            await self._conn.execute_fetchall(
+                "SELECT header, commit_cert FROM blocks WHERE height = ?", (top,)
+            )
+        )
+        assert rows
+        row = rows[0]
         if row[1] is not None and bytes(row[1]) == cert:
             return
         header = header_from_dict(decode(bytes(row[0])))

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from csms import gc_pacing
+from csms import event_loop, gc_pacing
 from csms.config import check_security, load_config, process_name_problem
 from csms.credentials import is_pending, load_credential_key, password_mac
 from csms.errors import ConfigError, CsmsError
@@ -132,10 +132,14 @@ TOKEN_TYPES = [
 ]
 
 
-def run_async(func: Callable[[], Awaitable[T]]) -> T:
+def run_async(
+    func: Callable[[], Awaitable[T]],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
     """Run a coroutine, turning the CSMS's own errors into one clean line."""
     try:
-        return asyncio.run(func())  # type: ignore[arg-type]
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(func())  # type: ignore[arg-type]
     except CsmsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -281,7 +285,7 @@ def csms_command(
             await app.stop()
 
     try:
-        run_async(serve)
+        run_async(serve, event_loop.new_event_loop)  # a burst of stations spread over passes
     except WebBindError as exc:
         raise click.ClickException(f"{exc} (change it with --http-port)") from None
     except OSError as exc:

@@ -136,6 +136,7 @@ class CsmsServer:
         )
         self._versions: dict[int, OcppVersion] = {}
         self.gc_pacer = gc_pacing.GcPacer()  # collections must not stall 10,000 stations
+        self._automatic_gc = gc_pacing.AutomaticCollector()
         self._pacing: asyncio.Task[None] | None = None
         self._froze = False  # whether the pacing ever froze objects
         self.registry_watch = RegistryWatch(services.store, self.connections)
@@ -226,6 +227,7 @@ class CsmsServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pacing
             self._pacing = None
+            self._automatic_gc.release()
             if self._froze:
                 gc.unfreeze()  # hand the process's objects back (tests run many servers)
         if self._watching is not None:
@@ -251,6 +253,7 @@ class CsmsServer:
             await asyncio.sleep(gc_pacing.TICK_S)
             live = len(self._open)
             action = pacer.decide(live, loop.time())
+            self._automatic_gc.follow(pacer.active)
             began = loop.time()
             gc_pacing.apply(action)
             self._froze = self._froze or action is not None

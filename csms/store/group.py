@@ -12,7 +12,9 @@ Guarantees (tested in ``tests/csms/store/test_group.py``):
   gets the exception, the others in the batch commit (on PostgreSQL, whose writer pipelines
   statements, a unit's statements are all answered before the next unit begins, so a
   statement whose result the unit never read still fails that unit and no other);
-- if the COMMIT itself fails, every caller of that batch gets the error (nothing is durable).
+- if the COMMIT itself fails, every caller of that batch gets the error (nothing is durable);
+- a batch's callers resume ``WAKE_SLICE`` per pass of the event loop, so a batch of 1,000
+  (a fleet's BootNotifications after a restart) does not hold the loop for all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from csms.store.engine import SyncConnection, settle
 Unit = Callable[[SyncConnection], Any]
 # Runs a synchronous function on the one writer connection's thread (and returns its result).
 BatchRunner = Callable[[Callable[[], list["Outcome"]]], Awaitable[list["Outcome"]]]
+# Callers of one batch resumed per pass of the event loop. Each resumed caller answers its
+# station (~0.1-0.15 ms), so a batch of 1,000 woken at once held the loop for 100-160 ms.
+WAKE_SLICE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,22 @@ class GroupCommit:
                         future.set_exception(exc)
                 continue
             self.batches += 1
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            await self._wake(batch, outcomes)
+
+    async def _wake(
+        self, batch: list[tuple[Unit, asyncio.Future[Any]]], outcomes: list[Outcome]
+    ) -> None:
+        """Answer a committed batch's callers, ``WAKE_SLICE`` per pass of the event loop."""
+        answers = list(zip(batch, outcomes, strict=True))
+        for start in range(0, len(answers), WAKE_SLICE):
+            if start:
+                try:
+                    await asyncio.sleep(0)  # the slice woken so far runs in this pass
+                except asyncio.CancelledError:
+                    for (_, future), _outcome in answers[start:]:
+                        future.cancel()
+                    raise
+            for (_, future), outcome in answers[start : start + WAKE_SLICE]:
                 if future.done():  # the caller went away (its station hung up)
                     continue
                 if outcome.error is not None:

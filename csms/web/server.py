@@ -93,6 +93,9 @@ async def start_web(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
     )
+    # Loading imports the HTTP protocol modules (~0.3 s): off the event loop, which may
+    # already serve stations.
+    await asyncio.to_thread(config.load)
     server = _Server(config)
     sock = _listen(host, port)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="review-web")

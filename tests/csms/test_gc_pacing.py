@@ -14,7 +14,14 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from csms.app import CsmsApp, start_csms
 from csms.config import CsmsConfig
-from csms.gc_pacing import TICK_S, GcAction, GcPacer, apply, freeze_start_up_heap
+from csms.gc_pacing import (
+    TICK_S,
+    AutomaticCollector,
+    GcAction,
+    GcPacer,
+    apply,
+    freeze_start_up_heap,
+)
 from csms.passwords import hash_password
 from csms.timeutil import format_timestamp, utc_now
 from tests.csms.conftest import PASSWORD, auth_header, url
@@ -41,10 +48,32 @@ def test_ticks_freeze_while_enough_stations_are_connected() -> None:
     assert pacer.decide(100, 0.0) is GcAction.FREEZE
     assert pacer.decide(50, TICK_S) is GcAction.FREEZE  # down to half the minimum
     assert pacer.decide(5000, 2 * TICK_S) is GcAction.FREEZE  # growth never needs a FULL
-    assert pacer.decide(49, 3 * TICK_S) is None
+    # The tail of a mass disconnect: the ticks go on for `linger` seconds below half.
+    assert pacer.decide(49, 1.0) is GcAction.FREEZE
+    assert pacer.decide(60, 3.0) is GcAction.FREEZE  # back over half: the quiet restarts
+    assert pacer.decide(49, 4.0) is GcAction.FREEZE
+    assert pacer.decide(0, 4.0 + pacer.linger - TICK_S) is GcAction.FREEZE
+    assert pacer.decide(0, 4.0 + pacer.linger) is None
     assert not pacer.active
-    assert pacer.decide(99, 4 * TICK_S) is None
+    assert pacer.decide(99, 20.0) is None
     assert pacer.full_collections == 0
+
+
+def test_the_automatic_collector_is_off_only_while_the_ticks_run() -> None:
+    automatic = AutomaticCollector()
+    assert gc.isenabled()
+    try:
+        automatic.follow(True)
+        assert not gc.isenabled()
+        automatic.follow(True)
+        automatic.follow(False)
+        assert gc.isenabled()
+        gc.disable()  # turned off by someone else: not ours to turn back on
+        automatic.follow(True)
+        automatic.follow(False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_closed_connections_call_for_a_full_collection_at_most_once_per_interval() -> None:
@@ -66,7 +95,7 @@ def test_closed_connections_call_for_a_full_collection_at_most_once_per_interval
     for _ in range(10):
         pacer.closed()  # the rest go: the garbage is still collected, pacing or not
     assert pacer.decide(0, 201.0) is GcAction.FULL
-    assert pacer.decide(0, 202.0) is None
+    assert pacer.decide(0, 201.0 + pacer.linger) is None
 
 
 class _Node:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from csms.model import TransactionEventRecord
-from csms.store.group import GroupCommit, Outcome
+from csms.store.group import WAKE_SLICE, GroupCommit, Outcome
 from csms.store.sqlite import CsmsStore
 from tests.csms.records import numbered_event
 
@@ -132,3 +132,33 @@ async def test_store_batches_keep_idempotency_and_per_station_order(database: st
         stored = list(dict.fromkeys(r["seq_no"] for r in rows))
         assert stored == [0, 1, 2, 3]  # stored in the order sent
     await store.close()
+
+
+async def test_a_big_batch_wakes_its_callers_a_slice_per_loop_pass(tmp_path: Path) -> None:
+    """1,000 callers answered by one commit must not all resume in one pass of the event
+    loop: that pass would hold every other station (and timers) for the lot."""
+    conn = open_db(tmp_path / "g.sqlite")
+    group = group_over(conn)
+    passes = 0
+    ticking = True
+
+    def tick() -> None:  # counts passes of the loop: one call_soon chain, one step a pass
+        nonlocal passes
+        passes += 1
+        if ticking:
+            asyncio.get_running_loop().call_soon(tick)
+
+    woke_in: list[int] = []
+
+    async def caller(n: int) -> None:
+        await group.submit(insert("CS", n))
+        woke_in.append(passes)
+
+    asyncio.get_running_loop().call_soon(tick)
+    await asyncio.gather(*(caller(n) for n in range(1000)))
+    ticking = False
+    assert len(woke_in) == 1000
+    per_pass = max(woke_in.count(p) for p in set(woke_in))
+    assert per_pass <= WAKE_SLICE
+    assert conn.execute("SELECT count(*) FROM rows").fetchone() == (1000,)
+    conn.close()

@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ import click
 from csms.cli import DATA_DIR, database_for, run_async, with_store
 from csms.errors import CsmsError
 from csms.operators import ROLES, OperatorError, OperatorRegistry
-from csms.reports import CdrParty, cdr, cdrs_json, csv_rows, to_csv
-from csms.review import SessionRow, load_detail, load_rows
+from csms.reports import CdrParty, cdr, cdr_array_end, cdr_array_item, csv_rows, csv_text, to_csv
+from csms.review import SessionRow, iter_rows, load_detail, load_rows
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
 from ledger.tables import amount_text, kwh_text, render_table, utc_text
@@ -250,28 +251,70 @@ def sessions_resettle(review_id: str, name: str, data_dir: Path) -> None:
 def sessions_export(
     data_dir: Path, fmt: str, output: Path | None, country_code: str, party_id: str
 ) -> None:
-    """Export as CSV, or as OCPI 2.2.1 CDR JSON (one CDR per settlement and per credit)."""
-    if fmt == "csv":
-        rows = run_async(lambda: with_store(data_dir, load_rows))
-        _write(to_csv(rows), output)
-        return
+    """Export as CSV, or as OCPI 2.2.1 CDR JSON (one CDR per settlement and per credit).
+
+    Written as it is read, a page of sessions or settlements at a time, so memory stays
+    bounded however many there are; --output is written to a temporary file beside it and
+    renamed into place once complete."""
     party = CdrParty(country_code=country_code.upper(), party_id=party_id.upper())
 
-    async def build(store: CsmsStore) -> list[dict[str, Any]]:
-        out = []
-        for record in await store.list_settlements():
-            if record.body is None:
-                continue  # flagged: nothing was settled
+    async def export(store: CsmsStore) -> None:
+        with _sink(output) as write:
+            if fmt == "csv":
+                write(csv_text([], header=True))
+                async for rows in iter_rows(store):
+                    write(csv_text(rows, header=False))
+            else:
+                await write_cdrs(store, party, write)
+
+    run_async(lambda: with_store(data_dir, export))
+    if output is not None:
+        click.echo(f"wrote {output}", err=True)
+
+
+EXPORT_PAGE = 200  # settlements read at once by the OCPI export
+
+
+async def write_cdrs(
+    store: CsmsStore, party: CdrParty, write: Callable[[str], object], *, page: int = EXPORT_PAGE
+) -> int:
+    """Every settled session's and credit's CDR as one JSON array, in settlement id order,
+    ``page`` settlements read at a time; returns how many."""
+    count, after = 0, None
+    write("[")
+    while True:
+        records = await store.settlements_after(after, page, settled_only=True)
+        for record in records:
             session = await store.get_session(record.station_id, record.transaction_id)
             if session is None:
                 continue
             samples = await store.meter_samples(record.station_id, record.transaction_id)
             station = await store.get_station(record.station_id)
             key = station.meter_key if station else None
-            out.append(cdr(record, session, samples, party, meter_key=key))
-        return out
+            write(cdr_array_item(cdr(record, session, samples, party, meter_key=key), count == 0))
+            count += 1
+        if len(records) < page:
+            break
+        after = records[-1].settlement_id
+    write(cdr_array_end(count))
+    return count
 
-    _write(cdrs_json(run_async(lambda: with_store(data_dir, build))), output)
+
+@contextlib.contextmanager
+def _sink(output: Path | None) -> Iterator[Callable[[str], object]]:
+    """Where an export is written: stdout, or ``output`` once complete (never half of it)."""
+    if output is None:
+        yield sys.stdout.write
+        return
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8") as file:
+            yield file.write
+        partial.replace(output)
+    except OSError as exc:
+        raise click.ClickException(f"{output}: cannot write: {exc.strerror}") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 # -- dashboard -------------------------------------------------------------------------------

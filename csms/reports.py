@@ -299,3 +299,14 @@ def cdr(
 
 def cdrs_json(cdrs: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(cdrs), indent=2, sort_keys=True) + "\n"
+
+
+def cdr_array_item(item: dict[str, Any], first: bool) -> str:
+    """One CDR as the next element of a JSON array being written a piece at a time: the
+    pieces ``"["``, each item's, then ``cdr_array_end`` make the text ``cdrs_json`` does."""
+    text = json.dumps(item, indent=2, sort_keys=True).replace("\n", "\n  ")
+    return ("\n  " if first else ",\n  ") + text
+
+
+def cdr_array_end(count: int) -> str:
+    return "\n]\n" if count else "]\n"

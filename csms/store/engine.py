@@ -166,9 +166,15 @@ class SqliteEngine(Engine):
         # opening it at the same moment may hold ("database is locked" otherwise). SQLite
         # answers some of those waits (a new file's WAL switch) at once, without its busy
         # handler, so they are tried again here for as long as the busy timeout.
-        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL"):
-            await _pragma_when_unlocked(db, pragma, within=5.0)
-        await db.execute("PRAGMA foreign_keys=ON")
+        try:
+            for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL"):
+                await _pragma_when_unlocked(db, pragma, within=5.0)
+            await db.execute("PRAGMA foreign_keys=ON")
+        except BaseException as exc:
+            await db.close()  # its thread would keep the process from exiting
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise CsmsError(f"{path}: cannot open the database: {exc}") from None
+            raise
         return cls(db)
 
     def conn(self) -> SyncConnection:

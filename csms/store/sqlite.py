@@ -910,6 +910,22 @@ class CsmsStore:
             )
         return [SettlementRecord(**dict(row)) for row in rows]
 
+    async def settlements_after(
+        self, after: str | None, limit: int, *, settled_only: bool = False
+    ) -> list[SettlementRecord]:
+        """At most ``limit`` settlements and credits whose id sorts after ``after`` (None: from
+        the first), in id order: a keyset page on the primary key, so reading them all a page
+        at a time costs each page, not the table (exports). ``settled_only``: those with a
+        body (not flagged)."""
+        where = "WHERE settlement_id > ?" if after is not None else "WHERE 1 = 1"
+        if settled_only:
+            where += " AND body IS NOT NULL"
+        params: tuple[Any, ...] = (after, limit) if after is not None else (limit,)
+        rows = await self.fetchall(
+            f"SELECT * FROM settlements {where} ORDER BY settlement_id LIMIT ?", params
+        )
+        return [SettlementRecord(**dict(row)) for row in rows]
+
     async def settlements_of_session(
         self, station_id: str, transaction_id: str
     ) -> list[SettlementRecord]:

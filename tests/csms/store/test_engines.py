@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from typing import Any
 
 import psycopg
 import pytest
 
-from csms.errors import RegistryError
+from csms.errors import CsmsError, RegistryError
 from csms.store.engine import LostConnection, PostgresEngine, SqliteEngine, is_postgresql_url
 from csms.store.migrations import MIGRATIONS
 from csms.store.sqlite import CsmsStore
@@ -39,6 +40,21 @@ async def test_a_new_sqlite_file_locked_by_another_opener_is_waited_for(tmp_path
         assert row[0] == "wal"
     finally:
         await engine.close()
+
+
+async def test_a_file_that_is_not_a_database_is_named_and_left_closed(tmp_path: Any) -> None:
+    """The error names the file, and the connection's thread is gone (it kept a command
+    that had printed its error from ever exiting)."""
+    path = tmp_path / "csms.sqlite"
+    path.write_bytes(b"not a database, but last month's notes\n" * 100)
+    threads = threading.active_count()
+    with pytest.raises(CsmsError, match=f"{path}: cannot open the database"):
+        await CsmsStore.open(path)
+    for _ in range(100):
+        if threading.active_count() == threads:
+            break
+        await asyncio.sleep(0.01)
+    assert threading.active_count() == threads
 
 
 async def test_processes_opening_a_new_database_together_migrate_it_once(database: str) -> None:

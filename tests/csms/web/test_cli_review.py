@@ -20,7 +20,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from csms.cli_review import operators_group, sessions_group
+from csms.cli_review import _sink, operators_group, sessions_group, write_cdrs
+from csms.model import SettlementRecord
+from csms.reports import CdrParty, cdr, cdrs_json
 from tests.csms.web.ocpi_rules import CDR, violations
 from tests.csms.web.world import OPERATOR, OPERATOR_PW, STATION, World
 from tests.table_checks import assert_aligned
@@ -132,6 +134,65 @@ async def test_sessions_list_show_and_export(data_dir: Path, world: World, tmp_p
     assert violations(cdrs[0], CDR) == [] and cdrs[0]["party_id"] == "ABC"
     exported = await arun(sessions_group, "export", "--format", "csv", "--data-dir", d)
     assert exported.splitlines()[0].startswith("id,kind,settlement_id")
+
+
+async def test_settlements_are_read_a_keyset_page_at_a_time(world: World) -> None:
+    store = world.store
+    ids = sorted([world.settlement_id, world.flagged_id])
+    first = await store.settlements_after(None, 1)
+    second = await store.settlements_after(first[0].settlement_id, 1)
+    assert [r.settlement_id for r in first + second] == ids
+    assert await store.settlements_after(ids[-1], 1) == []
+    settled = await store.settlements_after(None, 10, settled_only=True)
+    assert [r.settlement_id for r in settled] == [world.settlement_id]
+
+
+async def test_ocpi_export_pages_give_the_cdrs_of_one_read(world: World) -> None:
+    """Read a settlement at a time, the export is the JSON array of every CDR, each once."""
+    party = CdrParty(country_code="NL", party_id="ABC")
+    reads: list[int] = []
+    store = world.store
+    read = store.settlements_after
+
+    async def counted(after: str | None, limit: int, **kw: bool) -> list[SettlementRecord]:
+        found = await read(after, limit, **kw)
+        reads.append(len(found))
+        return found
+
+    store.settlements_after = counted  # type: ignore[method-assign]
+    pieces: list[str] = []
+    assert await write_cdrs(store, party, pieces.append, page=1) == 1
+    assert reads == [1, 0]  # one settled record a page, then the empty page that ends it
+    record = await store.get_settlement(world.settlement_id)
+    session = await store.get_session(STATION, "tx-good")
+    station = await store.get_station(STATION)
+    assert record is not None and session is not None and station is not None
+    samples = await store.meter_samples(STATION, "tx-good")
+    whole = cdr(record, session, samples, party, meter_key=station.meter_key)
+    assert "".join(pieces) == cdrs_json([whole])
+    assert json.loads("".join(pieces))[0]["id"] == world.settlement_id
+
+
+async def test_an_export_that_fails_leaves_the_output_as_it_was(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "cdrs.json"
+    out.write_text("last month's\n")
+    (data_dir / "csms.sqlite").write_bytes(b"not a database")
+    result = await ainvoke(
+        sessions_group, ["export", "--format", "ocpi", "--data-dir", str(data_dir),
+                         "--output", str(out)]
+    )  # fmt: skip
+    assert result.exit_code == 1 and "cannot open the database" in result.output
+    assert out.read_text() == "last month's\n"
+    with pytest.raises(RuntimeError), _sink(out) as write:  # fails halfway through
+        write("[\n  {")
+        raise RuntimeError("the database went away")
+    assert out.read_text() == "last month's\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    with _sink(out) as write:
+        write("[]\n")
+    assert out.read_text() == "[]\n"
 
 
 @pytest.mark.slow  # a real process: ~1-2 s to import and serve

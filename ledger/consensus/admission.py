@@ -155,7 +155,7 @@ class Admission:
         state = self._state()
         stale = []
         found = False
-        for tx in self.mempool.take(len(self.mempool)):
+        for tx in self.mempool.oldest():  # walked only up to the first that applies
             try:
                 validate_tx(tx, state, cache=self.checked)
             except LedgerError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from ledger.types import Tx
 
@@ -38,6 +38,11 @@ class Mempool:
                 break
             out.append(tx)
         return out
+
+    def oldest(self) -> Iterator[Tx]:
+        """The pending transactions, oldest first, read as they are walked (the pool must not
+        change meanwhile)."""
+        return iter(self._txs.values())
 
     def remove(self, txs: Iterable[Tx]) -> None:
         for tx in txs:

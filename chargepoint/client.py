@@ -157,8 +157,12 @@ class StationClient(ChargePoint):
         action = type(payload).__name__
         if self.closed.is_set():
             raise NotConnected(f"{self.id}: connection closed, {action} not sent")
-        await self._check_outbound(action, payload)
-        call = asyncio.ensure_future(self.call(payload, suppress=False))
+        checking = self.station.config.check_schemas
+        if checking:
+            await self._check_outbound(action, payload)
+        call = asyncio.ensure_future(
+            self.call(payload, suppress=False, skip_schema_validation=not checking)
+        )
         closed = asyncio.ensure_future(self.closed.wait())
         try:
             done, _ = await asyncio.wait({call, closed}, return_when=asyncio.FIRST_COMPLETED)

@@ -46,6 +46,10 @@ class StationConfig:
     # how long an EV whose NotifyEVChargingNeeds was Accepted waits for its schedule (K15:
     # "a schedule will be provided") before it charges at its own limit; 0: it does not wait
     schedule_wait: float = 0.0
+    # check each call and its answer against the OCPP schemas here too (the CSMS checks what
+    # it receives either way); off for fleets of many simulated stations in one process,
+    # where the checks cost more CPU than the rest of a station's work
+    check_schemas: bool = True
 
     def __post_init__(self) -> None:
         if not self.station_id or len(self.station_id) > 48 or "/" in self.station_id:

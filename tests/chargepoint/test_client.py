@@ -39,10 +39,10 @@ class FakeConnection:
 
 
 async def start_client(
-    timeout: float = 2.0,
+    timeout: float = 2.0, **config: Any
 ) -> tuple[StationClient, FakeConnection, asyncio.Task[Any]]:
     conn = FakeConnection()
-    client = StationClient(make_station(), conn, response_timeout=timeout)
+    client = StationClient(make_station(**config), conn, response_timeout=timeout)
     return client, conn, asyncio.create_task(client.start())
 
 
@@ -111,6 +111,36 @@ async def test_own_invalid_payload_is_not_blamed_on_the_csms() -> None:
         await client.send(bad)
     assert not isinstance(info.value, CallErrorReceived)
     assert conn.outbox == []  # nothing left the station
+    serving.cancel()
+
+
+async def test_a_station_that_does_not_check_schemas_sends_and_takes_as_is() -> None:
+    """check_schemas off (many simulated stations in one process): neither its own call nor
+    the answer is checked here; the CSMS is left to judge the call."""
+    client, conn, serving = await start_client(check_schemas=False)
+    bad = call.StatusNotification(
+        timestamp="2026-01-01T00:00:00Z", connector_status="Broken", evse_id=1, connector_id=1
+    )
+    pending = asyncio.create_task(client.send(bad))
+    frame = await next_out(conn)
+    assert frame[2] == "StatusNotification" and frame[3]["connectorStatus"] == "Broken"
+    await conn.inbox.put(json.dumps([3, frame[1], {}]))
+    await asyncio.wait_for(pending, 2)
+    pending = asyncio.create_task(client.send(call.Heartbeat()))
+    frame = await next_out(conn)
+    await conn.inbox.put(json.dumps([3, frame[1], {"currentTime": 12}]))  # not a date-time
+    answer = await asyncio.wait_for(pending, 2)
+    assert answer.current_time == 12
+    serving.cancel()
+
+
+async def test_a_checking_station_refuses_an_answer_that_breaks_the_schema() -> None:
+    client, conn, serving = await start_client()
+    pending = asyncio.create_task(client.send(call.Heartbeat()))
+    frame = await next_out(conn)
+    await conn.inbox.put(json.dumps([3, frame[1], {"currentTime": 12}]))
+    with pytest.raises(CallErrorReceived):
+        await asyncio.wait_for(pending, 2)
     serving.cancel()
 
 

@@ -151,17 +151,6 @@ def table(rows: list[SessionRow]) -> str:
     return render_table(header, lines, right={4, 5, 6})
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise click.ClickException(f"{output}: cannot write: {exc.strerror}") from None
-        click.echo(f"wrote {output}", err=True)
-
-
 @click.group("sessions")
 def sessions_group() -> None:
     """List, show and export settled sessions."""

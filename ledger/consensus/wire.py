@@ -184,11 +184,10 @@ def dump(msg: Message) -> str:
     if isinstance(msg, TxMsg):
         kind = "submit" if msg.submit else "tx"
         return '{"tx":' + msg.tx.data.decode("utf-8") + ',"type":"' + kind + '"}'
-    if isinstance(msg, TxBatch):
-        return '{"txs":[' + b",".join(t.data for t in msg.txs).decode("utf-8") + '],"type":"txs"}'
-    if isinstance(msg, SubmitBatch):
+    if isinstance(msg, TxBatch | SubmitBatch):
+        kind = "txs" if isinstance(msg, TxBatch) else SUBMIT_BATCH
         txs = b",".join(t.data for t in msg.txs).decode("utf-8")
-        return '{"txs":[' + txs + '],"type":"' + SUBMIT_BATCH + '"}'
+        return '{"txs":[' + txs + '],"type":"' + kind + '"}'
     if isinstance(msg, Proposal):
         return _dump_proposal(msg)
     if isinstance(msg, BlockMsg):

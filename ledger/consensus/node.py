@@ -49,7 +49,7 @@ from ledger.consensus.cadence import BlockCadence
 from ledger.consensus.core import step
 from ledger.consensus.errors import DoubleSignRefused, SubmitRejected
 from ledger.consensus.evidence import EvidencePool, evidence_in
-from ledger.consensus.gossip import to_resend
+from ledger.consensus.gossip import StatusBeat, to_resend
 from ledger.consensus.handshake import Role
 from ledger.consensus.limits import ConnectionCaps, ConnectionLimits
 from ledger.consensus.linkstats import ValidatorLinks
@@ -523,6 +523,8 @@ class ValidatorNode:
             now = asyncio.get_running_loop().time()
             if self._app is not None and self._fetching.should_fetch(self.height, msg.height, now):
                 await reply(GetBlocks(self.height + 1))
+            elif msg.height < self.height:  # a peer behind learns it now, not at our next beat
+                await reply(Status(self.address, self.height))
         elif isinstance(msg, GetBlocks):
             await send_blocks(self.store, msg.from_height, reply)
         elif isinstance(msg, GetStatus):
@@ -570,9 +572,12 @@ class ValidatorNode:
     async def _gossip(self) -> None:
         """Tell the height; resend what peers may have missed (``gossip.py``)."""
         tick = 0
+        beat = StatusBeat()
         while True:
             await asyncio.sleep(self.config.gossip_interval_ms / 1000)
             tick += 1
-            self._broadcast(Status(self.address, self.height))
-            for msg in to_resend(tick, self._own, self._state, self.address):
+            resend = to_resend(tick, self._own, self._state, self.address)
+            if beat.due(tick, self.height, busy=bool(resend) or not self._cadence.waiting):
+                self._broadcast(Status(self.address, self.height))
+            for msg in resend:
                 self._broadcast(msg)

@@ -16,7 +16,7 @@ from ledger.consensus.errors import SubmitRejected
 from ledger.consensus.handshake import Role
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.peers import MAX_WAITS_PER_CLIENT, MAX_WAITS_PER_LINK
-from ledger.consensus.wire import BlockMsg, Busy, GetReceipt, ReceiptDoc, TxMsg, dump, load
+from ledger.consensus.wire import BlockMsg, Busy, GetReceipt, ReceiptDoc, Status, TxMsg, dump, load
 from ledger.keys import generate_key, key_id_of
 from ledger.signing import sign_vote
 from ledger.sqlite_store import SqliteBlockStore
@@ -317,5 +317,27 @@ async def test_a_connections_waits_are_bounded_and_freed_when_it_closes(tmp_path
         # The set still commits afterwards.
         receipt = await asyncio.wait_for(node.submit(net.csms_tx(settlement_body("after"))), 10)
         assert receipt.height >= 1
+    finally:
+        await stop_all(nodes)
+
+
+async def test_an_idle_set_tells_its_height_rarely_and_answers_a_peer_behind(
+    tmp_path: Path,
+) -> None:
+    net = make_net(4)
+    stores = [MemoryBlockStore() for _ in range(4)]
+    nodes = await start_nodes(net, tmp_path, stores)
+    try:
+        await asyncio.sleep(1.0)  # links up, the start's statuses told
+        sent = [sum(s.messages_out for s in n.link_report().peers.values()) for n in nodes]
+        await asyncio.sleep(2.0)  # 20 gossip ticks at rest
+        after = [sum(s.messages_out for s in n.link_report().peers.values()) for n in nodes]
+        # one status per peer per tick would be 60 frames per validator
+        assert all(b - a <= 9 for a, b in zip(sent, after, strict=True)), (sent, after)
+        # A validator that asks with a lower height hears the real one at once.
+        async with link_to(nodes[0].url, key=net.validator_keys[1]) as ws:
+            await ws.send(dump(Status(nodes[1].address, -1)))
+            answer = load(await asyncio.wait_for(ws.recv(), 2))
+        assert answer == Status(nodes[0].address, 0)
     finally:
         await stop_all(nodes)

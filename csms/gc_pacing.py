@@ -39,6 +39,9 @@ the closed connections' handlers finish for a second or more after the connectio
 counted gone, and without the ticks the automatic collections came back in the middle of it
 (young collections of 25-42 ms at 5,000, beside passes already busy with the handlers).
 
+Far below ``minimum`` (a quarter of it) and with the ticks stopped, the counts are looked at
+once a second instead of every tick: a ramp reaches the minimum a second later at most.
+
 ``GcPacer`` is the decision (pure: counts and a clock in, an action out); ``apply`` does it.
 """
 
@@ -49,6 +52,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 TICK_S = 0.1  # how often the objects made since the last tick are collected and frozen
+IDLE_TICK_S = 1.0  # how often the counts are looked at while far below ``minimum`` (no ticks)
 
 
 class GcAction(Enum):
@@ -73,6 +77,11 @@ class GcPacer:
 
     def closed(self) -> None:
         self.closed_since_full += 1
+
+    def interval(self, live: int) -> float:
+        """Seconds to the next ``decide``: a tick while the ticks run or ``live`` nears
+        ``minimum``; otherwise a look once a second (an idle CSMS wakes for little)."""
+        return TICK_S if self.active or live >= self.minimum // 4 else IDLE_TICK_S
 
     def decide(self, live: int, now: float) -> GcAction | None:
         if live >= self.minimum // 2:

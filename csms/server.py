@@ -250,7 +250,7 @@ class CsmsServer:
         """Every tick, collect and freeze what was made since the last (``csms.gc_pacing``)."""
         pacer, loop = self.gc_pacer, asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(gc_pacing.TICK_S)
+            await asyncio.sleep(pacer.interval(len(self._open)))
             live = len(self._open)
             action = pacer.decide(live, loop.time())
             self._automatic_gc.follow(pacer.active)

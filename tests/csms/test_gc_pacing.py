@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from csms.app import CsmsApp, start_csms
 from csms.config import CsmsConfig
 from csms.gc_pacing import (
+    IDLE_TICK_S,
     TICK_S,
     AutomaticCollector,
     GcAction,
@@ -57,6 +58,14 @@ def test_ticks_freeze_while_enough_stations_are_connected() -> None:
     assert not pacer.active
     assert pacer.decide(99, 20.0) is None
     assert pacer.full_collections == 0
+
+
+def test_far_below_the_minimum_the_counts_are_looked_at_once_a_second() -> None:
+    pacer = GcPacer(minimum=200)
+    assert pacer.interval(0) == pacer.interval(49) == IDLE_TICK_S > TICK_S
+    assert pacer.interval(50) == TICK_S  # nearing the minimum: every tick
+    pacer.decide(200, 0.0)
+    assert pacer.active and pacer.interval(0) == TICK_S  # the ticks run (and linger)
 
 
 def test_the_automatic_collector_is_off_only_while_the_ticks_run() -> None:
@@ -164,7 +173,7 @@ async def test_what_stations_leave_waiting_is_frozen_within_a_tick(csms: CsmsApp
     try:
         for n in range(3):
             await asyncio.gather(*(_heartbeat(ws, n) for ws in stations))
-        await asyncio.sleep(3 * TICK_S)
+        await asyncio.sleep(IDLE_TICK_S + 3 * TICK_S)  # the idle look, then ticks
         assert csms.server.gc_pacer.active
         waiting = [o for o in gc.get_objects() if type(o).__name__ == "coroutine"]
         assert len(waiting) < len(stations), f"{len(waiting)} coroutines still tracked"
@@ -182,7 +191,7 @@ async def test_closed_connections_are_collected_while_the_fleet_stays_connected(
     pacer.minimum, pacer.min_interval, pacer.garbage_share = 20, 0.0, 0.25
     ids = await _register(csms, 24)
     stations = {s: await _connect(csms, s) for s in ids}
-    await asyncio.sleep(3 * TICK_S)
+    await asyncio.sleep(IDLE_TICK_S + 3 * TICK_S)  # the idle look, then ticks
     assert pacer.active
     gone: list[weakref.ref[object]] = []
     for station_id in ids:  # every station reconnects once: 24 closed, 24 still live

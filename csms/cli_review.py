@@ -8,7 +8,8 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import click
 from csms.cli import DATA_DIR, database_for, run_async, with_store
 from csms.errors import CsmsError
 from csms.operators import ROLES, OperatorError, OperatorRegistry
-from csms.reports import CdrParty, cdr, cdr_array_end, cdr_array_item, csv_rows, csv_text, to_csv
-from csms.review import SessionRow, iter_rows, load_detail, load_rows
+from csms.reports import CdrParty, cdr, cdr_array_end, cdr_array_item, csv_rows, csv_text
+from csms.review import LIST_PAGE, SessionRow, iter_rows, load_detail, load_page
+from csms.store.session_list import Cursor
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
 from ledger.tables import amount_text, kwh_text, render_table, utc_text
@@ -105,10 +107,11 @@ def operators_remove(name: str, data_dir: Path) -> None:
 # -- sessions --------------------------------------------------------------------------------
 
 
-def table(rows: list[SessionRow]) -> str:
+def table(rows: list[SessionRow], *, header: bool = True) -> str:
     """One line per session, its credits indented below it; energy in kWh, amounts in
-    currency units (> 0 the driver pays), times in UTC."""
-    header = (
+    currency units (> 0 the driver pays), times in UTC. Without the header line when
+    ``header`` is False (a later page of a long list, aligned on its own)."""
+    columns = (
         "SETTLEMENT",
         "STARTED (UTC)",
         "ENDED (UTC)",
@@ -148,7 +151,8 @@ def table(rows: list[SessionRow]) -> str:
                     c.reason or "",
                 )
             )
-    return render_table(header, lines, right={4, 5, 6})
+    text = render_table(columns, lines, right={4, 5, 6})
+    return text if header else text.split("\n", 1)[1]
 
 
 @click.group("sessions")
@@ -156,22 +160,87 @@ def sessions_group() -> None:
     """List, show and export settled sessions."""
 
 
+TABLE_LIMIT = 100  # sessions the table shows unless --limit says otherwise
+
+
 @sessions_group.command("list")
 @DATA_DIR
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
-def sessions_list(data_dir: Path, fmt: str) -> None:
-    """List sessions with their settlement id, energy, amount and status (newest first)."""
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"The newest N sessions (0: all). Default: {TABLE_LIMIT} for the table, all for json "
+    "and csv.",
+)
+def sessions_list(data_dir: Path, fmt: str, limit: int | None) -> None:
+    """List sessions with their settlement id, energy, amount and status (newest first).
 
-    async def load(store: CsmsStore) -> list[SessionRow]:
-        return await load_rows(store)
+    Written as it is read, a page of sessions at a time, so memory stays bounded however
+    many there are."""
+    if limit is None:
+        limit = TABLE_LIMIT if fmt == "table" else 0
 
-    rows = run_async(lambda: with_store(data_dir, load))
+    async def write_all(store: CsmsStore) -> None:
+        more = await write_sessions(store, fmt, limit, sys.stdout.write)
+        if more:
+            click.echo(f"(the newest {limit} shown; --limit 0 lists all)", err=True)
+
+    run_async(lambda: with_store(data_dir, write_all))
+
+
+async def pages_of(
+    store: CsmsStore, limit: int, *, page: int = LIST_PAGE
+) -> AsyncIterator[tuple[SessionRow, ...] | None]:
+    """The newest ``limit`` rows (0: all), ``page`` at a time; then None if more were left."""
+    if limit == 0:
+        async for rows in iter_rows(store, page=page):
+            yield rows
+        return
+    after: Cursor | None = None
+    left = limit
+    while left > 0:
+        found = await load_page(store, limit=min(page, left), after=after)
+        if found.rows:
+            yield found.rows
+        left -= len(found.rows)
+        if found.next is None:
+            return
+        after = found.next
+    yield None
+
+
+async def write_sessions(
+    store: CsmsStore,
+    fmt: str,
+    limit: int,
+    write: Callable[[str], object],
+    *,
+    page: int = LIST_PAGE,
+) -> bool:
+    """Write the newest ``limit`` sessions (0: all) as ``fmt``, a page at a time; True if
+    more were left out. The JSON is the same text as ``json.dumps(rows, indent=2)``."""
+    count, more = 0, False
+    if fmt == "csv":
+        write(csv_text([], header=True))
+    async for rows in pages_of(store, limit, page=page):
+        if rows is None:
+            more = True
+        elif fmt == "csv":
+            write(csv_text(rows, header=False))
+        elif fmt == "json":
+            for item in csv_rows(rows):
+                text = textwrap.indent(json.dumps(item, indent=2), "  ")
+                write(("[\n" if count == 0 else ",\n") + text)
+                count += 1
+        else:
+            write(table(list(rows), header=count == 0))
+            count += len(rows)
     if fmt == "json":
-        click.echo(json.dumps(csv_rows(rows), indent=2))
-    elif fmt == "csv":
-        sys.stdout.write(to_csv(rows))
-    else:
-        sys.stdout.write(table(rows) if rows else "no sessions\n")
+        write("[]\n" if count == 0 else "\n]\n")
+    elif fmt == "table" and count == 0:
+        write("no sessions\n")
+    return more
 
 
 @sessions_group.command("show")

@@ -282,7 +282,7 @@ async def iter_rows(
 
 
 async def load_rows(store: CsmsStore, wanted: SessionFilter | None = None) -> list[SessionRow]:
-    """Every row passing ``wanted`` (the command line's list and exports)."""
+    """Every row passing ``wanted``, all in memory (the command line streams ``iter_rows``)."""
     return [row async for page in iter_rows(store, wanted) for row in page]
 
 

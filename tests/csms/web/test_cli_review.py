@@ -20,9 +20,10 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from csms.cli_review import _sink, operators_group, sessions_group, write_cdrs
+from csms.cli_review import _sink, operators_group, sessions_group, write_cdrs, write_sessions
 from csms.model import SettlementRecord
-from csms.reports import CdrParty, cdr, cdrs_json
+from csms.reports import CdrParty, cdr, cdrs_json, csv_rows
+from csms.review import load_rows
 from tests.csms.web.ocpi_rules import CDR, violations
 from tests.csms.web.world import OPERATOR, OPERATOR_PW, STATION, World
 from tests.table_checks import assert_aligned
@@ -134,6 +135,37 @@ async def test_sessions_list_show_and_export(data_dir: Path, world: World, tmp_p
     assert violations(cdrs[0], CDR) == [] and cdrs[0]["party_id"] == "ABC"
     exported = await arun(sessions_group, "export", "--format", "csv", "--data-dir", d)
     assert exported.splitlines()[0].startswith("id,kind,settlement_id")
+
+
+async def test_sessions_list_is_written_a_page_at_a_time_and_limited(world: World) -> None:
+    """Read a session at a time, the list is the same text as the one-piece one; a limit
+    keeps the newest and says that more were left."""
+    rows = await load_rows(world.store)
+    assert len(rows) == 2
+    pieces: list[str] = []
+    more = await write_sessions(world.store, "json", 0, pieces.append, page=1)
+    assert "".join(pieces) == json.dumps(csv_rows(rows), indent=2) + "\n" and not more
+    assert len(pieces) == 3  # a piece per session, then the end
+    pieces.clear()
+    assert await write_sessions(world.store, "json", 1, pieces.append, page=1)  # more left
+    assert [r["id"] for r in json.loads("".join(pieces))] == [rows[0].id]
+    pieces.clear()
+    assert not await write_sessions(world.store, "table", 2, pieces.append, page=1)
+    lines = "".join(pieces).splitlines()
+    assert lines[0].startswith("SETTLEMENT") and len(lines) == 3  # one header, two sessions
+    assert [line.split()[0] for line in lines[1:]] == [r.settlement_id or r.id for r in rows]
+    pieces.clear()
+    await write_sessions(world.store, "csv", 1, pieces.append, page=1)
+    assert [r["id"] for r in csv.DictReader(io.StringIO("".join(pieces)))] == [rows[0].id]
+
+
+async def test_sessions_list_limit_on_the_command_line(data_dir: Path) -> None:
+    d = str(data_dir)
+    one = await ainvoke(sessions_group, ["list", "--data-dir", d, "--limit", "1"])
+    assert one.exit_code == 0 and len(one.stdout.splitlines()) == 2  # header and one
+    assert "--limit 0 lists all" in one.stderr
+    bad = await ainvoke(sessions_group, ["list", "--data-dir", d, "--limit", "-1"])
+    assert bad.exit_code == 2 and "Usage:" in bad.output
 
 
 async def test_settlements_are_read_a_keyset_page_at_a_time(world: World) -> None:

@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,7 @@ from csms.cli import DATA_DIR, database_for, run_async, with_store
 from csms.errors import CsmsError
 from csms.operators import ROLES, OperatorError, OperatorRegistry
 from csms.reports import CdrParty, cdr, cdr_array_end, cdr_array_item, csv_rows, csv_text
-from csms.review import LIST_PAGE, SessionRow, iter_rows, load_detail, load_page
-from csms.store.session_list import Cursor
+from csms.review import LIST_PAGE, SessionRow, iter_rows, load_detail
 from csms.store.sqlite import CsmsStore
 from csms.timeutil import format_timestamp, utc_now
 from ledger.tables import amount_text, kwh_text, render_table, utc_text
@@ -189,27 +188,6 @@ def sessions_list(data_dir: Path, fmt: str, limit: int | None) -> None:
     run_async(lambda: with_store(data_dir, write_all))
 
 
-async def pages_of(
-    store: CsmsStore, limit: int, *, page: int = LIST_PAGE
-) -> AsyncIterator[tuple[SessionRow, ...] | None]:
-    """The newest ``limit`` rows (0: all), ``page`` at a time; then None if more were left."""
-    if limit == 0:
-        async for rows in iter_rows(store, page=page):
-            yield rows
-        return
-    after: Cursor | None = None
-    left = limit
-    while left > 0:
-        found = await load_page(store, limit=min(page, left), after=after)
-        if found.rows:
-            yield found.rows
-        left -= len(found.rows)
-        if found.next is None:
-            return
-        after = found.next
-    yield None
-
-
 async def write_sessions(
     store: CsmsStore,
     fmt: str,
@@ -223,19 +201,21 @@ async def write_sessions(
     count, more = 0, False
     if fmt == "csv":
         write(csv_text([], header=True))
-    async for rows in pages_of(store, limit, page=page):
-        if rows is None:
-            more = True
-        elif fmt == "csv":
+    # one row past the limit is read to tell whether more were left
+    async for page_rows in iter_rows(store, page=page, limit=limit + 1 if limit else None):
+        rows = page_rows if not limit else page_rows[: limit - count]
+        more = more or len(rows) < len(page_rows)
+        if not rows:
+            continue
+        if fmt == "csv":
             write(csv_text(rows, header=False))
         elif fmt == "json":
-            for item in csv_rows(rows):
+            for n, item in enumerate(csv_rows(rows), count):
                 text = textwrap.indent(json.dumps(item, indent=2), "  ")
-                write(("[\n" if count == 0 else ",\n") + text)
-                count += 1
+                write(("[\n" if n == 0 else ",\n") + text)
         else:
             write(table(list(rows), header=count == 0))
-            count += len(rows)
+        count += len(rows)
     if fmt == "json":
         write("[]\n" if count == 0 else "\n]\n")
     elif fmt == "table" and count == 0:

@@ -268,17 +268,28 @@ async def load_page(
 
 
 async def iter_rows(
-    store: CsmsStore, wanted: SessionFilter | None = None, *, page: int | None = None
+    store: CsmsStore,
+    wanted: SessionFilter | None = None,
+    *,
+    page: int | None = None,
+    limit: int | None = None,
 ) -> AsyncIterator[tuple[SessionRow, ...]]:
-    """Every row passing ``wanted``, ``page`` (LIST_PAGE) at a time, each once, in order."""
+    """Every row passing ``wanted`` (the first ``limit`` only, when given), ``page``
+    (LIST_PAGE) at a time, each once, in order."""
     after: Cursor | None = None
-    while True:
-        found = await load_page(store, wanted, limit=page or LIST_PAGE, after=after)
+    left = limit
+    while left is None or left > 0:
+        size = page or LIST_PAGE
+        if left is not None:
+            size = min(size, left)
+        found = await load_page(store, wanted, limit=size, after=after)
         if found.rows:
             yield found.rows
         if found.next is None:
             return
         after = found.next
+        if left is not None:
+            left -= len(found.rows)
 
 
 async def load_rows(store: CsmsStore, wanted: SessionFilter | None = None) -> list[SessionRow]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.tx import CREDIT, SETTLEMENT
+from ledger.tx import CREDIT, SETTLEMENT, CanonicalRecord
 from ledger.types import Block
 
 
@@ -36,12 +36,17 @@ class CheckedTxs:
     """A bounded map from transaction bytes to ``Checked``; the oldest entries go first.
 
     Also by signature, so that a checked transaction is found in a proposal's text without
-    parsing it (``end_of``)."""
+    parsing it (``end_of``). So are the transactions still waiting to be checked whose records
+    a frame reader parsed (``waiting``): a proposal that holds one before its turn comes is
+    then neither scanned nor parsed again for it (under load, about a quarter of a peer's
+    proposal)."""
 
     def __init__(self, limit: int = 200_000) -> None:
         self._entries: dict[bytes, Checked] = {}
         self._by_sig: dict[str, bytes] = {}
         self._limit = limit
+        self._waiting: dict[bytes, CanonicalRecord] = {}
+        self._waiting_by_sig: dict[str, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -63,9 +68,36 @@ class CheckedTxs:
         sig = checked.record.get("sig")
         if isinstance(sig, str):
             self._by_sig[sig] = data
+        if self._waiting:
+            self.done_waiting(data)
+
+    def wait(self, data: bytes, record: Mapping[str, Any]) -> None:
+        """``data``, parsed by a frame reader to ``record``, waits to be checked (bounded by
+        the caller's backlog; ``done_waiting`` when its turn has come)."""
+        if isinstance(record, CanonicalRecord) and record.raw == data and data not in self._entries:
+            sig = record.get("sig")
+            if isinstance(sig, str):
+                self._waiting[data] = record
+                self._waiting_by_sig[sig] = data
+
+    def waiting(self, data: bytes) -> CanonicalRecord | None:
+        """The parsed record of ``data`` if it waits to be checked."""
+        return self._waiting.get(data)
+
+    def done_waiting(self, data: bytes) -> None:
+        record = self._waiting.pop(data, None)
+        if record is not None:
+            sig = record["sig"]  # a string: ``wait`` keeps no other
+            if self._waiting_by_sig.get(sig) == data:
+                del self._waiting_by_sig[sig]
+
+    def clear_waiting(self) -> None:
+        self._waiting.clear()
+        self._waiting_by_sig.clear()
 
     def end_of(self, text: str, pos: int) -> int | None:
-        """Where a checked transaction ends if one starts at ``text[pos]``, else None.
+        """Where a checked (or waiting) transaction ends if one starts at ``text[pos]``, else
+        None.
 
         Its candidate is the checked transaction with the signature that follows ``pos``
         (every signed kind has a top-level ``sig``), compared whole with the text: an end is
@@ -76,7 +108,10 @@ class CheckedTxs:
         if at < 0:
             return None
         start = at + len(SIG_MEMBER)
-        data = self._by_sig.get(text[start : start + SIG_HEX_CHARS])
+        sig = text[start : start + SIG_HEX_CHARS]
+        data = self._by_sig.get(sig)
+        if data is None:
+            data = self._waiting_by_sig.get(sig)
         if data is None:
             return None
         known = data.decode("utf-8")

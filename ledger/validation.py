@@ -366,7 +366,8 @@ def validate_checked(
     parsed: dict[str, Any] | None = None,
 ) -> Mapping[str, Any]:
     """``validate_record`` of ``tx``'s record, decoding and verifying it only if ``cache``
-    holds no earlier check of it (and keeping this one); return the record.
+    holds no earlier check of it (and keeping this one); return the record. A record that
+    ``cache`` holds as waiting is not parsed again.
 
     ``parsed``: the record already parsed from ``tx.data`` (by a frame reader), only checked
     to encode back to exactly those bytes rather than parsed again.
@@ -375,6 +376,8 @@ def validate_checked(
     if hit is not None:
         validate_record(hit.record, view, height=height, checked=hit)
         return hit.record
+    if parsed is None and cache is not None:
+        parsed = cache.waiting(tx.data)  # a frame reader parsed it; its check has not come
     record = decode_tx(tx, parsed)
     validate_record(record, view, height=height)
     if cache is not None:

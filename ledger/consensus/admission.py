@@ -102,8 +102,14 @@ class Admission:
         if len(txs) > room:
             self.shed += len(txs) - max(room, 0)
             txs = txs[: max(room, 0)]
-        records = batch.records if batch.records is not None else itertools.repeat(None)
-        self._backlog.extend(zip(txs, records, itertools.repeat(None)))
+        if batch.records is None:
+            self._backlog.extend(zip(txs, itertools.repeat(None), itertools.repeat(None)))
+        else:
+            records = batch.records  # zip stops at the transactions kept
+            self._backlog.extend(zip(txs, records, itertools.repeat(None)))
+            wait = self.checked.wait
+            for tx, record in zip(txs, records, strict=False):
+                wait(tx.data, record)  # a proposal holding it meanwhile need not parse it
         self._run()
 
     async def check_queued(self, tx: Tx, parsed: dict[str, Any] | None = None) -> Mapping[str, Any]:
@@ -126,6 +132,8 @@ class Admission:
                 tx, parsed, fut = backlog.popleft()
                 try:
                     if fut is None:
+                        if parsed is not None:
+                            self.checked.done_waiting(tx.data)  # checked now, from ``parsed``
                         self.admit(tx, parsed)
                     elif not fut.done():  # done: its submitter went away
                         fut.set_result(self.check(tx, parsed))
@@ -149,6 +157,7 @@ class Admission:
             if fut is not None:
                 fut.cancel()
         self._backlog.clear()
+        self.checked.clear_waiting()
 
     def has_work(self) -> bool:
         """A pending transaction that still applies (stale ones met first are dropped)."""

@@ -7,14 +7,17 @@ import asyncio
 
 import pytest
 
+import ledger.codec
+import ledger.validation
+from ledger.apply import apply_txs
 from ledger.checked import CheckedTxs
-from ledger.codec import tx_record
+from ledger.codec import block_bytes, read_block, tx_record
 from ledger.consensus.admission import Admission
 from ledger.consensus.mempool import Mempool
 from ledger.consensus.submissions import Waiters
-from ledger.consensus.wire import TxBatch
+from ledger.consensus.wire import TxBatch, dump, load
 from ledger.errors import SignatureError
-from ledger.types import Tx
+from ledger.types import Block, Header, Tx
 from tests.ledger.builders import Net, make_net, settlement_body
 
 
@@ -24,6 +27,23 @@ def admission(net: Net) -> tuple[Admission, Mempool]:
         mempool, CheckedTxs(), Waiters(), state=lambda: net.state, work_arrived=lambda: None
     )
     return gate, mempool
+
+
+def header_of(net: Net) -> Header:
+    """A header for reading a block's transactions (its fields are not what is tested)."""
+    zero = bytes(32)
+    return Header(
+        net.state.chain_id,
+        net.state.height + 1,
+        net.state.time + 1,
+        zero,
+        zero,
+        zero,
+        zero,
+        zero,
+        "p",
+        0,
+    )
 
 
 def forged(tx: Tx) -> Tx:
@@ -111,3 +131,70 @@ async def test_stop_cancels_the_submissions_still_waiting() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert gate.backlog == 0
+
+
+async def test_a_block_holding_gossip_still_waiting_reads_and_checks_it_without_parsing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    net = make_net(4)
+    gate, mempool = admission(net)
+    gate.slice_s = 0.0  # one check per slice: most of the batch is still waiting below
+    txs = tuple(net.csms_tx(settlement_body(f"g-{i}")) for i in range(6))
+    batch = load(dump(TxBatch(txs)))  # as a peer's frame is read: each record parsed once
+    assert isinstance(batch, TxBatch)
+    parses = [0]
+    real_decode, real_scan = ledger.validation.decode, ledger.codec.scan
+
+    def counting_decode(data: bytes, **kw: object) -> object:
+        parses[0] += 1
+        return real_decode(data, **kw)
+
+    def counting_scan(text: str, pos: int) -> object:
+        parses[0] += 1
+        return real_scan(text, pos)
+
+    monkeypatch.setattr(ledger.validation, "decode", counting_decode)
+    monkeypatch.setattr(ledger.codec, "scan", counting_scan)
+    gate.queue_batch(batch)
+    await asyncio.sleep(0)
+    assert 0 < gate.backlog < len(txs)
+
+    text = block_bytes(Block(header_of(net), txs)).decode()
+    block, _ = read_block(text, known=gate.checked.end_of)
+    after = apply_txs(
+        net.state, block.txs, time=net.state.time + 1, block_hash=bytes(32), checked=gate.checked
+    )
+
+    assert block.txs == txs and {f"g-{i}" for i in range(6)} <= set(after.settlements)
+    assert parses[0] == 1  # the header's: no transaction sliced out by a parse or decoded
+    # what the same block costs a reader that has none of them waiting: two parses each
+    parses[0] = 0
+    fresh = CheckedTxs()
+    block, _ = read_block(text, known=fresh.end_of)
+    apply_txs(net.state, block.txs, time=net.state.time + 1, block_hash=bytes(32), checked=fresh)
+    assert parses[0] == 1 + 2 * len(txs)
+    await drained(gate)
+    assert len(mempool) == 6
+    assert all(gate.checked.waiting(tx.data) is None for tx in txs)  # nothing left behind
+
+
+async def test_what_waits_in_the_backlog_is_forgotten_when_checked_or_stopped() -> None:
+    net = make_net(4)
+    gate, _ = admission(net)
+    gate.slice_s = 0.0
+    good = net.csms_tx(settlement_body("g-ok"))
+    bad = forged(net.csms_tx(settlement_body("g-bad")))
+    batch = load(dump(TxBatch((bad, good))))
+    assert isinstance(batch, TxBatch)
+    gate.queue_batch(batch)
+    assert gate.checked.waiting(bad.data) is not None
+    await drained(gate)
+    assert gate.checked.waiting(bad.data) is None and gate.checked.waiting(good.data) is None
+
+    rest = load(dump(TxBatch(tuple(net.csms_tx(settlement_body(f"s-{i}")) for i in range(5)))))
+    assert isinstance(rest, TxBatch)
+    gate.queue_batch(rest)
+    await gate.stop()
+    assert all(gate.checked.waiting(tx.data) is None for tx in rest.txs)
+    # and a stranger's text is never matched to it: only its exact bytes are
+    assert gate.checked.end_of(good.data.decode().replace('"g-ok"', '"g-OK"'), 0) is None

@@ -42,22 +42,29 @@ counted gone, and without the ticks the automatic collections came back in the m
 Far below ``minimum`` (a quarter of it) and with the ticks stopped, the counts are looked at
 once a second instead of every tick: a ramp reaches the minimum a second later at most.
 
-``GcPacer`` is the decision (pure: counts and a clock in, an action out); ``apply`` does it.
+``GcPacer`` is the decision (pure: counts and a clock in, an action out); ``apply``
+(``ledger.gc_freeze``, shared with a validator process) does it.
 """
 
 from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
-from enum import Enum
+
+from ledger.gc_freeze import GcAction, apply, freeze_start_up_heap
+
+__all__ = [
+    "IDLE_TICK_S",
+    "TICK_S",
+    "AutomaticCollector",
+    "GcAction",
+    "GcPacer",
+    "apply",
+    "freeze_start_up_heap",
+]
 
 TICK_S = 0.1  # how often the objects made since the last tick are collected and frozen
 IDLE_TICK_S = 1.0  # how often the counts are looked at while far below ``minimum`` (no ticks)
-
-
-class GcAction(Enum):
-    FREEZE = "freeze"  # collect what is not frozen, then freeze the survivors
-    FULL = "full"  # give everything back, collect it all, freeze the survivors
 
 
 @dataclass(slots=True)
@@ -102,12 +109,6 @@ class GcPacer:
         return GcAction.FREEZE if self.active else None
 
 
-def freeze_start_up_heap() -> None:
-    """Collect once and freeze what a process holds after start-up (``v2g csms``)."""
-    gc.collect()
-    gc.freeze()
-
-
 class AutomaticCollector:
     """Turns the automatic collector off while the ticks run, and back on after them."""
 
@@ -125,13 +126,3 @@ class AutomaticCollector:
         if self.held:
             gc.enable()
             self.held = False
-
-
-def apply(action: GcAction | None) -> None:
-    if action is GcAction.FREEZE:
-        gc.collect()  # walks only what is not frozen: the objects of one tick
-        gc.freeze()
-    elif action is GcAction.FULL:
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from ledger.consensus.gc_ticks import GcTicks
 from ledger.consensus.linkstats import render_validator_links
 from ledger.consensus.node import ValidatorNode
 
@@ -22,8 +23,9 @@ REQUEST_S = 5.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def render_node_metrics(node: ValidatorNode) -> str:
-    """The validator's height and its link counters."""
+def render_node_metrics(node: ValidatorNode, gc_ticks: GcTicks | None = None) -> str:
+    """The validator's height and its link counters (and, with ``gc_ticks``, its process's
+    collections)."""
     name = "v2g_validator_height"
     lines = [
         f"# HELP {name} Height of the validator's last stored block.",
@@ -31,6 +33,15 @@ def render_node_metrics(node: ValidatorNode) -> str:
         f'{name}{{validator="{node.address}"}} {node.height}',
         *render_validator_links([node.link_report()]),
     ]
+    if gc_ticks is not None:
+        name = "v2g_validator_gc_collections_total"
+        lines += [
+            f"# HELP {name} Collections of the objects made since the last one (freeze) and "
+            "of the whole heap (full).",
+            f"# TYPE {name} counter",
+            f'{name}{{validator="{node.address}",kind="freeze"}} {gc_ticks.freezes}',
+            f'{name}{{validator="{node.address}",kind="full"}} {gc_ticks.full_collections}',
+        ]
     return "\n".join(lines) + "\n"
 
 

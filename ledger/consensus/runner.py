@@ -10,15 +10,18 @@ loopback ports chosen by the system, for the one-command demo and for tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.checked import CheckedTxs
 from ledger.consensus.errors import MetricsPortError
+from ledger.consensus.gc_ticks import GcTicks, run_gc_ticks
 from ledger.consensus.metrics_port import MetricsPort, render_node_metrics
 from ledger.consensus.node import NodeConfig, ValidatorNode
 from ledger.consensus.state import TimeoutConfig
+from ledger.gc_freeze import freeze_start_up_heap
 from ledger.home import load_home, load_home_genesis, load_validator_key, validator_homes
 from ledger.sqlite_store import SqliteBlockStore
 
@@ -82,13 +85,18 @@ async def run_validator(
     metrics: tuple[str, int] | None = None,
 ) -> None:
     """Run the validator of ``home`` until ``stop`` is set (forever without one); with
-    ``metrics`` (host, port), also serve its metrics there (``metrics_port.py``)."""
+    ``metrics`` (host, port), also serve its metrics there (``metrics_port.py``).
+
+    The validator owns its process's garbage collection (``gc_ticks``)."""
     node, store = await open_validator(home, tuning=tuning)
     port: MetricsPort | None = None
+    freeze_start_up_heap()  # modules, genesis, keys: no collection walks them again
+    ticks = GcTicks()
+    collector = asyncio.create_task(run_gc_ticks(ticks))
     try:
         await node.start()
         if metrics is not None:
-            port = MetricsPort(lambda: render_node_metrics(node))
+            port = MetricsPort(lambda: render_node_metrics(node, ticks))
             try:
                 await port.listen(*metrics)
             except OSError as exc:
@@ -97,6 +105,9 @@ async def run_validator(
         node.connect(peer.url for peer in load_home(home).peers)
         await (stop or asyncio.Event()).wait()
     finally:
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
         if port is not None:
             await port.close()
         await node.stop()

@@ -26,7 +26,9 @@ that runs nothing else, when the validators are bound by their CPU (Linux only).
 
 ``--before COMMIT`` first runs the same benchmark from that commit's tree (``git archive``,
 its own validators and load generator) and prints its figures as ``before_*``, so that a
-change is measured against the code before it in one run.
+change is measured against the code before it in one run; ``--reference`` does the same for
+the version the ledger work started from (``bench.reference``), as ``reference_*`` (what
+``make bench`` runs).
 
 Run: ``python -m bench.bench_ledger_commit [--quick] [--before COMMIT]``; prints
 ``name=value`` lines. Every process it started is stopped on the way out, whatever happens.
@@ -47,7 +49,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.reference import reference_tree
+from bench.reference import REFERENCE_COMMIT, reference_tree
 from ledger.consensus.client import ValidatorSession
 from ledger.consensus.peers import MAX_WAITS_PER_LINK
 from ledger.devchain import demo_settlements, read_csms_key
@@ -192,13 +194,14 @@ def without_before(argv: list[str]) -> list[str]:
             skip = False
         elif arg == "--before":
             skip = True
-        elif not arg.startswith("--before="):
+        elif not arg.startswith("--before=") and arg != "--reference":
             out.append(arg)
     return out
 
 
-def run_before(commit: str, argv: list[str]) -> None:
-    """This benchmark as the tree of ``commit`` has it; its figures printed as before_*."""
+def run_before(commit: str, argv: list[str], prefix: str = "before") -> None:
+    """This benchmark as the tree of ``commit`` has it; its figures printed as
+    ``<prefix>_*``."""
     with reference_tree(commit) as tree:
         command = [sys.executable, "-m", "bench.bench_ledger_commit", *argv]
         env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -207,10 +210,10 @@ def run_before(commit: str, argv: list[str]) -> None:
         )
     if done.returncode != 0:
         raise RuntimeError(f"the benchmark of {commit} failed:\n{done.stderr[-2000:]}")
-    print(f"before_commit={commit}")
+    print(f"{prefix}_commit={commit}")
     for line in done.stdout.splitlines():
         if "=" in line:
-            print(f"before_{line}")
+            print(f"{prefix}_{line}")
     sys.stdout.flush()
 
 
@@ -226,9 +229,17 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", type=Path, default=None, help="write each validator's cProfile stats here"
     )
     parser.add_argument("--before", help="first run this commit's tree too (before_*)")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help=f"first run the reference version too ({REFERENCE_COMMIT}: reference_*)",
+    )
     args = parser.parse_args(argv)
+    rest = without_before(sys.argv[1:] if argv is None else argv)
+    if args.reference:
+        run_before(REFERENCE_COMMIT, rest, prefix="reference")
     if args.before:
-        run_before(args.before, without_before(sys.argv[1:] if argv is None else argv))
+        run_before(args.before, rest)
     count = args.settlements or (3000 if args.quick else 20_000)
     window = args.window or 3 * args.max_block_txs
     cores = os.cpu_count() or 1

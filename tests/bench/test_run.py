@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bench.bench_ledger_commit import without_before
 from bench.common import percentile
-from bench.run import parse_lines, render
+from bench.run import command_for, parse_lines, render
 
 
 def test_parse_lines_keeps_name_value_lines_only() -> None:
@@ -48,3 +49,12 @@ def test_results_file_judges_targets_and_scale() -> None:
     assert "**failed**: exit 1: boom" in text
     assert "`python -m bench.run --quick`" in text
     assert "| e2e_sessions | 3 |" in text
+
+
+def test_the_ledger_benchmark_runs_beside_the_reference_version() -> None:
+    command = command_for("bench_ledger_commit", quick=True)
+    assert command[-3:] == ["bench.bench_ledger_commit", "--reference", "--quick"]
+    assert "--reference" not in command_for("bench_storm", quick=False)
+    # the reference (and a --before commit) runs with the same settings, not asked again
+    argv = ["--reference", "--quick", "--before", "abc123", "--settlements", "10"]
+    assert without_before(argv) == ["--quick", "--settlements", "10"]

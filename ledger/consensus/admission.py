@@ -118,7 +118,10 @@ class Admission:
         fut: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
         self._backlog.append((tx, parsed, fut))
         self._run()
-        return await fut
+        try:
+            return await fut
+        finally:
+            del fut  # a rejection's traceback holds this frame: no cycle through the future
 
     def _run(self) -> None:
         if self._backlog and (self._worker is None or self._worker.done()):
@@ -142,6 +145,7 @@ class Admission:
                         fut.set_exception(exc)
                     elif not isinstance(exc, LedgerError):
                         log.exception("admitting a transaction failed")
+                fut = None  # the exception it may hold has this frame in its traceback
                 if time.perf_counter() >= until:
                     break
             await asyncio.sleep(0)

@@ -385,6 +385,7 @@ class ValidatorSession:
             return await fut
         finally:
             _forget_future(self._submits, key, fut)
+            del fut  # a rejection's traceback holds this frame: no cycle through the future
 
     def _flush_submits(self) -> None:
         """Send the submissions gathered since the last flush in one frame."""
@@ -417,6 +418,7 @@ class ValidatorSession:
             return await fut
         finally:
             _forget_future(self._queries, settlement_id, fut)
+            del fut  # as in ``submit``
 
     async def _read(self, ws: ClientConnection) -> None:
         stats = self.stats

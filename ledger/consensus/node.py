@@ -342,7 +342,10 @@ class ValidatorNode:
         fut = self._waiters.wait_for(tx, record)
         if self.admission.add(tx):
             self._outgoing.add(tx)
-        return await fut
+        try:
+            return await fut
+        finally:
+            del fut  # a rejection's traceback holds this frame: no cycle through the future
 
     async def receipt_document(self, settlement_id: str) -> dict[str, Any] | None:
         """The self-contained receipt of a settlement in the store (None if not stored)."""

@@ -8,10 +8,10 @@ full collection, one each time the surviving objects had grown by a quarter. In 
 5.2 s of CPU in collections, the full ones stopping consensus for 55-120 ms; a validator
 that has run for weeks holds many times that heap, and each full walk grows with it.
 
-So while work arrives (``MIN_NEW`` objects or more made since the last look), every
-``TICK_S`` the objects made since the last tick are collected and the survivors frozen
-(``ledger.gc_freeze``), with the automatic collector off: each walk covers one tick's
-objects. Idle, it looks every ``IDLE_TICK_S`` and collects nothing. Cycles that become
+So while work arrives (``MIN_NEW`` or more objects made, less those freed, since the last
+collection), every ``TICK_S`` the objects made since the last tick are collected and the
+survivors frozen (``ledger.gc_freeze``), with the automatic collector off: each walk covers
+one tick's objects. Idle, it looks every ``IDLE_TICK_S`` and collects nothing. Cycles that become
 garbage once frozen (an exception's traceback, a closed connection's) are collected by a
 FULL collection every ``FULL_INTERVAL_S`` when anything was frozen meanwhile. In the same
 run, a validator then spent 150-180 ms in collections (most of it walking each surviving
@@ -73,8 +73,8 @@ class GcTicks:
 
 async def run_gc_ticks(ticks: GcTicks) -> None:
     """Collect on ``ticks``' schedule until cancelled; the automatic collector is off
-    meanwhile (and as it was again after). Freeze the start-up heap first
-    (``freeze_start_up_heap``), before the process serves anyone."""
+    meanwhile (and as it was again after). The caller freezes the start-up heap first
+    (``ledger.gc_freeze.freeze_start_up_heap``), before the process serves anyone."""
     loop = asyncio.get_running_loop()
     was_enabled = gc.isenabled()
     gc.disable()

@@ -55,7 +55,7 @@ async def test_four_validator_commands_commit_and_stop_on_sigterm(tmp_path: Path
         # A retry after a crash of the submitter: the same receipt, not a rejection.
         assert await asyncio.wait_for(submit_tx(urls[::-1], tx, key=csms), 30) == receipt
         # v0's own metrics: its height, its links to the three others, and its collections
-        # in ticks (what start-up left frozen at the first look, a second in)
+        # in ticks (the objects made since start-up frozen at the first look, a second in)
         links_up = r"^v2g_validator_peer_up\{[^}]*\} 1$"
         froze = r'^v2g_validator_gc_\S*\{[^}]*kind="freeze"\} [1-9]'
         async with httpx.AsyncClient() as http:

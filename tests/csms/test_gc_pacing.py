@@ -6,7 +6,7 @@ import asyncio
 import gc
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +26,6 @@ from csms.gc_pacing import (
 from csms.passwords import hash_password
 from csms.timeutil import format_timestamp, utc_now
 from tests.csms.conftest import PASSWORD, auth_header, url
-
-
-@pytest.fixture
-def restore_gc() -> Iterator[None]:
-    yield
-    gc.unfreeze()
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from ledger.consensus.mempool import Mempool
 from ledger.consensus.submissions import Waiters
 from ledger.consensus.wire import TxBatch, dump, load
 from ledger.errors import SignatureError
-from ledger.types import Block, Header, Tx
+from ledger.types import Block, Tx
 from tests.ledger.builders import Net, make_net, settlement_body
+from tests.ledger.test_codec import HEADER  # any header: only the txs are read
 
 
 def admission(net: Net) -> tuple[Admission, Mempool]:
@@ -27,23 +28,6 @@ def admission(net: Net) -> tuple[Admission, Mempool]:
         mempool, CheckedTxs(), Waiters(), state=lambda: net.state, work_arrived=lambda: None
     )
     return gate, mempool
-
-
-def header_of(net: Net) -> Header:
-    """A header for reading a block's transactions (its fields are not what is tested)."""
-    zero = bytes(32)
-    return Header(
-        net.state.chain_id,
-        net.state.height + 1,
-        net.state.time + 1,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
-        "p",
-        0,
-    )
 
 
 def forged(tx: Tx) -> Tx:
@@ -159,7 +143,7 @@ async def test_a_block_holding_gossip_still_waiting_reads_and_checks_it_without_
     await asyncio.sleep(0)
     assert 0 < gate.backlog < len(txs)
 
-    text = block_bytes(Block(header_of(net), txs)).decode()
+    text = block_bytes(Block(HEADER, txs)).decode()
     block, _ = read_block(text, known=gate.checked.end_of)
     after = apply_txs(
         net.state, block.txs, time=net.state.time + 1, block_hash=bytes(32), checked=gate.checked

@@ -5,21 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
 from ledger.consensus.gc_ticks import IDLE_TICK_S, MIN_NEW, TICK_S, GcTicks, run_gc_ticks
 from ledger.gc_freeze import GcAction
-
-
-@pytest.fixture
-def restore_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    yield
-    gc.unfreeze()
-    if enabled:
-        gc.enable()
 
 
 def test_work_arriving_freezes_every_tick_and_idle_looks_once_a_second() -> None:
